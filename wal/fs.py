@@ -1,0 +1,192 @@
+"""The one I/O seam: every byte mkts reads from or writes to disk goes through a FileSystem.
+
+`OsFileSystem` is the real implementation (POSIX calls, real fsync). Tests substitute a
+fault-injecting implementation with the same methods to simulate crashes and I/O errors.
+The log (wal/) and the storage engine (engine/) both use it; nothing else opens files.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+from typing import Protocol
+
+__all__ = ["File", "FileSystem", "OsFileSystem", "OsFile"]
+
+
+class File(Protocol):
+    """An open file. Positional I/O only; no shared cursor."""
+
+    path: str
+
+    def pread(self, size: int, offset: int) -> bytes: ...
+
+    def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None: ...
+
+    def size(self) -> int: ...
+
+    def truncate(self, size: int) -> None: ...
+
+    def sync(self) -> None:
+        """Make the file's data (and the size needed to read it) durable: fdatasync."""
+        ...
+
+    def map(self) -> memoryview | mmap.mmap:
+        """A read-only view of the whole file as it is now; it follows later pwrites."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FileSystem(Protocol):
+    def open(self, path: str, *, write: bool = False, create: bool = False) -> File:
+        """Open a file; `create=True` creates it (exclusively: an existing file is an error)."""
+        ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def isdir(self, path: str) -> bool: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+    def mkdir(self, path: str) -> None:
+        """Create one directory (its parent must exist). Not durable until fsync_dir(parent)."""
+        ...
+
+    def fsync_dir(self, path: str) -> None: ...
+
+    def replace(self, src: str, dst: str) -> None:
+        """Atomically rename src over dst. Not durable until fsync_dir of the parent."""
+        ...
+
+    def unlink(self, path: str) -> None: ...
+
+    def rmdir(self, path: str) -> None: ...
+
+    def file_size(self, path: str) -> int: ...
+
+    def allocated_size(self, path: str) -> int: ...
+
+    def lock(self, path: str) -> int:
+        """Take an exclusive, non-blocking lock on `path` and write our pid into it.
+
+        Returns a handle for unlock(); raises BlockingIOError when another handle holds it."""
+        ...
+
+    def unlock(self, handle: int) -> None: ...
+
+
+class OsFile:
+    __slots__ = ("path", "_fd", "_map", "_map_size")
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+        self._map: mmap.mmap | None = None
+        self._map_size = -1
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self._fd, size, offset)
+
+    def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        done = 0
+        while done < total:
+            n = os.pwrite(self._fd, view[done:], offset + done)
+            if n <= 0:  # pragma: no cover - the kernel reports ENOSPC as an exception
+                raise OSError(errno.EIO, f"short write to {self.path}")
+            done += n
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+
+    def sync(self) -> None:
+        os.fdatasync(self._fd)
+
+    def map(self) -> mmap.mmap:
+        size = self.size()
+        if self._map is None or self._map_size != size:
+            if size == 0:
+                raise ValueError(f"cannot map empty file {self.path}")
+            self._map = mmap.mmap(self._fd, size, access=mmap.ACCESS_READ)
+            self._map_size = size
+        return self._map
+
+    def close(self) -> None:
+        # A mapping may still be referenced by numpy views handed to callers; mmap keeps
+        # its own reference to the pages, so only the descriptor is closed here.
+        self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class OsFileSystem:
+    """The real filesystem."""
+
+    def open(self, path: str, *, write: bool = False, create: bool = False) -> OsFile:
+        if create:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+        elif write:
+            flags = os.O_RDWR
+        else:
+            flags = os.O_RDONLY
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        return OsFile(path, fd)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(os.listdir(path))
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(path, 0o755)
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def replace(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(path)
+
+    def file_size(self, path: str) -> int:
+        return os.stat(path).st_size
+
+    def allocated_size(self, path: str) -> int:
+        return os.stat(path).st_blocks * 512
+
+    def lock(self, path: str) -> int:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def unlock(self, handle: int) -> None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            os.close(handle)
