@@ -1,0 +1,206 @@
+"""Stages 3-5 of the write path: log, apply, publish, with group commit and sync modes.
+
+Writers queue their transaction; whoever holds the commit lock (the leader) logs every
+queued transaction in one append, makes it durable with one fsync, applies them in log
+order, and hands them to the publisher. An I/O error is fatal for the handle
+(docs/wal.md "Sync modes and failures").
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import StoreFailedError
+from engine.rwlock import RWLock
+
+__all__ = ["CommitPipeline", "SYNC_MODES"]
+
+SYNC_MODES = ("always", "interval", "off")
+
+
+@dataclass
+class _Entry:
+    payload: bytes
+    writes: Any
+    txn: int = 0
+    done: bool = False
+    error: BaseException | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CommitPipeline:
+    def __init__(
+        self,
+        log: Any,
+        *,
+        apply: Callable[[Any], None],
+        publish: Callable[[int, Any, bool], None],
+        sync_data: Callable[[], None],
+        rwlock: RWLock,
+        sync: str = "always",
+        max_log_bytes: int = 256 << 20,
+    ) -> None:
+        self._log = log
+        self._apply = apply
+        self._publish = publish
+        self._sync_data = sync_data
+        self._rw = rwlock
+        self.sync_mode = sync
+        self.max_log_bytes = max_log_bytes
+        self._io = threading.Lock()  # held by the leader: log, apply, checkpoint
+        self._mu = threading.Lock()  # protects the queue
+        self._queue: list[_Entry] = []
+        self._unapplied: list[_Entry] = []  # interval mode: logged, awaiting fsync + apply
+        self.failed: BaseException | None = None
+        self.applied_txn = log.last_txn
+
+    # -- the write path --------------------------------------------------------------------
+    def commit(self, payload: bytes, writes: Any) -> int:
+        """Log and apply one transaction; returns its number once the sync mode allows."""
+        entry = _Entry(payload, writes)
+        with self._mu:
+            self.check()
+            self._queue.append(entry)
+        with self._io:
+            if not entry.done:
+                with self._mu:
+                    batch, self._queue = self._queue, []
+                self._process(batch)
+                if (
+                    self.failed is None
+                    and self.max_log_bytes
+                    and self._log.size_bytes > self.max_log_bytes
+                ):
+                    try:
+                        self._checkpoint_locked()
+                    except Exception:  # recorded in self.failed; this write is already safe
+                        pass
+        if entry.error is not None:
+            raise entry.error
+        return entry.txn
+
+    def check(self) -> None:
+        if self.failed is not None:
+            raise StoreFailedError(
+                f"this handle stopped accepting writes after an I/O error ({self.failed}); "
+                "close it and open the database again (the log is replayed at open)"
+            )
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+
+    def _process(self, batch: list[_Entry]) -> None:
+        if self.failed is not None:
+            for e in batch:
+                e.error = StoreFailedError(f"write refused after an earlier I/O error: {self.failed}")
+                e.done = True
+            return
+        try:
+            last = self._log.append([e.payload for e in batch])
+        except BaseException as exc:
+            self._fail(exc)
+            for e in batch:
+                e.error = StoreFailedError(
+                    f"the write could not be logged ({exc}); it was not acknowledged and this "
+                    "handle now refuses writes: close and reopen the database"
+                )
+                e.done = True
+            if not isinstance(exc, Exception):
+                raise
+            return
+        first = last - len(batch) + 1
+        for i, e in enumerate(batch):
+            e.txn = first + i
+        if self.sync_mode == "always":
+            try:
+                self._log.sync()
+            except BaseException as exc:
+                self._fail(exc)
+                for e in batch:
+                    e.error = StoreFailedError(
+                        f"fsync of the log failed ({exc}); transaction {e.txn} may or may not "
+                        "survive a crash. This handle refuses further writes: close and reopen"
+                    )
+                    e.done = True
+                if not isinstance(exc, Exception):
+                    raise
+                return
+        if self.sync_mode == "interval":
+            # WAL before data: apply only after the fsync that covers these transactions.
+            self._unapplied.extend(batch)
+            for e in batch:
+                e.done = True
+            return
+        self._apply_entries(batch)
+
+    def _apply_entries(self, entries: list[_Entry]) -> None:
+        applied = 0
+        with self._rw.write():
+            for e in entries:
+                try:
+                    self._apply(e.writes)
+                except BaseException as exc:
+                    self._fail(exc)
+                    for rest in entries[applied:]:
+                        if not rest.done:
+                            rest.error = StoreFailedError(
+                                f"transaction {rest.txn} is durable in the log but could not be "
+                                f"applied to the data files ({exc}); it will be applied when the "
+                                "database is opened again. This handle refuses further writes"
+                            )
+                        rest.done = True
+                    if not isinstance(exc, Exception):
+                        raise
+                    break
+                applied += 1
+                self.applied_txn = e.txn
+        for e in entries[:applied]:
+            e.done = True
+            self._publish(e.txn, e.writes, False)
+
+    # -- interval mode and checkpoints -----------------------------------------------------
+    def make_visible(self) -> None:
+        """Apply transactions still waiting for the interval fsync (read-your-writes)."""
+        if self._unapplied:
+            with self._io:
+                self._flush_locked()
+
+    def flush_interval(self) -> None:
+        with self._io:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._unapplied or self.failed is not None:
+            return
+        batch, self._unapplied = self._unapplied, []
+        try:
+            self._log.sync()
+        except BaseException as exc:
+            self._fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._apply_entries(batch)
+
+    def checkpoint(self) -> None:
+        with self._io:
+            self._checkpoint_locked()
+
+    def _checkpoint_locked(self) -> None:
+        self.check()
+        self._flush_locked()
+        self.check()
+        try:
+            self._sync_data()
+            self._log.checkpoint(self._log.last_txn)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    def exclusive(self) -> threading.Lock:
+        """The commit lock, for operations that must not interleave with commits."""
+        return self._io

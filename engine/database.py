@@ -1,0 +1,483 @@
+"""`Database`: the public handle. A thin facade over the catalog, the commit pipeline and
+the read path; opening takes the lock and replays the log (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from engine import ingest, journal, query
+from engine.catalog import Bucket, Catalog
+from engine.commit import SYNC_MODES, CommitPipeline
+from engine.durable import atomic_write
+from engine.errors import (
+    BucketExistsError,
+    ClosedError,
+    InvalidInputError,
+    LockedError,
+    ReadOnlyError,
+    SchemaError,
+)
+from engine.header import same_schema
+from engine.keys import BucketKey, parse_key, parse_pattern
+from engine.plan import SlotWrite, plan_fixed
+from engine.result import Result
+from engine.rwlock import RWLock
+from engine.schema import FIXED, VARIABLE, Schema
+from engine.timeutil import get_calendar, to_epoch_ns
+from wal import WriteAheadLog
+from wal.fs import FileSystem, OsFileSystem
+
+__all__ = ["Database", "open_database", "WriteEvent"]
+
+log = logging.getLogger("mkts.engine")
+
+ROOT_META = "mkts.root"
+ROOT_FORMAT = 1
+RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
+
+
+class WriteEvent:
+    """What a committed (or replayed) transaction wrote: one entry per year file touched."""
+
+    __slots__ = ("txn", "writes", "replayed")
+
+    def __init__(self, txn: int, writes: list[SlotWrite], replayed: bool) -> None:
+        self.txn = txn
+        self.writes = writes
+        self.replayed = replayed
+
+    def __repr__(self) -> str:
+        return f"<WriteEvent txn={self.txn} files={len(self.writes)} replayed={self.replayed}>"
+
+
+def open_database(
+    root: str | os.PathLike[str],
+    *,
+    timezone: str | None = None,
+    readonly: bool = False,
+    sync: str = "always",
+    sync_interval_ms: int = 100,
+    checkpoint_interval_s: float = 60.0,
+    max_wal_mb: int = 256,
+    recovery: str = "tolerate_torn_tail",
+    fs: FileSystem | None = None,
+    listeners: Sequence[Callable[[WriteEvent], None]] = (),
+) -> Database:
+    """Open (creating if missing, unless readonly) the database at `root`.
+
+    `timezone` defaults to the root's own (UTC for a new root); opening an existing root
+    with a different zone is an error, because slot positions depend on it.
+    """
+    return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
+                    sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
+                    max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, listeners=listeners)
+
+
+class Database:
+    """A handle on one database root. Thread-safe; use as a context manager or call close().
+
+    Guarantees: one write() / write_many() call is one transaction, visible and durable
+    all-or-nothing; with sync="always" it is durable (fsynced to the log) when the call
+    returns. Readers never see part of a transaction.
+    """
+
+    def __init__(self, root: str, *, timezone: str | None, readonly: bool, sync: str,
+                 sync_interval_ms: int, checkpoint_interval_s: float, max_wal_mb: int,
+                 recovery: str, fs: FileSystem | None,
+                 listeners: Sequence[Callable[[WriteEvent], None]]) -> None:
+        if sync not in SYNC_MODES:
+            raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
+        if recovery not in RECOVERY_MODES:
+            raise InvalidInputError(f"recovery={recovery!r} must be one of {', '.join(RECOVERY_MODES)}")
+        if sync_interval_ms <= 0:
+            raise InvalidInputError(f"sync_interval_ms={sync_interval_ms} must be positive")
+        self.root = os.path.abspath(root)
+        self.readonly = readonly
+        self.sync_mode = sync
+        self._fs: FileSystem = fs or OsFileSystem()
+        self._closed = False
+        self._lock_handle: int | None = None
+        self._listeners: list[Callable[[WriteEvent], None]] = list(listeners)
+        self._rw = RWLock()
+        self._meta_lock = threading.RLock()  # create/destroy and catalog changes
+        self._stop = threading.Event()
+        self._bg: threading.Thread | None = None
+        self._log: Any = None
+        self._pipeline: CommitPipeline | None = None
+        try:
+            self._open(timezone, recovery, sync_interval_ms, checkpoint_interval_s, max_wal_mb)
+        except BaseException:
+            self._release()
+            raise
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open(self, timezone: str | None, recovery: str, sync_interval_ms: int,
+              checkpoint_interval_s: float, max_wal_mb: int) -> None:
+        fs, root = self._fs, self.root
+        if not fs.isdir(root):
+            if self.readonly:
+                raise InvalidInputError(f"database root {root} does not exist (readonly open)")
+            parent = os.path.dirname(root)
+            if not fs.isdir(parent):
+                raise InvalidInputError(f"cannot create database root {root}: {parent} does not exist")
+            fs.mkdir(root)
+            fs.fsync_dir(parent)
+        if not self.readonly:
+            lock_path = os.path.join(root, "LOCK")
+            try:
+                self._lock_handle = fs.lock(lock_path)
+            except BlockingIOError:
+                holder = _read_holder(fs, lock_path)
+                raise LockedError(
+                    f"database root {root} is in use by pid {holder}; close that handle first "
+                    "or open with readonly=True"
+                ) from None
+        self.timezone = self._root_timezone(timezone)
+        self.calendar = get_calendar(self.timezone)
+        self.catalog = Catalog(fs, root, self.calendar, readonly=self.readonly)
+        self.catalog.load()
+        if self.readonly:
+            return
+        self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
+        replayed = self._replay()
+        self._pipeline = CommitPipeline(
+            self._log, apply=self._apply, publish=self._publish, sync_data=self._sync_data,
+            rwlock=self._rw, sync=self.sync_mode, max_log_bytes=max_wal_mb << 20,
+        )
+        if replayed:
+            self._pipeline.checkpoint()
+        self._interval_s = sync_interval_ms / 1000.0
+        self._checkpoint_s = checkpoint_interval_s
+        self._bg = threading.Thread(target=self._background, name="mkts-sync", daemon=True)
+        self._bg.start()
+
+    def _root_timezone(self, requested: str | None) -> str:
+        path = os.path.join(self.root, ROOT_META)
+        fs = self._fs
+        if fs.exists(path):
+            f = fs.open(path)
+            try:
+                raw = f.pread(1 << 16, 0)
+            finally:
+                f.close()
+            try:
+                meta = json.loads(raw.decode("utf-8"))
+                stored = str(meta["timezone"])
+                fmt = int(meta["format"])
+            except (ValueError, KeyError, TypeError) as exc:
+                from engine.errors import CorruptFileError
+
+                raise CorruptFileError(f"{path} is damaged: {exc}") from exc
+            if fmt != ROOT_FORMAT:
+                from engine.errors import UnsupportedFormatError
+
+                raise UnsupportedFormatError(
+                    f"{path}: database format {fmt}; this mkts reads format {ROOT_FORMAT}"
+                )
+            if requested is not None and requested != stored:
+                raise InvalidInputError(
+                    f"database {self.root} uses timezone {stored!r}; open it with "
+                    f"timezone={stored!r} (or leave timezone unset)"
+                )
+            return stored
+        tz = requested or "UTC"
+        get_calendar(tz)  # validate before writing anything
+        if self.readonly:
+            return tz
+        meta = json.dumps({"format": ROOT_FORMAT, "timezone": tz}).encode()
+        atomic_write(fs, path, meta + b"\n")
+        return tz
+
+    def _replay(self) -> int:
+        count = 0
+        started = time.monotonic()
+        for rec in self._log.records():
+            writes = journal.decode(rec.payload, self._schema_of,
+                                    f"txn {rec.txn} in {rec.segment} at offset {rec.offset}")
+            self._apply(writes)
+            self._publish(rec.txn, writes, True)
+            count += 1
+            if count % 10_000 == 0:
+                log.info("replayed %d transactions (%.1f s)", count, time.monotonic() - started)
+        if count:
+            log.info("replayed %d transactions from the log in %.2f s", count,
+                     time.monotonic() - started)
+        return count
+
+    def _schema_of(self, key: BucketKey) -> Schema:
+        return self.catalog.get(key).schema
+
+    # -- the pipeline's callbacks ----------------------------------------------------------
+    def _apply(self, writes: list[SlotWrite]) -> None:
+        for w in writes:
+            bucket = self.catalog.get(w.key)
+            f = self.catalog.year_file(bucket, w.year, create=True)
+            assert f is not None
+            f.write_slots(w.slots, memoryview(w.records).cast("B"))
+
+    def _sync_data(self) -> None:
+        for f in self.catalog.dirty_files():
+            f.sync()
+
+    def _publish(self, txn: int, writes: list[SlotWrite], replayed: bool) -> None:
+        if not self._listeners:
+            return
+        event = WriteEvent(txn, writes, replayed)
+        for fn in list(self._listeners):
+            try:
+                fn(event)
+            except Exception:
+                log.exception("write listener %r failed for txn %d", fn, txn)
+
+    def _background(self) -> None:
+        pipeline = self._pipeline
+        assert pipeline is not None
+        tick = self._interval_s if self.sync_mode == "interval" else min(1.0, self._checkpoint_s)
+        last_checkpoint = time.monotonic()
+        while not self._stop.wait(tick):
+            try:
+                if self.sync_mode == "interval":
+                    pipeline.flush_interval()
+                if time.monotonic() - last_checkpoint >= self._checkpoint_s:
+                    last_checkpoint = time.monotonic()
+                    if pipeline.failed is None:
+                        pipeline.checkpoint()
+            except Exception:
+                log.exception("background sync or checkpoint failed; the handle refuses writes")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"database {self.root} is closed")
+
+    def _check_writable(self) -> CommitPipeline:
+        self._check_open()
+        if self.readonly or self._pipeline is None:
+            raise ReadOnlyError(f"database {self.root} was opened readonly; writes are refused")
+        self._pipeline.check()
+        return self._pipeline
+
+    def _visible(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.make_visible()
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, key: str, data: Any, *, variable: bool | None = None) -> int:
+        """Write rows to one bucket (created from the data's columns on first write).
+
+        One call is one transaction. Returns its transaction number (0 if there were no rows).
+        """
+        return self.write_many({key: data}, variable=variable)
+
+    def write_many(self, items: Mapping[str, Any], *, variable: bool | None = None) -> int:
+        """Write to several buckets as one transaction: all of it becomes visible and durable
+        together, or none of it; invalid input anywhere writes nothing."""
+        pipeline = self._check_writable()
+        if not isinstance(items, Mapping):
+            raise InvalidInputError("write_many() takes a dict {bucket key: data}")
+        with self._meta_lock:
+            plans: list[SlotWrite] = []
+            creates: list[tuple[BucketKey, Schema]] = []
+            for key_text, data in items.items():
+                key = parse_key(key_text)
+                cols = ingest.raw_columns(data, str(key))
+                bucket = self.catalog.buckets.get(key)
+                if bucket is None:
+                    kind = VARIABLE if variable else FIXED
+                    schema = ingest.infer_schema(key.tf, kind, cols, str(key))
+                else:
+                    schema = bucket.schema
+                    if variable is not None and (schema.kind == VARIABLE) != variable:
+                        raise SchemaError(
+                            f"write to {key}: variable={variable} but the bucket is {schema.kind}"
+                        )
+                batch = ingest.prepare(cols, schema, self.calendar, str(key))
+                if len(batch) == 0:
+                    continue
+                if schema.kind == VARIABLE:
+                    raise SchemaError(f"write to {key}: tick buckets are not supported yet")
+                if bucket is None:
+                    creates.append((key, schema))
+                plans.extend(plan_fixed(key, schema, batch, self.calendar))
+            if not plans:
+                return 0
+            payload = journal.encode(plans)
+            if len(payload) > (1 << 30):
+                raise InvalidInputError(
+                    f"one transaction of {len(payload) >> 20} MiB is over the 1 GiB limit; "
+                    "split the write into several calls"
+                )
+            if creates:
+                with self._rw.write():
+                    for key, schema in creates:
+                        self.catalog.create(key, schema)
+        return pipeline.commit(payload, plans)
+
+    def create(self, key: str, columns: Any, *, variable: bool = False) -> None:
+        """Create an empty bucket; columns as {"Open": "f4", ...} or a structured dtype.
+
+        Creating a bucket that exists with the same definition is a no-op."""
+        self._check_writable()
+        k = parse_key(key)
+        schema = Schema.from_spec(k.tf, VARIABLE if variable else FIXED, columns)
+        with self._meta_lock:
+            existing = self.catalog.buckets.get(k)
+            if existing is not None:
+                if same_schema(existing.schema, schema):
+                    return
+                raise BucketExistsError(
+                    f"bucket {k} already exists with columns {existing.schema.describe()} "
+                    f"({existing.schema.kind}); destroy it first to change its definition"
+                )
+            with self._rw.write():
+                self.catalog.create(k, schema)
+
+    def destroy(self, key: str) -> None:
+        """Delete a bucket and all its data, durably."""
+        pipeline = self._check_writable()
+        k = parse_key(key)
+        with self._meta_lock:
+            self.catalog.get(k)
+            # Checkpoint first so that no log record refers to the bucket any more.
+            with pipeline.exclusive():
+                pipeline._checkpoint_locked()
+                with self._rw.write():
+                    self.catalog.destroy(k)
+
+    def checkpoint(self) -> None:
+        """Make every applied write durable in the data files and retire the log."""
+        self._check_writable().checkpoint()
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, key: str, start: Any = None, end: Any = None, *, limit: int | None = None,
+             limit_from_start: bool = False, columns: Sequence[str] | None = None) -> Result:
+        """Rows of one bucket whose interval overlaps [start, end] (both inclusive)."""
+        self._check_open()
+        k = parse_key(key)
+        start_ns, end_ns, limit = _range_args(start, end, limit)
+        self._visible()
+        with self._rw.read():
+            bucket = self.catalog.get(k)
+            return query.read_fixed(self.catalog, bucket, start_ns, end_ns, limit=limit,
+                                    limit_from_start=limit_from_start, columns=columns)
+
+    def query(self, pattern: str, start: Any = None, end: Any = None, *,
+              limit: int | None = None, limit_from_start: bool = False,
+              columns: Sequence[str] | None = None) -> dict[str, Result]:
+        """Read every bucket matching `SYM[,SYM...]/TF/ATTR` (`*` = all); {key: Result}
+        in request order (symbols as listed, or sorted for `*`). Unknown symbols are absent."""
+        self._check_open()
+        pat = parse_pattern(pattern)
+        start_ns, end_ns, limit = _range_args(start, end, limit)
+        self._visible()
+        out: dict[str, Result] = {}
+        with self._rw.read():
+            keys = [k for k in self.catalog.buckets if pat.matches(k)]
+            if pat.symbols is not None:
+                order = {s: i for i, s in enumerate(pat.symbols)}
+                keys.sort(key=lambda k: (order[k.symbol], k.timeframe, k.attrgroup))
+            else:
+                keys.sort()
+            for k in keys:
+                bucket = self.catalog.buckets[k]
+                out[str(k)] = query.read_fixed(self.catalog, bucket, start_ns, end_ns,
+                                               limit=limit, limit_from_start=limit_from_start,
+                                               columns=columns)
+        return out
+
+    def list_keys(self) -> list[str]:
+        self._check_open()
+        with self._meta_lock:
+            return sorted(str(k) for k in self.catalog.buckets)
+
+    def list_symbols(self) -> list[str]:
+        self._check_open()
+        with self._meta_lock:
+            return sorted({k.symbol for k in self.catalog.buckets})
+
+    def info(self, key: str) -> dict[str, Any]:
+        """{"timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years"}."""
+        self._check_open()
+        k = parse_key(key)
+        with self._meta_lock:
+            bucket: Bucket = self.catalog.get(k)
+            return {
+                "key": str(k),
+                "timeframe": k.timeframe,
+                "columns": bucket.schema.describe(),
+                "kind": bucket.schema.kind,
+                "years": bucket.sorted_years(),
+            }
+
+    def stats(self) -> dict[str, Any]:
+        p = self._pipeline
+        return {
+            "sync": self.sync_mode,
+            "last_txn": self._log.last_txn if self._log is not None else 0,
+            "applied_txn": p.applied_txn if p is not None else 0,
+            "wal_bytes": self._log.size_bytes if self._log is not None else 0,
+            "failed": None if p is None or p.failed is None else str(p.failed),
+        }
+
+    # -- closing ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Checkpoint, stop background work and release the lock. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._bg is not None:
+            self._bg.join()
+        try:
+            if self._pipeline is not None and self._pipeline.failed is None:
+                self._pipeline.checkpoint()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        catalog = getattr(self, "catalog", None)
+        if catalog is not None:
+            catalog.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._lock_handle is not None:
+            self._fs.unlock(self._lock_handle)
+            self._lock_handle = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "readonly" if self.readonly else f"sync={self.sync_mode}"
+        return f"<mkts.Database {self.root} {mode}{' closed' if self._closed else ''}>"
+
+
+def _range_args(start: Any, end: Any, limit: int | None) -> tuple[int | None, int | None, int | None]:
+    start_ns = None if start is None else to_epoch_ns(start, "start")
+    end_ns = None if end is None else to_epoch_ns(end, "end")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError(f"limit={limit!r} must be a non-negative integer or None")
+    return start_ns, end_ns, limit
+
+
+def _read_holder(fs: FileSystem, path: str) -> str:
+    try:
+        f = fs.open(path)
+        try:
+            return f.pread(64, 0).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            f.close()
+    except OSError:
+        return "unknown"

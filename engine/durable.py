@@ -1,0 +1,54 @@
+"""Durable filesystem steps built on the I/O seam: atomic file replace, directory creation.
+
+Every create or rename is followed by an fsync of its directory (docs/format.md "Durability").
+"""
+
+from __future__ import annotations
+
+import os
+
+from wal.fs import FileSystem
+
+__all__ = ["atomic_write", "makedirs_durable", "remove_tree_durable"]
+
+
+def atomic_write(fs: FileSystem, path: str, data: bytes, *, size: int | None = None) -> None:
+    """Write `data` (then extend to `size` with a hole) as `path`, all or nothing, durably."""
+    tmp = path + ".tmp"
+    if fs.exists(tmp):
+        fs.unlink(tmp)
+    f = fs.open(tmp, create=True)
+    try:
+        f.pwrite(data, 0)
+        if size is not None and size > len(data):
+            f.truncate(size)
+        f.sync()
+    finally:
+        f.close()
+    fs.replace(tmp, path)
+    fs.fsync_dir(os.path.dirname(path))
+
+
+def makedirs_durable(fs: FileSystem, path: str, stop: str) -> None:
+    """Create `path` and any missing parents below `stop`, fsyncing each new entry's parent."""
+    missing: list[str] = []
+    p = path
+    while p != stop and not fs.exists(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(missing):
+        fs.mkdir(d)
+        fs.fsync_dir(os.path.dirname(d))
+
+
+def remove_tree_durable(fs: FileSystem, path: str) -> None:
+    """Remove a directory tree bottom-up, fsyncing each directory after its entries go."""
+    for name in fs.listdir(path):
+        child = os.path.join(path, name)
+        if fs.isdir(child):
+            remove_tree_durable(fs, child)
+        else:
+            fs.unlink(child)
+    fs.fsync_dir(path)
+    fs.rmdir(path)
+    fs.fsync_dir(os.path.dirname(path))

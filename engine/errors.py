@@ -1,0 +1,69 @@
+"""Every error the engine raises on purpose, rooted at `MktsError`.
+
+Each class also subclasses the builtin that fits, so callers may catch either:
+a missing bucket is a `KeyError`, bad input a `ValueError`, a read-only handle a `PermissionError`.
+"""
+
+from __future__ import annotations
+
+from wal.errors import CorruptWALError, MktsError, UnsupportedFormatError, WalError
+
+__all__ = [
+    "MktsError",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "SchemaError",
+    "BucketNotFoundError",
+    "BucketExistsError",
+    "ReadOnlyError",
+    "LockedError",
+    "StoreFailedError",
+    "ClosedError",
+    "CorruptFileError",
+    "CorruptWALError",
+    "UnsupportedFormatError",
+    "WalError",
+]
+
+
+class InvalidInputError(MktsError, ValueError):
+    """The data or an argument is not acceptable; nothing was written."""
+
+
+class InvalidKeyError(InvalidInputError):
+    """A bucket key or pattern is malformed."""
+
+
+class SchemaError(InvalidInputError):
+    """Columns do not match the bucket's schema, or a type cannot be cast safely."""
+
+
+class BucketNotFoundError(MktsError, KeyError):
+    """No bucket with this key."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; a message reads better plain
+        return str(self.args[0]) if self.args else ""
+
+
+class BucketExistsError(MktsError, ValueError):
+    """create() of a bucket that already exists with a different definition."""
+
+
+class ReadOnlyError(MktsError, PermissionError):
+    """A write was attempted through a read-only handle."""
+
+
+class LockedError(MktsError, BlockingIOError):
+    """Another writer holds the root's lock."""
+
+
+class StoreFailedError(MktsError, OSError):
+    """An I/O error made this handle stop accepting writes; close and reopen to recover."""
+
+
+class ClosedError(MktsError, ValueError):
+    """The database handle is closed."""
+
+
+class CorruptFileError(MktsError, OSError):
+    """A data file is damaged (bad header checksum, misplaced record, damaged blob)."""

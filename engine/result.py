@@ -1,0 +1,90 @@
+"""`Result`: the rows of one bucket returned by a read, as a small read-only table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from engine.errors import SchemaError
+
+__all__ = ["Result"]
+
+
+class Result:
+    """Columns of one bucket over a time range, in ascending time order.
+
+    `r["Close"]` is a read-only numpy array (a view into the result, no copy);
+    `r.columns` / `r.keys()` list the columns with Epoch first; `len(r)` counts rows;
+    `r.to_pandas()` gives a DataFrame indexed by Epoch in the database time zone.
+    """
+
+    __slots__ = ("key", "_data", "_columns", "timezone", "_nanos")
+
+    def __init__(self, key: str, data: np.ndarray, columns: list[str], timezone: str,
+                 nanos: np.ndarray | None = None) -> None:
+        self.key = key
+        data.flags.writeable = False
+        self._data = data
+        self._columns = columns
+        self.timezone = timezone
+        self._nanos = nanos
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def keys(self) -> list[str]:
+        return list(self._columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._columns:
+            raise SchemaError(
+                f"column {name!r} is not in this result; it has {', '.join(self._columns)}"
+            )
+        if name == "Nanoseconds" and self._nanos is not None:
+            return self._nanos
+        return self._data[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def array(self) -> np.ndarray:
+        """All columns as one read-only numpy structured array."""
+        return self._data
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Row times as datetime64[ns] (UTC)."""
+        ns = self._data["Epoch"].astype(np.int64) * 1_000_000_000
+        if self._nanos is not None:
+            ns = ns + self._nanos
+        return ns.view("datetime64[ns]")
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame indexed by a DatetimeIndex named Epoch in the database zone."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError("to_pandas() needs pandas: pip install 'mkts[pandas]'") from exc
+        index = pd.DatetimeIndex(self.timestamps, name="Epoch").tz_localize("UTC")
+        if self.timezone != "UTC":
+            index = index.tz_convert(self.timezone)
+        data = {c: np.array(self[c]) for c in self._columns if c != "Epoch"}
+        return pd.DataFrame(data, index=index)
+
+    def __repr__(self) -> str:
+        head = f"<Result {self.key}: {len(self)} rows x {len(self._columns)} columns"
+        if not len(self):
+            return head + ">"
+        first = np.datetime_as_string(self.timestamps[0], unit="s")
+        last = np.datetime_as_string(self.timestamps[-1], unit="s")
+        return f"{head}, {first}Z .. {last}Z>"

@@ -1,0 +1,179 @@
+"""A bucket's schema: its timeframe, record kind and columns, the numpy record layouts built
+from them, and the casting rules for incoming columns. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.errors import SchemaError
+from engine.timeframes import Timeframe
+
+__all__ = ["Schema", "normalise_dtype", "cast_column", "FIXED", "VARIABLE", "MAX_COLUMNS"]
+
+FIXED = "fixed"
+VARIABLE = "variable"
+MAX_COLUMNS = 96
+NAME_BYTES = 32
+_NUMERIC = {"f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"}
+_SPECIAL = {"Epoch", "Nanoseconds"}
+SLOT_FIELD = "_slot"  # on disk: 1-based slot number, 0 = empty slot (docs/format.md "Slots")
+
+
+def normalise_dtype(spec: Any, column: str) -> np.dtype:
+    """A column dtype as stored: little-endian numeric, or fixed-width unicode `<U<n>`."""
+    try:
+        dt = np.dtype(spec)
+    except TypeError as exc:
+        raise SchemaError(f"column {column!r}: {spec!r} is not a numpy dtype") from exc
+    if dt.kind == "U":
+        if dt.itemsize == 0:
+            raise SchemaError(f"column {column!r}: give string columns a width, e.g. 'U16'")
+        return np.dtype(f"<U{dt.itemsize // 4}")
+    code = f"{dt.kind}{dt.itemsize}"
+    if code not in _NUMERIC:
+        raise SchemaError(
+            f"column {column!r}: type {dt.str!r} is not supported; use one of "
+            "f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 or a fixed-width string like U16"
+        )
+    return dt.newbyteorder("<")
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise SchemaError(f"column name {name!r} must be a non-empty string")
+    if name in _SPECIAL or name == SLOT_FIELD:
+        raise SchemaError(f"column name {name!r} is reserved")
+    raw = name.encode("utf-8")
+    if len(raw) > NAME_BYTES or "\0" in name:
+        raise SchemaError(f"column name {name!r} is longer than {NAME_BYTES} bytes or has a NUL")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Timeframe, kind ("fixed" | "variable") and the columns after Epoch, in bucket order."""
+
+    timeframe: Timeframe
+    kind: str
+    columns: tuple[tuple[str, np.dtype], ...]
+    record_dtype: np.dtype = field(init=False, repr=False, compare=False)
+    result_dtype: np.dtype = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in (FIXED, VARIABLE):
+            raise SchemaError(f"record kind {self.kind!r} must be 'fixed' or 'variable'")
+        if not self.columns:
+            raise SchemaError("a bucket needs at least one column besides Epoch")
+        if len(self.columns) > MAX_COLUMNS:
+            raise SchemaError(f"a bucket has at most {MAX_COLUMNS} columns, not {len(self.columns)}")
+        seen: set[str] = set()
+        for name, _ in self.columns:
+            _check_name(name)
+            if name in seen:
+                raise SchemaError(f"column {name!r} appears twice")
+            seen.add(name)
+        names = [SLOT_FIELD] + [n for n, _ in self.columns]
+        formats = [np.dtype("<i8")] + [d for _, d in self.columns]
+        offsets, pos = [], 0
+        for f in formats:
+            offsets.append(pos)
+            pos += f.itemsize
+        itemsize = (pos + 7) // 8 * 8
+        rec = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
+        res = np.dtype({"names": ["Epoch"] + names[1:], "formats": formats, "offsets": offsets,
+                        "itemsize": itemsize})
+        object.__setattr__(self, "record_dtype", rec)
+        object.__setattr__(self, "result_dtype", res)
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n, _ in self.columns]
+
+    def dtype_of(self, name: str) -> np.dtype:
+        for n, d in self.columns:
+            if n == name:
+                return d
+        raise SchemaError(f"column {name!r} is not in this bucket")
+
+    def describe(self) -> dict[str, str]:
+        """{name: dtype string}, Epoch first (and Nanoseconds last for variable buckets)."""
+        out = {"Epoch": "i8"}
+        for n, d in self.columns:
+            out[n] = d.str.lstrip("<|")
+        if self.kind == VARIABLE:
+            out["Nanoseconds"] = "i4"
+        return out
+
+    @classmethod
+    def from_spec(cls, timeframe: Timeframe, kind: str, columns: Any) -> Schema:
+        """Build from {name: dtype} or a numpy dtype (an Epoch/Nanoseconds field is skipped)."""
+        if isinstance(columns, np.dtype):
+            if columns.names is None:
+                raise SchemaError("columns given as a numpy dtype must be a structured dtype")
+            items = [(n, columns.fields[n][0]) for n in columns.names]  # type: ignore[index]
+        elif isinstance(columns, dict):
+            items = list(columns.items())
+        else:
+            try:
+                items = list(columns)
+            except TypeError as exc:
+                raise SchemaError(
+                    "columns must be a dict {name: dtype} or a structured numpy dtype"
+                ) from exc
+        cols = tuple(
+            (str(n), normalise_dtype(d, str(n))) for n, d in items if n not in _SPECIAL
+        )
+        return cls(timeframe, kind, cols)
+
+
+def cast_column(values: np.ndarray, target: np.dtype, name: str) -> np.ndarray:
+    """Cast one incoming column to the bucket's type, or raise SchemaError naming it.
+
+    int -> float always; float -> narrower float yes; int -> narrower int only when every
+    value fits; float -> int, numbers <-> strings, and bool are errors.
+    """
+    src = values.dtype
+    if src == target:
+        return values
+    if src.kind == "b":
+        raise SchemaError(f"column {name!r}: bool values are not supported; cast to u1 or i1")
+    if target.kind == "U":
+        if src.kind != "U":
+            raise SchemaError(f"column {name!r}: the bucket stores strings ({target.str}); got {src}")
+        width = target.itemsize // 4
+        if src.itemsize // 4 > width and len(values):
+            longest = int(np.char.str_len(values).max())
+            if longest > width:
+                raise SchemaError(
+                    f"column {name!r}: a value has {longest} characters; the bucket stores {width}"
+                )
+        return values.astype(target)
+    if src.kind in "US" or src.kind == "O":
+        raise SchemaError(f"column {name!r}: the bucket stores numbers ({target.str}); got {src}")
+    if target.kind == "f":
+        if src.kind not in "iuf":
+            raise SchemaError(f"column {name!r}: cannot store {src} as {target}")
+        return values.astype(target)
+    # integer target
+    if src.kind == "f":
+        raise SchemaError(
+            f"column {name!r}: the bucket stores integers ({target.str}); floats are not cast "
+            "to integers implicitly: round them yourself"
+        )
+    if src.kind not in "iu":
+        raise SchemaError(f"column {name!r}: cannot store {src} as {target}")
+    if np.can_cast(src, target, casting="safe"):
+        return values.astype(target)
+    info = np.iinfo(target)
+    if len(values):
+        lo, hi = int(values.min()), int(values.max())
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise SchemaError(
+                f"column {name!r}: value {bad} does not fit the bucket's type {target.str.lstrip('<|')} "
+                f"({info.min}..{info.max})"
+            )
+    return values.astype(target)

@@ -1,0 +1,198 @@
+"""Time: user values to epoch nanoseconds, and the database calendar (year files, slots).
+
+Pure functions and a per-time-zone `Calendar`; no I/O. Slot rules are in docs/format.md
+("Slots"): intraday intervals are fixed-length and counted from local midnight of 1 January;
+1D slots are local calendar days; year files follow the local calendar.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import zoneinfo
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InvalidInputError
+from engine.timeframes import Timeframe
+
+__all__ = ["to_epoch_ns", "Calendar", "MIN_YEAR", "MAX_YEAR", "NS", "get_calendar"]
+
+NS = 1_000_000_000
+MIN_YEAR = 1900
+MAX_YEAR = 2261  # datetime64[ns] ends in April 2262
+
+
+def to_epoch_ns(value: Any, what: str = "time") -> int:
+    """Convert a user time to integer nanoseconds since 1970 UTC.
+
+    Accepts epoch seconds (int or float), numpy.datetime64, datetime (naive = UTC),
+    pandas Timestamp, and ISO-8601 strings (without an offset = UTC).
+    """
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{what}: {value!r} is not a time")
+    if isinstance(value, (int, np.integer)):
+        return int(value) * NS
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            raise InvalidInputError(f"{what}: {value!r} is not a finite time")
+        return int(round(float(value) * NS))
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            raise InvalidInputError(f"{what}: NaT is not a time")
+        return int(value.astype("datetime64[ns]").astype(np.int64))
+    # pandas Timestamp is a datetime subclass with nanoseconds; use them when present.
+    asm8 = getattr(value, "asm8", None)
+    if isinstance(value, _dt.datetime) and isinstance(asm8, np.datetime64):
+        # asm8 is the UTC instant (naive Timestamps count as UTC), in the Timestamp's own unit.
+        return int(asm8.astype("datetime64[ns]").astype(np.int64))
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.UTC)
+        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+        return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+    if isinstance(value, _dt.date):
+        return to_epoch_ns(_dt.datetime(value.year, value.month, value.day), what)
+    if isinstance(value, str):
+        return _parse_iso(value, what)
+    raise InvalidInputError(
+        f"{what}: {value!r} ({type(value).__name__}) is not a time; use epoch seconds, "
+        "datetime, numpy.datetime64, pandas.Timestamp or an ISO-8601 string"
+    )
+
+
+def _parse_iso(text: str, what: str) -> int:
+    s = text.strip()
+    try:
+        parsed = _dt.datetime.fromisoformat(s)
+    except ValueError:
+        parsed = None
+    if parsed is not None:
+        base = to_epoch_ns(parsed.replace(microsecond=0), what)
+        # fromisoformat keeps only microseconds; take nanoseconds from the text itself.
+        frac = _fraction_ns(s)
+        return base + (frac if frac is not None else parsed.microsecond * 1000)
+    try:
+        dt64 = np.datetime64(s.rstrip("Z"), "ns")
+    except ValueError as exc:
+        raise InvalidInputError(f"{what}: {text!r} is not an ISO-8601 time") from exc
+    return int(dt64.astype(np.int64))
+
+
+def _fraction_ns(s: str) -> int | None:
+    t = s.find("T") if "T" in s else s.find(" ")
+    if t < 0:
+        return None
+    dot = s.find(".", t)
+    if dot < 0:
+        return None
+    digits = ""
+    for ch in s[dot + 1 :]:
+        if not ch.isdigit():
+            break
+        digits += ch
+    if not digits:
+        return None
+    return int((digits + "000000000")[:9])
+
+
+class Calendar:
+    """Year and slot arithmetic for one database time zone (vectorised with numpy)."""
+
+    def __init__(self, tz: str) -> None:
+        try:
+            self.zone = zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidInputError(
+                f"timezone {tz!r} is not a known IANA time zone name (e.g. 'UTC', 'America/New_York')"
+            ) from exc
+        self.tz = tz
+        years = range(MIN_YEAR, MAX_YEAR + 2)
+        self._year_starts = np.array([self._local_midnight(y, 1, 1) for y in years], dtype=np.int64)
+        self._day_starts: dict[int, np.ndarray] = {}
+
+    def _local_midnight(self, y: int, m: int, d: int) -> int:
+        return int(_dt.datetime(y, m, d, tzinfo=self.zone).timestamp())
+
+    # -- years ---------------------------------------------------------------------------
+    @property
+    def min_epoch(self) -> int:
+        return int(self._year_starts[0])
+
+    @property
+    def max_epoch(self) -> int:
+        """First second after the last supported year."""
+        return int(self._year_starts[-1])
+
+    def year_start(self, year: int) -> int:
+        return int(self._year_starts[year - MIN_YEAR])
+
+    def year_of(self, epochs: np.ndarray) -> np.ndarray:
+        """Local calendar year of each epoch second (int64 array)."""
+        idx = np.searchsorted(self._year_starts, epochs, side="right") - 1
+        return (idx + MIN_YEAR).astype(np.int64)
+
+    def year_of_one(self, epoch: int) -> int:
+        return int(self.year_of(np.array([epoch], dtype=np.int64))[0])
+
+    def check_range(self, epochs: np.ndarray, what: str = "Epoch") -> None:
+        if len(epochs) == 0:
+            return
+        lo, hi = int(epochs.min()), int(epochs.max())
+        if lo < self.min_epoch or hi >= self.max_epoch:
+            bad = lo if lo < self.min_epoch else hi
+            raise InvalidInputError(
+                f"{what} value {bad} is outside the supported years {MIN_YEAR}-{MAX_YEAR}"
+            )
+
+    # -- days ----------------------------------------------------------------------------
+    def day_starts(self, year: int) -> np.ndarray:
+        """Local midnights of every day of `year`, plus 1 January of the next year."""
+        ds = self._day_starts.get(year)
+        if ds is None:
+            first = _dt.date(year, 1, 1)
+            ndays = (_dt.date(year + 1, 1, 1) - first).days
+            days = [first + _dt.timedelta(days=i) for i in range(ndays)]
+            ds = np.array(
+                [self._local_midnight(d.year, d.month, d.day) for d in days]
+                + [self.year_start(year + 1)],
+                dtype=np.int64,
+            )
+            self._day_starts[year] = ds
+        return ds
+
+    # -- slots ---------------------------------------------------------------------------
+    def nslots(self, year: int, tf: Timeframe) -> int:
+        if tf.is_daily:
+            return len(self.day_starts(year)) - 1
+        length = self.year_start(year + 1) - self.year_start(year)
+        return -(-length // tf.seconds)
+
+    def slots(self, epochs: np.ndarray, tf: Timeframe) -> tuple[np.ndarray, np.ndarray]:
+        """(year, slot) of each epoch second; slot i of a year covers interval i."""
+        years = self.year_of(epochs)
+        if tf.is_daily:
+            slots = np.empty(len(epochs), dtype=np.int64)
+            for y in np.unique(years):
+                sel = years == y
+                slots[sel] = np.searchsorted(self.day_starts(int(y)), epochs[sel], side="right") - 1
+            return years, slots
+        starts = self._year_starts[years - MIN_YEAR]
+        return years, (epochs - starts) // tf.seconds
+
+    def slot_of(self, epoch: int, tf: Timeframe) -> tuple[int, int]:
+        y, s = self.slots(np.array([epoch], dtype=np.int64), tf)
+        return int(y[0]), int(s[0])
+
+    def labels(self, year: int, slots: np.ndarray, tf: Timeframe) -> np.ndarray:
+        """Epoch second at the start (label) of each slot of `year`."""
+        if tf.is_daily:
+            return self.day_starts(year)[slots]
+        return self.year_start(year) + slots.astype(np.int64) * tf.seconds
+
+
+@functools.lru_cache(maxsize=16)
+def get_calendar(tz: str) -> Calendar:
+    """A shared Calendar per time zone (building one costs a few milliseconds)."""
+    return Calendar(tz)
