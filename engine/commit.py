@@ -23,8 +23,9 @@ SYNC_MODES = ("always", "interval", "off")
 
 @dataclass
 class _Entry:
-    payload: bytes
-    writes: Any
+    build: Callable[[], tuple[bytes, Any]]
+    payload: bytes = b""
+    writes: Any = None
     txn: int = 0
     done: bool = False
     error: BaseException | None = None
@@ -58,9 +59,13 @@ class CommitPipeline:
         self.applied_txn = log.last_txn
 
     # -- the write path --------------------------------------------------------------------
-    def commit(self, payload: bytes, writes: Any) -> int:
-        """Log and apply one transaction; returns its number once the sync mode allows."""
-        entry = _Entry(payload, writes)
+    def commit(self, build: Callable[[], tuple[bytes, Any]]) -> int:
+        """Log and apply one transaction; returns its number once the sync mode allows.
+
+        `build()` returns (log payload, writes to apply). The leader calls it in commit
+        order, so a plan that depends on earlier transactions (tick blob offsets) sees them.
+        """
+        entry = _Entry(build)
         with self._mu:
             self.check()
             self._queue.append(entry)
@@ -98,6 +103,18 @@ class CommitPipeline:
             for e in batch:
                 e.error = StoreFailedError(f"write refused after an earlier I/O error: {self.failed}")
                 e.done = True
+            return
+        built: list[_Entry] = []
+        for e in batch:
+            try:
+                e.payload, e.writes = e.build()
+            except Exception as exc:  # invalid input found late: only this entry fails
+                e.error = exc
+                e.done = True
+                continue
+            built.append(e)
+        batch = built
+        if not batch:
             return
         try:
             last = self._log.append([e.payload for e in batch])

@@ -15,6 +15,7 @@ from typing import Any
 from engine import ingest, journal, query
 from engine.catalog import Bucket, Catalog
 from engine.commit import SYNC_MODES, CommitPipeline
+from engine.dispatch import Dispatcher, Records, Subscription
 from engine.durable import atomic_write
 from engine.errors import (
     BucketExistsError,
@@ -68,16 +69,23 @@ def open_database(
     max_wal_mb: int = 256,
     recovery: str = "tolerate_torn_tail",
     fs: FileSystem | None = None,
-    listeners: Sequence[Callable[[WriteEvent], None]] = (),
+    triggers: Sequence[tuple[str, Any]] = (),
+    workers: Sequence[Any] = (),
 ) -> Database:
     """Open (creating if missing, unless readonly) the database at `root`.
 
     `timezone` defaults to the root's own (UTC for a new root); opening an existing root
     with a different zone is an error, because slot positions depend on it.
+    `triggers` is a list of (key glob, trigger): each trigger's optional `start(db)` is
+    called once, then `fire(key_path, records)` for every matching write, replayed ones
+    included, on the trigger thread. `workers` are background workers: after replay each
+    one's optional `start(db)` is called and its `run()` starts on a thread of its own; at
+    close its optional `stop()` is called. A worker that raises is logged, not fatal.
     """
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
-                    max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, listeners=listeners)
+                    max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
+                    workers=workers)
 
 
 class Database:
@@ -91,7 +99,7 @@ class Database:
     def __init__(self, root: str, *, timezone: str | None, readonly: bool, sync: str,
                  sync_interval_ms: int, checkpoint_interval_s: float, max_wal_mb: int,
                  recovery: str, fs: FileSystem | None,
-                 listeners: Sequence[Callable[[WriteEvent], None]]) -> None:
+                 triggers: Sequence[tuple[str, Any]], workers: Sequence[Any] = ()) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -104,7 +112,17 @@ class Database:
         self._fs: FileSystem = fs or OsFileSystem()
         self._closed = False
         self._lock_handle: int | None = None
-        self._listeners: list[Callable[[WriteEvent], None]] = list(listeners)
+        if readonly and triggers:
+            raise InvalidInputError("triggers need a writable database; readonly=True was given")
+        self._dispatcher = Dispatcher(self, triggers, self._event_records)
+        if readonly and workers:
+            raise InvalidInputError("background workers need a writable database")
+        for w in workers:
+            if not callable(getattr(w, "run", None)):
+                raise InvalidInputError(f"background worker {w!r} has no run() method")
+        self._workers = list(workers)
+        self._worker_threads: list[threading.Thread] = []
+        self.worker_errors = 0
         self._rw = RWLock()
         self._meta_lock = threading.RLock()  # create/destroy and catalog changes
         self._stop = threading.Event()
@@ -153,6 +171,23 @@ class Database:
         )
         if replayed:
             self._pipeline.checkpoint()
+        self._dispatcher.start()
+        for w in self._workers:
+            start = getattr(w, "start", None)
+            if callable(start):
+                start(self)
+        for w in self._workers:
+            t = threading.Thread(target=self._run_worker, args=(w,), daemon=True,
+                                 name=f"mkts-worker-{type(w).__name__}")
+            t.start()
+            self._worker_threads.append(t)
+
+    def _run_worker(self, worker: Any) -> None:
+        try:
+            worker.run()
+        except Exception:
+            self.worker_errors += 1
+            log.exception("background worker %r failed; the database keeps running", worker)
         self._interval_s = sync_interval_ms / 1000.0
         self._checkpoint_s = checkpoint_interval_s
         self._bg = threading.Thread(target=self._background, name="mkts-sync", daemon=True)
@@ -227,14 +262,17 @@ class Database:
             f.sync()
 
     def _publish(self, txn: int, writes: list[SlotWrite], replayed: bool) -> None:
-        if not self._listeners:
-            return
-        event = WriteEvent(txn, writes, replayed)
-        for fn in list(self._listeners):
-            try:
-                fn(event)
-            except Exception:
-                log.exception("write listener %r failed for txn %d", fn, txn)
+        if self._dispatcher.wants():
+            self._dispatcher.publish(WriteEvent(txn, writes, replayed))
+
+    def _event_records(self, event: WriteEvent) -> list[Records]:
+        out = []
+        for w in event.writes:
+            schema = self.catalog.get(w.key).schema
+            epochs = self.calendar.labels(w.year, w.slots, schema.timeframe)
+            out.append(Records(w.key, w.year, event.txn, event.replayed, w.slots, w.records,
+                               epochs, schema.names))
+        return out
 
     def _background(self) -> None:
         pipeline = self._pipeline
@@ -318,7 +356,7 @@ class Database:
                 with self._rw.write():
                     for key, schema in creates:
                         self.catalog.create(key, schema)
-        return pipeline.commit(payload, plans)
+        return pipeline.commit(lambda: (payload, plans))
 
     def create(self, key: str, columns: Any, *, variable: bool = False) -> None:
         """Create an empty bucket; columns as {"Open": "f4", ...} or a structured dtype.
@@ -416,9 +454,32 @@ class Database:
                 "years": bucket.sorted_years(),
             }
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every triggered action (and the writes triggers made) is done.
+
+        Returns False if `timeout` seconds passed first."""
+        self._check_open()
+        self._visible()
+        return self._dispatcher.flush(timeout)
+
+    def subscribe(self, pattern: str, callback: Callable[[str, dict[str, Any]], Any], *,
+                  max_pending: int = 10_000) -> Subscription:
+        """Call `callback(key, columns)` for each batch of rows newly written to buckets
+        matching `pattern` (`*` matches one key part), on a thread of its own. A subscriber
+        more than `max_pending` batches behind loses the oldest ones; writers never wait."""
+        self._check_open()
+        return self._dispatcher.subscribe(pattern, callback, max_pending)
+
+    @property
+    def triggers(self) -> list[Any]:
+        return self._dispatcher.triggers
+
     def stats(self) -> dict[str, Any]:
         p = self._pipeline
         return {
+            "triggers_fired": self._dispatcher.fired,
+            "trigger_errors": self._dispatcher.errors,
+            "worker_errors": self.worker_errors,
             "sync": self.sync_mode,
             "last_txn": self._log.last_txn if self._log is not None else 0,
             "applied_txn": p.applied_txn if p is not None else 0,
@@ -431,6 +492,21 @@ class Database:
         """Checkpoint, stop background work and release the lock. Closing twice is harmless."""
         if self._closed:
             return
+        for w in self._workers:
+            stop = getattr(w, "stop", None)
+            if callable(stop):
+                try:
+                    stop()
+                except Exception:
+                    log.exception("background worker %r failed to stop", w)
+        for t in self._worker_threads:
+            t.join(timeout=10)
+            if t.is_alive():
+                log.warning("background worker thread %s did not stop within 10 s", t.name)
+        try:  # drain triggers first: their own writes must still be accepted
+            self._dispatcher.stop()
+        except Exception:
+            log.exception("stopping triggers failed")
         self._closed = True
         self._stop.set()
         if self._bg is not None:

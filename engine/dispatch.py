@@ -1,0 +1,281 @@
+"""Stage 5 of the write path: hand committed (and replayed) writes to triggers and subscribers.
+
+Runs triggers on its own thread, in commit order (so per-bucket order holds), contains
+every exception, and never affects a write that has committed. `flush()` waits until all
+triggered work, including writes the triggers made, is done.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InvalidKeyError
+from engine.keys import BucketKey
+
+__all__ = ["Dispatcher", "Records", "KeyGlob"]
+
+log = logging.getLogger("mkts.triggers")
+
+
+class KeyGlob:
+    """An anchored glob over `SYMBOL/TIMEFRAME/ATTRGROUP`; `*` matches one whole part.
+
+    Each part may also be a glob of its own (`AA*`, `?Min`); `/` never matches inside a part.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        if not isinstance(pattern, str):
+            raise InvalidKeyError(f"trigger pattern must be a string like '*/1Min/OHLCV', not {pattern!r}")
+        parts = pattern.split("/")
+        if len(parts) != 3 or any(not p for p in parts):
+            raise InvalidKeyError(
+                f"trigger pattern {pattern!r} must have three non-empty parts: "
+                "SYMBOL/TIMEFRAME/ATTRGROUP (use * for any)"
+            )
+        self.pattern = pattern
+        self._parts = parts
+
+    def matches(self, key: BucketKey | str) -> bool:
+        parts = str(key).split("/")
+        return len(parts) == 3 and all(
+            p == "*" or fnmatch.fnmatchcase(v, p) for p, v in zip(self._parts, parts, strict=True)
+        )
+
+    def __repr__(self) -> str:
+        return f"KeyGlob({self.pattern!r})"
+
+
+class Records:
+    """The records one transaction wrote into one year file, as handed to `fire`.
+
+    `slots` (slot index of each record), `rows` (the stored records), `epochs` (each row's
+    time in epoch seconds), `columns()` ({name: array} with Epoch first), `txn`, `replayed`.
+    """
+
+    __slots__ = ("key", "year", "txn", "replayed", "slots", "rows", "epochs", "nanos", "_names")
+
+    def __init__(self, key: BucketKey, year: int, txn: int, replayed: bool, slots: np.ndarray,
+                 rows: np.ndarray, epochs: np.ndarray, names: Sequence[str],
+                 nanos: np.ndarray | None = None) -> None:
+        self.key = key
+        self.year = year
+        self.txn = txn
+        self.replayed = replayed
+        self.slots = slots
+        self.rows = rows
+        self.epochs = epochs
+        self.nanos = nanos
+        self._names = list(names)
+
+    @property
+    def key_path(self) -> str:
+        return f"{self.key}/{self.year}.bin"
+
+    def columns(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {"Epoch": self.epochs}
+        for n in self._names:
+            out[n] = self.rows[n]
+        if self.nanos is not None:
+            out["Nanoseconds"] = self.nanos
+        return out
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def __repr__(self) -> str:
+        return f"<Records {self.key_path} txn={self.txn} n={len(self)} replayed={self.replayed}>"
+
+
+class _Subscription:
+    def __init__(self, glob: KeyGlob, callback: Callable[[str, dict[str, np.ndarray]], Any],
+                 max_pending: int) -> None:
+        self.glob = glob
+        self.callback = callback
+        self.max_pending = max_pending
+        self.queue: deque[tuple[str, dict[str, np.ndarray]]] = deque()
+        self.cond = threading.Condition()
+        self.dropped = 0
+        self.active = True
+        self.thread = threading.Thread(target=self._run, name="mkts-subscriber", daemon=True)
+        self.thread.start()
+
+    def offer(self, key: str, cols: dict[str, np.ndarray]) -> None:
+        with self.cond:
+            if len(self.queue) >= self.max_pending:
+                self.queue.popleft()
+                self.dropped += 1
+            self.queue.append((key, cols))
+            self.cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while self.active and not self.queue:
+                    self.cond.wait()
+                if not self.active:
+                    return
+                key, cols = self.queue.popleft()
+            try:
+                self.callback(key, cols)
+            except Exception:
+                log.exception("subscriber %r failed", self.callback)
+
+    def cancel(self) -> None:
+        with self.cond:
+            self.active = False
+            self.cond.notify()
+
+
+class Subscription:
+    """Returned by `Database.subscribe`; call `unsubscribe()` (or use as a context manager)."""
+
+    def __init__(self, dispatcher: Dispatcher, sub: _Subscription) -> None:
+        self._dispatcher = dispatcher
+        self._sub = sub
+
+    @property
+    def dropped(self) -> int:
+        """Batches dropped because this subscriber fell more than max_pending behind."""
+        return self._sub.dropped
+
+    def unsubscribe(self) -> None:
+        self._dispatcher._unsubscribe(self._sub)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unsubscribe()
+
+
+class Dispatcher:
+    """One background thread that fires triggers in commit order."""
+
+    def __init__(self, db: Any, triggers: Sequence[tuple[str, Any]], to_records: Callable[..., list[Records]]) -> None:
+        self._db = db
+        self._triggers: list[tuple[KeyGlob, Any]] = []
+        for pattern, trigger in triggers:
+            if not callable(getattr(trigger, "fire", None)):
+                raise InvalidKeyError(f"trigger {trigger!r} for {pattern!r} has no fire() method")
+            self._triggers.append((KeyGlob(pattern), trigger))
+        self._to_records = to_records
+        self._subs: list[_Subscription] = []
+        self._queue: deque[Any] = deque()
+        self._cond = threading.Condition()
+        self._busy = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.fired = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    @property
+    def triggers(self) -> list[Any]:
+        return [t for _, t in self._triggers]
+
+    def wants(self) -> bool:
+        return bool(self._triggers or self._subs)
+
+    def publish(self, event: Any) -> None:
+        if not self._triggers and not self._subs:
+            return
+        with self._cond:
+            self._queue.append(event)
+            self._cond.notify_all()
+
+    def start(self) -> None:
+        for _, trigger in self._triggers:
+            start = getattr(trigger, "start", None)
+            if callable(start):
+                start(self._db)
+        self._thread = threading.Thread(target=self._run, name="mkts-triggers", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue and self._stopping:
+                    return
+                event = self._queue.popleft()
+                self._busy = True
+            try:
+                self._deliver(event)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _deliver(self, event: Any) -> None:
+        try:
+            records = self._to_records(event)
+        except Exception:
+            self.errors += 1
+            self.last_error = traceback.format_exc()
+            log.exception("could not decode write event %r for triggers", event)
+            return
+        for rec in records:
+            for glob, trigger in self._triggers:
+                if glob.matches(rec.key):
+                    try:
+                        trigger.fire(rec.key_path, rec)
+                        self.fired += 1
+                    except Exception:
+                        self.errors += 1
+                        self.last_error = traceback.format_exc()
+                        log.exception("trigger %r failed on %s (txn %d)", trigger, rec.key_path, rec.txn)
+            for sub in list(self._subs):
+                if sub.glob.matches(rec.key):
+                    sub.offer(str(rec.key), rec.columns())
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event was delivered, including events from writes the
+        triggers made meanwhile. False on timeout."""
+        if self._thread is None:
+            return True
+        if threading.current_thread() is self._thread:
+            return True  # a trigger calling flush() would wait for itself
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def subscribe(self, pattern: str, callback: Callable[[str, dict[str, np.ndarray]], Any],
+                  max_pending: int = 10_000) -> Subscription:
+        sub = _Subscription(KeyGlob(pattern), callback, max_pending)
+        with self._cond:
+            self._subs.append(sub)
+        return Subscription(self, sub)
+
+    def _unsubscribe(self, sub: _Subscription) -> None:
+        with self._cond:
+            if sub in self._subs:
+                self._subs.remove(sub)
+        sub.cancel()
+
+    def stop(self) -> None:
+        """Drain the queue, stop the thread, call stop() on triggers that have one."""
+        if self._thread is not None:
+            self.flush()
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            self._thread.join()
+            self._thread = None
+        for sub in list(self._subs):
+            sub.cancel()
+        self._subs.clear()
+        for _, trigger in self._triggers:
+            stop = getattr(trigger, "stop", None)
+            if callable(stop):
+                try:
+                    stop()
+                except Exception:
+                    log.exception("trigger %r failed to stop", trigger)
