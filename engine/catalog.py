@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 
 from engine.durable import atomic_write, makedirs_durable, remove_tree_durable
@@ -46,6 +47,7 @@ class Catalog:
         self.calendar = calendar
         self.readonly = readonly
         self.buckets: dict[BucketKey, Bucket] = {}
+        self._open_lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------
     def load(self) -> None:
@@ -89,6 +91,13 @@ class Catalog:
         return os.path.join(self.root, key.symbol, key.timeframe, key.attrgroup)
 
     def year_file(self, bucket: Bucket, year: int, *, create: bool = False) -> YearFile | None:
+        f = bucket.files.get(year)
+        if f is not None:
+            return f
+        with self._open_lock:
+            return self._year_file(bucket, year, create)
+
+    def _year_file(self, bucket: Bucket, year: int, create: bool) -> YearFile | None:
         f = bucket.files.get(year)
         if f is not None:
             return f

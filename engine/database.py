@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from engine import ingest, journal, query
 from engine.catalog import Bucket, Catalog
 from engine.commit import SYNC_MODES, CommitPipeline
@@ -31,7 +33,14 @@ from engine.plan import SlotWrite, plan_fixed
 from engine.result import Result
 from engine.rwlock import RWLock
 from engine.schema import FIXED, VARIABLE, Schema
-from engine.timeutil import get_calendar, to_epoch_ns
+from engine.ticks import (
+    TickPlanner,
+    TickWrite,
+    compact_year_file,
+    plan_ticks,
+    tick_event_rows,
+)
+from engine.timeutil import NS, get_calendar, to_epoch_ns
 from wal import WriteAheadLog
 from wal.fs import FileSystem, OsFileSystem
 
@@ -40,6 +49,7 @@ __all__ = ["Database", "open_database", "WriteEvent"]
 log = logging.getLogger("mkts.engine")
 
 ROOT_META = "mkts.root"
+MAX_TXN_BYTES = 1 << 30
 ROOT_FORMAT = 1
 RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
 
@@ -124,6 +134,7 @@ class Database:
         self._worker_threads: list[threading.Thread] = []
         self.worker_errors = 0
         self._rw = RWLock()
+        self._ticks = TickPlanner()
         self._meta_lock = threading.RLock()  # create/destroy and catalog changes
         self._stop = threading.Event()
         self._bg: threading.Thread | None = None
@@ -181,6 +192,10 @@ class Database:
                                  name=f"mkts-worker-{type(w).__name__}")
             t.start()
             self._worker_threads.append(t)
+        self._interval_s = sync_interval_ms / 1000.0
+        self._checkpoint_s = checkpoint_interval_s
+        self._bg = threading.Thread(target=self._background, name="mkts-sync", daemon=True)
+        self._bg.start()
 
     def _run_worker(self, worker: Any) -> None:
         try:
@@ -188,10 +203,6 @@ class Database:
         except Exception:
             self.worker_errors += 1
             log.exception("background worker %r failed; the database keeps running", worker)
-        self._interval_s = sync_interval_ms / 1000.0
-        self._checkpoint_s = checkpoint_interval_s
-        self._bg = threading.Thread(target=self._background, name="mkts-sync", daemon=True)
-        self._bg.start()
 
     def _root_timezone(self, requested: str | None) -> str:
         path = os.path.join(self.root, ROOT_META)
@@ -250,12 +261,18 @@ class Database:
         return self.catalog.get(key).schema
 
     # -- the pipeline's callbacks ----------------------------------------------------------
-    def _apply(self, writes: list[SlotWrite]) -> None:
+    def _apply(self, writes: list[SlotWrite | TickWrite]) -> None:
         for w in writes:
             bucket = self.catalog.get(w.key)
             f = self.catalog.year_file(bucket, w.year, create=True)
             assert f is not None
-            f.write_slots(w.slots, memoryview(w.records).cast("B"))
+            if isinstance(w, TickWrite):
+                if w.region:
+                    f.write_region(w.offset, w.region)
+                f.write_slots(w.slots, memoryview(np.ascontiguousarray(w.records)).cast("B"))
+                self._ticks.applied(w)
+            else:
+                f.write_slots(w.slots, memoryview(w.records).cast("B"))
 
     def _sync_data(self) -> None:
         for f in self.catalog.dirty_files():
@@ -269,6 +286,12 @@ class Database:
         out = []
         for w in event.writes:
             schema = self.catalog.get(w.key).schema
+            if isinstance(w, TickWrite):
+                slots, ns, rows = tick_event_rows(w, schema)
+                labels = self.calendar.labels(w.year, slots, schema.timeframe)
+                out.append(Records(w.key, w.year, event.txn, event.replayed, slots, rows,
+                                   labels + ns // NS, schema.names, (ns % NS).astype(np.int32)))
+                continue
             epochs = self.calendar.labels(w.year, w.slots, schema.timeframe)
             out.append(Records(w.key, w.year, event.txn, event.replayed, w.slots, w.records,
                                epochs, schema.names))
@@ -322,7 +345,9 @@ class Database:
             raise InvalidInputError("write_many() takes a dict {bucket key: data}")
         with self._meta_lock:
             plans: list[SlotWrite] = []
+            ticks: list[tuple[BucketKey, Schema, ingest.Batch]] = []
             creates: list[tuple[BucketKey, Schema]] = []
+            size = 0
             for key_text, data in items.items():
                 key = parse_key(key_text)
                 cols = ingest.raw_columns(data, str(key))
@@ -334,29 +359,50 @@ class Database:
                     schema = bucket.schema
                     if variable is not None and (schema.kind == VARIABLE) != variable:
                         raise SchemaError(
-                            f"write to {key}: variable={variable} but the bucket is {schema.kind}"
+                            f"write to {key}: variable={variable} but the bucket is "
+                            f"{schema.kind}; leave variable unset to follow the bucket"
                         )
                 batch = ingest.prepare(cols, schema, self.calendar, str(key))
                 if len(batch) == 0:
                     continue
-                if schema.kind == VARIABLE:
-                    raise SchemaError(f"write to {key}: tick buckets are not supported yet")
                 if bucket is None:
                     creates.append((key, schema))
-                plans.extend(plan_fixed(key, schema, batch, self.calendar))
-            if not plans:
+                if schema.kind == VARIABLE:
+                    ticks.append((key, schema, batch))
+                    size += len(batch) * (8 + schema.row_dtype.itemsize)
+                else:
+                    planned = plan_fixed(key, schema, batch, self.calendar)
+                    plans.extend(planned)
+                    size += sum(p.nbytes for p in planned)
+            if not plans and not ticks:
                 return 0
-            payload = journal.encode(plans)
-            if len(payload) > (1 << 30):
+            if size > MAX_TXN_BYTES:
                 raise InvalidInputError(
-                    f"one transaction of {len(payload) >> 20} MiB is over the 1 GiB limit; "
-                    "split the write into several calls"
+                    f"one transaction of {size >> 20} MiB is over the {MAX_TXN_BYTES >> 20} MiB "
+                    "limit; split the write into several calls"
                 )
             if creates:
                 with self._rw.write():
                     for key, schema in creates:
                         self.catalog.create(key, schema)
-        return pipeline.commit(lambda: (payload, plans))
+
+        def build() -> tuple[bytes, list[Any]]:
+            writes: list[Any] = list(plans)
+            for key, schema, batch in ticks:
+                writes.extend(self._plan_ticks(key, schema, batch))
+            return journal.encode(writes), writes
+
+        return pipeline.commit(build)
+
+    def _plan_ticks(self, key: BucketKey, schema: Schema, batch: ingest.Batch) -> list[TickWrite]:
+        """Runs on the commit leader, in commit order (blob offsets depend on earlier ones)."""
+        bucket = self.catalog.get(key)
+        assert batch.nanos is not None
+        return plan_ticks(
+            self._ticks, key, schema, self.calendar, batch.epochs, batch.nanos, batch.columns,
+            lambda y: self.catalog.year_file(bucket, y),
+            lambda y: self.catalog.year_header(bucket, y).file_size,
+        )
 
     def create(self, key: str, columns: Any, *, variable: bool = False) -> None:
         """Create an empty bucket; columns as {"Open": "f4", ...} or a structured dtype.
@@ -389,6 +435,40 @@ class Database:
                 with self._rw.write():
                     self.catalog.destroy(k)
 
+    def compact(self, key: str) -> dict[str, int]:
+        """Rewrite a tick bucket's year files without garbage (one blob per interval).
+
+        Each file is replaced atomically: a crash leaves the old or the new file, never a mix.
+        Returns {"before": bytes, "after": bytes} of the data regions."""
+        pipeline = self._check_writable()
+        k = parse_key(key)
+        before = after = 0
+        with self._meta_lock:
+            bucket = self.catalog.get(k)
+            if bucket.schema.kind != VARIABLE:
+                return {"before": 0, "after": 0}  # fixed buckets hold no garbage
+            # Checkpoint first: no log record may refer to offsets in the old files.
+            with pipeline.exclusive():
+                pipeline._checkpoint_locked()
+                with self._rw.write():
+                    for y in bucket.sorted_years():
+                        f = self.catalog.year_file(bucket, y)
+                        assert f is not None
+                        before += f.size() - f.data_start
+                        tmp = f.path + ".tmp"
+                        if self._fs.exists(tmp):
+                            self._fs.unlink(tmp)
+                        compact_year_file(self._fs, f, bucket.schema, tmp)
+                        f.close()
+                        del bucket.files[y]
+                        self._fs.replace(tmp, f.path)
+                        self._fs.fsync_dir(bucket.path)
+                        g = self.catalog.year_file(bucket, y)
+                        assert g is not None
+                        after += g.size() - g.data_start
+                    self._ticks.forget(k)
+        return {"before": before, "after": after}
+
     def checkpoint(self) -> None:
         """Make every applied write durable in the data files and retire the log."""
         self._check_writable().checkpoint()
@@ -403,7 +483,7 @@ class Database:
         self._visible()
         with self._rw.read():
             bucket = self.catalog.get(k)
-            return query.read_fixed(self.catalog, bucket, start_ns, end_ns, limit=limit,
+            return query.read_bucket(self.catalog, bucket, start_ns, end_ns, limit=limit,
                                     limit_from_start=limit_from_start, columns=columns)
 
     def query(self, pattern: str, start: Any = None, end: Any = None, *,
@@ -425,7 +505,7 @@ class Database:
                 keys.sort()
             for k in keys:
                 bucket = self.catalog.buckets[k]
-                out[str(k)] = query.read_fixed(self.catalog, bucket, start_ns, end_ns,
+                out[str(k)] = query.read_bucket(self.catalog, bucket, start_ns, end_ns,
                                                limit=limit, limit_from_start=limit_from_start,
                                                columns=columns)
         return out
@@ -446,13 +526,27 @@ class Database:
         k = parse_key(key)
         with self._meta_lock:
             bucket: Bucket = self.catalog.get(k)
-            return {
+            out: dict[str, Any] = {
                 "key": str(k),
                 "timeframe": k.timeframe,
                 "columns": bucket.schema.describe(),
                 "kind": bucket.schema.kind,
                 "years": bucket.sorted_years(),
             }
+            if bucket.schema.kind == VARIABLE:
+                self._visible()
+                live = garbage = rows = 0
+                with self._rw.read():
+                    for y in bucket.sorted_years():
+                        f = self.catalog.year_file(bucket, y)
+                        assert f is not None
+                        occupied = f.slots[f.slots["_slot"] != 0]
+                        used = int(occupied["total_bytes"].sum())
+                        live += used
+                        rows += int(occupied["nrows"].sum())
+                        garbage += f.size() - f.data_start - used
+                out.update(live_bytes=live, garbage_bytes=garbage, rows=rows)
+            return out
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every triggered action (and the writes triggers made) is done.

@@ -14,7 +14,7 @@ import numpy as np
 from engine.errors import InvalidInputError, SchemaError
 from engine.schema import Schema, cast_column, normalise_dtype
 from engine.timeframes import Timeframe
-from engine.timeutil import NS, Calendar
+from engine.timeutil import MAX_DATETIME64_S, NS, Calendar
 
 __all__ = ["Batch", "raw_columns", "infer_schema", "prepare"]
 
@@ -108,9 +108,16 @@ def epoch_ns(values: np.ndarray, key: str) -> np.ndarray:
     """The Epoch column as int64 nanoseconds (int seconds, float seconds or datetime64)."""
     kind = values.dtype.kind
     if kind == "M":
-        out = values.astype("datetime64[ns]").view(np.int64)
-        if len(out) and (out == np.iinfo(np.int64).min).any():
+        # Casting to [ns] wraps silently past April 2262: check the range in seconds first.
+        secs = values.astype("datetime64[s]").view(np.int64)
+        if len(secs) and (secs == np.iinfo(np.int64).min).any():
             raise InvalidInputError(f"write to {key}: Epoch has NaT values")
+        if len(secs) and int(np.abs(secs).max()) > MAX_DATETIME64_S:
+            raise InvalidInputError(
+                f"write to {key}: Epoch value {values[np.argmax(np.abs(secs))]} is outside "
+                "the supported years"
+            )
+        out = values.astype("datetime64[ns]").view(np.int64)
         return out
     if kind in "iu":
         if kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max // NS:
@@ -181,6 +188,10 @@ def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key
             "this bucket is fixed"
         )
     ns = epoch_ns(cols["Epoch"], key)
+    nanos = None
+    if schema.kind == "variable":
+        ns = _tick_ns(cols, ns, key)
+        nanos = (ns % NS).astype(np.int32)
     epochs = ns // NS  # floor, also for times before 1970
     calendar.check_range(epochs, f"write to {key}: Epoch")
     out: dict[str, np.ndarray] = {}
@@ -189,4 +200,40 @@ def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key
             out[name] = cast_column(cols[name], dt, name)
         except SchemaError as exc:
             raise SchemaError(f"write to {key}: {exc}") from None
-    return Batch(epochs, None, out)
+    return Batch(epochs, nanos, out)
+
+
+def _tick_ns(cols: dict[str, np.ndarray], ns: np.ndarray, key: str) -> np.ndarray:
+    """Exact tick times: datetime64 Epoch alone, or integer Epoch seconds + Nanoseconds."""
+    epoch = cols["Epoch"]
+    has_nanos = "Nanoseconds" in cols
+    if epoch.dtype.kind == "M":
+        if has_nanos:
+            raise InvalidInputError(
+                f"write to {key}: Nanoseconds given beside a datetime64 Epoch; the datetime "
+                "already carries the nanoseconds: drop the Nanoseconds column"
+            )
+        return ns
+    if epoch.dtype.kind not in "iu":
+        raise InvalidInputError(
+            f"write to {key}: a tick Epoch must be integer seconds (with Nanoseconds) or "
+            f"datetime64[ns], not {epoch.dtype}"
+        )
+    if not has_nanos:
+        raise InvalidInputError(
+            f"write to {key}: tick buckets need a Nanoseconds column (int32, 0..999999999) "
+            "beside integer Epoch seconds, or give Epoch as datetime64[ns]"
+        )
+    nanos = cols["Nanoseconds"]
+    if nanos.dtype.kind not in "iu":
+        raise InvalidInputError(
+            f"write to {key}: Nanoseconds must be an integer column (int32), not {nanos.dtype}"
+        )
+    if len(nanos):
+        lo, hi = int(nanos.min()), int(nanos.max())
+        if lo < 0 or hi >= NS:
+            bad = lo if lo < 0 else hi
+            raise InvalidInputError(
+                f"write to {key}: Nanoseconds value {bad} is outside 0..999999999"
+            )
+    return ns + nanos.astype(np.int64)

@@ -14,28 +14,35 @@ import numpy as np
 from engine.errors import CorruptWALError
 from engine.keys import BucketKey, parse_key
 from engine.plan import SlotWrite
-from engine.schema import SLOT_FIELD, Schema
+from engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
+from engine.ticks import TickWrite
 
 __all__ = ["encode", "decode", "OP_FIXED_SLOTS"]
 
 OP_FIXED_SLOTS = 1
+OP_TICKS = 2
 _TXN = struct.Struct("<I")
 _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row count
+_REGION = struct.Struct("<qQ")  # tick region offset, length
 
 
-def encode(writes: list[SlotWrite]) -> bytes:
+def encode(writes: list[SlotWrite | TickWrite]) -> bytes:
     parts: list[bytes | memoryview] = [_TXN.pack(len(writes))]
     for w in writes:
         key = str(w.key).encode("utf-8")
         rec = np.ascontiguousarray(w.records)
-        parts.append(_OP.pack(OP_FIXED_SLOTS, len(key), w.year, rec.dtype.itemsize, len(rec)))
+        op = OP_TICKS if isinstance(w, TickWrite) else OP_FIXED_SLOTS
+        parts.append(_OP.pack(op, len(key), w.year, rec.dtype.itemsize, len(rec)))
         parts.append(key)
+        if isinstance(w, TickWrite):
+            parts.append(_REGION.pack(w.offset, len(w.region)))
+            parts.append(w.region)
         parts.append(memoryview(rec).cast("B"))
     return b"".join(parts)
 
 
 def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema],
-           where: str = "") -> list[SlotWrite]:
+           where: str = "") -> list[SlotWrite | TickWrite]:
     """Decode a payload; `schema_of(key)` gives each bucket's schema (raises if unknown)."""
     view = memoryview(payload)
     try:
@@ -45,22 +52,37 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
         for _ in range(count):
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size
-            if op != OP_FIXED_SLOTS:
+            if op not in (OP_FIXED_SLOTS, OP_TICKS):
                 raise ValueError(f"unknown operation {op}")
             key = parse_key(bytes(view[pos : pos + klen]).decode("utf-8"))
             pos += klen
             schema = schema_of(key)
-            if schema.record_dtype.itemsize != recsize:
+            if (op == OP_TICKS) != (schema.kind == "variable"):
+                raise ValueError(f"operation {op} does not match the kind of bucket {key}")
+            region = b""
+            offset = 0
+            if op == OP_TICKS:
+                offset, rlen = _REGION.unpack_from(view, pos)
+                pos += _REGION.size
+                if pos + rlen > len(view):
+                    raise ValueError("payload is shorter than its tick region")
+                region = bytes(view[pos : pos + rlen])
+                pos += rlen
+            dtype = TICK_SLOT_DTYPE if op == OP_TICKS else schema.record_dtype
+            if dtype.itemsize != recsize:
                 raise ValueError(f"record size {recsize} does not match bucket {key}")
             end = pos + n * recsize
             if end > len(view):
                 raise ValueError("payload is shorter than its records")
-            rec = np.frombuffer(view, dtype=schema.record_dtype, count=n, offset=pos)
+            rec = np.frombuffer(view, dtype=dtype, count=n, offset=pos)
             pos = end
             slots = rec[SLOT_FIELD] - 1
             if n and (slots[0] < 0 or (n > 1 and not bool((slots[1:] > slots[:-1]).all()))):
                 raise ValueError("slots are not ascending")
-            out.append(SlotWrite(key, year, slots, rec))
+            if op == OP_TICKS:
+                out.append(TickWrite(key, year, offset, region, slots, rec))
+            else:
+                out.append(SlotWrite(key, year, slots, rec))
         if pos != len(view):
             raise ValueError("trailing bytes after the last operation")
         return out

@@ -14,16 +14,18 @@ from engine.catalog import Bucket, Catalog
 from engine.errors import CorruptFileError, SchemaError
 from engine.result import Result
 from engine.schema import SLOT_FIELD
+from engine.ticks import read_interval
 from engine.timeutil import NS, Calendar
 
-__all__ = ["read_fixed", "resolve_columns"]
+__all__ = ["read_fixed", "read_ticks", "read_bucket", "resolve_columns"]
 
 
 def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
     """The result's columns: Epoch first, then the requested (or all) columns, de-duplicated."""
     names = bucket.schema.names
     if columns is None:
-        return ["Epoch", *names]
+        tail = ["Nanoseconds"] if bucket.schema.kind == "variable" else []
+        return ["Epoch", *names, *tail]
     if isinstance(columns, str):
         columns = [columns]
     out = ["Epoch"]
@@ -38,6 +40,8 @@ def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
                 f"column {c!r} is not in bucket {bucket.key}; it has {', '.join(names)}"
             )
         out.append(c)
+    if bucket.schema.kind == "variable" and "Nanoseconds" not in out:
+        out.append("Nanoseconds")  # tick times are exact only with it (MarketStore order)
     return out
 
 
@@ -97,3 +101,89 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     if cols != ["Epoch", *schema.names]:
         data = data[cols]
     return Result(str(bucket.key), data, cols, calendar.tz)
+
+
+def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
+               limit: int | None = None, limit_from_start: bool = False,
+               columns: Sequence[str] | None = None) -> Result:
+    """Tick rows with start_ns <= time <= end_ns (to the nanosecond), limit counting rows."""
+    calendar = catalog.calendar
+    schema = bucket.schema
+    tf = schema.timeframe
+    cols = resolve_columns(bucket, columns)
+    full = ["Epoch", *schema.names, "Nanoseconds"]
+    chunks: list[np.ndarray] = []
+    if start_ns is None or end_ns is None or start_ns <= end_ns:
+        (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
+        years = [y for y in bucket.sorted_years() if y0 <= y <= y1]
+        backwards = limit is not None and not limit_from_start
+        if backwards:
+            years.reverse()
+        remaining = limit
+        for y in years:
+            if remaining is not None and remaining <= 0:
+                break
+            f = catalog.year_file(bucket, y)
+            if f is None:  # pragma: no cover
+                continue
+            lo = s0 if y == y0 else 0
+            hi = s1 + 1 if y == y1 else f.header.nslots
+            view = f.slots[lo:hi]
+            idx = np.flatnonzero(view[SLOT_FIELD])
+            recs = view[idx]
+            if len(recs) and not np.array_equal(recs[SLOT_FIELD], idx + (lo + 1)):
+                raise CorruptFileError(
+                    f"{f.path}: a slot's number does not match its position; the file is damaged"
+                )
+            order = range(len(idx) - 1, -1, -1) if backwards else range(len(idx))
+            labels = calendar.labels(y, idx + lo, tf)
+            parts: list[np.ndarray] = []
+            for i in order:
+                slot = int(idx[i]) + lo
+                data = read_interval(f, schema, slot, recs[i])
+                t = labels[i] * NS + data.ns
+                keep = np.ones(len(t), dtype=bool)
+                if start_ns is not None:
+                    keep &= t >= start_ns
+                if end_ns is not None:
+                    keep &= t <= end_ns
+                n = int(keep.sum())
+                if not n:
+                    continue
+                out = np.empty(n, dtype=schema.result_dtype)
+                tk = t[keep]
+                out["Epoch"] = tk // NS
+                out["Nanoseconds"] = tk % NS
+                rows = data.rows[keep]
+                for name in schema.names:
+                    out[name] = rows[name]
+                if remaining is not None and n > remaining:
+                    out = out[:remaining] if not backwards else out[n - remaining :]
+                parts.append(out)
+                if remaining is not None:
+                    remaining -= len(out)
+                    if remaining <= 0:
+                        break
+            if backwards:
+                parts.reverse()
+            if parts:
+                chunks.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        if backwards:
+            chunks.reverse()
+    if not chunks:
+        data_all = np.zeros(0, dtype=schema.result_dtype)
+    elif len(chunks) == 1:
+        data_all = chunks[0]
+    else:
+        data_all = np.concatenate(chunks)
+    if cols != full:
+        data_all = data_all[cols]
+    return Result(str(bucket.key), data_all, cols, calendar.tz)
+
+
+def read_bucket(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
+                limit: int | None = None, limit_from_start: bool = False,
+                columns: Sequence[str] | None = None) -> Result:
+    fn = read_ticks if bucket.schema.kind == "variable" else read_fixed
+    return fn(catalog, bucket, start_ns, end_ns, limit=limit, limit_from_start=limit_from_start,
+              columns=columns)

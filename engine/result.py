@@ -43,8 +43,6 @@ class Result:
             raise SchemaError(
                 f"column {name!r} is not in this result; it has {', '.join(self._columns)}"
             )
-        if name == "Nanoseconds" and self._nanos is not None:
-            return self._nanos
         return self._data[name]
 
     def __contains__(self, name: object) -> bool:
@@ -65,8 +63,8 @@ class Result:
     def timestamps(self) -> np.ndarray:
         """Row times as datetime64[ns] (UTC)."""
         ns = self._data["Epoch"].astype(np.int64) * 1_000_000_000
-        if self._nanos is not None:
-            ns = ns + self._nanos
+        if "Nanoseconds" in self._columns:
+            ns = ns + self._data["Nanoseconds"]
         return ns.view("datetime64[ns]")
 
     def to_pandas(self) -> Any:

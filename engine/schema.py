@@ -21,6 +21,10 @@ NAME_BYTES = 32
 _NUMERIC = {"f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"}
 _SPECIAL = {"Epoch", "Nanoseconds"}
 SLOT_FIELD = "_slot"  # on disk: 1-based slot number, 0 = empty slot (docs/format.md "Slots")
+# docs/format.md "Tick slots": the pointer to an interval's newest blob and chain totals.
+TICK_SLOT_DTYPE = np.dtype([(SLOT_FIELD, "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
+                            ("head_rows", "<u4"), ("nblobs", "<u4"), ("_pad", "<u4"),
+                            ("total_bytes", "<i8"), ("nrows", "<i8")])
 
 
 def normalise_dtype(spec: Any, column: str) -> np.dtype:
@@ -61,6 +65,7 @@ class Schema:
     columns: tuple[tuple[str, np.dtype], ...]
     record_dtype: np.dtype = field(init=False, repr=False, compare=False)
     result_dtype: np.dtype = field(init=False, repr=False, compare=False)
+    row_dtype: np.dtype = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in (FIXED, VARIABLE):
@@ -82,11 +87,20 @@ class Schema:
             offsets.append(pos)
             pos += f.itemsize
         itemsize = (pos + 7) // 8 * 8
-        rec = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
-        res = np.dtype({"names": ["Epoch"] + names[1:], "formats": formats, "offsets": offsets,
-                        "itemsize": itemsize})
+        if self.kind == FIXED:
+            rec = np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                            "itemsize": itemsize})
+            res = np.dtype({"names": ["Epoch"] + names[1:], "formats": formats,
+                            "offsets": offsets, "itemsize": itemsize})
+            row = res
+        else:
+            rec = TICK_SLOT_DTYPE
+            res = np.dtype([("Epoch", "<i8")] + [(n, d) for n, d in self.columns]
+                           + [("Nanoseconds", "<i4")])
+            row = np.dtype([(n, d) for n, d in self.columns])
         object.__setattr__(self, "record_dtype", rec)
         object.__setattr__(self, "result_dtype", res)
+        object.__setattr__(self, "row_dtype", row)
 
     @property
     def names(self) -> list[str]:

@@ -17,11 +17,12 @@ import numpy as np
 from engine.errors import InvalidInputError
 from engine.timeframes import Timeframe
 
-__all__ = ["to_epoch_ns", "Calendar", "MIN_YEAR", "MAX_YEAR", "NS", "get_calendar"]
+__all__ = ["to_epoch_ns", "Calendar", "MIN_YEAR", "MAX_YEAR", "MAX_DATETIME64_S", "NS", "get_calendar"]
 
 NS = 1_000_000_000
 MIN_YEAR = 1900
 MAX_YEAR = 2261  # datetime64[ns] ends in April 2262
+MAX_DATETIME64_S = 9_200_000_000  # |seconds| that still fit datetime64[ns] (2261 < year < 2262)
 
 
 def to_epoch_ns(value: Any, what: str = "time") -> int:
@@ -41,12 +42,12 @@ def to_epoch_ns(value: Any, what: str = "time") -> int:
     if isinstance(value, np.datetime64):
         if np.isnat(value):
             raise InvalidInputError(f"{what}: NaT is not a time")
-        return int(value.astype("datetime64[ns]").astype(np.int64))
+        return _datetime64_ns(value, what)
     # pandas Timestamp is a datetime subclass with nanoseconds; use them when present.
     asm8 = getattr(value, "asm8", None)
     if isinstance(value, _dt.datetime) and isinstance(asm8, np.datetime64):
         # asm8 is the UTC instant (naive Timestamps count as UTC), in the Timestamp's own unit.
-        return int(asm8.astype("datetime64[ns]").astype(np.int64))
+        return _datetime64_ns(asm8, what)
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.UTC)
@@ -60,6 +61,13 @@ def to_epoch_ns(value: Any, what: str = "time") -> int:
         f"{what}: {value!r} ({type(value).__name__}) is not a time; use epoch seconds, "
         "datetime, numpy.datetime64, pandas.Timestamp or an ISO-8601 string"
     )
+
+
+def _datetime64_ns(value: np.datetime64, what: str) -> int:
+    # Casting to [ns] wraps silently past April 2262; check the range in seconds first.
+    if abs(int(value.astype("datetime64[s]").astype(np.int64))) > MAX_DATETIME64_S:
+        raise InvalidInputError(f"{what}: {value} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+    return int(value.astype("datetime64[ns]").astype(np.int64))
 
 
 def _parse_iso(text: str, what: str) -> int:

@@ -81,6 +81,26 @@ class YearFile:
             self._f.pwrite(view[a * rs : b * rs], base + int(slots[a]) * rs)
         self.dirty = True
 
+    def read(self, offset: int, size: int) -> bytes:
+        data = self._f.pread(size, offset)
+        if len(data) != size:
+            raise CorruptFileError(f"{self.path}: {size} bytes at offset {offset} are past the end")
+        return data
+
+    def write_region(self, offset: int, data: bytes | memoryview) -> None:
+        """Write tick blobs into the data region (which starts after the slot array)."""
+        if offset < self.data_start:
+            raise CorruptFileError(f"{self.path}: region offset {offset} is inside the slot array")
+        self._f.pwrite(data, offset)
+        self.dirty = True
+
+    @property
+    def data_start(self) -> int:
+        return self.header.file_size
+
+    def size(self) -> int:
+        return self._f.size()
+
     def sync(self) -> None:
         self._f.sync()
         self.dirty = False
