@@ -57,6 +57,7 @@ class CommitPipeline:
         self._unapplied: list[_Entry] = []  # interval mode: logged, awaiting fsync + apply
         self.failed: BaseException | None = None
         self.applied_txn = log.last_txn
+        self.checkpointed_txn = -1  # unknown until the first checkpoint
 
     # -- the write path --------------------------------------------------------------------
     def commit(self, build: Callable[[], tuple[bytes, Any]]) -> int:
@@ -211,12 +212,15 @@ class CommitPipeline:
         self.check()
         self._flush_locked()
         self.check()
+        if self.checkpointed_txn == self._log.last_txn:
+            return  # nothing was logged since the last checkpoint
         try:
             self._sync_data()
             self._log.checkpoint(self._log.last_txn)
         except BaseException as exc:
             self._fail(exc)
             raise
+        self.checkpointed_txn = self._log.last_txn
 
     def exclusive(self) -> threading.Lock:
         """The commit lock, for operations that must not interleave with commits."""

@@ -182,6 +182,8 @@ class Database:
         )
         if replayed:
             self._pipeline.checkpoint()
+        else:
+            self._pipeline.checkpointed_txn = self._log.last_txn
         self._dispatcher.start()
         for w in self._workers:
             start = getattr(w, "start", None)

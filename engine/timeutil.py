@@ -82,10 +82,12 @@ def _parse_iso(text: str, what: str) -> int:
         frac = _fraction_ns(s)
         return base + (frac if frac is not None else parsed.microsecond * 1000)
     try:
-        dt64 = np.datetime64(s.rstrip("Z"), "ns")
+        dt64 = np.datetime64(s.rstrip("Z"))
     except ValueError as exc:
         raise InvalidInputError(f"{what}: {text!r} is not an ISO-8601 time") from exc
-    return int(dt64.astype(np.int64))
+    if np.isnat(dt64):  # numpy reads "", "NaT" as not-a-time; never a silent minimum
+        raise InvalidInputError(f"{what}: {text!r} is not an ISO-8601 time")
+    return _datetime64_ns(dt64, what)
 
 
 def _fraction_ns(s: str) -> int | None:
