@@ -150,10 +150,10 @@ def infer_schema(tf: Timeframe, kind: str, cols: dict[str, np.ndarray], key: str
         if arr.dtype.kind == "b":
             raise SchemaError(f"write to {key}: column {name!r} is bool; cast it to u1 or i1")
         if arr.dtype.kind == "O":
-            try:
-                arr = arr.astype(str)
-            except (TypeError, ValueError) as exc:
-                raise SchemaError(f"write to {key}: column {name!r} has objects that are not text") from exc
+            # Only text: str() of None, a number or any other object is not data.
+            if not all(isinstance(v, str) for v in arr):
+                raise SchemaError(f"write to {key}: column {name!r} has objects that are not text")
+            arr = arr.astype(str) if len(arr) else np.array([], dtype="<U1")
             cols[name] = arr
         spec.append((name, normalise_dtype(arr.dtype, name)))
     if not spec:

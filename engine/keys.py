@@ -46,10 +46,23 @@ def _check_part(part: str, what: str, key: str) -> None:
         )
 
 
+_parsed: dict[str, BucketKey] = {}
+
+
 def parse_key(key: str | BucketKey) -> BucketKey:
     """Validate `SYMBOL/TIMEFRAME/ATTRGROUP` and return it as a BucketKey."""
     if isinstance(key, BucketKey):
         return key
+    hit = _parsed.get(key) if isinstance(key, str) else None
+    if hit is not None:
+        return hit
+    parsed = _parse_key(key)
+    if len(_parsed) < 100_000:
+        _parsed[key] = parsed
+    return parsed
+
+
+def _parse_key(key: str) -> BucketKey:
     if not isinstance(key, str):
         raise InvalidKeyError(f"bucket key must be a string like 'AAPL/1Min/OHLCV', not {type(key).__name__}")
     if len(key) > MAX_KEY:

@@ -7,6 +7,7 @@ Pure functions and a per-time-zone `Calendar`; no I/O. Slot rules are in docs/fo
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import functools
 import zoneinfo
@@ -121,6 +122,8 @@ class Calendar:
         years = range(MIN_YEAR, MAX_YEAR + 2)
         self._year_starts = np.array([self._local_midnight(y, 1, 1) for y in years], dtype=np.int64)
         self._day_starts: dict[int, np.ndarray] = {}
+        self._year_list: list[int] = self._year_starts.tolist()
+        self._day_lists: dict[int, list[int]] = {}
 
     def _local_midnight(self, y: int, m: int, d: int) -> int:
         return int(_dt.datetime(y, m, d, tzinfo=self.zone).timestamp())
@@ -192,8 +195,14 @@ class Calendar:
         return years, (epochs - starts) // tf.seconds
 
     def slot_of(self, epoch: int, tf: Timeframe) -> tuple[int, int]:
-        y, s = self.slots(np.array([epoch], dtype=np.int64), tf)
-        return int(y[0]), int(s[0])
+        """(year, slot) of one epoch second (scalar fast path of `slots`)."""
+        year = bisect.bisect_right(self._year_list, epoch) - 1 + MIN_YEAR
+        if tf.is_daily:
+            days = self._day_lists.get(year)
+            if days is None:
+                days = self._day_lists[year] = self.day_starts(year).tolist()
+            return year, bisect.bisect_right(days, epoch) - 1
+        return year, (epoch - self._year_list[year - MIN_YEAR]) // tf.seconds
 
     def labels(self, year: int, slots: np.ndarray, tf: Timeframe) -> np.ndarray:
         """Epoch second at the start (label) of each slot of `year`."""

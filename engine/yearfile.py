@@ -11,6 +11,7 @@ import numpy as np
 from engine.durable import atomic_write
 from engine.errors import CorruptFileError
 from engine.header import MAX_HEADER, PAGE, Header, decode_header
+from engine.schema import SLOT_FIELD
 from wal.fs import File, FileSystem
 
 __all__ = ["YearFile"]
@@ -24,6 +25,8 @@ class YearFile:
         self.header = header
         self._f = handle
         self._slots: np.ndarray | None = None
+        self._occ: np.ndarray | None = None  # sorted occupied slots, capacity-grown
+        self._nocc = 0
         self.dirty = False
 
     @classmethod
@@ -63,6 +66,31 @@ class YearFile:
             )
         return self._slots
 
+    def occupied(self) -> np.ndarray:
+        """Sorted slot numbers holding data (an index kept in memory, built on first use and
+        updated by write_slots, so reads never scan empty slots)."""
+        if self._occ is None:
+            occ = np.flatnonzero(self.slots[SLOT_FIELD]).astype(np.int64)
+            self._occ = occ
+            self._nocc = len(occ)
+        return self._occ[: self._nocc]
+
+    def _note_written(self, slots: np.ndarray) -> None:
+        if self._occ is None:
+            return  # built from the file on first use
+        n, k = self._nocc, len(slots)
+        if n == 0 or int(slots[0]) > int(self._occ[n - 1]):
+            if n + k > len(self._occ):
+                grown = np.empty(max(2 * len(self._occ), n + k, 64), dtype=np.int64)
+                grown[:n] = self._occ[:n]
+                self._occ = grown
+            self._occ[n : n + k] = slots
+            self._nocc = n + k
+        else:
+            merged = np.union1d(self._occ[:n], slots)
+            self._occ = merged
+            self._nocc = len(merged)
+
     def write_slots(self, slots: np.ndarray, records: bytes | memoryview) -> None:
         """Write records (len(slots) x record size bytes) into ascending, unique slots."""
         h = self.header
@@ -70,16 +98,21 @@ class YearFile:
         n = len(slots)
         if n == 0:
             return
-        if int(slots[0]) < 0 or int(slots[-1]) >= h.nslots:
-            raise CorruptFileError(f"{self.path}: slot {int(slots[-1])} is outside 0..{h.nslots - 1}")
+        first, last = int(slots[0]), int(slots[-1])
+        if first < 0 or last >= h.nslots:
+            raise CorruptFileError(f"{self.path}: slot {last} is outside 0..{h.nslots - 1}")
         view = memoryview(records).cast("B")
-        breaks = np.flatnonzero(np.diff(slots) != 1) + 1
-        starts = np.concatenate(([0], breaks))
-        ends = np.concatenate((breaks, [n]))
         base = h.header_size
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            self._f.pwrite(view[a * rs : b * rs], base + int(slots[a]) * rs)
+        if last - first == n - 1:  # one contiguous run (always for a single row)
+            self._f.pwrite(view, base + first * rs)
+        else:
+            breaks = np.flatnonzero(np.diff(slots) != 1) + 1
+            starts = [0, *breaks.tolist()]
+            ends = [*breaks.tolist(), n]
+            for a, b in zip(starts, ends, strict=True):
+                self._f.pwrite(view[a * rs : b * rs], base + int(slots[a]) * rs)
         self.dirty = True
+        self._note_written(slots)
 
     def read(self, offset: int, size: int) -> bytes:
         data = self._f.pread(size, offset)
