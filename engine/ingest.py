@@ -120,16 +120,19 @@ def epoch_ns(values: np.ndarray, key: str) -> np.ndarray:
         out = values.astype("datetime64[ns]").view(np.int64)
         return out
     if kind in "iu":
-        if kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max // NS:
-            raise InvalidInputError(f"write to {key}: Epoch value {int(values.max())} is out of range")
-        v = values.astype(np.int64)
-        if len(v) and (int(v.max()) > 9_300_000_000 or int(v.min()) < -9_300_000_000):
-            bad = int(v.max()) if int(v.max()) > 9_300_000_000 else int(v.min())
+        if len(values) == 1:
+            lo = hi = int(values[0])
+        elif len(values):
+            lo, hi = int(values.min()), int(values.max())
+        else:
+            lo = hi = 0
+        if hi > 9_300_000_000 or lo < -9_300_000_000:
+            bad = hi if hi > 9_300_000_000 else lo
             raise InvalidInputError(
                 f"write to {key}: Epoch value {bad} is not epoch seconds in a supported year "
                 "(give seconds since 1970, or datetime64)"
             )
-        return v * NS
+        return values.astype(np.int64) * NS
     if kind == "f":
         if len(values) and not np.isfinite(values).all():
             raise InvalidInputError(f"write to {key}: Epoch has NaN or infinite values")

@@ -57,8 +57,10 @@ def plan_fixed(key: BucketKey, schema: Schema, batch: Batch, calendar: Calendar)
 def _last_wins_order(years: np.ndarray, slots: np.ndarray) -> np.ndarray | None:
     """Indices that sort rows by (year, slot) keeping only the last row of each slot;
     None when the input is already strictly increasing (the common, fast case)."""
+    if len(years) < 2:
+        return None
     combined = (years - years.min()) * (1 << 40) + slots
-    if len(combined) < 2 or bool((combined[1:] > combined[:-1]).all()):
+    if bool((combined[1:] > combined[:-1]).all()):
         return None
     order = np.argsort(combined, kind="stable")
     sorted_keys = combined[order]

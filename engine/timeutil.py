@@ -152,7 +152,10 @@ class Calendar:
     def check_range(self, epochs: np.ndarray, what: str = "Epoch") -> None:
         if len(epochs) == 0:
             return
-        lo, hi = int(epochs.min()), int(epochs.max())
+        if len(epochs) == 1:
+            lo = hi = int(epochs[0])
+        else:
+            lo, hi = int(epochs.min()), int(epochs.max())
         if lo < self.min_epoch or hi >= self.max_epoch:
             bad = lo if lo < self.min_epoch else hi
             raise InvalidInputError(
@@ -184,6 +187,9 @@ class Calendar:
 
     def slots(self, epochs: np.ndarray, tf: Timeframe) -> tuple[np.ndarray, np.ndarray]:
         """(year, slot) of each epoch second; slot i of a year covers interval i."""
+        if len(epochs) == 1:  # the 1-row append: skip numpy's per-call overhead
+            y, s = self.slot_of(int(epochs[0]), tf)
+            return np.array([y], dtype=np.int64), np.array([s], dtype=np.int64)
         years = self.year_of(epochs)
         if tf.is_daily:
             slots = np.empty(len(epochs), dtype=np.int64)
