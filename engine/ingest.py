@@ -42,7 +42,7 @@ def raw_columns(data: Any, key: str) -> dict[str, np.ndarray]:
                 f"write to {key}: a numpy array must be structured (named fields incl. Epoch)"
             )
         for name in data.dtype.names:
-            cols[name] = np.ascontiguousarray(data[name])
+            cols[name] = data[name]  # a strided view; copied once, into the records
     elif isinstance(data, dict):
         for name, values in data.items():
             cols[str(name)] = np.asarray(values)

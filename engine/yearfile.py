@@ -16,6 +16,8 @@ from wal.fs import File, FileSystem
 
 __all__ = ["YearFile"]
 
+GAP_BYTES = 4096  # docs/format.md "Durability": gaps up to a page are rewritten, not skipped
+
 
 class YearFile:
     """An open `<YYYY>.bin`. Not thread-safe by itself; the database serialises writers."""
@@ -53,7 +55,9 @@ class YearFile:
     def create(cls, fs: FileSystem, path: str, header_bytes: bytes, header: Header) -> YearFile:
         """Create the file durably (write to a temporary name, fsync, rename, fsync dir)."""
         atomic_write(fs, path, header_bytes, size=header.file_size)
-        return cls.open(fs, path, writable=True)
+        f = cls.open(fs, path, writable=True)
+        f._occ = np.empty(0, dtype=np.int64)  # a new file is empty: no scan needed
+        return f
 
     @property
     def slots(self) -> np.ndarray:
@@ -106,13 +110,45 @@ class YearFile:
         if last - first == n - 1:  # one contiguous run (always for a single row)
             self._f.pwrite(view, base + first * rs)
         else:
-            breaks = np.flatnonzero(np.diff(slots) != 1) + 1
-            starts = [0, *breaks.tolist()]
-            ends = [*breaks.tolist(), n]
-            for a, b in zip(starts, ends, strict=True):
-                self._f.pwrite(view[a * rs : b * rs], base + int(slots[a]) * rs)
+            self._write_spans(slots, view)
         self.dirty = True
         self._note_written(slots)
+
+    def _write_spans(self, slots: np.ndarray, view: memoryview) -> None:
+        """Write sparse slots with few system calls: runs separated by small gaps are
+        merged into one span whose gap slots are rewritten with their current content
+        (read back first, unless the occupancy index says the span is empty), so empty slots stay empty and data is never lost;
+        gaps longer than a page stay holes."""
+        h = self.header
+        rs = h.record_size
+        max_gap = max(1, GAP_BYTES // rs)
+        gaps = np.diff(slots) - 1
+        cuts = np.flatnonzero(gaps > max_gap) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), len(slots)]
+        base = h.header_size
+        occ = None if self._occ is None else self._occ[: self._nocc]
+        bounds = None if occ is None else np.searchsorted(occ, slots[[*starts]]).tolist()
+        last_bounds = None if occ is None else np.searchsorted(
+            occ, slots[[e - 1 for e in ends]], side="right").tolist()
+        for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            s0, s1 = int(slots[a]), int(slots[b - 1])
+            if s1 - s0 == b - a - 1:
+                self._f.pwrite(view[a * rs : b * rs], base + s0 * rs)
+                continue
+            nbytes = (s1 - s0 + 1) * rs
+            if bounds is not None and last_bounds is not None and bounds[i] == last_bounds[i]:
+                raw = bytearray(nbytes)  # the index says the whole span is empty
+            else:  # current content, gaps included (pread: cheaper than faulting in holes)
+                raw = bytearray(self._f.pread(nbytes, base + s0 * rs))
+            span = np.frombuffer(raw, dtype=h.schema.record_dtype)
+            if rs % 8 == 0:
+                words = span.view(np.int64).reshape(len(span), rs // 8)
+                new = np.frombuffer(view[a * rs : b * rs], dtype=np.int64).reshape(b - a, rs // 8)
+                words[slots[a:b] - s0] = new
+            else:
+                span[slots[a:b] - s0] = np.frombuffer(view[a * rs : b * rs], dtype=span.dtype)
+            self._f.pwrite(memoryview(span).cast("B"), base + s0 * rs)
 
     def read(self, offset: int, size: int) -> bytes:
         data = self._f.pread(size, offset)
