@@ -1,0 +1,24 @@
+"""The write-ahead log: segment files of checksummed, consecutively numbered records.
+
+Knows nothing about buckets; the engine encodes and decodes payloads. Format: docs/wal.md.
+"""
+
+from __future__ import annotations
+
+from wal.errors import CorruptWALError, MktsError, UnsupportedFormatError, WalError
+from wal.format import MAX_PAYLOAD, RT_DATA
+from wal.fs import FileSystem, OsFileSystem
+from wal.log import Record, WriteAheadLog
+
+__all__ = [
+    "WriteAheadLog",
+    "Record",
+    "RT_DATA",
+    "MAX_PAYLOAD",
+    "FileSystem",
+    "OsFileSystem",
+    "MktsError",
+    "WalError",
+    "CorruptWALError",
+    "UnsupportedFormatError",
+]
