@@ -1,4 +1,13 @@
-"""mkts: the application layer over `engine` (configuration, CLI, server)."""
+"""mkts: the application layer over `engine` (configuration, plugins wiring, CLI, server).
 
-__all__: list[str] = []
+    import mkts
+    with mkts.open("mkts.yml") as db:      # plugins loaded, workers running
+        db.write("AAPL/1Min/OHLCV", bars)
+        db.flush()                         # aggregates are up to date
+"""
+
+from mkts.app import open
+from mkts.config import Config, ConfigError
+
+__all__ = ["open", "Config", "ConfigError"]
 __version__ = "0.1.0"

@@ -1,6 +1,15 @@
-"""Plugins for mkts: trigger and background-worker contracts, the loader, bundled plugins.
+"""Plugins for mkts: the trigger and background-worker contracts, the loader, bundled plugins.
 
-Plugins use only the public API of `engine`.
+    base       the contracts (read its docstring before writing a plugin)
+    loader     load_trigger / load_worker: module path, entry point or `ondiskagg.so`
+    errors     PluginError
+    aggfuncs   the aggregation math (pure numpy)
+    ondiskagg  trigger: keep downsampled bars on disk up to date; rebuild()
+    stream     trigger: push new rows to in-process subscribers (Hub)
+    feed       example background worker: synthetic or CSV 1Min bars
+    synth      deterministic synthetic market data
+
+Plugins use only the public API of `engine`. Guide: docs/plugins.md.
 """
 
 __all__: list[str] = []

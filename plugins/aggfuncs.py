@@ -1,0 +1,331 @@
+"""The math of on-disk aggregation: bar alignment, OHLCV reduction, ticks to bars, and the
+exchange-session filter. Pure numpy over arrays; reading and writing buckets is
+`plugins.ondiskagg`'s job.
+
+Alignment follows the database calendar (`db.calendar`, docs/format.md "Slots"): intraday
+bars are fixed-length intervals counted from local midnight of 1 January; 1D bars are local
+calendar days. Bars are labelled by their left edge.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from engine.timeframes import Timeframe, parse_timeframe  # not yet exported by engine
+
+__all__ = [
+    "OHLC",
+    "BARS",
+    "TICKS",
+    "as_timeframe",
+    "base_kind",
+    "bar_labels",
+    "bar_bounds",
+    "merge_ranges",
+    "volume_dtype",
+    "reduce_bars",
+    "reduce_ticks",
+    "aggregate",
+    "SessionFilter",
+    "session_filter",
+]
+
+OHLC = ("Open", "High", "Low", "Close")
+BARS = "bars"
+TICKS = "ticks"
+
+
+def as_timeframe(tf: Timeframe | str) -> Timeframe:
+    return tf if isinstance(tf, Timeframe) else parse_timeframe(tf)
+
+
+def base_kind(names: Any) -> str | None:
+    """BARS when the columns hold Open, High, Low and Close; TICKS when they hold Price
+    (ticks: Volume will be the sum of Size); None when they cannot be aggregated."""
+    names = set(names)
+    if all(c in names for c in OHLC):
+        return BARS
+    if "Price" in names:
+        return TICKS
+    return None
+
+
+# -- alignment ---------------------------------------------------------------------------
+
+
+def bar_labels(calendar: Any, epochs: np.ndarray, tf: Timeframe | str) -> np.ndarray:
+    """The label (left edge, epoch seconds) of the `tf` bar that contains each epoch."""
+    tf = as_timeframe(tf)
+    epochs = np.asarray(epochs, dtype=np.int64)
+    out = np.empty(len(epochs), dtype=np.int64)
+    if not len(epochs):
+        return out
+    years, slots = calendar.slots(epochs, tf)
+    for y in np.unique(years):
+        sel = years == y
+        out[sel] = calendar.labels(int(y), slots[sel], tf)
+    return out
+
+
+def bar_bounds(calendar: Any, labels: np.ndarray, tf: Timeframe | str
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) in epoch seconds of the `tf` bars with these labels.
+
+    A 1D bar ends at the next local midnight (23 or 25 hours on DST days); an intraday bar
+    after `tf` seconds, or at the end of the local year if that comes first."""
+    tf = as_timeframe(tf)
+    labels = np.asarray(labels, dtype=np.int64)
+    ends = np.empty(len(labels), dtype=np.int64)
+    if not len(labels):
+        return labels, ends
+    years, slots = calendar.slots(labels, tf)
+    for y in np.unique(years):
+        sel = years == y
+        nxt = calendar.labels(int(y), slots[sel] + 1, tf) if tf.is_daily else \
+            calendar.year_start(int(y)) + (slots[sel] + 1) * tf.seconds
+        ends[sel] = np.minimum(nxt, calendar.year_start(int(y) + 1))
+    return labels, ends
+
+
+def merge_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Union of half-open ranges [starts[i], ends[i]) as sorted, disjoint, non-touching runs."""
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if not len(starts):
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    reach = np.maximum.accumulate(e)
+    first = np.flatnonzero(np.concatenate(([True], s[1:] > reach[:-1])))
+    return s[first], np.maximum.reduceat(e, first)
+
+
+# -- reduction ---------------------------------------------------------------------------
+
+
+def volume_dtype(dtype: np.dtype | type) -> np.dtype:
+    """Volume sums are stored wide enough not to overflow: int64, uint64 or float64."""
+    dt = np.dtype(dtype)
+    if dt.kind == "u":
+        return np.dtype(np.uint64)
+    if dt.kind in "ib":
+        return np.dtype(np.int64)
+    return np.dtype(np.float64)
+
+
+def _groups(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) row of each run of equal labels (labels sorted)."""
+    cut = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.concatenate(([0], cut)).astype(np.intp)
+    ends = np.concatenate((cut, [len(labels)])).astype(np.intp)
+    return starts, ends
+
+
+def _sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    values = np.asarray(values)
+    return np.add.reduceat(values.astype(volume_dtype(values.dtype), copy=False), starts)
+
+
+def reduce_bars(labels: np.ndarray, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Bars to bars. Rows sorted by time, `labels` their destination labels (non-decreasing).
+
+    Open = first, High = max, Low = min, Close = last (in the column's own type),
+    Volume = sum (as `volume_dtype`) when a Volume column is present. Other columns are
+    not carried over."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if not len(labels):
+        return _empty(columns, BARS)
+    starts, ends = _groups(labels)
+    out: dict[str, np.ndarray] = {"Epoch": labels[starts]}
+    out["Open"] = np.asarray(columns["Open"])[starts]
+    out["High"] = np.maximum.reduceat(np.asarray(columns["High"]), starts)
+    out["Low"] = np.minimum.reduceat(np.asarray(columns["Low"]), starts)
+    out["Close"] = np.asarray(columns["Close"])[ends - 1]
+    if "Volume" in columns:
+        out["Volume"] = _sum(columns["Volume"], starts)
+    return out
+
+
+def reduce_ticks(labels: np.ndarray, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Trades to bars. Rows sorted by time (ties in write order), `labels` as in reduce_bars.
+
+    Open/High/Low/Close from Price (first, max, min, last), Volume = sum of Size when a Size
+    column is present."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if not len(labels):
+        return _empty(columns, TICKS)
+    starts, ends = _groups(labels)
+    price = np.asarray(columns["Price"])
+    out: dict[str, np.ndarray] = {"Epoch": labels[starts]}
+    out["Open"] = price[starts]
+    out["High"] = np.maximum.reduceat(price, starts)
+    out["Low"] = np.minimum.reduceat(price, starts)
+    out["Close"] = price[ends - 1]
+    if "Size" in columns:
+        out["Volume"] = _sum(columns["Size"], starts)
+    return out
+
+
+def _empty(columns: Mapping[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {"Epoch": np.zeros(0, dtype=np.int64)}
+    if kind == BARS:
+        for c in OHLC:
+            out[c] = np.asarray(columns[c])[:0]
+        if "Volume" in columns:
+            out["Volume"] = np.zeros(0, dtype=volume_dtype(np.asarray(columns["Volume"]).dtype))
+    else:
+        price = np.asarray(columns["Price"])
+        for c in OHLC:
+            out[c] = price[:0]
+        if "Size" in columns:
+            out["Volume"] = np.zeros(0, dtype=volume_dtype(np.asarray(columns["Size"]).dtype))
+    return out
+
+
+def aggregate(columns: Mapping[str, np.ndarray], calendar: Any, tf: Timeframe | str, *,
+              session: SessionFilter | None = None) -> dict[str, np.ndarray]:
+    """Aggregate base rows (any order) into `tf` bars, from scratch.
+
+    `columns` has Epoch and either OHLC(+Volume) or Price(+Size) (+Nanoseconds for ticks).
+    With `session`, only rows whose Epoch lies inside an exchange session count, and a bar
+    without such rows is not produced. Returns {Epoch, Open, High, Low, Close[, Volume]}."""
+    kind = base_kind(columns)
+    if kind is None:
+        raise ValueError("cannot aggregate: the columns need Open, High, Low and Close "
+                         f"(bars) or Price (ticks); got {', '.join(columns)}")
+    epochs = np.asarray(columns["Epoch"], dtype=np.int64)
+    keep = np.ones(len(epochs), dtype=bool) if session is None else session.mask(epochs)
+    if "Nanoseconds" in columns:
+        order = np.lexsort((np.asarray(columns["Nanoseconds"]), epochs))
+    else:
+        order = np.argsort(epochs, kind="stable")
+    order = order[keep[order]]
+    rows = {name: np.asarray(col)[order] for name, col in columns.items()}
+    labels = bar_labels(calendar, rows["Epoch"], tf)
+    return reduce_bars(labels, rows) if kind == BARS else reduce_ticks(labels, rows)
+
+
+# -- exchange sessions -------------------------------------------------------------------
+
+_ALIASES = {"nasdaq": "XNAS", "nyse": "XNYS"}
+
+
+class SessionFilter:
+    """Which epochs fall inside a session of one exchange calendar (exchange_calendars).
+
+    A time t counts when session open <= t < session close, outside any lunch break; early
+    closes and holidays come from the calendar. Thread-safe; schedules are built lazily,
+    a decade at a time, for the years asked about."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._years: tuple[int, int] | None = None
+        self._opens = self._closes = np.zeros(0, dtype=np.int64)
+        self._breaks: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __repr__(self) -> str:
+        return f"SessionFilter({self.name!r})"
+
+    def mask(self, epochs: np.ndarray) -> np.ndarray:
+        """Boolean array: True where the epoch (seconds) is inside a session."""
+        epochs = np.asarray(epochs, dtype=np.int64)
+        if not len(epochs):
+            return np.zeros(0, dtype=bool)
+        opens, closes, breaks = self._schedule(int(epochs.min()), int(epochs.max()))
+        i = np.searchsorted(opens, epochs, side="right") - 1
+        ok = i >= 0
+        i = np.maximum(i, 0)
+        if not len(opens):
+            return np.zeros(len(epochs), dtype=bool)
+        ok &= epochs < closes[i]
+        if breaks is not None:
+            bs, be = breaks
+            ok &= ~((epochs >= bs[i]) & (epochs < be[i]))
+        return ok
+
+    def _schedule(self, lo: int, hi: int
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        y0, y1 = _year(lo), _year(hi)
+        with self._lock:
+            have = self._years
+            if have is None or y0 < have[0] or y1 > have[1]:
+                first = min(y0, have[0]) if have else y0
+                last = max(y1, have[1]) if have else y1
+                first, last = first - first % 10, last - last % 10 + 9
+                self._build(first, last)
+            return self._opens, self._closes, self._breaks
+
+    def _build(self, first: int, last: int) -> None:
+        import exchange_calendars as xcals
+
+        start = first
+        while True:
+            try:
+                with warnings.catch_warnings():
+                    # exchange_calendars trips pandas deprecation warnings; not ours to fix
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    warnings.simplefilter("ignore", FutureWarning)
+                    cal = xcals.get_calendar(self.name, start=f"{start}-01-01",
+                                             end=f"{last}-12-31")
+                break
+            except ValueError:  # before the calendar's earliest year: those rows are closed
+                if start >= last:
+                    raise
+                start += 10
+        self._opens = _seconds(cal.opens)
+        self._closes = _seconds(cal.closes)
+        bs, be = _seconds(cal.break_starts), _seconds(cal.break_ends)
+        has = bs != _NAT
+        self._breaks = (np.where(has, bs, 0), np.where(has, be, 0)) if has.any() else None
+        self._years = (first, last)
+
+
+_NAT = np.iinfo(np.int64).min
+_filters: dict[str, SessionFilter] = {}
+_filters_lock = threading.Lock()
+
+
+def session_filter(name: str) -> SessionFilter:
+    """The shared SessionFilter for an exchange calendar name: `XNAS`, `XNYS`, any other
+    exchange_calendars name or alias, or MarketStore's `nasdaq`. Raises ValueError for an
+    unknown name and ImportError when exchange_calendars is not installed."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"filter must be an exchange calendar name like 'XNYS', not {name!r}")
+    try:
+        import exchange_calendars as xcals
+    except ImportError as exc:
+        raise ImportError(
+            f"filter {name!r} needs exchange_calendars: pip install 'mkts[calendars]'"
+        ) from exc
+    known = set(xcals.get_calendar_names(include_aliases=True))
+    canonical = _ALIASES.get(name.lower(), name)
+    if canonical not in known and canonical.upper() in known:
+        canonical = canonical.upper()
+    if canonical not in known:
+        raise ValueError(
+            f"filter {name!r} is not an exchange calendar; use a name such as XNAS, XNYS, "
+            "XLON (see exchange_calendars.get_calendar_names()) or 'nasdaq'"
+        )
+    with _filters_lock:
+        f = _filters.get(canonical)
+        if f is None:
+            f = _filters[canonical] = SessionFilter(canonical)
+        return f
+
+
+def _year(epoch: int) -> int:
+    return int(np.datetime64(epoch, "s").astype("datetime64[Y]").astype(np.int64)) + 1970
+
+
+def _seconds(series: Any) -> np.ndarray:
+    """A pandas datetime Series (UTC, may hold NaT) as int64 epoch seconds (NaT kept)."""
+    if getattr(series.dt, "tz", None) is not None:
+        series = series.dt.tz_convert(None)
+    values: np.ndarray = series.to_numpy(dtype="datetime64[ns]").astype("datetime64[s]")
+    return values.astype(np.int64)

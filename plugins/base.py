@@ -1,0 +1,113 @@
+"""The plugin contracts: what a trigger or a background worker is, and what mkts promises it.
+
+Owns the two Protocols and their documentation; loading lives in `plugins.loader`, running
+them in `engine.dispatch` (triggers) and `engine.database` (workers).
+
+Triggers
+--------
+A trigger module exposes ``NewTrigger(config: dict) -> Trigger``. It raises (any exception;
+`PluginError` preferred) when the config is wrong; the loader turns that into a startup error
+naming the plugin. The trigger object has:
+
+``start(db)`` (optional)
+    Called once with the `engine.Database` when the trigger is attached: before its first
+    ``fire``, replayed ones included. Keep the handle: triggers read and write through it.
+``fire(key_path, records)``
+    Called for every transaction that wrote to a bucket matching the trigger's ``on:`` glob,
+    once per year file the transaction touched.
+
+    * **When**: after the transaction is applied, so everything it wrote is readable through
+      ``db.read``; writes are delivered in commit order (so per-bucket order holds).
+    * **Thread**: the single dispatcher thread ``mkts-triggers``, never the writer's thread.
+      A slow trigger delays later triggers, not writers. ``db.flush()`` waits until every
+      queued ``fire`` has returned, including fires caused by writes made inside ``fire``.
+    * **Arguments**: ``key_path`` is the year file relative to the root,
+      ``"AAPL/1Min/OHLCV/2024.bin"``; ``records`` is an `engine.dispatch.Records`:
+      ``records.key`` (the bucket key; ``str(records.key)`` is ``"AAPL/1Min/OHLCV"``),
+      ``.year``, ``.txn``, ``.replayed``, ``.slots`` (slot index of each record),
+      ``.rows`` (the stored rows), ``.epochs`` (each row's label in epoch seconds) and
+      ``.columns()`` (``{name: array}``, ``Epoch`` first; tick buckets add ``Nanoseconds``).
+      Records are in write order, not sorted.
+    * **Replay**: transactions replayed from the write-ahead log at startup fire again, with
+      ``records.replayed == True``. Delivery is therefore *at least once*: a transaction whose
+      triggers had already run before a crash may fire again, so ``fire`` must be idempotent
+      (recompute from what is in the database rather than accumulate).
+    * **Errors**: an exception from ``fire`` is logged with its traceback and counted in
+      ``db.stats()["trigger_errors"]``; the write that caused it has committed and stays
+      committed, and later fires still run.
+    * **Writing**: ``db.write``/``db.write_many`` from ``fire`` go through the normal write
+      path (log, apply, fire the triggers matching *their* buckets). Do not call
+      ``db.flush()`` from ``fire``; it returns at once there.
+``stop()`` (optional)
+    Called once at close, after the last ``fire``.
+
+``on:`` is a glob over ``SYMBOL/TIMEFRAME/ATTRGROUP``: ``*`` matches one whole part and the
+match is anchored, so ``*/1Min/OHLC`` does not match ``AAPL/1Min/OHLCV``.
+
+Background workers
+------------------
+A worker module exposes ``NewBgWorker(config: dict) -> BgWorker``. The worker has an
+optional ``start(db)`` (called once after replay), ``run()`` (started on a thread of its own
+after ``start``, before the server accepts queries) and an optional ``stop()`` (called at
+close; ``run()`` should return promptly afterwards). An exception from ``run()`` is logged
+and counted in ``db.stats()["worker_errors"]``; the database keeps running.
+
+Configuration (``mkts.yml``)
+----------------------------
+``module:`` is a dotted module path (``plugins.ondiskagg``, ``mypkg.mytrigger``), an entry
+point name in the group ``mkts.triggers`` / ``mkts.bgworkers``, or MarketStore's spelling
+``ondiskagg.so`` / ``stream.so`` for the bundled plugins::
+
+    triggers:
+      - module: ondiskagg.so             # = plugins.ondiskagg
+        on: "*/1Min/OHLCV"
+        config:
+          destinations: [5Min, 15Min, 1H, 1D]
+      - module: plugins.stream
+        on: "*/*/*"
+    bgworkers:
+      - module: plugins.feed
+        name: feed
+        config: {symbols: [AAPL, MSFT], interval_s: 1.0}
+
+Embedded use without YAML::
+
+    import engine
+    from plugins import ondiskagg
+    db = engine.open("data", triggers=[("*/1Min/OHLCV",
+                                        ondiskagg.NewTrigger({"destinations": ["5Min", "1D"]}))])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Trigger", "BgWorker", "NewTrigger", "NewBgWorker"]
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """Reacts to committed writes; see the module docstring for the contract.
+
+    Optional methods, looked up by name: ``start(db)`` and ``stop()``.
+    """
+
+    def fire(self, key_path: str, records: Any) -> None: ...
+
+
+@runtime_checkable
+class BgWorker(Protocol):
+    """Runs beside the database on a thread of its own; see the module docstring.
+
+    Optional methods, looked up by name: ``start(db)`` and ``stop()``.
+    """
+
+    def run(self) -> None: ...
+
+
+NewTrigger = Callable[[dict[str, Any]], Trigger]
+"""The type of a trigger module's constructor."""
+
+NewBgWorker = Callable[[dict[str, Any]], BgWorker]
+"""The type of a background-worker module's constructor."""

@@ -1,0 +1,149 @@
+"""Find a plugin module by name and build the trigger or worker it defines.
+
+Resolves `module:` (MarketStore spelling, entry point, or dotted module path) and calls its
+constructor; every failure becomes a `PluginError` naming the plugin. Contracts: plugins.base.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+import sys
+import threading
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from plugins.errors import PluginError
+
+__all__ = ["load_trigger", "load_worker", "resolve", "TRIGGER_GROUP", "WORKER_GROUP", "ALIASES"]
+
+TRIGGER_GROUP = "mkts.triggers"
+WORKER_GROUP = "mkts.bgworkers"
+
+# MarketStore's `module:` spellings for the bundled plugins.
+ALIASES = {
+    "ondiskagg.so": "plugins.ondiskagg",
+    "stream.so": "plugins.stream",
+}
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_import_lock = threading.Lock()
+
+
+def load_trigger(module: str, config: Mapping[str, Any] | None = None) -> Any:
+    """Build the trigger `module` defines: ``NewTrigger(dict(config))``.
+
+    Raises PluginError (naming the plugin) when the module cannot be found or imported, has
+    no NewTrigger, the constructor raises, or the result has no ``fire`` method."""
+    obj = _build(module, config, TRIGGER_GROUP, "NewTrigger", "trigger")
+    if not callable(getattr(obj, "fire", None)):
+        raise PluginError(f"trigger plugin {module!r}: NewTrigger returned {obj!r}, "
+                          "which has no fire(key_path, records) method")
+    return obj
+
+
+def load_worker(module: str, config: Mapping[str, Any] | None = None) -> Any:
+    """Build the background worker `module` defines: ``NewBgWorker(dict(config))``.
+
+    Raises PluginError as load_trigger does; the result must have a ``run`` method."""
+    obj = _build(module, config, WORKER_GROUP, "NewBgWorker", "background worker")
+    if not callable(getattr(obj, "run", None)):
+        raise PluginError(f"background worker plugin {module!r}: NewBgWorker returned {obj!r}, "
+                          "which has no run() method")
+    return obj
+
+
+def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, Any]], Any]:
+    """The constructor `module` names, in this order: a MarketStore alias (`ondiskagg.so`),
+    an entry point of `group`, a dotted module path. Nothing is imported from the current
+    directory: file paths are refused and the implicit '' entry of sys.path is skipped."""
+    kind = "trigger" if group == TRIGGER_GROUP else "background worker"
+    if not isinstance(module, str) or not module:
+        raise PluginError(f"{kind} plugin module must be a non-empty string, not {module!r}")
+    target: Any
+    if module in ALIASES:
+        target = _import(ALIASES[module], module, kind)
+    else:
+        ep = _entry_point(group, module)
+        if ep is not None:
+            try:
+                target = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"{kind} plugin {module!r}: entry point {ep.value!r} in group {group!r} "
+                    f"could not be loaded: {type(exc).__name__}: {exc}"
+                ) from exc
+        elif _DOTTED.match(module):
+            target = _import(module, module, kind)
+        else:
+            raise PluginError(
+                f"{kind} plugin {module!r} is neither an entry point in group {group!r} nor a "
+                "dotted module path like 'plugins.ondiskagg' (file paths are not loaded)"
+            )
+    if isinstance(target, types.ModuleType):
+        factory = getattr(target, constructor, None)
+        if not callable(factory):
+            raise PluginError(
+                f"{kind} plugin {module!r}: module {target.__name__} has no {constructor}(config) "
+                f"function; a {kind} module must define one (see plugins.base)"
+            )
+        return factory  # type: ignore[no-any-return]
+    if callable(target):
+        return target  # type: ignore[no-any-return]
+    raise PluginError(f"{kind} plugin {module!r}: entry point gave {target!r}, "
+                      f"neither a module nor a {constructor} callable")
+
+
+def _build(module: str, config: Mapping[str, Any] | None, group: str, constructor: str,
+           kind: str) -> Any:
+    if config is not None and not isinstance(config, Mapping):
+        raise PluginError(f"{kind} plugin {module!r}: config must be a mapping, not "
+                          f"{type(config).__name__}")
+    factory = resolve(module, group, constructor)
+    try:
+        return factory(dict(config or {}))
+    except PluginError as exc:
+        if repr(module) in str(exc):
+            raise
+        raise PluginError(f"{kind} plugin {module!r}: {exc}") from exc
+    except Exception as exc:
+        raise PluginError(
+            f"{kind} plugin {module!r}: {constructor}(config) failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _entry_point(group: str, name: str) -> importlib.metadata.EntryPoint | None:
+    matches = list(importlib.metadata.entry_points(group=group, name=name))
+    return matches[0] if matches else None
+
+
+def _import(dotted: str, module: str, kind: str) -> types.ModuleType:
+    with _import_lock:
+        # '' on sys.path means "the current directory" (interactive, python -c): skip it, so
+        # a stray ondiskagg.py where mkts happens to be started is never picked up.
+        where = sys.path.index("") if "" in sys.path else None
+        if where is not None:
+            sys.path[:] = [p for p in sys.path if p != ""]
+        try:
+            return importlib.import_module(dotted)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (dotted == exc.name or dotted.startswith(exc.name + ".")):
+                raise PluginError(
+                    f"{kind} plugin {module!r}: module {dotted!r} was not found ({exc}); "
+                    "install the package that provides it, or fix `module:` in mkts.yml"
+                ) from exc
+            raise PluginError(
+                f"{kind} plugin {module!r}: importing {dotted!r} failed because a module it "
+                f"needs is missing ({exc})"
+            ) from exc
+        except Exception as exc:
+            raise PluginError(
+                f"{kind} plugin {module!r}: importing {dotted!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            if where is not None and "" not in sys.path:
+                sys.path.insert(where, "")

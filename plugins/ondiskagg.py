@@ -1,0 +1,284 @@
+"""ondiskagg: keep `SYM/<dest>/ATTR` bars on disk up to date from the base bucket just written.
+
+Owns choosing which destination bars a write touched, re-reading their base rows and writing
+the recomputed bars (plus `rebuild`, the from-scratch pass). The math is in
+`plugins.aggfuncs`; the contract a trigger follows is in `plugins.base`.
+
+    triggers:
+      - module: ondiskagg.so              # or plugins.ondiskagg
+        on: "*/1Min/OHLCV"
+        config:
+          destinations: [5Min, 15Min, 1H, 1D]
+          filter: XNYS                    # optional; only for destinations of one day
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.dispatch import KeyGlob  # not yet exported by engine
+from plugins import aggfuncs
+from plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
+from plugins.errors import PluginError
+
+__all__ = ["NewTrigger", "OnDiskAgg", "rebuild", "TICK_OUTPUT_ATTR"]
+
+log = logging.getLogger("mkts.plugins.ondiskagg")
+
+_NS = 1_000_000_000
+TICK_OUTPUT_ATTR = "OHLCV"  # ticks (e.g. AAPL/1Sec/TRADE) aggregate into AAPL/<dest>/OHLCV
+_CONFIG_KEYS = ("destinations", "filter")
+
+
+def NewTrigger(config: Mapping[str, Any]) -> OnDiskAgg:
+    """Build the trigger from its `config:` ({destinations: [...], filter: name}).
+
+    Raises PluginError naming the bad key."""
+    if not isinstance(config, Mapping):
+        raise PluginError(f"ondiskagg: config must be a mapping, not {type(config).__name__}")
+    unknown = sorted(set(config) - set(_CONFIG_KEYS))
+    if unknown:
+        raise PluginError(f"ondiskagg: unknown config key {unknown[0]!r}; "
+                          f"known keys: {', '.join(_CONFIG_KEYS)}")
+    return OnDiskAgg(config.get("destinations"), config.get("filter"))
+
+
+class OnDiskAgg:
+    """The aggregation trigger. `fire` recomputes every destination bar the records touched
+    from all base rows of that bar and writes them in one transaction.
+
+    Destinations must be longer than the base timeframe and a multiple of it (ticks: at
+    least as long); that is checked at the first fire for each base timeframe, and a
+    destination that does not fit is skipped with one logged error."""
+
+    def __init__(self, destinations: Any, filter: Any = None) -> None:
+        self.destinations = _parse_destinations(destinations)
+        self.filter_name: str | None = None
+        self.session: SessionFilter | None = None
+        if filter not in (None, ""):
+            try:
+                self.session = aggfuncs.session_filter(filter)
+            except (ValueError, ImportError) as exc:
+                raise PluginError(f"ondiskagg: filter: {exc}") from exc
+            self.filter_name = self.session.name
+            if not any(d.is_daily for d in self.destinations):
+                log.warning("ondiskagg: filter %r only applies to destinations of one day; "
+                            "none of %s is", filter, [d.name for d in self.destinations])
+        self._db: Any = None
+        self._plans: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._warned: set[str] = set()
+        self.fires = 0
+        self.bars_written = 0
+        self.skipped = 0
+
+    def __repr__(self) -> str:
+        f = f", filter={self.filter_name!r}" if self.filter_name else ""
+        return f"<ondiskagg {[d.name for d in self.destinations]}{f}>"
+
+    def start(self, db: Any) -> None:
+        self._db = db
+
+    def stats(self) -> dict[str, int]:
+        return {"fires": self.fires, "bars_written": self.bars_written, "skipped": self.skipped}
+
+    # -- the trigger -------------------------------------------------------------------
+    def fire(self, key_path: str, records: Any) -> None:
+        db = self._db
+        if db is None:
+            raise PluginError("ondiskagg: fire() before start(db); attach it with "
+                              "engine.open(..., triggers=[(glob, trigger)])")
+        if not len(records):
+            return
+        key = str(records.key)
+        names = list(records.columns())
+        plan = self._plan(key, names)
+        if plan is None:
+            return
+        self.fires += 1
+        out = self._recompute(db, key, np.asarray(records.epochs, dtype=np.int64), *plan)
+        self._write(db, out)
+
+    def _plan(self, key: str, names: Sequence[str]) -> tuple[Any, ...] | None:
+        """(kind, destinations, output attr, columns to read) for a base bucket, or None to
+        skip it (logged once per bucket)."""
+        sym, tfname, attr = key.split("/")
+        kind = aggfuncs.base_kind(names)
+        if kind is None:
+            self._skip(key, f"ondiskagg: skipping {key}: it has no Open/High/Low/Close columns "
+                            "(bars) and no Price column (ticks); columns are "
+                            f"{', '.join(n for n in names if n != 'Epoch')}. Point `on:` at "
+                            "OHLC or tick buckets only")
+            return None
+        if kind == BARS and any(d.name == tfname for d in self.destinations):
+            return None  # our own output (e.g. `on: */*/OHLCV`): never aggregate it again
+        cached = self._plans.get((tfname, kind))
+        if cached is None:
+            base = aggfuncs.as_timeframe(tfname)
+            ok: list[Any] = []
+            bad: list[Any] = []
+            for d in self.destinations:
+                fits = d.seconds % base.seconds == 0 and (
+                    d.seconds > base.seconds or (kind == TICKS and d.seconds == base.seconds))
+                (ok if fits else bad).append(d)
+            if bad:
+                need = "at least as long as" if kind == TICKS else "longer than"
+                log.error("ondiskagg: destinations %s do not fit base timeframe %s (each must be "
+                          "%s %s and a multiple of it); they are skipped for %s buckets",
+                          [d.name for d in bad], tfname, need, tfname, tfname)
+            cached = self._plans[(tfname, kind)] = tuple(ok)
+        if not cached:
+            return None
+        if kind == BARS:
+            cols = [*OHLC, *(["Volume"] if "Volume" in names else [])]
+            out_attr = attr
+        else:
+            cols = ["Price", *(["Size"] if "Size" in names else [])]
+            out_attr = TICK_OUTPUT_ATTR
+        return kind, cached, f"{sym}/{{}}/{out_attr}", cols
+
+    def _skip(self, key: str, message: str) -> None:
+        self.skipped += 1
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def _recompute(self, db: Any, key: str, epochs: np.ndarray, kind: str,
+                   dests: Sequence[Any], out_key: str, cols: Sequence[str]
+                   ) -> dict[str, dict[str, np.ndarray]]:
+        """Recompute every destination bar containing one of `epochs` from the database."""
+        cal = db.calendar
+        written = np.unique(epochs)
+        touched: list[np.ndarray] = []
+        lo, hi = [], []
+        for d in dests:
+            labels = np.unique(aggfuncs.bar_labels(cal, written, d))
+            s, e = aggfuncs.bar_bounds(cal, labels, d)
+            touched.append(labels)
+            lo.append(s)
+            hi.append(e)
+        run_lo, run_hi = aggfuncs.merge_ranges(np.concatenate(lo), np.concatenate(hi))
+        rows = _read_runs(db, key, run_lo, run_hi, cols)
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for d, labels in zip(dests, touched, strict=True):
+            out[out_key.format(d.name)] = self._bars(cal, rows, kind, d, labels)
+        return out
+
+    def _bars(self, cal: Any, rows: dict[str, np.ndarray], kind: str, dest: Any,
+              only: np.ndarray | None) -> dict[str, np.ndarray]:
+        epochs = rows["Epoch"]
+        labels = aggfuncs.bar_labels(cal, epochs, dest)
+        keep = np.ones(len(epochs), dtype=bool) if only is None else np.isin(labels, only)
+        if self.session is not None and dest.is_daily:
+            keep &= self.session.mask(epochs)
+        if not keep.all():
+            rows = {n: c[keep] for n, c in rows.items()}
+            labels = labels[keep]
+        if kind == BARS:
+            return aggfuncs.reduce_bars(labels, rows)
+        return aggfuncs.reduce_ticks(labels, rows)
+
+    def _write(self, db: Any, out: Mapping[str, Mapping[str, np.ndarray]]) -> int:
+        items = {k: v for k, v in out.items() if len(v["Epoch"])}
+        if items:
+            db.write_many(items)
+        n = sum(len(v["Epoch"]) for v in items.values())
+        self.bars_written += n
+        return n
+
+
+def _read_runs(db: Any, key: str, run_lo: np.ndarray, run_hi: np.ndarray,
+               cols: Sequence[str]) -> dict[str, np.ndarray]:
+    """Base rows labelled inside the runs [lo, hi), in time order, as columns."""
+    chunks = []
+    for a, b in zip(run_lo.tolist(), run_hi.tolist(), strict=True):
+        # end is inclusive and exact to the nanosecond for ticks: the last ns before b
+        end = np.datetime64(b * _NS - 1, "ns")
+        r = db.read(key, a, end, columns=list(cols))  # ascending time, ties in write order
+        arr = {c: np.asarray(r[c]) for c in r.columns}
+        e = arr["Epoch"]
+        if len(e) and (e[0] < a or e[-1] >= b):  # a base interval reaching over the edge
+            sel = (e >= a) & (e < b)
+            arr = {c: v[sel] for c, v in arr.items()}
+        chunks.append(arr)
+    if len(chunks) == 1:
+        return chunks[0]
+    return {c: np.concatenate([ch[c] for ch in chunks]) for c in chunks[0]}
+
+
+def _parse_destinations(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        raise PluginError("ondiskagg: config needs `destinations`, a list of timeframes such "
+                          "as [5Min, 15Min, 1H, 1D]")
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise PluginError(f"ondiskagg: `destinations` must be a non-empty list of timeframes "
+                          f"such as [5Min, 1H, 1D], not {value!r}")
+    out = {}
+    for v in value:
+        try:
+            tf = aggfuncs.as_timeframe(v)
+        except (ValueError, TypeError) as exc:
+            raise PluginError(f"ondiskagg: destinations: {exc}") from exc
+        out[tf.name] = tf
+    return tuple(sorted(out.values(), key=lambda t: t.seconds))
+
+
+# -- from scratch ------------------------------------------------------------------------
+
+
+def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
+            destinations: Iterable[str] = ("5Min", "15Min", "1H", "1D"), *,
+            filter: str | None = None, replace: bool = True, progress: bool = True) -> int:
+    """Recompute every destination bucket of every base bucket matching `pattern` from
+    scratch; returns the number of bars written.
+
+    With `replace` (the default) each existing destination bucket is destroyed first, so
+    bars the base no longer supports (e.g. after a filter change) disappear. Works one base
+    bucket and year at a time; shows a tqdm progress bar when `progress` and tqdm is
+    installed. Safe to run while the trigger is active (both write the same bars)."""
+    agg = OnDiskAgg(list(destinations), filter)
+    glob = KeyGlob(pattern)
+    work: list[tuple[str, int, tuple[Any, ...]]] = []
+    existing = set(db.list_keys())
+    for key in sorted(existing):
+        if not glob.matches(key):
+            continue
+        info = db.info(key)
+        plan = agg._plan(key, list(info["columns"]))
+        if plan is not None:
+            work.extend((key, y, plan) for y in info["years"])
+    if replace:
+        outputs = {plan[2].format(d.name) for _, _, plan in work for d in plan[1]}
+        for out in sorted(outputs & existing):
+            db.destroy(out)
+    bar = _progress(len(work), progress)
+    total = 0
+    try:
+        cal = db.calendar
+        for key, year, (kind, dests, out_key, cols) in work:
+            lo, hi = cal.year_start(year), cal.year_start(year + 1)
+            rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols)
+            if len(rows["Epoch"]):
+                out = {out_key.format(d.name): agg._bars(cal, rows, kind, d, None) for d in dests}
+                total += agg._write(db, out)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return total
+
+
+def _progress(total: int, wanted: bool) -> Any:
+    if not wanted:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="rebuild aggregates", unit="bucket-year")

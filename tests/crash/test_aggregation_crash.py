@@ -1,0 +1,158 @@
+"""Aggregates after kill -9: a child process writes 1Min bars through the real write-ahead log
+and is killed after the writes were acknowledged but while its ondiskagg trigger is stalled;
+reopening with the trigger re-fires it for the replayed transactions (replayed=True) and,
+after flush(), every destination equals a from-scratch aggregation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import engine
+import wal
+from plugins import aggfuncs, ondiskagg
+
+pytestmark = [
+    pytest.mark.crash,
+    pytest.mark.skipif(wal.WriteAheadLog.__module__ != "wal.log",
+                       reason="needs the real write-ahead log (wal/log.py)"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+TZ = "America/New_York"
+DESTS = ["5Min", "15Min", "1H", "1D"]
+BASE = "AAPL/1Min/OHLCV"
+
+# The child: write the workload unless told not to (each write acknowledged = durable in the
+# log), stall the trigger on fire number `aggregate_first + 1`, say so, and wait to be killed.
+CHILD = textwrap.dedent("""\
+    import sys, time
+    import engine
+    from plugins import ondiskagg
+    sys.path.insert(0, sys.argv[3])
+    from test_aggregation_crash import workload, DESTS, TZ, BASE
+
+    root, aggregate_first, write = sys.argv[1], int(sys.argv[2]), sys.argv[4] == "1"
+
+    class Stalling:
+        def __init__(self):
+            self.inner = ondiskagg.NewTrigger({"destinations": DESTS})
+            self.fires = 0
+        def start(self, db):
+            self.inner.start(db)
+        def fire(self, key_path, records):
+            self.fires += 1
+            if self.fires > aggregate_first:
+                print("stalled", flush=True)
+                time.sleep(600)
+            self.inner.fire(key_path, records)
+
+    db = engine.open(root, timezone=TZ, sync="always", checkpoint_interval_s=600,
+                     triggers=[("*/1Min/OHLCV", Stalling())])
+    for rows in workload() if write else []:
+        db.write(BASE, rows)
+    print("written", flush=True)
+    time.sleep(600)
+""")
+
+
+def workload() -> list[np.ndarray]:
+    """Out-of-order 1Min writes over two days around a year end, plus an overwrite."""
+    from plugins import synth
+
+    rng = np.random.default_rng(11)
+    start = 1_703_998_800  # 2023-12-31 00:00 New York
+    minutes = start + 60 * np.arange(2 * 1440)
+    out = []
+    for i, part in enumerate(np.array_split(rng.permutation(minutes), 6)):
+        rows = np.zeros(len(part), dtype=synth.BAR_DTYPE)
+        rows["Epoch"] = np.sort(part)
+        v = rng.normal(50 + i, 1, len(part))
+        rows["Open"], rows["Close"] = v, v + 0.25
+        rows["High"], rows["Low"] = v + 1, v - 1
+        rows["Volume"] = rng.integers(1, 1000, len(part))
+        out.append(rows)
+    again = out[0][:300].copy()
+    again["Close"] += 7  # rewrite some minutes with new values
+    out.append(again)
+    return out
+
+
+def run_child_and_kill(root: str, aggregate_first: int, write: bool = True) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, root, str(aggregate_first),
+                             str(Path(__file__).parent), "1" if write else "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        lines = {proc.stdout.readline().strip(), proc.stdout.readline().strip()}
+        assert lines == {"written", "stalled"}, proc.stderr.read() if proc.stderr else lines
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+
+
+class Replays:
+    """Records whether each fire was for a replayed transaction."""
+
+    def __init__(self) -> None:
+        self.replayed: list[bool] = []
+
+    def fire(self, key_path: str, records: Any) -> None:
+        self.replayed.append(bool(records.replayed))
+
+
+def assert_aggregates_match_scratch(db: engine.Database) -> None:
+    r = db.read(BASE)
+    cols = {c: np.asarray(r[c]) for c in r.columns}
+    assert len(r) == 2 * 1440
+    for d in DESTS:
+        exp = aggfuncs.aggregate(cols, db.calendar, d)
+        got = db.read(f"AAPL/{d}/OHLCV")
+        for c, v in exp.items():
+            np.testing.assert_array_equal(np.asarray(got[c]), v, err_msg=f"{d} {c}")
+
+
+@pytest.mark.parametrize("aggregate_first", [0, 3])
+def test_aggregates_are_recomputed_for_replayed_writes_after_kill(tmp_path: Path,
+                                                                  aggregate_first: int) -> None:
+    root = str(tmp_path / "db")
+    run_child_and_kill(root, aggregate_first)
+    seen = Replays()
+    agg = ondiskagg.NewTrigger({"destinations": DESTS})
+    with engine.open(root, triggers=[("*/1Min/OHLCV", agg), (BASE, seen)]) as db:
+        assert db.flush(timeout=60)
+        assert seen.replayed == [True] * 14  # seven base writes x two year files, replayed
+        assert_aggregates_match_scratch(db)
+    with engine.open(root) as db:  # and they stay that way without the trigger
+        assert_aggregates_match_scratch(db)
+
+
+@pytest.mark.xfail(reason="engine checkpoints right after replay, before the replayed "
+                          "transactions' triggers ran; a second crash then loses them "
+                          "(reported to the lead; remove this mark once fixed)", strict=True)
+def test_a_second_crash_during_recovery_still_recomputes(tmp_path: Path) -> None:
+    root = str(tmp_path / "db")
+    run_child_and_kill(root, 0)
+    run_child_and_kill(root, 0, write=False)  # killed again while re-aggregating
+    agg = ondiskagg.NewTrigger({"destinations": DESTS})
+    with engine.open(root, triggers=[("*/1Min/OHLCV", agg)]) as db:
+        assert db.flush(timeout=60)
+        assert_aggregates_match_scratch(db)
