@@ -8,6 +8,7 @@
 
 from engine.database import Database, WriteEvent
 from engine.database import open_database as open
+from engine.dispatch import KeyGlob, Records, Subscription
 from engine.errors import (
     BucketExistsError,
     BucketNotFoundError,
@@ -23,13 +24,26 @@ from engine.errors import (
     StoreFailedError,
     UnsupportedFormatError,
 )
+from engine.keys import BucketKey, parse_key
 from engine.result import Result
+from engine.timeframes import Timeframe, parse_timeframe
+from engine.timeutil import Calendar, get_calendar, to_epoch_ns
 
 __all__ = [
     "open",
     "Database",
     "Result",
     "WriteEvent",
+    "Records",
+    "KeyGlob",
+    "Subscription",
+    "BucketKey",
+    "parse_key",
+    "Timeframe",
+    "parse_timeframe",
+    "Calendar",
+    "get_calendar",
+    "to_epoch_ns",
     "MktsError",
     "InvalidInputError",
     "InvalidKeyError",

@@ -43,6 +43,7 @@ class CommitPipeline:
         rwlock: RWLock,
         sync: str = "always",
         max_log_bytes: int = 256 << 20,
+        can_retire: Callable[[], bool] = lambda: True,
     ) -> None:
         self._log = log
         self._apply = apply
@@ -51,6 +52,7 @@ class CommitPipeline:
         self._rw = rwlock
         self.sync_mode = sync
         self.max_log_bytes = max_log_bytes
+        self._can_retire = can_retire  # False while triggers still owe work for logged txns
         self._io = threading.Lock()  # held by the leader: log, apply, checkpoint
         self._mu = threading.Lock()  # protects the queue
         self._queue: list[_Entry] = []
@@ -81,7 +83,7 @@ class CommitPipeline:
                     and self._log.size_bytes > self.max_log_bytes
                 ):
                     try:
-                        self._checkpoint_locked()
+                        self._checkpoint_locked(force=False)
                     except Exception:  # recorded in self.failed; this write is already safe
                         pass
         if entry.error is not None:
@@ -204,16 +206,21 @@ class CommitPipeline:
             return
         self._apply_entries(batch)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, force: bool = True) -> bool:
+        """Sync the data files and retire the log. Unless `force`, skip (return False) while
+        triggers still have logged transactions to process: retiring those records would
+        lose the trigger work if the process crashed before it ran (at-least-once)."""
         with self._io:
-            self._checkpoint_locked()
+            return self._checkpoint_locked(force=force)
 
-    def _checkpoint_locked(self) -> None:
+    def _checkpoint_locked(self, *, force: bool = True) -> bool:
         self.check()
         self._flush_locked()
         self.check()
         if self.checkpointed_txn == self._log.last_txn:
-            return  # nothing was logged since the last checkpoint
+            return True  # nothing was logged since the last checkpoint
+        if not force and not self._can_retire():
+            return False
         try:
             self._sync_data()
             self._log.checkpoint(self._log.last_txn)
@@ -221,6 +228,7 @@ class CommitPipeline:
             self._fail(exc)
             raise
         self.checkpointed_txn = self._log.last_txn
+        return True
 
     def exclusive(self) -> threading.Lock:
         """The commit lock, for operations that must not interleave with commits."""

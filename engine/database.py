@@ -179,9 +179,15 @@ class Database:
         self._pipeline = CommitPipeline(
             self._log, apply=self._apply, publish=self._publish, sync_data=self._sync_data,
             rwlock=self._rw, sync=self.sync_mode, max_log_bytes=max_wal_mb << 20,
+            can_retire=self._dispatcher.idle,
         )
-        if replayed:
+        if replayed and not self._dispatcher.triggers:
             self._pipeline.checkpoint()
+        elif replayed:
+            # Keep the replayed records until the triggers have processed them: a crash
+            # before that replays (and fires) them again. The background checkpoint retires
+            # them once the trigger queue is drained.
+            pass
         else:
             self._pipeline.checkpointed_txn = self._log.last_txn
         self._dispatcher.start()
@@ -314,10 +320,12 @@ class Database:
             try:
                 if self.sync_mode == "interval":
                     pipeline.flush_interval()
-                if time.monotonic() - last_checkpoint >= self._checkpoint_s:
-                    last_checkpoint = time.monotonic()
+                due = time.monotonic() - last_checkpoint >= self._checkpoint_s
+                if due or pipeline.checkpointed_txn < 0:
                     if pipeline.failed is None:
-                        pipeline.checkpoint()
+                        self._dispatcher.flush(timeout=tick)
+                        if pipeline.checkpoint(force=False):
+                            last_checkpoint = time.monotonic()
             except Exception:
                 log.exception("background sync or checkpoint failed; the handle refuses writes")
 
@@ -396,9 +404,19 @@ class Database:
 
         def build() -> tuple[bytes, list[Any]]:
             writes: list[Any] = list(plans)
-            for key, schema, batch in ticks:
-                writes.extend(self._plan_ticks(key, schema, batch))
-            return journal.encode(writes), writes
+            planned: list[TickWrite] = []
+            try:
+                for key, schema, batch in ticks:
+                    tick_writes = self._plan_ticks(key, schema, batch)
+                    planned.extend(tick_writes)
+                    writes.extend(tick_writes)
+                return journal.encode(writes), writes
+            except BaseException:
+                # Nothing of this transaction will be logged: undo its tick plans, newest
+                # first, so later writes never merge rows that were not written.
+                for w in reversed(planned):
+                    self._ticks.discard(w)
+                raise
 
         return pipeline.commit(build)
 
@@ -435,6 +453,7 @@ class Database:
         """Delete a bucket and all its data, durably."""
         pipeline = self._check_writable()
         k = parse_key(key)
+        self._dispatcher.flush()  # triggered work for earlier writes first (at-least-once)
         with self._meta_lock:
             self.catalog.get(k)
             # Checkpoint first so that no log record refers to the bucket any more.
@@ -451,6 +470,7 @@ class Database:
         pipeline = self._check_writable()
         k = parse_key(key)
         before = after = 0
+        self._dispatcher.flush()
         with self._meta_lock:
             bucket = self.catalog.get(k)
             if bucket.schema.kind != VARIABLE:
@@ -478,8 +498,11 @@ class Database:
         return {"before": before, "after": after}
 
     def checkpoint(self) -> None:
-        """Make every applied write durable in the data files and retire the log."""
-        self._check_writable().checkpoint()
+        """Make every applied write durable in the data files and retire the log (after
+        waiting for triggered work, so no trigger loses its input)."""
+        pipeline = self._check_writable()
+        self._dispatcher.flush()
+        pipeline.checkpoint()
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, key: str, start: Any = None, end: Any = None, *, limit: int | None = None,
@@ -549,7 +572,7 @@ class Database:
                     for y in bucket.sorted_years():
                         f = self.catalog.year_file(bucket, y)
                         assert f is not None
-                        occupied = f.slots[f.slots["_slot"] != 0]
+                        occupied = f.slots[f.occupied()]
                         used = int(occupied["total_bytes"].sum())
                         live += used
                         rows += int(occupied["nrows"].sum())

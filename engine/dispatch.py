@@ -237,6 +237,11 @@ class Dispatcher:
                 if sub.glob.matches(rec.key):
                     sub.offer(str(rec.key), rec.columns())
 
+    def idle(self) -> bool:
+        """Nothing queued and nothing being delivered."""
+        with self._cond:
+            return not self._queue and not self._busy
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event was delivered, including events from writes the
         triggers made meanwhile. False on timeout."""

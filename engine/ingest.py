@@ -19,6 +19,7 @@ from engine.timeutil import MAX_DATETIME64_S, NS, Calendar
 __all__ = ["Batch", "raw_columns", "infer_schema", "prepare"]
 
 MAX_ROWS = 200_000_000
+_MAX_EPOCH_S = (2**63 - 1) // 1_000_000_000  # seconds that still fit int64 nanoseconds
 
 
 @dataclass
@@ -126,8 +127,8 @@ def epoch_ns(values: np.ndarray, key: str) -> np.ndarray:
             lo, hi = int(values.min()), int(values.max())
         else:
             lo = hi = 0
-        if hi > 9_300_000_000 or lo < -9_300_000_000:
-            bad = hi if hi > 9_300_000_000 else lo
+        if hi > _MAX_EPOCH_S or lo < -_MAX_EPOCH_S:
+            bad = hi if hi > _MAX_EPOCH_S else lo
             raise InvalidInputError(
                 f"write to {key}: Epoch value {bad} is not epoch seconds in a supported year "
                 "(give seconds since 1970, or datetime64)"

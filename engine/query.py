@@ -123,7 +123,8 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     calendar = catalog.calendar
     schema = bucket.schema
     tf = schema.timeframe
-    cols = resolve_columns(bucket, columns)
+    # Nanoseconds last even when it is requested earlier (MarketStore's column order).
+    cols = [c for c in resolve_columns(bucket, columns) if c != "Nanoseconds"] + ["Nanoseconds"]
     full = ["Epoch", *schema.names, "Nanoseconds"]
     chunks: list[np.ndarray] = []
     if start_ns is None or end_ns is None or start_ns <= end_ns:

@@ -99,6 +99,17 @@ def decode_blob(buf: bytes | memoryview, slot: int, schema: Schema, where: str
     return IntervalRows(ns, rows), (p_off, p_bytes, p_rows)
 
 
+def _read_blob(f: YearFile, offset: int, nbytes: int, slot: int) -> bytes:
+    """The bytes of one blob of `slot`, refusing pointers outside the data region (a damaged
+    slot must raise CorruptFileError naming the file, not an OSError from pread)."""
+    if offset < f.data_start or nbytes < BLOB_HEADER.size:
+        raise CorruptFileError(
+            f"{f.path}: tick chain of slot {slot} points outside the data region "
+            f"({nbytes} bytes at offset {offset})"
+        )
+    return f.read(offset, nbytes)
+
+
 @dataclass
 class TickWrite:
     """Physical redo for one year file of a tick bucket: append `region` at `offset`, then
@@ -114,6 +125,8 @@ class TickWrite:
     new_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     new_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     new_rows: Any = None
+    # The planner's pending heads this plan replaced, for TickPlanner.discard.
+    undo: dict[int, Any] = field(default_factory=dict, repr=False)
 
     @property
     def nbytes(self) -> int:
@@ -135,10 +148,14 @@ class TickPlanner:
 
     def _state(self, key: BucketKey, year: int, f: YearFile | None, data_start: int) -> _FileState:
         st = self._files.get((key, year))
-        if st is None:
+        if st is None or not (st.heads or st.blobs):
+            # Nothing planned awaits apply: the file's size is the end (also after the bucket
+            # was destroyed and created again, or a compaction stopped half-way).
             end = data_start if f is None else max(f.size(), data_start)
-            st = _FileState(end)
-            self._files[(key, year)] = st
+            if st is None:
+                st = _FileState(end)
+                self._files[(key, year)] = st
+            st.end = end
         return st
 
     def forget(self, key: BucketKey, year: int | None = None) -> None:
@@ -157,6 +174,24 @@ class TickPlanner:
         for off in [o for o, (tok, _) in st.blobs.items() if tok is w]:
             del st.blobs[off]
 
+    def discard(self, w: TickWrite) -> None:
+        """Undo the plan of a write that will never be logged (its transaction failed to
+        build); discard in reverse plan order."""
+        st = self._files.get((w.key, w.year))
+        if st is None:
+            return
+        for s, before in w.undo.items():
+            cur = st.heads.get(s)
+            if cur is not None and cur[0] is w:
+                if before is None:
+                    del st.heads[s]
+                else:
+                    st.heads[s] = before
+        for off in [o for o, (tok, _) in st.blobs.items() if tok is w]:
+            del st.blobs[off]
+        if st.end == w.offset + len(w.region):
+            st.end = w.offset
+
     def plan(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
              data_start: int, slots: np.ndarray, ns: np.ndarray, rows: np.ndarray) -> TickWrite:
         """Rows sorted by (slot, ns) for one year file -> one TickWrite."""
@@ -169,6 +204,8 @@ class TickPlanner:
         out_slots = np.empty(len(starts), dtype=np.int64)
         out_recs = np.zeros(len(starts), dtype=TICK_SLOT_DTYPE)
         blobs: list[bytes] = []
+        new_heads: dict[int, tuple[object, np.void]] = {}
+        new_blobs: dict[int, tuple[object, bytes]] = {}
         pos = st.end
         where = f.path if f is not None else f"{key}/{year}.bin"
         for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
@@ -182,7 +219,8 @@ class TickPlanner:
                 nblobs, total, nrows = int(cur["nblobs"]), int(cur["total_bytes"]), int(cur["nrows"])
             added = len(data)
             while nblobs and head_rows <= len(data):
-                old, prev = decode_blob(self._blob(st, f, head, head_bytes), slot, schema, where)
+                old, prev = decode_blob(self._blob(st, f, head, head_bytes, slot), slot, schema,
+                                        where)
                 data = _merge(old, data)
                 total -= head_bytes
                 nblobs -= 1
@@ -199,13 +237,19 @@ class TickPlanner:
             rec["total_bytes"] = total + len(blob)
             rec["nrows"] = nrows + added
             out_slots[i] = slot
-            st.blobs[pos] = (w, blob)
-            st.heads[slot] = (w, rec)
+            new_blobs[pos] = (w, blob)
+            new_heads[slot] = (w, rec)
             blobs.append(blob)
             pos += len(blob)
         w.region = b"".join(blobs)
         w.slots = out_slots
         w.records = out_recs
+        # Publish to the planner state only now: a plan that raised half-way (a damaged blob,
+        # an oversized interval) must leave no pending head behind, or a later write would
+        # merge rows that were never logged.
+        w.undo = {s: st.heads.get(s) for s in new_heads}
+        st.heads.update(new_heads)
+        st.blobs.update(new_blobs)
         st.end = pos
         return w
 
@@ -218,13 +262,14 @@ class TickPlanner:
         rec = f.slots[slot]
         return rec if int(rec[SLOT_FIELD]) else None
 
-    def _blob(self, st: _FileState, f: YearFile | None, offset: int, nbytes: int) -> bytes:
+    def _blob(self, st: _FileState, f: YearFile | None, offset: int, nbytes: int,
+              slot: int) -> bytes:
         pending = st.blobs.get(offset)
         if pending is not None:
             return pending[1]
         if f is None:
             raise CorruptFileError(f"tick blob at {offset} is missing")
-        return f.read(offset, nbytes)
+        return _read_blob(f, offset, nbytes, slot)
 
 
 def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: Calendar,
@@ -243,12 +288,17 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
     for name, values in columns.items():
         rows[name] = values
     years, slots, ns, rows = years[order], slots[order], ns[order], rows[order]
-    out = []
+    out: list[TickWrite] = []
     cuts = [0, *(np.flatnonzero(np.diff(years)) + 1).tolist(), len(years)]
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-        y = int(years[a])
-        out.append(planner.plan(key, schema, y, file_of(y), data_start_of(y), slots[a:b],
-                                ns[a:b], rows[a:b]))
+    try:
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            y = int(years[a])
+            out.append(planner.plan(key, schema, y, file_of(y), data_start_of(y), slots[a:b],
+                                    ns[a:b], rows[a:b]))
+    except BaseException:
+        for w in reversed(out):  # a later year failed: the earlier plans will not be logged
+            planner.discard(w)
+        raise
     return out
 
 
@@ -257,7 +307,7 @@ def read_interval(f: YearFile, schema: Schema, slot: int, rec: np.void) -> Inter
     head, head_bytes, nblobs = int(rec["head"]), int(rec["head_bytes"]), int(rec["nblobs"])
     parts: list[IntervalRows] = []
     for _ in range(nblobs):
-        data, prev = decode_blob(f.read(head, head_bytes), slot, schema, f.path)
+        data, prev = decode_blob(_read_blob(f, head, head_bytes, slot), slot, schema, f.path)
         parts.append(data)
         head, head_bytes = prev[0], prev[1]
     if head_bytes or head:

@@ -90,8 +90,15 @@ class YearFile:
                 self._occ = grown
             self._occ[n : n + k] = slots
             self._nocc = n + k
-        else:
-            merged = np.union1d(self._occ[:n], slots)
+        else:  # overwrites and back-fills: insert only slots not yet in the index
+            occ = self._occ[:n]
+            pos = np.searchsorted(occ, slots)
+            present = np.zeros(k, dtype=bool)
+            inside = pos < n
+            present[inside] = occ[pos[inside]] == slots[inside]
+            if present.all():
+                return
+            merged = np.insert(occ, pos[~present], slots[~present])
             self._occ = merged
             self._nocc = len(merged)
 

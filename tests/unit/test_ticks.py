@@ -1,0 +1,477 @@
+"""Tick blobs and chains (engine/ticks.py): encoding, merge order, damage detection, planning.
+
+Expected values come from docs/format.md "Tick buckets" and from sorted models built here;
+the planner runs against an in-memory stand-in for a year file.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import crc32c
+import numpy as np
+import pytest
+import zstandard
+
+from engine.errors import CorruptFileError
+from engine.keys import parse_key
+from engine.schema import Schema
+from engine.ticks import (
+    BLOB_HEADER,
+    IntervalRows,
+    TickPlanner,
+    TickWrite,
+    _merge,
+    decode_blob,
+    encode_blob,
+    plan_ticks,
+    read_interval,
+    tick_event_rows,
+)
+from engine.timeframes import parse_timeframe
+from engine.timeutil import get_calendar
+
+pytestmark = pytest.mark.unit
+
+NS = 1_000_000_000
+SCHEMA = Schema(parse_timeframe("1Min"), "variable",
+                (("Price", np.dtype("<f8")), ("Size", np.dtype("<i4"))))
+KEY = parse_key("AAPL/1Min/TRADE")
+# docs/format.md "Tick slots": 48 bytes per slot.
+SLOT_DTYPE = np.dtype([("_slot", "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
+                       ("head_rows", "<u4"), ("nblobs", "<u4"), ("_pad", "<u4"),
+                       ("total_bytes", "<i8"), ("nrows", "<i8")])
+DATA_START = 8192  # any offset past a pretend slot array
+
+
+def interval(ns: list[int] | np.ndarray, seq: list[int] | np.ndarray) -> IntervalRows:
+    """Rows whose Size column carries a sequence number (to check order) and Price = seq/2."""
+    rows = np.zeros(len(ns), dtype=SCHEMA.row_dtype)
+    rows["Size"] = seq
+    rows["Price"] = np.asarray(seq, dtype=np.float64) / 2
+    return IntervalRows(np.asarray(ns, dtype=np.int64), rows)
+
+
+class FakeYearFile:
+    """Just enough of YearFile for the planner and read_interval: slots, size, read, path."""
+
+    path = "/fake/AAPL/1Min/TRADE/2024.bin"
+    data_start = DATA_START
+
+    def __init__(self, nslots: int = 8) -> None:
+        self.slots = np.zeros(nslots, dtype=SLOT_DTYPE)
+        self.data = bytearray(DATA_START)
+
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset + size > len(self.data):
+            raise CorruptFileError(f"{self.path}: {size} bytes at offset {offset} are past the end")
+        return bytes(self.data[offset : offset + size])
+
+    def apply(self, w: TickWrite) -> None:
+        end = w.offset + len(w.region)
+        if end > len(self.data):
+            self.data.extend(bytes(end - len(self.data)))
+        self.data[w.offset : end] = w.region
+        for s, rec in zip(w.slots.tolist(), w.records, strict=True):
+            self.slots[s] = rec
+
+
+def plan_one(planner: TickPlanner, f: FakeYearFile | None, slot: int, ns: list[int],
+             seq: list[int]) -> TickWrite:
+    """Plan rows of one interval (sorted by time, stably, as plan_ticks hands them over)."""
+    order = np.argsort(np.asarray(ns, dtype=np.int64), kind="stable")
+    data = interval(np.asarray(ns)[order], np.asarray(seq)[order])
+    return planner.plan(KEY, SCHEMA, 2024, f, DATA_START, np.full(len(ns), slot, np.int64),
+                        data.ns, data.rows)
+
+
+def model_order(ns: list[int], seq: list[int]) -> tuple[list[int], list[int]]:
+    """Rows sorted by time, ties in write order (Python's sort is stable)."""
+    pairs = sorted(zip(ns, seq, strict=True), key=lambda p: p[0])
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+# -- the blob format --------------------------------------------------------------------------
+
+def test_blob_round_trip_keeps_rows_and_previous_pointer() -> None:
+    rng = np.random.default_rng(7)
+    ns = np.sort(rng.integers(0, 60 * NS, 500))
+    data = interval(ns, rng.integers(-(2**31), 2**31 - 1, 500))
+    blob = encode_blob(1234, data, (987_654, 321, 17))
+    out, prev = decode_blob(blob, 1234, SCHEMA, "f.bin")
+    assert prev == (987_654, 321, 17)
+    assert np.array_equal(out.ns, data.ns)
+    assert out.ns.dtype == np.int64
+    assert out.rows.dtype == SCHEMA.row_dtype
+    assert np.array_equal(out.rows, data.rows)
+
+
+def test_blob_round_trip_of_text_columns_and_extreme_values() -> None:
+    schema = Schema(parse_timeframe("1D"), "variable",
+                    (("Venue", np.dtype("<U6")), ("Qty", np.dtype("<u8")), ("Px", np.dtype("<f4"))))
+    rows = np.zeros(3, dtype=schema.row_dtype)
+    rows["Venue"] = ["", "NYSE", "ARCAXY"]
+    rows["Qty"] = [0, 1, 2**64 - 1]
+    rows["Px"] = [np.float32(-0.0), np.float32(np.inf), np.float32(1e-45)]
+    ns = np.array([0, 86_399 * NS + 999_999_999, 90_000 * NS], dtype=np.int64)  # a 25 h day
+    out, prev = decode_blob(encode_blob(0, IntervalRows(ns, rows), (0, 0, 0)), 0, schema, "f")
+    assert prev == (0, 0, 0)
+    assert np.array_equal(out.ns, ns)
+    assert out.rows.tobytes() == rows.tobytes()
+
+
+def test_blob_layout_matches_docs_format() -> None:
+    """docs/format.md: 36-byte header <4sIIIqIII, CRC-32C over header bytes 0..31 + payload,
+    then a zstd frame of [i8 ns offsets][column 1]...[column k]."""
+    ns = [5, 5, 59 * NS + 999_999_999]
+    data = interval(ns, [10, 11, 12])
+    blob = encode_blob(77, data, (40_000, 123, 2))
+    assert BLOB_HEADER.size == 36
+    assert blob[0:4] == b"MKTB"
+    assert struct.unpack_from("<I", blob, 4)[0] == 77
+    assert struct.unpack_from("<I", blob, 8)[0] == 3
+    row_bytes = 8 + 8 + 4
+    assert struct.unpack_from("<I", blob, 12)[0] == 3 * row_bytes
+    assert struct.unpack_from("<q", blob, 16)[0] == 40_000
+    assert struct.unpack_from("<I", blob, 24)[0] == 123
+    assert struct.unpack_from("<I", blob, 28)[0] == 2
+    payload = blob[36:]
+    assert struct.unpack_from("<I", blob, 32)[0] == crc32c.crc32c(blob[:32] + payload)
+    raw = zstandard.ZstdDecompressor().decompress(payload)  # content size is in the frame
+    assert len(raw) == 3 * row_bytes
+    assert np.frombuffer(raw, "<i8", 3).tolist() == ns
+    assert np.frombuffer(raw, "<f8", 3, offset=24).tolist() == [5.0, 5.5, 6.0]
+    assert np.frombuffer(raw, "<i4", 3, offset=48).tolist() == [10, 11, 12]
+
+
+# -- merge order ------------------------------------------------------------------------------
+
+def test_merge_puts_older_rows_first_on_equal_times() -> None:
+    out = _merge(interval([1, 5, 5, 9], [0, 1, 2, 3]), interval([5, 5, 9], [4, 5, 6]))
+    assert out.ns.tolist() == [1, 5, 5, 5, 5, 9, 9]
+    assert out.rows["Size"].tolist() == [0, 1, 2, 4, 5, 3, 6]
+
+
+def test_merge_interleaves_by_time() -> None:
+    old_ns, new_ns = [0, 10, 20, 30], [5, 10, 25, 40]
+    out = _merge(interval(old_ns, [0, 1, 2, 3]), interval(new_ns, [4, 5, 6, 7]))
+    want_ns, want_seq = model_order(old_ns + new_ns, [0, 1, 2, 3, 4, 5, 6, 7])
+    assert out.ns.tolist() == want_ns
+    assert out.rows["Size"].tolist() == want_seq
+
+
+@pytest.mark.parametrize(("old", "new"), [([], [3, 4]), ([3, 4], []), ([1, 2], [2, 3]),
+                                          ([5, 6], [1, 2])])
+def test_merge_edge_cases(old: list[int], new: list[int]) -> None:
+    seq_old = list(range(len(old)))
+    seq_new = list(range(100, 100 + len(new)))
+    out = _merge(interval(old, seq_old), interval(new, seq_new))
+    want_ns, want_seq = model_order(old + new, seq_old + seq_new)
+    assert out.ns.tolist() == want_ns
+    assert out.rows["Size"].tolist() == want_seq
+
+
+# -- damage detection -------------------------------------------------------------------------
+
+@pytest.fixture
+def blob() -> bytes:
+    return encode_blob(42, interval([1, 2, 3, 4], [9, 8, 7, 6]), (16_384, 99, 3))
+
+
+@pytest.mark.parametrize(("field", "offset"), [
+    ("magic", 0), ("magic", 3), ("slot", 4), ("rows", 8), ("raw size", 12), ("raw size", 15),
+    ("previous offset", 16), ("previous offset", 23), ("previous bytes", 24),
+    ("previous rows", 28), ("checksum", 32), ("checksum", 35), ("payload start", 36),
+    ("payload end", -1),
+])
+def test_a_flipped_byte_anywhere_is_detected(blob: bytes, field: str, offset: int) -> None:
+    damaged = bytearray(blob)
+    damaged[offset] ^= 0x01
+    with pytest.raises(CorruptFileError, match="f.bin"):
+        decode_blob(bytes(damaged), 42, SCHEMA, "f.bin")
+
+
+def _reseal(buf: bytearray) -> bytes:
+    """Recompute the checksum, so only the field checks can catch the damage."""
+    struct.pack_into("<I", buf, 32, crc32c.crc32c(bytes(buf[:32]) + bytes(buf[36:])))
+    return bytes(buf)
+
+
+@pytest.mark.parametrize(("field", "fmt", "at", "value"), [
+    ("magic", "<4s", 0, b"MKTX"),
+    ("slot", "<I", 4, 43),
+    ("rows", "<I", 8, 5),
+    ("rows", "<I", 8, 0),
+    ("raw size", "<I", 12, 4 * 20 + 1),
+])
+def test_damage_with_a_valid_checksum_is_still_detected(blob: bytes, field: str, fmt: str,
+                                                        at: int, value: object) -> None:
+    buf = bytearray(blob)
+    struct.pack_into(fmt, buf, at, value)
+    with pytest.raises(CorruptFileError, match="slot 42"):
+        decode_blob(_reseal(buf), 42, SCHEMA, "f.bin")
+
+
+def test_payload_that_is_not_zstd_is_detected(blob: bytes) -> None:
+    buf = bytearray(blob[:36]) + bytearray(b"\x00" * 40)
+    with pytest.raises(CorruptFileError, match="decompress"):
+        decode_blob(_reseal(buf), 42, SCHEMA, "f.bin")
+
+
+def test_payload_of_the_wrong_length_is_detected(blob: bytes) -> None:
+    short = zstandard.ZstdCompressor().compress(b"\x00" * 60)  # rows say 4 x 20 bytes
+    buf = bytearray(blob[:36]) + bytearray(short)
+    with pytest.raises(CorruptFileError, match="slot 42"):
+        decode_blob(_reseal(buf), 42, SCHEMA, "f.bin")
+
+
+def test_blob_of_another_slot_is_rejected(blob: bytes) -> None:
+    with pytest.raises(CorruptFileError, match="slot 41"):
+        decode_blob(blob, 41, SCHEMA, "f.bin")
+
+
+@pytest.mark.parametrize("cut", [0, 10, 35, 36, 50])
+def test_cut_short_blob_is_detected(blob: bytes, cut: int) -> None:
+    with pytest.raises(CorruptFileError):
+        decode_blob(blob[:cut], 42, SCHEMA, "f.bin")
+
+
+# -- planning: chains, merges, pending writes ------------------------------------------------
+
+def _chain_offsets(f: FakeYearFile, slot: int) -> list[int]:
+    """Blob offsets of a slot's chain, newest first, walked through the blob headers."""
+    rec = f.slots[slot]
+    out, head, nbytes = [], int(rec["head"]), int(rec["head_bytes"])
+    while nbytes:
+        out.append(head)
+        head, nbytes = struct.unpack_from("<qI", f.data, head + 16)
+    return out
+
+
+def test_single_row_appends_keep_the_chain_logarithmic() -> None:
+    f, planner = FakeYearFile(), TickPlanner()
+    rng = np.random.default_rng(3)
+    ns_all: list[int] = []
+    rows_encoded = 0
+    for i in range(1000):
+        t = int(rng.integers(0, 60 * NS)) if i % 7 == 0 else i * 1000  # some out of order
+        w = plan_one(planner, f, 3, [t], [i])
+        rows_encoded += int(w.records["head_rows"].sum())
+        f.apply(w)
+        planner.applied(w)
+        ns_all.append(t)
+        n = i + 1
+        rec = f.slots[3]
+        assert int(rec["nblobs"]) <= n.bit_length()  # <= 10 for n <= 1000
+        assert int(rec["nblobs"]) == len(_chain_offsets(f, 3))
+        assert int(rec["nrows"]) == n
+    assert int(f.slots[3]["nblobs"]) <= 11
+    # Amortised O(log n) per append: each row is re-encoded at most log2(n) + 1 times.
+    assert rows_encoded <= 1000 * (1000).bit_length()
+    got = read_interval(f, SCHEMA, 3, f.slots[3])
+    want_ns, want_seq = model_order(ns_all, list(range(1000)))
+    assert got.ns.tolist() == want_ns
+    assert got.rows["Size"].tolist() == want_seq
+
+
+def _blob_size(f: FakeYearFile, off: int) -> int:
+    """A blob's size measured independently: the 36-byte header plus its zstd frame."""
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    tail = bytes(f.data[off + 36 :])
+    dobj.decompress(tail)
+    return 36 + len(tail) - len(dobj.unused_data)
+
+
+def test_slot_totals_agree_with_the_chain() -> None:
+    f, planner = FakeYearFile(), TickPlanner()
+    for i in range(37):
+        w = plan_one(planner, f, 1, [i % 5, i % 3], [2 * i, 2 * i + 1])
+        f.apply(w)
+        planner.applied(w)
+    rec = f.slots[1]
+    chain = _chain_offsets(f, 1)
+    rows = [struct.unpack_from("<I", f.data, off + 8)[0] for off in chain]
+    assert int(rec["nblobs"]) == len(chain)
+    assert int(rec["total_bytes"]) == sum(_blob_size(f, off) for off in chain)
+    assert int(rec["head_bytes"]) == _blob_size(f, chain[0])
+    assert sum(rows) == int(rec["nrows"]) == 74
+    assert int(rec["head_rows"]) == rows[0]
+
+
+def test_planner_sees_writes_planned_but_not_yet_applied() -> None:
+    """Group commit plans several transactions before any is applied."""
+    f, planner = FakeYearFile(), TickPlanner()
+    pending = []
+    ns_all: list[int] = []
+    for i in range(40):
+        t = (40 - i) * 10 if i % 3 else 100
+        pending.append(plan_one(planner, f, 2, [t], [i]))
+        ns_all.append(t)
+    offsets = [w.offset for w in pending]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 40  # no blob overwrites another
+    for w in pending:
+        f.apply(w)
+        planner.applied(w)
+    got = read_interval(f, SCHEMA, 2, f.slots[2])
+    want_ns, want_seq = model_order(ns_all, list(range(40)))
+    assert got.ns.tolist() == want_ns
+    assert got.rows["Size"].tolist() == want_seq
+
+
+def test_a_new_file_starts_its_data_region_after_the_slots() -> None:
+    planner = TickPlanner()
+    w = plan_one(planner, None, 0, [1, 2], [0, 1])
+    assert w.offset == DATA_START
+    assert int(w.records["head"][0]) == DATA_START
+    assert int(w.records["_slot"][0]) == 1  # slot + 1
+    assert int(w.records["nblobs"][0]) == 1
+    assert int(w.records["head_bytes"][0]) == len(w.region)
+
+
+def test_plan_ticks_splits_by_year_and_interval_with_offsets_from_the_label() -> None:
+    cal = get_calendar("UTC")
+    y2024 = 1_704_067_200
+    secs = np.array([y2024 + 61, y2024 - 1, y2024 + 60, y2024 - 1, y2024], dtype=np.int64)
+    nanos = np.array([5, 999_999_999, 0, 999_999_999, 1], dtype=np.int32)
+    cols = {"Price": np.arange(5, dtype=np.float64), "Size": np.arange(5, dtype=np.int32)}
+    writes = plan_ticks(TickPlanner(), KEY, SCHEMA, cal, secs, nanos, cols,
+                        lambda y: None, lambda y: DATA_START)
+    assert [w.year for w in writes] == [2023, 2024]
+    w23, w24 = writes
+    assert w23.slots.tolist() == [525_599]  # the last minute of 2023
+    assert w24.slots.tolist() == [0, 1]
+    f = FakeYearFile(nslots=525_600)
+    f.apply(w23)
+    last = read_interval(f, SCHEMA, 525_599, f.slots[525_599])
+    assert last.ns.tolist() == [59 * NS + 999_999_999] * 2
+    assert last.rows["Size"].tolist() == [1, 3]  # input order kept for the tie
+    g = FakeYearFile(nslots=2)
+    g.apply(w24)
+    assert read_interval(g, SCHEMA, 0, g.slots[0]).ns.tolist() == [1]
+    one = read_interval(g, SCHEMA, 1, g.slots[1])
+    assert one.ns.tolist() == [0, 1 * NS + 5]
+    assert one.rows["Size"].tolist() == [2, 0]
+
+
+def test_event_rows_of_a_planned_and_of_a_replayed_write() -> None:
+    f, planner = FakeYearFile(), TickPlanner()
+    first = plan_one(planner, f, 4, [10, 30], [0, 1])
+    f.apply(first)
+    planner.applied(first)
+    second = plan_one(planner, f, 4, [20], [2])  # 1 row < 2 rows: a new blob, no merge
+    slots, ns, rows = tick_event_rows(second, SCHEMA)
+    assert slots.tolist() == [4] and ns.tolist() == [20] and rows["Size"].tolist() == [2]
+    replayed = TickWrite(KEY, 2024, second.offset, second.region, second.slots, second.records)
+    slots, ns, rows = tick_event_rows(replayed, SCHEMA)
+    # A replayed write reports its newest blob: a superset of what it added.
+    assert 20 in ns.tolist()
+    assert set(rows["Size"].tolist()) >= {2}
+    assert (slots == 4).all()
+
+
+def test_chain_longer_than_its_count_is_detected() -> None:
+    f, planner = FakeYearFile(), TickPlanner()
+    for i, n in enumerate([4, 2, 1]):  # no merges: a chain of three blobs
+        w = plan_one(planner, f, 5, list(range(n)), list(range(10 * i, 10 * i + n)))
+        f.apply(w)
+        planner.applied(w)
+    assert int(f.slots[5]["nblobs"]) == 3
+    rec = f.slots[5].copy()
+    rec["nblobs"] = 2
+    with pytest.raises(CorruptFileError, match="longer than its count"):
+        read_interval(f, SCHEMA, 5, rec)
+    rec = f.slots[5].copy()
+    rec["nblobs"] = 4
+    with pytest.raises(CorruptFileError):
+        read_interval(f, SCHEMA, 5, rec)
+    rec = f.slots[5].copy()
+    rec["nrows"] = 6
+    with pytest.raises(CorruptFileError, match="6 rows"):
+        read_interval(f, SCHEMA, 5, rec)
+
+
+def test_failed_plan_leaves_no_pending_state() -> None:
+    """A plan that fails half-way (a damaged blob in a later interval) must not leave the
+    earlier intervals' new heads behind: the rows were never logged."""
+    f, planner = FakeYearFile(), TickPlanner()
+    for slot in (1, 2):
+        w = plan_one(planner, f, slot, [100], [slot])
+        f.apply(w)
+        planner.applied(w)
+    head = int(f.slots[2]["head"])
+    f.data[head + 40] ^= 0xFF  # damage slot 2's blob
+    slots = np.array([1, 2], dtype=np.int64)
+    data = interval([200, 200], [90, 91])
+    with pytest.raises(CorruptFileError):
+        planner.plan(KEY, SCHEMA, 2024, f, DATA_START, slots, data.ns, data.rows)
+    w = plan_one(planner, f, 1, [300], [3])
+    assert w.offset == f.size()
+    f.apply(w)
+    planner.applied(w)
+    got = read_interval(f, SCHEMA, 1, f.slots[1])
+    assert got.ns.tolist() == [100, 300]
+    assert got.rows["Size"].tolist() == [1, 3]
+
+
+def test_discarded_plan_restores_the_pending_state_before_it() -> None:
+    """A transaction that fails to build after its ticks were planned is discarded: the next
+    plan builds on the write pending before it, at the same offset."""
+    f, planner = FakeYearFile(), TickPlanner()
+    w1 = plan_one(planner, f, 6, [50, 60], [1, 2])
+    w2 = plan_one(planner, f, 6, [55, 70, 80], [3, 4, 5])  # merges w1's pending blob
+    assert int(w2.records["nblobs"][0]) == 1
+    planner.discard(w2)
+    w3 = plan_one(planner, f, 6, [55], [6])
+    assert w3.offset == w2.offset
+    assert int(w3.records["nblobs"][0]) == 2  # on top of w1's blob, not w2's
+    for w in (w1, w3):
+        f.apply(w)
+        planner.applied(w)
+    got = read_interval(f, SCHEMA, 6, f.slots[6])
+    assert got.ns.tolist() == [50, 55, 60]
+    assert got.rows["Size"].tolist() == [1, 6, 2]
+
+
+def test_plan_ticks_discards_earlier_years_when_a_later_year_fails() -> None:
+    cal = get_calendar("UTC")
+    y2024 = 1_704_067_200
+    planner = TickPlanner()
+    f23, f24 = FakeYearFile(nslots=525_600), FakeYearFile(nslots=2)
+    for f in (f23, f24):
+        f.apply(plan_ticks(planner, KEY, SCHEMA, cal,
+                           np.array([y2024 - 1 if f is f23 else y2024], np.int64),
+                           np.zeros(1, np.int32), {"Price": np.zeros(1), "Size": np.zeros(1, np.int32)},
+                           lambda y, f=f: f, lambda y: DATA_START)[0])
+    planner.forget(KEY)
+    f24.data[int(f24.slots[0]["head"]) + 40] ^= 0xFF
+    files = {2023: f23, 2024: f24}
+    with pytest.raises(CorruptFileError):
+        plan_ticks(planner, KEY, SCHEMA, cal, np.array([y2024 - 1, y2024], np.int64),
+                   np.array([5, 5], np.int32), {"Price": np.ones(2), "Size": np.ones(2, np.int32)},
+                   files.get, lambda y: DATA_START)
+    (w,) = plan_ticks(planner, KEY, SCHEMA, cal, np.array([y2024 - 1], np.int64),
+                      np.array([7], np.int32), {"Price": np.full(1, 2.0), "Size": np.full(1, 2, np.int32)},
+                      files.get, lambda y: DATA_START)
+    assert w.offset == f23.size()
+    f23.apply(w)
+    got = read_interval(f23, SCHEMA, 525_599, f23.slots[525_599])
+    assert got.ns.tolist() == [59 * NS, 59 * NS + 7]
+    assert got.rows["Size"].tolist() == [0, 2]
+
+
+def test_planner_takes_the_end_from_the_file_when_nothing_is_pending() -> None:
+    """A bucket destroyed and created again gets a fresh file: its blobs start at the data
+    region, not at the old file's end."""
+    f, planner = FakeYearFile(), TickPlanner()
+    for i in range(5):
+        w = plan_one(planner, f, 1, [i], [i])
+        f.apply(w)
+        planner.applied(w)
+    assert f.size() > DATA_START
+    fresh = FakeYearFile()
+    w = plan_one(planner, fresh, 1, [9], [9])
+    assert w.offset == DATA_START
+    assert int(w.records["nblobs"][0]) == 1 and int(w.records["nrows"][0]) == 1
