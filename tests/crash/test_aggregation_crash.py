@@ -145,9 +145,6 @@ def test_aggregates_are_recomputed_for_replayed_writes_after_kill(tmp_path: Path
         assert_aggregates_match_scratch(db)
 
 
-@pytest.mark.xfail(reason="engine checkpoints right after replay, before the replayed "
-                          "transactions' triggers ran; a second crash then loses them "
-                          "(reported to the lead; remove this mark once fixed)", strict=True)
 def test_a_second_crash_during_recovery_still_recomputes(tmp_path: Path) -> None:
     root = str(tmp_path / "db")
     run_child_and_kill(root, 0)
