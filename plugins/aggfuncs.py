@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.timeframes import Timeframe, parse_timeframe  # not yet exported by engine
+from engine import Timeframe, parse_timeframe
 
 __all__ = [
     "OHLC",

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.dispatch import KeyGlob  # not yet exported by engine
+from engine import KeyGlob
 from plugins import aggfuncs
 from plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
 from plugins.errors import PluginError

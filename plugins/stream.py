@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.dispatch import KeyGlob  # not yet exported by engine
+from engine import KeyGlob
 from plugins.errors import PluginError
 
 __all__ = ["NewTrigger", "StreamTrigger", "Hub", "StreamSubscription", "hub_of", "Callback"]

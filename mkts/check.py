@@ -1,0 +1,455 @@
+"""`mkts check`: verify a database root without changing it — file headers, slot arrays,
+tick blob chains, the write-ahead log, and (when ondiskagg is configured) that every
+aggregate bar equals a from-scratch aggregation of its base bucket.
+
+Read-only and safe beside a running server (whose recent writes may then show as transient
+findings). Reads the engine's files through the engine's own decoders; it never repairs.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import engine
+from engine.catalog import TEMPLATE_NAME, read_header
+from engine.header import same_schema
+from engine.keys import BucketKey, parse_key
+from engine.schema import SLOT_FIELD, VARIABLE, Schema
+from engine.ticks import read_interval
+from engine.timeutil import NS, get_calendar
+from engine.yearfile import YearFile
+from wal.fs import OsFileSystem
+
+__all__ = ["Finding", "Report", "check_root", "holder_of"]
+
+_YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
+ROOT_META = "mkts.root"  # engine.database.ROOT_META
+MAX_PER_KIND = 5  # findings of one kind listed per file before they are only counted
+
+
+@dataclass
+class Finding:
+    """One problem (`error`) or remark (`note`) about a path under the root."""
+
+    severity: str  # "error" | "note"
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.message}"
+
+
+@dataclass
+class Report:
+    root: str
+    findings: list[Finding] = field(default_factory=list)
+    buckets: int = 0
+    files: int = 0
+    records: int = 0
+    wal_pending: int = 0
+    aggregates_checked: int = 0
+    in_use_by: str | None = None
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def error(self, where: str, message: str) -> None:
+        self.findings.append(Finding("error", where, message))
+
+    def note(self, where: str, message: str) -> None:
+        self.findings.append(Finding("note", where, message))
+
+
+def holder_of(root: str) -> str | None:
+    """The pid holding the root's writer lock, or None if nobody holds it."""
+    path = os.path.join(root, "LOCK")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def check_root(root: str, *, aggregates: Sequence[Any] = (),
+               progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None
+               ) -> Report:
+    """Check everything under `root`; `aggregates` are `mkts.wiring.AggregationSpec`s."""
+    report = Report(os.path.abspath(root))
+    root = report.root
+    if not os.path.isdir(root):
+        raise engine.InvalidInputError(f"database root {root} does not exist")
+    report.in_use_by = holder_of(root)
+    tz = _root_timezone(root, report)
+    if tz is None:
+        return report
+    calendar = get_calendar(tz)
+    fs = OsFileSystem()
+    schemas: dict[BucketKey, Schema] = {}
+    buckets = list(_bucket_dirs(root))
+    work: Iterable[tuple[str, str]] = buckets
+    if progress is not None:
+        work = progress(buckets, len(buckets), "checking buckets")
+    for key_text, path in work:
+        schema = _check_bucket(fs, root, key_text, path, calendar, tz, report)
+        if schema is not None:
+            schemas[parse_key(key_text)] = schema
+    _check_wal(fs, root, schemas, report)
+    if aggregates:
+        _check_aggregates(root, aggregates, schemas, report)
+    return report
+
+
+def _rel(root: str, path: str) -> str:
+    return os.path.relpath(path, root)
+
+
+def _root_timezone(root: str, report: Report) -> str | None:
+    path = os.path.join(root, ROOT_META)
+    if not os.path.exists(path):
+        if any(True for _ in _bucket_dirs(root)):
+            report.error(ROOT_META, "is missing, but the root holds buckets; the time zone of "
+                                    "the data is unknown")
+            return None
+        report.note(ROOT_META, "missing: this root has never been opened for writing")
+        return None
+    try:
+        with open(path, "rb") as fh:
+            meta = json.loads(fh.read(1 << 16).decode("utf-8"))
+        tz = str(meta["timezone"])
+        get_calendar(tz)
+        return tz
+    except (OSError, ValueError, KeyError, TypeError, engine.MktsError) as exc:
+        report.error(ROOT_META, f"cannot be read ({exc}); nothing else can be checked")
+        return None
+
+
+def _bucket_dirs(root: str) -> Iterable[tuple[str, str]]:
+    for sym in sorted(os.listdir(root)):
+        sp = os.path.join(root, sym)
+        if sym == "wal" or not os.path.isdir(sp):
+            continue
+        for tf in sorted(os.listdir(sp)):
+            tp = os.path.join(sp, tf)
+            if not os.path.isdir(tp):
+                continue
+            for attr in sorted(os.listdir(tp)):
+                ap = os.path.join(tp, attr)
+                if os.path.isdir(ap) and os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
+                    yield f"{sym}/{tf}/{attr}", ap
+
+
+def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calendar: Any, tz: str,
+                  report: Report) -> Schema | None:
+    try:
+        parse_key(key_text)
+    except engine.InvalidKeyError as exc:
+        report.note(_rel(root, path), f"not a bucket mkts uses ({exc}); ignored")
+        return None
+    report.buckets += 1
+    try:
+        template = read_header(fs, os.path.join(path, TEMPLATE_NAME))
+    except engine.MktsError as exc:
+        report.error(key_text, f"bucket header: {exc}")
+        return None
+    schema = template.schema
+    if template.timezone != tz:
+        report.error(key_text, f"bucket header says time zone {template.timezone!r}, the root "
+                               f"says {tz!r}")
+    for name in sorted(os.listdir(path)):
+        m = _YEAR_FILE.match(name)
+        fpath = os.path.join(path, name)
+        if m:
+            report.files += 1
+            _check_year_file(fs, root, key_text, fpath, int(m.group(1)), schema, calendar, tz,
+                             report)
+        elif name.endswith(".tmp"):
+            report.note(_rel(root, fpath), "left over from an interrupted write; removed at "
+                                           "the next writable open")
+    return schema
+
+
+def _check_year_file(fs: OsFileSystem, root: str, key: str, path: str, year: int,
+                     schema: Schema, calendar: Any, tz: str, report: Report) -> None:
+    where = _rel(root, path)
+    try:
+        f = YearFile.open(fs, path, writable=False)
+    except engine.MktsError as exc:
+        report.error(where, str(exc).replace(path + ": ", ""))
+        return
+    try:
+        h = f.header
+        problems = []
+        if h.year != year:
+            problems.append(f"header says year {h.year}")
+        if not same_schema(h.schema, schema):
+            problems.append("header columns or kind differ from the bucket's")
+        if h.timezone != tz:
+            problems.append(f"header time zone {h.timezone!r} differs from the root's {tz!r}")
+        if h.nslots != calendar.nslots(year, schema.timeframe):
+            problems.append(f"header has {h.nslots} slots; {year} has "
+                            f"{calendar.nslots(year, schema.timeframe)} {schema.timeframe} "
+                            "intervals")
+        if h.year_start != calendar.year_start(year):
+            problems.append("header year start does not match the calendar")
+        for p in problems:
+            report.error(where, p)
+        if problems:
+            return
+        occupied, bad = _occupied_slots(f)
+        report.records += len(occupied)
+        if len(bad):
+            report.error(where, f"{len(bad)} slot(s) hold a record whose slot number does not "
+                                f"match its position (first: slot {int(bad[0])})")
+        if schema.kind == VARIABLE:
+            _check_ticks(f, schema, occupied, where, report)
+    finally:
+        f.close()
+
+
+def _occupied_slots(f: YearFile) -> tuple[np.ndarray, np.ndarray]:
+    """(occupied slots, slots whose stored number is wrong). Only the file's data extents are
+    read: a sparse year file costs time for its data, not for its holes."""
+    h = f.header
+    rs = h.record_size
+    slots = f.slots
+    found: list[np.ndarray] = []
+    wrong: list[np.ndarray] = []
+    for a, b in _data_extents(f.path, h.header_size, h.header_size + h.nslots * rs):
+        lo = (a - h.header_size) // rs
+        hi = min(h.nslots, -(-(b - h.header_size) // rs))
+        stored = np.asarray(slots[SLOT_FIELD][lo:hi])
+        occ = np.flatnonzero(stored)
+        found.append(occ + lo)
+        wrong.append(occ[stored[occ] != occ + lo + 1] + lo)
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(found), np.concatenate(wrong)
+
+
+def _data_extents(path: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Byte ranges within [start, end) that hold data (SEEK_DATA/SEEK_HOLE); the whole range
+    where the filesystem cannot tell."""
+    seek_data = getattr(os, "SEEK_DATA", None)
+    seek_hole = getattr(os, "SEEK_HOLE", None)
+    if seek_data is None or seek_hole is None:
+        return [(start, end)]
+    out: list[tuple[int, int]] = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        pos = start
+        while pos < end:
+            try:
+                d = os.lseek(fd, pos, seek_data)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no data after pos
+                    break
+                return [(start, end)]
+            if d >= end:
+                break
+            hole = os.lseek(fd, d, seek_hole)
+            out.append((d, min(hole, end)))
+            pos = hole
+    finally:
+        os.close(fd)
+    return out
+
+
+def _check_ticks(f: YearFile, schema: Schema, occupied: np.ndarray, where: str,
+                 report: Report) -> None:
+    size = f.size()
+    tf_ns = schema.timeframe.seconds * NS
+    recs = np.array(f.slots[occupied])
+    shown = 0
+    bad = 0
+    for i, slot in enumerate(occupied.tolist()):
+        rec = recs[i]
+        head, head_bytes = int(rec["head"]), int(rec["head_bytes"])
+        try:
+            if head < f.data_start or head + head_bytes > size:
+                raise engine.CorruptFileError(
+                    f"slot {slot} points at bytes {head}..{head + head_bytes}, outside the data "
+                    f"region {f.data_start}..{size}")
+            rows = read_interval(f, schema, slot, rec)
+            if len(rows) and (int(rows.ns.min()) < 0 or int(rows.ns.max()) >= tf_ns):
+                raise engine.CorruptFileError(f"slot {slot} holds a tick outside its interval")
+        except engine.MktsError as exc:
+            bad += 1
+            if shown < MAX_PER_KIND:
+                shown += 1
+                report.error(where, str(exc).replace(f.path + ": ", ""))
+    if bad > shown:
+        report.error(where, f"... and {bad - shown} more damaged tick slot(s)")
+
+
+def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
+               report: Report) -> None:
+    from engine import journal
+    from wal import WriteAheadLog
+
+    wal_dir = os.path.join(root, "wal")
+    if not os.path.isdir(wal_dir):
+        report.note("wal", "no write-ahead log (this root has never been written)")
+        return
+
+    def schema_of(key: BucketKey) -> Schema:
+        return schemas[key]
+
+    try:
+        log = WriteAheadLog.open(wal_dir, fs, readonly=True)
+    except engine.MktsError as exc:
+        report.error("wal", str(exc))
+        return
+    try:
+        shown = 0
+        for rec in log.records():
+            report.wal_pending += 1
+            try:
+                journal.decode(rec.payload, schema_of,
+                               f"txn {rec.txn} in {os.path.basename(rec.segment)} at offset "
+                               f"{rec.offset}")
+            except engine.MktsError as exc:
+                if shown < MAX_PER_KIND:
+                    shown += 1
+                    report.error("wal", str(exc))
+    except engine.MktsError as exc:
+        report.error("wal", str(exc))
+    finally:
+        log.close()
+    if report.wal_pending:
+        if report.in_use_by:
+            report.note("wal", f"{report.wal_pending} transaction(s) since the last checkpoint "
+                               f"(normal: the database is open in pid {report.in_use_by})")
+        else:
+            report.note("wal", f"{report.wal_pending} transaction(s) were not checkpointed (the "
+                               "last process did not close cleanly); they are replayed, with "
+                               "their triggers, at the next writable open")
+
+
+def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, Schema],
+                      report: Report) -> None:
+    from engine.dispatch import KeyGlob
+    from plugins import aggfuncs
+
+    try:
+        db = engine.open(root, readonly=True)
+    except engine.MktsError as exc:
+        report.error("aggregates", f"cannot open the database to compare them: {exc}")
+        return
+    try:
+        for spec in specs:
+            glob = KeyGlob(spec.on)
+            session = None
+            if spec.filter:
+                try:
+                    session = aggfuncs.session_filter(spec.filter)
+                except (ValueError, ImportError) as exc:
+                    report.error("aggregates", f"filter {spec.filter!r}: {exc}")
+                    continue
+            dests = [aggfuncs.as_timeframe(d) for d in spec.destinations]
+            for key, schema in sorted(schemas.items()):
+                if not glob.matches(key):
+                    continue
+                names = schema.names
+                kind = aggfuncs.base_kind(names)
+                if kind is None:
+                    continue
+                if kind == aggfuncs.BARS and any(d.name == key.timeframe for d in dests):
+                    continue  # an output of this very trigger
+                base = schema.timeframe.seconds
+                attr = key.attrgroup if kind == aggfuncs.BARS else "OHLCV"
+                for d in dests:
+                    fits = d.seconds % base == 0 and (
+                        d.seconds > base or (kind == aggfuncs.TICKS and d.seconds == base))
+                    if not fits:
+                        continue
+                    out = f"{key.symbol}/{d.name}/{attr}"
+                    _compare_aggregate(db, str(key), out, names, kind, d,
+                                       session if d.is_daily else None, report)
+    finally:
+        db.close()
+
+
+def _compare_aggregate(db: Any, base_key: str, out_key: str, names: list[str], kind: str,
+                       dest: Any, session: Any, report: Report) -> None:
+    from plugins import aggfuncs
+
+    report.aggregates_checked += 1
+    cols = list(aggfuncs.OHLC) if kind == aggfuncs.BARS else ["Price"]
+    cols += [c for c in (("Volume",) if kind == aggfuncs.BARS else ("Size",)) if c in names]
+    try:
+        stored_all = db.read(out_key)
+    except engine.BucketNotFoundError:
+        stored_all = None
+    info = db.info(base_key)
+    missing = extra = differ = 0
+    first: str | None = None
+    cal = db.calendar
+    years = sorted(set(info["years"]) | set(db.info(out_key)["years"] if stored_all is not None
+                                            else ()))
+    for year in years:
+        lo, hi = cal.year_start(year), cal.year_start(year + 1)
+        base = db.read(base_key, lo, hi - 1, columns=cols)
+        rows = {c: np.asarray(base[c]) for c in base.columns}
+        sel = (rows["Epoch"] >= lo) & (rows["Epoch"] < hi)
+        rows = {c: v[sel] for c, v in rows.items()}
+        expected = aggfuncs.aggregate(rows, cal, dest, session=session)
+        if stored_all is None:
+            missing += len(expected["Epoch"])
+            continue
+        stored = db.read(out_key, lo, hi - 1)
+        s_epoch = np.asarray(stored["Epoch"])
+        keep = (s_epoch >= lo) & (s_epoch < hi)
+        s_epoch = s_epoch[keep]
+        e_epoch = np.asarray(expected["Epoch"])
+        common, ei, si = np.intersect1d(e_epoch, s_epoch, return_indices=True)
+        missing += len(e_epoch) - len(common)
+        extra += len(s_epoch) - len(common)
+        bad = np.zeros(len(common), dtype=bool)
+        for c in expected:
+            if c == "Epoch" or c not in stored.columns:
+                continue
+            want = np.asarray(expected[c])[ei].astype(np.float64)
+            have = np.asarray(stored[c])[keep][si].astype(np.float64)
+            bad |= ~np.isclose(have, want, rtol=1e-6, atol=0.0, equal_nan=True)
+        differ += int(bad.sum())
+        if first is None:
+            cand = []
+            if bad.any():
+                cand.append(int(common[np.argmax(bad)]))
+            if len(e_epoch) > len(common):
+                cand.append(int(np.setdiff1d(e_epoch, s_epoch)[0]))
+            if len(s_epoch) > len(common):
+                cand.append(int(np.setdiff1d(s_epoch, e_epoch)[0]))
+            if cand:
+                first = str(np.datetime64(min(cand), "s")) + "Z"
+    if missing or extra or differ:
+        parts = []
+        if missing:
+            parts.append(f"{missing} bar(s) missing")
+        if differ:
+            parts.append(f"{differ} bar(s) differ")
+        if extra:
+            parts.append(f"{extra} bar(s) without base rows")
+        report.error(out_key, f"does not match an aggregation of {base_key}: "
+                              f"{', '.join(parts)} (first at {first}); run `mkts "
+                              "rebuild-aggregates` to recompute")

@@ -1,0 +1,661 @@
+"""The `mkts` command: init, start, query, import, list, info, destroy, check, wal inspect,
+compact, rebuild-aggregates, bench. See docs/cli.md.
+
+Owns argument parsing, opening the database the right way for each command, and printing.
+Every failure is one line on stderr (`mkts <command>: <what went wrong>`) and a non-zero exit
+status; `MKTS_DEBUG=1` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import importlib.resources
+import logging
+import os
+import subprocess
+import sys
+import traceback
+import zoneinfo
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+import mkts
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_CONFIG = "mkts.yml"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+_NS = 1_000_000_000
+
+
+class CliError(Exception):
+    """A failure to report as one line; `status` is the exit code."""
+
+    def __init__(self, message: str, status: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- opening the database ------------------------------------------------------------------
+class _Target:
+    """Where a command's database is: a config file (plugins apply) or a bare root."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.root_arg: str | None = getattr(args, "root", None)
+        self.config_path: str | None = getattr(args, "config", None)
+        self._config: Any = None
+
+    @property
+    def config(self) -> Any:
+        """The loaded mkts.yml, or None with --root."""
+        if self.root_arg is not None:
+            return None
+        if self._config is None:
+            from mkts import wiring
+
+            path = self.config_path or DEFAULT_CONFIG
+            if not os.path.exists(path):
+                hint = "run `mkts init` to create one, " if self.config_path is None else ""
+                raise CliError(f"{path} not found; {hint}pass -c PATH or --root DIR")
+            try:
+                self._config = wiring.load_config(path)
+            except wiring.ConfigProblem as exc:
+                raise CliError(str(exc)) from None
+        return self._config
+
+    @property
+    def root(self) -> str:
+        if self.root_arg is not None:
+            return os.path.abspath(self.root_arg)
+        return str(self.config.root_directory)
+
+    def open_readonly(self) -> Any:
+        """For commands that only read: no lock, so they work beside a running server."""
+        import engine
+
+        root = self.root
+        if not os.path.isdir(root):
+            raise CliError(f"database root {root} does not exist")
+        return engine.open(root, readonly=True)
+
+    def open_writable(self) -> Any:
+        """For commands that write: the lock, replay, and the configured triggers (so that
+        aggregates stay up to date), but no background workers."""
+        import engine
+
+        try:
+            if self.config is None:
+                return engine.open(self.root)
+            from mkts.app import load_plugins
+
+            cfg = self.config
+            logging.getLogger("mkts").setLevel(cfg.log_level.upper())
+            triggers, _workers = load_plugins(cfg)
+            return engine.open(cfg.root_directory, triggers=triggers, **cfg.engine_options())
+        except engine.LockedError as exc:
+            raise CliError(f"{_lock_text(exc)}; is `mkts start` running on it? Stop it first, "
+                           "or send the change through the server") from None
+
+
+def _lock_text(exc: Exception) -> str:
+    """The engine's "root ... is in use by pid N" without its advice for API users."""
+    return str(exc).split(";")[0]
+
+
+# -- small helpers -------------------------------------------------------------------------
+def _time_arg(text: str | None, what: str) -> Any:
+    """--start / --end: epoch seconds or an ISO-8601 time (UTC unless it has an offset)."""
+    if text is None:
+        return None
+    s = text.strip()
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    from engine.timeutil import to_epoch_ns
+
+    try:
+        return np.datetime64(to_epoch_ns(s, f"--{what}"), "ns")
+    except ValueError:
+        raise CliError(f"--{what} {text!r} is not a time; give epoch seconds or ISO-8601 "
+                       "like 2024-01-02T09:30:00Z") from None
+
+
+def _columns_arg(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _format_times(epoch: np.ndarray, nanos: np.ndarray | None, tz: str) -> list[str]:
+    """ISO-8601 times in `tz`, with the offset (Z for UTC); nanoseconds when present."""
+    ns = epoch.astype(np.int64) * _NS
+    if nanos is not None:
+        ns = ns + nanos.astype(np.int64)
+    unit: Literal["ns", "s"] = "ns" if nanos is not None else "s"
+    if tz == "UTC":
+        utc: Any = ns.view("datetime64[ns]")
+        return [s + "Z" for s in np.datetime_as_string(utc, unit=unit)]
+    zone = zoneinfo.ZoneInfo(tz)
+    hours = epoch.astype(np.int64) // 3600
+    uniq, inverse = np.unique(hours, return_inverse=True)
+    offs = []
+    for h in uniq.tolist():
+        off = _dt.datetime.fromtimestamp(h * 3600, tz=zone).utcoffset()
+        offs.append(int(off.total_seconds()) if off is not None else 0)
+    off_arr = np.array(offs, dtype=np.int64)[inverse] if len(uniq) else np.zeros(0, np.int64)
+    local: Any = (ns + off_arr * _NS).view("datetime64[ns]")
+    texts = np.datetime_as_string(local, unit=unit)
+    return [f"{t}{_offset(int(o))}" for t, o in zip(texts, off_arr, strict=True)]
+
+
+def _offset(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+def _progress(enabled: bool) -> Callable[[Iterable[Any], int, str], Iterable[Any]] | None:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+
+    def wrap(items: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
+        bar: Iterable[Any] = tqdm(items, total=total, desc=desc, leave=False)
+        return bar
+
+    return wrap
+
+
+def _want_progress(args: argparse.Namespace) -> bool:
+    choice = getattr(args, "progress", None)
+    return sys.stderr.isatty() if choice is None else bool(choice)
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    path = args.config or DEFAULT_CONFIG
+    if os.path.exists(path) and not args.force:
+        raise CliError(f"{path} already exists; pass --force to overwrite it")
+    text = _default_config_text()
+    if args.root_directory:
+        lines = text.splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            if line.startswith("root_directory:"):
+                lines[i] = f"root_directory: {args.root_directory}\n"
+                break
+        text = "".join(lines)
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}; edit it, then run `mkts start -c {path}`")
+    return EXIT_OK
+
+
+def _default_config_text() -> str:
+    """The commented default mkts.yml: packaged with mkts when installed from a wheel
+    (mkts/mkts.yml), else the repository's own mkts.yml next to the package."""
+    try:
+        res = importlib.resources.files("mkts").joinpath("mkts.yml")
+        if res.is_file():
+            return res.read_text(encoding="utf-8")
+    except (OSError, ModuleNotFoundError):
+        pass
+    repo = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(mkts.__file__))),
+                        "mkts.yml")
+    try:
+        with open(repo, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        raise CliError("the default mkts.yml is not part of this installation; copy it "
+                       "from the mkts repository") from None
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from mkts import server
+
+    target = _Target(args)
+    if target.config is None:
+        from mkts import config as _config
+
+        cfg = _config.from_dict({"root_directory": target.root})
+    else:
+        cfg = target.config
+    _setup_logging(cfg.log_level)
+    import engine
+
+    try:
+        return server.serve(cfg, host=args.host, port=args.port)
+    except engine.LockedError as exc:
+        raise CliError(f"{_lock_text(exc)}; another mkts server or writing command holds "
+                       "it") from None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mkts").setLevel(level.upper())
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    target = _Target(args)
+    start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
+    if args.limit is not None and args.limit < 0:
+        raise CliError("--limit must not be negative")
+    with target.open_readonly() as db:
+        results = db.query(args.key, start, end, limit=args.limit,
+                           limit_from_start=args.first, columns=_columns_arg(args.columns))
+        if not results:
+            raise CliError(f"no bucket matches {args.key}") from None
+        out = sys.stdout
+        for i, (key, r) in enumerate(results.items()):
+            if args.csv:
+                _write_csv(out, key, r, db.timezone, args.epoch, multi=len(results) > 1,
+                           header=i == 0)
+            else:
+                if len(results) > 1:
+                    print(("\n" if i else "") + f"{key} ({len(r)} rows)", file=out)
+                _write_table(out, r, db.timezone, args.epoch)
+    return EXIT_OK
+
+
+def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]:
+    cols = r.columns
+    nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in cols else None
+    names = list(cols) if raw_epoch else ["Epoch"] + [c for c in cols
+                                                      if c not in ("Epoch", "Nanoseconds")]
+    # numpy scalars print their shortest round-trip form for their own width (f4 185.3, not
+    # the float64 185.3000030517578)
+    texts = [[str(v) for v in np.asarray(r[c])] for c in names]
+    if not raw_epoch:
+        texts[0] = _format_times(np.asarray(r["Epoch"]), nanos, tz)
+    return names, [list(row) for row in zip(*texts, strict=True)]
+
+
+def _write_table(out: Any, r: Any, tz: str, raw_epoch: bool) -> None:
+    header, rows = _rows(r, tz, raw_epoch)
+    widths = [len(h) for h in header]
+    for row in rows:
+        for j, cell in enumerate(row):
+            widths[j] = max(widths[j], len(cell))
+    print("  ".join(h.ljust(w) if j == 0 else h.rjust(w)
+                    for j, (h, w) in enumerate(zip(header, widths, strict=True))), file=out)
+    for row in rows:
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                        for j, (c, w) in enumerate(zip(row, widths, strict=True))), file=out)
+
+
+def _write_csv(out: Any, key: str, r: Any, tz: str, raw_epoch: bool, multi: bool,
+               header: bool) -> None:
+    names, rows = _rows(r, "UTC" if not raw_epoch else tz, raw_epoch)
+    w = csv.writer(out, lineterminator="\n")
+    if multi:
+        names = ["Key", *names]
+        rows = [[key, *row] for row in rows]
+    if header:
+        w.writerow(names)
+    w.writerows(rows)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from mkts.csvimport import CsvProblem, import_csv
+    from mkts.wire import WireError, parse_wire_type
+
+    types: dict[str, Any] = {}
+    for item in args.types or ():
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            name, sep, t = part.partition("=")
+            if not sep:
+                raise CliError(f"--types {part!r}: write NAME=TYPE, e.g. Close=f4")
+            try:
+                types[name.strip()] = parse_wire_type(t.strip())
+            except WireError as exc:
+                raise CliError(f"--types {part!r}: {exc}") from None
+    target = _Target(args)
+    if not os.path.isfile(args.file):
+        raise CliError(f"{args.file}: no such file")
+    progress = _want_progress(args)
+    with target.open_writable() as db:
+        try:
+            res = import_csv(db, args.key, args.file, variable=True if args.ticks else None,
+                             time_column=args.time_column, time_format=args.time_format,
+                             timezone=args.timezone, epoch_unit=args.epoch_unit,
+                             types=types or None, skip=tuple(_columns_arg(args.skip) or ()),
+                             progress=progress)
+        except CsvProblem as exc:
+            for line in exc.problems:
+                print(f"{args.file}: {line}", file=sys.stderr)
+            if exc.bad_rows > len(exc.problems):
+                print(f"{args.file}: ... and {exc.bad_rows - len(exc.problems)} more bad rows",
+                      file=sys.stderr)
+            raise CliError(exc.summary) from None
+        db.flush()
+    how = "one transaction" if res.transactions == 1 else f"{res.transactions} transactions"
+    made = " (new bucket: " + ", ".join(f"{c} {t}" for c, t in res.columns.items()) + ")" \
+        if res.created and res.columns else ""
+    print(f"imported {res.rows} rows into {args.key} in {how}{made}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _Target(args).open_readonly() as db:
+        for name in (db.list_symbols() if args.symbols else db.list_keys()):
+            print(name)
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _Target(args).open_readonly() as db:
+        info = db.info(args.key)
+        first = db.read(args.key, limit=1, limit_from_start=True)
+        last = db.read(args.key, limit=1)
+        print(f"key:        {info['key']}")
+        print(f"kind:       {info['kind']}" + (" (ticks)" if info["kind"] == "variable" else ""))
+        print(f"timeframe:  {info['timeframe']}")
+        print("columns:    " + ", ".join(f"{c} {t}" for c, t in info["columns"].items()))
+        print("years:      " + (", ".join(str(y) for y in info["years"]) or "none"))
+        if len(first):
+            nf = np.asarray(first["Nanoseconds"]) if "Nanoseconds" in first.columns else None
+            nl = np.asarray(last["Nanoseconds"]) if "Nanoseconds" in last.columns else None
+            print(f"first:      {_format_times(np.asarray(first['Epoch']), nf, db.timezone)[0]}")
+            print(f"last:       {_format_times(np.asarray(last['Epoch']), nl, db.timezone)[0]}")
+        else:
+            print("first:      (empty)")
+        if "rows" in info:
+            print(f"rows:       {info['rows']}")
+            print(f"bytes:      {info['live_bytes']} live, {info['garbage_bytes']} reclaimable "
+                  "by `mkts compact`")
+        print(f"timezone:   {db.timezone}")
+    return EXIT_OK
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    with _Target(args).open_writable() as db:
+        db.destroy(args.key)
+    print(f"destroyed {args.key}")
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    with _Target(args).open_writable() as db:
+        res = db.compact(args.key)
+    before, after = res["before"], res["after"]
+    if before == after == 0:
+        print(f"{args.key}: nothing to compact (fixed buckets hold no garbage)")
+    elif before == after:
+        print(f"{args.key}: already compact ({after} bytes of tick data)")
+    else:
+        print(f"compacted {args.key}: data {before} -> {after} bytes "
+              f"({before - after} reclaimed)")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from mkts import wiring
+    from mkts.check import check_root
+
+    target = _Target(args)
+    specs = [] if args.no_aggregates else wiring.aggregation_specs(target.config)
+    report = check_root(target.root, aggregates=specs, progress=_progress(_want_progress(args)))
+    for f in report.findings:
+        print(f, file=sys.stdout if f.severity == "note" else sys.stderr)
+    agg = f", {report.aggregates_checked} aggregate(s)" if specs else ""
+    summary = (f"checked {report.buckets} bucket(s), {report.files} year file(s), "
+               f"{report.records} record slot(s), {report.wal_pending} log transaction(s){agg}")
+    if report.in_use_by:
+        summary += f"; the database is in use by pid {report.in_use_by}"
+    errors = len(report.errors)
+    if errors:
+        print(f"{summary}: {errors} problem(s) found", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"{summary}: ok")
+    return EXIT_OK
+
+
+def cmd_wal(args: argparse.Namespace) -> int:
+    if args.wal_command != "inspect":
+        raise CliError("usage: mkts wal inspect [PATH]", EXIT_USAGE)
+    from wal import inspect as wal_inspect
+
+    path = args.path or os.path.join(_Target(args).root, "wal")
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such write-ahead log directory or segment")
+    return int(wal_inspect.main([path]))
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from mkts import wiring
+
+    target = _Target(args)
+    specs = wiring.aggregation_specs(target.config)
+    if args.on:
+        specs = [s for s in specs if s.on == args.on]
+    if not specs:
+        where = "--root has no mkts.yml" if target.config is None else \
+            f"{target.config_path or DEFAULT_CONFIG} configures no ondiskagg trigger" + \
+            (f" on {args.on!r}" if args.on else "")
+        raise CliError(f"nothing to rebuild: {where}")
+    total = 0
+    with target.open_writable() as db:
+        for spec in specs:
+            n = wiring.rebuild_aggregates(db, spec, progress=_want_progress(args))
+            print(f"rebuilt {', '.join(spec.destinations)} from {spec.on}: {n} bars")
+            total += n
+        db.flush()
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(mkts.__file__)))
+    if not os.path.exists(os.path.join(repo, "benchmarks", "compare.py")):
+        raise CliError("the benchmark runner (benchmarks/compare.py) is not part of this "
+                       "installation; run `mkts bench` from a source checkout")
+    rest = list(args.bench_args)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.call([sys.executable, "-m", "benchmarks.compare", *rest], cwd=repo, env=env)
+
+
+# -- the parser ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mkts",
+        description="mkts: an embedded tick database with a MarketStore-compatible server.",
+        epilog="Commands that open a database take -c mkts.yml (default ./mkts.yml) or "
+               "--root DIR. See docs/cli.md.")
+    p.add_argument("--version", action="version", version=f"mkts {mkts.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    db_opts = argparse.ArgumentParser(add_help=False)
+    g = db_opts.add_mutually_exclusive_group()
+    g.add_argument("-c", "--config", metavar="PATH",
+                   help=f"the mkts.yml to use (default ./{DEFAULT_CONFIG})")
+    g.add_argument("--root", metavar="DIR", help="open this database root directly, without "
+                   "mkts.yml (no plugins)")
+    prog_opts = argparse.ArgumentParser(add_help=False)
+    pg = prog_opts.add_mutually_exclusive_group()
+    pg.add_argument("--progress", dest="progress", action="store_true", default=None,
+                    help="show a progress bar (default: when stderr is a terminal)")
+    pg.add_argument("--no-progress", dest="progress", action="store_false")
+
+    s = sub.add_parser("init", help="write a commented default mkts.yml",
+                       description="Write the commented default configuration.")
+    s.add_argument("-c", "--config", metavar="PATH", help=f"where to write it (default "
+                   f"./{DEFAULT_CONFIG})")
+    s.add_argument("--root-directory", metavar="DIR", help="set root_directory in the file")
+    s.add_argument("--force", action="store_true", help="overwrite an existing file")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("start", parents=[db_opts], help="run the server (/rpc, /ws)",
+                       description="Open the database (lock, replay, plugins, workers) and serve "
+                       "MarketStore's JSON-RPC and streaming protocols until SIGINT/SIGTERM.")
+    s.add_argument("--host", help="listen on this address (overrides listen_host)")
+    s.add_argument("--port", type=int, help="listen on this port (overrides listen_port; 0 = "
+                   "any free port)")
+    s.set_defaults(func=cmd_start)
+
+    s = sub.add_parser("query", parents=[db_opts], help="print rows of buckets",
+                       description="Print rows of SYM[,SYM...]/TF/ATTR (* for any part). Opens "
+                       "the database read-only, so it works beside a running server.")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
+                   "an offset), inclusive")
+    s.add_argument("--end", help="last time, inclusive")
+    s.add_argument("--limit", type=int, help="at most N rows per bucket (the last N, unless "
+                   "--first)")
+    s.add_argument("--first", action="store_true", help="with --limit: the first N rows")
+    s.add_argument("--columns", help="comma-separated columns to show (Epoch always)")
+    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC)")
+    s.add_argument("--epoch", action="store_true", help="raw Epoch seconds (and Nanoseconds) "
+                   "instead of ISO times")
+    s.set_defaults(func=cmd_query)
+
+    s = sub.add_parser("import", parents=[db_opts, prog_opts], help="load a CSV file",
+                       description="Load FILE.csv (header row; a time column) into KEY. Every "
+                       "row is validated first; bad rows are listed with their line numbers "
+                       "and nothing is written.")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("file", metavar="FILE.csv")
+    s.add_argument("--time-column", metavar="NAME", help="the time column (default: the first "
+                   "of Epoch, time, timestamp, datetime, date, ts; any case)")
+    s.add_argument("--time-format", metavar="FMT", help="strptime format of the times (default: "
+                   "ISO-8601 or epoch numbers)")
+    s.add_argument("--timezone", metavar="TZ", help="zone of times without an offset (default: "
+                   "the database's)")
+    s.add_argument("--epoch-unit", choices=["s", "ms", "us", "ns"], default="s",
+                   help="unit of numeric times (default s)")
+    s.add_argument("--types", action="append", metavar="COL=TYPE[,...]",
+                   help="column types for a new bucket, e.g. Open=f4,Symbol=U8 (default: i8 "
+                   "for integers, f8 otherwise)")
+    s.add_argument("--skip", metavar="COL[,...]", help="columns of the file to leave out")
+    s.add_argument("--ticks", action="store_true", help="create a tick (variable) bucket: any "
+                   "number of rows per interval, exact nanoseconds")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("list", parents=[db_opts], help="list buckets",
+                       description="List bucket keys (or, with --symbols, symbols).")
+    s.add_argument("--symbols", action="store_true", help="list symbols instead of keys")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("info", parents=[db_opts], help="describe a bucket",
+                       description="Show a bucket's kind, columns, years and time range.")
+    s.add_argument("key", metavar="KEY")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("destroy", parents=[db_opts], help="delete a bucket and its data",
+                       description="Delete a bucket and all its data, durably.")
+    s.add_argument("key", metavar="KEY")
+    s.set_defaults(func=cmd_destroy)
+
+    s = sub.add_parser("check", parents=[db_opts, prog_opts], help="verify files, log and "
+                       "aggregates", description="Verify headers, slot arrays, tick blobs, the "
+                       "write-ahead log and (with ondiskagg configured) the aggregates. "
+                       "Read-only. Exit status 1 when a problem is found.")
+    s.add_argument("--no-aggregates", action="store_true", help="skip comparing aggregates")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("wal", parents=[db_opts], help="write-ahead log tools",
+                       description="Write-ahead log tools.")
+    wsub = s.add_subparsers(dest="wal_command", metavar="SUBCOMMAND")
+    w = wsub.add_parser("inspect", parents=[db_opts], help="print segments and records",
+                        description="Print the log's segments and records and say where it "
+                        "ends (python -m wal.inspect). Exit 1 on corruption.")
+    w.add_argument("path", nargs="?", metavar="PATH", help="a segment or log directory "
+                   "(default: the root's wal/)")
+    s.set_defaults(func=cmd_wal)
+
+    s = sub.add_parser("compact", parents=[db_opts], help="reclaim space in a tick bucket",
+                       description="Rewrite a tick bucket's files without garbage.")
+    s.add_argument("key", metavar="KEY")
+    s.set_defaults(func=cmd_compact)
+
+    s = sub.add_parser("rebuild-aggregates", parents=[db_opts, prog_opts],
+                       help="recompute ondiskagg outputs from scratch",
+                       description="Recompute every destination of the ondiskagg triggers in "
+                       "mkts.yml from their base buckets.")
+    s.add_argument("--on", metavar="GLOB", help="only the trigger with this `on:` glob")
+    s.set_defaults(func=cmd_rebuild)
+
+    s = sub.add_parser("bench", help="run the benchmark comparison",
+                       description="Run benchmarks/compare.py with the arguments that follow "
+                       "(e.g. mkts bench --quick; mkts bench -- --help for its options).")
+    s.add_argument("bench_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and argv[1:] not in (["-h"], ["--help"]):
+        # everything after `bench` belongs to the benchmark runner, options included
+        args = argparse.Namespace(command="bench", func=cmd_bench, bench_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    name = args.command
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        _say(name, str(exc))
+        return exc.status
+    except KeyboardInterrupt:
+        _say(name, "interrupted")
+        return 130
+    except BrokenPipeError:  # `mkts query ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+        except OSError:
+            pass
+        return EXIT_OK
+    except Exception as exc:
+        _say(name, _describe(exc))
+        if os.environ.get("MKTS_DEBUG"):
+            traceback.print_exc()
+        return EXIT_FAIL
+
+
+def _describe(exc: Exception) -> str:
+    import engine
+
+    if isinstance(exc, engine.MktsError):
+        return str(exc)
+    try:
+        from plugins.errors import PluginError
+
+        if isinstance(exc, PluginError):
+            return str(exc)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return f"unexpected error ({type(exc).__name__}: {exc}); set MKTS_DEBUG=1 for details"
+
+
+def _say(command: str | None, message: str) -> None:
+    text = " ".join(message.split())  # one line, always
+    print(f"mkts {command}: {text}" if command else f"mkts: {text}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The HTTP server `mkts start` runs: `POST /rpc` (MarketStore's msgpack JSON-RPC, so the
+unmodified pymarketstore client works), `GET /ws` (streaming) and `GET /heartbeat`, on aiohttp.
+
+Owns transport concerns only: body limits, content types, the version header, threads for
+blocking engine calls, startup and a clean stop. The methods live in `mkts.rpc`, the wire
+formats in `mkts.wire`, the WebSocket protocol in `mkts.streaming`. See docs/server.md.
+
+Programmatic use (what `make demo` does)::
+
+    from mkts.server import run_in_thread
+    with run_in_thread("mkts.yml", port=0) as srv:      # or an open engine.Database
+        client = pymarketstore.Client(srv.rpc_url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+import engine
+import mkts
+from mkts import wiring
+from mkts.rpc import INVALID_REQUEST, DataService, handle_body
+from mkts.streaming import WsEndpoint
+from mkts.wire import JSON, MSGPACK, encode_body
+
+__all__ = ["VERSION", "build_app", "serve", "run_in_thread", "RunningServer", "VERSION_HEADER"]
+
+log = logging.getLogger("mkts.server")
+
+VERSION = f"mkts-{mkts.__version__}"
+VERSION_HEADER = "Marketstore-Version"
+_CONTENT_TYPES = {
+    "application/x-msgpack": MSGPACK,
+    "application/msgpack": MSGPACK,
+    "application/json": JSON,
+}
+_MIME = {MSGPACK: "application/x-msgpack", JSON: "application/json"}
+_READ_CHUNK = 1 << 16
+_SHUTDOWN_GRACE_S = 10.0  # in-flight requests get this long after a stop signal
+
+
+class _Handlers:
+    def __init__(self, db: engine.Database, max_request_bytes: int, executor: ThreadPoolExecutor,
+                 ws: WsEndpoint) -> None:
+        self.service = DataService(db, VERSION)
+        self.max_request_bytes = max_request_bytes
+        self.executor = executor
+        self.ws = ws
+        self.started = time.monotonic()
+        self.stopping = False
+
+    async def rpc(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "HEAD":
+            return web.Response(status=200)
+        if request.method != "POST":
+            return web.Response(status=405, text=f"rpc: POST method required, received "
+                                f"{request.method}", headers={"Allow": "POST, HEAD"})
+        raw_type = request.headers.get("Content-Type")
+        if not raw_type:
+            return web.Response(status=415, text="rpc: missing Content-Type; send "
+                                "application/x-msgpack or application/json")
+        kind = _CONTENT_TYPES.get(raw_type.split(";")[0].strip().lower())
+        if kind is None:
+            return web.Response(status=415, text=f"rpc: unrecognized Content-Type: {raw_type}")
+        try:
+            body = await self._read_body(request)
+        except Exception as exc:  # the client went away or sent a broken body
+            log.debug("could not read a request body from %s: %r", request.remote, exc)
+            return web.Response(status=400, text=f"rpc: could not read the request body: {exc}")
+        if body is None:
+            limit_mb = self.max_request_bytes / (1 << 20)
+            error = {"jsonrpc": "2.0", "id": None, "error": {
+                "code": INVALID_REQUEST, "data": None,
+                "message": f"request body is larger than {limit_mb:g} MiB (max_request_mb in "
+                           "mkts.yml); split the write into smaller requests"}}
+            log.warning("refused a request body over %g MiB from %s", limit_mb, request.remote)
+            return web.Response(body=encode_body(error, kind), content_type=_MIME[kind],
+                                headers={"Connection": "close"})
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(self.executor, handle_body, self.service, body, kind)
+        return web.Response(body=out, content_type=_MIME[kind])
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        """The whole body, or None when it is over the limit (the rest is left unread)."""
+        limit = self.max_request_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return None
+        buf = bytearray()
+        async for chunk in request.content.iter_chunked(_READ_CHUNK):
+            buf += chunk
+            if len(buf) > limit:
+                return None
+        return bytes(buf)
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        status = "not queryable" if self.stopping else "queryable"
+        return web.json_response(
+            {"status": status, "version": VERSION, "uptime": f"{time.monotonic() - self.started:.0f}s"},
+            status=503 if self.stopping else 200)
+
+
+class _QuietClientErrors(logging.Filter):
+    """aiohttp logs a traceback at ERROR for every malformed request or dropped connection;
+    those are the client's problem (it got a 400), so they are logged at DEBUG instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        from aiohttp import http_exceptions
+
+        if isinstance(exc, (http_exceptions.HttpProcessingError, ConnectionError)):
+            log.debug("bad request or dropped connection: %s", " ".join(str(exc).split()))
+            return False
+        return True
+
+
+_quiet = _QuietClientErrors()
+
+
+async def _version_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[VERSION_HEADER] = VERSION
+
+
+def build_app(db: engine.Database, *, max_request_mb: float = wiring.DEFAULT_MAX_REQUEST_MB,
+              executor: ThreadPoolExecutor | None = None) -> web.Application:
+    """The aiohttp application serving `db` (which the caller keeps open and closes)."""
+    max_bytes = int(max_request_mb * (1 << 20))
+    pool = executor or ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4),
+                                          thread_name_prefix="mkts-rpc")
+    ws = WsEndpoint(db, wiring.stream_subscriber(db))
+    handlers = _Handlers(db, max_bytes, pool, ws)
+    app = web.Application(client_max_size=max_bytes + 1)
+    server_log = logging.getLogger("aiohttp.server")
+    if _quiet not in server_log.filters:
+        server_log.addFilter(_quiet)
+    app.router.add_route("*", "/rpc", handlers.rpc)
+    app.router.add_get("/ws", ws.handle)
+    app.router.add_get("/heartbeat", handlers.heartbeat)
+    app.on_response_prepare.append(_version_header)
+
+    async def on_startup(app: web.Application) -> None:
+        await ws.start()
+
+    async def on_shutdown(app: web.Application) -> None:
+        handlers.stopping = True
+        await ws.close()
+
+    async def on_cleanup(app: web.Application) -> None:
+        if executor is None:
+            pool.shutdown(wait=True)
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def _serve_until(db: engine.Database, host: str, port: int, max_request_mb: float,
+                       stopped: Callable[[], Awaitable[object]],
+                       ready: Callable[[str, int], None]) -> None:
+    app = build_app(db, max_request_mb=max_request_mb)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        addr = runner.addresses[0]
+        ready(str(addr[0]), int(addr[1]))
+        await stopped()
+        log.info("stopping: no new requests; finishing the ones in flight")
+    finally:
+        await runner.cleanup()
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+# -- `mkts start` --------------------------------------------------------------------------
+def serve(config: Any, *, host: str | None = None, port: int | None = None) -> int:
+    """Run the server of a loaded config until SIGINT/SIGTERM; the exit status.
+
+    Order (DESIGN §5): open the database (lock, replay, plugins, workers), then listen.
+    On a signal: stop listening, finish requests in flight, close /ws clients, then close
+    the database (drain triggers, stop workers, checkpoint)."""
+    host = host if host is not None else wiring.setting(config, "listen_host", wiring.DEFAULT_HOST)
+    port = port if port is not None else int(wiring.setting(config, "listen_port",
+                                                            wiring.DEFAULT_PORT))
+    max_mb = float(wiring.setting(config, "max_request_mb", wiring.DEFAULT_MAX_REQUEST_MB))
+    started = time.monotonic()
+    db = wiring.open_configured(config)
+    log.info("opened %s in %.2f s", db.root, time.monotonic() - started)
+    status = 0
+    try:
+        status = asyncio.run(_main(db, host, port, max_mb))
+    finally:
+        log.info("closing the database (draining triggers, stopping workers, checkpoint)")
+        try:
+            db.close()
+        except Exception as exc:
+            log.error("closing the database failed: %s", exc)
+            status = 1
+    if status == 0:
+        log.info("stopped cleanly")
+    return status
+
+
+async def _main(db: engine.Database, host: str, port: int, max_mb: float) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def ready(h: str, p: int) -> None:
+        shown = f"[{h}]" if ":" in h else h
+        print(f"mkts {mkts.__version__} listening on http://{shown}:{p} (root {db.root})",
+              flush=True)
+        log.info("listening on http://%s:%d", shown, p)
+
+    try:
+        await _serve_until(db, host, port, max_mb, stop.wait, ready)
+    except OSError as exc:
+        print(f"mkts start: {_listen_error(host, port, exc)}", file=sys.stderr)
+        return 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+# -- in a thread (tests, demos, notebooks) -------------------------------------------------
+class RunningServer:
+    """A server on a background thread. `url` / `rpc_url` / `ws_url`; `stop()` (or leaving
+    the `with` block) stops it and closes the database if it opened it."""
+
+    def __init__(self) -> None:
+        self.host = ""
+        self.port = 0
+        self.db: engine.Database | None = None
+        self._owns_db = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def rpc_url(self) -> str:
+        return self.url + "/rpc"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws"
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass  # the loop already ended
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._owns_db and self.db is not None:
+            self.db.close()
+            self._owns_db = False
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_in_thread(target: Any, *, host: str | None = None, port: int | None = 0,
+                  max_request_mb: float | None = None, timeout: float = 30.0) -> RunningServer:
+    """Serve `target` (a path to mkts.yml, a loaded config, or an open `engine.Database`)
+    on a background thread; returns once it listens. `port=0` picks a free port.
+
+    A database passed in stays open after `stop()`; one opened from a config is closed."""
+    srv = RunningServer()
+    config = None
+    if isinstance(target, engine.Database):
+        srv.db = target
+    else:
+        config = wiring.load_config(os.fspath(target)) if isinstance(target, (str, os.PathLike)) \
+            else target
+        srv.db = wiring.open_configured(config)
+        srv._owns_db = True
+    h = host if host is not None else wiring.setting(config, "listen_host", wiring.DEFAULT_HOST)
+    p = port if port is not None else int(wiring.setting(config, "listen_port",
+                                                         wiring.DEFAULT_PORT))
+    mb = max_request_mb if max_request_mb is not None else float(
+        wiring.setting(config, "max_request_mb", wiring.DEFAULT_MAX_REQUEST_MB))
+    db = srv.db
+
+    def ready(rh: str, rp: int) -> None:
+        srv.host, srv.port = rh, rp
+        srv._ready.set()
+
+    def main() -> None:
+        async def go() -> None:
+            srv._loop = asyncio.get_running_loop()
+            srv._stop = asyncio.Event()
+            await _serve_until(db, h, p, mb, srv._stop.wait, ready)
+
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # reported to the caller of run_in_thread
+            srv._error = exc
+            srv._ready.set()
+
+    srv._thread = threading.Thread(target=main, name="mkts-server", daemon=True)
+    srv._thread.start()
+    if not srv._ready.wait(timeout) or srv._error is not None:
+        error = srv._error
+        srv.stop()
+        if isinstance(error, OSError):
+            raise OSError(error.errno, _listen_error(h, p, error)) from error
+        raise RuntimeError(f"the server did not start: {error or 'timed out'}") from error
+    return srv

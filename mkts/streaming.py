@@ -1,0 +1,237 @@
+"""`GET /ws`: MarketStore's streaming protocol over aiohttp WebSockets.
+
+A client sends `{"streams": ["AAPL/1Min/OHLCV", "*/1D/*"]}` (msgpack), the server echoes the
+message, then pushes `{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a
+matching bucket. Rows come from the stream trigger's hub (`plugins.stream`), or from
+`db.subscribe` when no stream trigger is configured. Each connection has a bounded outbox:
+a client that cannot keep up loses its oldest rows, never the server's memory or writers' time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgpack
+import numpy as np
+from aiohttp import WSMsgType, web
+
+__all__ = ["WsEndpoint", "expand_streams", "StreamError", "MAX_OUTBOX"]
+
+log = logging.getLogger("mkts.server")
+
+MAX_OUTBOX = 10_000  # data messages queued per connection before the oldest are dropped
+MAX_STREAMS = 1_000  # patterns in one subscribe message
+MAX_MESSAGE = 1 << 20  # bytes in one client message
+_PART = re.compile(r"^[^/\x00\s]+$")
+_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
+class StreamError(ValueError):
+    """A subscribe message that cannot be honoured; the text goes back as {"error": ...}."""
+
+
+def expand_streams(streams: Any) -> list[str]:
+    """Validate a `streams` list and expand `{a,b}` alternatives (gobwas glob syntax, which
+    MarketStore uses) into plain `*`/`?`/`[...]` globs over SYM/TF/ATTR."""
+    if not isinstance(streams, list):
+        raise StreamError("streams must be a list of patterns like 'AAPL/1Min/OHLCV'")
+    if len(streams) > MAX_STREAMS:
+        raise StreamError(f"{len(streams)} streams in one message; at most {MAX_STREAMS}")
+    out: list[str] = []
+    for s in streams:
+        if not isinstance(s, str):
+            raise StreamError(f"{s!r} is an invalid stream")
+        expanded = _expand(s)
+        if len(expanded) > MAX_STREAMS:
+            raise StreamError(f"{s} expands to more than {MAX_STREAMS} patterns")
+        for p in expanded:
+            parts = p.split("/")
+            if len(parts) != 3 or not all(_PART.match(x) for x in parts):
+                raise StreamError(f"{s} is an invalid stream")
+        out.extend(expanded)
+    return out
+
+
+def _expand(pattern: str) -> list[str]:
+    m = _BRACES.search(pattern)
+    if m is None:
+        if "{" in pattern or "}" in pattern:
+            raise StreamError(f"{pattern} is an invalid stream")
+        return [pattern]
+    head, tail = pattern[: m.start()], pattern[m.end() :]
+    out: list[str] = []
+    for alt in m.group(1).split(","):
+        out.extend(_expand(head + alt + tail))
+        if len(out) > MAX_STREAMS:
+            break
+    return out
+
+
+def _row_messages(key: str, columns: Mapping[str, np.ndarray]) -> list[bytes]:
+    """One packed {"key", "data"} message per row, in the batch's (time) order."""
+    names = list(columns)
+    values = [np.asarray(columns[n]).tolist() for n in names]  # numpy -> Python scalars
+    n = len(values[0]) if values else 0
+    return [msgpack.packb({"key": key, "data": dict(zip(names, (v[i] for v in values),
+                                                        strict=True))}, use_bin_type=True)
+            for i in range(n)]
+
+
+class _Connection:
+    """One WebSocket client: its patterns, its outbox and the task that drains it."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.outbox: deque[tuple[bool, bytes]] = deque()  # (is_data, frame)
+        self.data_queued = 0
+        self.dropped = 0
+        self.wake = asyncio.Event()
+        self.closed = False
+
+    def push(self, frame: bytes, *, data: bool = True) -> None:
+        if self.closed:
+            return
+        if data:
+            if self.data_queued >= MAX_OUTBOX:
+                self._drop_oldest_data()
+            self.data_queued += 1
+        self.outbox.append((data, frame))
+        self.wake.set()
+
+    def _drop_oldest_data(self) -> None:
+        for i, (is_data, _) in enumerate(self.outbox):
+            if is_data:
+                del self.outbox[i]
+                self.data_queued -= 1
+                self.dropped += 1
+                if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
+                    log.warning("a /ws client is too slow; %d rows dropped so far", self.dropped)
+                return
+
+    async def drain(self) -> None:
+        while not self.closed:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox and not self.closed:
+                is_data, frame = self.outbox.popleft()
+                if is_data:
+                    self.data_queued -= 1
+                await self.ws.send_bytes(frame)
+
+
+class WsEndpoint:
+    """The `/ws` handler and its connections, fed by one subscription for all of them."""
+
+    def __init__(self, db: Any, subscribe: Callable[[Callable[[str, Any], None]], Any]) -> None:
+        """`subscribe(callback)` starts delivering (key, columns) batches from any thread and
+        returns an object with `unsubscribe()`."""
+        self.db = db
+        self._subscribe = subscribe
+        self._conns: dict[_Connection, list[Any]] = {}
+        # Copy-on-write view of _conns for the feed thread (the loop alone mutates _conns).
+        self._targets: tuple[tuple[_Connection, list[Any]], ...] = ()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._feed: Any = None
+
+    # -- the feed (runs on a subscriber thread) --------------------------------------------
+    def _on_batch(self, key: str, columns: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        conns = [c for c, globs in self._targets if _matches(globs, key)]
+        if not conns:
+            return
+        frames = _row_messages(key, columns)
+        try:
+            loop.call_soon_threadsafe(self._deliver, conns, frames)
+        except RuntimeError:  # the loop closed while we were packing
+            pass
+
+    def _deliver(self, conns: list[_Connection], frames: list[bytes]) -> None:
+        for c in conns:
+            for f in frames:
+                c.push(f)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._feed = self._subscribe(self._on_batch)
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.unsubscribe()
+            self._feed = None
+        for c in list(self._conns):
+            c.closed = True
+            c.wake.set()
+            await c.ws.close(code=1001, message=b"server shutting down")
+
+    # -- one connection --------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=54.0, max_msg_size=MAX_MESSAGE)
+        await ws.prepare(request)
+        conn = _Connection(ws)
+        self._set(conn, [])
+        sender = asyncio.create_task(conn.drain())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    self._on_message(conn, msg.data)
+                elif msg.type == WSMsgType.TEXT:
+                    self._on_message(conn, msg.data.encode("utf-8"))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            conn.closed = True
+            conn.wake.set()
+            self._conns.pop(conn, None)
+            self._targets = tuple(self._conns.items())
+            sender.cancel()
+            try:
+                await sender
+            except (asyncio.CancelledError, Exception):
+                pass
+        return ws
+
+    def _on_message(self, conn: _Connection, raw: bytes) -> None:
+        try:
+            try:
+                msg = msgpack.unpackb(raw, raw=False)
+            except Exception:
+                import json
+
+                try:
+                    msg = json.loads(raw)
+                except Exception:
+                    raise StreamError("message is neither msgpack nor JSON") from None
+            if not isinstance(msg, Mapping) or "streams" not in msg:
+                raise StreamError('expected {"streams": [patterns]}')
+            patterns = expand_streams(msg["streams"])
+        except StreamError as exc:
+            conn.push(msgpack.packb({"error": str(exc)}, use_bin_type=True), data=False)
+            return
+        if patterns:  # an empty list changes nothing but is still echoed (MarketStore)
+            self._set(conn, [_compile(p) for p in patterns])
+        conn.push(raw, data=False)
+
+    def _set(self, conn: _Connection, globs: list[Any]) -> None:
+        self._conns[conn] = globs
+        self._targets = tuple(self._conns.items())
+
+
+def _compile(pattern: str) -> tuple[re.Pattern[str], ...]:
+    import fnmatch
+
+    return tuple(re.compile(fnmatch.translate(p)) for p in pattern.split("/"))
+
+
+def _matches(globs: list[tuple[re.Pattern[str], ...]], key: str) -> bool:
+    parts = key.split("/")
+    if len(parts) != 3:
+        return False
+    return any(all(g.match(v) for g, v in zip(pat, parts, strict=True)) for pat in globs)

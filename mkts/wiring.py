@@ -1,0 +1,133 @@
+"""The seams between the server/CLI and the rest of the application: loading mkts.yml,
+opening a configured database, finding the stream hub and the aggregation triggers.
+
+Each is one small function so that the CLI and server never depend on another module's
+internals directly; a renamed function elsewhere is a one-line change here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import engine
+
+__all__ = [
+    "ConfigProblem",
+    "load_config",
+    "open_configured",
+    "open_root",
+    "setting",
+    "stream_subscriber",
+    "AggregationSpec",
+    "aggregation_specs",
+    "rebuild_aggregates",
+    "DEFAULT_PORT",
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_REQUEST_MB",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5993
+DEFAULT_MAX_REQUEST_MB = 256
+
+
+class ConfigProblem(Exception):
+    """mkts.yml cannot be read or is invalid (wraps mkts.config.ConfigError)."""
+
+
+def load_config(path: str) -> Any:
+    """The typed config of `path` (`mkts.config.load`)."""
+    from mkts import config as _config
+
+    if not os.path.exists(path):
+        raise ConfigProblem(f"{path}: no such file; create one with `mkts init` or pass -c PATH")
+    try:
+        return _config.load(path)
+    except _config.ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
+def open_configured(config: Any) -> engine.Database:
+    """Open the database of a config with its plugins loaded and workers started
+    (`mkts.app.open`): lock, replay, triggers, workers."""
+    from mkts import app
+
+    return app.open(config)
+
+
+def open_root(root: str, *, readonly: bool = False) -> engine.Database:
+    """Open a root directly, without mkts.yml (no plugins)."""
+    return engine.open(root, readonly=readonly)
+
+
+def setting(config: Any, name: str, default: Any) -> Any:
+    """One top-level setting of a config (None -> default)."""
+    value = getattr(config, name, None) if config is not None else None
+    return default if value is None else value
+
+
+def stream_subscriber(db: engine.Database) -> Callable[[Callable[[str, Any], None]], Any]:
+    """How `/ws` gets rows: the stream trigger's hub when one is configured, else the
+    database's own subscription. Both call back with (key, columns) on a thread of theirs."""
+    from plugins.stream import hub_of
+
+    hub = hub_of(db)
+    if hub is not None:
+        return lambda callback: hub.subscribe("*/*/*", callback)
+    return lambda callback: db.subscribe("*/*/*", callback)
+
+
+# -- on-disk aggregation -------------------------------------------------------------------
+@dataclass(frozen=True)
+class AggregationSpec:
+    """One configured ondiskagg trigger: base-bucket glob, destinations, optional filter."""
+
+    on: str
+    destinations: tuple[str, ...]
+    filter: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _entry(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def aggregation_specs(config: Any) -> list[AggregationSpec]:
+    """The ondiskagg triggers of a config (module `ondiskagg.so`, `plugins.ondiskagg`, or
+    anything the plugin loader resolves to the bundled ondiskagg)."""
+    if config is None:
+        return []
+    out = []
+    for t in _entry(config, "triggers", ()) or ():
+        module = str(_entry(t, "module", ""))
+        if not _is_ondiskagg(module):
+            continue
+        cfg = dict(_entry(t, "config", {}) or {})
+        dests = cfg.get("destinations") or ()
+        out.append(AggregationSpec(str(_entry(t, "on", "*/1Min/OHLCV")),
+                                   tuple(str(d) for d in dests), cfg.get("filter") or None))
+    return out
+
+
+def _is_ondiskagg(module: str) -> bool:
+    if module in ("ondiskagg.so", "ondiskagg", "plugins.ondiskagg"):
+        return True
+    try:
+        from plugins import loader, ondiskagg
+
+        return loader.resolve(module, "mkts.triggers", "NewTrigger") is ondiskagg.NewTrigger
+    except Exception:
+        return False
+
+
+def rebuild_aggregates(db: engine.Database, spec: AggregationSpec, *, progress: bool) -> int:
+    """Recompute every destination of one spec from scratch (`plugins.ondiskagg.rebuild`)."""
+    from plugins import ondiskagg
+
+    return int(ondiskagg.rebuild(db, spec.on, spec.destinations, filter=spec.filter,
+                                 progress=progress))

@@ -1,0 +1,55 @@
+"""`mkts.server.run_in_thread`: the programmatic way to serve a database (demos, notebooks),
+including `/ws` fed by `db.subscribe` when no stream trigger is configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import yaml
+
+import engine
+from mkts.server import run_in_thread
+
+pymkts = pytest.importorskip("pymarketstore")
+websocket = pytest.importorskip("websocket")
+
+pytestmark = pytest.mark.server
+
+T0 = 1_704_187_800
+
+
+def test_serving_an_open_database_leaves_it_open(tmp_path: Path) -> None:
+    db = engine.open(tmp_path / "db")
+    try:
+        with run_in_thread(db) as srv:
+            client = pymkts.Client(srv.rpc_url)
+            ws = websocket.WebSocket()
+            ws.connect(srv.ws_url, timeout=10)
+            try:
+                ws.send(msgpack.dumps({"streams": ["*/1Min/*"]}),
+                        opcode=websocket.ABNF.OPCODE_BINARY)
+                assert msgpack.loads(ws.recv()) == {"streams": ["*/1Min/*"]}
+                rows = np.array([(T0, 1.5)], dtype=[("Epoch", "i8"), ("V", "f8")])
+                assert client.write(rows, "TH/1Min/X") == {"responses": None}
+                assert msgpack.loads(ws.recv()) == {"key": "TH/1Min/X",
+                                                    "data": {"Epoch": T0, "V": 1.5}}
+            finally:
+                ws.close()
+        assert db.read("TH/1Min/X")["V"].tolist() == [1.5]  # still open after stop()
+    finally:
+        db.close()
+
+
+def test_serving_a_config_opens_and_closes_the_database(tmp_path: Path) -> None:
+    cfg = tmp_path / "mkts.yml"
+    cfg.write_text(yaml.safe_dump({"root_directory": "db", "triggers": [
+        {"module": "ondiskagg.so", "on": "*/1Min/OHLCV", "config": {"destinations": ["5Min"]}}]}))
+    with run_in_thread(str(cfg)) as srv:
+        assert srv.port > 0 and srv.host == "127.0.0.1"
+        assert pymkts.Client(srv.rpc_url).server_version() == "mkts-0.1.0"
+        assert srv.db is not None and len(srv.db.triggers) == 1
+    with engine.open(tmp_path / "db"):  # the lock was released
+        pass

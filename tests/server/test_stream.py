@@ -1,0 +1,166 @@
+"""`/ws`: MarketStore's streaming protocol (reference §7.1) — subscribe, echo, one pushed
+message per new row, invalid patterns, and pymarketstore's `StreamConn` end to end."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+
+pymkts = pytest.importorskip("pymarketstore")
+websocket = pytest.importorskip("websocket")
+
+pytestmark = pytest.mark.server
+
+T0 = 1_704_187_800
+BAR = [("Epoch", "i8"), ("Open", "f4"), ("High", "f4"), ("Low", "f4"), ("Close", "f4"),
+       ("Volume", "i8")]
+
+
+def bars(n: int, start: int = T0, first: float = 0.0) -> np.ndarray:
+    a = np.zeros(n, dtype=BAR)
+    a["Epoch"] = start + 60 * np.arange(n)
+    for c in ("Open", "High", "Low", "Close"):
+        a[c] = first + np.arange(n)
+    a["Volume"] = 10 + np.arange(n)
+    return a
+
+
+def connect(server: Any) -> Any:
+    ws = websocket.WebSocket()
+    ws.connect(f"ws://{server.host}:{server.port}/ws", timeout=10)
+    return ws
+
+
+def subscribe(ws: Any, streams: list[str]) -> dict[str, Any]:
+    msg = msgpack.dumps({"streams": streams})
+    ws.send(msg, opcode=websocket.ABNF.OPCODE_BINARY)
+    reply = ws.recv()
+    assert reply == msg  # the server echoes the bytes it received
+    out: dict[str, Any] = msgpack.loads(reply)
+    return out
+
+
+def recv_data(ws: Any, n: int) -> list[dict[str, Any]]:
+    return [msgpack.loads(ws.recv()) for _ in range(n)]
+
+
+def test_subscribe_echo_and_one_message_per_row(server: Any, client: Any) -> None:
+    ws = connect(server)
+    try:
+        assert subscribe(ws, ["WS1/1Min/OHLCV", "*/1D/NOPE"]) == {
+            "streams": ["WS1/1Min/OHLCV", "*/1D/NOPE"]}
+        client.write(bars(3, first=5.0), "WSX/1Min/OHLCV")  # not subscribed
+        client.write(bars(3, first=1.0), "WS1/1Min/OHLCV")
+        got = recv_data(ws, 3)
+        assert [m["key"] for m in got] == ["WS1/1Min/OHLCV"] * 3
+        assert got[0]["data"] == {"Epoch": T0, "Open": 1.0, "High": 1.0, "Low": 1.0,
+                                  "Close": 1.0, "Volume": 10}
+        assert [m["data"]["Epoch"] - T0 for m in got] == [0, 60, 120]
+    finally:
+        ws.close()
+
+
+def test_new_subscription_replaces_the_old_one_and_globs_match(server: Any, client: Any
+                                                              ) -> None:
+    ws = connect(server)
+    try:
+        subscribe(ws, ["WS2/1Min/OHLCV"])
+        subscribe(ws, ["{WS3,WS4}/1Min/*", "*/5Min/OHLCV"])
+        client.write(bars(1), "WS2/1Min/OHLCV")
+        client.write(bars(1, first=3.0), "WS3/1Min/OHLCV")
+        keys = {m["key"] for m in recv_data(ws, 3)}
+        # WS2's 1Min row is no longer subscribed, its 5Min aggregate (written by ondiskagg,
+        # streamed too) is; WS3 matches the brace alternative
+        assert keys == {"WS2/5Min/OHLCV", "WS3/1Min/OHLCV", "WS3/5Min/OHLCV"}
+        subscribe(ws, [])  # an empty list changes nothing but is echoed
+        client.write(bars(1, first=4.0), "WS4/1Min/OHLCV")
+        keys = {m["key"] for m in recv_data(ws, 2)}
+        assert keys == {"WS4/1Min/OHLCV", "WS4/5Min/OHLCV"}
+    finally:
+        ws.close()
+
+
+def test_invalid_streams_get_an_error_and_keep_the_old_subscription(server: Any,
+                                                                   client: Any) -> None:
+    ws = connect(server)
+    try:
+        subscribe(ws, ["WS5/1Min/OHLCV"])
+        for bad in (["AAPL"], ["a/b/c/d"], ["a//c"], [5]):
+            ws.send(msgpack.dumps({"streams": bad}), opcode=websocket.ABNF.OPCODE_BINARY)
+            reply = msgpack.loads(ws.recv())
+            assert "is an invalid stream" in reply["error"]
+        ws.send(b"\xc1", opcode=websocket.ABNF.OPCODE_BINARY)
+        assert "error" in msgpack.loads(ws.recv())
+        client.write(bars(1), "WS5/1Min/OHLCV")
+        assert recv_data(ws, 1)[0]["key"] == "WS5/1Min/OHLCV"
+    finally:
+        ws.close()
+
+
+def test_tick_rows_carry_nanoseconds(server: Any, client: Any) -> None:
+    ws = connect(server)
+    try:
+        subscribe(ws, ["WST/1Sec/TICK"])
+        rows = np.array([(T0, 2.5, 7, 123)], dtype=[("Epoch", "i8"), ("Price", "f8"),
+                                                      ("Size", "i8"), ("Nanoseconds", "i4")])
+        client.write(rows, "WST/1Sec/TICK", isvariablelength=True)
+        (msg,) = recv_data(ws, 1)
+        assert msg == {"key": "WST/1Sec/TICK", "data": {"Epoch": T0, "Price": 2.5, "Size": 7,
+                                                        "Nanoseconds": 123}}
+    finally:
+        ws.close()
+
+
+class _ClosableStreamConn(pymkts.StreamConn):  # type: ignore[misc]
+    """pymarketstore's StreamConn, keeping its socket so that the test can close it."""
+
+    ws: Any = None
+
+    def _connect(self) -> Any:
+        self.ws = super()._connect()
+        return self.ws
+
+
+def test_pymarketstore_stream_conn_receives_pushed_rows(server: Any, client: Any) -> None:
+    conn = _ClosableStreamConn(f"ws://{server.host}:{server.port}/ws")
+    received: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    @conn.on(r"^SC/")
+    def on_bar(_conn: Any, msg: dict[str, Any]) -> None:
+        received.put(msg)
+
+    def run() -> None:
+        try:
+            conn.run(["SC/1Min/OHLCV"])
+        except Exception:  # raised when the test closes the socket
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        # StreamConn gives no signal when it has subscribed: write until a row arrives.
+        deadline = time.monotonic() + 10
+        probe = 0
+        while received.empty():
+            assert time.monotonic() < deadline, "StreamConn never received a row"
+            client.write(bars(1, start=T0 - 86400 * (probe + 1)), "SC/1Min/OHLCV")
+            probe += 1
+            time.sleep(0.1)
+        time.sleep(0.2)
+        while not received.empty():
+            received.get()
+        client.write(bars(4, first=100.0), "SC/1Min/OHLCV")
+        got = [received.get(timeout=10) for _ in range(4)]
+        assert [m["key"] for m in got] == ["SC/1Min/OHLCV"] * 4
+        assert [m["data"]["Close"] for m in got] == [100.0, 101.0, 102.0, 103.0]
+        assert [m["data"]["Epoch"] - T0 for m in got] == [0, 60, 120, 180]
+    finally:
+        if conn.ws is not None:
+            conn.ws.close()
+        thread.join(10)
