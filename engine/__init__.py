@@ -22,6 +22,7 @@ from engine.errors import (
     ReadOnlyError,
     SchemaError,
     StoreFailedError,
+    UnknownColumnError,
     UnsupportedFormatError,
 )
 from engine.keys import BucketKey, parse_key
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidKeyError",
     "SchemaError",
+    "UnknownColumnError",
     "BucketNotFoundError",
     "BucketExistsError",
     "ReadOnlyError",

@@ -150,6 +150,8 @@ class Database:
     def _open(self, timezone: str | None, recovery: str, sync_interval_ms: int,
               checkpoint_interval_s: float, max_wal_mb: int) -> None:
         fs, root = self._fs, self.root
+        if timezone is not None:
+            get_calendar(timezone)  # a bad zone is an error before anything is created
         if not fs.isdir(root):
             if self.readonly:
                 raise InvalidInputError(f"database root {root} does not exist (readonly open)")

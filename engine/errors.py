@@ -13,6 +13,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidKeyError",
     "SchemaError",
+    "UnknownColumnError",
     "BucketNotFoundError",
     "BucketExistsError",
     "ReadOnlyError",
@@ -36,6 +37,13 @@ class InvalidKeyError(InvalidInputError):
 
 class SchemaError(InvalidInputError):
     """Columns do not match the bucket's schema, or a type cannot be cast safely."""
+
+
+class UnknownColumnError(SchemaError, KeyError):
+    """A column name that the bucket or result does not have (also a KeyError, like a dict)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class BucketNotFoundError(MktsError, KeyError):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.catalog import Bucket, Catalog
-from engine.errors import CorruptFileError, SchemaError
+from engine.errors import CorruptFileError, UnknownColumnError
 from engine.result import Result
 from engine.schema import SLOT_FIELD
 from engine.ticks import read_interval
@@ -37,7 +37,7 @@ def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
             out.append(c)
             continue
         if c not in names:
-            raise SchemaError(
+            raise UnknownColumnError(
                 f"column {c!r} is not in bucket {bucket.key}; it has {', '.join(names)}"
             )
         out.append(c)
@@ -55,9 +55,7 @@ def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns
 
 
 def _occupied_in(f: YearFile, lo: int, hi: int) -> np.ndarray:
-    occ = f.occupied()
-    a, b = np.searchsorted(occ, [lo, hi])
-    return occ[a:b]
+    return f.occupied_in(lo, hi)
 
 
 def _gather(slots: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import SchemaError
+from engine.errors import UnknownColumnError
 
 __all__ = ["Result"]
 
@@ -40,7 +40,7 @@ class Result:
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._columns:
-            raise SchemaError(
+            raise UnknownColumnError(
                 f"column {name!r} is not in this result; it has {', '.join(self._columns)}"
             )
         return self._data[name]

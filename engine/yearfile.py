@@ -22,8 +22,11 @@ GAP_BYTES = 4096  # docs/format.md "Durability": gaps up to a page are rewritten
 class YearFile:
     """An open `<YYYY>.bin`. Not thread-safe by itself; the database serialises writers."""
 
-    def __init__(self, path: str, header: Header, handle: File) -> None:
+    def __init__(self, path: str, header: Header, handle: File, *, writable: bool = True) -> None:
         self.path = path
+        # Only the writer knows every change; a read-only handle (another process may be
+        # writing) must look at the slots themselves each time.
+        self.writable = writable
         self.header = header
         self._f = handle
         self._slots: np.ndarray | None = None
@@ -49,7 +52,7 @@ class YearFile:
         except BaseException:
             f.close()
             raise
-        return cls(path, header, f)
+        return cls(path, header, f, writable=writable)
 
     @classmethod
     def create(cls, fs: FileSystem, path: str, header_bytes: bytes, header: Header) -> YearFile:
@@ -70,10 +73,18 @@ class YearFile:
             )
         return self._slots
 
+    def occupied_in(self, lo: int, hi: int) -> np.ndarray:
+        """Sorted slot numbers in [lo, hi) holding data."""
+        if not self.writable:
+            return np.flatnonzero(self.slots[SLOT_FIELD][lo:hi]).astype(np.int64) + lo
+        occ = self.occupied()
+        a, b = np.searchsorted(occ, [lo, hi])
+        return occ[a:b]
+
     def occupied(self) -> np.ndarray:
         """Sorted slot numbers holding data (an index kept in memory, built on first use and
         updated by write_slots, so reads never scan empty slots)."""
-        if self._occ is None:
+        if self._occ is None or not self.writable:
             occ = np.flatnonzero(self.slots[SLOT_FIELD]).astype(np.int64)
             self._occ = occ
             self._nocc = len(occ)
