@@ -59,7 +59,7 @@ class WriteEvent:
 
     __slots__ = ("txn", "writes", "replayed")
 
-    def __init__(self, txn: int, writes: list[SlotWrite], replayed: bool) -> None:
+    def __init__(self, txn: int, writes: list[SlotWrite | TickWrite], replayed: bool) -> None:
         self.txn = txn
         self.writes = writes
         self.replayed = replayed
@@ -285,16 +285,16 @@ class Database:
             if isinstance(w, TickWrite):
                 if w.region:
                     f.write_region(w.offset, w.region)
-                f.write_slots(w.slots, memoryview(np.ascontiguousarray(w.records)).cast("B"))
+                f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
                 self._ticks.applied(w)
             else:
-                f.write_slots(w.slots, memoryview(w.records).cast("B"))
+                f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
 
     def _sync_data(self) -> None:
         for f in self.catalog.dirty_files():
             f.sync()
 
-    def _publish(self, txn: int, writes: list[SlotWrite], replayed: bool) -> None:
+    def _publish(self, txn: int, writes: list[SlotWrite | TickWrite], replayed: bool) -> None:
         if self._dispatcher.wants():
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
 

@@ -94,7 +94,7 @@ def _series_values(series: Any, name: str) -> np.ndarray:
             raise SchemaError(f"column {name!r}: mixed or missing values in a text column")
         return values.astype(str) if len(values) else np.array([], dtype="<U1")
     try:
-        return series.to_numpy()
+        return np.asarray(series.to_numpy())
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"column {name!r}: cannot convert to a numpy array ({exc})") from exc
 

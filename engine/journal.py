@@ -37,7 +37,7 @@ def encode(writes: list[SlotWrite | TickWrite]) -> bytes:
         if isinstance(w, TickWrite):
             parts.append(_REGION.pack(w.offset, len(w.region)))
             parts.append(w.region)
-        parts.append(memoryview(rec).cast("B"))
+        parts.append(rec.data.cast("B"))
     return b"".join(parts)
 
 
@@ -48,7 +48,7 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
     try:
         (count,) = _TXN.unpack_from(view, 0)
         pos = _TXN.size
-        out = []
+        out: list[SlotWrite | TickWrite] = []
         for _ in range(count):
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size

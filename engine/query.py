@@ -65,7 +65,7 @@ def _gather(slots: np.ndarray, idx: np.ndarray) -> np.ndarray:
     if size % 8 == 0:
         words = slots.view(np.int64).reshape(len(slots), size // 8)
         return np.take(words, idx, axis=0).view(slots.dtype).reshape(len(idx))
-    return slots[idx]
+    return np.asarray(slots[idx])
 
 
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,

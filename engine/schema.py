@@ -43,7 +43,8 @@ def normalise_dtype(spec: Any, column: str) -> np.dtype:
             f"column {column!r}: type {dt.str!r} is not supported; use one of "
             "f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 or a fixed-width string like U16"
         )
-    return dt.newbyteorder("<")
+    out: np.dtype = np.dtype(dt.newbyteorder("<"))
+    return out
 
 
 def _check_name(name: str) -> None:

@@ -375,7 +375,7 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> No
         if blobs:
             region = b"".join(blobs)
             out.pwrite(region, pos - len(region))
-        YearFile(tmp_path, h, out).write_slots(idx, memoryview(recs).cast("B"))
+        YearFile(tmp_path, h, out).write_slots(idx, recs.data.cast("B"))
         out.sync()
     finally:
         out.close()

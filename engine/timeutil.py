@@ -53,7 +53,7 @@ def to_epoch_ns(value: Any, what: str = "time") -> int:
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.UTC)
         delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
-        return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+        return int((delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000)
     if isinstance(value, _dt.date):
         return to_epoch_ns(_dt.datetime(value.year, value.month, value.day), what)
     if isinstance(value, str):
@@ -213,7 +213,7 @@ class Calendar:
     def labels(self, year: int, slots: np.ndarray, tf: Timeframe) -> np.ndarray:
         """Epoch second at the start (label) of each slot of `year`."""
         if tf.is_daily:
-            return self.day_starts(year)[slots]
+            return np.asarray(self.day_starts(year)[slots], dtype=np.int64)
         return self.year_start(year) + slots.astype(np.int64) * tf.seconds
 
 

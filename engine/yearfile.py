@@ -166,7 +166,7 @@ class YearFile:
                 words[slots[a:b] - s0] = new
             else:
                 span[slots[a:b] - s0] = np.frombuffer(view[a * rs : b * rs], dtype=span.dtype)
-            self._f.pwrite(memoryview(span).cast("B"), base + s0 * rs)
+            self._f.pwrite(span.data.cast("B"), base + s0 * rs)
 
     def read(self, offset: int, size: int) -> bytes:
         data = self._f.pread(size, offset)

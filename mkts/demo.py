@@ -115,7 +115,7 @@ def main() -> int:
         received: list[tuple[str, dict[str, Any]]] = []
         stream = pymkts.StreamConn(f"ws://127.0.0.1:{port}/ws")
 
-        @stream.on(r"^AAPL/")  # type: ignore[misc]
+        @stream.on(r"^AAPL/")  # type: ignore[untyped-decorator]
         def on_message(_conn: Any, msg: dict[str, Any]) -> None:
             received.append((msg["key"], msg["data"]))
 
