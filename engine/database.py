@@ -9,7 +9,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,10 @@ from engine.errors import (
     ClosedError,
     InvalidInputError,
     LockedError,
+    MktsError,
     ReadOnlyError,
     SchemaError,
+    StoreFailedError,
 )
 from engine.header import same_schema
 from engine.keys import BucketKey, parse_key, parse_pattern
@@ -343,6 +346,22 @@ class Database:
         self._pipeline.check()
         return self._pipeline
 
+    @contextmanager
+    def _fatal_io(self, what: str) -> Iterator[None]:
+        """An OS error while changing files outside the log (bucket directories, headers,
+        compaction) leaves their durability unknown: fail the handle like a log error."""
+        try:
+            yield
+        except OSError as exc:
+            if isinstance(exc, MktsError):
+                raise  # a damaged file, not a failed write
+            if self._pipeline is not None:
+                self._pipeline._fail(exc)
+            raise StoreFailedError(
+                f"{what} failed ({exc}); this handle now refuses writes: close it and open "
+                "the database again"
+            ) from exc
+
     def _visible(self) -> None:
         if self._pipeline is not None:
             self._pipeline.make_visible()
@@ -400,7 +419,7 @@ class Database:
                     "limit; split the write into several calls"
                 )
             if creates:
-                with self._rw.write():
+                with self._rw.write(), self._fatal_io("creating a bucket"):
                     for key, schema in creates:
                         self.catalog.create(key, schema)
 
@@ -448,7 +467,7 @@ class Database:
                     f"bucket {k} already exists with columns {existing.schema.describe()} "
                     f"({existing.schema.kind}); destroy it first to change its definition"
                 )
-            with self._rw.write():
+            with self._rw.write(), self._fatal_io(f"creating bucket {k}"):
                 self.catalog.create(k, schema)
 
     def destroy(self, key: str) -> None:
@@ -461,7 +480,7 @@ class Database:
             # Checkpoint first so that no log record refers to the bucket any more.
             with pipeline.exclusive():
                 pipeline._checkpoint_locked()
-                with self._rw.write():
+                with self._rw.write(), self._fatal_io(f"destroying bucket {k}"):
                     self.catalog.destroy(k)
 
     def compact(self, key: str) -> dict[str, int]:
@@ -480,7 +499,7 @@ class Database:
             # Checkpoint first: no log record may refer to offsets in the old files.
             with pipeline.exclusive():
                 pipeline._checkpoint_locked()
-                with self._rw.write():
+                with self._rw.write(), self._fatal_io(f"compacting bucket {k}"):
                     for y in bucket.sorted_years():
                         f = self.catalog.year_file(bucket, y)
                         assert f is not None

@@ -215,12 +215,6 @@ def test_interval_mode_io_error_fails_the_handle(op: str) -> None:
     failures.check()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/database.py write_many(): an OSError from catalog.create() (bucket directories "
-    "and bucket.hdr) propagates without marking the commit pipeline failed, so later writes "
-    "are acknowledged; a retry skips the directory fsync that failed (makedirs_durable sees "
-    "the directory exists), and after a power loss the log refers to a bucket that is gone "
-    "(CorruptWALError at open). Same in create(), destroy(), compact()."))
 def test_io_error_while_a_write_creates_a_bucket_fails_the_handle() -> None:
     failures = Failures()
     probe = fresh_fs()
