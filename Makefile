@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all bench lint venv clean
+BENCH_VENV ?= .venv-bench
+BENCH_ARGS ?=
+
+.PHONY: demo test test-all bench bench-pytest lint venv clean
 
 venv: $(STAMP)
 
@@ -25,7 +28,15 @@ test: venv
 test-all: venv
 	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
 
-bench: venv
+# The side-by-side comparison (benchmarks/README.md). Competitors live in a venv of their own:
+# ArcticDB pins pandas<3, which must not replace the test environment's pandas.
+bench:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
+	$(BENCH_VENV)/bin/python -m benchmarks.compare $(BENCH_ARGS)
+
+# The pytest-benchmark scenarios of mkts itself, each beside its raw baseline.
+bench-pytest: venv
 	$(PY) -m pytest -q benchmarks --benchmark-only
 
 lint: venv
@@ -33,4 +44,4 @@ lint: venv
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo-data .pytest_cache .hypothesis .benchmarks
+	rm -rf $(VENV) $(BENCH_VENV) demo-data .pytest_cache .hypothesis .benchmarks

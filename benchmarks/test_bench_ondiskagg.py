@@ -1,0 +1,83 @@
+"""On-disk aggregation (issue 5).
+
+- write_with_ondiskagg: a 1-row write to a 1Min bucket followed by db.flush() (so the
+  triggered aggregation into 5Min, 15Min, 1H and 1D is done and on disk), against the same
+  write and flush without triggers; under sync=always (the default) and sync=off.
+  Goal: with aggregation ≤ 3x the write alone.
+- rebuild_aggregates: recompute all four destinations from scratch for `size.symbols`
+  symbols x one year of 1Min bars.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchmarks import data as D
+
+DESTS = ["5Min", "15Min", "1H", "1D"]
+
+
+@pytest.mark.benchmark(group="write_1_row_with_ondiskagg")
+@pytest.mark.parametrize("sync", ["always", "off"])
+@pytest.mark.parametrize("agg", [False, True], ids=["no triggers", "ondiskagg 4 destinations"])
+def test_write_1_row_with_ondiskagg(benchmark: Any, size: D.Size, tmp_path: Any, sync: str,
+                                    agg: bool) -> None:
+    import engine
+    from plugins import ondiskagg
+
+    rows = D.bars("AAPL", size)
+    cut = len(rows) // 2
+    triggers = [("*/1Min/OHLCV", ondiskagg.NewTrigger({"destinations": DESTS}))] if agg else []
+    key = "AAPL/1Min/OHLCV"
+    with engine.open(os.fspath(tmp_path / "db"), sync=sync, triggers=triggers) as db:
+        db.write(key, rows[:cut])  # history the aggregates are computed from
+        db.flush()
+        nxt = iter(range(cut, len(rows)))
+
+        def one() -> None:
+            i = next(nxt)
+            db.write(key, rows[i : i + 1])
+            db.flush()
+
+        benchmark.pedantic(one, rounds=min(300, len(rows) - cut - 1), iterations=1,
+                           warmup_rounds=1)
+        if agg:
+            last = db.read("AAPL/1D/OHLCV", limit=1)
+            assert len(last) == 1 and last["Volume"][0] > 0
+
+
+@pytest.mark.benchmark(group="rebuild_aggregates")
+def test_rebuild_aggregates(benchmark: Any, size: D.Size, bars_root: str, tmp_path: Any) -> None:
+    import subprocess
+
+    import engine
+    from plugins import ondiskagg
+
+    copies = iter(range(100))
+    handles: list[Any] = []
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        for h in handles:
+            h.close()
+        handles.clear()
+        dst = os.fspath(tmp_path / f"copy{next(copies)}")
+        subprocess.run(["cp", "-a", "--sparse=always", bars_root, dst], check=True)
+        handles.append(engine.open(dst, sync="off"))
+        return (handles[0],), {}
+
+    def run(db: Any) -> int:
+        return int(ondiskagg.rebuild(db, "*/1Min/OHLCV", DESTS, progress=False))
+
+    benchmark.extra_info["base_rows"] = size.symbols * len(D.bars("AAPL", size))
+    benchmark.pedantic(run, setup=setup, rounds=1 if size.name == "full" else size.repeats,
+                       iterations=1)
+    db = handles[0]
+    one_day = db.read("AAPL/1D/OHLCV")
+    base = D.bars("AAPL", size)
+    assert len(one_day) > 0
+    assert int(np.asarray(one_day["Volume"]).sum()) == int(base["Volume"].sum())
+    db.close()
