@@ -73,10 +73,32 @@ class YearFile:
             )
         return self._slots
 
+    def _scan(self, lo: int, hi: int) -> np.ndarray:
+        """Occupied slots in [lo, hi) read from the file, visiting only the parts of the slot
+        array that are not holes (a 1Sec year is 31.6M slots, mostly holes)."""
+        h = self.header
+        rs = h.record_size
+        ranges = getattr(self._f, "data_ranges", None)
+        spans = [(lo, hi)]
+        if ranges is not None and hi > lo:
+            spans = []
+            for a, b in ranges(h.header_size + lo * rs, h.header_size + hi * rs):
+                s0 = max(lo, (a - h.header_size) // rs)
+                s1 = min(hi, -(-(b - h.header_size) // rs))
+                if spans and s0 <= spans[-1][1]:
+                    spans[-1] = (spans[-1][0], max(spans[-1][1], s1))
+                elif s1 > s0:
+                    spans.append((s0, s1))
+        field = self.slots[SLOT_FIELD]
+        parts = [np.flatnonzero(field[a:b]).astype(np.int64) + a for a, b in spans]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
     def occupied_in(self, lo: int, hi: int) -> np.ndarray:
         """Sorted slot numbers in [lo, hi) holding data."""
         if not self.writable:
-            return np.flatnonzero(self.slots[SLOT_FIELD][lo:hi]).astype(np.int64) + lo
+            return self._scan(lo, hi)
         occ = self.occupied()
         a, b = np.searchsorted(occ, [lo, hi])
         return occ[a:b]
@@ -85,7 +107,7 @@ class YearFile:
         """Sorted slot numbers holding data (an index kept in memory, built on first use and
         updated by write_slots, so reads never scan empty slots)."""
         if self._occ is None or not self.writable:
-            occ = np.flatnonzero(self.slots[SLOT_FIELD]).astype(np.int64)
+            occ = self._scan(0, self.header.nslots)
             self._occ = occ
             self._nocc = len(occ)
         return self._occ[: self._nocc]

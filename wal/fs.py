@@ -102,6 +102,32 @@ class OsFile:
                 raise OSError(errno.EIO, f"short write to {self.path}")
             done += n
 
+    def data_ranges(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of [start, end) that hold data rather than holes (optional: callers
+        treat a file without this method as all data). Uses SEEK_DATA / SEEK_HOLE."""
+        seek_data = getattr(os, "SEEK_DATA", None)
+        seek_hole = getattr(os, "SEEK_HOLE", None)
+        if seek_data is None or seek_hole is None:
+            return [(start, end)]
+        out: list[tuple[int, int]] = []
+        pos = start
+        try:
+            while pos < end:
+                try:
+                    a = os.lseek(self._fd, pos, seek_data)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:  # no data after pos
+                        break
+                    raise
+                if a >= end:
+                    break
+                b = min(os.lseek(self._fd, a, seek_hole), end)
+                out.append((a, b))
+                pos = b
+        except OSError:
+            return [(start, end)]  # the filesystem cannot tell: treat it all as data
+        return out
+
     def pwritev(self, buffers: list[bytes | bytearray | memoryview], offset: int) -> None:
         """Write the concatenation of `buffers` at offset with one syscall where the kernel
         allows, without joining them first (optional: callers fall back to pwrite)."""
