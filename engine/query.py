@@ -68,6 +68,20 @@ def _gather(slots: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.asarray(slots[idx])
 
 
+def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: list[str],
+            tz: str) -> Result:
+    """Join the per-year chunks (already in ascending order) and project."""
+    if not chunks:
+        data = np.zeros(0, dtype=bucket.schema.result_dtype)
+    elif len(chunks) == 1:
+        data = chunks[0]
+    else:
+        data = np.concatenate(chunks)
+    if cols != full:
+        data = data[cols]
+    return Result(str(bucket.key), data, cols, tz)
+
+
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
                limit: int | None = None, limit_from_start: bool = False,
                columns: Sequence[str] | None = None) -> Result:
@@ -103,15 +117,7 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 remaining -= len(rows)
         if limit is not None and not limit_from_start:
             chunks.reverse()
-    if not chunks:
-        data = np.zeros(0, dtype=schema.result_dtype)
-    elif len(chunks) == 1:
-        data = chunks[0]
-    else:
-        data = np.concatenate(chunks)
-    if cols != ["Epoch", *schema.names]:
-        data = data[cols]
-    return Result(str(bucket.key), data, cols, calendar.tz)
+    return _result(bucket, chunks, cols, ["Epoch", *schema.names], calendar.tz)
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -180,15 +186,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 chunks.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
         if backwards:
             chunks.reverse()
-    if not chunks:
-        data_all = np.zeros(0, dtype=schema.result_dtype)
-    elif len(chunks) == 1:
-        data_all = chunks[0]
-    else:
-        data_all = np.concatenate(chunks)
-    if cols != full:
-        data_all = data_all[cols]
-    return Result(str(bucket.key), data_all, cols, calendar.tz)
+    return _result(bucket, chunks, cols, full, calendar.tz)
 
 
 def read_bucket(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
