@@ -8,6 +8,8 @@
 
 from mkts.app import open
 from mkts.config import Config, ConfigError
+from mkts.dask_io import read_dask
+from mkts.export import export_parquet
 
-__all__ = ["open", "Config", "ConfigError"]
+__all__ = ["open", "Config", "ConfigError", "read_dask", "export_parquet"]
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """The `mkts` command: init, start, query, import, list, info, destroy, check, wal inspect,
-compact, rebuild-aggregates, bench. See docs/cli.md.
+compact, rebuild-aggregates, export, bench. See docs/cli.md.
 
 Owns argument parsing, opening the database the right way for each command, and printing.
 Every failure is one line on stderr (`mkts <command>: <what went wrong>`) and a non-zero exit
@@ -460,6 +460,27 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    root = os.path.abspath(args.root)
+    if not os.path.isdir(root):
+        raise CliError(f"database root {root} does not exist")
+    start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
+    try:
+        from mkts.export import export_parquet
+
+        res = export_parquet(root, args.dest, pattern=args.pattern, start=start, end=end,
+                             progress=_want_progress(args))
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    rate = res.rows / res.seconds if res.seconds > 0 else 0.0
+    print(f"exported {res.rows} rows in {res.partitions} partition(s), {res.bytes} bytes, to "
+          f"{os.path.abspath(args.dest)} in {res.seconds:.1f} s ({rate:,.0f} rows/s)")
+    if res.partial:
+        print(f"note: the range cuts the year of {res.partial} partition(s); they hold only "
+              "the rows in range (export whole years to refresh a partition)")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     repo = os.path.dirname(os.path.dirname(os.path.abspath(mkts.__file__)))
     if not os.path.exists(os.path.join(repo, "benchmarks", "compare.py")):
@@ -592,6 +613,20 @@ def build_parser() -> argparse.ArgumentParser:
                        "mkts.yml from their base buckets.")
     s.add_argument("--on", metavar="GLOB", help="only the trigger with this `on:` glob")
     s.set_defaults(func=cmd_rebuild)
+
+    s = sub.add_parser("export", parents=[prog_opts], help="write buckets as Parquet",
+                       description="Write buckets matching --pattern to DEST as a Hive-"
+                       "partitioned Parquet dataset (symbol=/timeframe=/attrgroup=/year=, zstd). "
+                       "Re-running replaces exactly the partitions it writes, each atomically. "
+                       "Opens ROOT read-only. See docs/scale.md.")
+    s.add_argument("root", metavar="ROOT", help="the database root directory")
+    s.add_argument("dest", metavar="DEST", help="the dataset directory (created if missing)")
+    s.add_argument("--pattern", default="*/*/*", metavar="SYM[,SYM...]/TF/ATTR",
+                   help="buckets to export (* or a glob in any part; default */*/*)")
+    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
+                   "an offset), inclusive")
+    s.add_argument("--end", help="last time, inclusive")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("bench", help="run the benchmark comparison",
                        description="Run benchmarks/compare.py with the arguments that follow "

@@ -1,0 +1,98 @@
+"""Pieces: the (bucket, year file) units both scale-out paths work on (docs/scale.md).
+
+Owns matching a key pattern to buckets and cutting a time range at year-file boundaries,
+including the earliest time a piece can hold (a Dask division). Pure functions over key
+names, `db.info` and the engine's calendar; reading is `mkts.dask_io`'s, writing
+`mkts.export`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import engine
+from engine.timeutil import NS
+
+__all__ = ["Piece", "match_keys", "plan_pieces", "year_bounds", "time_arg"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The rows of one bucket's year file inside a range: `db.read(key, start_ns, end_ns)`.
+
+    `start_ns`/`end_ns` are the range clipped to the year (inclusive). `first_ns` is the
+    earliest row time the piece can hold: `start_ns` for ticks, `start_ns` floored to its
+    interval for fixed buckets (a read is inclusive at interval granularity).
+    `whole_year` says the range does not cut the year.
+    """
+
+    key: str
+    year: int
+    start_ns: int
+    end_ns: int
+    first_ns: int
+    whole_year: bool
+
+    @property
+    def symbol(self) -> str:
+        return self.key.split("/", 1)[0]
+
+
+def time_arg(value: Any, what: str) -> int | None:
+    """A user time (anything `engine.to_epoch_ns` takes) as epoch ns; None stays None."""
+    return None if value is None else engine.to_epoch_ns(value, what)
+
+
+def match_keys(keys: Iterable[str], pattern: str) -> list[str]:
+    """Keys matching `SYM[,SYM...]/TF/ATTR`; each part may be `*` or a glob (`AA*`, `?Min`).
+
+    Keys come in the order the symbols are listed (sorted within one glob), like
+    `db.query`; a key matched twice is listed once."""
+    if not isinstance(pattern, str):
+        raise engine.InvalidKeyError(f"pattern must be a string like 'AAPL/1Min/OHLCV', not "
+                                     f"{type(pattern).__name__}")
+    parts = pattern.split("/")
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise engine.InvalidKeyError(
+            f"pattern {pattern!r} must have three parts SYMBOL/TIMEFRAME/ATTRGROUP "
+            "(* for any; SYM1,SYM2 for several symbols)")
+    sym, tf, attr = parts
+    ordered = sorted(keys)
+    out: dict[str, None] = {}
+    for alt in sym.split(","):
+        glob = engine.KeyGlob(f"{alt.strip()}/{tf}/{attr}")
+        for k in ordered:
+            if glob.matches(k):
+                out.setdefault(k)
+    return list(out)
+
+
+def year_bounds(calendar: engine.Calendar, year: int) -> tuple[int, int]:
+    """[first, last] nanosecond of a year file: local midnight of 1 January to the next."""
+    return calendar.year_start(year) * NS, calendar.year_start(year + 1) * NS - 1
+
+
+def plan_pieces(calendar: engine.Calendar, infos: Mapping[str, Mapping[str, Any]],
+                start_ns: int | None, end_ns: int | None) -> list[Piece]:
+    """One piece per (key, year file) overlapping [start_ns, end_ns], keys in `infos` order
+    and years ascending. `infos` maps each key to its `db.info(key)`; no I/O."""
+    out: list[Piece] = []
+    for key, info in infos.items():
+        fixed = info["kind"] != "variable"
+        tf = engine.parse_timeframe(info["timeframe"])
+        for year in info["years"]:
+            ys, ye = year_bounds(calendar, year)
+            lo = ys if start_ns is None else max(start_ns, ys)
+            hi = ye if end_ns is None else min(end_ns, ye)
+            if lo > hi:
+                continue
+            first = lo
+            if fixed and lo != ys:
+                y, slot = calendar.slot_of(lo // NS, tf)
+                first = int(calendar.labels(y, np.array([slot]), tf)[0]) * NS
+            out.append(Piece(key, year, lo, hi, first, lo == ys and hi == ye))
+    return out
