@@ -104,20 +104,23 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
             idx = _occupied_in(f, s0 if y == y0 else 0, s1 + 1 if y == y1 else f.header.nslots)
             if remaining is not None and len(idx) > remaining:
                 idx = idx[:remaining] if limit_from_start else idx[len(idx) - remaining :]
-            rows = _gather(f.slots, idx)  # a copy: the file may change after we return
-            if len(rows) and not np.array_equal(rows[SLOT_FIELD], idx + 1):
+            # Gather whole records as rows of 8-byte words (a copy: the file may change after
+            # we return); word 0 is `_slot`, checked, then overwritten with the Epoch.
+            words = np.take(f.words, idx, axis=0)
+            stored = words[:, 0]
+            if len(idx) and bool((stored != idx + 1).any()):
                 raise CorruptFileError(
                     f"{f.path}: a record's slot number does not match its position; "
                     "the file is damaged"
                 )
-            rows = rows.view(schema.result_dtype)
-            rows["Epoch"] = calendar.labels(y, idx, schema.timeframe)
+            stored[:] = calendar.labels(y, idx, schema.timeframe)
+            rows = words.view(schema.result_dtype).reshape(len(idx))
             chunks.append(rows)
             if remaining is not None:
                 remaining -= len(rows)
         if limit is not None and not limit_from_start:
             chunks.reverse()
-    return _result(bucket, chunks, cols, ["Epoch", *schema.names], calendar.tz)
+    return _result(bucket, chunks, cols, schema.result_names, calendar.tz)
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,

@@ -67,6 +67,8 @@ class Schema:
     record_dtype: np.dtype = field(init=False, repr=False, compare=False)
     result_dtype: np.dtype = field(init=False, repr=False, compare=False)
     row_dtype: np.dtype = field(init=False, repr=False, compare=False)
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _result_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in (FIXED, VARIABLE):
@@ -102,10 +104,17 @@ class Schema:
         object.__setattr__(self, "record_dtype", rec)
         object.__setattr__(self, "result_dtype", res)
         object.__setattr__(self, "row_dtype", row)
+        object.__setattr__(self, "_names", tuple(n for n, _ in self.columns))
+        object.__setattr__(self, "_result_names", tuple(res.names or ()))
 
     @property
     def names(self) -> list[str]:
-        return [n for n, _ in self.columns]
+        return list(self._names)
+
+    @property
+    def result_names(self) -> list[str]:
+        """Epoch, the columns, and Nanoseconds for tick buckets: a read's full column list."""
+        return list(self._result_names)
 
     def dtype_of(self, name: str) -> np.dtype:
         for n, d in self.columns:

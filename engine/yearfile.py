@@ -30,6 +30,7 @@ class YearFile:
         self.header = header
         self._f = handle
         self._slots: np.ndarray | None = None
+        self._words: np.ndarray | None = None
         self._occ: np.ndarray | None = None  # sorted occupied slots, capacity-grown
         self._nocc = 0
         self.dirty = False
@@ -72,6 +73,15 @@ class YearFile:
                 buf, dtype=h.schema.record_dtype, count=h.nslots, offset=h.header_size
             )
         return self._slots
+
+    @property
+    def words(self) -> np.ndarray:
+        """The slot array as rows of 8-byte words (record sizes are multiples of 8)."""
+        w = self._words
+        if w is None:
+            slots = self.slots
+            w = self._words = slots.view(np.int64).reshape(len(slots), slots.dtype.itemsize // 8)
+        return w
 
     def _scan(self, lo: int, hi: int) -> np.ndarray:
         """Occupied slots in [lo, hi) read from the file, visiting only the parts of the slot
@@ -216,6 +226,7 @@ class YearFile:
 
     def close(self) -> None:
         self._slots = None
+        self._words = None
         self._f.close()
 
 
