@@ -35,7 +35,7 @@ BASE = "AAPL/1Min/OHLCV"
 # The child: write the workload unless told not to (each write acknowledged = durable in the
 # log), stall the trigger on fire number `aggregate_first + 1`, say so, and wait to be killed.
 CHILD = textwrap.dedent("""\
-    import sys, time
+    import os, sys, time
     import engine
     from plugins import ondiskagg
     sys.path.insert(0, sys.argv[3])
@@ -52,7 +52,7 @@ CHILD = textwrap.dedent("""\
         def fire(self, key_path, records):
             self.fires += 1
             if self.fires > aggregate_first:
-                print("stalled", flush=True)
+                os.write(1, b"stalled\\n")  # one write: atomic beside the main thread's
                 time.sleep(600)
             self.inner.fire(key_path, records)
 
@@ -60,7 +60,7 @@ CHILD = textwrap.dedent("""\
                      triggers=[("*/1Min/OHLCV", Stalling())])
     for rows in workload() if write else []:
         db.write(BASE, rows)
-    print("written", flush=True)
+    os.write(1, b"written\\n")
     time.sleep(600)
 """)
 
