@@ -38,9 +38,11 @@ def _session_minutes() -> pd.DatetimeIndex:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        cal = xcals.get_calendar("XNYS", start="2023-12-01", end="2024-12-31")
+        cal = xcals.get_calendar("XNYS", start="2023-12-01", end="2025-01-31")
+        # Must cover every minute a scenario can draw: the latest anchor (3 November) plus
+        # SPAN plus the longest run (900 steps of 61 minutes) reaches mid-December 2024.
         return cal.minutes_in_range(pd.Timestamp("2023-12-20", tz="UTC"),
-                                    pd.Timestamp("2024-11-10", tz="UTC"))
+                                    pd.Timestamp("2025-01-01", tz="UTC"))
 
 
 SESSION = _session_minutes()
