@@ -103,9 +103,7 @@ class CommitPipeline:
 
     def _process(self, batch: list[_Entry]) -> None:
         if self.failed is not None:
-            for e in batch:
-                e.error = StoreFailedError(f"write refused after an earlier I/O error: {self.failed}")
-                e.done = True
+            self._refuse(batch, f"write refused after an earlier I/O error: {self.failed}")
             return
         built: list[_Entry] = []
         for e in batch:
@@ -123,12 +121,8 @@ class CommitPipeline:
             last = self._log.append([e.payload for e in batch])
         except BaseException as exc:
             self._fail(exc)
-            for e in batch:
-                e.error = StoreFailedError(
-                    f"the write could not be logged ({exc}); it was not acknowledged and this "
-                    "handle now refuses writes: close and reopen the database"
-                )
-                e.done = True
+            self._refuse(batch, f"the write could not be logged ({exc}); it was not acknowledged "
+                                "and this handle now refuses writes: close and reopen the database")
             if not isinstance(exc, Exception):
                 raise
             return
@@ -140,12 +134,9 @@ class CommitPipeline:
                 self._log.sync()
             except BaseException as exc:
                 self._fail(exc)
-                for e in batch:
-                    e.error = StoreFailedError(
-                        f"fsync of the log failed ({exc}); transaction {e.txn} may or may not "
-                        "survive a crash. This handle refuses further writes: close and reopen"
-                    )
-                    e.done = True
+                self._refuse(batch, f"fsync of the log failed ({exc}); transaction {{txn}} may or "
+                                    "may not survive a crash. This handle refuses further "
+                                    "writes: close and reopen")
                 if not isinstance(exc, Exception):
                     raise
                 return
@@ -156,6 +147,14 @@ class CommitPipeline:
                 e.done = True
             return
         self._apply_entries(batch)
+
+    @staticmethod
+    def _refuse(batch: list[_Entry], message: str) -> None:
+        """Answer every writer of the batch with StoreFailedError (`{txn}` in the message
+        becomes the writer's transaction number)."""
+        for e in batch:
+            e.error = StoreFailedError(message.replace("{txn}", str(e.txn)))
+            e.done = True
 
     def _apply_entries(self, entries: list[_Entry]) -> None:
         applied = 0

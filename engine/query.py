@@ -6,7 +6,7 @@ floor(start) <= label <= end. With a limit, rows come from the end unless limit_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -54,8 +54,30 @@ def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns
     return calendar.slot_of(lo, tf), calendar.slot_of(hi, tf)
 
 
-def _occupied_in(f: YearFile, lo: int, hi: int) -> np.ndarray:
-    return f.occupied_in(lo, hi)
+def _years_in_range(catalog: Catalog, bucket: Bucket, start_ns: int | None,
+                    end_ns: int | None, backwards: bool
+                    ) -> Iterator[tuple[int, YearFile, np.ndarray]]:
+    """(year, file, occupied slots inside the range) for each year file the range overlaps,
+    in read order; lazy, so a reader that has its limit stops before the next file."""
+    if start_ns is not None and end_ns is not None and start_ns > end_ns:
+        return
+    (y0, s0), (y1, s1) = _slot_range(catalog.calendar, bucket, start_ns, end_ns)
+    years = [y for y in bucket.sorted_years() if y0 <= y <= y1]
+    if backwards:
+        years.reverse()
+    for y in years:
+        f = catalog.year_file(bucket, y)
+        if f is None:  # pragma: no cover - years come from the catalog
+            continue
+        yield y, f, f.occupied_in(s0 if y == y0 else 0, s1 + 1 if y == y1 else f.header.nslots)
+
+
+def _check_slots(f: YearFile, stored: np.ndarray, idx: np.ndarray) -> None:
+    """Every gathered record must carry its own slot number + 1 (docs/format.md "Slots")."""
+    if len(idx) and bool((stored != idx + 1).any()):
+        raise CorruptFileError(
+            f"{f.path}: a record's slot number does not match its position; the file is damaged"
+        )
 
 
 def _gather(slots: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -88,38 +110,25 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     calendar = catalog.calendar
     schema = bucket.schema
     cols = resolve_columns(bucket, columns)
+    backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
-    if start_ns is None or end_ns is None or start_ns <= end_ns:
-        (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
-        years = [y for y in bucket.sorted_years() if y0 <= y <= y1]
-        if limit is not None and not limit_from_start:
-            years.reverse()
-        remaining = limit
-        for y in years:
-            if remaining is not None and remaining <= 0:
+    remaining = limit
+    for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
+        if remaining is not None and len(idx) > remaining:
+            idx = idx[len(idx) - remaining :] if backwards else idx[:remaining]
+        # Gather whole records as rows of 8-byte words (a copy: the file may change after
+        # we return); word 0 is `_slot`, checked, then overwritten with the Epoch.
+        words = np.take(f.words, idx, axis=0)
+        stored = words[:, 0]
+        _check_slots(f, stored, idx)
+        stored[:] = calendar.labels(y, idx, schema.timeframe)
+        chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+        if remaining is not None:
+            remaining -= len(idx)
+            if remaining <= 0:
                 break
-            f = catalog.year_file(bucket, y)
-            if f is None:  # pragma: no cover - years come from the catalog
-                continue
-            idx = _occupied_in(f, s0 if y == y0 else 0, s1 + 1 if y == y1 else f.header.nslots)
-            if remaining is not None and len(idx) > remaining:
-                idx = idx[:remaining] if limit_from_start else idx[len(idx) - remaining :]
-            # Gather whole records as rows of 8-byte words (a copy: the file may change after
-            # we return); word 0 is `_slot`, checked, then overwritten with the Epoch.
-            words = np.take(f.words, idx, axis=0)
-            stored = words[:, 0]
-            if len(idx) and bool((stored != idx + 1).any()):
-                raise CorruptFileError(
-                    f"{f.path}: a record's slot number does not match its position; "
-                    "the file is damaged"
-                )
-            stored[:] = calendar.labels(y, idx, schema.timeframe)
-            rows = words.view(schema.result_dtype).reshape(len(idx))
-            chunks.append(rows)
-            if remaining is not None:
-                remaining -= len(rows)
-        if limit is not None and not limit_from_start:
-            chunks.reverse()
+    if backwards:
+        chunks.reverse()
     return _result(bucket, chunks, cols, schema.result_names, calendar.tz)
 
 
@@ -132,64 +141,50 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     tf = schema.timeframe
     # Nanoseconds last even when it is requested earlier (MarketStore's column order).
     cols = [c for c in resolve_columns(bucket, columns) if c != "Nanoseconds"] + ["Nanoseconds"]
-    full = ["Epoch", *schema.names, "Nanoseconds"]
+    backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
-    if start_ns is None or end_ns is None or start_ns <= end_ns:
-        (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
-        years = [y for y in bucket.sorted_years() if y0 <= y <= y1]
-        backwards = limit is not None and not limit_from_start
-        if backwards:
-            years.reverse()
-        remaining = limit
-        for y in years:
-            if remaining is not None and remaining <= 0:
-                break
-            f = catalog.year_file(bucket, y)
-            if f is None:  # pragma: no cover
+    remaining = limit
+    for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
+        recs = _gather(f.slots, idx)
+        _check_slots(f, recs[SLOT_FIELD], idx)
+        order = range(len(idx) - 1, -1, -1) if backwards else range(len(idx))
+        labels = calendar.labels(y, idx, tf)
+        parts: list[np.ndarray] = []
+        for i in order:
+            slot = int(idx[i])
+            data = read_interval(f, schema, slot, recs[i])
+            t = labels[i] * NS + data.ns
+            keep = np.ones(len(t), dtype=bool)
+            if start_ns is not None:
+                keep &= t >= start_ns
+            if end_ns is not None:
+                keep &= t <= end_ns
+            n = int(keep.sum())
+            if not n:
                 continue
-            lo = 0
-            idx = _occupied_in(f, s0 if y == y0 else 0, s1 + 1 if y == y1 else f.header.nslots)
-            recs = _gather(f.slots, idx)
-            if len(recs) and not np.array_equal(recs[SLOT_FIELD], idx + 1):
-                raise CorruptFileError(
-                    f"{f.path}: a slot's number does not match its position; the file is damaged"
-                )
-            order = range(len(idx) - 1, -1, -1) if backwards else range(len(idx))
-            labels = calendar.labels(y, idx + lo, tf)
-            parts: list[np.ndarray] = []
-            for i in order:
-                slot = int(idx[i]) + lo
-                data = read_interval(f, schema, slot, recs[i])
-                t = labels[i] * NS + data.ns
-                keep = np.ones(len(t), dtype=bool)
-                if start_ns is not None:
-                    keep &= t >= start_ns
-                if end_ns is not None:
-                    keep &= t <= end_ns
-                n = int(keep.sum())
-                if not n:
-                    continue
-                out = np.empty(n, dtype=schema.result_dtype)
-                tk = t[keep]
-                out["Epoch"] = tk // NS
-                out["Nanoseconds"] = tk % NS
-                rows = data.rows[keep]
-                for name in schema.names:
-                    out[name] = rows[name]
-                if remaining is not None and n > remaining:
-                    out = out[:remaining] if not backwards else out[n - remaining :]
-                parts.append(out)
-                if remaining is not None:
-                    remaining -= len(out)
-                    if remaining <= 0:
-                        break
-            if backwards:
-                parts.reverse()
-            if parts:
-                chunks.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            out = np.empty(n, dtype=schema.result_dtype)
+            tk = t[keep]
+            out["Epoch"] = tk // NS
+            out["Nanoseconds"] = tk % NS
+            rows = data.rows[keep]
+            for name in schema.names:
+                out[name] = rows[name]
+            if remaining is not None and n > remaining:
+                out = out[:remaining] if not backwards else out[n - remaining :]
+            parts.append(out)
+            if remaining is not None:
+                remaining -= len(out)
+                if remaining <= 0:
+                    break
         if backwards:
-            chunks.reverse()
-    return _result(bucket, chunks, cols, full, calendar.tz)
+            parts.reverse()
+        if parts:
+            chunks.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        if remaining is not None and remaining <= 0:
+            break
+    if backwards:
+        chunks.reverse()
+    return _result(bucket, chunks, cols, schema.result_names, calendar.tz)
 
 
 def read_bucket(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
