@@ -167,6 +167,9 @@ class Dispatcher:
                 raise InvalidKeyError(f"trigger {trigger!r} for {pattern!r} has no fire() method")
             self._triggers.append((KeyGlob(pattern), trigger))
         self._to_records = to_records
+        # bucket key -> the triggers whose glob matches it, in configuration order (the
+        # globs never change, so each key is matched once)
+        self._matching: dict[Any, tuple[Any, ...]] = {}
         self._subs: list[_Subscription] = []
         self._queue: deque[Any] = deque()
         self._cond = threading.Condition()
@@ -215,7 +218,19 @@ class Dispatcher:
                     self._busy = False
                     self._cond.notify_all()
 
+    def _triggers_for(self, key: Any) -> tuple[Any, ...]:
+        found = self._matching.get(key)
+        if found is None:
+            found = tuple(t for glob, t in self._triggers if glob.matches(key))
+            self._matching[key] = found
+        return found
+
     def _deliver(self, event: Any) -> None:
+        subs = list(self._subs)
+        writes = getattr(event, "writes", None)
+        if not subs and writes is not None and not any(
+                self._triggers_for(w.key) for w in writes):
+            return  # e.g. the bars a trigger wrote: nobody listens, nothing to decode
         try:
             records = self._to_records(event)
         except Exception:
@@ -224,16 +239,15 @@ class Dispatcher:
             log.exception("could not decode write event %r for triggers", event)
             return
         for rec in records:
-            for glob, trigger in self._triggers:
-                if glob.matches(rec.key):
-                    try:
-                        trigger.fire(rec.key_path, rec)
-                        self.fired += 1
-                    except Exception:
-                        self.errors += 1
-                        self.last_error = traceback.format_exc()
-                        log.exception("trigger %r failed on %s (txn %d)", trigger, rec.key_path, rec.txn)
-            for sub in list(self._subs):
+            for trigger in self._triggers_for(rec.key):
+                try:
+                    trigger.fire(rec.key_path, rec)
+                    self.fired += 1
+                except Exception:
+                    self.errors += 1
+                    self.last_error = traceback.format_exc()
+                    log.exception("trigger %r failed on %s (txn %d)", trigger, rec.key_path, rec.txn)
+            for sub in subs:
                 if sub.glob.matches(rec.key):
                     sub.offer(str(rec.key), rec.columns())
 

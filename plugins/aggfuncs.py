@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,8 @@ __all__ = [
     "bar_labels",
     "bar_bounds",
     "merge_ranges",
+    "touched_bars",
+    "reduce_spans",
     "volume_dtype",
     "reduce_bars",
     "reduce_ticks",
@@ -94,15 +96,111 @@ def bar_bounds(calendar: Any, labels: np.ndarray, tf: Timeframe | str
 
 def merge_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Union of half-open ranges [starts[i], ends[i]) as sorted, disjoint, non-touching runs."""
+    if len(starts) <= 16:  # a few bars (one write's): cheaper in Python than in numpy
+        runs: list[list[int]] = []
+        for s, e in sorted(zip(np.asarray(starts).tolist(), np.asarray(ends).tolist(),
+                                   strict=True)):
+            if runs and s <= runs[-1][1]:
+                runs[-1][1] = max(runs[-1][1], e)
+            else:
+                runs.append([s, e])
+        return (np.array([r[0] for r in runs], dtype=np.int64),
+                np.array([r[1] for r in runs], dtype=np.int64))
     starts = np.asarray(starts, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
-    if not len(starts):
-        return starts, ends
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], ends[order]
     reach = np.maximum.accumulate(e)
     first = np.flatnonzero(np.concatenate(([True], s[1:] > reach[:-1])))
     return s[first], np.maximum.reduceat(e, first)
+
+
+# Up to this many distinct written epochs, touched bars are found with scalar arithmetic
+# (a 1-row append costs microseconds); above it, with numpy over the whole batch.
+SCALAR_EPOCHS = 32
+
+
+def touched_bars(calendar: Any, epochs: np.ndarray, tfs: Sequence[Timeframe]
+                 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The [start, end) of every bar of each timeframe that contains one of `epochs`:
+    (starts, ends, counts), the bars of tfs[0] first (counts[0] of them, sorted, unique),
+    then those of tfs[1], ... The same bars as `bar_labels` + `bar_bounds` give."""
+    epochs = np.asarray(epochs, dtype=np.int64)
+    if len(epochs) > SCALAR_EPOCHS:
+        written = np.unique(epochs)
+        if len(written) > SCALAR_EPOCHS:
+            pairs = [bar_bounds(calendar, np.unique(bar_labels(calendar, written, tf)), tf)
+                     for tf in tfs]
+            return (np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]),
+                    [len(p[0]) for p in pairs])
+        epochs = written
+    uniq = sorted(set(epochs.tolist())) if len(epochs) > 1 else epochs.tolist()
+    starts: list[int] = []
+    ends: list[int] = []
+    counts: list[int] = []
+    for tf in tfs:
+        spans: dict[int, int] = {}
+        for e in uniq:
+            year, slot = calendar.slot_of(e, tf)
+            if tf.is_daily:
+                days = calendar.day_starts(year)
+                spans[int(days[slot])] = int(days[slot + 1])
+            else:
+                start = calendar.year_start(year) + slot * tf.seconds
+                spans[start] = min(start + tf.seconds, calendar.year_start(year + 1))
+        labels = sorted(spans) if len(spans) > 1 else list(spans)
+        starts.extend(labels)
+        ends.extend(spans[x] for x in labels)
+        counts.append(len(labels))
+    return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64), counts
+
+
+def reduce_spans(kind: str, columns: Mapping[str, np.ndarray], starts: np.ndarray,
+                 ends: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Bars for the spans [starts[i], ends[i]) (any order; they may overlap, e.g. the 5Min,
+    1H and 1D bars around one minute), over rows sorted by time (ticks: ties in write order).
+
+    Returns (bars, has_rows): one bar per span labelled by its start, as `reduce_bars` /
+    `reduce_ticks` would give for the rows inside it, and a bool array saying which spans
+    hold rows (the bars of the others are meaningless and must be dropped)."""
+    epochs = np.asarray(columns["Epoch"], dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    k, n = len(starts), len(epochs)
+    bounds = np.searchsorted(epochs, np.concatenate((starts, ends)))
+    lo, hi = bounds[:k], bounds[k:]
+    has = hi > lo
+    if kind == BARS:
+        o, h, low, c = (np.asarray(columns[name]) for name in OHLC)
+        vol = columns.get("Volume")
+    else:
+        o = h = low = c = np.asarray(columns["Price"])
+        vol = columns.get("Size")
+    if not n:
+        return _empty(columns, kind), has
+    # reduceat over interleaved (lo, hi) pairs: entry 2i reduces rows lo[i]:hi[i] whenever
+    # lo[i] < hi[i]. Indices must stay below the array's length, so one padding row is
+    # appended and hi == n stays valid.
+    idx = np.empty(2 * k, dtype=np.intp)
+    idx[0::2] = lo
+    idx[1::2] = hi
+    first = np.minimum(lo, n - 1)
+    last = np.maximum(hi - 1, 0)
+    out: dict[str, np.ndarray] = {"Epoch": starts, "Open": o[first]}
+    high = _padded(h, h.dtype)
+    out["High"] = np.maximum.reduceat(high, idx)[0::2]
+    out["Low"] = np.minimum.reduceat(high if low is h else _padded(low, low.dtype), idx)[0::2]
+    out["Close"] = c[last]
+    if vol is not None:
+        v = np.asarray(vol)
+        out["Volume"] = np.add.reduceat(_padded(v, volume_dtype(v.dtype)), idx)[0::2]
+    return out, has
+
+
+def _padded(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    out = np.empty(len(values) + 1, dtype=dtype)
+    out[:-1] = values
+    out[-1] = 0
+    return out
 
 
 # -- reduction ---------------------------------------------------------------------------

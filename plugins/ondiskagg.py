@@ -70,6 +70,8 @@ class OnDiskAgg:
                             "none of %s is", filter, [d.name for d in self.destinations])
         self._db: Any = None
         self._plans: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # (bucket key, column names) -> what _plan said, so each fire skips the planning
+        self._known: dict[tuple[str, tuple[str, ...]], tuple[Any, ...]] = {}
         self._warned: set[str] = set()
         self.fires = 0
         self.bars_written = 0
@@ -94,12 +96,15 @@ class OnDiskAgg:
         if not len(records):
             return
         key = str(records.key)
-        names = list(records.columns())
-        plan = self._plan(key, names)
+        names = tuple(records.columns())
+        plan = self._known.get((key, names))
         if plan is None:
-            return
+            plan = self._plan(key, names)
+            if plan is None:
+                return
+            self._known[(key, names)] = plan
         self.fires += 1
-        out = self._recompute(db, key, np.asarray(records.epochs, dtype=np.int64), *plan)
+        out = self._recompute(db, key, records.epochs, records.nanos is not None, *plan)
         self._write(db, out)
 
     def _plan(self, key: str, names: Sequence[str]) -> tuple[Any, ...] | None:
@@ -146,37 +151,42 @@ class OnDiskAgg:
             self._warned.add(key)
             log.warning(message)
 
-    def _recompute(self, db: Any, key: str, epochs: np.ndarray, kind: str,
+    def _recompute(self, db: Any, key: str, epochs: np.ndarray, variable: bool, kind: str,
                    dests: Sequence[Any], out_key: str, cols: Sequence[str]
                    ) -> dict[str, dict[str, np.ndarray]]:
-        """Recompute every destination bar containing one of `epochs` from the database."""
-        cal = db.calendar
-        written = np.unique(epochs)
-        touched: list[np.ndarray] = []
-        lo, hi = [], []
-        for d in dests:
-            labels = np.unique(aggfuncs.bar_labels(cal, written, d))
-            s, e = aggfuncs.bar_bounds(cal, labels, d)
-            touched.append(labels)
-            lo.append(s)
-            hi.append(e)
-        run_lo, run_hi = aggfuncs.merge_ranges(np.concatenate(lo), np.concatenate(hi))
-        rows = _read_runs(db, key, run_lo, run_hi, cols)
+        """Recompute every destination bar containing one of `epochs` from the base rows,
+        read once for the union of those bars; all destinations in one pass per column."""
+        starts, ends, counts = aggfuncs.touched_bars(db.calendar, epochs, dests)
+        run_lo, run_hi = aggfuncs.merge_ranges(starts, ends)
+        rows = _read_runs(db, key, run_lo, run_hi, cols, variable)
         out: dict[str, dict[str, np.ndarray]] = {}
-        for d, labels in zip(dests, touched, strict=True):
-            out[out_key.format(d.name)] = self._bars(cal, rows, kind, d, labels)
+        if self.session is None or not any(d.is_daily for d in dests):
+            bars, has = aggfuncs.reduce_spans(kind, rows, starts, ends)
+            _split(out, out_key, dests, counts, bars, has)
+            return out
+        # the exchange-session filter applies to the daily destinations only
+        at = np.cumsum([0, *counts])
+        keep = self.session.mask(rows["Epoch"])
+        in_session = rows if keep.all() else {c: v[keep] for c, v in rows.items()}
+        for daily, source in ((False, rows), (True, in_session)):
+            group = [i for i, d in enumerate(dests) if d.is_daily == daily]
+            if group:
+                sel = np.concatenate([np.arange(at[i], at[i + 1]) for i in group])
+                bars, has = aggfuncs.reduce_spans(kind, source, starts[sel], ends[sel])
+                _split(out, out_key, [dests[i] for i in group], [counts[i] for i in group],
+                       bars, has)
         return out
 
-    def _bars(self, cal: Any, rows: dict[str, np.ndarray], kind: str, dest: Any,
-              only: np.ndarray | None) -> dict[str, np.ndarray]:
+    def _bars(self, cal: Any, rows: dict[str, np.ndarray], kind: str, dest: Any
+              ) -> dict[str, np.ndarray]:
+        """All `dest` bars of `rows` (from scratch: `rebuild`)."""
         epochs = rows["Epoch"]
         labels = aggfuncs.bar_labels(cal, epochs, dest)
-        keep = np.ones(len(epochs), dtype=bool) if only is None else np.isin(labels, only)
         if self.session is not None and dest.is_daily:
-            keep &= self.session.mask(epochs)
-        if not keep.all():
-            rows = {n: c[keep] for n, c in rows.items()}
-            labels = labels[keep]
+            keep = self.session.mask(epochs)
+            if not keep.all():
+                rows = {n: c[keep] for n, c in rows.items()}
+                labels = labels[keep]
         if kind == BARS:
             return aggfuncs.reduce_bars(labels, rows)
         return aggfuncs.reduce_ticks(labels, rows)
@@ -190,14 +200,32 @@ class OnDiskAgg:
         return n
 
 
+def _split(out: dict[str, dict[str, np.ndarray]], out_key: str, dests: Sequence[Any],
+           counts: Sequence[int], bars: dict[str, np.ndarray], has: np.ndarray) -> None:
+    """Cut the bars of several destinations (concatenated in `dests` order, counts[i] bars
+    each) per destination into `out`, dropping bars without rows."""
+    every = bool(has.all())
+    at = 0
+    for d, k in zip(dests, counts, strict=True):
+        part = slice(at, at + k)
+        at += k
+        if every:
+            out[out_key.format(d.name)] = {c: v[part] for c, v in bars.items()}
+            continue
+        m = has[part]
+        if m.any():
+            out[out_key.format(d.name)] = {c: v[part][m] for c, v in bars.items()}
+
+
 def _read_runs(db: Any, key: str, run_lo: np.ndarray, run_hi: np.ndarray,
-               cols: Sequence[str]) -> dict[str, np.ndarray]:
+               cols: Sequence[str], variable: bool) -> dict[str, np.ndarray]:
     """Base rows labelled inside the runs [lo, hi), in time order, as columns."""
     chunks = []
     for a, b in zip(run_lo.tolist(), run_hi.tolist(), strict=True):
-        # end is inclusive and exact to the nanosecond for ticks: the last ns before b
-        end = np.datetime64(b * _NS - 1, "ns")
-        r = db.read(key, a, end, columns=list(cols))  # ascending time, ties in write order
+        # end is inclusive: the last second before b for bars (their labels are whole
+        # seconds), exact to the nanosecond for ticks (the last ns before b)
+        end: Any = np.datetime64(b * _NS - 1, "ns") if variable else b - 1
+        r = db.read(key, a, end, columns=cols)  # ascending time, ties in write order
         arr = {c: np.asarray(r[c]) for c in r.columns}
         e = arr["Epoch"]
         if len(e) and (e[0] < a or e[-1] >= b):  # a base interval reaching over the edge
@@ -262,9 +290,10 @@ def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
         cal = db.calendar
         for key, year, (kind, dests, out_key, cols) in work:
             lo, hi = cal.year_start(year), cal.year_start(year + 1)
-            rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols)
+            variable = info["kind"] == "variable"
+            rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols, variable)
             if len(rows["Epoch"]):
-                out = {out_key.format(d.name): agg._bars(cal, rows, kind, d, None) for d in dests}
+                out = {out_key.format(d.name): agg._bars(cal, rows, kind, d) for d in dests}
                 total += agg._write(db, out)
             if bar is not None:
                 bar.update(1)
