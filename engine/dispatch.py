@@ -172,7 +172,12 @@ class Dispatcher:
         self._matching: dict[Any, tuple[Any, ...]] = {}
         self._subs: list[_Subscription] = []
         self._queue: deque[Any] = deque()
-        self._cond = threading.Condition()
+        # One lock, two conditions: the dispatcher thread waits for work (`_cond`), flush()
+        # waits for idleness (`_idle`). Keeping them apart means a trigger's own writes do
+        # not wake every flush() waiter only for it to find the queue still busy.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
         self._busy = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -192,7 +197,7 @@ class Dispatcher:
             return
         with self._cond:
             self._queue.append(event)
-            self._cond.notify_all()
+            self._cond.notify()
 
     def start(self) -> None:
         for _, trigger in self._triggers:
@@ -203,20 +208,23 @@ class Dispatcher:
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
+        lock = self._lock
+        with lock:
+            while True:
                 while not self._queue and not self._stopping:
                     self._cond.wait()
-                if not self._queue and self._stopping:
+                if not self._queue:  # stopping, and everything is delivered
                     return
                 event = self._queue.popleft()
                 self._busy = True
-            try:
-                self._deliver(event)
-            finally:
-                with self._cond:
+                lock.release()
+                try:
+                    self._deliver(event)
+                finally:
+                    lock.acquire()
                     self._busy = False
-                    self._cond.notify_all()
+                    if not self._queue:
+                        self._idle.notify_all()
 
     def _triggers_for(self, key: Any) -> tuple[Any, ...]:
         found = self._matching.get(key)
@@ -253,7 +261,7 @@ class Dispatcher:
 
     def idle(self) -> bool:
         """Nothing queued and nothing being delivered."""
-        with self._cond:
+        with self._lock:
             return not self._queue and not self._busy
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -263,8 +271,8 @@ class Dispatcher:
             return True
         if threading.current_thread() is self._thread:
             return True  # a trigger calling flush() would wait for itself
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._queue and not self._busy, timeout)
 
     def subscribe(self, pattern: str, callback: Callable[[str, dict[str, np.ndarray]], Any],
                   max_pending: int = 10_000) -> Subscription:
