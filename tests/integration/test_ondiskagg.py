@@ -254,6 +254,21 @@ def test_ticks_aggregate_into_ohlcv_bars(tmp_path: Any) -> None:
         assert day["Close"].tolist() == [ticks["Price"][-1]]
 
 
+def test_single_tick_writes_in_any_order_match_scratch(tmp_path: Any) -> None:
+    dests = ["1Min", "5Min", "1H", "1D"]
+    db, _ = open_db(str(tmp_path / "db"), dests, on="*/1Sec/TRADE", tz="America/New_York")
+    with db:
+        ticks = synth.ticks("AAPL", dt.date(2024, 3, 15), 600)
+        later = np.random.default_rng(8).permutation(600)[:30]
+        db.write("AAPL/1Sec/TRADE", ticks[np.setdiff1d(np.arange(600), later)], variable=True)
+        for i in later:
+            db.write("AAPL/1Sec/TRADE", ticks[i:i + 1], variable=True)  # appends, back-fills
+        db.write("AAPL/1Sec/TRADE", ticks[5:6], variable=True)  # the same tick again
+        assert_matches_scratch(db, "AAPL/1Sec/TRADE", dests, out_attr="OHLCV")
+        assert db.read("AAPL/1D/OHLCV")["Volume"].tolist() == [
+            int(ticks["Size"].sum() + ticks["Size"][5])]
+
+
 def test_ticks_in_the_last_second_of_a_bar_count(tmp_path: Any) -> None:
     db, _ = open_db(str(tmp_path / "db"), ["1Min"], on="*/1Sec/TRADE")
     with db:

@@ -75,6 +75,92 @@ def test_merge_ranges_joins_overlapping_and_touching_ranges() -> None:
     assert len(s) == len(e) == 0
 
 
+ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"]
+TFS = ["1Min", "5Min", "15Min", "90Min", "1H", "4H", "1D"]
+
+
+def _near_edges(zone: str, n: int, seed: int) -> np.ndarray:
+    """`n` epochs near the awkward places of a zone: DST changes, year ends, midnights."""
+    tz = zoneinfo.ZoneInfo(zone)
+    anchors = [ep(2024, 4, 7, 1, 0, tz), ep(2024, 10, 6, 2, 0, tz), ep(2024, 3, 10, 2, 0, tz),
+               ep(2024, 11, 3, 1, 30, tz), ep(2023, 12, 31, 23, 0, tz), ep(2024, 6, 5, 0, 0, tz)]
+    rng = np.random.default_rng(seed)
+    return (rng.choice(anchors, n) + rng.integers(-3 * 3600, 3 * 3600, n)).astype(np.int64)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("n", [1, 2, 7, 32, 33, 400])
+def test_touched_bars_are_the_bars_labels_and_bounds_give(zone: str, n: int) -> None:
+    # n <= 32 distinct epochs takes the scalar path, more the numpy path: both must agree
+    cal = get_calendar(zone)
+    tfs = [aggfuncs.as_timeframe(t) for t in TFS]
+    epochs = _near_edges(zone, n, seed=n)
+    if n == 400:  # many rows, few distinct epochs: still the scalar path
+        epochs = np.repeat(epochs[:5], 80)
+    starts, ends, counts = aggfuncs.touched_bars(cal, epochs, tfs)
+    assert sum(counts) == len(starts) == len(ends)
+    at = 0
+    for tf, k in zip(tfs, counts, strict=True):
+        labels = np.unique(bar_labels(cal, epochs, tf))
+        _, exp_ends = bar_bounds(cal, labels, tf)
+        assert starts[at:at + k].tolist() == labels.tolist(), (zone, tf.name)
+        assert ends[at:at + k].tolist() == exp_ends.tolist(), (zone, tf.name)
+        at += k
+
+
+@pytest.mark.parametrize("n", [3, 16, 17, 200])
+def test_merge_ranges_small_and_large_inputs_agree(n: int) -> None:
+    rng = np.random.default_rng(n)
+    s = rng.integers(0, 50 * n, n)
+    e = s + rng.integers(1, 40, n)
+    got = merge_ranges(s, e)
+    covered = np.zeros(60 * n, dtype=bool)
+    for a, b in zip(s.tolist(), e.tolist(), strict=True):
+        covered[a:b] = True
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], covered.astype(np.int8), [0]))))
+    assert got[0].tolist() == edges[0::2].tolist() and got[1].tolist() == edges[1::2].tolist()
+
+
+@pytest.mark.parametrize("vtype", ["i4", "u8", "f8", None])
+@pytest.mark.parametrize("kind", [aggfuncs.BARS, aggfuncs.TICKS])
+def test_reduce_spans_equals_reducing_the_rows_of_each_span(kind: str, vtype: str | None) -> None:
+    rng = np.random.default_rng(11)
+    n = 300
+    epochs = np.sort(rng.choice(np.arange(1000, 1000 + 60 * 2000, 60), n, replace=False))
+    if kind == aggfuncs.TICKS:  # ticks: repeated seconds, in write order
+        epochs = np.sort(rng.integers(1000, 1000 + 60 * 500, n))
+        cols = {"Epoch": epochs, "Price": rng.normal(100, 1, n)}
+        vname = "Size"
+    else:
+        mid = rng.normal(100, 1, n).astype(np.float32)
+        cols = {"Epoch": epochs, "Open": mid, "High": mid + 1, "Low": mid - 1, "Close": mid}
+        vname = "Volume"
+    if vtype is not None:
+        cols[vname] = (rng.random(n) * 1e6).astype(vtype)
+    # overlapping spans of several lengths, spans without rows, spans ending past the last
+    # row (its index is n) and before the first
+    starts = np.concatenate([epochs[[0, 5, 5, 150, -1, -1]] // 60 * 60 - 60,
+                             [0, 10 ** 6, epochs[-1] + 1]]).astype(np.int64)
+    ends = starts + np.array([300, 60, 7200, 86400, 60, 86400, 500, 60, 10], dtype=np.int64)
+    bars, has = aggfuncs.reduce_spans(kind, cols, starts, ends)
+    reduce = aggfuncs.reduce_bars if kind == aggfuncs.BARS else aggfuncs.reduce_ticks
+    for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        sel = (epochs >= a) & (epochs < b)
+        assert bool(has[i]) == bool(sel.any()), i
+        if not sel.any():
+            continue
+        exp = reduce(np.full(int(sel.sum()), a), {c: v[sel] for c, v in cols.items()})
+        assert set(bars) == set(exp)
+        for c, v in exp.items():
+            assert bars[c][i] == v[0] and bars[c].dtype == v.dtype, (i, c)
+
+
+def test_reduce_spans_without_rows_has_no_bars() -> None:
+    cols = _bars([], [], [], [], [], [], vtype="u2")
+    bars, has = aggfuncs.reduce_spans(aggfuncs.BARS, cols, np.array([0, 60]), np.array([60, 120]))
+    assert has.tolist() == [False, False]
+
+
 # -- reduction -----------------------------------------------------------------------------
 
 
