@@ -166,8 +166,14 @@ def reduce_spans(kind: str, columns: Mapping[str, np.ndarray], starts: np.ndarra
     epochs = np.asarray(columns["Epoch"], dtype=np.int64)
     starts = np.asarray(starts, dtype=np.int64)
     k, n = len(starts), len(epochs)
-    bounds = np.searchsorted(epochs, np.concatenate((starts, ends)))
-    lo, hi = bounds[:k], bounds[k:]
+    # Row bounds of the spans, interleaved: idx[2i] = first row of span i, idx[2i+1] = one
+    # past its last. reduceat over idx then reduces rows idx[2i]:idx[2i+1] at entry 2i
+    # whenever that is not empty (odd entries reduce the gaps and are thrown away).
+    edges = np.empty(2 * k, dtype=np.int64)
+    edges[0::2] = starts
+    edges[1::2] = ends
+    idx = np.searchsorted(epochs, edges)
+    lo, hi = idx[0::2], idx[1::2]
     has = hi > lo
     if kind == BARS:
         o, h, low, c = (np.asarray(columns[name]) for name in OHLC)
@@ -177,30 +183,19 @@ def reduce_spans(kind: str, columns: Mapping[str, np.ndarray], starts: np.ndarra
         vol = columns.get("Size")
     if not n:
         return _empty(columns, kind), has
-    # reduceat over interleaved (lo, hi) pairs: entry 2i reduces rows lo[i]:hi[i] whenever
-    # lo[i] < hi[i]. Indices must stay below the array's length, so one padding row is
-    # appended and hi == n stays valid.
-    idx = np.empty(2 * k, dtype=np.intp)
-    idx[0::2] = lo
-    idx[1::2] = hi
-    first = np.minimum(lo, n - 1)
-    last = np.maximum(hi - 1, 0)
-    out: dict[str, np.ndarray] = {"Epoch": starts, "Open": o[first]}
-    high = _padded(h, h.dtype)
+    # reduceat needs every index below the array's length, and hi may be n: reduce over
+    # arrays with one more (meaningless) row. Open/Close of empty spans are clipped reads.
+    out: dict[str, np.ndarray] = {"Epoch": starts, "Open": o.take(lo, mode="clip")}
+    high = np.concatenate((h, h[:1]))
     out["High"] = np.maximum.reduceat(high, idx)[0::2]
-    out["Low"] = np.minimum.reduceat(high if low is h else _padded(low, low.dtype), idx)[0::2]
-    out["Close"] = c[last]
+    out["Low"] = np.minimum.reduceat(high if low is h else np.concatenate((low, low[:1])),
+                                     idx)[0::2]
+    out["Close"] = c.take(hi - 1, mode="clip")
     if vol is not None:
         v = np.asarray(vol)
-        out["Volume"] = np.add.reduceat(_padded(v, volume_dtype(v.dtype)), idx)[0::2]
+        out["Volume"] = np.add.reduceat(np.concatenate((v, v[:1]), dtype=volume_dtype(v.dtype)),
+                                        idx)[0::2]
     return out, has
-
-
-def _padded(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    out = np.empty(len(values) + 1, dtype=dtype)
-    out[:-1] = values
-    out[-1] = 0
-    return out
 
 
 # -- reduction ---------------------------------------------------------------------------

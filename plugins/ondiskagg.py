@@ -70,8 +70,8 @@ class OnDiskAgg:
                             "none of %s is", filter, [d.name for d in self.destinations])
         self._db: Any = None
         self._plans: dict[tuple[str, str], tuple[Any, ...]] = {}
-        # (bucket key, column names) -> what _plan said, so each fire skips the planning
-        self._known: dict[tuple[str, tuple[str, ...]], tuple[Any, ...]] = {}
+        # (bucket key, dtype of its stored rows) -> what _plan said, so fires skip planning
+        self._known: dict[tuple[str, np.dtype], tuple[Any, ...]] = {}
         self._warned: set[str] = set()
         self.fires = 0
         self.bars_written = 0
@@ -96,13 +96,14 @@ class OnDiskAgg:
         if not len(records):
             return
         key = str(records.key)
-        names = tuple(records.columns())
-        plan = self._known.get((key, names))
+        # the stored rows' dtype names the bucket's columns: plan once per bucket and schema
+        known = (key, records.rows.dtype)
+        plan = self._known.get(known)
         if plan is None:
-            plan = self._plan(key, names)
+            plan = self._plan(key, list(records.columns()))
             if plan is None:
                 return
-            self._known[(key, names)] = plan
+            self._known[known] = plan
         self.fires += 1
         out = self._recompute(db, key, records.epochs, records.nanos is not None, *plan)
         self._write(db, out)
