@@ -4,6 +4,9 @@
   triggered aggregation into 5Min, 15Min, 1H and 1D is done and on disk), against the same
   write and flush without triggers; under sync=always (the default) and sync=off.
   Goal: with aggregation ≤ 3x the write alone.
+- ondiskagg_fire: the trigger's own cost for one 1-row write (4 destinations), fire() called
+  directly on the recorded Records, without the dispatcher: "recompute" (find the touched
+  bars, read the base rows, reduce) and "recompute + write" (plus the one write_many).
 - rebuild_aggregates: recompute all four destinations from scratch for `size.symbols`
   symbols x one year of 1Min bars.
 """
@@ -48,6 +51,43 @@ def test_write_1_row_with_ondiskagg(benchmark: Any, size: D.Size, tmp_path: Any,
         if agg:
             last = db.read("AAPL/1D/OHLCV", limit=1)
             assert len(last) == 1 and last["Volume"][0] > 0
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def fire(self, key_path: str, records: Any) -> None:
+        self.records.append((key_path, records))
+
+
+@pytest.mark.benchmark(group="ondiskagg_fire")
+@pytest.mark.parametrize("part", ["recompute", "recompute + write"])
+def test_ondiskagg_fire(benchmark: Any, size: D.Size, tmp_path: Any, part: str) -> None:
+    import engine
+    from plugins import ondiskagg
+
+    rows = D.bars("AAPL", size)
+    cut = len(rows) // 2
+    rec = _Recorder()
+    trig = ondiskagg.NewTrigger({"destinations": DESTS})
+    key = "AAPL/1Min/OHLCV"
+    with engine.open(os.fspath(tmp_path / "db"), sync="off", triggers=[(key, rec)]) as db:
+        db.write(key, rows[:cut])
+        db.write(key, rows[cut : cut + 1])
+        db.flush()
+        trig.start(db)
+        key_path, records = rec.records[-1]
+        assert len(records) == 1
+        plan = trig._known.get((key, records.rows.dtype)) or trig._plan(
+            key, list(records.columns()))
+        assert plan is not None
+        if part == "recompute":
+            benchmark(lambda: trig._recompute(db, key, records.epochs, False, *plan))
+        else:
+            benchmark(lambda: trig.fire(key_path, records))
+        out = trig._recompute(db, key, records.epochs, False, *plan)
+        assert sorted(out) == [f"AAPL/{d}/OHLCV" for d in sorted(DESTS)]
 
 
 @pytest.mark.benchmark(group="rebuild_aggregates")
