@@ -15,10 +15,16 @@ from engine.errors import CorruptFileError, UnknownColumnError
 from engine.result import Result
 from engine.schema import SLOT_FIELD
 from engine.ticks import read_interval
+from engine.timeframes import Timeframe
 from engine.timeutil import NS, Calendar
 from engine.yearfile import YearFile
 
 __all__ = ["read_fixed", "read_ticks", "read_bucket", "resolve_columns"]
+
+# Ranges up to this many bytes of slots are read with one pread (see _gather_span).
+SMALL_READ_BYTES = 1 << 17
+# Up to this many rows the slot check compares bytes (see _to_epochs).
+BYTES_CHECK_ROWS = 4096
 
 
 def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
@@ -99,9 +105,73 @@ def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: lis
         data = chunks[0]
     else:
         data = np.concatenate(chunks)
-    if cols != full:
+    if cols is not full and cols != full:
         data = data[cols]
     return Result(str(bucket.key), data, cols, tz)
+
+
+def _fixed_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
+                 backwards: bool) -> list[tuple[int, int, int]]:
+    """(year, lo, hi) for each year of the bucket the range overlaps, in read order: slots
+    [lo, hi) of that year, hi = -1 meaning "to the end of the year file"."""
+    if start_ns is not None and end_ns is not None and start_ns > end_ns:
+        return []
+    (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
+    if y0 == y1:  # the common case: no need to sort the bucket's years
+        return [(y0, s0, s1 + 1)] if y0 in bucket.years else []
+    spans = [(y, s0 if y == y0 else 0, s1 + 1 if y == y1 else -1)
+             for y in bucket.sorted_years() if y0 <= y <= y1]
+    if backwards:
+        spans.reverse()
+    return spans
+
+
+def _take(idx: np.ndarray, remaining: int | None, backwards: bool) -> np.ndarray:
+    if remaining is not None and len(idx) > remaining:
+        return idx[len(idx) - remaining :] if backwards else idx[:remaining]
+    return idx
+
+
+def _gather_span(f: YearFile, lo: int, hi: int, remaining: int | None, backwards: bool
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, words): the occupied slots in [lo, hi) (at most `remaining`, from the end when
+    `backwards`) and their records as a private (n, record words) int64 array.
+
+    A small range is read with one pread of exactly its slots and its occupancy taken from
+    their `_slot` words: no whole-file occupancy index, so a cold read costs one I/O of the
+    range, and it always sees the file's current content. A larger range uses the file's
+    occupancy (yearfile.py) and gathers from the mapping. Both see the same bytes: the file
+    is the only state (docs/format.md "Slots": a slot is occupied iff its `_slot` is not 0).
+    """
+    if (hi - lo) * f.header.record_size <= SMALL_READ_BYTES:
+        block = f.read_words(lo, hi)
+        idx = _take((block[:, 0] != 0).nonzero()[0], remaining, backwards)
+        words = block.take(idx, axis=0)
+        idx += lo
+        return idx, words
+    idx = _take(f.occupied_in(lo, hi), remaining, backwards)
+    return idx, f.words.take(idx, axis=0)
+
+
+def _to_epochs(f: YearFile, calendar: Calendar, year: int, tf: Timeframe, idx: np.ndarray,
+               words: np.ndarray) -> None:
+    """Check that word 0 of every gathered record is its slot + 1 (docs/format.md "Slots"),
+    then overwrite it in place with the slot's label (the Epoch column of the result)."""
+    stored = words[:, 0]
+    expected = idx + 1
+    # Two ways to the same exact comparison: for a few rows comparing the bytes is cheaper
+    # than numpy's elementwise compare (int64 in native order on both sides).
+    same = (stored.tobytes() == expected.tobytes() if len(idx) <= BYTES_CHECK_ROWS
+            else not bool((stored != expected).any()))
+    if not same:
+        raise CorruptFileError(
+            f"{f.path}: a record's slot number does not match its position; the file is damaged"
+        )
+    if tf.is_daily:
+        stored[:] = calendar.labels(year, idx, tf)
+    else:  # label = year start + slot x seconds, and stored == slot + 1 (checked above)
+        np.multiply(stored, tf.seconds, out=stored)
+        stored += calendar.year_start(year) - tf.seconds
 
 
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -109,27 +179,30 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                columns: Sequence[str] | None = None) -> Result:
     calendar = catalog.calendar
     schema = bucket.schema
-    cols = resolve_columns(bucket, columns)
+    full = schema.result_names
+    cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
     remaining = limit
-    for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
-        if remaining is not None and len(idx) > remaining:
-            idx = idx[len(idx) - remaining :] if backwards else idx[:remaining]
-        # Gather whole records as rows of 8-byte words (a copy: the file may change after
-        # we return); word 0 is `_slot`, checked, then overwritten with the Epoch.
-        words = np.take(f.words, idx, axis=0)
-        stored = words[:, 0]
-        _check_slots(f, stored, idx)
-        stored[:] = calendar.labels(y, idx, schema.timeframe)
-        chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+    for y, lo, hi in _fixed_spans(calendar, bucket, start_ns, end_ns, backwards):
+        # Year files open lazily: a read that has its limit stops before the next one.
+        f = bucket.files.get(y) or catalog.year_file(bucket, y)
+        if f is None:  # pragma: no cover - years come from the catalog
+            continue
+        # Whole records are gathered as rows of 8-byte words (a copy: the file may change
+        # after we return); word 0 is `_slot`, checked, then overwritten with the Epoch.
+        idx, words = _gather_span(f, lo, f.header.nslots if hi < 0 else hi, remaining,
+                                  backwards)
+        if len(idx):
+            _to_epochs(f, calendar, y, schema.timeframe, idx, words)
+            chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
         if remaining is not None:
             remaining -= len(idx)
             if remaining <= 0:
                 break
     if backwards:
         chunks.reverse()
-    return _result(bucket, chunks, cols, schema.result_names, calendar.tz)
+    return _result(bucket, chunks, cols, full, calendar.tz)
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
