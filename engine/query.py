@@ -23,8 +23,8 @@ __all__ = ["read_fixed", "read_ticks", "read_bucket", "resolve_columns"]
 
 # Ranges up to this many bytes of slots are read with one pread (see _gather_span).
 SMALL_READ_BYTES = 1 << 17
-# Up to this many rows the slot check compares bytes (see _to_epochs).
-BYTES_CHECK_ROWS = 4096
+# Up to this many rows a read chunk is "small" for _to_epochs.
+SMALL_ROWS = 4096
 
 
 def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
@@ -97,17 +97,28 @@ def _gather(slots: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: list[str],
-            tz: str) -> Result:
-    """Join the per-year chunks (already in ascending order) and project."""
+            tz: str, epochs: list[np.ndarray | None] | None = None) -> Result:
+    """Join the per-year chunks (already in ascending order) and project. `epochs`, if
+    given, has per chunk its Epoch column when that is not yet written into the chunk
+    (see Result), else None."""
+    separate = [e for e in epochs or () if e is not None]
+    if separate and len(separate) < len(chunks):  # mixed: write them all into the chunks
+        for c, e in zip(chunks, epochs or (), strict=True):
+            if e is not None:
+                c["Epoch"] = e
+        separate = []
+    ep: np.ndarray | None = None
     if not chunks:
         data = np.zeros(0, dtype=bucket.schema.result_dtype)
     elif len(chunks) == 1:
         data = chunks[0]
+        ep = separate[0] if separate else None
     else:
         data = np.concatenate(chunks)
+        ep = np.concatenate(separate) if separate else None
     if cols is not full and cols != full:
         data = data[cols]
-    return Result(str(bucket.key), data, cols, tz)
+    return Result(str(bucket.key), data, cols, tz, epochs=ep)
 
 
 def _fixed_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
@@ -154,24 +165,30 @@ def _gather_span(f: YearFile, lo: int, hi: int, remaining: int | None, backwards
 
 
 def _to_epochs(f: YearFile, calendar: Calendar, year: int, tf: Timeframe, idx: np.ndarray,
-               words: np.ndarray) -> None:
+               words: np.ndarray) -> np.ndarray | None:
     """Check that word 0 of every gathered record is its slot + 1 (docs/format.md "Slots"),
-    then overwrite it in place with the slot's label (the Epoch column of the result)."""
+    then compute the slots' labels, the Epoch column of the result. For up to SMALL_ROWS
+    rows they overwrite word 0 in place (returns None); for more they are returned as a
+    contiguous array and word 0 is left as is: writing it is a strided pass over every row,
+    which Result does only if the structured array is asked for."""
     stored = words[:, 0]
     expected = idx + 1
+    small = len(idx) <= SMALL_ROWS
     # Two ways to the same exact comparison: for a few rows comparing the bytes is cheaper
     # than numpy's elementwise compare (int64 in native order on both sides).
-    same = (stored.tobytes() == expected.tobytes() if len(idx) <= BYTES_CHECK_ROWS
+    same = (stored.tobytes() == expected.tobytes() if small
             else not bool((stored != expected).any()))
     if not same:
         raise CorruptFileError(
             f"{f.path}: a record's slot number does not match its position; the file is damaged"
         )
+    out = stored if small else expected  # equal now
     if tf.is_daily:
-        stored[:] = calendar.labels(year, idx, tf)
-    else:  # label = year start + slot x seconds, and stored == slot + 1 (checked above)
-        np.multiply(stored, tf.seconds, out=stored)
-        stored += calendar.year_start(year) - tf.seconds
+        out[:] = calendar.labels(year, idx, tf)
+    else:  # label = year start + slot x seconds = (slot + 1) x seconds + year start - seconds
+        np.multiply(out, tf.seconds, out=out)
+        out += calendar.year_start(year) - tf.seconds
+    return None if small else expected
 
 
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -183,6 +200,7 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
+    epochs: list[np.ndarray | None] = []
     remaining = limit
     for y, lo, hi in _fixed_spans(calendar, bucket, start_ns, end_ns, backwards):
         # Year files open lazily: a read that has its limit stops before the next one.
@@ -190,11 +208,11 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         if f is None:  # pragma: no cover - years come from the catalog
             continue
         # Whole records are gathered as rows of 8-byte words (a copy: the file may change
-        # after we return); word 0 is `_slot`, checked, then overwritten with the Epoch.
+        # after we return); word 0 is `_slot`, checked; the Epochs are a column of their own.
         idx, words = _gather_span(f, lo, f.header.nslots if hi < 0 else hi, remaining,
                                   backwards)
         if len(idx):
-            _to_epochs(f, calendar, y, schema.timeframe, idx, words)
+            epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
             chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
         if remaining is not None:
             remaining -= len(idx)
@@ -202,7 +220,8 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 break
     if backwards:
         chunks.reverse()
-    return _result(bucket, chunks, cols, full, calendar.tz)
+        epochs.reverse()
+    return _result(bucket, chunks, cols, full, calendar.tz, epochs)
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,

@@ -59,7 +59,14 @@ class Oracle:
 
 
 def _got(r: engine.Result) -> list[tuple[int, float, int]]:
-    return list(zip(r["Epoch"].tolist(), r["F8"].tolist(), r["I4"].tolist(), strict=True))
+    """The rows by column; the structured array (whose Epoch is filled in lazily) must say
+    the same, and neither may be writable."""
+    got = list(zip(r["Epoch"].tolist(), r["F8"].tolist(), r["I4"].tolist(), strict=True))
+    a = r.array
+    assert list(zip(a["Epoch"].tolist(), a["F8"].tolist(), a["I4"].tolist(), strict=True)) == got
+    assert not a.flags.writeable and not r["Epoch"].flags.writeable
+    assert not r["F8"].flags.writeable
+    return got
 
 
 def _fill(db: engine.Database) -> dict[str, Oracle]:
@@ -113,8 +120,16 @@ def small_read_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     return str(request.param)
 
 
+@pytest.fixture(params=[0, 1000, query.SMALL_ROWS], ids=["epochs apart", "mixed", "default"])
+def small_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Chunks of more rows than this get their Epochs as a separate column (query.py
+    _to_epochs); 1000 mixes both kinds in one multi-year read."""
+    monkeypatch.setattr(query, "SMALL_ROWS", request.param)
+    return int(request.param)
+
+
 @pytest.mark.parametrize("handle", ["writer", "reopened writer", "readonly"])
-def test_every_read_path_matches_the_oracle(root: str, small_read_bytes: str,
+def test_every_read_path_matches_the_oracle(root: str, small_read_bytes: str, small_rows: int,
                                             handle: str) -> None:
     with engine.open(root) as db:
         oracles = _fill(db)
@@ -212,7 +227,7 @@ def test_a_misplaced_record_is_corrupt_on_both_paths(root: str, readonly: bool, 
         fh.seek(header + 61 * record)
         fh.write(struct.pack("<q", 99))  # slot 61 claims to be slot 98
     monkeypatch.setattr(query, "SMALL_READ_BYTES", size)
-    monkeypatch.setattr(query, "BYTES_CHECK_ROWS", check_rows)
+    monkeypatch.setattr(query, "SMALL_ROWS", check_rows)
     with engine.open(root, readonly=readonly) as db:
         with pytest.raises(engine.CorruptFileError, match="slot"):
             db.read(KEY, t, t + 3600)
@@ -230,3 +245,35 @@ def test_readonly_short_read_sees_rows_written_after_it(root: str, size: int,
             assert reader.read(KEY, t - 600, t + 600)["Epoch"].tolist() == [t]
             writer.write(KEY, _rows(np.array([t - 60, t + 60]), 2))
             assert reader.read(KEY, t - 600, t + 600)["Epoch"].tolist() == [t - 60, t, t + 60]
+
+
+def test_structured_array_epochs_whichever_is_asked_first(db: engine.Database,
+                                                          small_rows: int) -> None:
+    """The Epoch column is computed by the read; the structured array gets it on first use,
+    also when several threads ask at once, and with a projection."""
+    import threading
+
+    epochs = np.arange(JAN1_2024 - 3000 * 60, JAN1_2024 + 1500 * 60, 60)
+    db.write(KEY, _rows(epochs, 9))
+    first = db.read(KEY)
+    assert first.array["Epoch"].tolist() == epochs.tolist()  # array first
+    assert first["Epoch"].tolist() == epochs.tolist()
+    projected = db.read(KEY, columns=["I4"])
+    assert projected["Epoch"].tolist() == epochs.tolist()  # column first
+    assert projected.array.dtype.names == ("Epoch", "I4")
+    assert projected.array["Epoch"].tolist() == epochs.tolist()
+    assert projected.to_pandas().index.asi8.tolist() == (epochs * 10**9).tolist()
+    shared = db.read(KEY, limit=4000)  # 2500 rows of 2023, 1500 of 2024
+    seen: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def grab() -> None:
+        barrier.wait()
+        seen.append(shared.array["Epoch"].tolist())
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [epochs[-4000:].tolist()] * 4
