@@ -40,9 +40,16 @@ class YearFile:
         self.dirty = False
 
     @classmethod
-    def open(cls, fs: FileSystem, path: str, *, writable: bool) -> YearFile:
+    def open(cls, fs: FileSystem, path: str, *, writable: bool,
+             prefetch: tuple[int, int] | None = None) -> YearFile:
+        """Open and check the header. `prefetch` (offset, length): bytes the caller will
+        read next, requested before the header is read so both reads are in flight at once
+        (a hint, for files that support it)."""
         f = fs.open(path, write=writable)
         try:
+            hint = None if prefetch is None else getattr(f, "prefetch", None)
+            if hint is not None and prefetch is not None:
+                hint(*prefetch)
             size = f.size()
             head = f.pread(PAGE, 0)
             want = decode_size(head, path)

@@ -277,3 +277,36 @@ def test_structured_array_epochs_whichever_is_asked_first(db: engine.Database,
     for t in threads:
         t.join()
     assert seen == [epochs[-4000:].tolist()] * 4
+
+
+def test_a_short_first_read_requests_its_bytes_before_the_header(root: str,
+                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """Opening a year file for a short read hints the kernel to fetch that range first, so
+    the header read and the range read overlap (a cold read waits for one I/O, not two).
+    A long read or an already open file asks for nothing; the rows are the same."""
+    from wal.fs import OsFile
+
+    asked: list[tuple[str, int, int]] = []
+    real = OsFile.prefetch
+
+    def spy(self: OsFile, offset: int, length: int) -> None:
+        asked.append((os.path.basename(self.path), offset, length))
+        real(self, offset, length)
+
+    monkeypatch.setattr(OsFile, "prefetch", spy)
+    day = JAN1_2024 + 10 * 86_400
+    with engine.open(root) as db:
+        db.write(KEY, _rows(np.arange(day - 86_400, day + 2 * 86_400, 60), 4))
+    with engine.open(root) as db:
+        r = db.read(KEY, day, day + 86_399)
+        assert r["Epoch"].tolist() == list(range(day, day + 86_400, 60))
+        header = db.catalog.year_header(next(iter(db.catalog.buckets.values())), 2024)
+        slot = (day - JAN1_2024) // 60
+        assert asked == [("2024.bin", header.header_size + slot * header.record_size,
+                          1440 * header.record_size)]
+        db.read(KEY, day + 86_400, day + 2 * 86_400)  # the file is open already
+        assert len(asked) == 1
+    with engine.open(root) as db:
+        assert len(db.read(KEY)) == 3 * 1440  # a whole year: no hint for the range
+    assert len(asked) == 1
