@@ -52,11 +52,18 @@ def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
     return out
 
 
+_BOUNDS: dict[Calendar, tuple[int, int]] = {}  # (min_epoch, max_epoch - 1) per calendar
+
+
 def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None
                 ) -> tuple[tuple[int, int], tuple[int, int]]:
     tf = bucket.schema.timeframe
-    lo = calendar.min_epoch if start_ns is None else max(start_ns // NS, calendar.min_epoch)
-    hi = calendar.max_epoch - 1 if end_ns is None else min(end_ns // NS, calendar.max_epoch - 1)
+    bounds = _BOUNDS.get(calendar)
+    if bounds is None:
+        bounds = _BOUNDS[calendar] = (calendar.min_epoch, calendar.max_epoch - 1)
+    first, last = bounds
+    lo = first if start_ns is None else max(start_ns // NS, first)
+    hi = last if end_ns is None else min(end_ns // NS, last)
     return calendar.slot_of(lo, tf), calendar.slot_of(hi, tf)
 
 

@@ -100,7 +100,10 @@ class YearFile:
         pread (no page faults; a cold read is one I/O of exactly these bytes)."""
         h = self.header
         rs = h.record_size
-        data = self.read(h.header_size + lo * rs, (hi - lo) * rs)
+        size = (hi - lo) * rs
+        data = self._f.pread(size, h.header_size + lo * rs)
+        if len(data) != size:
+            raise CorruptFileError(f"{self.path}: slots {lo}..{hi - 1} are past the end")
         return np.frombuffer(data, dtype=np.int64).reshape(hi - lo, rs // 8)
 
     def _scan(self, lo: int, hi: int, *, prefetch: bool = False) -> np.ndarray:
