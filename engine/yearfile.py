@@ -143,9 +143,12 @@ class YearFile:
             return
         h = self.header
         rs = h.record_size
-        for a, b in spans:
-            start = (h.header_size + a * rs) // PAGE * PAGE
-            advise(mmap.MADV_WILLNEED, start, h.header_size + b * rs - start)
+        try:
+            for a, b in spans:
+                start = (h.header_size + a * rs) // PAGE * PAGE
+                advise(mmap.MADV_WILLNEED, start, h.header_size + b * rs - start)
+        except (OSError, ValueError):  # only a hint
+            pass
 
     def occupied_in(self, lo: int, hi: int) -> np.ndarray:
         """Sorted slot numbers in [lo, hi) holding data."""
@@ -272,6 +275,7 @@ class YearFile:
     def close(self) -> None:
         self._slots = None
         self._words = None
+        self._map = None
         self._f.close()
 
 
