@@ -90,20 +90,24 @@ class Catalog:
     def bucket_path(self, key: BucketKey) -> str:
         return os.path.join(self.root, key.symbol, key.timeframe, key.attrgroup)
 
-    def year_file(self, bucket: Bucket, year: int, *, create: bool = False) -> YearFile | None:
+    def year_file(self, bucket: Bucket, year: int, *, create: bool = False,
+                  prefetch: tuple[int, int] | None = None) -> YearFile | None:
+        """The open year file (None if absent and not `create`); `prefetch`: see
+        YearFile.open (used only when the file is opened now)."""
         f = bucket.files.get(year)
         if f is not None:
             return f
         with self._open_lock:
-            return self._year_file(bucket, year, create)
+            return self._year_file(bucket, year, create, prefetch)
 
-    def _year_file(self, bucket: Bucket, year: int, create: bool) -> YearFile | None:
+    def _year_file(self, bucket: Bucket, year: int, create: bool,
+                   prefetch: tuple[int, int] | None = None) -> YearFile | None:
         f = bucket.files.get(year)
         if f is not None:
             return f
         path = os.path.join(bucket.path, f"{year}.bin")
         if year in bucket.years:
-            f = YearFile.open(self.fs, path, writable=not self.readonly)
+            f = YearFile.open(self.fs, path, writable=not self.readonly, prefetch=prefetch)
             h = f.header
             if h.year != year or h.schema != bucket.schema:
                 f.close()

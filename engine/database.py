@@ -535,8 +535,9 @@ class Database:
         self._visible()
         with self._rw.read():
             bucket = self.catalog.get(k)
-            return query.read_bucket(self.catalog, bucket, start_ns, end_ns, limit=limit,
-                                    limit_from_start=limit_from_start, columns=columns)
+            fn = query.read_ticks if bucket.schema.kind == VARIABLE else query.read_fixed
+            return fn(self.catalog, bucket, start_ns, end_ns, limit=limit,
+                      limit_from_start=limit_from_start, columns=columns)
 
     def query(self, pattern: str, start: Any = None, end: Any = None, *,
               limit: int | None = None, limit_from_start: bool = False,

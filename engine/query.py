@@ -15,10 +15,16 @@ from engine.errors import CorruptFileError, UnknownColumnError
 from engine.result import Result
 from engine.schema import SLOT_FIELD
 from engine.ticks import read_interval
+from engine.timeframes import Timeframe
 from engine.timeutil import NS, Calendar
 from engine.yearfile import YearFile
 
 __all__ = ["read_fixed", "read_ticks", "read_bucket", "resolve_columns"]
+
+# Ranges up to this many bytes of slots are read with one pread (see _gather_span).
+SMALL_READ_BYTES = 1 << 17
+# Up to this many rows a read chunk is "small" for _to_epochs.
+SMALL_ROWS = 4096
 
 
 def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
@@ -46,11 +52,18 @@ def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
     return out
 
 
+_BOUNDS: dict[Calendar, tuple[int, int]] = {}  # (min_epoch, max_epoch - 1) per calendar
+
+
 def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None
                 ) -> tuple[tuple[int, int], tuple[int, int]]:
     tf = bucket.schema.timeframe
-    lo = calendar.min_epoch if start_ns is None else max(start_ns // NS, calendar.min_epoch)
-    hi = calendar.max_epoch - 1 if end_ns is None else min(end_ns // NS, calendar.max_epoch - 1)
+    bounds = _BOUNDS.get(calendar)
+    if bounds is None:
+        bounds = _BOUNDS[calendar] = (calendar.min_epoch, calendar.max_epoch - 1)
+    first, last = bounds
+    lo = first if start_ns is None else max(start_ns // NS, first)
+    hi = last if end_ns is None else min(end_ns // NS, last)
     return calendar.slot_of(lo, tf), calendar.slot_of(hi, tf)
 
 
@@ -91,17 +104,112 @@ def _gather(slots: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: list[str],
-            tz: str) -> Result:
-    """Join the per-year chunks (already in ascending order) and project."""
+            tz: str, epochs: list[np.ndarray | None] | None = None) -> Result:
+    """Join the per-year chunks (already in ascending order) and project. `epochs`, if
+    given, has per chunk its Epoch column when that is not yet written into the chunk
+    (see Result), else None."""
+    separate = [e for e in epochs or () if e is not None]
+    if separate and len(separate) < len(chunks):  # mixed: write them all into the chunks
+        for c, e in zip(chunks, epochs or (), strict=True):
+            if e is not None:
+                c["Epoch"] = e
+        separate = []
+    ep: np.ndarray | None = None
     if not chunks:
         data = np.zeros(0, dtype=bucket.schema.result_dtype)
     elif len(chunks) == 1:
         data = chunks[0]
+        ep = separate[0] if separate else None
     else:
         data = np.concatenate(chunks)
-    if cols != full:
+        ep = np.concatenate(separate) if separate else None
+    if cols is not full and cols != full:
         data = data[cols]
-    return Result(str(bucket.key), data, cols, tz)
+    return Result(str(bucket.key), data, cols, tz, epochs=ep)
+
+
+def _fixed_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
+                 backwards: bool) -> list[tuple[int, int, int]]:
+    """(year, lo, hi) for each year of the bucket the range overlaps, in read order: slots
+    [lo, hi) of that year, hi = -1 meaning "to the end of the year file"."""
+    if start_ns is not None and end_ns is not None and start_ns > end_ns:
+        return []
+    (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
+    if y0 == y1:  # the common case: no need to sort the bucket's years
+        return [(y0, s0, s1 + 1)] if y0 in bucket.years else []
+    spans = [(y, s0 if y == y0 else 0, s1 + 1 if y == y1 else -1)
+             for y in bucket.sorted_years() if y0 <= y <= y1]
+    if backwards:
+        spans.reverse()
+    return spans
+
+
+def _open_year(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int
+               ) -> YearFile | None:
+    """Open a year file for reading slots [lo, hi) (hi = -1: to the end). For a small range,
+    the range's bytes (where the header the file should have puts them) are requested
+    before the header is read, so a cold short read waits for one I/O, not two in a row."""
+    prefetch = None
+    if year in bucket.years:
+        h = catalog.year_header(bucket, year)
+        size = ((h.nslots if hi < 0 else hi) - lo) * h.record_size
+        if 0 < size <= SMALL_READ_BYTES:
+            prefetch = (h.header_size + lo * h.record_size, size)
+    return catalog.year_file(bucket, year, prefetch=prefetch)
+
+
+def _take(idx: np.ndarray, remaining: int | None, backwards: bool) -> np.ndarray:
+    if remaining is not None and len(idx) > remaining:
+        return idx[len(idx) - remaining :] if backwards else idx[:remaining]
+    return idx
+
+
+def _gather_span(f: YearFile, lo: int, hi: int, remaining: int | None, backwards: bool
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, words): the occupied slots in [lo, hi) (at most `remaining`, from the end when
+    `backwards`) and their records as a private (n, record words) int64 array.
+
+    A small range is read with one pread of exactly its slots and its occupancy taken from
+    their `_slot` words: no whole-file occupancy index, so a cold read costs one I/O of the
+    range, and it always sees the file's current content. A larger range uses the file's
+    occupancy (yearfile.py) and gathers from the mapping. Both see the same bytes: the file
+    is the only state (docs/format.md "Slots": a slot is occupied iff its `_slot` is not 0).
+    """
+    if (hi - lo) * f.header.record_size <= SMALL_READ_BYTES:
+        block = f.read_words(lo, hi)
+        idx = _take((block[:, 0] != 0).nonzero()[0], remaining, backwards)
+        words = block.take(idx, axis=0)
+        idx += lo
+        return idx, words
+    idx = _take(f.occupied_in(lo, hi), remaining, backwards)
+    return idx, f.words.take(idx, axis=0)
+
+
+def _to_epochs(f: YearFile, calendar: Calendar, year: int, tf: Timeframe, idx: np.ndarray,
+               words: np.ndarray) -> np.ndarray | None:
+    """Check that word 0 of every gathered record is its slot + 1 (docs/format.md "Slots"),
+    then compute the slots' labels, the Epoch column of the result. For up to SMALL_ROWS
+    rows they overwrite word 0 in place (returns None); for more they are returned as a
+    contiguous array and word 0 is left as is: writing it is a strided pass over every row,
+    which Result does only if the structured array is asked for."""
+    stored = words[:, 0]
+    expected = idx + 1
+    small = len(idx) <= SMALL_ROWS
+    # Two ways to the same exact comparison: for a few rows comparing the bytes is cheaper
+    # than numpy's elementwise compare (int64 in native order on both sides).
+    same = (stored.tobytes() == expected.tobytes() if small
+            else not bool((stored != expected).any()))
+    if not same:
+        raise CorruptFileError(
+            f"{f.path}: a record's slot number does not match its position; the file is damaged"
+        )
+    out = stored if small else expected  # equal now
+    if tf.is_daily:
+        out[:] = calendar.labels(year, idx, tf)
+    else:  # label = year start + slot x seconds = (slot + 1) x seconds + year start - seconds
+        np.multiply(out, tf.seconds, out=out)
+        out += calendar.year_start(year) - tf.seconds
+    return None if small else expected
 
 
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -109,27 +217,32 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                columns: Sequence[str] | None = None) -> Result:
     calendar = catalog.calendar
     schema = bucket.schema
-    cols = resolve_columns(bucket, columns)
+    full = schema.result_names
+    cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
+    epochs: list[np.ndarray | None] = []
     remaining = limit
-    for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
-        if remaining is not None and len(idx) > remaining:
-            idx = idx[len(idx) - remaining :] if backwards else idx[:remaining]
-        # Gather whole records as rows of 8-byte words (a copy: the file may change after
-        # we return); word 0 is `_slot`, checked, then overwritten with the Epoch.
-        words = np.take(f.words, idx, axis=0)
-        stored = words[:, 0]
-        _check_slots(f, stored, idx)
-        stored[:] = calendar.labels(y, idx, schema.timeframe)
-        chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+    for y, lo, hi in _fixed_spans(calendar, bucket, start_ns, end_ns, backwards):
+        # Year files open lazily: a read that has its limit stops before the next one.
+        f = bucket.files.get(y) or _open_year(catalog, bucket, y, lo, hi)
+        if f is None:  # pragma: no cover - years come from the catalog
+            continue
+        # Whole records are gathered as rows of 8-byte words (a copy: the file may change
+        # after we return); word 0 is `_slot`, checked; the Epochs are a column of their own.
+        idx, words = _gather_span(f, lo, f.header.nslots if hi < 0 else hi, remaining,
+                                  backwards)
+        if len(idx):
+            epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
+            chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
         if remaining is not None:
             remaining -= len(idx)
             if remaining <= 0:
                 break
     if backwards:
         chunks.reverse()
-    return _result(bucket, chunks, cols, schema.result_names, calendar.tz)
+        epochs.reverse()
+    return _result(bucket, chunks, cols, full, calendar.tz, epochs)
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,

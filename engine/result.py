@@ -15,18 +15,29 @@ __all__ = ["Result"]
 class Result:
     """Columns of one bucket over a time range, in ascending time order.
 
-    `r["Close"]` is a read-only numpy array (a view into the result, no copy);
+    `r["Close"]` is a read-only numpy array (a view into the result, no copy; `r["Epoch"]`
+    of a large fixed-bucket read is a contiguous array of its own);
     `r.columns` / `r.keys()` list the columns with Epoch first; `len(r)` counts rows;
     `r.to_pandas()` gives a DataFrame indexed by Epoch in the database time zone.
     """
 
-    __slots__ = ("key", "_data", "_columns", "timezone", "_nanos")
+    __slots__ = ("key", "_data", "_columns", "timezone", "_nanos", "_epochs", "_unfilled")
 
     def __init__(self, key: str, data: np.ndarray, columns: list[str], timezone: str,
-                 nanos: np.ndarray | None = None) -> None:
+                 nanos: np.ndarray | None = None, epochs: np.ndarray | None = None) -> None:
+        """`epochs`, when given, is the Epoch column and `data`'s own Epoch field does not
+        hold it yet: the read hands over `data` (private and writable) and its Epoch field
+        is written from `epochs` only when `array` is first asked for (a strided write over
+        every row that a columnar reader never needs)."""
         self.key = key
+        self._unfilled: np.ndarray | None = None
+        if epochs is not None:
+            epochs.flags.writeable = False
+            self._unfilled = data
+            data = data.view()
         data.flags.writeable = False
         self._data = data
+        self._epochs = epochs
         self._columns = columns
         self.timezone = timezone
         self._nanos = nanos
@@ -43,6 +54,8 @@ class Result:
             raise UnknownColumnError(
                 f"column {name!r} is not in this result; it has {', '.join(self._columns)}"
             )
+        if name == "Epoch" and self._epochs is not None:
+            return self._epochs
         return self._data[name]
 
     def __contains__(self, name: object) -> bool:
@@ -57,12 +70,18 @@ class Result:
     @property
     def array(self) -> np.ndarray:
         """All columns as one read-only numpy structured array."""
+        unfilled = self._unfilled
+        if unfilled is not None:
+            # Idempotent: threads racing here write the same values, and each returns only
+            # after its own write has finished.
+            unfilled["Epoch"] = self._epochs
+            self._unfilled = None
         return self._data
 
     @property
     def timestamps(self) -> np.ndarray:
         """Row times as datetime64[ns] (UTC)."""
-        ns = self._data["Epoch"].astype(np.int64) * 1_000_000_000
+        ns = self["Epoch"].astype(np.int64) * 1_000_000_000
         if "Nanoseconds" in self._columns:
             ns = ns + self._data["Nanoseconds"]
         return ns.view("datetime64[ns]")

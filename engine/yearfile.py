@@ -6,6 +6,8 @@ positional writes of runs of slots through the I/O seam. Layout: docs/format.md.
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 from engine.durable import atomic_write
@@ -31,14 +33,23 @@ class YearFile:
         self._f = handle
         self._slots: np.ndarray | None = None
         self._words: np.ndarray | None = None
+        self._map: object = None
+        self._scanned = False  # a read-only handle has scanned this file before
         self._occ: np.ndarray | None = None  # sorted occupied slots, capacity-grown
         self._nocc = 0
         self.dirty = False
 
     @classmethod
-    def open(cls, fs: FileSystem, path: str, *, writable: bool) -> YearFile:
+    def open(cls, fs: FileSystem, path: str, *, writable: bool,
+             prefetch: tuple[int, int] | None = None) -> YearFile:
+        """Open and check the header. `prefetch` (offset, length): bytes the caller will
+        read next, requested before the header is read so both reads are in flight at once
+        (a hint, for files that support it)."""
         f = fs.open(path, write=writable)
         try:
+            hint = None if prefetch is None else getattr(f, "prefetch", None)
+            if hint is not None and prefetch is not None:
+                hint(*prefetch)
             size = f.size()
             head = f.pread(PAGE, 0)
             want = decode_size(head, path)
@@ -69,6 +80,7 @@ class YearFile:
         if self._slots is None:
             h = self.header
             buf = self._f.map()
+            self._map = buf
             self._slots = np.frombuffer(
                 buf, dtype=h.schema.record_dtype, count=h.nslots, offset=h.header_size
             )
@@ -83,9 +95,21 @@ class YearFile:
             w = self._words = slots.view(np.int64).reshape(len(slots), slots.dtype.itemsize // 8)
         return w
 
-    def _scan(self, lo: int, hi: int) -> np.ndarray:
+    def read_words(self, lo: int, hi: int) -> np.ndarray:
+        """Slots [lo, hi) as a read-only (hi - lo, record words) int64 array, read with one
+        pread (no page faults; a cold read is one I/O of exactly these bytes)."""
+        h = self.header
+        rs = h.record_size
+        size = (hi - lo) * rs
+        data = self._f.pread(size, h.header_size + lo * rs)
+        if len(data) != size:
+            raise CorruptFileError(f"{self.path}: slots {lo}..{hi - 1} are past the end")
+        return np.frombuffer(data, dtype=np.int64).reshape(hi - lo, rs // 8)
+
+    def _scan(self, lo: int, hi: int, *, prefetch: bool = False) -> np.ndarray:
         """Occupied slots in [lo, hi) read from the file, visiting only the parts of the slot
-        array that are not holes (a 1Sec year is 31.6M slots, mostly holes)."""
+        array that are not holes (a 1Sec year is 31.6M slots, mostly holes). `prefetch`
+        queues the reads of all those parts first (for a scan that is probably cold)."""
         h = self.header
         rs = h.record_size
         ranges = getattr(self._f, "data_ranges", None)
@@ -100,15 +124,39 @@ class YearFile:
                 elif s1 > s0:
                     spans.append((s0, s1))
         field = self.slots[SLOT_FIELD]
-        parts = [np.flatnonzero(field[a:b]).astype(np.int64) + a for a, b in spans]
+        if prefetch:
+            self._prefetch(spans)
+        parts = []
+        for a, b in spans:
+            nz = field[a:b].nonzero()[0].astype(np.int64, copy=False)
+            nz += a
+            parts.append(nz)
         if not parts:
             return np.zeros(0, dtype=np.int64)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def _prefetch(self, spans: list[tuple[int, int]]) -> None:
+        """Ask the kernel to start reading these slot ranges now (MADV_WILLNEED): a cold scan
+        then waits on reads already queued together instead of faulting page by page."""
+        advise = getattr(self._map, "madvise", None)
+        if advise is None or not hasattr(mmap, "MADV_WILLNEED"):
+            return
+        h = self.header
+        rs = h.record_size
+        try:
+            for a, b in spans:
+                start = (h.header_size + a * rs) // PAGE * PAGE
+                advise(mmap.MADV_WILLNEED, start, h.header_size + b * rs - start)
+        except (OSError, ValueError):  # only a hint
+            pass
+
     def occupied_in(self, lo: int, hi: int) -> np.ndarray:
         """Sorted slot numbers in [lo, hi) holding data."""
         if not self.writable:
-            return self._scan(lo, hi)
+            # Each read looks at the file itself (another process may be writing); only
+            # the first scan of this handle is likely cold enough to be worth a prefetch.
+            first, self._scanned = not self._scanned, True
+            return self._scan(lo, hi, prefetch=first)
         occ = self.occupied()
         a, b = np.searchsorted(occ, [lo, hi])
         return occ[a:b]
@@ -117,7 +165,7 @@ class YearFile:
         """Sorted slot numbers holding data (an index kept in memory, built on first use and
         updated by write_slots, so reads never scan empty slots)."""
         if self._occ is None or not self.writable:
-            occ = self._scan(0, self.header.nslots)
+            occ = self._scan(0, self.header.nslots, prefetch=self._occ is None)
             self._occ = occ
             self._nocc = len(occ)
         return self._occ[: self._nocc]
@@ -227,6 +275,7 @@ class YearFile:
     def close(self) -> None:
         self._slots = None
         self._words = None
+        self._map = None
         self._f.close()
 
 

@@ -128,6 +128,16 @@ class OsFile:
             return [(start, end)]  # the filesystem cannot tell: treat it all as data
         return out
 
+    def prefetch(self, offset: int, length: int) -> None:
+        """Start reading [offset, offset + length) into the page cache without waiting for
+        it (optional: callers skip it on a file without this method). A hint: never fails."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is not None and length > 0:
+            try:
+                advise(self._fd, offset, length, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+
     def pwritev(self, buffers: list[bytes | bytearray | memoryview], offset: int) -> None:
         """Write the concatenation of `buffers` at offset with one syscall where the kernel
         allows, without joining them first (optional: callers fall back to pwrite)."""
