@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import ingest, journal, query
+from engine import fastpath, ingest, journal, query
 from engine.catalog import Bucket, Catalog
 from engine.commit import SYNC_MODES, CommitPipeline
 from engine.dispatch import Dispatcher, Records, Subscription
@@ -32,7 +32,7 @@ from engine.errors import (
 )
 from engine.header import same_schema
 from engine.keys import BucketKey, parse_key, parse_pattern
-from engine.plan import SlotWrite, plan_fixed
+from engine.plan import RowWrite, SlotWrite, plan_fixed
 from engine.result import Result
 from engine.rwlock import RWLock
 from engine.schema import FIXED, VARIABLE, Schema
@@ -62,7 +62,8 @@ class WriteEvent:
 
     __slots__ = ("txn", "writes", "replayed")
 
-    def __init__(self, txn: int, writes: list[SlotWrite | TickWrite], replayed: bool) -> None:
+    def __init__(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
+                 replayed: bool) -> None:
         self.txn = txn
         self.writes = writes
         self.replayed = replayed
@@ -138,6 +139,7 @@ class Database:
         self.worker_errors = 0
         self._rw = RWLock()
         self._ticks = TickPlanner()
+        self._fast: dict[str, fastpath.InputPlan] = {}  # key text -> plan of its last input
         self._meta_lock = threading.RLock()  # create/destroy and catalog changes
         self._stop = threading.Event()
         self._bg: threading.Thread | None = None
@@ -280,12 +282,15 @@ class Database:
         return self.catalog.get(key).schema
 
     # -- the pipeline's callbacks ----------------------------------------------------------
-    def _apply(self, writes: list[SlotWrite | TickWrite]) -> None:
+    def _apply(self, writes: Sequence[SlotWrite | RowWrite | TickWrite]) -> None:
+        catalog = self.catalog
         for w in writes:
-            bucket = self.catalog.get(w.key)
-            f = self.catalog.year_file(bucket, w.year, create=True)
+            bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
+            f = bucket.files.get(w.year) or catalog.year_file(bucket, w.year, create=True)
             assert f is not None
-            if isinstance(w, TickWrite):
+            if type(w) is RowWrite:
+                f.write_row(w.slot, w.record)
+            elif isinstance(w, TickWrite):
                 if w.region:
                     f.write_region(w.offset, w.region)
                 f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
@@ -297,7 +302,8 @@ class Database:
         for f in self.catalog.dirty_files():
             f.sync()
 
-    def _publish(self, txn: int, writes: list[SlotWrite | TickWrite], replayed: bool) -> None:
+    def _publish(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
+                 replayed: bool) -> None:
         if self._dispatcher.wants():
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
 
@@ -372,7 +378,45 @@ class Database:
 
         One call is one transaction. Returns its transaction number (0 if there were no rows).
         """
+        if type(data) is np.ndarray and (variable is None or variable is False):
+            txn = self._write_fast(key, data)
+            if txn is not None:
+                return txn
         return self.write_many({key: data}, variable=variable)
+
+    def _write_fast(self, key: str, data: np.ndarray) -> int | None:
+        """The fast path (engine/fastpath.py) for a structured array whose fields have the
+        bucket's types; None when the general path must run (it also raises the errors)."""
+        plan = self._fast.get(key) if type(key) is str else None
+        if (plan is None or (plan.dtype is not data.dtype and plan.dtype != data.dtype)
+                or self.catalog.buckets.get(plan.key) is not plan.bucket):
+            plan = self._fast_plan(key, data.dtype)
+            if plan is None:
+                return None
+        pipeline = self._pipeline
+        if self._closed or pipeline is None or pipeline.failed is not None or data.ndim != 1:
+            return None
+        built = plan.rows(data)
+        if built is None:
+            return None
+        return pipeline.commit_built(built[0], built[1])
+
+    def _fast_plan(self, key: str, dtype: np.dtype) -> fastpath.InputPlan | None:
+        if type(key) is not str or self._closed or self.readonly:
+            return None
+        try:
+            k = parse_key(key)
+        except MktsError:
+            return None
+        bucket = self.catalog.buckets.get(k)
+        if bucket is None:
+            return None
+        plan = fastpath.input_plan(k, bucket, dtype, self.calendar, MAX_TXN_BYTES)
+        if plan is not None:
+            if len(self._fast) >= 4096:
+                self._fast.clear()
+            self._fast[key] = plan
+        return plan
 
     def write_many(self, items: Mapping[str, Any], *, variable: bool | None = None) -> int:
         """Write to several buckets as one transaction: all of it becomes visible and durable

@@ -17,13 +17,21 @@ from engine.plan import SlotWrite
 from engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from engine.ticks import TickWrite
 
-__all__ = ["encode", "decode", "OP_FIXED_SLOTS"]
+__all__ = ["encode", "decode", "fixed_prefix", "OP_FIXED_SLOTS"]
 
 OP_FIXED_SLOTS = 1
 OP_TICKS = 2
 _TXN = struct.Struct("<I")
 _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row count
 _REGION = struct.Struct("<qQ")  # tick region offset, length
+
+
+def fixed_prefix(key: BucketKey, year: int, record_size: int, rows: int) -> bytes:
+    """The bytes before the records in the payload of a transaction that is one fixed
+    slot write: what `encode([SlotWrite(key, year, ...)])` starts with (the fast path,
+    engine/fastpath.py, appends the records to it)."""
+    kb = str(key).encode("utf-8")
+    return _TXN.pack(1) + _OP.pack(OP_FIXED_SLOTS, len(kb), year, record_size, rows) + kb
 
 
 def encode(writes: list[SlotWrite | TickWrite]) -> bytes:

@@ -15,16 +15,21 @@ class _Read:
 
     def __enter__(self) -> None:
         lk = self._lock
-        with lk._cond:
-            while lk._writer or lk._waiting_writers:
-                lk._cond.wait()
+        with lk._mu:
+            if lk._writer or lk._waiting_writers:
+                lk._sleepers += 1
+                try:
+                    while lk._writer or lk._waiting_writers:
+                        lk._cond.wait()
+                finally:
+                    lk._sleepers -= 1
             lk._readers += 1
 
     def __exit__(self, *exc: object) -> None:
         lk = self._lock
-        with lk._cond:
+        with lk._mu:
             lk._readers -= 1
-            if not lk._readers:
+            if not lk._readers and lk._sleepers:
                 lk._cond.notify_all()
 
 
@@ -36,28 +41,38 @@ class _Write:
 
     def __enter__(self) -> None:
         lk = self._lock
-        with lk._cond:
-            lk._waiting_writers += 1
-            while lk._writer or lk._readers:
-                lk._cond.wait()
-            lk._waiting_writers -= 1
+        with lk._mu:
+            if lk._writer or lk._readers:
+                lk._waiting_writers += 1
+                lk._sleepers += 1
+                try:
+                    while lk._writer or lk._readers:
+                        lk._cond.wait()
+                finally:
+                    lk._sleepers -= 1
+                    lk._waiting_writers -= 1
             lk._writer = True
 
     def __exit__(self, *exc: object) -> None:
         lk = self._lock
-        with lk._cond:
+        with lk._mu:
             lk._writer = False
-            lk._cond.notify_all()
+            if lk._sleepers:
+                lk._cond.notify_all()
 
 
 class RWLock:
-    """`with lock.read():` shares; `with lock.write():` excludes everyone else."""
+    """`with lock.read():` shares; `with lock.write():` excludes everyone else.
+
+    Waiters sleep on one condition; it is notified only when someone sleeps on it."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mu = threading.Lock()
+        self._cond = threading.Condition(self._mu)
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
+        self._sleepers = 0  # threads inside wait() (readers and writers)
         self._read = _Read(self)
         self._write = _Write(self)
 

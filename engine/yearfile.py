@@ -164,6 +164,25 @@ class YearFile:
         self.dirty = True
         self._note_written(slots)
 
+    def write_row(self, slot: int, record: bytes) -> None:
+        """Write one record (record size bytes) into `slot`: write_slots of one slot."""
+        h = self.header
+        if slot < 0 or slot >= h.nslots:
+            raise CorruptFileError(f"{self.path}: slot {slot} is outside 0..{h.nslots - 1}")
+        self._f.pwrite(record, h.header_size + slot * h.record_size)
+        self.dirty = True
+        occ, n = self._occ, self._nocc
+        if occ is None:
+            return  # built from the file on first use
+        if n < len(occ) and (n == 0 or slot > occ[n - 1]):
+            occ[n] = slot  # the append: past the last occupied slot, room left
+            self._nocc = n + 1
+        else:
+            pos = int(occ[:n].searchsorted(slot))
+            if pos < n and occ[pos] == slot:
+                return  # an overwrite: already in the index
+            self._note_written(np.array([slot], dtype=np.int64))
+
     def _write_spans(self, slots: np.ndarray, view: memoryview) -> None:
         """Write sparse slots with few system calls: runs separated by small gaps are
         merged into one span whose gap slots are rewritten with their current content

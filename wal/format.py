@@ -34,6 +34,7 @@ __all__ = [
     "unpack_record_header",
     "check_payload_sizes",
     "frame_parts",
+    "frame_one",
     "encode_frames",
     "as_bytes_view",
 ]
@@ -191,6 +192,15 @@ def frame_parts(
         total += RECORD_HEADER_SIZE + n
         txn += 1
     return parts, total
+
+
+def frame_one(payload: bytes, txn: int, rtype: int, seed: int) -> bytes:
+    """The frame of one payload (bytes of at most MAX_PAYLOAD), joined: frame_parts of one."""
+    n = len(payload)
+    if n > MAX_PAYLOAD:
+        raise ValueError(f"payload of {n} bytes exceeds MAX_PAYLOAD ({MAX_PAYLOAD} bytes)")
+    tail = _REC_TAIL.pack(n, txn, rtype)
+    return b"".join((_U32.pack(crc32c(payload, crc32c(tail, seed))), tail, payload))
 
 
 def encode_frames(

@@ -17,6 +17,7 @@ from wal.format import (
     RT_DATA,
     check_payload_sizes,
     encode_segment_header,
+    frame_one,
     frame_parts,
     new_salt,
     record_seed,
@@ -184,9 +185,20 @@ class WriteAheadLog:
             except BaseException as exc:
                 self._fail(exc)
                 raise
-        parts, total = frame_parts(payloads, first, rtype, self._seed)  # may raise ValueError
         file = self._file
         assert file is not None
+        one = payloads[0] if len(payloads) == 1 else None
+        if type(one) is bytes and len(one) < _WRITEV_MIN:  # the small single transaction
+            frame = frame_one(one, first, rtype, self._seed)  # may raise ValueError
+            try:
+                file.pwrite(frame, self._end)
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+            self._end += len(frame)
+            self._last_txn = first
+            return first
+        parts, total = frame_parts(payloads, first, rtype, self._seed)  # may raise ValueError
         writev = getattr(file, "pwritev", None)
         try:
             if writev is not None and total >= _WRITEV_MIN and len(parts) <= _WRITEV_MAX_PARTS:

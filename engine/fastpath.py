@@ -1,0 +1,140 @@
+"""Stages 1-2 of the write path for the common case: rows for an existing fixed bucket given
+as a numpy structured array whose fields already have the bucket's types.
+
+Such rows need no casting, so a record is the row's bytes rearranged (a cached plan per
+input dtype); a 1-row write touches numpy only for `tobytes`. The fast path accepts only what
+the general path (engine/ingest.py, engine/plan.py) accepts and yields the same log payload
+and the same records; for anything else, or any doubt (an epoch outside the supported
+years, too many rows), it answers None and the general path runs and raises its errors.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from engine import journal
+from engine.catalog import Bucket
+from engine.ingest import MAX_ROWS
+from engine.keys import BucketKey
+from engine.plan import RowWrite, SlotWrite, last_wins_order, split_years
+from engine.schema import FIXED, SLOT_FIELD
+from engine.timeutil import Calendar
+
+__all__ = ["InputPlan", "input_plan"]
+
+_I8 = struct.Struct("<q")
+_EPOCH = np.dtype("<i8")
+
+
+def input_plan(key: BucketKey, bucket: Bucket, dtype: np.dtype, calendar: Calendar,
+               max_bytes: int) -> InputPlan | None:
+    """The plan for writing rows of `dtype` into `bucket`, or None when such rows need the
+    general path: the bucket holds ticks, Epoch is not little-endian int64 seconds, or the
+    fields are not exactly Epoch plus the bucket's columns with the bucket's types."""
+    schema = bucket.schema
+    fields = dtype.fields
+    if schema.kind != FIXED or fields is None or dtype.names is None:
+        return None
+    epoch = fields.get("Epoch")
+    if epoch is None or epoch[0] != _EPOCH or len(dtype.names) != len(schema.columns) + 1:
+        return None
+    rec = schema.record_dtype
+    assert rec.fields is not None
+    runs: list[tuple[int, int, int]] = []  # (input offset, record offset, length)
+    for name, want in schema.columns:
+        field = fields.get(name)
+        if field is None or field[0] != want:
+            return None
+        src, dst, length = field[1], rec.fields[name][1], want.itemsize
+        if runs and runs[-1][0] + runs[-1][2] == src and runs[-1][1] + runs[-1][2] == dst:
+            a, b, n = runs[-1]
+            runs[-1] = (a, b, n + length)
+        else:
+            runs.append((src, dst, length))
+    return InputPlan(key, bucket, dtype, epoch[1], runs, calendar, max_bytes)
+
+
+class InputPlan:
+    """How rows of one input dtype become the log payload and writes of one bucket."""
+
+    __slots__ = ("key", "bucket", "dtype", "_epoch_at", "_runs", "_calendar", "_tf",
+                 "_tf_s", "_daily", "_rec", "_rs", "_pad", "_slices", "_max_bytes", "_year")
+
+    def __init__(self, key: BucketKey, bucket: Bucket, dtype: np.dtype, epoch_at: int,
+                 runs: list[tuple[int, int, int]], calendar: Calendar, max_bytes: int) -> None:
+        schema = bucket.schema
+        self.key = key
+        self.bucket = bucket
+        self.dtype = dtype
+        self._epoch_at = epoch_at
+        self._runs = runs
+        self._calendar = calendar
+        self._tf = schema.timeframe
+        self._tf_s = schema.timeframe.seconds
+        self._daily = schema.timeframe.is_daily
+        self._rec = schema.record_dtype
+        self._rs = schema.record_dtype.itemsize
+        # Records are `_slot` then the columns packed in order, then zero padding
+        # (engine/schema.py): a 1-row record is slot + 1, the runs' bytes, the padding.
+        end = runs[-1][1] + runs[-1][2]
+        self._pad = bytes(self._rs - end)
+        self._slices = [slice(a, a + n) for a, _, n in runs]
+        self._max_bytes = max_bytes
+        self._year: tuple[int, int, int, bytes] = (0, 0, 0, b"")  # start, end, year, prefix
+
+    def rows(self, data: np.ndarray) -> tuple[bytes, list[SlotWrite | RowWrite]] | None:
+        """(log payload, writes) for `data` (1-D, of this plan's dtype), or None for the
+        general path."""
+        n = len(data)
+        if n == 1:
+            return self._one(data.tobytes())
+        if n == 0 or n > MAX_ROWS:
+            return None
+        return self._many(data)
+
+    def _one(self, raw: bytes) -> tuple[bytes, list[SlotWrite | RowWrite]] | None:
+        e = _I8.unpack_from(raw, self._epoch_at)[0]
+        start, end, year, prefix = self._year
+        if not start <= e < end:
+            cal = self._calendar
+            if not cal.min_epoch <= e < cal.max_epoch:
+                return None  # the general path names the error
+            year = cal.slot_of(e, self._tf)[0]
+            start, end = cal.year_start(year), cal.year_start(year + 1)
+            prefix = journal.fixed_prefix(self.key, year, self._rs, 1)
+            self._year = (start, end, year, prefix)
+        if self._daily:
+            slot = self._calendar.slot_of(e, self._tf)[1]
+        else:
+            slot = (e - start) // self._tf_s
+        sl = self._slices
+        if len(sl) == 1:
+            rec = _I8.pack(slot + 1) + raw[sl[0]] + self._pad
+        else:
+            rec = b"".join([_I8.pack(slot + 1), *(raw[s] for s in sl), self._pad])
+        return prefix + rec, [RowWrite(self.key, year, slot, rec, self._rec)]
+
+    def _many(self, data: np.ndarray) -> tuple[bytes, list[SlotWrite | RowWrite]] | None:
+        src = np.ascontiguousarray(data)
+        epochs = src["Epoch"]
+        cal = self._calendar
+        lo, hi = int(epochs.min()), int(epochs.max())
+        if lo < cal.min_epoch or hi >= cal.max_epoch:
+            return None
+        years, slots = cal.slots(epochs, self._tf)
+        raw = src.view(np.uint8).reshape(len(src), src.dtype.itemsize)
+        order = last_wins_order(years, slots)
+        if order is not None:
+            years, slots, raw = years[order], slots[order], raw[order]
+        m = len(slots)
+        if m * self._rs > self._max_bytes:
+            return None
+        rec = np.zeros(m, dtype=self._rec)
+        out = rec.view(np.uint8).reshape(m, self._rs)
+        for a, b, length in self._runs:
+            out[:, b : b + length] = raw[:, a : a + length]
+        rec[SLOT_FIELD] = slots + 1
+        writes: list[SlotWrite | RowWrite] = list(split_years(self.key, years, slots, rec))
+        return journal.encode(writes), writes  # type: ignore[arg-type]
