@@ -411,7 +411,8 @@ class Database:
         bucket = self.catalog.buckets.get(k)
         if bucket is None:
             return None
-        plan = fastpath.input_plan(k, bucket, dtype, self.calendar, MAX_TXN_BYTES)
+        plan = fastpath.input_plan(k, bucket.schema, dtype, self.calendar, MAX_TXN_BYTES,
+                                   bucket)
         if plan is not None:
             if len(self._fast) >= 4096:
                 self._fast.clear()
@@ -443,6 +444,19 @@ class Database:
                             f"write to {key}: variable={variable} but the bucket is "
                             f"{schema.kind}; leave variable unset to follow the bucket"
                         )
+                fast = None
+                if type(data) is np.ndarray and schema.kind == FIXED:
+                    # Rows that already have the bucket's types: records by byte copies
+                    # (engine/fastpath.py), or None when the general path must judge them.
+                    fp = fastpath.input_plan(key, schema, data.dtype, self.calendar,
+                                             MAX_TXN_BYTES)
+                    fast = None if fp is None else fp.plan(data)
+                if fast is not None:
+                    if bucket is None:
+                        creates.append((key, schema))
+                    plans.extend(fast)
+                    size += sum(p.nbytes for p in fast)
+                    continue
                 batch = ingest.prepare(cols, schema, self.calendar, str(key))
                 if len(batch) == 0:
                     continue

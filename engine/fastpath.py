@@ -11,6 +11,7 @@ years, too many rows), it answers None and the general path runs and raises its 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from engine.catalog import Bucket
 from engine.ingest import MAX_ROWS
 from engine.keys import BucketKey
 from engine.plan import RowWrite, SlotWrite, last_wins_order, split_years
-from engine.schema import FIXED, SLOT_FIELD
+from engine.schema import FIXED, SLOT_FIELD, Schema
 from engine.timeutil import Calendar
 
 __all__ = ["InputPlan", "input_plan"]
@@ -28,12 +29,12 @@ _I8 = struct.Struct("<q")
 _EPOCH = np.dtype("<i8")
 
 
-def input_plan(key: BucketKey, bucket: Bucket, dtype: np.dtype, calendar: Calendar,
-               max_bytes: int) -> InputPlan | None:
-    """The plan for writing rows of `dtype` into `bucket`, or None when such rows need the
-    general path: the bucket holds ticks, Epoch is not little-endian int64 seconds, or the
-    fields are not exactly Epoch plus the bucket's columns with the bucket's types."""
-    schema = bucket.schema
+def input_plan(key: BucketKey, schema: Schema, dtype: np.dtype, calendar: Calendar,
+               max_bytes: int, bucket: Bucket | None = None) -> InputPlan | None:
+    """The plan for writing rows of `dtype` into a bucket of `schema` (`bucket`, when given,
+    is the one the plan is cached for), or None when such rows need the general path: the
+    bucket holds ticks, Epoch is not little-endian int64 seconds, or the fields are not
+    exactly Epoch plus the bucket's columns with the bucket's types."""
     fields = dtype.fields
     if schema.kind != FIXED or fields is None or dtype.names is None:
         return None
@@ -53,7 +54,7 @@ def input_plan(key: BucketKey, bucket: Bucket, dtype: np.dtype, calendar: Calend
             runs[-1] = (a, b, n + length)
         else:
             runs.append((src, dst, length))
-    return InputPlan(key, bucket, dtype, epoch[1], runs, calendar, max_bytes)
+    return InputPlan(key, schema, bucket, dtype, epoch[1], runs, calendar, max_bytes)
 
 
 class InputPlan:
@@ -62,9 +63,9 @@ class InputPlan:
     __slots__ = ("key", "bucket", "dtype", "_epoch_at", "_runs", "_calendar", "_tf",
                  "_tf_s", "_daily", "_rec", "_rs", "_pad", "_slices", "_max_bytes", "_year")
 
-    def __init__(self, key: BucketKey, bucket: Bucket, dtype: np.dtype, epoch_at: int,
-                 runs: list[tuple[int, int, int]], calendar: Calendar, max_bytes: int) -> None:
-        schema = bucket.schema
+    def __init__(self, key: BucketKey, schema: Schema, bucket: Bucket | None, dtype: np.dtype,
+                 epoch_at: int, runs: list[tuple[int, int, int]], calendar: Calendar,
+                 max_bytes: int) -> None:
         self.key = key
         self.bucket = bucket
         self.dtype = dtype
@@ -84,17 +85,17 @@ class InputPlan:
         self._max_bytes = max_bytes
         self._year: tuple[int, int, int, bytes] = (0, 0, 0, b"")  # start, end, year, prefix
 
-    def rows(self, data: np.ndarray) -> tuple[bytes, list[SlotWrite | RowWrite]] | None:
+    def rows(self, data: np.ndarray) -> tuple[bytes, Sequence[SlotWrite | RowWrite]] | None:
         """(log payload, writes) for `data` (1-D, of this plan's dtype), or None for the
         general path."""
-        n = len(data)
-        if n == 1:
+        if len(data) == 1:
             return self._one(data.tobytes())
-        if n == 0 or n > MAX_ROWS:
+        writes = self.plan(data)
+        if writes is None:
             return None
-        return self._many(data)
+        return journal.encode(list(writes)), writes
 
-    def _one(self, raw: bytes) -> tuple[bytes, list[SlotWrite | RowWrite]] | None:
+    def _one(self, raw: bytes) -> tuple[bytes, Sequence[SlotWrite | RowWrite]] | None:
         e = _I8.unpack_from(raw, self._epoch_at)[0]
         start, end, year, prefix = self._year
         if not start <= e < end:
@@ -116,7 +117,13 @@ class InputPlan:
             rec = b"".join([_I8.pack(slot + 1), *(raw[s] for s in sl), self._pad])
         return prefix + rec, [RowWrite(self.key, year, slot, rec, self._rec)]
 
-    def _many(self, data: np.ndarray) -> tuple[bytes, list[SlotWrite | RowWrite]] | None:
+    def plan(self, data: np.ndarray) -> list[SlotWrite] | None:
+        """The slot writes for `data` (1-D, of this plan's dtype): what plan_fixed makes of
+        it after ingest.prepare, or None for the general path (no rows, too many, an epoch
+        outside the supported years, a transaction over the size limit)."""
+        n = len(data)
+        if n == 0 or n > MAX_ROWS:
+            return None
         src = np.ascontiguousarray(data)
         epochs = src["Epoch"]
         cal = self._calendar
@@ -124,7 +131,7 @@ class InputPlan:
         if lo < cal.min_epoch or hi >= cal.max_epoch:
             return None
         years, slots = cal.slots(epochs, self._tf)
-        raw = src.view(np.uint8).reshape(len(src), src.dtype.itemsize)
+        raw = src.view(np.uint8).reshape(n, src.dtype.itemsize)
         order = last_wins_order(years, slots)
         if order is not None:
             years, slots, raw = years[order], slots[order], raw[order]
@@ -136,5 +143,4 @@ class InputPlan:
         for a, b, length in self._runs:
             out[:, b : b + length] = raw[:, a : a + length]
         rec[SLOT_FIELD] = slots + 1
-        writes: list[SlotWrite | RowWrite] = list(split_years(self.key, years, slots, rec))
-        return journal.encode(writes), writes  # type: ignore[arg-type]
+        return split_years(self.key, years, slots, rec)

@@ -284,3 +284,26 @@ def test_concurrent_fast_general_and_tick_writers(root: str, sync: str) -> None:
         assert len(db.read("T/1Sec/TRADE")) == n + 1
     with engine.open(root) as db:  # and all of it after reopening
         assert [len(db.read(f"S{i}/1Min/OHLCV")) for i in range(4)] == [n + 1] * 4
+
+
+def test_write_many_of_arrays_logs_what_dicts_log(tmp_path: Any) -> None:
+    """write_many (and a bucket's first write) build records from arrays of the bucket's
+    types by byte copies; the transaction is the one the same dicts give."""
+    items = [
+        {"A/1Min/OHLCV": rows([T0, T0 + 60]), "B/1Min/OHLCV": rows([NEW_YEAR_2025 + 5]),
+         "C/1D/OHLCV": rows([T0, T0 - 86_400])},
+        {"A/1Min/OHLCV": rows([T0 + 120, T0 + 60, T0 + 120]), "B/1Min/OHLCV": rows([T0]),
+         "D/1Min/OHLCV": as_dict(rows([T0 + 7]))},
+        {"A/1Min/OHLCV": rows([]), "B/1Min/OHLCV": rows([T0 + 60])},
+    ]
+    logged = []
+    for name, conv in (("fast", lambda a: a), ("slow", as_dict)):
+        root = os.fspath(tmp_path / name)
+        with engine.open(root, sync="off") as db:
+            for item in items:
+                db.write_many({k: conv(v) if isinstance(v, np.ndarray) else v
+                               for k, v in item.items()})
+            logged.append(_payloads(root))
+    assert len(logged[0]) == 3
+    assert logged[0] == logged[1]
+    assert _data_files(os.fspath(tmp_path / "fast")) == _data_files(os.fspath(tmp_path / "slow"))
