@@ -11,6 +11,7 @@ handle (docs/wal.md "Sync modes and failures").
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,7 @@ class CommitPipeline:
         self._mu = threading.Lock()  # protects the queue
         self._queue: list[_Entry] = []  # followers waiting for the next batch
         self._leading = False  # a writer is leading a batch (or about to)
+        self._grouping = False  # sync="always" and the last batch had several writers
         self._unapplied: list[_Entry] = []  # interval mode: logged, awaiting fsync + apply
         self.failed: BaseException | None = None
         self.applied_txn = log.last_txn
@@ -86,7 +88,8 @@ class CommitPipeline:
     def _commit(self, entry: _Entry) -> int:
         mu = self._mu
         with mu:
-            self.check()
+            if self.failed is not None:
+                self.check()
             if self._leading:  # follow: the leader (or the next one) logs this entry
                 wake = entry.wake = threading.Lock()
                 wake.acquire()
@@ -103,9 +106,15 @@ class CommitPipeline:
         batch = [entry]
         try:
             with self._io:
+                if self._grouping:
+                    # The last batch had company: those writers were just woken and are
+                    # building their next transaction. Let them queue (release the GIL
+                    # once), or this fsync would cover one write and the next all others.
+                    time.sleep(0)
                 with mu:
                     batch.extend(self._queue)
                     self._queue = []
+                self._grouping = len(batch) > 1 and self.sync_mode == "always"
                 self._process(batch)
                 if (
                     self.failed is None
@@ -125,7 +134,7 @@ class CommitPipeline:
     def _hand_over(self, batch: list[_Entry]) -> None:
         """Wake the writers of a processed batch, and pass the lead to the first writer
         that queued since (or end the commit in progress)."""
-        for e in batch[1:]:
+        for e in batch[1:] if len(batch) > 1 else ():
             if not e.done:  # only when the leader was interrupted (KeyboardInterrupt)
                 e.error = StoreFailedError("the commit leader was interrupted; the write "
                                            "was not acknowledged")
@@ -156,19 +165,20 @@ class CommitPipeline:
         if self.failed is not None:
             self._refuse(batch, f"write refused after an earlier I/O error: {self.failed}")
             return
-        built: list[_Entry] = []
-        for e in batch:
-            if e.build is not None:
-                try:
-                    e.payload, e.writes = e.build()
-                except Exception as exc:  # invalid input found late: only this entry fails
-                    e.error = exc
-                    e.done = True
-                    continue
-            built.append(e)
-        batch = built
-        if not batch:
-            return
+        if len(batch) > 1 or batch[0].build is not None:
+            built: list[_Entry] = []
+            for e in batch:
+                if e.build is not None:
+                    try:
+                        e.payload, e.writes = e.build()
+                    except Exception as exc:  # invalid input found late: only this entry fails
+                        e.error = exc
+                        e.done = True
+                        continue
+                built.append(e)
+            batch = built
+            if not batch:
+                return
         try:
             last = self._log.append([e.payload for e in batch])
         except BaseException as exc:
@@ -178,9 +188,12 @@ class CommitPipeline:
             if not isinstance(exc, Exception):
                 raise
             return
-        first = last - len(batch) + 1
-        for i, e in enumerate(batch):
-            e.txn = first + i
+        if len(batch) == 1:
+            batch[0].txn = last
+        else:
+            first = last - len(batch) + 1
+            for i, e in enumerate(batch):
+                e.txn = first + i
         if self.sync_mode == "always":
             try:
                 self._log.sync()
