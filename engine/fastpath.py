@@ -93,6 +93,10 @@ class InputPlan:
         writes = self.plan(data)
         if writes is None:
             return None
+        if len(writes) == 1:  # encode() of one slot write, without its general loop
+            w = writes[0]
+            prefix = journal.fixed_prefix(self.key, w.year, self._rs, len(w.records))
+            return prefix + w.records.tobytes(), writes
         return journal.encode(list(writes)), writes
 
     def _one(self, raw: bytes) -> tuple[bytes, Sequence[SlotWrite | RowWrite]] | None:
@@ -102,10 +106,7 @@ class InputPlan:
             cal = self._calendar
             if not cal.min_epoch <= e < cal.max_epoch:
                 return None  # the general path names the error
-            year = cal.slot_of(e, self._tf)[0]
-            start, end = cal.year_start(year), cal.year_start(year + 1)
-            prefix = journal.fixed_prefix(self.key, year, self._rs, 1)
-            self._year = (start, end, year, prefix)
+            start, end, year, prefix = self._remember(cal.slot_of(e, self._tf)[0])
         if self._daily:
             slot = self._calendar.slot_of(e, self._tf)[1]
         else:
@@ -130,11 +131,20 @@ class InputPlan:
         lo, hi = int(epochs.min()), int(epochs.max())
         if lo < cal.min_epoch or hi >= cal.max_epoch:
             return None
-        years, slots = cal.slots(epochs, self._tf)
+        start, end, year, _ = self._year
         raw = src.view(np.uint8).reshape(n, src.dtype.itemsize)
-        order = last_wins_order(years, slots)
-        if order is not None:
-            years, slots, raw = years[order], slots[order], raw[order]
+        if start <= lo and hi < end and not self._daily:  # one year, the cached one
+            slots = (epochs - start) // self._tf_s  # Calendar.slots within one year
+            if bool((slots[1:] > slots[:-1]).all()):
+                years = None  # sorted and unique: last_wins_order would say so too
+            else:
+                years = np.full(n, year, dtype=np.int64)
+        else:
+            years, slots = cal.slots(epochs, self._tf)
+        if years is not None:
+            order = last_wins_order(years, slots)
+            if order is not None:
+                years, slots, raw = years[order], slots[order], raw[order]
         m = len(slots)
         if m * self._rs > self._max_bytes:
             return None
@@ -143,4 +153,17 @@ class InputPlan:
         for a, b, length in self._runs:
             out[:, b : b + length] = raw[:, a : a + length]
         rec[SLOT_FIELD] = slots + 1
+        if years is None:
+            return [SlotWrite(self.key, year, slots, rec)]
+        if years[0] == years[-1]:
+            self._remember(int(years[0]))
         return split_years(self.key, years, slots, rec)
+
+    def _remember(self, year: int) -> tuple[int, int, int, bytes]:
+        """Cache the bounds (and the 1-row payload prefix) of `year`: most writes to a
+        bucket go to the year of the write before."""
+        cal = self._calendar
+        cached = (cal.year_start(year), cal.year_start(year + 1), year,
+                  journal.fixed_prefix(self.key, year, self._rs, 1))
+        self._year = cached
+        return cached

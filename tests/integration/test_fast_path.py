@@ -102,6 +102,16 @@ CASES: dict[str, tuple[str, list[np.ndarray]]] = {
               rows([NEW_YEAR_2025 - 120]), rows([NEW_YEAR_2025 + 120])]),
     "seconds inside the interval": (KEY, [rows([T0]), rows([T0 + 59]), rows([T0 + 61, T0 + 3])]),
     "before 1970": (KEY, [rows([T0]), rows([-86_400 * 400 + 30]), rows([-5, -65])]),
+    # A 1-row write caches its year; later batches inside that year skip the calendar.
+    "cached year, then sorted rows": (
+        KEY, [rows([T0]), rows([T0 + 60]), rows([T0 + 60 * i for i in range(2, 60)])]),
+    "cached year, then unsorted rows with duplicates": (
+        KEY, [rows([T0]), rows([T0 + 60]), rows([T0 + 300, T0 + 120, T0 + 300, T0 + 181])]),
+    "cached year, then rows leaving it": (
+        KEY, [rows([T0]), rows([T0 + 60]), rows([NEW_YEAR_2025 - 60, NEW_YEAR_2025 + 60]),
+              rows([T0 + 120, T0 + 180])]),
+    "cached year, then rows before it": (
+        KEY, [rows([T0]), rows([T0 + 60]), rows([T0 - 86_400 * 400, T0 + 120])]),
     "daily bars": (DAY_KEY, [rows([T0]), rows([T0 + 86_400 + 5]), rows([T0 - 86_400 * 3,
                                                                         T0 + 86_400 * 9])]),
 }
