@@ -52,6 +52,7 @@ class CommitPipeline:
         sync: str = "always",
         max_log_bytes: int = 256 << 20,
         can_retire: Callable[[], bool] = lambda: True,
+        admit: Callable[[Any], None] | None = None,
     ) -> None:
         self._log = log
         self._apply = apply
@@ -61,6 +62,10 @@ class CommitPipeline:
         self.sync_mode = sync
         self.max_log_bytes = max_log_bytes
         self._can_retire = can_retire  # False while triggers still owe work for logged txns
+        # Raises when a transaction's writes no longer fit the catalog (a bucket destroyed
+        # after they were planned); called by the leader, under the commit lock, before
+        # anything is logged.
+        self._admit = admit
         self._io = threading.Lock()  # held by the leader: log, apply, checkpoint
         self._mu = threading.Lock()  # protects the queue
         self._queue: list[_Entry] = []  # followers waiting for the next batch
@@ -165,20 +170,22 @@ class CommitPipeline:
         if self.failed is not None:
             self._refuse(batch, f"write refused after an earlier I/O error: {self.failed}")
             return
-        if len(batch) > 1 or batch[0].build is not None:
-            built: list[_Entry] = []
-            for e in batch:
+        built: list[_Entry] = []
+        admit = self._admit
+        for e in batch:
+            try:
                 if e.build is not None:
-                    try:
-                        e.payload, e.writes = e.build()
-                    except Exception as exc:  # invalid input found late: only this entry fails
-                        e.error = exc
-                        e.done = True
-                        continue
-                built.append(e)
-            batch = built
-            if not batch:
-                return
+                    e.payload, e.writes = e.build()
+                if admit is not None:
+                    admit(e.writes)
+            except Exception as exc:  # invalid input found late: only this entry fails
+                e.error = exc
+                e.done = True
+                continue
+            built.append(e)
+        batch = built
+        if not batch:
+            return
         try:
             last = self._log.append([e.payload for e in batch])
         except BaseException as exc:

@@ -22,6 +22,7 @@ from engine.dispatch import Dispatcher, Records, Subscription
 from engine.durable import atomic_write
 from engine.errors import (
     BucketExistsError,
+    BucketNotFoundError,
     ClosedError,
     InvalidInputError,
     LockedError,
@@ -186,7 +187,7 @@ class Database:
         self._pipeline = CommitPipeline(
             self._log, apply=self._apply, publish=self._publish, sync_data=self._sync_data,
             rwlock=self._rw, sync=self.sync_mode, max_log_bytes=max_wal_mb << 20,
-            can_retire=self._dispatcher.idle,
+            can_retire=self._dispatcher.idle, admit=self._admit,
         )
         if replayed and not self._dispatcher.triggers:
             self._pipeline.checkpoint()
@@ -297,6 +298,28 @@ class Database:
                 self._ticks.applied(w)
             else:
                 f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
+
+    def _admit(self, writes: Sequence[SlotWrite | RowWrite | TickWrite]) -> None:
+        """Before a transaction is logged (on the commit leader, which destroy and compact
+        exclude): every fixed write's bucket must still be the one it was planned for. A
+        destroy between planning and commit would otherwise log records that no bucket can
+        replay, or records of the old size into a recreated bucket."""
+        buckets = self.catalog.buckets
+        for w in writes:
+            if isinstance(w, TickWrite):
+                continue  # planned by the leader itself, in commit order
+            bucket = buckets.get(w.key)
+            if bucket is None:
+                raise BucketNotFoundError(
+                    f"bucket {w.key} was destroyed while this write to it was being committed"
+                )
+            want = bucket.schema.record_dtype
+            have = w.dtype if type(w) is RowWrite else w.records.dtype
+            if have is not want and have != want:
+                raise SchemaError(
+                    f"bucket {w.key} was destroyed and created again with other columns while "
+                    "this write to it was being committed; write it again"
+                )
 
     def _sync_data(self) -> None:
         for f in self.catalog.dirty_files():
