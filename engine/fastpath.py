@@ -132,7 +132,10 @@ class InputPlan:
         if lo < cal.min_epoch or hi >= cal.max_epoch:
             return None
         start, end, year, _ = self._year
-        raw = src.view(np.uint8).reshape(n, src.dtype.itemsize)
+        if not start <= lo <= hi < end and not self._daily:
+            year = cal.slot_of(lo, self._tf)[0]
+            if cal.slot_of(hi, self._tf)[0] == year:  # all rows in one year: remember it
+                start, end, year, _ = self._remember(year)
         if start <= lo and hi < end and not self._daily:  # one year, the cached one
             slots = (epochs - start) // self._tf_s  # Calendar.slots within one year
             if bool((slots[1:] > slots[:-1]).all()):
@@ -144,14 +147,15 @@ class InputPlan:
         if years is not None:
             order = last_wins_order(years, slots)
             if order is not None:
-                years, slots, raw = years[order], slots[order], raw[order]
+                years, slots, src = years[order], slots[order], src[order]
         m = len(slots)
         if m * self._rs > self._max_bytes:
             return None
         rec = np.zeros(m, dtype=self._rec)
-        out = rec.view(np.uint8).reshape(m, self._rs)
-        for a, b, length in self._runs:
-            out[:, b : b + length] = raw[:, a : a + length]
+        for a, b, length in self._runs:  # each run as one opaque item: a plain strided copy
+            whole = np.dtype(f"V{length}")
+            np.ndarray((m,), whole, rec, b, (self._rs,))[...] = np.ndarray(
+                (m,), whole, src, a, (src.dtype.itemsize,))
         rec[SLOT_FIELD] = slots + 1
         if years is None:
             return [SlotWrite(self.key, year, slots, rec)]
