@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.errors import StoreFailedError
 from engine.rwlock import RWLock
+from wal.format import Payload
 
 __all__ = ["CommitPipeline", "SYNC_MODES"]
 
@@ -28,7 +29,7 @@ class _Entry:
 
     __slots__ = ("build", "payload", "writes", "txn", "done", "error", "wake", "lead")
 
-    def __init__(self, build: Callable[[], tuple[bytes, Any]] | None, payload: bytes,
+    def __init__(self, build: Callable[[], tuple[Payload, Any]] | None, payload: Payload,
                  writes: Any) -> None:
         self.build = build  # None when the writer built payload and writes itself
         self.payload = payload
@@ -78,7 +79,7 @@ class CommitPipeline:
         self.checkpointed_txn = -1  # unknown until the first checkpoint
 
     # -- the write path --------------------------------------------------------------------
-    def commit(self, build: Callable[[], tuple[bytes, Any]]) -> int:
+    def commit(self, build: Callable[[], tuple[Payload, Any]]) -> int:
         """Log and apply one transaction; returns its number once the sync mode allows.
 
         `build()` returns (log payload, writes to apply). The leader calls it in commit
@@ -86,7 +87,7 @@ class CommitPipeline:
         """
         return self._commit(_Entry(build, b"", None))
 
-    def commit_built(self, payload: bytes, writes: Any) -> int:
+    def commit_built(self, payload: Payload, writes: Any) -> int:
         """`commit` of a transaction whose payload and writes depend on no earlier one."""
         return self._commit(_Entry(None, payload, writes))
 

@@ -46,6 +46,7 @@ from engine.ticks import (
 )
 from engine.timeutil import NS, get_calendar, to_epoch_ns
 from wal import WriteAheadLog
+from wal.format import Payload
 from wal.fs import FileSystem, OsFileSystem
 
 __all__ = ["Database", "open_database", "WriteEvent"]
@@ -504,7 +505,7 @@ class Database:
                     for key, schema in creates:
                         self.catalog.create(key, schema)
 
-        def build() -> tuple[bytes, list[Any]]:
+        def build() -> tuple[Payload, list[Any]]:
             writes: list[Any] = list(plans)
             planned: list[TickWrite] = []
             try:
@@ -512,7 +513,7 @@ class Database:
                     tick_writes = self._plan_ticks(key, schema, batch)
                     planned.extend(tick_writes)
                     writes.extend(tick_writes)
-                return journal.encode(writes), writes
+                return journal.encode_parts(writes), writes
             except BaseException:
                 # Nothing of this transaction will be logged: undo its tick plans, newest
                 # first, so later writes never merge rows that were not written.

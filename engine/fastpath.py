@@ -22,6 +22,7 @@ from engine.keys import BucketKey
 from engine.plan import RowWrite, SlotWrite, last_wins_order, split_years
 from engine.schema import FIXED, SLOT_FIELD, Schema
 from engine.timeutil import Calendar
+from wal.format import Payload
 
 __all__ = ["InputPlan", "input_plan"]
 
@@ -85,9 +86,10 @@ class InputPlan:
         self._max_bytes = max_bytes
         self._year: tuple[int, int, int, bytes] = (0, 0, 0, b"")  # start, end, year, prefix
 
-    def rows(self, data: np.ndarray) -> tuple[bytes, Sequence[SlotWrite | RowWrite]] | None:
+    def rows(self, data: np.ndarray) -> tuple[Payload, Sequence[SlotWrite | RowWrite]] | None:
         """(log payload, writes) for `data` (1-D, of this plan's dtype), or None for the
-        general path."""
+        general path. A payload of several rows is a tuple of buffers (wal/format.py
+        `Payload`): the records are logged from where they are, not copied into one."""
         if len(data) == 1:
             return self._one(data.tobytes())
         writes = self.plan(data)
@@ -96,10 +98,10 @@ class InputPlan:
         if len(writes) == 1:  # encode() of one slot write, without its general loop
             w = writes[0]
             prefix = journal.fixed_prefix(self.key, w.year, self._rs, len(w.records))
-            return prefix + w.records.tobytes(), writes
-        return journal.encode(list(writes)), writes
+            return (prefix, w.records.data.cast("B")), writes
+        return journal.encode_parts(list(writes)), writes
 
-    def _one(self, raw: bytes) -> tuple[bytes, Sequence[SlotWrite | RowWrite]] | None:
+    def _one(self, raw: bytes) -> tuple[Payload, Sequence[SlotWrite | RowWrite]] | None:
         e = _I8.unpack_from(raw, self._epoch_at)[0]
         start, end, year, prefix = self._year
         if not start <= e < end:

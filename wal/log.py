@@ -15,6 +15,7 @@ from wal.format import (
     FLAG_BASE,
     HEADER_SIZE,
     RT_DATA,
+    Payload,
     check_payload_sizes,
     encode_segment_header,
     frame_one,
@@ -168,9 +169,10 @@ class WriteAheadLog:
         return self._dir
 
     # ------------------------------------------------------------------ writing
-    def append(self, payloads: Sequence[bytes | memoryview], rtype: int = RT_DATA) -> int:
+    def append(self, payloads: Sequence[Payload], rtype: int = RT_DATA) -> int:
         """Frame `payloads` as consecutive txns and write them with one write; returns the last
         txn assigned (last_txn unchanged when `payloads` is empty). Not durable until `sync()`.
+        A payload given as a tuple of buffers is logged as their concatenation.
         Rotates to a new segment first when the current one exceeds `segment_max_bytes`."""
         self._check_writable("append")
         if not 1 <= rtype <= 255:
