@@ -54,7 +54,8 @@ class RowWrite:
 
     @property
     def records(self) -> np.ndarray:
-        return np.frombuffer(self.record, dtype=self.dtype)
+        """A fresh, writable array (as a SlotWrite's records are) of the one record."""
+        return np.frombuffer(bytearray(self.record), dtype=self.dtype)
 
     @property
     def nbytes(self) -> int:
