@@ -420,7 +420,7 @@ class Database:
         pipeline = self._pipeline
         if self._closed or pipeline is None or pipeline.failed is not None or data.ndim != 1:
             return None
-        built = plan.rows(data)
+        built = plan.one(data.tobytes()) if len(data) == 1 else plan.rows(data)
         if built is None:
             return None
         return pipeline.commit_built(built[0], built[1])

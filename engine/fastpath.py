@@ -91,7 +91,7 @@ class InputPlan:
         general path. A payload of several rows is a tuple of buffers (wal/format.py
         `Payload`): the records are logged from where they are, not copied into one."""
         if len(data) == 1:
-            return self._one(data.tobytes())
+            return self.one(data.tobytes())
         writes = self.plan(data)
         if writes is None:
             return None
@@ -101,7 +101,8 @@ class InputPlan:
             return (prefix, w.records.data.cast("B")), writes
         return journal.encode_parts(list(writes)), writes
 
-    def _one(self, raw: bytes) -> tuple[Payload, Sequence[SlotWrite | RowWrite]] | None:
+    def one(self, raw: bytes) -> tuple[Payload, Sequence[SlotWrite | RowWrite]] | None:
+        """rows() of one row, given as its bytes (`tobytes()` of a 1-row array)."""
         e = _I8.unpack_from(raw, self._epoch_at)[0]
         start, end, year, prefix = self._year
         if not start <= e < end:
