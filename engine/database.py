@@ -402,25 +402,44 @@ class Database:
 
         One call is one transaction. Returns its transaction number (0 if there were no rows).
         """
-        if type(data) is np.ndarray and (variable is None or variable is False):
-            txn = self._write_fast(key, data)
+        if variable is None or variable is False:
+            txn = None
+            if type(data) is np.ndarray:
+                txn = self._write_fast(key, data.dtype, data)
+            elif type(data) is dict:
+                txn = self._write_fast(key, None, data)
             if txn is not None:
                 return txn
         return self.write_many({key: data}, variable=variable)
 
-    def _write_fast(self, key: str, data: np.ndarray) -> int | None:
-        """The fast path (engine/fastpath.py) for a structured array whose fields have the
-        bucket's types; None when the general path must run (it also raises the errors)."""
+    def _write_fast(self, key: str, dtype: np.dtype | None, data: Any) -> int | None:
+        """The fast path (engine/fastpath.py) for a structured array (`dtype` its dtype) or a
+        dict of numpy columns (`dtype` None) whose fields have the bucket's types; None when
+        the general path must run (it also raises the errors)."""
+        n = 0
+        if dtype is None:
+            got = fastpath.columns_dtype(data)
+            if got is None:
+                return None
+            dtype, n = got
+        elif data.ndim != 1:
+            return None
+        else:
+            n = len(data)
         plan = self._fast.get(key) if type(key) is str else None
-        if (plan is None or (plan.dtype is not data.dtype and plan.dtype != data.dtype)
+        if (plan is None or (plan.dtype is not dtype and plan.dtype != dtype)
                 or self.catalog.buckets.get(plan.key) is not plan.bucket):
-            plan = self._fast_plan(key, data.dtype)
+            plan = self._fast_plan(key, dtype)
             if plan is None:
                 return None
         pipeline = self._pipeline
-        if self._closed or pipeline is None or pipeline.failed is not None or data.ndim != 1:
+        if self._closed or pipeline is None or pipeline.failed is not None:
             return None
-        built = plan.one(data.tobytes()) if len(data) == 1 else plan.rows(data)
+        if type(data) is dict:
+            data = fastpath.pack_columns(data, dtype, n)
+            built = plan.one(data) if n == 1 else plan.rows(data)
+        else:
+            built = plan.one(data.tobytes()) if n == 1 else plan.rows(data)
         if built is None:
             return None
         return pipeline.commit_built(built[0], built[1])

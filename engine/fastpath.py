@@ -1,5 +1,6 @@
 """Stages 1-2 of the write path for the common case: rows for an existing fixed bucket given
-as a numpy structured array whose fields already have the bucket's types.
+as a numpy structured array (or a dict of numpy columns) whose fields already have the
+bucket's types.
 
 Such rows need no casting, so a record is the row's bytes rearranged (a cached plan per
 input dtype); a 1-row write touches numpy only for `tobytes`. The fast path accepts only what
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +26,48 @@ from engine.schema import FIXED, SLOT_FIELD, Schema
 from engine.timeutil import Calendar
 from wal.format import Payload
 
-__all__ = ["InputPlan", "input_plan"]
+__all__ = ["InputPlan", "input_plan", "columns_dtype", "pack_columns"]
 
 _I8 = struct.Struct("<q")
 _EPOCH = np.dtype("<i8")
+_packed: dict[tuple[tuple[str, np.dtype], ...], np.dtype] = {}
+
+
+def columns_dtype(cols: dict[Any, Any]) -> tuple[np.dtype, int] | None:
+    """For a dict of 1-D numpy arrays of one length: the packed structured dtype of its
+    columns in dict order (what a structured array of the same rows would have) and the row
+    count; None for any other dict (the general path judges it)."""
+    sig = []
+    n = -1
+    for name, values in cols.items():
+        if type(name) is not str or type(values) is not np.ndarray or values.ndim != 1:
+            return None
+        if n < 0:
+            n = len(values)
+        elif len(values) != n:
+            return None
+        sig.append((name, values.dtype))
+    key = tuple(sig)
+    dtype = _packed.get(key)
+    if dtype is None:
+        try:
+            dtype = np.dtype(list(key))
+        except (TypeError, ValueError):
+            return None
+        if len(_packed) < 1024:
+            _packed[key] = dtype
+    return dtype, n
+
+
+def pack_columns(cols: dict[str, np.ndarray], dtype: np.dtype, n: int) -> np.ndarray | bytes:
+    """The rows of `cols` (which columns_dtype gave `dtype` and `n`): one row as its bytes,
+    several as a structured array (each column copied once, bytes unchanged)."""
+    if n == 1:
+        return b"".join([v.tobytes() for v in cols.values()])
+    out = np.empty(n, dtype=dtype)
+    for name, values in cols.items():
+        out[name] = values
+    return out
 
 
 def input_plan(key: BucketKey, schema: Schema, dtype: np.dtype, calendar: Calendar,

@@ -1,11 +1,13 @@
 """The write fast path (engine/fastpath.py) against the general path: the same log payloads,
 the same year-file bytes, the same errors, and the general path for everything it declines.
 
-Each case writes the same rows twice: as a structured array (the fast path) into one root and
-as a dict of the same columns (always the general path) into another."""
+Each case writes the same rows twice: as a structured array or a dict of numpy columns (the
+fast path) into one root, and with the fast path disabled (the general path: the oracle)
+into another."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 
 import engine
+from engine import fastpath
 from engine.database import Database
 from wal import WriteAheadLog
 from wal.fs import OsFileSystem
@@ -75,16 +78,29 @@ def _data_files(root: str) -> dict[str, bytes]:
     return out
 
 
+@contextlib.contextmanager
+def general_path_only() -> Iterator[None]:
+    """The oracle: every write takes the general path (ingest.prepare, plan_fixed)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Database, "_write_fast", lambda self, key, dtype, data: None)
+        mp.setattr(fastpath, "input_plan", lambda *a, **kw: None)
+        yield
+
+
 def _both(tmp_path: Any, key: str, batches: list[np.ndarray], timezone: str = "UTC",
-          ) -> tuple[str, str, list[list[bytes]]]:
-    """Write `batches` through the fast path into one root and as dicts into another;
-    return the roots and the payloads each logged."""
+          form: str = "array") -> tuple[str, str, list[list[bytes]]]:
+    """Write `batches` (as arrays, or as dicts of columns) into one root, and the same rows
+    with the fast path disabled into another; return the roots and the payloads logged."""
     fast, slow = os.fspath(tmp_path / "fast"), os.fspath(tmp_path / "slow")
     logged = []
-    for root, conv in ((fast, lambda a: a), (slow, as_dict)):
-        with engine.open(root, timezone=timezone, sync="off", checkpoint_interval_s=3600) as db:
+    for root in (fast, slow):
+        with contextlib.ExitStack() as stack:
+            if root == slow:
+                stack.enter_context(general_path_only())
+            db = stack.enter_context(engine.open(root, timezone=timezone, sync="off",
+                                                 checkpoint_interval_s=3600))
             for b in batches:
-                db.write(key, conv(b))
+                db.write(key, as_dict(b) if form == "dict" and root == fast else b)
             logged.append(_payloads(root))  # read while open: no checkpoint retired them
     assert len(logged[0]) == len(batches)
     return fast, slow, logged
@@ -117,14 +133,15 @@ CASES: dict[str, tuple[str, list[np.ndarray]]] = {
 }
 
 
+@pytest.mark.parametrize("form", ["array", "dict"])
 @pytest.mark.parametrize("timezone", ["UTC", "America/New_York"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_fast_path_logs_and_stores_the_same_bytes(tmp_path: Any, count_general: list[int],
-                                                   case: str, timezone: str) -> None:
+                                                   case: str, timezone: str, form: str) -> None:
     key, batches = CASES[case]
-    fast, slow, logged = _both(tmp_path, key, batches, timezone)
-    # The first write creates the bucket (general path); every later one is fast; the dict
-    # root took the general path every time.
+    fast, slow, logged = _both(tmp_path, key, batches, timezone, form)
+    # The first write creates the bucket (general path); every later one is fast; the
+    # oracle root took the general path every time.
     assert count_general[0] == 1 + len(batches)
     assert logged[0] == logged[1]
     files = _data_files(fast)
@@ -153,10 +170,12 @@ def test_other_input_layouts_give_the_same_bytes(tmp_path: Any, count_general: l
     assert _data_files(fast) == _data_files(slow)
 
 
-def test_padded_records_and_text_columns(tmp_path: Any, count_general: list[int]) -> None:
+@pytest.mark.parametrize("form", ["array", "dict"])
+def test_padded_records_and_text_columns(tmp_path: Any, count_general: list[int],
+                                         form: str) -> None:
     dtype = np.dtype([("Epoch", "<i8"), ("Flag", "u1"), ("Name", "<U3"), ("Px", "<f4")])
     batches = [rows([T0], dtype), rows([T0 + 60], dtype), rows([T0 + 120, T0 + 180], dtype)]
-    fast, slow, logged = _both(tmp_path, KEY, batches)
+    fast, slow, logged = _both(tmp_path, KEY, batches, form=form)
     assert count_general[0] == 1 + len(batches)
     assert logged[0] == logged[1]
     assert _data_files(fast) == _data_files(slow)
@@ -170,12 +189,14 @@ def test_a_strided_view_is_written_like_a_copy(tmp_path: Any, count_general: lis
 
 
 def _same_error(db: Database, data: np.ndarray, **kw: Any) -> None:
-    with pytest.raises(engine.MktsError) as via_array:
+    """The array and its dict of columns fail like the general path fails."""
+    with general_path_only(), pytest.raises(engine.MktsError) as oracle:
         db.write(KEY, data, **kw)
-    with pytest.raises(engine.MktsError) as via_dict:
-        db.write(KEY, as_dict(data) if data.dtype.names else data, **kw)
-    assert type(via_array.value) is type(via_dict.value)
-    assert str(via_array.value) == str(via_dict.value)
+    for form in (data, as_dict(data)):
+        with pytest.raises(engine.MktsError) as got:
+            db.write(KEY, form, **kw)
+        assert type(got.value) is type(oracle.value)
+        assert str(got.value) == str(oracle.value)
 
 
 BAD = {
@@ -272,7 +293,8 @@ def test_concurrent_fast_general_and_tick_writers(root: str, sync: str) -> None:
         def general() -> None:
             try:
                 for j in range(1, n + 1):
-                    db.write("S3/1Min/OHLCV", as_dict(rows([T0 - 60 * j], first=-j)))
+                    data = rows([T0 - 60 * j], first=-j)  # lists: the general path
+                    db.write("S3/1Min/OHLCV", {n: data[n].tolist() for n in BAR.names or ()})
                     db.write("T/1Sec/TRADE", {"Epoch": np.array([T0 + j]),
                                               "Nanoseconds": np.array([j], "i4"),
                                               "Price": np.array([float(j)])})
