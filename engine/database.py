@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from engine import ingest, journal, query
+from engine import fastpath, ingest, journal, query
 from engine.catalog import Bucket, Catalog
 from engine.commit import SYNC_MODES, CommitPipeline
 from engine.dispatch import Dispatcher, Records, Subscription
 from engine.durable import atomic_write
 from engine.errors import (
     BucketExistsError,
+    BucketNotFoundError,
     ClosedError,
     InvalidInputError,
     LockedError,
@@ -32,7 +33,7 @@ from engine.errors import (
 )
 from engine.header import same_schema
 from engine.keys import BucketKey, parse_key, parse_pattern
-from engine.plan import SlotWrite, plan_fixed
+from engine.plan import RowWrite, SlotWrite, plan_fixed
 from engine.result import Result
 from engine.rwlock import RWLock
 from engine.schema import FIXED, VARIABLE, Schema
@@ -45,6 +46,7 @@ from engine.ticks import (
 )
 from engine.timeutil import NS, get_calendar, to_epoch_ns
 from wal import WriteAheadLog
+from wal.format import Payload
 from wal.fs import FileSystem, OsFileSystem
 
 __all__ = ["Database", "open_database", "WriteEvent"]
@@ -62,7 +64,8 @@ class WriteEvent:
 
     __slots__ = ("txn", "writes", "replayed")
 
-    def __init__(self, txn: int, writes: list[SlotWrite | TickWrite], replayed: bool) -> None:
+    def __init__(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
+                 replayed: bool) -> None:
         self.txn = txn
         self.writes = writes
         self.replayed = replayed
@@ -138,6 +141,7 @@ class Database:
         self.worker_errors = 0
         self._rw = RWLock()
         self._ticks = TickPlanner()
+        self._fast: dict[str, fastpath.InputPlan] = {}  # key text -> plan of its last input
         self._meta_lock = threading.RLock()  # create/destroy and catalog changes
         self._stop = threading.Event()
         self._bg: threading.Thread | None = None
@@ -184,7 +188,7 @@ class Database:
         self._pipeline = CommitPipeline(
             self._log, apply=self._apply, publish=self._publish, sync_data=self._sync_data,
             rwlock=self._rw, sync=self.sync_mode, max_log_bytes=max_wal_mb << 20,
-            can_retire=self._dispatcher.idle,
+            can_retire=self._dispatcher.idle, admit=self._admit,
         )
         if replayed and not self._dispatcher.triggers:
             self._pipeline.checkpoint()
@@ -280,12 +284,15 @@ class Database:
         return self.catalog.get(key).schema
 
     # -- the pipeline's callbacks ----------------------------------------------------------
-    def _apply(self, writes: list[SlotWrite | TickWrite]) -> None:
+    def _apply(self, writes: Sequence[SlotWrite | RowWrite | TickWrite]) -> None:
+        catalog = self.catalog
         for w in writes:
-            bucket = self.catalog.get(w.key)
-            f = self.catalog.year_file(bucket, w.year, create=True)
+            bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
+            f = bucket.files.get(w.year) or catalog.year_file(bucket, w.year, create=True)
             assert f is not None
-            if isinstance(w, TickWrite):
+            if type(w) is RowWrite:
+                f.write_row(w.slot, w.record)
+            elif isinstance(w, TickWrite):
                 if w.region:
                     f.write_region(w.offset, w.region)
                 f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
@@ -293,11 +300,34 @@ class Database:
             else:
                 f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
 
+    def _admit(self, writes: Sequence[SlotWrite | RowWrite | TickWrite]) -> None:
+        """Before a transaction is logged (on the commit leader, which destroy and compact
+        exclude): every fixed write's bucket must still be the one it was planned for. A
+        destroy between planning and commit would otherwise log records that no bucket can
+        replay, or records of the old size into a recreated bucket."""
+        buckets = self.catalog.buckets
+        for w in writes:
+            if isinstance(w, TickWrite):
+                continue  # planned by the leader itself, in commit order
+            bucket = buckets.get(w.key)
+            if bucket is None:
+                raise BucketNotFoundError(
+                    f"bucket {w.key} was destroyed while this write to it was being committed"
+                )
+            want = bucket.schema.record_dtype
+            have = w.dtype if type(w) is RowWrite else w.records.dtype
+            if have is not want and have != want:
+                raise SchemaError(
+                    f"bucket {w.key} was destroyed and created again with other columns while "
+                    "this write to it was being committed; write it again"
+                )
+
     def _sync_data(self) -> None:
         for f in self.catalog.dirty_files():
             f.sync()
 
-    def _publish(self, txn: int, writes: list[SlotWrite | TickWrite], replayed: bool) -> None:
+    def _publish(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
+                 replayed: bool) -> None:
         if self._dispatcher.wants():
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
 
@@ -372,7 +402,65 @@ class Database:
 
         One call is one transaction. Returns its transaction number (0 if there were no rows).
         """
+        if variable is None or variable is False:
+            txn = None
+            if type(data) is np.ndarray:
+                txn = self._write_fast(key, data.dtype, data)
+            elif type(data) is dict:
+                txn = self._write_fast(key, None, data)
+            if txn is not None:
+                return txn
         return self.write_many({key: data}, variable=variable)
+
+    def _write_fast(self, key: str, dtype: np.dtype | None, data: Any) -> int | None:
+        """The fast path (engine/fastpath.py) for a structured array (`dtype` its dtype) or a
+        dict of numpy columns (`dtype` None) whose fields have the bucket's types; None when
+        the general path must run (it also raises the errors)."""
+        n = 0
+        if dtype is None:
+            got = fastpath.columns_dtype(data)
+            if got is None:
+                return None
+            dtype, n = got
+        elif data.ndim != 1:
+            return None
+        else:
+            n = len(data)
+        plan = self._fast.get(key) if type(key) is str else None
+        if (plan is None or (plan.dtype is not dtype and plan.dtype != dtype)
+                or self.catalog.buckets.get(plan.key) is not plan.bucket):
+            plan = self._fast_plan(key, dtype)
+            if plan is None:
+                return None
+        pipeline = self._pipeline
+        if self._closed or pipeline is None or pipeline.failed is not None:
+            return None
+        if type(data) is dict:
+            data = fastpath.pack_columns(data, dtype, n)
+            built = plan.one(data) if n == 1 else plan.rows(data)
+        else:
+            built = plan.one(data.tobytes()) if n == 1 else plan.rows(data)
+        if built is None:
+            return None
+        return pipeline.commit_built(built[0], built[1])
+
+    def _fast_plan(self, key: str, dtype: np.dtype) -> fastpath.InputPlan | None:
+        if type(key) is not str or self._closed or self.readonly:
+            return None
+        try:
+            k = parse_key(key)
+        except MktsError:
+            return None
+        bucket = self.catalog.buckets.get(k)
+        if bucket is None:
+            return None
+        plan = fastpath.input_plan(k, bucket.schema, dtype, self.calendar, MAX_TXN_BYTES,
+                                   bucket)
+        if plan is not None:
+            if len(self._fast) >= 4096:
+                self._fast.clear()
+            self._fast[key] = plan
+        return plan
 
     def write_many(self, items: Mapping[str, Any], *, variable: bool | None = None) -> int:
         """Write to several buckets as one transaction: all of it becomes visible and durable
@@ -399,6 +487,19 @@ class Database:
                             f"write to {key}: variable={variable} but the bucket is "
                             f"{schema.kind}; leave variable unset to follow the bucket"
                         )
+                fast = None
+                if type(data) is np.ndarray and schema.kind == FIXED:
+                    # Rows that already have the bucket's types: records by byte copies
+                    # (engine/fastpath.py), or None when the general path must judge them.
+                    fp = fastpath.input_plan(key, schema, data.dtype, self.calendar,
+                                             MAX_TXN_BYTES)
+                    fast = None if fp is None else fp.plan(data)
+                if fast is not None:
+                    if bucket is None:
+                        creates.append((key, schema))
+                    plans.extend(fast)
+                    size += sum(p.nbytes for p in fast)
+                    continue
                 batch = ingest.prepare(cols, schema, self.calendar, str(key))
                 if len(batch) == 0:
                     continue
@@ -423,7 +524,7 @@ class Database:
                     for key, schema in creates:
                         self.catalog.create(key, schema)
 
-        def build() -> tuple[bytes, list[Any]]:
+        def build() -> tuple[Payload, list[Any]]:
             writes: list[Any] = list(plans)
             planned: list[TickWrite] = []
             try:
@@ -431,7 +532,7 @@ class Database:
                     tick_writes = self._plan_ticks(key, schema, batch)
                     planned.extend(tick_writes)
                     writes.extend(tick_writes)
-                return journal.encode(writes), writes
+                return journal.encode_parts(writes), writes
             except BaseException:
                 # Nothing of this transaction will be logged: undo its tick plans, newest
                 # first, so later writes never merge rows that were not written.

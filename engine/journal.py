@@ -17,7 +17,7 @@ from engine.plan import SlotWrite
 from engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from engine.ticks import TickWrite
 
-__all__ = ["encode", "decode", "OP_FIXED_SLOTS"]
+__all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS"]
 
 OP_FIXED_SLOTS = 1
 OP_TICKS = 2
@@ -26,7 +26,20 @@ _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row cou
 _REGION = struct.Struct("<qQ")  # tick region offset, length
 
 
+def fixed_prefix(key: BucketKey, year: int, record_size: int, rows: int) -> bytes:
+    """The bytes before the records in the payload of a transaction that is one fixed
+    slot write: what `encode([SlotWrite(key, year, ...)])` starts with (the fast path,
+    engine/fastpath.py, appends the records to it)."""
+    kb = str(key).encode("utf-8")
+    return _TXN.pack(1) + _OP.pack(OP_FIXED_SLOTS, len(kb), year, record_size, rows) + kb
+
+
 def encode(writes: list[SlotWrite | TickWrite]) -> bytes:
+    return b"".join(encode_parts(writes))
+
+
+def encode_parts(writes: list[SlotWrite | TickWrite]) -> tuple[bytes | memoryview, ...]:
+    """The payload of `writes` as buffers to be logged back to back (records not copied)."""
     parts: list[bytes | memoryview] = [_TXN.pack(len(writes))]
     for w in writes:
         key = str(w.key).encode("utf-8")
@@ -38,7 +51,7 @@ def encode(writes: list[SlotWrite | TickWrite]) -> bytes:
             parts.append(_REGION.pack(w.offset, len(w.region)))
             parts.append(w.region)
         parts.append(rec.data.cast("B"))
-    return b"".join(parts)
+    return tuple(parts)
 
 
 def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema],

@@ -5,8 +5,6 @@ Pure numpy; the result is what the log records and what apply writes (docs/forma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from engine.ingest import Batch
@@ -14,21 +12,57 @@ from engine.keys import BucketKey
 from engine.schema import SLOT_FIELD, Schema
 from engine.timeutil import Calendar
 
-__all__ = ["SlotWrite", "plan_fixed"]
+__all__ = ["SlotWrite", "RowWrite", "plan_fixed", "split_years", "last_wins_order"]
 
 
-@dataclass
 class SlotWrite:
     """Records for ascending, unique slots of one year file of one bucket."""
 
-    key: BucketKey
-    year: int
-    slots: np.ndarray  # int64, ascending, unique
-    records: np.ndarray  # the bucket's record dtype, one per slot, `_slot` = slot + 1
+    __slots__ = ("key", "year", "slots", "records")
+
+    def __init__(self, key: BucketKey, year: int, slots: np.ndarray, records: np.ndarray) -> None:
+        self.key = key
+        self.year = year
+        self.slots = slots  # int64, ascending, unique
+        self.records = records  # the bucket's record dtype, one per slot, `_slot` = slot + 1
 
     @property
     def nbytes(self) -> int:
         return int(self.records.nbytes)
+
+    def __repr__(self) -> str:
+        return f"SlotWrite({self.key}, {self.year}, {len(self.slots)} slots)"
+
+
+class RowWrite:
+    """One record for one slot, kept as its bytes (the 1-row append of the fast path,
+    engine/fastpath.py). Reads like a SlotWrite of one slot for triggers and subscribers."""
+
+    __slots__ = ("key", "year", "slot", "record", "dtype")
+
+    def __init__(self, key: BucketKey, year: int, slot: int, record: bytes,
+                 dtype: np.dtype) -> None:
+        self.key = key
+        self.year = year
+        self.slot = slot
+        self.record = record  # the stored bytes, `_slot` = slot + 1
+        self.dtype = dtype  # the bucket's record dtype
+
+    @property
+    def slots(self) -> np.ndarray:
+        return np.array([self.slot], dtype=np.int64)
+
+    @property
+    def records(self) -> np.ndarray:
+        """A fresh, writable array (as a SlotWrite's records are) of the one record."""
+        return np.frombuffer(bytearray(self.record), dtype=self.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.record)
+
+    def __repr__(self) -> str:
+        return f"RowWrite({self.key}, {self.year}, slot {self.slot})"
 
 
 def plan_fixed(key: BucketKey, schema: Schema, batch: Batch, calendar: Calendar) -> list[SlotWrite]:
@@ -37,24 +71,28 @@ def plan_fixed(key: BucketKey, schema: Schema, batch: Batch, calendar: Calendar)
     if n == 0:
         return []
     years, slots = calendar.slots(batch.epochs, schema.timeframe)
-    order = _last_wins_order(years, slots)
+    order = last_wins_order(years, slots)
     if order is not None:
         years, slots = years[order], slots[order]
     rec = np.zeros(len(slots), dtype=schema.record_dtype)
     rec[SLOT_FIELD] = slots + 1
     for name, values in batch.columns.items():
         rec[name] = values if order is None else values[order]
-    out = []
+    return split_years(key, years, slots, rec)
+
+
+def split_years(key: BucketKey, years: np.ndarray, slots: np.ndarray, rec: np.ndarray
+                ) -> list[SlotWrite]:
+    """One SlotWrite per run of equal years (rows sorted by year, then slot)."""
     if years[0] == years[-1]:
         return [SlotWrite(key, int(years[0]), slots, rec)]
     cuts = np.flatnonzero(np.diff(years)) + 1
     bounds = [0, *cuts.tolist(), len(years)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        out.append(SlotWrite(key, int(years[a]), slots[a:b], rec[a:b]))
-    return out
+    return [SlotWrite(key, int(years[a]), slots[a:b], rec[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def _last_wins_order(years: np.ndarray, slots: np.ndarray) -> np.ndarray | None:
+def last_wins_order(years: np.ndarray, slots: np.ndarray) -> np.ndarray | None:
     """Indices that sort rows by (year, slot) keeping only the last row of each slot;
     None when the input is already strictly increasing (the common, fast case)."""
     if len(years) < 2:

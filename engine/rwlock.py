@@ -1,11 +1,11 @@
 """A readers-writer lock: many concurrent readers, or one writer (writers get preference).
 
-State (`_readers`, `_writer`, `_waiting_writers`) changes only while holding `_mutex`, the
-lock under the condition variable. A reader that finds no writer active or waiting enters
-with one acquire/release of `_mutex` (the common case, no Python-level Condition calls);
-otherwise it waits on the condition like before. A reader leaving wakes the waiters only
-when it was the last reader and a writer waits (readers wait only while a writer is active
-or waiting, and a writer leaving always wakes everyone), so no wake-up is ever lost.
+State (`_readers`, `_writer`, `_waiting_writers`, `_sleepers`) changes only while holding
+`_mu`, the lock under the condition variable. A thread that finds the lock free enters with
+one acquire/release of `_mu` (no Condition calls); otherwise it sleeps on the condition and
+counts itself in `_sleepers`. Whoever may free a sleeper (the last reader leaving, a writer
+leaving, a waiting writer giving up) notifies when `_sleepers` is non-zero, so no wake-up
+is lost and the uncontended case never notifies.
 """
 
 from __future__ import annotations
@@ -23,19 +23,21 @@ class _Read:
 
     def __enter__(self) -> None:
         lk = self._lock
-        with lk._mutex:
-            if not (lk._writer or lk._waiting_writers):
-                lk._readers += 1
-                return
-            while lk._writer or lk._waiting_writers:
-                lk._cond.wait()
+        with lk._mu:
+            if lk._writer or lk._waiting_writers:
+                lk._sleepers += 1
+                try:
+                    while lk._writer or lk._waiting_writers:
+                        lk._cond.wait()
+                finally:
+                    lk._sleepers -= 1
             lk._readers += 1
 
     def __exit__(self, *exc: object) -> None:
         lk = self._lock
-        with lk._mutex:
+        with lk._mu:
             lk._readers -= 1
-            if not lk._readers and lk._waiting_writers:
+            if not lk._readers and lk._sleepers:
                 lk._cond.notify_all()
 
 
@@ -47,34 +49,41 @@ class _Write:
 
     def __enter__(self) -> None:
         lk = self._lock
-        with lk._mutex:
-            lk._waiting_writers += 1
-            try:
-                while lk._writer or lk._readers:
-                    lk._cond.wait()
-            except BaseException:  # interrupted while waiting: let held-back readers in
+        with lk._mu:
+            if lk._writer or lk._readers:
+                lk._waiting_writers += 1
+                lk._sleepers += 1
+                try:
+                    while lk._writer or lk._readers:
+                        lk._cond.wait()
+                except BaseException:  # interrupted while waiting: let held-back readers in
+                    lk._sleepers -= 1
+                    lk._waiting_writers -= 1
+                    if lk._sleepers:
+                        lk._cond.notify_all()
+                    raise
+                lk._sleepers -= 1
                 lk._waiting_writers -= 1
-                lk._cond.notify_all()
-                raise
-            lk._waiting_writers -= 1
             lk._writer = True
 
     def __exit__(self, *exc: object) -> None:
         lk = self._lock
-        with lk._mutex:
+        with lk._mu:
             lk._writer = False
-            lk._cond.notify_all()
+            if lk._sleepers:
+                lk._cond.notify_all()
 
 
 class RWLock:
     """`with lock.read():` shares; `with lock.write():` excludes everyone else."""
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._cond = threading.Condition(self._mutex)
+        self._mu = threading.Lock()
+        self._cond = threading.Condition(self._mu)
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
+        self._sleepers = 0  # threads inside wait() (readers and writers)
         self._read = _Read(self)
         self._write = _Write(self)
 

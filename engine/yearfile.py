@@ -212,41 +212,63 @@ class YearFile:
         self.dirty = True
         self._note_written(slots)
 
+    def write_row(self, slot: int, record: bytes) -> None:
+        """Write one record (record size bytes) into `slot`: write_slots of one slot."""
+        h = self.header
+        if slot < 0 or slot >= h.nslots:
+            raise CorruptFileError(f"{self.path}: slot {slot} is outside 0..{h.nslots - 1}")
+        self._f.pwrite(record, h.header_size + slot * h.record_size)
+        self.dirty = True
+        occ, n = self._occ, self._nocc
+        if occ is None:
+            return  # built from the file on first use
+        if n < len(occ) and (n == 0 or slot > occ[n - 1]):
+            occ[n] = slot  # the append: past the last occupied slot, room left
+            self._nocc = n + 1
+        else:
+            pos = int(occ[:n].searchsorted(slot))
+            if pos < n and occ[pos] == slot:
+                return  # an overwrite: already in the index
+            self._note_written(np.array([slot], dtype=np.int64))
+
     def _write_spans(self, slots: np.ndarray, view: memoryview) -> None:
         """Write sparse slots with few system calls: runs separated by small gaps are
         merged into one span whose gap slots are rewritten with their current content
-        (read back first, unless the occupancy index says the span is empty), so empty slots stay empty and data is never lost;
-        gaps longer than a page stay holes."""
+        (read back first, unless the occupancy index says the span is empty, or the span has
+        no gap), so empty slots stay empty and data is never lost; gaps longer than a page
+        stay holes. All spans are assembled in one buffer (one scatter), then written one
+        pwrite each."""
         h = self.header
         rs = h.record_size
         max_gap = max(1, GAP_BYTES // rs)
-        gaps = np.diff(slots) - 1
-        cuts = np.flatnonzero(gaps > max_gap) + 1
-        starts = [0, *cuts.tolist()]
-        ends = [*cuts.tolist(), len(slots)]
+        n = len(slots)
+        cuts = np.flatnonzero(np.diff(slots) > max_gap + 1) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [n]))
+        first, last = slots[starts], slots[ends - 1]
+        lengths = last - first + 1  # slots per span
+        at = np.zeros(len(starts), dtype=np.int64)  # where each span starts in the buffer
+        np.cumsum(lengths[:-1], out=at[1:])
+        total = int(at[-1] + lengths[-1])
         base = h.header_size
+        buf = bytearray(total * rs)  # zeros: gap slots of spans the index says are empty
         occ = None if self._occ is None else self._occ[: self._nocc]
-        bounds = None if occ is None else np.searchsorted(occ, slots[[*starts]]).tolist()
-        last_bounds = None if occ is None else np.searchsorted(
-            occ, slots[[e - 1 for e in ends]], side="right").tolist()
-        for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-            s0, s1 = int(slots[a]), int(slots[b - 1])
-            if s1 - s0 == b - a - 1:
-                self._f.pwrite(view[a * rs : b * rs], base + s0 * rs)
-                continue
-            nbytes = (s1 - s0 + 1) * rs
-            if bounds is not None and last_bounds is not None and bounds[i] == last_bounds[i]:
-                raw = bytearray(nbytes)  # the index says the whole span is empty
-            else:  # current content, gaps included (pread: cheaper than faulting in holes)
-                raw = bytearray(self._f.pread(nbytes, base + s0 * rs))
-            span = np.frombuffer(raw, dtype=h.schema.record_dtype)
-            if rs % 8 == 0:
-                words = span.view(np.int64).reshape(len(span), rs // 8)
-                new = np.frombuffer(view[a * rs : b * rs], dtype=np.int64).reshape(b - a, rs // 8)
-                words[slots[a:b] - s0] = new
-            else:
-                span[slots[a:b] - s0] = np.frombuffer(view[a * rs : b * rs], dtype=span.dtype)
-            self._f.pwrite(span.data.cast("B"), base + s0 * rs)
+        gappy = lengths != ends - starts
+        if occ is not None:  # spans holding no occupied slot need no read-back
+            gappy &= np.searchsorted(occ, first) != np.searchsorted(occ, last, side="right")
+        for i in np.flatnonzero(gappy).tolist():  # current content, gaps included
+            lo, count = int(at[i]) * rs, int(lengths[i]) * rs
+            current = self._f.pread(count, base + int(first[i]) * rs)
+            if len(current) != count:
+                raise CorruptFileError(f"{self.path}: slots past the end of the file")
+            buf[lo : lo + count] = current
+        pos = slots - np.repeat(first - at, ends - starts)  # each record's buffer slot
+        whole = np.dtype(f"V{rs}")  # a record as one opaque item: the cheapest scatter
+        np.frombuffer(buf, dtype=whole)[pos] = np.frombuffer(view, dtype=whole)
+        out = memoryview(buf)
+        for lo, count, slot in zip((at * rs).tolist(), (lengths * rs).tolist(),
+                                   first.tolist(), strict=True):
+            self._f.pwrite(out[lo : lo + count], base + slot * rs)
 
     def read(self, offset: int, size: int) -> bytes:
         data = self._f.pread(size, offset)

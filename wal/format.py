@@ -34,8 +34,10 @@ __all__ = [
     "unpack_record_header",
     "check_payload_sizes",
     "frame_parts",
+    "frame_one",
     "encode_frames",
     "as_bytes_view",
+    "Payload",
 ]
 
 # docs/wal.md §2: segment header.
@@ -160,41 +162,63 @@ def as_bytes_view(payload: bytes | bytearray | memoryview) -> bytes | bytearray 
     return payload
 
 
-def check_payload_sizes(payloads: Sequence[bytes | bytearray | memoryview]) -> None:
+Buffer = bytes | bytearray | memoryview
+# One transaction's payload: a buffer, or a tuple of buffers logged as their concatenation
+# (so a large payload need not be joined into one copy first).
+Payload = Buffer | tuple[Buffer, ...]
+
+
+def _views(raw: Payload) -> list[Buffer]:
+    if isinstance(raw, tuple):
+        return [as_bytes_view(b) for b in raw]
+    return [as_bytes_view(raw)]
+
+
+def check_payload_sizes(payloads: Sequence[Payload]) -> None:
     """Raise ValueError (or TypeError) for a payload encode_frames would refuse."""
     for raw in payloads:
-        n = len(as_bytes_view(raw))
+        n = sum(len(v) for v in _views(raw))
         if n > MAX_PAYLOAD:
             raise ValueError(f"payload of {n} bytes exceeds MAX_PAYLOAD ({MAX_PAYLOAD} bytes)")
 
 
 def frame_parts(
-    payloads: Sequence[bytes | bytearray | memoryview], first_txn: int, rtype: int, seed: int
-) -> tuple[list[bytes | bytearray | memoryview], int]:
+    payloads: Sequence[Payload], first_txn: int, rtype: int, seed: int
+) -> tuple[list[Buffer], int]:
     """The frames of `payloads` with txns first_txn, first_txn+1, …: a list of buffers (header,
     payload, header, payload, …) to be written back to back, and their total size.
 
     Payloads are not copied; ValueError for one larger than MAX_PAYLOAD."""
-    parts: list[bytes | bytearray | memoryview] = []
+    parts: list[Buffer] = []
     pack_tail = _REC_TAIL.pack
     pack_crc = _U32.pack
     txn = first_txn
     total = 0
     for raw in payloads:
-        p = as_bytes_view(raw)
-        n = len(p)
+        views = _views(raw)
+        n = sum(len(v) for v in views)
         if n > MAX_PAYLOAD:
             raise ValueError(f"payload of {n} bytes exceeds MAX_PAYLOAD ({MAX_PAYLOAD} bytes)")
         tail = pack_tail(n, txn, rtype)
-        parts.append(pack_crc(crc32c(p, crc32c(tail, seed))) + tail)
-        parts.append(p)
+        crc = crc32c(tail, seed)
+        for v in views:
+            crc = crc32c(v, crc)
+        parts.append(pack_crc(crc) + tail)
+        parts.extend(views)
         total += RECORD_HEADER_SIZE + n
         txn += 1
     return parts, total
 
 
-def encode_frames(
-    payloads: Sequence[bytes | bytearray | memoryview], first_txn: int, rtype: int, seed: int
-) -> bytes:
+def frame_one(payload: bytes, txn: int, rtype: int, seed: int) -> bytes:
+    """The frame of one payload (bytes of at most MAX_PAYLOAD), joined: frame_parts of one."""
+    n = len(payload)
+    if n > MAX_PAYLOAD:
+        raise ValueError(f"payload of {n} bytes exceeds MAX_PAYLOAD ({MAX_PAYLOAD} bytes)")
+    tail = _REC_TAIL.pack(n, txn, rtype)
+    return b"".join((_U32.pack(crc32c(payload, crc32c(tail, seed))), tail, payload))
+
+
+def encode_frames(payloads: Sequence[Payload], first_txn: int, rtype: int, seed: int) -> bytes:
     """The frames of `payloads` joined into one buffer (each payload copied once)."""
     return b"".join(frame_parts(payloads, first_txn, rtype, seed)[0])

@@ -93,6 +93,8 @@ class OsFile:
         return os.pread(self._fd, size, offset)
 
     def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None:
+        if type(data) is bytes and os.pwrite(self._fd, data, offset) == len(data):
+            return  # the common case: one call wrote it all
         view = memoryview(data).cast("B")
         total = len(view)
         done = 0

@@ -15,8 +15,10 @@ from wal.format import (
     FLAG_BASE,
     HEADER_SIZE,
     RT_DATA,
+    Payload,
     check_payload_sizes,
     encode_segment_header,
+    frame_one,
     frame_parts,
     new_salt,
     record_seed,
@@ -167,9 +169,10 @@ class WriteAheadLog:
         return self._dir
 
     # ------------------------------------------------------------------ writing
-    def append(self, payloads: Sequence[bytes | memoryview], rtype: int = RT_DATA) -> int:
+    def append(self, payloads: Sequence[Payload], rtype: int = RT_DATA) -> int:
         """Frame `payloads` as consecutive txns and write them with one write; returns the last
         txn assigned (last_txn unchanged when `payloads` is empty). Not durable until `sync()`.
+        A payload given as a tuple of buffers is logged as their concatenation.
         Rotates to a new segment first when the current one exceeds `segment_max_bytes`."""
         self._check_writable("append")
         if not 1 <= rtype <= 255:
@@ -184,9 +187,20 @@ class WriteAheadLog:
             except BaseException as exc:
                 self._fail(exc)
                 raise
-        parts, total = frame_parts(payloads, first, rtype, self._seed)  # may raise ValueError
         file = self._file
         assert file is not None
+        one = payloads[0] if len(payloads) == 1 else None
+        if type(one) is bytes and len(one) < _WRITEV_MIN:  # the small single transaction
+            frame = frame_one(one, first, rtype, self._seed)  # may raise ValueError
+            try:
+                file.pwrite(frame, self._end)
+            except BaseException as exc:
+                self._fail(exc)
+                raise
+            self._end += len(frame)
+            self._last_txn = first
+            return first
+        parts, total = frame_parts(payloads, first, rtype, self._seed)  # may raise ValueError
         writev = getattr(file, "pwritev", None)
         try:
             if writev is not None and total >= _WRITEV_MIN and len(parts) <= _WRITEV_MAX_PARTS:

@@ -416,3 +416,22 @@ def test_sync_may_run_concurrently_with_appends_that_rotate(fs):
     assert [r.payload for r in _records(durable)] == [
         i.to_bytes(4, "little") * 10 for i in range(2000)
     ]
+
+
+def test_a_payload_of_several_buffers_is_logged_as_their_concatenation(fs):
+    big = os.urandom(300 << 10)  # large enough for the vectored write
+    payloads = [(b"ab", memoryview(b"cd")), b"single", (b"", b"x"), (b"head", memoryview(big))]
+    with WriteAheadLog.open(DIR, fs) as log:
+        assert log.append(payloads[:2]) == 2
+        assert log.append([payloads[2]]) == 3
+        assert log.append([payloads[3]]) == 4
+        size = log.size_bytes
+    assert [r.payload for r in _records(fs)] == [b"abcd", b"single", b"x", b"head" + big]
+    assert size == 40 + 4 * 20 + 4 + 6 + 1 + 4 + len(big)
+
+
+def test_the_same_bytes_whether_a_payload_is_split_or_joined(tmp_path):
+    from wal.format import encode_frames
+
+    parts = (b"abc", memoryview(b"defg"), b"", b"h")
+    assert encode_frames([parts], 7, 1, 12345) == encode_frames([b"abcdefgh"], 7, 1, 12345)
