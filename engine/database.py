@@ -462,6 +462,21 @@ class Database:
             self._fast[key] = plan
         return plan
 
+    def _many_fast(self, key: str, data: np.ndarray) -> Sequence[SlotWrite | RowWrite] | None:
+        """write_many's share of the fast path: the writes for `data` when `key` names an
+        existing fixed bucket and the rows have its types (the plan cached as for write()),
+        else None (the general path judges the rows and raises the errors)."""
+        plan = self._fast.get(key) if type(key) is str else None
+        if (plan is None or (plan.dtype is not data.dtype and plan.dtype != data.dtype)
+                or self.catalog.buckets.get(plan.key) is not plan.bucket):
+            plan = self._fast_plan(key, data.dtype)
+            if plan is None:
+                return None
+        if len(data) == 1:
+            built = plan.one(data.tobytes())
+            return None if built is None else built[1]
+        return plan.plan(data)
+
     def write_many(self, items: Mapping[str, Any], *, variable: bool | None = None) -> int:
         """Write to several buckets as one transaction: all of it becomes visible and durable
         together, or none of it; invalid input anywhere writes nothing."""
@@ -469,11 +484,17 @@ class Database:
         if not isinstance(items, Mapping):
             raise InvalidInputError("write_many() takes a dict {bucket key: data}")
         with self._meta_lock:
-            plans: list[SlotWrite] = []
+            plans: list[SlotWrite | RowWrite] = []
             ticks: list[tuple[BucketKey, Schema, ingest.Batch]] = []
             creates: list[tuple[BucketKey, Schema]] = []
             size = 0
             for key_text, data in items.items():
+                if type(data) is np.ndarray and data.ndim == 1 and len(data) and not variable:
+                    known = self._many_fast(key_text, data)
+                    if known is not None:  # an existing bucket, rows of its own types
+                        plans.extend(known)
+                        size += sum(p.nbytes for p in known)
+                        continue
                 key = parse_key(key_text)
                 cols = ingest.raw_columns(data, str(key))
                 bucket = self.catalog.buckets.get(key)

@@ -193,12 +193,22 @@ class OnDiskAgg:
         return aggfuncs.reduce_ticks(labels, rows)
 
     def _write(self, db: Any, out: Mapping[str, Mapping[str, np.ndarray]]) -> int:
-        items = {k: v for k, v in out.items() if len(v["Epoch"])}
+        items = {k: _records(v) for k, v in out.items() if len(v["Epoch"])}
         if items:
             db.write_many(items)
-        n = sum(len(v["Epoch"]) for v in items.values())
+        n = sum(len(v) for v in items.values())
         self.bars_written += n
         return n
+
+
+def _records(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The bars as one structured array: rows whose fields have the destination bucket's
+    types take the engine's byte-copy write path (engine/fastpath.py)."""
+    n = len(columns["Epoch"])
+    out = np.empty(n, dtype=[(name, col.dtype) for name, col in columns.items()])
+    for name, col in columns.items():
+        out[name] = col
+    return out
 
 
 def _split(out: dict[str, dict[str, np.ndarray]], out_key: str, dests: Sequence[Any],

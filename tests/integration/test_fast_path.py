@@ -327,6 +327,10 @@ def test_write_many_of_arrays_logs_what_dicts_log(tmp_path: Any) -> None:
         {"A/1Min/OHLCV": rows([T0 + 120, T0 + 60, T0 + 120]), "B/1Min/OHLCV": rows([T0]),
          "D/1Min/OHLCV": as_dict(rows([T0 + 7]))},
         {"A/1Min/OHLCV": rows([]), "B/1Min/OHLCV": rows([T0 + 60])},
+        # existing buckets, one row each (the cached 1-row plan): back-fill, a new year,
+        # an overwrite, and a daily bucket
+        {"A/1Min/OHLCV": rows([T0 - 60]), "B/1Min/OHLCV": rows([NEW_YEAR_2025 - 60]),
+         "C/1D/OHLCV": rows([T0 + 30], first=9.0), "D/1Min/OHLCV": rows([T0 + 7])},
     ]
     logged = []
     for name, conv in (("fast", lambda a: a), ("slow", as_dict)):
@@ -336,6 +340,6 @@ def test_write_many_of_arrays_logs_what_dicts_log(tmp_path: Any) -> None:
                 db.write_many({k: conv(v) if isinstance(v, np.ndarray) else v
                                for k, v in item.items()})
             logged.append(_payloads(root))
-    assert len(logged[0]) == 3
+    assert len(logged[0]) == 4
     assert logged[0] == logged[1]
     assert _data_files(os.fspath(tmp_path / "fast")) == _data_files(os.fspath(tmp_path / "slow"))
