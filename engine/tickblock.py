@@ -1,0 +1,220 @@
+"""Tick blocks, the on-disk unit of tick data: the rows of one or more intervals of a year file
+in one zstandard frame, with a directory linking each interval to its previous block (its
+chain). Pure encode/decode/verify, no file I/O. Layout: docs/format.md "Tick buckets".
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zstandard
+
+from engine.errors import CorruptFileError, UnsupportedFormatError
+from engine.schema import Schema
+from wal.crc import crc32c
+
+__all__ = ["Block", "BLOCK_HEADER", "BLOCK_MAGIC", "ENTRY_DTYPE", "BLOCK_TARGET", "MAX_BLOCK",
+           "IntervalRows", "encode_blocks", "decode_blocks", "apportion"]
+
+BLOCK_MAGIC = b"MKTK"
+_OLD_MAGIC = b"MKTB"  # the pre-release format of one blob per interval
+# magic, flags, reserved, entries, rows, raw size, frame bytes, CRC-32C
+BLOCK_HEADER = struct.Struct("<4sHHIIIII")
+_CRC_AT = BLOCK_HEADER.size - 4
+FLAG_NS32 = 1  # nanosecond offsets stored as u4 (every offset of the block is < 2**32)
+# One directory entry per interval, slots ascending: the interval's rows in this block and
+# the previous block of its chain (offset 0 = none).
+ENTRY_DTYPE = np.dtype([("slot", "<u4"), ("rows", "<u4"), ("prev", "<i8"),
+                        ("prev_bytes", "<u4"), ("prev_rows", "<u4")])
+MAX_BLOCK = 1 << 31
+BLOCK_TARGET = 1 << 19  # raw bytes per block a writer aims at (intervals are never split)
+LEVEL = 1
+THREADS = 2
+_cctx = zstandard.ZstdCompressor(level=LEVEL)
+_dctx = zstandard.ZstdDecompressor()
+
+
+@dataclass
+class IntervalRows:
+    """The rows of one interval: nanoseconds since the interval's label, and the columns."""
+
+    ns: np.ndarray  # int64, sorted ascending (stable: ties in write order)
+    rows: np.ndarray  # the schema's row_dtype
+
+    def __len__(self) -> int:
+        return len(self.ns)
+
+
+@dataclass
+class Block:
+    """A decoded block: its directory as arrays and its columns as views of the raw bytes."""
+
+    offset: int
+    nbytes: int
+    slots: np.ndarray  # int64, strictly ascending
+    counts: np.ndarray  # int64, rows per entry (>= 1)
+    starts: np.ndarray  # int64, first row of each entry
+    prev: np.ndarray  # int64
+    prev_bytes: np.ndarray  # int64
+    prev_rows: np.ndarray  # int64
+    ns: np.ndarray  # offsets since each row's label (u4 or i8 as stored)
+    columns: dict[str, np.ndarray]
+
+    def find(self, slots: np.ndarray, where: str) -> np.ndarray:
+        """The entry index of each slot; a slot the block does not hold is damage."""
+        k = np.searchsorted(self.slots, slots)
+        k = np.minimum(k, len(self.slots) - 1)
+        bad = self.slots[k] != slots
+        if bool(bad.any()):
+            slot = int(slots[np.flatnonzero(bad)[0]])
+            raise CorruptFileError(
+                f"{where}: the chain of slot {slot} points at the tick block at offset "
+                f"{self.offset}, which holds no rows of that slot")
+        return k
+
+    def share(self, k: int) -> int:
+        """Entry k's share of the block's bytes (see `apportion`)."""
+        total = int(self.starts[-1] + self.counts[-1])
+        a = int(self.starts[k])
+        return (self.nbytes * (a + int(self.counts[k]))) // total - (self.nbytes * a) // total
+
+    def piece(self, k: int, schema: Schema) -> IntervalRows:
+        a, b = int(self.starts[k]), int(self.starts[k]) + int(self.counts[k])
+        rows = np.empty(b - a, dtype=schema.row_dtype)
+        for name, col in self.columns.items():
+            rows[name] = col[a:b]
+        return IntervalRows(self.ns[a:b].astype(np.int64), rows)
+
+
+def apportion(nbytes: int, counts: np.ndarray) -> np.ndarray:
+    """A block's bytes split over its entries in proportion to their rows, summing exactly
+    to `nbytes`: what each interval's chain counts as live bytes (docs/format.md)."""
+    if len(counts) == 1:
+        return np.array([nbytes], dtype=np.int64)
+    edges = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=edges[1:])
+    if len(counts):
+        edges = (nbytes * edges) // int(edges[-1])
+    return edges[1:] - edges[:-1]
+
+
+def _raw(schema: Schema, entries: np.ndarray, ns: np.ndarray,
+         columns: Sequence[np.ndarray]) -> tuple[bytes, int]:
+    flags = 0
+    if not len(ns) or (int(ns.min()) >= 0 and int(ns.max()) < 1 << 32):
+        flags |= FLAG_NS32
+        nsb = ns.astype("<u4").tobytes()
+    else:
+        nsb = ns.astype("<i8", copy=False).tobytes()
+    parts = [entries.tobytes(), nsb]
+    for (_, dt), col in zip(schema.columns, columns, strict=True):
+        parts.append(np.ascontiguousarray(col, dtype=dt).tobytes())
+    return b"".join(parts), flags
+
+
+def encode_blocks(schema: Schema, items: Sequence[tuple[np.ndarray, np.ndarray,
+                                                        Sequence[np.ndarray]]]) -> list[bytes]:
+    """Encode blocks from (directory entries, ns offsets, column arrays) each; rows grouped by
+    entry in directory order. The frames are compressed together (several threads)."""
+    raws = [_raw(schema, e, ns, cols) for e, ns, cols in items]
+    if len(raws) > 1:
+        out = _cctx.multi_compress_to_buffer([r for r, _ in raws], threads=THREADS)
+        frames: list[bytes] = [out[i].tobytes() for i in range(len(raws))]
+    else:
+        frames = [_cctx.compress(r) for r, _ in raws]
+    blocks = []
+    for (raw, flags), (e, ns, _), frame in zip(raws, items, frames, strict=True):
+        head = BLOCK_HEADER.pack(BLOCK_MAGIC, flags, 0, len(e), len(ns), len(raw), len(frame), 0)
+        crc = _crc(memoryview(head)[:_CRC_AT], frame)
+        blocks.append(head[:_CRC_AT] + struct.pack("<I", crc) + frame)
+    return blocks
+
+
+def _crc(head: bytes | memoryview, frame: bytes | memoryview) -> int:
+    return crc32c(frame, crc32c(head))
+
+
+def _check_header(buf: bytes | memoryview, schema: Schema, where: str, what: str
+                  ) -> tuple[int, int, int, int]:
+    """(flags, entries, rows, raw size) of a block whose header, size and CRC check out."""
+    if len(buf) < BLOCK_HEADER.size:
+        raise CorruptFileError(f"{where}: {what} is cut short")
+    magic, flags, reserved, entries, rows, raw_size, frame_bytes, crc = \
+        BLOCK_HEADER.unpack_from(buf, 0)
+    if magic == _OLD_MAGIC:
+        raise UnsupportedFormatError(
+            f"{where}: {what} is in the pre-release tick format of one blob per interval; "
+            "this version reads tick blocks only: re-import the data")
+    if magic != BLOCK_MAGIC or flags & ~FLAG_NS32 or reserved or not entries or not rows:
+        raise CorruptFileError(f"{where}: {what} is damaged (bad magic or header fields)")
+    if BLOCK_HEADER.size + frame_bytes != len(buf):
+        raise CorruptFileError(f"{where}: {what} is {len(buf)} bytes, its header says "
+                               f"{BLOCK_HEADER.size + frame_bytes}")
+    view = memoryview(buf)
+    if _crc(view[:_CRC_AT], view[BLOCK_HEADER.size :]) != crc:
+        raise CorruptFileError(f"{where}: {what} fails its checksum")
+    nsw = 4 if flags & FLAG_NS32 else 8
+    if raw_size != entries * ENTRY_DTYPE.itemsize + rows * (nsw + schema.row_dtype.itemsize):
+        raise CorruptFileError(f"{where}: {what} has an inconsistent size")
+    return flags, entries, rows, raw_size
+
+
+def decode_blocks(bufs: Sequence[tuple[int, bytes | memoryview]], schema: Schema, where: str,
+                  what: Sequence[str], nslots: int | None = None) -> list[Block]:
+    """Decode and verify blocks given as (file offset, bytes); `what[i]` names block i in
+    errors (e.g. "the tick block of slot 42")."""
+    heads = [_check_header(b, schema, where, what[i]) for i, (_, b) in enumerate(bufs)]
+    sizes = [h[3] for h in heads]
+    frames: list[bytes | bytearray | memoryview] = [memoryview(b)[BLOCK_HEADER.size :]
+                                                    for _, b in bufs]
+    raws: list[Any] = []
+    try:
+        if len(frames) > 1:
+            res = _dctx.multi_decompress_to_buffer(
+                frames, decompressed_sizes=np.asarray(sizes, dtype=np.uint64).tobytes(),
+                threads=THREADS)
+            raws = [res[i] for i in range(len(frames))]
+        else:
+            raws = [_dctx.decompress(frames[0], max_output_size=sizes[0])] if frames else []
+    except zstandard.ZstdError:
+        raws = []
+        for i, fr in enumerate(frames):  # find the damaged one
+            try:
+                raws.append(_dctx.decompress(fr, max_output_size=sizes[i]))
+            except zstandard.ZstdError as exc:
+                raise CorruptFileError(f"{where}: {what[i]} does not decompress") from exc
+    out = []
+    for i, ((off, buf), (flags, entries, rows, raw_size), raw) in enumerate(
+            zip(bufs, heads, raws, strict=True)):
+        if len(raw) != raw_size:
+            raise CorruptFileError(f"{where}: {what[i]} decompressed to a wrong size")
+        out.append(_block(off, len(buf), raw, flags, entries, rows, schema, where, what[i],
+                          nslots))
+    return out
+
+
+def _block(offset: int, nbytes: int, raw: Any, flags: int, entries: int, rows: int,
+           schema: Schema, where: str, what: str, nslots: int | None) -> Block:
+    d = np.frombuffer(raw, dtype=ENTRY_DTYPE, count=entries)
+    slots = d["slot"].astype(np.int64)
+    counts = d["rows"].astype(np.int64)
+    if (len(slots) > 1 and not bool((slots[1:] > slots[:-1]).all())) or \
+            (nslots is not None and int(slots[-1]) >= nslots) or \
+            not bool((counts > 0).all()) or int(counts.sum()) != rows:
+        raise CorruptFileError(f"{where}: {what} has a damaged directory")
+    starts = np.zeros(entries, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    pos = entries * ENTRY_DTYPE.itemsize
+    nsdt = np.dtype("<u4") if flags & FLAG_NS32 else np.dtype("<i8")
+    ns = np.frombuffer(raw, dtype=nsdt, count=rows, offset=pos)
+    pos += nsdt.itemsize * rows
+    cols = {}
+    for name, dt in schema.columns:
+        cols[name] = np.frombuffer(raw, dtype=dt, count=rows, offset=pos)
+        pos += dt.itemsize * rows
+    return Block(offset, nbytes, slots, counts, starts, d["prev"].astype(np.int64),
+                 d["prev_bytes"].astype(np.int64), d["prev_rows"].astype(np.int64), ns, cols)
