@@ -99,8 +99,6 @@ class TickWrite:
     new_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     new_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     new_rows: Any = None
-    # The planner's pending heads this plan replaced, for TickPlanner.discard.
-    undo: dict[int, Any] = field(default_factory=dict, repr=False)
 
     @property
     def nbytes(self) -> int:
@@ -110,7 +108,8 @@ class TickWrite:
 @dataclass
 class _FileState:
     end: int  # next free byte of the data region, including planned writes
-    heads: dict[int, tuple[TickWrite, int]] = field(default_factory=dict)  # slot -> record
+    # Writes planned but not yet applied, in plan order: their slot records overlay the file's.
+    pending: list[TickWrite] = field(default_factory=list)
     blobs: dict[int, tuple[object, bytes]] = field(default_factory=dict)  # pending blocks
 
 
@@ -122,7 +121,7 @@ class TickPlanner:
 
     def _state(self, key: BucketKey, year: int, f: YearFile | None, data_start: int) -> _FileState:
         st = self._files.get((key, year))
-        if st is None or not (st.heads or st.blobs):
+        if st is None or not (st.pending or st.blobs):
             # Nothing planned awaits apply: the file's size is the end (also after the bucket
             # was destroyed and created again, or a compaction stopped half-way).
             end = data_start if f is None else max(f.size(), data_start)
@@ -141,11 +140,7 @@ class TickPlanner:
         st = self._files.get((w.key, w.year))
         if st is None:
             return
-        heads = st.heads
-        for s in w.slots.tolist():
-            cur = heads.get(s)
-            if cur is not None and cur[0] is w:
-                del heads[s]
+        st.pending = [p for p in st.pending if p is not w]
         for off in [o for o, (tok, _) in st.blobs.items() if tok is w]:
             del st.blobs[off]
 
@@ -155,13 +150,7 @@ class TickPlanner:
         st = self._files.get((w.key, w.year))
         if st is None:
             return
-        for s, before in w.undo.items():
-            cur = st.heads.get(s)
-            if cur is not None and cur[0] is w:
-                if before is None:
-                    del st.heads[s]
-                else:
-                    st.heads[s] = before
+        st.pending = [p for p in st.pending if p is not w]
         for off in [o for o, (tok, _) in st.blobs.items() if tok is w]:
             del st.blobs[off]
         if st.end == w.offset + len(w.region):
@@ -179,12 +168,11 @@ class TickPlanner:
                 raise CorruptFileError(
                     f"{where}: slot {int(uslots[np.flatnonzero(bad)[0]])} holds another slot's "
                     "record; the file is damaged")
-        if st.heads:
-            heads = st.heads
-            for i, s in enumerate(uslots.tolist()):
-                p = heads.get(s)
-                if p is not None:
-                    cur[i] = p[0].records[p[1]]
+        for p in st.pending:  # oldest first: a newer plan's record wins
+            at = np.minimum(np.searchsorted(p.slots, uslots), len(p.slots) - 1)
+            hit = p.slots[at] == uslots
+            if bool(hit.any()):
+                cur[hit] = p.records[at[hit]]
         return cur
 
     def plan(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
@@ -243,9 +231,7 @@ class TickPlanner:
         # Publish to the planner state only now: a plan that raised half-way (a damaged
         # block, an oversized interval) must leave no pending head behind, or a later write
         # would merge rows that were never logged.
-        ulist = uslots.tolist()
-        w.undo = {s: st.heads.get(s) for s in ulist}
-        st.heads.update(zip(ulist, [(w, i) for i in range(len(ulist))], strict=True))
+        st.pending.append(w)
         st.blobs.update((int(o), (w, b)) for o, b in zip(offs.tolist(), blocks, strict=True))
         st.end = int(offs[-1] + sizes[-1])
         return w
@@ -254,9 +240,14 @@ class TickPlanner:
                   f: YearFile | None, where: str, slot: int, ns: np.ndarray,
                   rows: np.ndarray) -> TickWrite:
         """`plan` for rows of a single interval (the single-tick append), in scalars."""
-        pending = st.heads.get(slot)
-        if pending is not None:
-            cur = pending[0].records[pending[1]].tolist()
+        cur = None
+        for p in reversed(st.pending):
+            at = int(np.searchsorted(p.slots, slot))
+            if at < len(p.slots) and int(p.slots[at]) == slot:
+                cur = p.records[at].tolist()
+                break
+        if cur is not None:
+            pass
         elif f is not None:
             cur = f.slots[slot].tolist()
             if cur[0] not in (0, slot + 1):
@@ -297,8 +288,7 @@ class TickPlanner:
                    nrows + len(ns))
         w = TickWrite(key, year, off, block, np.array([slot], dtype=np.int64), recs,
                       np.full(len(ns), slot, dtype=np.int64), ns, rows)
-        w.undo = {slot: pending}
-        st.heads[slot] = (w, 0)
+        st.pending.append(w)
         st.blobs[off] = (w, block)
         st.end = off + len(block)
         return w
@@ -345,10 +335,11 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
         for name, values in columns.items():
             row[name] = values
         return [planner.plan(key, schema, y, file_of(y), data_start_of(y), slots, ns1, row)]
-    uyears = np.unique(years)
-    if len(uyears) == 1:
-        labels = calendar.labels(int(uyears[0]), slots, tf)
+    one_year = int(years.min()) == int(years.max())
+    if one_year:
+        labels = calendar.labels(int(years[0]), slots, tf)
     else:
+        uyears = np.unique(years)
         labels = np.empty(len(epochs), dtype=np.int64)
         for y in uyears.tolist():
             sel = years == y
@@ -357,7 +348,7 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
     rows = np.empty(len(epochs), dtype=schema.row_dtype)
     for name, values in columns.items():
         rows[name] = values
-    if len(uyears) == 1:
+    if one_year:
         # One year: order by time alone (slots follow time); skip the sort when sorted.
         t = epochs * NS + nanos
         if len(t) > 1 and not bool((t[1:] >= t[:-1]).all()):
@@ -368,7 +359,7 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
         years, slots, ns, rows = years[order], slots[order], ns[order], rows[order]
     out: list[TickWrite] = []
     cuts = [0, *(np.flatnonzero(np.diff(years)) + 1).tolist(), len(years)] \
-        if len(uyears) > 1 else [0, len(years)]
+        if not one_year else [0, len(years)]
     try:
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             y = int(years[a])
