@@ -53,7 +53,8 @@ class Model:
             keep &= t <= end
         t, s = t[keep], s[keep]
         if limit is not None:
-            t, s = (t[:limit], s[:limit]) if from_start else (t[len(t) - limit :], s[len(s) - limit :])
+            cut = max(0, len(t) - limit)
+            t, s = (t[:limit], s[:limit]) if from_start else (t[cut:], s[cut:])
         return t, s
 
 
