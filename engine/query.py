@@ -177,7 +177,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         if remaining is not None and b - a > remaining:
             a, b = (b - remaining, b) if backwards else (a, a + remaining)
         epochs = np.repeat(labels, nrows)
-        if len(ns) and (int(ns.min()) < 0 or int(ns.max()) >= NS):
+        if tf.seconds > 1 and len(ns) and int(ns.max()) >= NS:  # offsets past a second
             q, ns = np.divmod(ns, NS)
             epochs += q
         if (a, b) != (0, len(ns)):

@@ -5,7 +5,9 @@ chain). Pure encode/decode/verify, no file I/O. Layout: docs/format.md "Tick buc
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +35,9 @@ ENTRY_DTYPE = np.dtype([("slot", "<u4"), ("rows", "<u4"), ("prev", "<i8"),
 MAX_BLOCK = 1 << 31
 BLOCK_TARGET = 1 << 19  # raw bytes per block a writer aims at (intervals are never split)
 LEVEL = 1
-THREADS = 2
-_cctx = zstandard.ZstdCompressor(level=LEVEL)
-_dctx = zstandard.ZstdDecompressor()
+THREADS = min(2, os.cpu_count() or 1)  # decoding threads for large reads
+PARALLEL_BYTES = 4 << 20  # raw bytes from which a read decodes on two threads
+_cctx = zstandard.ZstdCompressor(level=LEVEL)  # the commit leader's (writes are serialised)
 
 
 @dataclass
@@ -122,7 +124,7 @@ def encode_blocks(schema: Schema, items: Sequence[tuple[np.ndarray, np.ndarray,
     entry in directory order. The frames are compressed together (several threads)."""
     raws = [_raw(schema, e, ns, cols) for e, ns, cols in items]
     if len(raws) > 1:
-        out = _cctx.multi_compress_to_buffer([r for r, _ in raws], threads=THREADS)
+        out = _cctx.multi_compress_to_buffer([r for r, _ in raws])
         frames: list[bytes] = [out[i].tobytes() for i in range(len(raws))]
     else:
         frames = [_cctx.compress(r) for r, _ in raws]
@@ -163,6 +165,45 @@ def _check_header(buf: bytes | memoryview, schema: Schema, where: str, what: str
     return flags, entries, rows, raw_size
 
 
+def _decompress_some(frames: Sequence[bytes | bytearray | memoryview], sizes: Sequence[int],
+                     out: list[Any]) -> None:
+    dctx = zstandard.ZstdDecompressor()  # one per thread: a context is not thread-safe
+    out.extend(dctx.decompress(fr, max_output_size=n) for fr, n in zip(frames, sizes,
+                                                                         strict=True))
+
+
+def _decompress(frames: Sequence[bytes | bytearray | memoryview], sizes: Sequence[int]
+                ) -> list[Any]:
+    """Decompress frames; a large set is split in two halves (by raw bytes) decoded on two
+    threads (zstandard releases the GIL). Raises ZstdError if any frame is damaged."""
+    total = sum(sizes)
+    if len(frames) < 2 or total < PARALLEL_BYTES or THREADS < 2:
+        out: list[Any] = []
+        _decompress_some(frames, sizes, out)
+        return out
+    half = int(np.searchsorted(np.cumsum(sizes), total // 2)) + 1
+    half = min(max(half, 1), len(frames) - 1)
+    first: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _decompress_some(frames[:half], sizes[:half], first)
+        except BaseException as exc:  # re-raised on the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=run, name="mkts-tick-decode", daemon=True)
+    t.start()
+    second: list[Any] = []
+    try:
+        _decompress_some(frames[half:], sizes[half:], second)
+    finally:
+        t.join()
+    if errors:
+        raise errors[0]
+    return first + second
+
+
 def decode_blocks(bufs: Sequence[tuple[int, bytes | memoryview]], schema: Schema, where: str,
                   what: Sequence[str], nslots: int | None = None) -> list[Block]:
     """Decode and verify blocks given as (file offset, bytes); `what[i]` names block i in
@@ -173,18 +214,13 @@ def decode_blocks(bufs: Sequence[tuple[int, bytes | memoryview]], schema: Schema
                                                     for _, b in bufs]
     raws: list[Any] = []
     try:
-        if len(frames) > 1:
-            res = _dctx.multi_decompress_to_buffer(
-                frames, decompressed_sizes=np.asarray(sizes, dtype=np.uint64).tobytes(),
-                threads=THREADS)
-            raws = [res[i] for i in range(len(frames))]
-        else:
-            raws = [_dctx.decompress(frames[0], max_output_size=sizes[0])] if frames else []
+        raws = _decompress(frames, sizes)
     except zstandard.ZstdError:
         raws = []
+        dctx = zstandard.ZstdDecompressor()
         for i, fr in enumerate(frames):  # find the damaged one
             try:
-                raws.append(_dctx.decompress(fr, max_output_size=sizes[i]))
+                raws.append(dctx.decompress(fr, max_output_size=sizes[i]))
             except zstandard.ZstdError as exc:
                 raise CorruptFileError(f"{where}: {what[i]} does not decompress") from exc
     out = []

@@ -218,9 +218,14 @@ def read_rows(src: BlockSource, idx: np.ndarray, recs: np.ndarray, dtype: np.dty
         multi[pos[lvl > 0]] = True
         # Slots with older blocks: their pieces lie oldest first; a stable sort by (slot, ns)
         # interleaves them by time and keeps ties in write order.
-        rowpos = np.repeat(np.arange(len(idx)), nrows)
-        sub = np.flatnonzero(np.repeat(multi, nrows))
-        perm = sub[np.lexsort((ns[sub], rowpos[sub]))]
+        which = np.flatnonzero(multi)
+        first = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(nrows, out=first[1:])
+        lens = nrows[which]
+        at = np.zeros(len(which) + 1, dtype=np.int64)
+        np.cumsum(lens, out=at[1:])
+        sub = np.repeat(first[which] - at[:-1], lens) + np.arange(int(at[-1]))
+        perm = sub[np.lexsort((ns[sub], np.repeat(which, lens)))]
         out[sub] = out[perm]
         ns[sub] = ns[perm]
     return out, ns
