@@ -184,7 +184,7 @@ class TickPlanner:
             return self._plan_one(st, key, schema, year, f, where, int(slots[0]), ns, rows)
         w = TickWrite(key, year, st.end, b"", np.zeros(0, np.int64),
                       np.zeros(0, TICK_SLOT_DTYPE), slots, ns, rows)
-        bounds = np.flatnonzero(np.diff(slots)) + 1
+        bounds = np.flatnonzero(slots[1:] != slots[:-1]) + 1
         starts = np.concatenate(([0], bounds)).astype(np.int64)
         ends = np.concatenate((bounds, [len(slots)])).astype(np.int64)
         uslots = slots[starts].astype(np.int64)
@@ -326,6 +326,16 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
                file_of: Any, data_start_of: Any) -> list[TickWrite]:
     """Split validated ticks by year file and interval and plan their blocks."""
     tf = schema.timeframe
+    lo, hi = (int(epochs[0]), int(epochs[0])) if len(epochs) == 1 else \
+        (int(epochs.min()), int(epochs.max()))
+    y0 = calendar.year_of_one(lo)
+    if len(epochs) > 1 and not tf.is_daily and calendar.year_of_one(hi) == y0:
+        # One year of fixed-length intervals (the bulk case): plain arithmetic.
+        since = epochs - calendar.year_start(y0)
+        slots = since // tf.seconds
+        ns = (since - slots * tf.seconds) * NS + nanos.astype(np.int64)
+        return _plan_year(planner, key, schema, y0, epochs, nanos, slots, ns, columns,
+                          file_of, data_start_of)
     years, slots = calendar.slots(epochs, tf)
     if len(epochs) == 1:  # the single-tick append: skip the sorting machinery
         y = int(years[0])
@@ -345,21 +355,16 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
             sel = years == y
             labels[sel] = calendar.labels(int(y), slots[sel], tf)
     ns = (epochs - labels) * NS + nanos.astype(np.int64)
+    if one_year:
+        return _plan_year(planner, key, schema, int(years[0]), epochs, nanos, slots, ns,
+                          columns, file_of, data_start_of)
     rows = np.empty(len(epochs), dtype=schema.row_dtype)
     for name, values in columns.items():
         rows[name] = values
-    if one_year:
-        # One year: order by time alone (slots follow time); skip the sort when sorted.
-        t = epochs * NS + nanos
-        if len(t) > 1 and not bool((t[1:] >= t[:-1]).all()):
-            order = np.argsort(t, kind="stable")  # stable: ties keep input order
-            slots, ns, rows = slots[order], ns[order], rows[order]
-    else:
-        order = np.lexsort((ns, slots, years))  # stable: ties keep input order
-        years, slots, ns, rows = years[order], slots[order], ns[order], rows[order]
+    order = np.lexsort((ns, slots, years))  # stable: ties keep input order
+    years, slots, ns, rows = years[order], slots[order], ns[order], rows[order]
     out: list[TickWrite] = []
-    cuts = [0, *(np.flatnonzero(np.diff(years)) + 1).tolist(), len(years)] \
-        if not one_year else [0, len(years)]
+    cuts = [0, *(np.flatnonzero(years[1:] != years[:-1]) + 1).tolist(), len(years)]
     try:
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             y = int(years[a])
@@ -370,6 +375,23 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
             planner.discard(w)
         raise
     return out
+
+
+def _plan_year(planner: TickPlanner, key: BucketKey, schema: Schema, year: int,
+               epochs: np.ndarray, nanos: np.ndarray, slots: np.ndarray, ns: np.ndarray,
+               columns: dict[str, np.ndarray], file_of: Any, data_start_of: Any
+               ) -> list[TickWrite]:
+    """plan_ticks for rows of one year: order by time alone (slots follow time), and skip
+    the sort when the input is already in order."""
+    rows = np.empty(len(epochs), dtype=schema.row_dtype)
+    for name, values in columns.items():
+        rows[name] = values
+    t = epochs * NS + nanos
+    if len(t) > 1 and not bool((t[1:] >= t[:-1]).all()):
+        order = np.argsort(t, kind="stable")  # stable: ties keep input order
+        slots, ns, rows = slots[order], ns[order], rows[order]
+    return [planner.plan(key, schema, year, file_of(year), data_start_of(year), slots, ns,
+                         rows)]
 
 
 def tick_event_rows(w: TickWrite, schema: Schema) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
