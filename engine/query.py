@@ -159,7 +159,9 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         while True:
             part = slice(len(idx) - k, len(idx)) if backwards else slice(0, k)
             sl, nrows = idx[part], recs["nrows"][part].astype(np.int64)
-            out, ns = read_rows(src, sl, recs[part], schema.result_dtype)
+            # 1Sec: offsets are below 10^9 and go straight into the Nanoseconds column.
+            out, ns = read_rows(src, sl, recs[part], schema.result_dtype,
+                                "Nanoseconds" if tf.seconds == 1 else None)
             labels = calendar.labels(y, sl, tf)
             # Only the first and the last interval can reach outside [start_ns, end_ns].
             a, b = 0, len(ns)
@@ -183,7 +185,8 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         if (a, b) != (0, len(ns)):
             out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
         out["Epoch"] = epochs
-        out["Nanoseconds"] = ns
+        if tf.seconds != 1:
+            out["Nanoseconds"] = ns
         if len(out):
             chunks.append(out)
         if remaining is not None:

@@ -36,7 +36,7 @@ MAX_BLOCK = 1 << 31
 BLOCK_TARGET = 1 << 19  # raw bytes per block a writer aims at (intervals are never split)
 LEVEL = 1
 THREADS = min(2, os.cpu_count() or 1)  # decoding threads for large reads
-PARALLEL_BYTES = 4 << 20  # raw bytes from which a read decodes on two threads
+PARALLEL_BYTES = 1 << 20  # raw bytes from which a read decodes on two threads
 _cctx = zstandard.ZstdCompressor(level=LEVEL)  # the commit leader's (writes are serialised)
 
 

@@ -172,11 +172,14 @@ def _walk(src: BlockSource, idx: np.ndarray, recs: np.ndarray
     return blocks, cat[0], cat[1], cat[2], cat[3], cat[4]
 
 
-def read_rows(src: BlockSource, idx: np.ndarray, recs: np.ndarray, dtype: np.dtype
-              ) -> tuple[np.ndarray, np.ndarray]:
+def read_rows(src: BlockSource, idx: np.ndarray, recs: np.ndarray, dtype: np.dtype,
+              ns_field: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All rows of slots `idx` (ascending; `recs` their slot records): (rows of `dtype` with
-    the bucket's columns filled, int64 nanoseconds since each row's label). Rows are grouped by
-    slot in `idx` order, each slot's `nrows` of them, sorted by time, ties in write order."""
+    the bucket's columns filled, nanoseconds since each row's label). Rows are grouped by slot
+    in `idx` order, each slot's `nrows` of them, sorted by time, ties in write order.
+
+    The offsets are an int64 array, or with `ns_field` written straight into that field of the
+    rows and returned as a view of it (for offsets that fit the field: 1Sec buckets)."""
     schema = src.schema
     names = schema.names
     blocks, pos, lvl, blk, start, cnt = _walk(src, idx, recs)
@@ -192,7 +195,7 @@ def read_rows(src: BlockSource, idx: np.ndarray, recs: np.ndarray, dtype: np.dty
         blk, start, cnt = blk[order], start[order], cnt[order]
     total = int(cnt.sum())
     out = np.empty(total, dtype=dtype)
-    ns = np.empty(total, dtype=np.int64)
+    ns = out[ns_field] if ns_field is not None else np.empty(total, dtype=np.int64)
     if total:
         brk = np.flatnonzero((blk[1:] != blk[:-1]) | (start[1:] != start[:-1] + cnt[:-1])) + 1
         firsts = np.concatenate(([0], brk))
@@ -227,7 +230,8 @@ def read_rows(src: BlockSource, idx: np.ndarray, recs: np.ndarray, dtype: np.dty
         sub = np.repeat(first[which] - at[:-1], lens) + np.arange(int(at[-1]))
         perm = sub[np.lexsort((ns[sub], np.repeat(which, lens)))]
         out[sub] = out[perm]
-        ns[sub] = ns[perm]
+        if ns_field is None:
+            ns[sub] = ns[perm]
     return out, ns
 
 
