@@ -177,3 +177,37 @@ def test_limits_widen_past_edge_intervals_outside_the_range(db: engine.Database)
     check(db.read(KEY, end=dt64(b), limit=30), m.select(None, b, 30))
     check(db.read(KEY, dt64(a), dt64(b), limit=10_000), m.select(a, b, 10_000))
     check(db.read(KEY, dt64(a + 1), dt64(a + 2), limit=5), m.select(a + 1, a + 2, 5))
+
+
+def test_check_reads_shared_blocks_once_and_names_each_damaged_slot(root: str) -> None:
+    """`mkts check` (mkts.check.check_root) passes a healthy tick file and, with one shared
+    block damaged, reports the slots whose chains reach it, not the others."""
+    from mkts.check import check_root
+
+    m = Model()
+    with engine.open(root, sync="off") as db:
+        db.write(KEY, m.add(T0 + np.arange(2_000, dtype=np.int64) * 50_000_000), variable=True)
+        db.write(KEY, m.add(T0 + 500 * NS + np.arange(3, dtype=np.int64)))
+        f = db.catalog.year_file(db.catalog.get(parse_key(KEY)), 2024)
+        assert f is not None
+        path = f.path
+        recs = slots_of(db)
+    assert check_root(root).errors == []
+    heads = recs["head"]
+    lone = int(heads[-1])  # the second write's block: only the interval at T0 + 500 s
+    assert int((heads == lone).sum()) == 1
+    shared = int(heads[0])
+    victims = int((heads == shared).sum())
+    assert victims > 5
+    nbytes = int(recs["head_bytes"][0])
+    with open(path, "r+b") as fh:
+        fh.seek(shared + 28 + (nbytes - 28) // 2)
+        b = fh.read(1)
+        fh.seek(shared + 28 + (nbytes - 28) // 2)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    errors = check_root(root).errors
+    assert len(errors) == 5 + 1  # five listed, then a count of the rest
+    assert all("fails its checksum" in e.message for e in errors[:5])
+    first = int(recs["_slot"][0]) - 1
+    assert f"slot {first})" in errors[0].message
+    assert f"{victims - 5} more damaged tick slot(s)" in errors[5].message
