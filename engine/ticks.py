@@ -65,6 +65,9 @@ def build_blocks(schema: Schema, slots: np.ndarray, counts: np.ndarray, prev: np
         which = np.repeat(np.arange(len(cuts) - 1), cuts[1:] - cuts[:-1])
     items = []
     for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+        if int(row_at[b] - row_at[a]) * row_bytes + (b - a) * ENTRY_DTYPE.itemsize >= MAX_BLOCK:
+            raise CorruptFileError(f"{where}: interval {int(slots[a])} would exceed {MAX_BLOCK} "
+                                   "bytes in one tick block")
         e = np.empty(b - a, dtype=ENTRY_DTYPE)
         e["slot"] = slots[a:b]
         e["rows"] = counts[a:b]
@@ -276,6 +279,9 @@ class TickPlanner:
             if nbl == 0 and (head or hb):
                 raise CorruptFileError(f"{where}: tick chain of slot {slot} is longer than its "
                                        "count")
+        if len(data) * (8 + schema.row_dtype.itemsize) + ENTRY_DTYPE.itemsize >= MAX_BLOCK:
+            raise CorruptFileError(f"{where}: interval {slot} would exceed {MAX_BLOCK} bytes "
+                                   "in one tick block")
         e = np.zeros(1, dtype=ENTRY_DTYPE)
         e[0] = (slot, len(data), head, hb, hr)
         (block,) = encode_blocks(schema, [(e, data.ns, [data.rows[n] for n in schema.names])])
