@@ -104,6 +104,31 @@ def apportion(nbytes: int, counts: np.ndarray) -> np.ndarray:
     return edges[1:] - edges[:-1]
 
 
+def _table_bytes(schema: Schema) -> int:
+    """Bytes of the column width table: one byte per column, padded to 8."""
+    return -(-len(schema.columns) // 8) * 8
+
+
+def _narrowest(dt: np.dtype) -> int:
+    """The smallest width a column of `dt` may be stored in (integers narrow to 1 byte)."""
+    return 1 if dt.kind in "iu" else dt.itemsize
+
+
+def _narrow(col: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """An integer column in the narrowest integer type of its kind that holds all its values
+    (docs/format.md "Tick buckets"); other columns as they are."""
+    if dt.kind not in "iu" or dt.itemsize == 1 or not len(col):
+        return np.ascontiguousarray(col, dtype=dt)
+    lo, hi = int(col.min()), int(col.max())
+    for w in (1, 2, 4):
+        if w >= dt.itemsize:
+            break
+        info = np.iinfo(np.dtype(f"<{dt.kind}{w}"))
+        if info.min <= lo and hi <= info.max:
+            return np.ascontiguousarray(col, dtype=f"<{dt.kind}{w}")
+    return np.ascontiguousarray(col, dtype=dt)
+
+
 def _raw(schema: Schema, entries: np.ndarray, ns: np.ndarray,
          columns: Sequence[np.ndarray]) -> tuple[bytes, int]:
     flags = 0
@@ -112,10 +137,10 @@ def _raw(schema: Schema, entries: np.ndarray, ns: np.ndarray,
         nsb = ns.astype("<u4").tobytes()
     else:
         nsb = ns.astype("<i8", copy=False).tobytes()
-    parts = [entries.tobytes(), nsb]
-    for (_, dt), col in zip(schema.columns, columns, strict=True):
-        parts.append(np.ascontiguousarray(col, dtype=dt).tobytes())
-    return b"".join(parts), flags
+    stored = [_narrow(col, dt) for (_, dt), col in zip(schema.columns, columns, strict=True)]
+    table = bytearray(_table_bytes(schema))
+    table[: len(stored)] = bytes(c.dtype.itemsize for c in stored)
+    return b"".join([entries.tobytes(), bytes(table), nsb, *(c.tobytes() for c in stored)]), flags
 
 
 def encode_blocks(schema: Schema, items: Sequence[tuple[np.ndarray, np.ndarray,
@@ -160,7 +185,9 @@ def _check_header(buf: bytes | memoryview, schema: Schema, where: str, what: str
     if _crc(view[:_CRC_AT], view[BLOCK_HEADER.size :]) != crc:
         raise CorruptFileError(f"{where}: {what} fails its checksum")
     nsw = 4 if flags & FLAG_NS32 else 8
-    if raw_size != entries * ENTRY_DTYPE.itemsize + rows * (nsw + schema.row_dtype.itemsize):
+    fixed = entries * ENTRY_DTYPE.itemsize + _table_bytes(schema) + rows * nsw
+    least = sum(_narrowest(dt) for _, dt in schema.columns)
+    if not fixed + rows * least <= raw_size <= fixed + rows * schema.row_dtype.itemsize:
         raise CorruptFileError(f"{where}: {what} has an inconsistent size")
     return flags, entries, rows, raw_size
 
@@ -245,12 +272,24 @@ def _block(offset: int, nbytes: int, raw: Any, flags: int, entries: int, rows: i
     starts = np.zeros(entries, dtype=np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
     pos = entries * ENTRY_DTYPE.itemsize
+    widths = bytes(memoryview(raw)[pos : pos + len(schema.columns)])
+    pos += _table_bytes(schema)
+    stored = []
+    for (_, dt), w in zip(schema.columns, widths, strict=True):
+        if w == dt.itemsize:
+            stored.append(dt)
+        elif dt.kind in "iu" and w in (1, 2, 4) and w < dt.itemsize:
+            stored.append(np.dtype(f"<{dt.kind}{w}"))
+        else:
+            raise CorruptFileError(f"{where}: {what} has a damaged column width table")
     nsdt = np.dtype("<u4") if flags & FLAG_NS32 else np.dtype("<i8")
+    if pos + rows * (nsdt.itemsize + sum(d.itemsize for d in stored)) != len(raw):
+        raise CorruptFileError(f"{where}: {what} has an inconsistent size")
     ns = np.frombuffer(raw, dtype=nsdt, count=rows, offset=pos)
     pos += nsdt.itemsize * rows
     cols = {}
-    for name, dt in schema.columns:
-        cols[name] = np.frombuffer(raw, dtype=dt, count=rows, offset=pos)
-        pos += dt.itemsize * rows
+    for (name, _), sdt in zip(schema.columns, stored, strict=True):
+        cols[name] = np.frombuffer(raw, dtype=sdt, count=rows, offset=pos)
+        pos += sdt.itemsize * rows
     return Block(offset, nbytes, slots, counts, starts, d["prev"].astype(np.int64),
                  d["prev_bytes"].astype(np.int64), d["prev_rows"].astype(np.int64), ns, cols)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import types
+from typing import Any
 
 import crc32c
 import numpy as np
@@ -163,16 +164,17 @@ def test_block_round_trip_of_text_columns_and_extreme_values() -> None:
 
 def test_block_layout_matches_docs_format() -> None:
     """docs/format.md: 28-byte header <4sHHIIIII, CRC-32C over header bytes 0..23 + frame,
-    then a zstd frame of [directory][ns offsets, u4 when all fit][column 1]...[column k]."""
+    then a zstd frame of [directory][column widths, padded to 8][ns offsets, u4 when all fit]
+    [column 1]...[column k], integer columns in the narrowest width that holds them."""
     ns = [5, 5, 3 * NS + 999_999_999]  # all below 2**32: stored as u4
-    data = interval(ns, [10, 11, 12])
+    data = interval(ns, [10, 11, 12])  # Size (i4) values fit one byte
     block = encode(SCHEMA, entries([(77, 2, 40_000, 123, 2), (78, 1, 0, 0, 0)]), data)
     assert BLOCK_HEADER.size == 28
     assert block[0:4] == b"MKTK"
     assert struct.unpack_from("<HH", block, 4) == (1, 0)  # flags: u4 offsets; reserved
     assert struct.unpack_from("<I", block, 8)[0] == 2  # entries
     assert struct.unpack_from("<I", block, 12)[0] == 3  # rows
-    raw_size = 2 * 24 + 3 * (4 + 8 + 4)
+    raw_size = 2 * 24 + 8 + 3 * (4 + 8 + 1)
     assert struct.unpack_from("<I", block, 16)[0] == raw_size
     frame = block[28:]
     assert struct.unpack_from("<I", block, 20)[0] == len(frame)
@@ -181,9 +183,33 @@ def test_block_layout_matches_docs_format() -> None:
     assert len(raw) == raw_size
     d = np.frombuffer(raw, "<u4, <u4, <i8, <u4, <u4", 2)
     assert [tuple(int(v) for v in e) for e in d] == [(77, 2, 40_000, 123, 2), (78, 1, 0, 0, 0)]
-    assert np.frombuffer(raw, "<u4", 3, offset=48).tolist() == ns
-    assert np.frombuffer(raw, "<f8", 3, offset=60).tolist() == [5.0, 5.5, 6.0]
-    assert np.frombuffer(raw, "<i4", 3, offset=84).tolist() == [10, 11, 12]
+    assert raw[48:56] == bytes([8, 1, 0, 0, 0, 0, 0, 0])  # Price 8 bytes, Size 1 byte
+    assert np.frombuffer(raw, "<u4", 3, offset=56).tolist() == ns
+    assert np.frombuffer(raw, "<f8", 3, offset=68).tolist() == [5.0, 5.5, 6.0]
+    assert np.frombuffer(raw, "<i1", 3, offset=92).tolist() == [10, 11, 12]
+
+
+@pytest.mark.parametrize(("dtype", "values", "width"), [
+    ("<i8", [-128, 127], 1), ("<i8", [-129, 0], 2), ("<i8", [0, 32_768], 4),
+    ("<i8", [-(2**31), 2**31 - 1], 4), ("<i8", [0, 2**31], 8), ("<i8", [-(2**63), 2**63 - 1], 8),
+    ("<u8", [0, 255], 1), ("<u8", [0, 256], 2), ("<u8", [0, 2**32 - 1], 4),
+    ("<u8", [0, 2**64 - 1], 8), ("<i2", [-5, 5], 1), ("<i2", [300, 5], 2), ("<u4", [7, 7], 1),
+    ("<i1", [-128, 127], 1), ("<f8", [1.5, 2.0], 8), ("<f4", [0.0, 1.0], 4),
+])
+def test_integer_columns_are_stored_narrow_and_read_back_exactly(dtype: str, values: list[Any],
+                                                                 width: int) -> None:
+    schema = Schema(parse_timeframe("1Min"), "variable", (("X", np.dtype(dtype)),))
+    rows = np.zeros(len(values), dtype=schema.row_dtype)
+    rows["X"] = values
+    block = encode(schema, entries([(3, len(values), 0, 0, 0)]),
+                   IntervalRows(np.arange(len(values), dtype=np.int64), rows))
+    raw = zstandard.ZstdDecompressor().decompress(block[28:])
+    assert raw[24] == width
+    b = decode(block, schema)
+    assert b.columns["X"].dtype.itemsize == width
+    piece = b.piece(0, schema)
+    assert piece.rows.dtype == schema.row_dtype
+    assert piece.rows["X"].tolist() == rows["X"].tolist()
 
 
 @pytest.mark.parametrize(("nbytes", "counts"), [(100, [1]), (101, [1, 1]), (1000, [3, 1, 7, 2]),
@@ -298,7 +324,8 @@ def _reframe(blob: bytes, raw: bytes, **fields: int) -> bytes:
     ("entries", "<I", 8, 3),
     ("rows", "<I", 12, 6),
     ("rows", "<I", 12, 0),
-    ("raw size", "<I", 16, 2 * 24 + 5 * 16 + 1),
+    ("raw size", "<I", 16, 2 * 24 + 8 + 5 * (4 + 8 + 1) + 1),
+    ("raw size", "<I", 16, 2 * 24 + 8 + 5 * (4 + 8 + 4) + 1),
     ("frame bytes", "<I", 20, 1),
 ])
 def test_damage_with_a_valid_checksum_is_still_detected(blob: bytes, field: str, fmt: str,
@@ -310,7 +337,8 @@ def test_damage_with_a_valid_checksum_is_still_detected(blob: bytes, field: str,
 
 
 @pytest.mark.parametrize("damage", ["slots not ascending", "slot past the year",
-                                    "rows do not add up", "an empty entry"])
+                                    "rows do not add up", "an empty entry",
+                                    "a float narrowed", "a width of 3"])
 def test_a_damaged_directory_is_detected(blob: bytes, damage: str) -> None:
     """A consistent frame whose directory is wrong (checksum recomputed over it)."""
     raw = bytearray(zstandard.ZstdDecompressor().decompress(blob[28:]))
@@ -321,10 +349,13 @@ def test_a_damaged_directory_is_detected(blob: bytes, damage: str) -> None:
         d["slot"][1] = 10**6
     elif damage == "rows do not add up":
         d["rows"][1] = 3
-    else:
+    elif damage == "an empty entry":
         d["rows"] = [0, 5]
     raw[: d.nbytes] = d.tobytes()
-    with pytest.raises(CorruptFileError, match="slot 42.*damaged directory"):
+    if damage in ("a float narrowed", "a width of 3"):
+        raw[d.nbytes : d.nbytes + 2] = bytes([4, 1]) if damage == "a float narrowed" else \
+            bytes([8, 3])
+    with pytest.raises(CorruptFileError, match="slot 42.*damaged (directory|column width)"):
         (b,) = decode_blocks([(4096, _reframe(blob, bytes(raw)))], SCHEMA, "f.bin",
                              ["the block of slot 42"], nslots=1000)
 
@@ -338,7 +369,7 @@ def test_payload_that_is_not_zstd_is_detected(blob: bytes) -> None:
 
 def test_payload_of_the_wrong_length_is_detected(blob: bytes) -> None:
     with pytest.raises(CorruptFileError, match="slot 42"):
-        decode(_reframe(blob, b"\x00" * 60))  # the header says 2 x 24 + 5 x 16 bytes
+        decode(_reframe(blob, b"\x00" * 60))  # the header says 2 x 24 + 8 + 5 x 13 bytes
 
 
 def test_a_block_without_the_slot_is_rejected(blob: bytes) -> None:
