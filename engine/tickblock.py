@@ -33,6 +33,7 @@ FLAG_NS32 = 1  # nanosecond offsets stored as u4 (every offset of the block is <
 ENTRY_DTYPE = np.dtype([("slot", "<u4"), ("rows", "<u4"), ("prev", "<i8"),
                         ("prev_bytes", "<u4"), ("prev_rows", "<u4")])
 MAX_BLOCK = 1 << 31
+MAX_DIGITS = 4  # decimal digits a float column may be scaled by (prices in 1/10 000)
 BLOCK_TARGET = 1 << 19  # raw bytes per block a writer aims at (intervals are never split)
 LEVEL = 1
 THREADS = min(2, os.cpu_count() or 1)  # decoding threads for large reads
@@ -110,14 +111,13 @@ def _table_bytes(schema: Schema) -> int:
 
 
 def _narrowest(dt: np.dtype) -> int:
-    """The smallest width a column of `dt` may be stored in (integers narrow to 1 byte)."""
-    return 1 if dt.kind in "iu" else dt.itemsize
+    """The smallest width a column of `dt` may be stored in (numbers narrow to 1 byte)."""
+    return 1 if dt.kind in "iuf" else dt.itemsize
 
 
-def _narrow(col: np.ndarray, dt: np.dtype) -> np.ndarray:
-    """An integer column in the narrowest integer type of its kind that holds all its values
-    (docs/format.md "Tick buckets"); other columns as they are."""
-    if dt.kind not in "iu" or dt.itemsize == 1 or not len(col):
+def _narrow_int(col: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """An integer column in the narrowest integer type of its kind that holds its values."""
+    if dt.itemsize == 1 or not len(col):
         return np.ascontiguousarray(col, dtype=dt)
     lo, hi = int(col.min()), int(col.max())
     for w in (1, 2, 4):
@@ -129,6 +129,37 @@ def _narrow(col: np.ndarray, dt: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(col, dtype=dt)
 
 
+def _unscale(k: np.ndarray, digits: int, dt: np.dtype) -> np.ndarray:
+    """Floats from decimal-scaled integers: k / 10**digits, rounded once to `dt`. The writer
+    stores a column scaled only if this gives back every value bit for bit."""
+    out = k.astype(np.float64)
+    out /= 10.0**digits
+    return out if dt == out.dtype else out.astype(dt)
+
+
+def _scaled(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None:
+    """A float column as (narrow integers k, digits) with k / 10**digits == col exactly (bit
+    for bit: -0.0, NaN and inf never qualify), when that is narrower than the floats."""
+    c = np.asarray(col, dtype=np.float64)
+    if not len(c) or not bool(np.isfinite(c).all()):
+        return None
+    bits = np.dtype(f"<u{dt.itemsize}")
+    for digits in range(MAX_DIGITS + 1):
+        scale = 10.0**digits
+        for part in (c[:64], c):  # a cheap sample first
+            k = np.rint(part * scale)
+            if not bool((np.abs(k) < 2.0**53).all()):
+                break
+            ki = k.astype(np.int64)
+            want = np.ascontiguousarray(col[: len(part)], dtype=dt).view(bits)
+            if not bool((_unscale(ki, digits, dt).view(bits) == want).all()):
+                break
+        else:
+            stored = _narrow_int(ki, np.dtype("<i8"))
+            return (stored, digits) if stored.dtype.itemsize < dt.itemsize else None
+    return None
+
+
 def _raw(schema: Schema, entries: np.ndarray, ns: np.ndarray,
          columns: Sequence[np.ndarray]) -> tuple[bytes, int]:
     flags = 0
@@ -137,9 +168,18 @@ def _raw(schema: Schema, entries: np.ndarray, ns: np.ndarray,
         nsb = ns.astype("<u4").tobytes()
     else:
         nsb = ns.astype("<i8", copy=False).tobytes()
-    stored = [_narrow(col, dt) for (_, dt), col in zip(schema.columns, columns, strict=True)]
     table = bytearray(_table_bytes(schema))
-    table[: len(stored)] = bytes(c.dtype.itemsize for c in stored)
+    stored = []
+    for i, ((_, dt), col) in enumerate(zip(schema.columns, columns, strict=True)):
+        code = 0
+        if dt.kind in "iu":
+            out = _narrow_int(col, dt)
+        elif dt.kind == "f" and (sc := _scaled(col, dt)) is not None:
+            out, code = sc[0], (sc[1] + 1) << 4
+        else:
+            out = np.ascontiguousarray(col, dtype=dt)
+        table[i] = 0 if out.dtype == dt else code | out.dtype.itemsize
+        stored.append(out)
     return b"".join([entries.tobytes(), bytes(table), nsb, *(c.tobytes() for c in stored)]), flags
 
 
@@ -274,22 +314,29 @@ def _block(offset: int, nbytes: int, raw: Any, flags: int, entries: int, rows: i
     pos = entries * ENTRY_DTYPE.itemsize
     widths = bytes(memoryview(raw)[pos : pos + len(schema.columns)])
     pos += _table_bytes(schema)
-    stored = []
-    for (_, dt), w in zip(schema.columns, widths, strict=True):
-        if w == dt.itemsize:
+    stored: list[np.dtype] = []
+    digits: list[int] = []
+    for (_, dt), code in zip(schema.columns, widths, strict=True):
+        w, scale = code & 0x0F, code >> 4
+        if code == 0:
             stored.append(dt)
-        elif dt.kind in "iu" and w in (1, 2, 4) and w < dt.itemsize:
+        elif scale == 0 and dt.kind in "iu" and w in (1, 2, 4) and w < dt.itemsize:
             stored.append(np.dtype(f"<{dt.kind}{w}"))
+        elif 1 <= scale <= MAX_DIGITS + 1 and dt.kind == "f" and w in (1, 2, 4) and \
+                w < dt.itemsize:
+            stored.append(np.dtype(f"<i{w}"))
         else:
             raise CorruptFileError(f"{where}: {what} has a damaged column width table")
+        digits.append(scale - 1)
     nsdt = np.dtype("<u4") if flags & FLAG_NS32 else np.dtype("<i8")
     if pos + rows * (nsdt.itemsize + sum(d.itemsize for d in stored)) != len(raw):
         raise CorruptFileError(f"{where}: {what} has an inconsistent size")
     ns = np.frombuffer(raw, dtype=nsdt, count=rows, offset=pos)
     pos += nsdt.itemsize * rows
     cols = {}
-    for (name, _), sdt in zip(schema.columns, stored, strict=True):
-        cols[name] = np.frombuffer(raw, dtype=sdt, count=rows, offset=pos)
+    for (name, dt), sdt, dig in zip(schema.columns, stored, digits, strict=True):
+        col = np.frombuffer(raw, dtype=sdt, count=rows, offset=pos)
+        cols[name] = col if dig < 0 else _unscale(col, dig, dt)
         pos += sdt.itemsize * rows
     return Block(offset, nbytes, slots, counts, starts, d["prev"].astype(np.int64),
                  d["prev_bytes"].astype(np.int64), d["prev_rows"].astype(np.int64), ns, cols)

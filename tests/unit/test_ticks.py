@@ -164,8 +164,9 @@ def test_block_round_trip_of_text_columns_and_extreme_values() -> None:
 
 def test_block_layout_matches_docs_format() -> None:
     """docs/format.md: 28-byte header <4sHHIIIII, CRC-32C over header bytes 0..23 + frame,
-    then a zstd frame of [directory][column widths, padded to 8][ns offsets, u4 when all fit]
-    [column 1]...[column k], integer columns in the narrowest width that holds them."""
+    then a zstd frame of [directory][column codes, padded to 8][ns offsets, u4 when all fit]
+    [column 1]...[column k]: integers in the narrowest width that holds them, decimal floats
+    as scaled integers."""
     ns = [5, 5, 3 * NS + 999_999_999]  # all below 2**32: stored as u4
     data = interval(ns, [10, 11, 12])  # Size (i4) values fit one byte
     block = encode(SCHEMA, entries([(77, 2, 40_000, 123, 2), (78, 1, 0, 0, 0)]), data)
@@ -174,7 +175,7 @@ def test_block_layout_matches_docs_format() -> None:
     assert struct.unpack_from("<HH", block, 4) == (1, 0)  # flags: u4 offsets; reserved
     assert struct.unpack_from("<I", block, 8)[0] == 2  # entries
     assert struct.unpack_from("<I", block, 12)[0] == 3  # rows
-    raw_size = 2 * 24 + 8 + 3 * (4 + 8 + 1)
+    raw_size = 2 * 24 + 8 + 3 * (4 + 1 + 1)
     assert struct.unpack_from("<I", block, 16)[0] == raw_size
     frame = block[28:]
     assert struct.unpack_from("<I", block, 20)[0] == len(frame)
@@ -183,33 +184,61 @@ def test_block_layout_matches_docs_format() -> None:
     assert len(raw) == raw_size
     d = np.frombuffer(raw, "<u4, <u4, <i8, <u4, <u4", 2)
     assert [tuple(int(v) for v in e) for e in d] == [(77, 2, 40_000, 123, 2), (78, 1, 0, 0, 0)]
-    assert raw[48:56] == bytes([8, 1, 0, 0, 0, 0, 0, 0])  # Price 8 bytes, Size 1 byte
+    # Price 5.0, 5.5, 6.0 as tenths in one signed byte (0x21: 1 digit, 1 byte); Size in i1.
+    assert raw[48:56] == bytes([0x21, 0x01, 0, 0, 0, 0, 0, 0])
     assert np.frombuffer(raw, "<u4", 3, offset=56).tolist() == ns
-    assert np.frombuffer(raw, "<f8", 3, offset=68).tolist() == [5.0, 5.5, 6.0]
-    assert np.frombuffer(raw, "<i1", 3, offset=92).tolist() == [10, 11, 12]
+    assert np.frombuffer(raw, "<i1", 3, offset=68).tolist() == [50, 55, 60]
+    assert np.frombuffer(raw, "<i1", 3, offset=71).tolist() == [10, 11, 12]
 
 
-@pytest.mark.parametrize(("dtype", "values", "width"), [
-    ("<i8", [-128, 127], 1), ("<i8", [-129, 0], 2), ("<i8", [0, 32_768], 4),
-    ("<i8", [-(2**31), 2**31 - 1], 4), ("<i8", [0, 2**31], 8), ("<i8", [-(2**63), 2**63 - 1], 8),
-    ("<u8", [0, 255], 1), ("<u8", [0, 256], 2), ("<u8", [0, 2**32 - 1], 4),
-    ("<u8", [0, 2**64 - 1], 8), ("<i2", [-5, 5], 1), ("<i2", [300, 5], 2), ("<u4", [7, 7], 1),
-    ("<i1", [-128, 127], 1), ("<f8", [1.5, 2.0], 8), ("<f4", [0.0, 1.0], 4),
+@pytest.mark.parametrize(("dtype", "values", "code"), [
+    ("<i8", [-128, 127], 0x01), ("<i8", [-129, 0], 0x02), ("<i8", [0, 32_768], 0x04),
+    ("<i8", [-(2**31), 2**31 - 1], 0x04), ("<i8", [0, 2**31], 0),
+    ("<i8", [-(2**63), 2**63 - 1], 0), ("<u8", [0, 255], 0x01), ("<u8", [0, 256], 0x02),
+    ("<u8", [0, 2**32 - 1], 0x04), ("<u8", [0, 2**64 - 1], 0), ("<i2", [-5, 5], 0x01),
+    ("<i2", [300, 5], 0), ("<u4", [7, 7], 0x01), ("<i1", [-128, 127], 0),
+    ("<f8", [187.25, 187.5, 0.07], 0x32),  # hundredths in i2: 18725, 18750, 7
+    ("<f8", [100.0, -3.0], 0x11),  # whole numbers in i1
+    ("<f8", [1.0001, 2.0], 0x52),  # 4 digits: 10001, 20000 in i2
+    ("<f8", [3.2768, 2.0], 0x54),  # 4 digits: 32768 is past i2: i4
+    ("<f8", [0.1 + 0.2, 1.0], 0),  # 0.30000000000000004 has no short decimal
+    ("<f8", [1e-5, 1.0], 0),  # 5 digits: more than MAX_DIGITS
+    ("<f8", [-0.0, 1.0], 0),  # -0.0 would come back as 0.0
+    ("<f8", [np.nan, 1.0], 0), ("<f8", [np.inf, 1.0], 0),
+    ("<f8", [2.0**60, 1.0], 0),  # past 2**53: not exact as an integer
+    ("<f8", [21_474_836.47, 0.01], 0x34),  # 2**31 - 1 hundredths: i4
+    ("<f8", [21_474_836.48, 0.01], 0),  # 2**31 hundredths: i8, no narrower than f8
+    ("<f4", [0.5, 1.5], 0x21), ("<f4", [0.1, 1.0], 0x21),  # float32(0.1) == f4(1 / 10)
+    ("<f4", [70_000.5, 0.5], 0),  # tenths need i4: no narrower than the f4 itself
 ])
-def test_integer_columns_are_stored_narrow_and_read_back_exactly(dtype: str, values: list[Any],
-                                                                 width: int) -> None:
+def test_numeric_columns_are_stored_narrow_and_read_back_bit_for_bit(dtype: str,
+                                                                      values: list[Any],
+                                                                      code: int) -> None:
+    """docs/format.md "column codes": 0 = stored as the column's type; else the low nibble is
+    the stored width and the high nibble, for floats, 1 + the decimal digits of the scale."""
     schema = Schema(parse_timeframe("1Min"), "variable", (("X", np.dtype(dtype)),))
     rows = np.zeros(len(values), dtype=schema.row_dtype)
     rows["X"] = values
     block = encode(schema, entries([(3, len(values), 0, 0, 0)]),
                    IntervalRows(np.arange(len(values), dtype=np.int64), rows))
     raw = zstandard.ZstdDecompressor().decompress(block[28:])
-    assert raw[24] == width
-    b = decode(block, schema)
-    assert b.columns["X"].dtype.itemsize == width
-    piece = b.piece(0, schema)
+    assert raw[24] == code
+    piece = decode(block, schema).piece(0, schema)
     assert piece.rows.dtype == schema.row_dtype
-    assert piece.rows["X"].tolist() == rows["X"].tolist()
+    assert piece.rows["X"].tobytes() == rows["X"].tobytes()  # bit for bit (-0.0, NaN)
+
+
+def test_decimal_floats_of_a_busy_day_round_trip_bit_for_bit() -> None:
+    """Prices rounded to cents the way feeds produce them (np.round), large and small."""
+    rng = np.random.default_rng(11)
+    schema = Schema(parse_timeframe("1Sec"), "variable", (("Price", np.dtype("<f8")),))
+    for scale in (0.01, 1.0, 250.0, 10_000.0):
+        px = np.round(rng.uniform(0.01, 5_000, 20_000) * scale, 2)
+        rows = np.zeros(len(px), dtype=schema.row_dtype)
+        rows["Price"] = px
+        block = encode(schema, entries([(1, len(px), 0, 0, 0)]),
+                       IntervalRows(np.arange(len(px), dtype=np.int64), rows))
+        assert decode(block, schema).piece(0, schema).rows.tobytes() == rows.tobytes()
 
 
 @pytest.mark.parametrize(("nbytes", "counts"), [(100, [1]), (101, [1, 1]), (1000, [3, 1, 7, 2]),
@@ -338,7 +367,8 @@ def test_damage_with_a_valid_checksum_is_still_detected(blob: bytes, field: str,
 
 @pytest.mark.parametrize("damage", ["slots not ascending", "slot past the year",
                                     "rows do not add up", "an empty entry",
-                                    "a float narrowed", "a width of 3"])
+                                    "a float narrowed", "a width of 3", "a scale of 6",
+                                    "an integer scaled"])
 def test_a_damaged_directory_is_detected(blob: bytes, damage: str) -> None:
     """A consistent frame whose directory is wrong (checksum recomputed over it)."""
     raw = bytearray(zstandard.ZstdDecompressor().decompress(blob[28:]))
@@ -352,9 +382,10 @@ def test_a_damaged_directory_is_detected(blob: bytes, damage: str) -> None:
     elif damage == "an empty entry":
         d["rows"] = [0, 5]
     raw[: d.nbytes] = d.tobytes()
-    if damage in ("a float narrowed", "a width of 3"):
-        raw[d.nbytes : d.nbytes + 2] = bytes([4, 1]) if damage == "a float narrowed" else \
-            bytes([8, 3])
+    codes = {"a float narrowed": [0x04, 0], "a width of 3": [0, 0x03],
+             "a scale of 6": [0x72, 0], "an integer scaled": [0, 0x21]}
+    if damage in codes:
+        raw[d.nbytes : d.nbytes + 2] = bytes(codes[damage])
     with pytest.raises(CorruptFileError, match="slot 42.*damaged (directory|column width)"):
         (b,) = decode_blocks([(4096, _reframe(blob, bytes(raw)))], SCHEMA, "f.bin",
                              ["the block of slot 42"], nslots=1000)
