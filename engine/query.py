@@ -14,7 +14,7 @@ from engine.catalog import Bucket, Catalog
 from engine.errors import CorruptFileError, UnknownColumnError
 from engine.result import Result
 from engine.schema import SLOT_FIELD
-from engine.ticks import read_interval
+from engine.tickread import BlockSource, read_rows
 from engine.timeframes import Timeframe
 from engine.timeutil import NS, Calendar
 from engine.yearfile import YearFile
@@ -248,7 +248,11 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
                limit: int | None = None, limit_from_start: bool = False,
                columns: Sequence[str] | None = None) -> Result:
-    """Tick rows with start_ns <= time <= end_ns (to the nanosecond), limit counting rows."""
+    """Tick rows with start_ns <= time <= end_ns (to the nanosecond), limit counting rows.
+
+    Each year file is read in one pass over its slots (engine/tickread.py); with a limit, only
+    as many intervals as the limit needs (by their row counts), widened if the range's edge
+    intervals held fewer rows inside the range."""
     calendar = catalog.calendar
     schema = bucket.schema
     tf = schema.timeframe
@@ -260,41 +264,48 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
         recs = _gather(f.slots, idx)
         _check_slots(f, recs[SLOT_FIELD], idx)
-        order = range(len(idx) - 1, -1, -1) if backwards else range(len(idx))
-        labels = calendar.labels(y, idx, tf)
-        parts: list[np.ndarray] = []
-        for i in order:
-            slot = int(idx[i])
-            data = read_interval(f, schema, slot, recs[i])
-            t = labels[i] * NS + data.ns
-            keep = np.ones(len(t), dtype=bool)
-            if start_ns is not None:
-                keep &= t >= start_ns
-            if end_ns is not None:
-                keep &= t <= end_ns
-            n = int(keep.sum())
-            if not n:
-                continue
-            out = np.empty(n, dtype=schema.result_dtype)
-            tk = t[keep]
-            out["Epoch"] = tk // NS
-            out["Nanoseconds"] = tk % NS
-            rows = data.rows[keep]
-            for name in schema.names:
-                out[name] = rows[name]
-            if remaining is not None and n > remaining:
-                out = out[:remaining] if not backwards else out[n - remaining :]
-            parts.append(out)
-            if remaining is not None:
-                remaining -= len(out)
-                if remaining <= 0:
-                    break
-        if backwards:
-            parts.reverse()
-        if parts:
-            chunks.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
-        if remaining is not None and remaining <= 0:
-            break
+        src = BlockSource(f, schema, f.path)
+        k = len(idx)
+        if remaining is not None:
+            counts = recs["nrows"][::-1] if backwards else recs["nrows"]
+            k = min(len(idx), int(np.searchsorted(np.cumsum(counts), remaining)) + 1)
+        while True:
+            part = slice(len(idx) - k, len(idx)) if backwards else slice(0, k)
+            sl, nrows = idx[part], recs["nrows"][part].astype(np.int64)
+            # 1Sec: offsets are below 10^9 and go straight into the Nanoseconds column.
+            out, ns = read_rows(src, sl, recs[part], schema.result_dtype,
+                                "Nanoseconds" if tf.seconds == 1 else None)
+            labels = calendar.labels(y, sl, tf)
+            # Only the first and the last interval can reach outside [start_ns, end_ns].
+            a, b = 0, len(ns)
+            if start_ns is not None and len(sl):
+                n0 = int(nrows[0])
+                a = int(np.searchsorted(labels[0] * NS + ns[:n0], start_ns, "left"))
+            if end_ns is not None and len(sl):
+                n1 = int(nrows[-1])
+                b = len(ns) - n1 + int(np.searchsorted(labels[-1] * NS + ns[len(ns) - n1 :],
+                                                       end_ns, "right"))
+            b = max(a, b)
+            if remaining is None or b - a >= remaining or k == len(idx):
+                break
+            k = min(len(idx), 2 * k + 1)
+        if remaining is not None and b - a > remaining:
+            a, b = (b - remaining, b) if backwards else (a, a + remaining)
+        epochs = np.repeat(labels, nrows)
+        if tf.seconds > 1 and len(ns) and int(ns.max()) >= NS:  # offsets past a second
+            q, ns = np.divmod(ns, NS)
+            epochs += q
+        if (a, b) != (0, len(ns)):
+            out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
+        out["Epoch"] = epochs
+        if tf.seconds != 1:
+            out["Nanoseconds"] = ns
+        if len(out):
+            chunks.append(out)
+        if remaining is not None:
+            remaining -= len(out)
+            if remaining <= 0:
+                break
     if backwards:
         chunks.reverse()
     return _result(bucket, chunks, cols, schema.result_names, calendar.tz)

@@ -1,50 +1,38 @@
-"""Tick (variable) buckets: any number of rows per interval, exact nanosecond times.
+"""Tick (variable) buckets: planning appends and compaction. Any number of rows per interval,
+exact nanosecond times.
 
-Each interval's rows live in zstandard-compressed blobs appended to the year file's data
-region; the interval's slot points to its newest blob, and each blob to the one before
-(a chain). Appends merge the newest blobs while they are no larger than the new one, so a
-chain stays O(log n) long and an append costs O(log n) amortised. Layout and rules:
-docs/format.md "Tick buckets".
+A write's rows go into new blocks (engine/tickblock.py) appended to the year file's data
+region, each holding many intervals; every touched slot then points to its newest block, and
+each block's directory points, per interval, to the block before (a chain). Appends merge
+the newest pieces of a chain while they are no larger than the new one, so a chain stays
+O(log n) long. Reads: engine/tickread.py. Layout and rules: docs/format.md "Tick buckets".
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import zstandard
 
 from engine.errors import CorruptFileError
 from engine.keys import BucketKey
 from engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
+from engine.tickblock import (
+    BLOCK_TARGET,
+    ENTRY_DTYPE,
+    MAX_BLOCK,
+    IntervalRows,
+    apportion,
+    decode_blocks,
+    encode_blocks,
+)
+from engine.tickread import BlockSource, read_interval, read_rows
 from engine.timeutil import NS, Calendar
 from engine.yearfile import YearFile
-from wal.crc import crc32c
 
 __all__ = ["TickWrite", "TickPlanner", "IntervalRows", "plan_ticks", "read_interval",
-           "tick_event_rows", "BLOB_HEADER"]
-
-BLOB_MAGIC = b"MKTB"
-# magic, slot, rows, raw size, previous blob offset, previous blob bytes, previous rows, crc
-BLOB_HEADER = struct.Struct("<4sIIIqIII")
-_CRC_AT = BLOB_HEADER.size - 4
-MAX_BLOB = 1 << 31
-_LEVEL = 3
-_cctx = zstandard.ZstdCompressor(level=_LEVEL)
-_dctx = zstandard.ZstdDecompressor()
-
-
-@dataclass
-class IntervalRows:
-    """The rows of one interval: nanoseconds since the interval's label, and the columns."""
-
-    ns: np.ndarray  # int64, sorted ascending (stable: ties in write order)
-    rows: np.ndarray  # the schema's row_dtype
-
-    def __len__(self) -> int:
-        return len(self.ns)
+           "tick_event_rows", "compact_year_file", "build_blocks"]
 
 
 def _merge(old: IntervalRows, new: IntervalRows) -> IntervalRows:
@@ -57,57 +45,46 @@ def _merge(old: IntervalRows, new: IntervalRows) -> IntervalRows:
     return IntervalRows(ns, rows)
 
 
-def encode_blob(slot: int, data: IntervalRows, prev: tuple[int, int, int]) -> bytes:
-    """One blob: header + zstd frame of [ns offsets][column 1]...[column k] (columnar)."""
-    parts = [data.ns.astype("<i8", copy=False).tobytes()]
-    for name in data.rows.dtype.names or ():
-        parts.append(np.ascontiguousarray(data.rows[name]).tobytes())
-    raw = b"".join(parts)
-    payload = _cctx.compress(raw)
-    head = BLOB_HEADER.pack(BLOB_MAGIC, slot, len(data), len(raw), prev[0], prev[1], prev[2], 0)
-    crc = crc32c(payload, crc32c(memoryview(head)[:_CRC_AT]))
-    return head[:_CRC_AT] + struct.pack("<I", crc) + payload
-
-
-def decode_blob(buf: bytes | memoryview, slot: int, schema: Schema, where: str
-                ) -> tuple[IntervalRows, tuple[int, int, int]]:
-    """Decode and verify one blob; returns its rows and (prev offset, prev bytes, prev rows)."""
-    if len(buf) < BLOB_HEADER.size:
-        raise CorruptFileError(f"{where}: tick blob for slot {slot} is cut short")
-    magic, bslot, nrows, raw_size, p_off, p_bytes, p_rows, crc = BLOB_HEADER.unpack_from(buf, 0)
-    if magic != BLOB_MAGIC or bslot != slot:
-        raise CorruptFileError(f"{where}: tick blob for slot {slot} is damaged (bad magic or slot)")
-    payload = memoryview(buf)[BLOB_HEADER.size :]
-    if crc32c(payload, crc32c(memoryview(buf)[:_CRC_AT])) != crc:
-        raise CorruptFileError(f"{where}: tick blob for slot {slot} fails its checksum")
-    row_size = 8 + schema.row_dtype.itemsize
-    if raw_size != nrows * row_size:
-        raise CorruptFileError(f"{where}: tick blob for slot {slot} has an inconsistent size")
-    try:
-        raw = _dctx.decompress(payload, max_output_size=raw_size)
-    except zstandard.ZstdError as exc:
-        raise CorruptFileError(f"{where}: tick blob for slot {slot} does not decompress") from exc
-    if len(raw) != raw_size:
-        raise CorruptFileError(f"{where}: tick blob for slot {slot} decompressed to a wrong size")
-    ns = np.frombuffer(raw, dtype="<i8", count=nrows).astype(np.int64)
-    rows = np.empty(nrows, dtype=schema.row_dtype)
-    pos = 8 * nrows
-    for name in schema.row_dtype.names or ():
-        dt = schema.row_dtype.fields[name][0]  # type: ignore[index]
-        rows[name] = np.frombuffer(raw, dtype=dt, count=nrows, offset=pos)
-        pos += dt.itemsize * nrows
-    return IntervalRows(ns, rows), (p_off, p_bytes, p_rows)
-
-
-def _read_blob(f: YearFile, offset: int, nbytes: int, slot: int) -> bytes:
-    """The bytes of one blob of `slot`, refusing pointers outside the data region (a damaged
-    slot must raise CorruptFileError naming the file, not an OSError from pread)."""
-    if offset < f.data_start or nbytes < BLOB_HEADER.size:
-        raise CorruptFileError(
-            f"{f.path}: tick chain of slot {slot} points outside the data region "
-            f"({nbytes} bytes at offset {offset})"
-        )
-    return f.read(offset, nbytes)
+def build_blocks(schema: Schema, slots: np.ndarray, counts: np.ndarray, prev: np.ndarray,
+                 prev_bytes: np.ndarray, prev_rows: np.ndarray, ns: np.ndarray,
+                 rows: np.ndarray, where: str) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """Cut intervals (ascending `slots`, `counts` rows each, rows grouped by interval) into
+    blocks of about BLOCK_TARGET raw bytes, never splitting an interval, and encode them.
+    Returns (blocks, block index of each interval, each interval's share of its block)."""
+    row_at = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=row_at[1:])
+    row_bytes = 8 + schema.row_dtype.itemsize
+    if int(row_at[-1]) * row_bytes + len(slots) * ENTRY_DTYPE.itemsize <= BLOCK_TARGET:
+        cuts = np.array([0, len(slots)], dtype=np.int64)  # one block (small writes)
+        which = np.zeros(len(slots), dtype=np.int64)
+    else:
+        before = row_at[:-1] * row_bytes + np.arange(len(slots)) * ENTRY_DTYPE.itemsize
+        which = before // BLOCK_TARGET
+        brk = np.flatnonzero(which[1:] != which[:-1]) + 1
+        cuts = np.concatenate(([0], brk, [len(slots)]))
+        which = np.repeat(np.arange(len(cuts) - 1), cuts[1:] - cuts[:-1])
+    items = []
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+        if int(row_at[b] - row_at[a]) * row_bytes + (b - a) * ENTRY_DTYPE.itemsize >= MAX_BLOCK:
+            raise CorruptFileError(f"{where}: interval {int(slots[a])} would exceed {MAX_BLOCK} "
+                                   "bytes in one tick block")
+        e = np.empty(b - a, dtype=ENTRY_DTYPE)
+        e["slot"] = slots[a:b]
+        e["rows"] = counts[a:b]
+        e["prev"] = prev[a:b]
+        e["prev_bytes"] = prev_bytes[a:b]
+        e["prev_rows"] = prev_rows[a:b]
+        r0, r1 = int(row_at[a]), int(row_at[b])
+        part = rows[r0:r1]
+        items.append((e, ns[r0:r1], [part[name] for name in schema.names]))
+    blocks = encode_blocks(schema, items)
+    shares = np.empty(len(slots), dtype=np.int64)
+    for i, (a, b) in enumerate(zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)):
+        if len(blocks[i]) >= MAX_BLOCK:
+            raise CorruptFileError(f"{where}: interval {int(slots[a])} would exceed {MAX_BLOCK} "
+                                   "bytes in one tick block")
+        shares[a:b] = apportion(len(blocks[i]), counts[a:b])
+    return blocks, which, shares
 
 
 @dataclass
@@ -125,8 +102,6 @@ class TickWrite:
     new_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     new_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     new_rows: Any = None
-    # The planner's pending heads this plan replaced, for TickPlanner.discard.
-    undo: dict[int, Any] = field(default_factory=dict, repr=False)
 
     @property
     def nbytes(self) -> int:
@@ -136,8 +111,9 @@ class TickWrite:
 @dataclass
 class _FileState:
     end: int  # next free byte of the data region, including planned writes
-    heads: dict[int, tuple[object, np.void]] = field(default_factory=dict)
-    blobs: dict[int, tuple[object, bytes]] = field(default_factory=dict)
+    # Writes planned but not yet applied, in plan order: their slot records overlay the file's.
+    pending: list[TickWrite] = field(default_factory=list)
+    blobs: dict[int, tuple[object, bytes]] = field(default_factory=dict)  # pending blocks
 
 
 class TickPlanner:
@@ -148,7 +124,7 @@ class TickPlanner:
 
     def _state(self, key: BucketKey, year: int, f: YearFile | None, data_start: int) -> _FileState:
         st = self._files.get((key, year))
-        if st is None or not (st.heads or st.blobs):
+        if st is None or not (st.pending or st.blobs):
             # Nothing planned awaits apply: the file's size is the end (also after the bucket
             # was destroyed and created again, or a compaction stopped half-way).
             end = data_start if f is None else max(f.size(), data_start)
@@ -167,10 +143,7 @@ class TickPlanner:
         st = self._files.get((w.key, w.year))
         if st is None:
             return
-        for s in w.slots.tolist():
-            cur = st.heads.get(s)
-            if cur is not None and cur[0] is w:
-                del st.heads[s]
+        st.pending = [p for p in st.pending if p is not w]
         for off in [o for o, (tok, _) in st.blobs.items() if tok is w]:
             del st.blobs[off]
 
@@ -180,116 +153,224 @@ class TickPlanner:
         st = self._files.get((w.key, w.year))
         if st is None:
             return
-        for s, before in w.undo.items():
-            cur = st.heads.get(s)
-            if cur is not None and cur[0] is w:
-                if before is None:
-                    del st.heads[s]
-                else:
-                    st.heads[s] = before
+        st.pending = [p for p in st.pending if p is not w]
         for off in [o for o, (tok, _) in st.blobs.items() if tok is w]:
             del st.blobs[off]
         if st.end == w.offset + len(w.region):
             st.end = w.offset
 
+    def _current(self, st: _FileState, f: YearFile | None, uslots: np.ndarray,
+                 where: str) -> np.ndarray:
+        """The slot records of `uslots` as the log will leave them: pending heads first."""
+        cur = np.zeros(len(uslots), dtype=TICK_SLOT_DTYPE)
+        if f is not None:
+            cur[:] = f.slots[uslots]
+            stored = cur[SLOT_FIELD]
+            bad = (stored != 0) & (stored != uslots + 1)
+            if bool(bad.any()):
+                raise CorruptFileError(
+                    f"{where}: slot {int(uslots[np.flatnonzero(bad)[0]])} holds another slot's "
+                    "record; the file is damaged")
+        for p in st.pending:  # oldest first: a newer plan's record wins
+            at = np.minimum(np.searchsorted(p.slots, uslots), len(p.slots) - 1)
+            hit = p.slots[at] == uslots
+            if bool(hit.any()):
+                cur[hit] = p.records[at[hit]]
+        return cur
+
     def plan(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
              data_start: int, slots: np.ndarray, ns: np.ndarray, rows: np.ndarray) -> TickWrite:
         """Rows sorted by (slot, ns) for one year file -> one TickWrite."""
         st = self._state(key, year, f, data_start)
+        where = f.path if f is not None else f"{key}/{year}.bin"
+        if slots[0] == slots[-1]:
+            return self._plan_one(st, key, schema, year, f, where, int(slots[0]), ns, rows)
         w = TickWrite(key, year, st.end, b"", np.zeros(0, np.int64),
                       np.zeros(0, TICK_SLOT_DTYPE), slots, ns, rows)
-        bounds = np.flatnonzero(np.diff(slots)) + 1
-        starts = [0, *bounds.tolist()]
-        ends = [*bounds.tolist(), len(slots)]
-        out_slots = np.empty(len(starts), dtype=np.int64)
-        out_recs = np.zeros(len(starts), dtype=TICK_SLOT_DTYPE)
-        blobs: list[bytes] = []
-        new_heads: dict[int, tuple[object, np.void]] = {}
-        new_blobs: dict[int, tuple[object, bytes]] = {}
-        pos = st.end
-        where = f.path if f is not None else f"{key}/{year}.bin"
-        for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-            slot = int(slots[a])
-            data = IntervalRows(ns[a:b], rows[a:b])
-            cur = self._current(st, f, slot)
-            if cur is None:
-                head, head_bytes, head_rows, nblobs, total, nrows = 0, 0, 0, 0, 0, 0
-            else:
-                head, head_bytes, head_rows = int(cur["head"]), int(cur["head_bytes"]), int(cur["head_rows"])
-                nblobs, total, nrows = int(cur["nblobs"]), int(cur["total_bytes"]), int(cur["nrows"])
-            added = len(data)
-            while nblobs and head_rows <= len(data):
-                old, prev = decode_blob(self._blob(st, f, head, head_bytes, slot), slot, schema,
-                                        where)
-                data = _merge(old, data)
-                total -= head_bytes
-                nblobs -= 1
-                head, head_bytes, head_rows = prev
-            blob = encode_blob(slot, data, (head, head_bytes, head_rows))
-            if len(blob) >= MAX_BLOB:
-                raise CorruptFileError(f"{where}: interval {slot} would exceed {MAX_BLOB} bytes")
-            rec = out_recs[i]
-            rec[SLOT_FIELD] = slot + 1
-            rec["head"] = pos
-            rec["head_bytes"] = len(blob)
-            rec["head_rows"] = len(data)
-            rec["nblobs"] = nblobs + 1
-            rec["total_bytes"] = total + len(blob)
-            rec["nrows"] = nrows + added
-            out_slots[i] = slot
-            new_blobs[pos] = (w, blob)
-            new_heads[slot] = (w, rec)
-            blobs.append(blob)
-            pos += len(blob)
-        w.region = b"".join(blobs)
-        w.slots = out_slots
-        w.records = out_recs
-        # Publish to the planner state only now: a plan that raised half-way (a damaged blob,
-        # an oversized interval) must leave no pending head behind, or a later write would
-        # merge rows that were never logged.
-        w.undo = {s: st.heads.get(s) for s in new_heads}
-        st.heads.update(new_heads)
-        st.blobs.update(new_blobs)
-        st.end = pos
+        bounds = np.flatnonzero(slots[1:] != slots[:-1]) + 1
+        starts = np.concatenate(([0], bounds)).astype(np.int64)
+        ends = np.concatenate((bounds, [len(slots)])).astype(np.int64)
+        uslots = slots[starts].astype(np.int64)
+        counts = ends - starts
+        cur = self._current(st, f, uslots, where)
+        has = cur[SLOT_FIELD] != 0
+        prev = np.where(has, cur["head"], 0).astype(np.int64)
+        prev_b = np.where(has, cur["head_bytes"], 0).astype(np.int64)
+        prev_r = np.where(has, cur["head_rows"], 0).astype(np.int64)
+        nblobs = cur["nblobs"].astype(np.int64)
+        total = cur["total_bytes"].astype(np.int64)
+        nrows = cur["nrows"].astype(np.int64) + counts
+        merge = np.flatnonzero(has & (prev_r <= counts))
+        if len(merge):
+            src = BlockSource(f, schema, where, st.blobs)
+            ns_parts: list[np.ndarray] = []
+            row_parts: list[np.ndarray] = []
+            done = 0
+            for i in merge.tolist():
+                a, b = int(starts[i]), int(ends[i])
+                data = self._merged(src, schema, int(uslots[i]), IntervalRows(ns[a:b], rows[a:b]),
+                                    i, prev, prev_b, prev_r, nblobs, total)
+                ns_parts += [ns[done:a], data.ns]
+                row_parts += [rows[done:a], data.rows]
+                counts[i] = len(data)
+                done = b
+            ns = np.concatenate([*ns_parts, ns[done:]])
+            rows = np.concatenate([*row_parts, rows[done:]])
+        blocks, which, shares = build_blocks(schema, uslots, counts, prev, prev_b, prev_r, ns,
+                                             rows, where)
+        sizes = np.array([len(b) for b in blocks], dtype=np.int64)
+        offs = st.end + np.cumsum(sizes) - sizes
+        recs = np.zeros(len(uslots), dtype=TICK_SLOT_DTYPE)
+        recs[SLOT_FIELD] = uslots + 1
+        recs["head"] = offs[which]
+        recs["head_bytes"] = sizes[which]
+        recs["head_rows"] = counts
+        recs["nblobs"] = nblobs + 1
+        recs["total_bytes"] = total + shares
+        recs["nrows"] = nrows
+        w.region = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+        w.slots = uslots
+        w.records = recs
+        # Publish to the planner state only now: a plan that raised half-way (a damaged
+        # block, an oversized interval) must leave no pending head behind, or a later write
+        # would merge rows that were never logged.
+        st.pending.append(w)
+        st.blobs.update((int(o), (w, b)) for o, b in zip(offs.tolist(), blocks, strict=True))
+        st.end = int(offs[-1] + sizes[-1])
         return w
 
-    def _current(self, st: _FileState, f: YearFile | None, slot: int) -> np.void | None:
-        pending = st.heads.get(slot)
-        if pending is not None:
-            return pending[1]
-        if f is None:
-            return None
-        rec = f.slots[slot]
-        return rec if int(rec[SLOT_FIELD]) else None
+    def _plan_one(self, st: _FileState, key: BucketKey, schema: Schema, year: int,
+                  f: YearFile | None, where: str, slot: int, ns: np.ndarray,
+                  rows: np.ndarray) -> TickWrite:
+        """`plan` for rows of a single interval (the single-tick append), in scalars."""
+        cur = None
+        for p in reversed(st.pending):
+            at = int(np.searchsorted(p.slots, slot))
+            if at < len(p.slots) and int(p.slots[at]) == slot:
+                cur = p.records[at].tolist()
+                break
+        if cur is not None:
+            pass
+        elif f is not None:
+            cur = f.slots[slot].tolist()
+            if cur[0] not in (0, slot + 1):
+                raise CorruptFileError(f"{where}: slot {slot} holds another slot's record; "
+                                       "the file is damaged")
+        else:
+            cur = (0, 0, 0, 0, 0, 0, 0, 0)
+        stored, head, hb, hr, nbl, _, tot, nrows = cur
+        if not stored:
+            head = hb = hr = nbl = tot = nrows = 0
+        data = IntervalRows(ns, rows)
+        if nbl and hr <= len(data):
+            src = BlockSource(f, schema, where, st.blobs)
+            key_arr = np.array([slot], dtype=np.int64)
+            while nbl and hr <= len(data):
+                blk = src.load_one(head, hb, slot)
+                k = int(blk.find(key_arr, where)[0])
+                if int(blk.counts[k]) != hr:
+                    raise CorruptFileError(
+                        f"{where}: tick chain of slot {slot} expects {hr} rows in the block at "
+                        f"offset {head}, which holds {int(blk.counts[k])}")
+                data = _merge(blk.piece(k, schema), data)
+                tot -= blk.share(k)
+                nbl -= 1
+                head, hb, hr = int(blk.prev[k]), int(blk.prev_bytes[k]), int(blk.prev_rows[k])
+            if nbl == 0 and (head or hb):
+                raise CorruptFileError(f"{where}: tick chain of slot {slot} is longer than its "
+                                       "count")
+        if len(data) * (8 + schema.row_dtype.itemsize) + ENTRY_DTYPE.itemsize >= MAX_BLOCK:
+            raise CorruptFileError(f"{where}: interval {slot} would exceed {MAX_BLOCK} bytes "
+                                   "in one tick block")
+        e = np.zeros(1, dtype=ENTRY_DTYPE)
+        e[0] = (slot, len(data), head, hb, hr)
+        (block,) = encode_blocks(schema, [(e, data.ns, [data.rows[n] for n in schema.names])])
+        if len(block) >= MAX_BLOCK:
+            raise CorruptFileError(f"{where}: interval {slot} would exceed {MAX_BLOCK} bytes "
+                                   "in one tick block")
+        off = st.end
+        recs = np.zeros(1, dtype=TICK_SLOT_DTYPE)
+        recs[0] = (slot + 1, off, len(block), len(data), nbl + 1, 0, tot + len(block),
+                   nrows + len(ns))
+        w = TickWrite(key, year, off, block, np.array([slot], dtype=np.int64), recs,
+                      np.full(len(ns), slot, dtype=np.int64), ns, rows)
+        st.pending.append(w)
+        st.blobs[off] = (w, block)
+        st.end = off + len(block)
+        return w
 
-    def _blob(self, st: _FileState, f: YearFile | None, offset: int, nbytes: int,
-              slot: int) -> bytes:
-        pending = st.blobs.get(offset)
-        if pending is not None:
-            return pending[1]
-        if f is None:
-            raise CorruptFileError(f"tick blob at {offset} is missing")
-        return _read_blob(f, offset, nbytes, slot)
+    @staticmethod
+    def _merged(src: BlockSource, schema: Schema, slot: int, data: IntervalRows, i: int,
+                prev: np.ndarray, prev_b: np.ndarray, prev_r: np.ndarray, nblobs: np.ndarray,
+                total: np.ndarray) -> IntervalRows:
+        """Merge the newest pieces of slot's chain into `data` while they are no larger
+        (a binary counter); updates the chain arrays at `i`."""
+        head, hb, hr = int(prev[i]), int(prev_b[i]), int(prev_r[i])
+        n, tot = int(nblobs[i]), int(total[i])
+        key = np.array([slot], dtype=np.int64)
+        while n and hr <= len(data):
+            (blk,) = src.load(np.array([head], dtype=np.int64), np.array([hb], dtype=np.int64),
+                              key)
+            k = int(blk.find(key, src.where)[0])
+            if int(blk.counts[k]) != hr:
+                raise CorruptFileError(f"{src.where}: tick chain of slot {slot} expects {hr} rows "
+                                       f"in the block at offset {head}, which holds "
+                                       f"{int(blk.counts[k])}")
+            data = _merge(blk.piece(k, schema), data)
+            tot -= blk.share(k)
+            n -= 1
+            head, hb, hr = int(blk.prev[k]), int(blk.prev_bytes[k]), int(blk.prev_rows[k])
+        if n == 0 and (head or hb):
+            raise CorruptFileError(f"{src.where}: tick chain of slot {slot} is longer than its "
+                                   "count")
+        prev[i], prev_b[i], prev_r[i], nblobs[i], total[i] = head, hb, hr, n, tot
+        return data
 
 
 def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: Calendar,
                epochs: np.ndarray, nanos: np.ndarray, columns: dict[str, np.ndarray],
                file_of: Any, data_start_of: Any) -> list[TickWrite]:
-    """Split validated ticks by year file and interval and plan their blobs."""
+    """Split validated ticks by year file and interval and plan their blocks."""
     tf = schema.timeframe
+    lo, hi = (int(epochs[0]), int(epochs[0])) if len(epochs) == 1 else \
+        (int(epochs.min()), int(epochs.max()))
+    y0 = calendar.year_of_one(lo)
+    if len(epochs) > 1 and not tf.is_daily and calendar.year_of_one(hi) == y0:
+        # One year of fixed-length intervals (the bulk case): plain arithmetic.
+        since = epochs - calendar.year_start(y0)
+        slots = since // tf.seconds
+        ns = (since - slots * tf.seconds) * NS + nanos.astype(np.int64)
+        return _plan_year(planner, key, schema, y0, epochs, nanos, slots, ns, columns,
+                          file_of, data_start_of)
     years, slots = calendar.slots(epochs, tf)
-    labels = np.empty(len(epochs), dtype=np.int64)
-    for y in np.unique(years).tolist():
-        sel = years == y
-        labels[sel] = calendar.labels(int(y), slots[sel], tf)
+    if len(epochs) == 1:  # the single-tick append: skip the sorting machinery
+        y = int(years[0])
+        label = int(calendar.labels(y, slots, tf)[0])
+        ns1 = np.array([(int(epochs[0]) - label) * NS + int(nanos[0])], dtype=np.int64)
+        row = np.empty(1, dtype=schema.row_dtype)
+        for name, values in columns.items():
+            row[name] = values
+        return [planner.plan(key, schema, y, file_of(y), data_start_of(y), slots, ns1, row)]
+    one_year = int(years.min()) == int(years.max())
+    if one_year:
+        labels = calendar.labels(int(years[0]), slots, tf)
+    else:
+        uyears = np.unique(years)
+        labels = np.empty(len(epochs), dtype=np.int64)
+        for y in uyears.tolist():
+            sel = years == y
+            labels[sel] = calendar.labels(int(y), slots[sel], tf)
     ns = (epochs - labels) * NS + nanos.astype(np.int64)
-    order = np.lexsort((ns, slots, years))  # stable: ties keep input order
+    if one_year:
+        return _plan_year(planner, key, schema, int(years[0]), epochs, nanos, slots, ns,
+                          columns, file_of, data_start_of)
     rows = np.empty(len(epochs), dtype=schema.row_dtype)
     for name, values in columns.items():
         rows[name] = values
+    order = np.lexsort((ns, slots, years))  # stable: ties keep input order
     years, slots, ns, rows = years[order], slots[order], ns[order], rows[order]
     out: list[TickWrite] = []
-    cuts = [0, *(np.flatnonzero(np.diff(years)) + 1).tolist(), len(years)]
+    cuts = [0, *(np.flatnonzero(years[1:] != years[:-1]) + 1).tolist(), len(years)]
     try:
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             y = int(years[a])
@@ -302,79 +383,89 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
     return out
 
 
-def read_interval(f: YearFile, schema: Schema, slot: int, rec: np.void) -> IntervalRows:
-    """All rows of one interval, oldest blob first, stably sorted by time."""
-    head, head_bytes, nblobs = int(rec["head"]), int(rec["head_bytes"]), int(rec["nblobs"])
-    parts: list[IntervalRows] = []
-    for _ in range(nblobs):
-        data, prev = decode_blob(_read_blob(f, head, head_bytes, slot), slot, schema, f.path)
-        parts.append(data)
-        head, head_bytes = prev[0], prev[1]
-    if head_bytes or head:
-        raise CorruptFileError(f"{f.path}: tick chain of slot {slot} is longer than its count")
-    if not parts:
-        return IntervalRows(np.zeros(0, np.int64), np.zeros(0, schema.row_dtype))
-    if len(parts) == 1:
-        out = parts[0]
-    else:
-        parts.reverse()
-        out = parts[0]
-        for p in parts[1:]:
-            out = _merge(out, p)
-    if len(out) != int(rec["nrows"]):
-        raise CorruptFileError(f"{f.path}: slot {slot} says {int(rec['nrows'])} rows, found {len(out)}")
-    return out
+def _plan_year(planner: TickPlanner, key: BucketKey, schema: Schema, year: int,
+               epochs: np.ndarray, nanos: np.ndarray, slots: np.ndarray, ns: np.ndarray,
+               columns: dict[str, np.ndarray], file_of: Any, data_start_of: Any
+               ) -> list[TickWrite]:
+    """plan_ticks for rows of one year: order by time alone (slots follow time), and skip
+    the sort when the input is already in order."""
+    rows = np.empty(len(epochs), dtype=schema.row_dtype)
+    for name, values in columns.items():
+        rows[name] = values
+    t = epochs * NS + nanos
+    if len(t) > 1 and not bool((t[1:] >= t[:-1]).all()):
+        order = np.argsort(t, kind="stable")  # stable: ties keep input order
+        slots, ns, rows = slots[order], ns[order], rows[order]
+    return [planner.plan(key, schema, year, file_of(year), data_start_of(year), slots, ns,
+                         rows)]
 
 
 def tick_event_rows(w: TickWrite, schema: Schema) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(slot, ns since label, row) of each tick a write added, for triggers. A replayed write
-    knows only its blobs, so it reports every row of each touched interval's newest blob
+    knows only its blocks, so it reports every row of each touched interval's newest piece
     (a superset of what it added: triggers are at-least-once)."""
     if w.new_rows is not None:
         return w.new_slots, w.new_ns, w.new_rows
-    slots, ns, rows = [], [], []
-    for slot, rec in zip(w.slots.tolist(), w.records, strict=True):
-        start = int(rec["head"]) - w.offset
-        data, _ = decode_blob(w.region[start : start + int(rec["head_bytes"])], slot, schema,
-                              f"log record for {w.key}/{w.year}")
-        slots.append(np.full(len(data), slot, dtype=np.int64))
-        ns.append(data.ns)
-        rows.append(data.rows)
-    if not slots:
+    if not len(w.records):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, schema.row_dtype)
+    heads, first = np.unique(w.records["head"], return_index=True)
+    nbytes = w.records["head_bytes"][first]
+    where = f"log record for {w.key}/{w.year}"
+    bufs: list[tuple[int, bytes | memoryview]] = []
+    view = memoryview(w.region)
+    for h, n in zip(heads.tolist(), nbytes.tolist(), strict=True):
+        a = h - w.offset
+        if a < 0 or a + n > len(view):
+            raise CorruptFileError(f"{where}: a slot points outside the logged region")
+        bufs.append((h, view[a : a + n]))
+    blocks = decode_blocks(bufs, schema, where, [f"the tick block at offset {h}"
+                                                  for h in heads.tolist()])
+    slots, ns, rows = [], [], []
+    for b in blocks:
+        slots.append(np.repeat(b.slots, b.counts))
+        ns.append(b.ns.astype(np.int64))
+        r = np.empty(len(b.ns), dtype=schema.row_dtype)
+        for name, col in b.columns.items():
+            r[name] = col
+        rows.append(r)
     return np.concatenate(slots), np.concatenate(ns), np.concatenate(rows)
 
 
 def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> None:
-    """Write a copy of `f` with one blob per interval and no garbage to `tmp_path`, synced.
-
-    The caller renames it over the original and fsyncs the directory."""
+    """Write a copy of `f` whose intervals each have a chain of one block and no garbage to
+    `tmp_path`, synced. The caller renames it over the original and fsyncs the directory."""
     h = f.header
     out = fs.open(tmp_path, create=True)
     try:
         out.pwrite(f.read(0, h.header_size), 0)
         out.truncate(h.file_size)
-        idx = np.flatnonzero(f.slots[SLOT_FIELD])
+        idx = np.flatnonzero(f.slots[SLOT_FIELD]).astype(np.int64)
         recs = np.array(f.slots[idx])
         pos = h.file_size
-        blobs: list[bytes] = []
-        for i, slot in enumerate(idx.tolist()):
-            data = read_interval(f, schema, slot, recs[i])
-            blob = encode_blob(slot, data, (0, 0, 0))
-            recs[i]["head"] = pos
-            recs[i]["head_bytes"] = len(blob)
-            recs[i]["head_rows"] = len(data)
-            recs[i]["nblobs"] = 1
-            recs[i]["total_bytes"] = len(blob)
-            blobs.append(blob)
-            pos += len(blob)
-            if len(blobs) >= 4096:
-                region = b"".join(blobs)
-                out.pwrite(region, pos - len(region))
-                blobs.clear()
-        if blobs:
-            region = b"".join(blobs)
-            out.pwrite(region, pos - len(region))
+        src = BlockSource(f, schema, f.path)
+        # Chunks of about a million rows: memory stays bounded on a large year.
+        cum = np.cumsum(recs["nrows"].astype(np.int64))
+        chunk = (cum - recs["nrows"]) // 1_000_000
+        cuts = np.concatenate(([0], np.flatnonzero(np.diff(chunk)) + 1, [len(idx)]))
+        zero = np.zeros(len(idx), dtype=np.int64)
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+            if a == b:
+                continue
+            rows, ns = read_rows(src, idx[a:b], recs[a:b], schema.row_dtype)
+            src.cache.clear()
+            counts = recs["nrows"][a:b].astype(np.int64)
+            blocks, which, shares = build_blocks(schema, idx[a:b], counts, zero[a:b], zero[a:b],
+                                                 zero[a:b], ns, rows, f.path)
+            sizes = np.array([len(x) for x in blocks], dtype=np.int64)
+            offs = pos + np.cumsum(sizes) - sizes
+            part = recs[a:b]
+            part["head"] = offs[which]
+            part["head_bytes"] = sizes[which]
+            part["head_rows"] = counts
+            part["nblobs"] = 1
+            part["total_bytes"] = shares
+            out.pwrite(b"".join(blocks), pos)
+            pos += int(sizes.sum())
         YearFile(tmp_path, h, out).write_slots(idx, recs.data.cast("B"))
         out.sync()
     finally:

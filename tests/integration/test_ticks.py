@@ -103,16 +103,43 @@ def read_slots(path: str, nslots: int) -> np.ndarray:
         return np.frombuffer(fh.read(nslots * SLOT_DTYPE.itemsize), dtype=SLOT_DTYPE)
 
 
+BLOCK_HEADER = struct.Struct("<4sHHIIIII")  # docs/format.md "Tick buckets": 28 bytes
+ENTRY_DTYPE = np.dtype([("slot", "<u4"), ("rows", "<u4"), ("prev", "<i8"),
+                        ("prev_bytes", "<u4"), ("prev_rows", "<u4")])
+
+
+def block_directory(fh: Any, offset: int, nbytes: int) -> np.ndarray:
+    """The directory of the tick block at `offset`, decoded from the raw bytes (docs layout:
+    28-byte header, then a zstd frame starting with `entries` 24-byte directory entries)."""
+    import zstandard
+
+    fh.seek(offset)
+    buf = fh.read(nbytes)
+    magic, _, _, entries, _, _, frame_bytes, _ = BLOCK_HEADER.unpack_from(buf, 0)
+    assert magic == b"MKTK" and BLOCK_HEADER.size + frame_bytes == nbytes
+    raw = zstandard.ZstdDecompressor().decompress(buf[BLOCK_HEADER.size :])
+    return np.frombuffer(raw, dtype=ENTRY_DTYPE, count=entries)
+
+
+def share(nbytes: int, directory: np.ndarray, slot: int) -> int:
+    """docs/format.md: an interval's share of a block's bytes, apportioned by rows."""
+    cum = np.concatenate(([0], np.cumsum(directory["rows"].astype(np.int64))))
+    k = int(np.flatnonzero(directory["slot"] == slot)[0])
+    return int(nbytes * cum[k + 1] // cum[-1] - nbytes * cum[k] // cum[-1])
+
+
 def chain_bytes(path: str, slots: np.ndarray) -> int:
-    """Live bytes: the sizes of every blob reachable from the slots, walked on disk."""
+    """Live bytes: each interval's share of every block its chain reaches, walked on disk."""
     total = 0
     with open(path, "rb") as fh:
         for rec in slots[slots["_slot"] != 0]:
+            slot = int(rec["_slot"]) - 1
             head, nbytes = int(rec["head"]), int(rec["head_bytes"])
             for _ in range(int(rec["nblobs"])):
-                total += nbytes
-                fh.seek(head + 16)
-                head, nbytes = struct.unpack("<qI", fh.read(12))
+                d = block_directory(fh, head, nbytes)
+                total += share(nbytes, d, slot)
+                e = d[d["slot"] == slot][0]
+                head, nbytes = int(e["prev"]), int(e["prev_bytes"])
             assert (head, nbytes) == (0, 0)
     return total
 
@@ -838,10 +865,12 @@ def test_compact_keeps_values_and_drops_garbage(db: engine.Database) -> None:
 # -- damaged files ----------------------------------------------------------------------------
 
 def _damaged_setup(db: engine.Database) -> tuple[Model, str, int]:
-    """Ticks in three intervals; the middle one (10:01) gets a chain of two blobs."""
+    """Ticks in three intervals written separately (so each has blocks of its own: a damaged
+    block only affects the intervals it holds); the middle one (10:01) gets a chain of two."""
     m = Model()
-    db.write(KEY, m.add([T10, T10 + 60 * NS + 1, T10 + 60 * NS + 2, T10 + 120 * NS]),
-             variable=True)
+    db.write(KEY, m.add([T10]), variable=True)
+    db.write(KEY, m.add([T10 + 120 * NS]))
+    db.write(KEY, m.add([T10 + 60 * NS + 1, T10 + 60 * NS + 2]))
     db.write(KEY, m.add([T10 + 60 * NS]))
     f = year_file(db, KEY, 2024)
     slot = (JAN_2_2024 + 36_060 - 1_704_067_200) // 60
@@ -849,22 +878,23 @@ def _damaged_setup(db: engine.Database) -> tuple[Model, str, int]:
     return m, f.path, slot
 
 
-@pytest.mark.parametrize("where", ["magic", "slot", "rows", "previous pointer", "checksum",
-                                   "payload", "last byte", "older blob payload",
-                                   "older blob header"])
-def test_a_damaged_blob_raises_a_named_error(db: engine.Database, where: str) -> None:
+@pytest.mark.parametrize("where", ["magic", "flags", "entries", "rows", "raw size",
+                                   "frame bytes", "checksum", "payload", "last byte",
+                                   "older block payload", "older block header"])
+def test_a_damaged_block_raises_a_named_error(db: engine.Database, where: str) -> None:
     m, path, slot = _damaged_setup(db)
     f = year_file(db, KEY, 2024)
     rec = f.slots[slot]
     head, nbytes = int(rec["head"]), int(rec["head_bytes"])
     with open(path, "rb") as fh:
-        fh.seek(head + 16)
-        older, older_bytes = struct.unpack("<qI", fh.read(12))
-    offset = {"magic": head, "slot": head + 5, "rows": head + 8, "previous pointer": head + 17,
-              "checksum": head + 33, "payload": head + 36 + (nbytes - 36) // 2,
-              "last byte": head + nbytes - 1,
-              "older blob payload": older + 36 + (older_bytes - 36) // 2,
-              "older blob header": older + 9}[where]
+        e = block_directory(fh, head, nbytes)[0]
+        older, older_bytes = int(e["prev"]), int(e["prev_bytes"])
+    h = BLOCK_HEADER.size
+    offset = {"magic": head, "flags": head + 4, "entries": head + 8, "rows": head + 13,
+              "raw size": head + 17, "frame bytes": head + 21, "checksum": head + 25,
+              "payload": head + h + (nbytes - h) // 2, "last byte": head + nbytes - 1,
+              "older block payload": older + h + (older_bytes - h) // 2,
+              "older block header": older + 9}[where]
     root = db.root
     db.close()
     flip(path, offset)
@@ -887,6 +917,30 @@ def test_a_damaged_blob_raises_a_named_error(db: engine.Database, where: str) ->
         assert os.path.getsize(path) == size
         assert_rows(db2.read(KEY, np.datetime64(lo, "ns"), np.datetime64(hi, "ns")),
                     m.select(lo, hi))
+
+
+def test_a_damaged_shared_block_fails_every_interval_it_holds(db: engine.Database) -> None:
+    """One write's intervals share a block: damage to it is reported for each of them (naming
+    the file and slot), and intervals in other blocks still read exactly."""
+    m = Model()
+    db.write(KEY, m.add([T10, T10 + 60 * NS, T10 + 120 * NS]), variable=True)
+    db.write(KEY, m.add([T10 + 180 * NS]))
+    f = year_file(db, KEY, 2024)
+    first = (JAN_2_2024 + 36_000 - 1_704_067_200) // 60
+    recs = f.slots[first : first + 4]
+    assert len(set(recs["head"][:3].tolist())) == 1 and recs["head"][3] != recs["head"][0]
+    head, nbytes = int(recs["head"][0]), int(recs["head_bytes"][0])
+    root, path = db.root, f.path
+    db.close()
+    flip(path, head + BLOCK_HEADER.size + (nbytes - BLOCK_HEADER.size) // 2)
+    with engine.open(root) as db2:
+        for i in range(3):
+            t = T10 + i * 60 * NS
+            with pytest.raises(CorruptFileError, match=f"slot {first + i}\\b") as exc:
+                db2.read(KEY, np.datetime64(t, "ns"), np.datetime64(t + 59 * NS, "ns"))
+            assert path in str(exc.value)
+        lo = T10 + 180 * NS
+        assert_rows(db2.read(KEY, np.datetime64(lo, "ns")), m.select(lo))
 
 
 @pytest.mark.parametrize("change", ["head past eof", "head inside slots", "head negative",

@@ -31,14 +31,15 @@ def ticks(times: list[int], seq: list[int]) -> dict[str, Any]:
 
 
 def damage_interval(db: engine.Database, key: str, t: int) -> str:
-    """Flip a byte in the payload of the newest blob of the interval holding time `t`."""
+    """Flip a byte in the zstd frame of the newest block of the interval holding time `t`
+    (docs/format.md "Tick buckets": a 28-byte header, then the frame)."""
     bucket = db.catalog.get(parse_key(key))
     secs = t // NS
     year, slot = db.calendar.slot_of(secs, bucket.schema.timeframe)
     f = db.catalog.year_file(bucket, year)
     assert f is not None
     rec = f.slots[slot]
-    at = int(rec["head"]) + 36 + (int(rec["head_bytes"]) - 36) // 2
+    at = int(rec["head"]) + 28 + (int(rec["head_bytes"]) - 28) // 2
     path = f.path
     with open(path, "r+b") as fh:
         fh.seek(at)
@@ -55,7 +56,10 @@ def seqs(r: engine.Result) -> list[int]:
 def test_failed_write_to_two_intervals_leaves_the_good_one_clean(root: str) -> None:
     good, bad = T10, T10 + 60 * NS
     with engine.open(root) as db:
-        db.write(KEY, ticks([good, bad], [0, 1]), variable=True)
+        # Two writes: each interval gets a block of its own (one write's intervals share one,
+        # and damage to it would reach both).
+        db.write(KEY, ticks([good], [0]), variable=True)
+        db.write(KEY, ticks([bad], [1]))
     with engine.open(root) as db:
         damage_interval(db, KEY, bad)
         with pytest.raises(CorruptFileError):
@@ -103,7 +107,8 @@ def test_failed_write_many_leaves_the_other_tick_bucket_clean(root: str) -> None
 
 def test_year_file_size_is_unchanged_by_a_failed_write(root: str) -> None:
     with engine.open(root) as db:
-        db.write(KEY, ticks([T10, T10 + 60 * NS], [0, 1]), variable=True)
+        db.write(KEY, ticks([T10], [0]), variable=True)  # a block per interval (see above)
+        db.write(KEY, ticks([T10 + 60 * NS], [1]))
     with engine.open(root) as db:
         path = damage_interval(db, KEY, T10 + 60 * NS)
         size = os.path.getsize(path)
@@ -115,7 +120,7 @@ def test_year_file_size_is_unchanged_by_a_failed_write(root: str) -> None:
         f = db.catalog.year_file(bucket, 2024)
         assert f is not None
         _, slot = db.calendar.slot_of(T10 // NS, bucket.schema.timeframe)
-        # The new blob starts right at the old end of the file: no hole left by the failure.
+        # The new block starts right at the old end of the file: no hole left by the failure.
         assert int(f.slots[slot]["head"]) == size
         assert os.path.getsize(path) == size + int(f.slots[slot]["head_bytes"])
         assert db.read(KEY, end=np.datetime64(T10 + NS, "ns"))["Seq"].tolist() == [0, 2]

@@ -1,4 +1,5 @@
-"""Tick blobs and chains (engine/ticks.py): encoding, merge order, damage detection, planning.
+"""Tick blocks and chains (engine/tickblock.py, engine/ticks.py, engine/tickread.py):
+encoding, merge order, damage detection, planning.
 
 Expected values come from docs/format.md "Tick buckets" and from sorted models built here;
 the planner runs against an in-memory stand-in for a year file.
@@ -7,23 +8,31 @@ the planner runs against an in-memory stand-in for a year file.
 from __future__ import annotations
 
 import struct
+import types
+from typing import Any
 
 import crc32c
 import numpy as np
 import pytest
 import zstandard
 
-from engine.errors import CorruptFileError
+from engine.errors import CorruptFileError, UnsupportedFormatError
 from engine.keys import parse_key
 from engine.schema import Schema
+from engine.tickblock import (
+    BLOCK_HEADER,
+    ENTRY_DTYPE,
+    Block,
+    apportion,
+    decode_blocks,
+    encode_blocks,
+)
 from engine.ticks import (
-    BLOB_HEADER,
     IntervalRows,
     TickPlanner,
     TickWrite,
     _merge,
-    decode_blob,
-    encode_blob,
+    build_blocks,
     plan_ticks,
     read_interval,
     tick_event_rows,
@@ -53,7 +62,7 @@ def interval(ns: list[int] | np.ndarray, seq: list[int] | np.ndarray) -> Interva
 
 
 class FakeYearFile:
-    """Just enough of YearFile for the planner and read_interval: slots, size, read, path."""
+    """Just enough of YearFile for the planner and the reader: slots, size, read, path."""
 
     path = "/fake/AAPL/1Min/TRADE/2024.bin"
     data_start = DATA_START
@@ -61,6 +70,7 @@ class FakeYearFile:
     def __init__(self, nslots: int = 8) -> None:
         self.slots = np.zeros(nslots, dtype=SLOT_DTYPE)
         self.data = bytearray(DATA_START)
+        self.header = types.SimpleNamespace(nslots=nslots)
 
     def size(self) -> int:
         return len(self.data)
@@ -94,22 +104,49 @@ def model_order(ns: list[int], seq: list[int]) -> tuple[list[int], list[int]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-# -- the blob format --------------------------------------------------------------------------
+def entries(rows: list[tuple[int, int, int, int, int]]) -> np.ndarray:
+    """Directory entries (slot, rows, prev offset, prev bytes, prev rows)."""
+    out = np.zeros(len(rows), dtype=ENTRY_DTYPE)
+    for i, r in enumerate(rows):
+        out[i] = r
+    return out
 
-def test_blob_round_trip_keeps_rows_and_previous_pointer() -> None:
+
+def encode(schema: Schema, ents: np.ndarray, data: IntervalRows) -> bytes:
+    (block,) = encode_blocks(schema, [(ents, data.ns, [data.rows[n] for n in schema.names])])
+    return block
+
+
+def decode(block: bytes, schema: Schema = SCHEMA, offset: int = 4096) -> Block:
+    (out,) = decode_blocks([(offset, block)], schema, "f.bin", ["the block of slot 42"])
+    return out
+
+
+# -- the block format -------------------------------------------------------------------------
+
+def test_block_round_trip_keeps_rows_and_previous_pointers() -> None:
     rng = np.random.default_rng(7)
-    ns = np.sort(rng.integers(0, 60 * NS, 500))
+    counts = [200, 1, 299]
+    ns = np.concatenate([np.sort(rng.integers(0, 60 * NS, c)) for c in counts])
     data = interval(ns, rng.integers(-(2**31), 2**31 - 1, 500))
-    blob = encode_blob(1234, data, (987_654, 321, 17))
-    out, prev = decode_blob(blob, 1234, SCHEMA, "f.bin")
-    assert prev == (987_654, 321, 17)
-    assert np.array_equal(out.ns, data.ns)
-    assert out.ns.dtype == np.int64
-    assert out.rows.dtype == SCHEMA.row_dtype
-    assert np.array_equal(out.rows, data.rows)
+    ents = entries([(3, 200, 0, 0, 0), (1234, 1, 987_654, 321, 17), (1240, 299, 5000, 60, 2)])
+    b = decode(encode(SCHEMA, ents, data))
+    assert b.slots.tolist() == [3, 1234, 1240]
+    assert b.counts.tolist() == counts
+    assert b.starts.tolist() == [0, 200, 201]
+    assert b.prev.tolist() == [0, 987_654, 5000]
+    assert b.prev_bytes.tolist() == [0, 321, 60]
+    assert b.prev_rows.tolist() == [0, 17, 2]
+    assert np.array_equal(b.ns.astype(np.int64), data.ns)
+    for k, (a, n) in enumerate(zip([0, 200, 201], counts, strict=True)):
+        piece = b.piece(k, SCHEMA)
+        assert piece.ns.dtype == np.int64
+        assert piece.rows.dtype == SCHEMA.row_dtype
+        assert np.array_equal(piece.ns, data.ns[a : a + n])
+        assert np.array_equal(piece.rows, data.rows[a : a + n])
 
 
-def test_blob_round_trip_of_text_columns_and_extreme_values() -> None:
+def test_block_round_trip_of_text_columns_and_extreme_values() -> None:
     schema = Schema(parse_timeframe("1D"), "variable",
                     (("Venue", np.dtype("<U6")), ("Qty", np.dtype("<u8")), ("Px", np.dtype("<f4"))))
     rows = np.zeros(3, dtype=schema.row_dtype)
@@ -117,34 +154,131 @@ def test_blob_round_trip_of_text_columns_and_extreme_values() -> None:
     rows["Qty"] = [0, 1, 2**64 - 1]
     rows["Px"] = [np.float32(-0.0), np.float32(np.inf), np.float32(1e-45)]
     ns = np.array([0, 86_399 * NS + 999_999_999, 90_000 * NS], dtype=np.int64)  # a 25 h day
-    out, prev = decode_blob(encode_blob(0, IntervalRows(ns, rows), (0, 0, 0)), 0, schema, "f")
-    assert prev == (0, 0, 0)
-    assert np.array_equal(out.ns, ns)
-    assert out.rows.tobytes() == rows.tobytes()
+    block = encode(schema, entries([(0, 3, 0, 0, 0)]), IntervalRows(ns, rows))
+    assert struct.unpack_from("<H", block, 4)[0] == 0  # offsets past 2**32: stored as i8
+    b = decode(block, schema)
+    assert b.prev.tolist() == [0]
+    assert np.array_equal(b.ns.astype(np.int64), ns)
+    assert b.piece(0, schema).rows.tobytes() == rows.tobytes()
 
 
-def test_blob_layout_matches_docs_format() -> None:
-    """docs/format.md: 36-byte header <4sIIIqIII, CRC-32C over header bytes 0..31 + payload,
-    then a zstd frame of [i8 ns offsets][column 1]...[column k]."""
-    ns = [5, 5, 59 * NS + 999_999_999]
-    data = interval(ns, [10, 11, 12])
-    blob = encode_blob(77, data, (40_000, 123, 2))
-    assert BLOB_HEADER.size == 36
-    assert blob[0:4] == b"MKTB"
-    assert struct.unpack_from("<I", blob, 4)[0] == 77
-    assert struct.unpack_from("<I", blob, 8)[0] == 3
-    row_bytes = 8 + 8 + 4
-    assert struct.unpack_from("<I", blob, 12)[0] == 3 * row_bytes
-    assert struct.unpack_from("<q", blob, 16)[0] == 40_000
-    assert struct.unpack_from("<I", blob, 24)[0] == 123
-    assert struct.unpack_from("<I", blob, 28)[0] == 2
-    payload = blob[36:]
-    assert struct.unpack_from("<I", blob, 32)[0] == crc32c.crc32c(blob[:32] + payload)
-    raw = zstandard.ZstdDecompressor().decompress(payload)  # content size is in the frame
-    assert len(raw) == 3 * row_bytes
-    assert np.frombuffer(raw, "<i8", 3).tolist() == ns
-    assert np.frombuffer(raw, "<f8", 3, offset=24).tolist() == [5.0, 5.5, 6.0]
-    assert np.frombuffer(raw, "<i4", 3, offset=48).tolist() == [10, 11, 12]
+def test_block_layout_matches_docs_format() -> None:
+    """docs/format.md: 28-byte header <4sHHIIIII, CRC-32C over header bytes 0..23 + frame,
+    then a zstd frame of [directory][column codes, padded to 8][ns offsets, u4 when all fit]
+    [column 1]...[column k]: integers in the narrowest width that holds them, decimal floats
+    as scaled integers."""
+    ns = [5, 5, 3 * NS + 999_999_999]  # all below 2**32: stored as u4
+    data = interval(ns, [10, 11, 12])  # Size (i4) values fit one byte
+    block = encode(SCHEMA, entries([(77, 2, 40_000, 123, 2), (78, 1, 0, 0, 0)]), data)
+    assert BLOCK_HEADER.size == 28
+    assert block[0:4] == b"MKTK"
+    assert struct.unpack_from("<HH", block, 4) == (1, 0)  # flags: u4 offsets; reserved
+    assert struct.unpack_from("<I", block, 8)[0] == 2  # entries
+    assert struct.unpack_from("<I", block, 12)[0] == 3  # rows
+    raw_size = 2 * 24 + 8 + 3 * (4 + 1 + 1)
+    assert struct.unpack_from("<I", block, 16)[0] == raw_size
+    frame = block[28:]
+    assert struct.unpack_from("<I", block, 20)[0] == len(frame)
+    assert struct.unpack_from("<I", block, 24)[0] == crc32c.crc32c(block[:24] + frame)
+    raw = zstandard.ZstdDecompressor().decompress(frame)  # content size is in the frame
+    assert len(raw) == raw_size
+    d = np.frombuffer(raw, "<u4, <u4, <i8, <u4, <u4", 2)
+    assert [tuple(int(v) for v in e) for e in d] == [(77, 2, 40_000, 123, 2), (78, 1, 0, 0, 0)]
+    # Price 5.0, 5.5, 6.0 as tenths in one signed byte (0x21: 1 digit, 1 byte); Size in i1.
+    assert raw[48:56] == bytes([0x21, 0x01, 0, 0, 0, 0, 0, 0])
+    assert np.frombuffer(raw, "<u4", 3, offset=56).tolist() == ns
+    assert np.frombuffer(raw, "<i1", 3, offset=68).tolist() == [50, 55, 60]
+    assert np.frombuffer(raw, "<i1", 3, offset=71).tolist() == [10, 11, 12]
+
+
+@pytest.mark.parametrize(("dtype", "values", "code"), [
+    ("<i8", [-128, 127], 0x01), ("<i8", [-129, 0], 0x02), ("<i8", [0, 32_768], 0x04),
+    ("<i8", [-(2**31), 2**31 - 1], 0x04), ("<i8", [0, 2**31], 0),
+    ("<i8", [-(2**63), 2**63 - 1], 0), ("<u8", [0, 255], 0x01), ("<u8", [0, 256], 0x02),
+    ("<u8", [0, 2**32 - 1], 0x04), ("<u8", [0, 2**64 - 1], 0), ("<i2", [-5, 5], 0x01),
+    ("<i2", [300, 5], 0), ("<u4", [7, 7], 0x01), ("<i1", [-128, 127], 0),
+    ("<f8", [187.25, 187.5, 0.07], 0x32),  # hundredths in i2: 18725, 18750, 7
+    ("<f8", [100.0, -3.0], 0x11),  # whole numbers in i1
+    ("<f8", [1.0001, 2.0], 0x52),  # 4 digits: 10001, 20000 in i2
+    ("<f8", [3.2768, 2.0], 0x54),  # 4 digits: 32768 is past i2: i4
+    ("<f8", [0.1 + 0.2, 1.0], 0),  # 0.30000000000000004 has no short decimal
+    ("<f8", [1e-5, 1.0], 0),  # 5 digits: more than MAX_DIGITS
+    ("<f8", [-0.0, 1.0], 0),  # -0.0 would come back as 0.0
+    ("<f8", [np.nan, 1.0], 0), ("<f8", [np.inf, 1.0], 0),
+    ("<f8", [2.0**60, 1.0], 0),  # past 2**53: not exact as an integer
+    ("<f8", [21_474_836.47, 0.01], 0x34),  # 2**31 - 1 hundredths: i4
+    ("<f8", [21_474_836.48, 0.01], 0),  # 2**31 hundredths: i8, no narrower than f8
+    ("<f4", [0.5, 1.5], 0x21), ("<f4", [0.1, 1.0], 0x21),  # float32(0.1) == f4(1 / 10)
+    ("<f4", [70_000.5, 0.5], 0),  # tenths need i4: no narrower than the f4 itself
+])
+def test_numeric_columns_are_stored_narrow_and_read_back_bit_for_bit(dtype: str,
+                                                                      values: list[Any],
+                                                                      code: int) -> None:
+    """docs/format.md "column codes": 0 = stored as the column's type; else the low nibble is
+    the stored width and the high nibble, for floats, 1 + the decimal digits of the scale."""
+    schema = Schema(parse_timeframe("1Min"), "variable", (("X", np.dtype(dtype)),))
+    rows = np.zeros(len(values), dtype=schema.row_dtype)
+    rows["X"] = values
+    block = encode(schema, entries([(3, len(values), 0, 0, 0)]),
+                   IntervalRows(np.arange(len(values), dtype=np.int64), rows))
+    raw = zstandard.ZstdDecompressor().decompress(block[28:])
+    assert raw[24] == code
+    piece = decode(block, schema).piece(0, schema)
+    assert piece.rows.dtype == schema.row_dtype
+    assert piece.rows["X"].tobytes() == rows["X"].tobytes()  # bit for bit (-0.0, NaN)
+
+
+def test_decimal_floats_of_a_busy_day_round_trip_bit_for_bit() -> None:
+    """Prices rounded to cents the way feeds produce them (np.round), large and small."""
+    rng = np.random.default_rng(11)
+    schema = Schema(parse_timeframe("1Sec"), "variable", (("Price", np.dtype("<f8")),))
+    for scale in (0.01, 1.0, 250.0, 10_000.0):
+        px = np.round(rng.uniform(0.01, 5_000, 20_000) * scale, 2)
+        rows = np.zeros(len(px), dtype=schema.row_dtype)
+        rows["Price"] = px
+        block = encode(schema, entries([(1, len(px), 0, 0, 0)]),
+                       IntervalRows(np.arange(len(px), dtype=np.int64), rows))
+        assert decode(block, schema).piece(0, schema).rows.tobytes() == rows.tobytes()
+
+
+@pytest.mark.parametrize(("nbytes", "counts"), [(100, [1]), (101, [1, 1]), (1000, [3, 1, 7, 2]),
+                                                (7, [5, 5, 5]), (2**31 - 1, [2**32 - 1, 1])])
+def test_shares_split_a_block_by_rows_and_sum_to_its_size(nbytes: int, counts: list[int]) -> None:
+    shares = apportion(nbytes, np.asarray(counts, dtype=np.int64))
+    assert int(shares.sum()) == nbytes
+    cum = np.cumsum([0, *counts])
+    assert shares.tolist() == [nbytes * int(cum[i + 1]) // int(cum[-1])
+                               - nbytes * int(cum[i]) // int(cum[-1]) for i in range(len(counts))]
+
+
+def test_blocks_are_cut_between_intervals_near_the_target_size() -> None:
+    """A large write becomes several blocks of about BLOCK_TARGET raw bytes; an interval is
+    never split, and each block decodes to exactly its intervals' rows."""
+    from engine.tickblock import BLOCK_TARGET
+
+    n_slots = 400
+    counts = np.full(n_slots, 2000, dtype=np.int64)
+    counts[7] = 100_000  # one interval larger than a block
+    slots = np.arange(n_slots, dtype=np.int64) * 3
+    total = int(counts.sum())
+    ns = np.concatenate([np.arange(c, dtype=np.int64) for c in counts])
+    rows = np.zeros(total, dtype=SCHEMA.row_dtype)
+    rows["Size"] = np.arange(total)
+    zero = np.zeros(n_slots, dtype=np.int64)
+    blocks, which, shares = build_blocks(SCHEMA, slots, counts, zero, zero, zero, ns, rows, "f")
+    assert len(blocks) > 2 and which.tolist() == sorted(which.tolist())
+    assert which[-1] == len(blocks) - 1
+    row = 0
+    for i, blob in enumerate(blocks):
+        b = decode(blob)
+        mine = np.flatnonzero(which == i)
+        assert b.slots.tolist() == slots[mine].tolist()
+        assert b.counts.tolist() == counts[mine].tolist()
+        assert int(shares[mine].sum()) == len(blob)
+        assert np.array_equal(b.columns["Size"], rows["Size"][row : row + int(counts[mine].sum())])
+        row += int(counts[mine].sum())
+        if len(mine) > 1:  # a block only passes the target by its last interval
+            assert int(counts[mine[:-1]].sum()) * 20 < BLOCK_TARGET
 
 
 # -- merge order ------------------------------------------------------------------------------
@@ -178,77 +312,142 @@ def test_merge_edge_cases(old: list[int], new: list[int]) -> None:
 
 @pytest.fixture
 def blob() -> bytes:
-    return encode_blob(42, interval([1, 2, 3, 4], [9, 8, 7, 6]), (16_384, 99, 3))
+    return encode(SCHEMA, entries([(40, 1, 0, 0, 0), (42, 4, 16_384, 99, 3)]),
+                  interval([7, 1, 2, 3, 4], [5, 9, 8, 7, 6]))
 
 
 @pytest.mark.parametrize(("field", "offset"), [
-    ("magic", 0), ("magic", 3), ("slot", 4), ("rows", 8), ("raw size", 12), ("raw size", 15),
-    ("previous offset", 16), ("previous offset", 23), ("previous bytes", 24),
-    ("previous rows", 28), ("checksum", 32), ("checksum", 35), ("payload start", 36),
-    ("payload end", -1),
+    ("magic", 0), ("magic", 3), ("flags", 4), ("reserved", 7), ("entries", 8), ("rows", 12),
+    ("raw size", 16), ("raw size", 19), ("frame bytes", 20), ("frame bytes", 23),
+    ("checksum", 24), ("checksum", 27), ("frame start", 28), ("frame end", -1),
 ])
 def test_a_flipped_byte_anywhere_is_detected(blob: bytes, field: str, offset: int) -> None:
     damaged = bytearray(blob)
     damaged[offset] ^= 0x01
     with pytest.raises(CorruptFileError, match="f.bin"):
-        decode_blob(bytes(damaged), 42, SCHEMA, "f.bin")
+        decode(bytes(damaged))
 
 
 def _reseal(buf: bytearray) -> bytes:
     """Recompute the checksum, so only the field checks can catch the damage."""
-    struct.pack_into("<I", buf, 32, crc32c.crc32c(bytes(buf[:32]) + bytes(buf[36:])))
+    struct.pack_into("<I", buf, 24, crc32c.crc32c(bytes(buf[:24]) + bytes(buf[28:])))
     return bytes(buf)
+
+
+def _reframe(blob: bytes, raw: bytes, **fields: int) -> bytes:
+    """The block with another frame (of `raw`) and header fields, its checksum recomputed."""
+    frame = zstandard.ZstdCompressor().compress(raw)
+    head = list(BLOCK_HEADER.unpack_from(blob, 0))
+    names = ["magic", "flags", "reserved", "entries", "rows", "raw_size", "frame_bytes", "crc"]
+    head[6] = len(frame)
+    for k, v in fields.items():
+        head[names.index(k)] = v
+    return _reseal(bytearray(BLOCK_HEADER.pack(*head) + frame))
 
 
 @pytest.mark.parametrize(("field", "fmt", "at", "value"), [
     ("magic", "<4s", 0, b"MKTX"),
-    ("slot", "<I", 4, 43),
-    ("rows", "<I", 8, 5),
-    ("rows", "<I", 8, 0),
-    ("raw size", "<I", 12, 4 * 20 + 1),
+    ("flags", "<H", 4, 2),
+    ("reserved", "<H", 6, 1),
+    ("entries", "<I", 8, 0),
+    ("entries", "<I", 8, 3),
+    ("rows", "<I", 12, 6),
+    ("rows", "<I", 12, 0),
+    ("raw size", "<I", 16, 2 * 24 + 8 + 5 * (4 + 8 + 1) + 1),
+    ("raw size", "<I", 16, 2 * 24 + 8 + 5 * (4 + 8 + 4) + 1),
+    ("frame bytes", "<I", 20, 1),
 ])
 def test_damage_with_a_valid_checksum_is_still_detected(blob: bytes, field: str, fmt: str,
                                                         at: int, value: object) -> None:
     buf = bytearray(blob)
     struct.pack_into(fmt, buf, at, value)
     with pytest.raises(CorruptFileError, match="slot 42"):
-        decode_blob(_reseal(buf), 42, SCHEMA, "f.bin")
+        decode(_reseal(buf))
+
+
+@pytest.mark.parametrize("damage", ["slots not ascending", "slot past the year",
+                                    "rows do not add up", "an empty entry",
+                                    "a float narrowed", "a width of 3", "a scale of 6",
+                                    "an integer scaled"])
+def test_a_damaged_directory_is_detected(blob: bytes, damage: str) -> None:
+    """A consistent frame whose directory is wrong (checksum recomputed over it)."""
+    raw = bytearray(zstandard.ZstdDecompressor().decompress(blob[28:]))
+    d = np.frombuffer(raw, dtype=ENTRY_DTYPE, count=2).copy()
+    if damage == "slots not ascending":
+        d["slot"] = [42, 40]
+    elif damage == "slot past the year":
+        d["slot"][1] = 10**6
+    elif damage == "rows do not add up":
+        d["rows"][1] = 3
+    elif damage == "an empty entry":
+        d["rows"] = [0, 5]
+    raw[: d.nbytes] = d.tobytes()
+    codes = {"a float narrowed": [0x04, 0], "a width of 3": [0, 0x03],
+             "a scale of 6": [0x72, 0], "an integer scaled": [0, 0x21]}
+    if damage in codes:
+        raw[d.nbytes : d.nbytes + 2] = bytes(codes[damage])
+    with pytest.raises(CorruptFileError, match="slot 42.*damaged (directory|column width)"):
+        (b,) = decode_blocks([(4096, _reframe(blob, bytes(raw)))], SCHEMA, "f.bin",
+                             ["the block of slot 42"], nslots=1000)
 
 
 def test_payload_that_is_not_zstd_is_detected(blob: bytes) -> None:
-    buf = bytearray(blob[:36]) + bytearray(b"\x00" * 40)
+    buf = bytearray(blob[:28]) + bytearray(b"\x00" * 40)
+    struct.pack_into("<I", buf, 20, 40)
     with pytest.raises(CorruptFileError, match="decompress"):
-        decode_blob(_reseal(buf), 42, SCHEMA, "f.bin")
+        decode(_reseal(buf))
 
 
 def test_payload_of_the_wrong_length_is_detected(blob: bytes) -> None:
-    short = zstandard.ZstdCompressor().compress(b"\x00" * 60)  # rows say 4 x 20 bytes
-    buf = bytearray(blob[:36]) + bytearray(short)
     with pytest.raises(CorruptFileError, match="slot 42"):
-        decode_blob(_reseal(buf), 42, SCHEMA, "f.bin")
+        decode(_reframe(blob, b"\x00" * 60))  # the header says 2 x 24 + 8 + 5 x 13 bytes
 
 
-def test_blob_of_another_slot_is_rejected(blob: bytes) -> None:
+def test_a_block_without_the_slot_is_rejected(blob: bytes) -> None:
     with pytest.raises(CorruptFileError, match="slot 41"):
-        decode_blob(blob, 41, SCHEMA, "f.bin")
+        decode(blob).find(np.array([41]), "f.bin")
 
 
-@pytest.mark.parametrize("cut", [0, 10, 35, 36, 50])
-def test_cut_short_blob_is_detected(blob: bytes, cut: int) -> None:
+def test_a_block_of_the_previous_format_is_an_unsupported_format(blob: bytes) -> None:
+    old = b"MKTB" + blob[4:]
+    with pytest.raises(UnsupportedFormatError, match="pre-release"):
+        decode(old)
+
+
+@pytest.mark.parametrize("cut", [0, 10, 27, 28, 50])
+def test_cut_short_block_is_detected(blob: bytes, cut: int) -> None:
     with pytest.raises(CorruptFileError):
-        decode_blob(blob[:cut], 42, SCHEMA, "f.bin")
+        decode(blob[:cut])
+
+
+def test_several_blocks_decode_together_and_name_the_damaged_one(blob: bytes) -> None:
+    other = encode(SCHEMA, entries([(50, 2, 0, 0, 0)]), interval([1, 2], [1, 2]))
+    bad = bytearray(other)
+    bad[40] ^= 0xFF
+    ok = decode_blocks([(100, blob), (200, other)], SCHEMA, "f.bin", ["block a", "block b"])
+    assert [b.offset for b in ok] == [100, 200]
+    assert ok[1].columns["Size"].tolist() == [1, 2]
+    with pytest.raises(CorruptFileError, match="f.bin: block b"):
+        decode_blocks([(100, blob), (200, bytes(bad))], SCHEMA, "f.bin", ["block a", "block b"])
 
 
 # -- planning: chains, merges, pending writes ------------------------------------------------
 
-def _chain_offsets(f: FakeYearFile, slot: int) -> list[int]:
-    """Blob offsets of a slot's chain, newest first, walked through the blob headers."""
+def _chain(f: FakeYearFile, slot: int) -> list[tuple[int, int, int, int]]:
+    """(offset, bytes, rows, share) of each block of a slot's chain, newest first, walked
+    through the block directories."""
     rec = f.slots[slot]
     out, head, nbytes = [], int(rec["head"]), int(rec["head_bytes"])
     while nbytes:
-        out.append(head)
-        head, nbytes = struct.unpack_from("<qI", f.data, head + 16)
+        b = decode(bytes(f.data[head : head + nbytes]), offset=head)
+        k = int(b.find(np.array([slot]), "f")[0])
+        out.append((head, nbytes, int(b.counts[k]), b.share(k)))
+        head, nbytes = int(b.prev[k]), int(b.prev_bytes[k])
     return out
+
+
+def _chain_offsets(f: FakeYearFile, slot: int) -> list[int]:
+    return [c[0] for c in _chain(f, slot)]
 
 
 def test_single_row_appends_keep_the_chain_logarithmic() -> None:
@@ -277,12 +476,12 @@ def test_single_row_appends_keep_the_chain_logarithmic() -> None:
     assert got.rows["Size"].tolist() == want_seq
 
 
-def _blob_size(f: FakeYearFile, off: int) -> int:
-    """A blob's size measured independently: the 36-byte header plus its zstd frame."""
+def _block_size(f: FakeYearFile, off: int) -> int:
+    """A block's size measured independently: the 28-byte header plus its zstd frame."""
     dobj = zstandard.ZstdDecompressor().decompressobj()
-    tail = bytes(f.data[off + 36 :])
+    tail = bytes(f.data[off + 28 :])
     dobj.decompress(tail)
-    return 36 + len(tail) - len(dobj.unused_data)
+    return 28 + len(tail) - len(dobj.unused_data)
 
 
 def test_slot_totals_agree_with_the_chain() -> None:
@@ -292,13 +491,39 @@ def test_slot_totals_agree_with_the_chain() -> None:
         f.apply(w)
         planner.applied(w)
     rec = f.slots[1]
-    chain = _chain_offsets(f, 1)
-    rows = [struct.unpack_from("<I", f.data, off + 8)[0] for off in chain]
+    chain = _chain(f, 1)
     assert int(rec["nblobs"]) == len(chain)
-    assert int(rec["total_bytes"]) == sum(_blob_size(f, off) for off in chain)
-    assert int(rec["head_bytes"]) == _blob_size(f, chain[0])
-    assert sum(rows) == int(rec["nrows"]) == 74
-    assert int(rec["head_rows"]) == rows[0]
+    assert all(nbytes == _block_size(f, off) for off, nbytes, _, _ in chain)
+    assert int(rec["total_bytes"]) == sum(c[3] for c in chain)  # one interval: whole blocks
+    assert int(rec["total_bytes"]) == sum(c[1] for c in chain)
+    assert int(rec["head_bytes"]) == chain[0][1]
+    assert sum(c[2] for c in chain) == int(rec["nrows"]) == 74
+    assert int(rec["head_rows"]) == chain[0][2]
+
+
+def test_a_write_of_many_intervals_shares_one_block_and_merges_per_interval() -> None:
+    """One plan over several intervals writes one block; totals count each interval's share;
+    a later write that merges one interval leaves the others' chains on the shared block."""
+    f, planner = FakeYearFile(), TickPlanner()
+    slots = np.array([1, 1, 2, 4, 4, 4], dtype=np.int64)
+    data = interval([5, 9, 3, 1, 1, 2], [0, 1, 2, 3, 4, 5])
+    w = planner.plan(KEY, SCHEMA, 2024, f, DATA_START, slots, data.ns, data.rows)
+    f.apply(w)
+    planner.applied(w)
+    assert w.slots.tolist() == [1, 2, 4]
+    assert len(set(w.records["head"].tolist())) == 1
+    assert w.records["head_rows"].tolist() == [2, 1, 3]
+    assert int(w.records["total_bytes"].sum()) == len(w.region)
+    w2 = plan_one(planner, f, 2, [3, 0], [6, 7])  # 2 rows >= 1: merges slot 2's piece
+    f.apply(w2)
+    planner.applied(w2)
+    assert int(f.slots[2]["nblobs"]) == 1 and int(f.slots[2]["nrows"]) == 3
+    assert int(f.slots[2]["total_bytes"]) == len(w2.region)
+    got = read_interval(f, SCHEMA, 2, f.slots[2])
+    assert got.ns.tolist() == [0, 3, 3] and got.rows["Size"].tolist() == [7, 2, 6]
+    for slot, want in ((1, [0, 1]), (4, [3, 4, 5])):
+        assert read_interval(f, SCHEMA, slot, f.slots[slot]).rows["Size"].tolist() == want
+        assert int(f.slots[slot]["head"]) == w.offset
 
 
 def test_planner_sees_writes_planned_but_not_yet_applied() -> None:
