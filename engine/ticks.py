@@ -264,21 +264,8 @@ class TickPlanner:
         data = IntervalRows(ns, rows)
         if nbl and hr <= len(data):
             src = BlockSource(f, schema, where, st.blobs)
-            key_arr = np.array([slot], dtype=np.int64)
-            while nbl and hr <= len(data):
-                blk = src.load_one(head, hb, slot)
-                k = int(blk.find(key_arr, where)[0])
-                if int(blk.counts[k]) != hr:
-                    raise CorruptFileError(
-                        f"{where}: tick chain of slot {slot} expects {hr} rows in the block at "
-                        f"offset {head}, which holds {int(blk.counts[k])}")
-                data = _merge(blk.piece(k, schema), data)
-                tot -= blk.share(k)
-                nbl -= 1
-                head, hb, hr = int(blk.prev[k]), int(blk.prev_bytes[k]), int(blk.prev_rows[k])
-            if nbl == 0 and (head or hb):
-                raise CorruptFileError(f"{where}: tick chain of slot {slot} is longer than its "
-                                       "count")
+            data, head, hb, hr, nbl, tot = _merge_chain(src, schema, slot, data, head, hb, hr,
+                                                        nbl, tot)
         if len(data) * (8 + schema.row_dtype.itemsize) + ENTRY_DTYPE.itemsize >= MAX_BLOCK:
             raise CorruptFileError(f"{where}: interval {slot} would exceed {MAX_BLOCK} bytes "
                                    "in one tick block")
@@ -303,28 +290,35 @@ class TickPlanner:
     def _merged(src: BlockSource, schema: Schema, slot: int, data: IntervalRows, i: int,
                 prev: np.ndarray, prev_b: np.ndarray, prev_r: np.ndarray, nblobs: np.ndarray,
                 total: np.ndarray) -> IntervalRows:
-        """Merge the newest pieces of slot's chain into `data` while they are no larger
-        (a binary counter); updates the chain arrays at `i`."""
-        head, hb, hr = int(prev[i]), int(prev_b[i]), int(prev_r[i])
-        n, tot = int(nblobs[i]), int(total[i])
-        key = np.array([slot], dtype=np.int64)
-        while n and hr <= len(data):
-            (blk,) = src.load(np.array([head], dtype=np.int64), np.array([hb], dtype=np.int64),
-                              key)
-            k = int(blk.find(key, src.where)[0])
-            if int(blk.counts[k]) != hr:
-                raise CorruptFileError(f"{src.where}: tick chain of slot {slot} expects {hr} rows "
-                                       f"in the block at offset {head}, which holds "
-                                       f"{int(blk.counts[k])}")
-            data = _merge(blk.piece(k, schema), data)
-            tot -= blk.share(k)
-            n -= 1
-            head, hb, hr = int(blk.prev[k]), int(blk.prev_bytes[k]), int(blk.prev_rows[k])
-        if n == 0 and (head or hb):
-            raise CorruptFileError(f"{src.where}: tick chain of slot {slot} is longer than its "
-                                   "count")
+        """`_merge_chain` for entry `i` of the chain arrays (updated in place)."""
+        data, head, hb, hr, n, tot = _merge_chain(
+            src, schema, slot, data, int(prev[i]), int(prev_b[i]), int(prev_r[i]),
+            int(nblobs[i]), int(total[i]))
         prev[i], prev_b[i], prev_r[i], nblobs[i], total[i] = head, hb, hr, n, tot
         return data
+
+
+def _merge_chain(src: BlockSource, schema: Schema, slot: int, data: IntervalRows, head: int,
+                 hb: int, hr: int, n: int, tot: int
+                 ) -> tuple[IntervalRows, int, int, int, int, int]:
+    """Merge the newest pieces of slot's chain (head block at `head`, `hb` bytes, `hr` rows;
+    `n` pieces, `tot` live bytes) into `data` while they are no larger (a binary counter).
+    Returns the merged rows and the chain that remains (head, bytes, rows, pieces, bytes)."""
+    while n and hr <= len(data):
+        blk = src.load_one(head, hb, slot)
+        k = int(blk.find(np.array([slot], dtype=np.int64), src.where)[0])
+        if int(blk.counts[k]) != hr:
+            raise CorruptFileError(f"{src.where}: tick chain of slot {slot} expects {hr} rows "
+                                   f"in the block at offset {head}, which holds "
+                                   f"{int(blk.counts[k])}")
+        data = _merge(blk.piece(k, schema), data)
+        tot -= blk.share(k)
+        n -= 1
+        head, hb, hr = int(blk.prev[k]), int(blk.prev_bytes[k]), int(blk.prev_rows[k])
+    if n == 0 and (head or hb):
+        raise CorruptFileError(f"{src.where}: tick chain of slot {slot} is longer than its "
+                               "count")
+    return data, head, hb, hr, n, tot
 
 
 def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: Calendar,
