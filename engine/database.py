@@ -4,7 +4,6 @@ the read path; opening takes the lock and replays the log (DESIGN §5).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -19,7 +18,6 @@ from engine import fastpath, ingest, journal, query
 from engine.catalog import Bucket, Catalog
 from engine.commit import SYNC_MODES, CommitPipeline
 from engine.dispatch import Dispatcher, Records, Subscription
-from engine.durable import atomic_write
 from engine.errors import (
     BucketExistsError,
     BucketNotFoundError,
@@ -35,6 +33,7 @@ from engine.header import same_schema
 from engine.keys import BucketKey, parse_key, parse_pattern
 from engine.plan import RowWrite, SlotWrite, plan_fixed
 from engine.result import Result
+from engine.rootmeta import lock_holder, root_timezone
 from engine.rwlock import RWLock
 from engine.schema import FIXED, VARIABLE, Schema
 from engine.ticks import (
@@ -53,9 +52,7 @@ __all__ = ["Database", "open_database", "WriteEvent"]
 
 log = logging.getLogger("mkts.engine")
 
-ROOT_META = "mkts.root"
 MAX_TXN_BYTES = 1 << 30
-ROOT_FORMAT = 1
 RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
 
 
@@ -172,12 +169,12 @@ class Database:
             try:
                 self._lock_handle = fs.lock(lock_path)
             except BlockingIOError:
-                holder = _read_holder(fs, lock_path)
+                holder = lock_holder(fs, lock_path)
                 raise LockedError(
                     f"database root {root} is in use by pid {holder}; close that handle first "
                     "or open with readonly=True"
                 ) from None
-        self.timezone = self._root_timezone(timezone)
+        self.timezone = root_timezone(self._fs, self.root, timezone, readonly=self.readonly)
         self.calendar = get_calendar(self.timezone)
         self.catalog = Catalog(fs, root, self.calendar, readonly=self.readonly)
         self.catalog.load()
@@ -220,43 +217,6 @@ class Database:
         except Exception:
             self.worker_errors += 1
             log.exception("background worker %r failed; the database keeps running", worker)
-
-    def _root_timezone(self, requested: str | None) -> str:
-        path = os.path.join(self.root, ROOT_META)
-        fs = self._fs
-        if fs.exists(path):
-            f = fs.open(path)
-            try:
-                raw = f.pread(1 << 16, 0)
-            finally:
-                f.close()
-            try:
-                meta = json.loads(raw.decode("utf-8"))
-                stored = str(meta["timezone"])
-                fmt = int(meta["format"])
-            except (ValueError, KeyError, TypeError) as exc:
-                from engine.errors import CorruptFileError
-
-                raise CorruptFileError(f"{path} is damaged: {exc}") from exc
-            if fmt != ROOT_FORMAT:
-                from engine.errors import UnsupportedFormatError
-
-                raise UnsupportedFormatError(
-                    f"{path}: database format {fmt}; this mkts reads format {ROOT_FORMAT}"
-                )
-            if requested is not None and requested != stored:
-                raise InvalidInputError(
-                    f"database {self.root} uses timezone {stored!r}; open it with "
-                    f"timezone={stored!r} (or leave timezone unset)"
-                )
-            return stored
-        tz = requested or "UTC"
-        get_calendar(tz)  # validate before writing anything
-        if self.readonly:
-            return tz
-        meta = json.dumps({"format": ROOT_FORMAT, "timezone": tz}).encode()
-        atomic_write(fs, path, meta + b"\n")
-        return tz
 
     def _replay(self) -> int:
         count = 0
@@ -826,14 +786,3 @@ def _range_args(start: Any, end: Any, limit: int | None) -> tuple[int | None, in
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError(f"limit={limit!r} must be a non-negative integer or None")
     return start_ns, end_ns, limit
-
-
-def _read_holder(fs: FileSystem, path: str) -> str:
-    try:
-        f = fs.open(path)
-        try:
-            return f.pread(64, 0).decode("ascii", "replace").strip() or "unknown"
-        finally:
-            f.close()
-    except OSError:
-        return "unknown"

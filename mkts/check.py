@@ -32,7 +32,7 @@ from wal.fs import OsFileSystem
 __all__ = ["Finding", "Report", "check_root", "holder_of"]
 
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
-ROOT_META = "mkts.root"  # engine.database.ROOT_META
+ROOT_META = "mkts.root"  # engine.rootmeta.ROOT_META
 MAX_PER_KIND = 5  # findings of one kind listed per file before they are only counted
 
 
