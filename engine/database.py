@@ -386,12 +386,9 @@ class Database:
             return None
         else:
             n = len(data)
-        plan = self._fast.get(key) if type(key) is str else None
-        if (plan is None or (plan.dtype is not dtype and plan.dtype != dtype)
-                or self.catalog.buckets.get(plan.key) is not plan.bucket):
-            plan = self._fast_plan(key, dtype)
-            if plan is None:
-                return None
+        plan = self._fast_plan(key, dtype)
+        if plan is None:
+            return None
         pipeline = self._pipeline
         if self._closed or pipeline is None or pipeline.failed is not None:
             return None
@@ -405,6 +402,12 @@ class Database:
         return pipeline.commit_built(built[0], built[1])
 
     def _fast_plan(self, key: str, dtype: np.dtype) -> fastpath.InputPlan | None:
+        """The fast-path plan for rows of `dtype` into the existing fixed bucket `key`
+        (cached per key text until the dtype or the bucket changes), or None."""
+        plan = self._fast.get(key) if type(key) is str else None
+        if plan is not None and (plan.dtype is dtype or plan.dtype == dtype) \
+                and self.catalog.buckets.get(plan.key) is plan.bucket:
+            return plan
         if type(key) is not str or self._closed or self.readonly:
             return None
         try:
@@ -426,12 +429,9 @@ class Database:
         """write_many's share of the fast path: the writes for `data` when `key` names an
         existing fixed bucket and the rows have its types (the plan cached as for write()),
         else None (the general path judges the rows and raises the errors)."""
-        plan = self._fast.get(key) if type(key) is str else None
-        if (plan is None or (plan.dtype is not data.dtype and plan.dtype != data.dtype)
-                or self.catalog.buckets.get(plan.key) is not plan.bucket):
-            plan = self._fast_plan(key, data.dtype)
-            if plan is None:
-                return None
+        plan = self._fast_plan(key, data.dtype)
+        if plan is None:
+            return None
         if len(data) == 1:
             built = plan.one(data.tobytes())
             return None if built is None else built[1]
@@ -469,9 +469,10 @@ class Database:
                             f"{schema.kind}; leave variable unset to follow the bucket"
                         )
                 fast = None
-                if type(data) is np.ndarray and schema.kind == FIXED:
-                    # Rows that already have the bucket's types: records by byte copies
+                if bucket is None and type(data) is np.ndarray and schema.kind == FIXED:
+                    # A bucket's first write, from an array: records by byte copies
                     # (engine/fastpath.py), or None when the general path must judge them.
+                    # (Existing buckets were offered to _many_fast above.)
                     fp = fastpath.input_plan(key, schema, data.dtype, self.calendar,
                                              MAX_TXN_BYTES)
                     fast = None if fp is None else fp.plan(data)

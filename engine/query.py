@@ -72,22 +72,22 @@ def _years_in_range(catalog: Catalog, bucket: Bucket, start_ns: int | None,
                     ) -> Iterator[tuple[int, YearFile, np.ndarray]]:
     """(year, file, occupied slots inside the range) for each year file the range overlaps,
     in read order; lazy, so a reader that has its limit stops before the next file."""
-    if start_ns is not None and end_ns is not None and start_ns > end_ns:
-        return
-    (y0, s0), (y1, s1) = _slot_range(catalog.calendar, bucket, start_ns, end_ns)
-    years = [y for y in bucket.sorted_years() if y0 <= y <= y1]
-    if backwards:
-        years.reverse()
-    for y in years:
+    for y, lo, hi in _year_spans(catalog.calendar, bucket, start_ns, end_ns, backwards):
         f = catalog.year_file(bucket, y)
         if f is None:  # pragma: no cover - years come from the catalog
             continue
-        yield y, f, f.occupied_in(s0 if y == y0 else 0, s1 + 1 if y == y1 else f.header.nslots)
+        yield y, f, f.occupied_in(lo, f.header.nslots if hi < 0 else hi)
 
 
-def _check_slots(f: YearFile, stored: np.ndarray, idx: np.ndarray) -> None:
-    """Every gathered record must carry its own slot number + 1 (docs/format.md "Slots")."""
-    if len(idx) and bool((stored != idx + 1).any()):
+def _check_slots(f: YearFile, stored: np.ndarray, expected: np.ndarray) -> None:
+    """Every gathered record must carry its own slot number + 1 (`expected`; docs/format.md
+    "Slots"). For a few rows comparing the bytes is cheaper than numpy's elementwise compare
+    (int64 in native order on both sides); the answer is the same."""
+    if len(expected) <= SMALL_ROWS:
+        same = stored.tobytes() == expected.tobytes()
+    else:
+        same = not bool((stored != expected).any())
+    if not same:
         raise CorruptFileError(
             f"{f.path}: a record's slot number does not match its position; the file is damaged"
         )
@@ -128,7 +128,7 @@ def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: lis
     return Result(str(bucket.key), data, cols, tz, epochs=ep)
 
 
-def _fixed_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
+def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
                  backwards: bool) -> list[tuple[int, int, int]]:
     """(year, lo, hi) for each year of the bucket the range overlaps, in read order: slots
     [lo, hi) of that year, hi = -1 meaning "to the end of the year file"."""
@@ -194,15 +194,8 @@ def _to_epochs(f: YearFile, calendar: Calendar, year: int, tf: Timeframe, idx: n
     which Result does only if the structured array is asked for."""
     stored = words[:, 0]
     expected = idx + 1
+    _check_slots(f, stored, expected)
     small = len(idx) <= SMALL_ROWS
-    # Two ways to the same exact comparison: for a few rows comparing the bytes is cheaper
-    # than numpy's elementwise compare (int64 in native order on both sides).
-    same = (stored.tobytes() == expected.tobytes() if small
-            else not bool((stored != expected).any()))
-    if not same:
-        raise CorruptFileError(
-            f"{f.path}: a record's slot number does not match its position; the file is damaged"
-        )
     out = stored if small else expected  # equal now
     if tf.is_daily:
         out[:] = calendar.labels(year, idx, tf)
@@ -223,7 +216,7 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     chunks: list[np.ndarray] = []
     epochs: list[np.ndarray | None] = []
     remaining = limit
-    for y, lo, hi in _fixed_spans(calendar, bucket, start_ns, end_ns, backwards):
+    for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
         # Year files open lazily: a read that has its limit stops before the next one.
         f = bucket.files.get(y) or _open_year(catalog, bucket, y, lo, hi)
         if f is None:  # pragma: no cover - years come from the catalog
@@ -263,7 +256,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     remaining = limit
     for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
         recs = _gather(f.slots, idx)
-        _check_slots(f, recs[SLOT_FIELD], idx)
+        _check_slots(f, recs[SLOT_FIELD], idx + 1)
         src = BlockSource(f, schema, f.path)
         k = len(idx)
         if remaining is not None:
