@@ -17,7 +17,7 @@ import numpy as np
 from engine import fastpath, ingest, journal, query
 from engine.catalog import Bucket, Catalog
 from engine.commit import SYNC_MODES, CommitPipeline
-from engine.dispatch import Dispatcher, Records, Subscription
+from engine.dispatch import Dispatcher, Subscription
 from engine.errors import (
     BucketExistsError,
     BucketNotFoundError,
@@ -29,6 +29,7 @@ from engine.errors import (
     SchemaError,
     StoreFailedError,
 )
+from engine.events import WriteEvent, event_records, merged_records
 from engine.header import same_schema
 from engine.keys import BucketKey, parse_key, parse_pattern
 from engine.plan import RowWrite, SlotWrite, plan_fixed
@@ -41,9 +42,8 @@ from engine.ticks import (
     TickWrite,
     compact_year_file,
     plan_ticks,
-    tick_event_rows,
 )
-from engine.timeutil import NS, get_calendar, to_epoch_ns
+from engine.timeutil import get_calendar, to_epoch_ns
 from wal import WriteAheadLog
 from wal.format import Payload
 from wal.fs import FileSystem, OsFileSystem
@@ -54,21 +54,6 @@ log = logging.getLogger("mkts.engine")
 
 MAX_TXN_BYTES = 1 << 30
 RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
-
-
-class WriteEvent:
-    """What a committed (or replayed) transaction wrote: one entry per year file touched."""
-
-    __slots__ = ("txn", "writes", "replayed")
-
-    def __init__(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
-                 replayed: bool) -> None:
-        self.txn = txn
-        self.writes = writes
-        self.replayed = replayed
-
-    def __repr__(self) -> str:
-        return f"<WriteEvent txn={self.txn} files={len(self.writes)} replayed={self.replayed}>"
 
 
 def open_database(
@@ -127,7 +112,9 @@ class Database:
         self._lock_handle: int | None = None
         if readonly and triggers:
             raise InvalidInputError("triggers need a writable database; readonly=True was given")
-        self._dispatcher = Dispatcher(self, triggers, self._event_records)
+        self._dispatcher = Dispatcher(
+            self, triggers, lambda ev: event_records(self.catalog, self.calendar, ev),
+            lambda evs: merged_records(self.catalog, self.calendar, evs))
         if readonly and workers:
             raise InvalidInputError("background workers need a writable database")
         for w in workers:
@@ -290,21 +277,6 @@ class Database:
                  replayed: bool) -> None:
         if self._dispatcher.wants():
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
-
-    def _event_records(self, event: WriteEvent) -> list[Records]:
-        out = []
-        for w in event.writes:
-            schema = self.catalog.get(w.key).schema
-            if isinstance(w, TickWrite):
-                slots, ns, rows = tick_event_rows(w, schema)
-                labels = self.calendar.labels(w.year, slots, schema.timeframe)
-                out.append(Records(w.key, w.year, event.txn, event.replayed, slots, rows,
-                                   labels + ns // NS, schema.names, (ns % NS).astype(np.int32)))
-                continue
-            epochs = self.calendar.labels(w.year, w.slots, schema.timeframe)
-            out.append(Records(w.key, w.year, event.txn, event.replayed, w.slots, w.records,
-                               epochs, schema.names))
-        return out
 
     def _background(self) -> None:
         pipeline = self._pipeline

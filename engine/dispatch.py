@@ -2,7 +2,10 @@
 
 Runs triggers on its own thread, in commit order (so per-bucket order holds), contains
 every exception, and never affects a write that has committed. `flush()` waits until all
-triggered work, including writes the triggers made, is done.
+triggered work, including writes the triggers made, is done. The thread takes every event
+queued since its last round at once: a trigger that sets `coalesce = True` gets one `fire`
+per year file for all of them (its records merged in write order), so a burst of small
+writes costs it one fire instead of one per write.
 """
 
 from __future__ import annotations
@@ -90,6 +93,27 @@ class Records:
     def __len__(self) -> int:
         return len(self.slots)
 
+    @staticmethod
+    def merge(parts: Sequence[Records]) -> list[Records]:
+        """Join the records of consecutive transactions per year file (and replayed flag
+        and row type), in write order; `txn` is the last transaction's. Files appear in
+        the order of their first records."""
+        groups: dict[tuple[Any, ...], list[Records]] = {}
+        for r in parts:
+            groups.setdefault((r.key, r.year, r.replayed, r.rows.dtype), []).append(r)
+        out = []
+        for g in groups.values():
+            if len(g) == 1:
+                out.append(g[0])
+                continue
+            last = g[-1]
+            nanos = None if last.nanos is None else np.concatenate([r.nanos for r in g])
+            out.append(Records(last.key, last.year, last.txn, last.replayed,
+                               np.concatenate([r.slots for r in g]),
+                               np.concatenate([r.rows for r in g]),
+                               np.concatenate([r.epochs for r in g]), last._names, nanos))
+        return out
+
     def __repr__(self) -> str:
         return f"<Records {self.key_path} txn={self.txn} n={len(self)} replayed={self.replayed}>"
 
@@ -156,17 +180,35 @@ class Subscription:
         self.unsubscribe()
 
 
+MAX_ROUND = 4096  # events the dispatcher thread takes at once (bounds a merged fire)
+
+
 class Dispatcher:
     """One background thread that fires triggers in commit order."""
 
-    def __init__(self, db: Any, triggers: Sequence[tuple[str, Any]], to_records: Callable[..., list[Records]]) -> None:
+    def __init__(self, db: Any, triggers: Sequence[tuple[str, Any]],
+                 to_records: Callable[[Any], list[Records]],
+                 to_merged: Callable[[Sequence[Any]], list[Records]] | None = None) -> None:
+        """`to_records(event)` decodes one write event; `to_merged(events)`, when given,
+        decodes several straight into merged records (what `Records.merge` would make of
+        theirs, without building each event's first)."""
         self._db = db
         self._triggers: list[tuple[KeyGlob, Any]] = []
         for pattern, trigger in triggers:
             if not callable(getattr(trigger, "fire", None)):
                 raise InvalidKeyError(f"trigger {trigger!r} for {pattern!r} has no fire() method")
             self._triggers.append((KeyGlob(pattern), trigger))
+        # triggers that accept the records of several transactions in one fire
+        self._coalescing = {id(t) for _, t in self._triggers if getattr(t, "coalesce", False)}
+        self._all_coalesce = len(self._coalescing) == len(self._triggers)
+        # how long the thread lets a burst of writes gather before a round, when a
+        # coalescing trigger asks for it (`coalesce_window_s`); flush() and close cut it short
+        self._window = max((float(getattr(t, "coalesce_window_s", 0.0) or 0.0)
+                            for _, t in self._triggers if id(t) in self._coalescing), default=0.0)
+        self._gathering = False  # the thread is waiting out the window: publish stays quiet
+        self._hurry = 0  # flush() callers waiting: no window
         self._to_records = to_records
+        self._to_merged = to_merged
         # bucket key -> the triggers whose glob matches it, in configuration order (the
         # globs never change, so each key is matched once)
         self._matching: dict[Any, tuple[Any, ...]] = {}
@@ -197,7 +239,8 @@ class Dispatcher:
             return
         with self._cond:
             self._queue.append(event)
-            self._cond.notify()
+            if not self._gathering or len(self._queue) >= MAX_ROUND:
+                self._cond.notify()
 
     def start(self) -> None:
         for _, trigger in self._triggers:
@@ -215,11 +258,21 @@ class Dispatcher:
                     self._cond.wait()
                 if not self._queue:  # stopping, and everything is delivered
                     return
-                event = self._queue.popleft()
+                if self._window and not self._hurry and not self._stopping:
+                    # Let a burst of writes gather, so that coalescing triggers fire once
+                    # for all of it (aggregates lag by at most the window).
+                    self._gathering = True
+                    self._cond.wait(self._window)
+                    self._gathering = False
+                queue = self._queue
+                if len(queue) == 1:
+                    events = [queue.popleft()]
+                else:
+                    events = [queue.popleft() for _ in range(min(len(queue), MAX_ROUND))]
                 self._busy = True
                 lock.release()
                 try:
-                    self._deliver(event)
+                    self._deliver(events)
                 finally:
                     lock.acquire()
                     self._busy = False
@@ -233,31 +286,56 @@ class Dispatcher:
             self._matching[key] = found
         return found
 
-    def _deliver(self, event: Any) -> None:
+    def _deliver(self, events: Sequence[Any]) -> None:
         subs = list(self._subs)
-        writes = getattr(event, "writes", None)
-        if not subs and writes is not None and not any(
-                self._triggers_for(w.key) for w in writes):
-            return  # e.g. the bars a trigger wrote: nobody listens, nothing to decode
+        if not subs:  # e.g. the bars a trigger wrote: nobody listens, nothing to decode
+            events = [e for e in events if getattr(e, "writes", None) is None
+                      or any(self._triggers_for(w.key) for w in e.writes)]
+            if not events:
+                return
+        coalescing = self._coalescing
+        if not subs and self._all_coalesce and self._to_merged is not None:
+            # only triggers that take merged records: decode the round in one go
+            try:
+                merged = self._to_merged(events)
+            except Exception:
+                self._decode_failed(events)
+                return
+        else:
+            records: list[Records] = []
+            for event in events:
+                try:
+                    records.extend(self._to_records(event))
+                except Exception:
+                    self._decode_failed([event])
+            for rec in records:
+                for trigger in self._triggers_for(rec.key):
+                    if id(trigger) not in coalescing:
+                        self._fire(trigger, rec)
+                for sub in subs:
+                    if sub.glob.matches(rec.key):
+                        sub.offer(str(rec.key), rec.columns())
+            if not coalescing:
+                return
+            merged = Records.merge(records) if len(records) > 1 else records
+        for rec in merged:
+            for trigger in self._triggers_for(rec.key):
+                if id(trigger) in coalescing:
+                    self._fire(trigger, rec)
+
+    def _decode_failed(self, events: Sequence[Any]) -> None:
+        self.errors += 1
+        self.last_error = traceback.format_exc()
+        log.exception("could not decode write events %r for triggers", list(events))
+
+    def _fire(self, trigger: Any, rec: Records) -> None:
         try:
-            records = self._to_records(event)
+            trigger.fire(rec.key_path, rec)
+            self.fired += 1
         except Exception:
             self.errors += 1
             self.last_error = traceback.format_exc()
-            log.exception("could not decode write event %r for triggers", event)
-            return
-        for rec in records:
-            for trigger in self._triggers_for(rec.key):
-                try:
-                    trigger.fire(rec.key_path, rec)
-                    self.fired += 1
-                except Exception:
-                    self.errors += 1
-                    self.last_error = traceback.format_exc()
-                    log.exception("trigger %r failed on %s (txn %d)", trigger, rec.key_path, rec.txn)
-            for sub in subs:
-                if sub.glob.matches(rec.key):
-                    sub.offer(str(rec.key), rec.columns())
+            log.exception("trigger %r failed on %s (txn %d)", trigger, rec.key_path, rec.txn)
 
     def idle(self) -> bool:
         """Nothing queued and nothing being delivered."""
@@ -272,7 +350,13 @@ class Dispatcher:
         if threading.current_thread() is self._thread:
             return True  # a trigger calling flush() would wait for itself
         with self._lock:
-            return self._idle.wait_for(lambda: not self._queue and not self._busy, timeout)
+            self._hurry += 1
+            if self._gathering:
+                self._cond.notify()  # no point waiting out the window: someone waits
+            try:
+                return self._idle.wait_for(lambda: not self._queue and not self._busy, timeout)
+            finally:
+                self._hurry -= 1
 
     def subscribe(self, pattern: str, callback: Callable[[str, dict[str, np.ndarray]], Any],
                   max_pending: int = 10_000) -> Subscription:

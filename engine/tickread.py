@@ -13,6 +13,7 @@ import numpy as np
 from engine.errors import CorruptFileError
 from engine.schema import Schema
 from engine.tickblock import BLOCK_HEADER, Block, IntervalRows, decode_blocks
+from engine.uniq import unique_inverse
 from engine.yearfile import YearFile
 
 __all__ = ["BlockSource", "read_rows", "read_interval"]
@@ -119,7 +120,7 @@ def _walk(src: BlockSource, idx: np.ndarray, recs: np.ndarray
             bounds = np.concatenate((first, [len(off)]))
             inv = np.repeat(np.arange(len(first)), np.diff(bounds))
         else:
-            _, first, inv = np.unique(off, return_index=True, return_inverse=True)
+            _, first, inv = unique_inverse(off, first=True)
             order = np.argsort(inv, kind="stable")
             bounds = np.searchsorted(inv[order], np.arange(len(first) + 1))
         if bool((nbytes != nbytes[first][inv]).any()):

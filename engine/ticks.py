@@ -29,6 +29,7 @@ from engine.tickblock import (
 )
 from engine.tickread import BlockSource, read_interval, read_rows
 from engine.timeutil import NS, Calendar
+from engine.uniq import unique, unique_first
 from engine.yearfile import YearFile
 
 __all__ = ["TickWrite", "TickPlanner", "IntervalRows", "plan_ticks", "read_interval",
@@ -349,7 +350,7 @@ def plan_ticks(planner: TickPlanner, key: BucketKey, schema: Schema, calendar: C
     if one_year:
         labels = calendar.labels(int(years[0]), slots, tf)
     else:
-        uyears = np.unique(years)
+        uyears = unique(years)
         labels = np.empty(len(epochs), dtype=np.int64)
         for y in uyears.tolist():
             sel = years == y
@@ -402,7 +403,7 @@ def tick_event_rows(w: TickWrite, schema: Schema) -> tuple[np.ndarray, np.ndarra
         return w.new_slots, w.new_ns, w.new_rows
     if not len(w.records):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, schema.row_dtype)
-    heads, first = np.unique(w.records["head"], return_index=True)
+    heads, first = unique_first(w.records["head"])
     nbytes = w.records["head_bytes"][first]
     where = f"log record for {w.key}/{w.year}"
     bufs: list[tuple[int, bytes | memoryview]] = []

@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.errors import InvalidInputError
 from engine.timeframes import Timeframe
+from engine.uniq import unique
 
 __all__ = ["to_epoch_ns", "Calendar", "MIN_YEAR", "MAX_YEAR", "MAX_DATETIME64_S", "NS", "get_calendar"]
 
@@ -193,7 +194,7 @@ class Calendar:
         years = self.year_of(epochs)
         if tf.is_daily:
             slots = np.empty(len(epochs), dtype=np.int64)
-            for y in np.unique(years):
+            for y in unique(years):
                 sel = years == y
                 slots[sel] = np.searchsorted(self.day_starts(int(y)), epochs[sel], side="right") - 1
             return years, slots

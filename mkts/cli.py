@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 import mkts
+from engine.uniq import unique_inverse
 
 __all__ = ["main", "build_parser"]
 
@@ -146,7 +147,7 @@ def _format_times(epoch: np.ndarray, nanos: np.ndarray | None, tz: str) -> list[
         return [s + "Z" for s in np.datetime_as_string(utc, unit=unit)]
     zone = zoneinfo.ZoneInfo(tz)
     hours = epoch.astype(np.int64) // 3600
-    uniq, inverse = np.unique(hours, return_inverse=True)
+    uniq, inverse = unique_inverse(hours)
     offs = []
     for h in uniq.tolist():
         off = _dt.datetime.fromtimestamp(h * 3600, tz=zone).utcoffset()

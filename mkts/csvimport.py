@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.uniq import unique_inverse
+
 __all__ = ["CsvProblem", "CsvData", "read_csv", "import_csv", "ImportResult", "TIME_COLUMNS",
            "TXN_BYTES", "MAX_REPORTED"]
 
@@ -298,14 +300,15 @@ def _localize(local_ns: np.ndarray, zone: zoneinfo.ZoneInfo) -> np.ndarray:
     a time in a DST gap or overlap takes the first (pre-transition) offset, as zoneinfo's
     fold=0 does."""
     hours = local_ns // (3600 * _NS)
-    uniq, inverse = np.unique(hours, return_inverse=True)
+    uniq, inverse = unique_inverse(hours)
     offsets = np.empty(len(uniq), dtype=np.int64)
     epoch = _dt.datetime(1970, 1, 1)
     for i, h in enumerate(uniq.tolist()):
         local = (epoch + _dt.timedelta(hours=h)).replace(tzinfo=zone)
         off = local.utcoffset()
         offsets[i] = int(off.total_seconds()) * _NS if off is not None else 0
-    return local_ns - offsets[inverse]
+    out: np.ndarray = local_ns - offsets[inverse]
+    return out
 
 
 def _parse_column(values: list[str], lines: list[int], name: str, want: Any,

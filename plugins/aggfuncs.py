@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine import Timeframe, parse_timeframe
+from engine.uniq import unique
 
 __all__ = [
     "OHLC",
@@ -68,7 +69,7 @@ def bar_labels(calendar: Any, epochs: np.ndarray, tf: Timeframe | str) -> np.nda
     if not len(epochs):
         return out
     years, slots = calendar.slots(epochs, tf)
-    for y in np.unique(years):
+    for y in unique(years):
         sel = years == y
         out[sel] = calendar.labels(int(y), slots[sel], tf)
     return out
@@ -86,7 +87,7 @@ def bar_bounds(calendar: Any, labels: np.ndarray, tf: Timeframe | str
     if not len(labels):
         return labels, ends
     years, slots = calendar.slots(labels, tf)
-    for y in np.unique(years):
+    for y in unique(years):
         sel = years == y
         nxt = calendar.labels(int(y), slots[sel] + 1, tf) if tf.is_daily else \
             calendar.year_start(int(y)) + (slots[sel] + 1) * tf.seconds
@@ -127,9 +128,9 @@ def touched_bars(calendar: Any, epochs: np.ndarray, tfs: Sequence[Timeframe]
     then those of tfs[1], ... The same bars as `bar_labels` + `bar_bounds` give."""
     epochs = np.asarray(epochs, dtype=np.int64)
     if len(epochs) > SCALAR_EPOCHS:
-        written = np.unique(epochs)
+        written = unique(epochs)
         if len(written) > SCALAR_EPOCHS:
-            pairs = [bar_bounds(calendar, np.unique(bar_labels(calendar, written, tf)), tf)
+            pairs = [bar_bounds(calendar, unique(bar_labels(calendar, written, tf)), tf)
                      for tf in tfs]
             return (np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]),
                     [len(p[0]) for p in pairs])

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.uniq import unique
 from plugins import synth
 from plugins.errors import PluginError
 
@@ -145,7 +146,7 @@ class Feed:
                 if len(b):
                     last_close[sym] = float(b["Close"][-1])
                 bars[sym] = b
-            minutes = np.unique(np.concatenate([b["Epoch"] for b in bars.values()]))
+            minutes = unique(np.concatenate([b["Epoch"] for b in bars.values()]))
             for i in range(0, len(minutes), self.bars_per_write):
                 take = self.bars_per_write
                 if self.max_bars:

@@ -10,6 +10,8 @@ the recomputed bars (plus `rebuild`, the from-scratch pass). The math is in
         config:
           destinations: [5Min, 15Min, 1H, 1D]
           filter: XNYS                    # optional; only for destinations of one day
+          batch_ms: 2                     # optional; a burst of writes gathers this long
+                                          # and is recomputed once (0: fire at once)
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ log = logging.getLogger("mkts.plugins.ondiskagg")
 
 _NS = 1_000_000_000
 TICK_OUTPUT_ATTR = "OHLCV"  # ticks (e.g. AAPL/1Sec/TRADE) aggregate into AAPL/<dest>/OHLCV
-_CONFIG_KEYS = ("destinations", "filter")
+_CONFIG_KEYS = ("destinations", "filter", "batch_ms")
+DEFAULT_BATCH_MS = 2.0
 
 
 def NewTrigger(config: Mapping[str, Any]) -> OnDiskAgg:
-    """Build the trigger from its `config:` ({destinations: [...], filter: name}).
+    """Build the trigger from its `config:` ({destinations: [...], filter: name,
+    batch_ms: number}).
 
     Raises PluginError naming the bad key."""
     if not isinstance(config, Mapping):
@@ -44,7 +48,7 @@ def NewTrigger(config: Mapping[str, Any]) -> OnDiskAgg:
     if unknown:
         raise PluginError(f"ondiskagg: unknown config key {unknown[0]!r}; "
                           f"known keys: {', '.join(_CONFIG_KEYS)}")
-    return OnDiskAgg(config.get("destinations"), config.get("filter"))
+    return OnDiskAgg(config.get("destinations"), config.get("filter"), config.get("batch_ms"))
 
 
 class OnDiskAgg:
@@ -53,9 +57,14 @@ class OnDiskAgg:
 
     Destinations must be longer than the base timeframe and a multiple of it (ticks: at
     least as long); that is checked at the first fire for each base timeframe, and a
-    destination that does not fit is skipped with one logged error."""
+    destination that does not fit is skipped with one logged error.
 
-    def __init__(self, destinations: Any, filter: Any = None) -> None:
+    It recomputes from the database, so it takes the records of several transactions in
+    one fire (`coalesce`): a burst of writes to a bucket costs one recompute."""
+
+    coalesce = True
+
+    def __init__(self, destinations: Any, filter: Any = None, batch_ms: Any = None) -> None:
         self.destinations = _parse_destinations(destinations)
         self.filter_name: str | None = None
         self.session: SessionFilter | None = None
@@ -68,6 +77,7 @@ class OnDiskAgg:
             if not any(d.is_daily for d in self.destinations):
                 log.warning("ondiskagg: filter %r only applies to destinations of one day; "
                             "none of %s is", filter, [d.name for d in self.destinations])
+        self.coalesce_window_s = _parse_batch_ms(batch_ms) / 1000.0
         self._db: Any = None
         self._plans: dict[tuple[str, str], tuple[Any, ...]] = {}
         # (bucket key, dtype of its stored rows) -> what _plan said, so fires skip planning
@@ -248,6 +258,16 @@ def _read_runs(db: Any, key: str, run_lo: np.ndarray, run_hi: np.ndarray,
     return {c: np.concatenate([ch[c] for ch in chunks]) for c in chunks[0]}
 
 
+def _parse_batch_ms(value: Any) -> float:
+    if value is None:
+        return DEFAULT_BATCH_MS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
+        raise PluginError(f"ondiskagg: `batch_ms` must be a number of milliseconds from 0 to "
+                          f"1000 (how long a burst of writes may gather before one "
+                          f"recompute; 0 fires at once), not {value!r}")
+    return float(value)
+
+
 def _parse_destinations(value: Any) -> tuple[Any, ...]:
     if value is None:
         raise PluginError("ondiskagg: config needs `destinations`, a list of timeframes such "
@@ -282,7 +302,7 @@ def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
     installed. Safe to run while the trigger is active (both write the same bars)."""
     agg = OnDiskAgg(list(destinations), filter)
     glob = KeyGlob(pattern)
-    work: list[tuple[str, int, tuple[Any, ...]]] = []
+    work: list[tuple[str, int, bool, tuple[Any, ...]]] = []
     existing = set(db.list_keys())
     for key in sorted(existing):
         if not glob.matches(key):
@@ -290,18 +310,18 @@ def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
         info = db.info(key)
         plan = agg._plan(key, list(info["columns"]))
         if plan is not None:
-            work.extend((key, y, plan) for y in info["years"])
+            variable = info["kind"] == "variable"
+            work.extend((key, y, variable, plan) for y in info["years"])
     if replace:
-        outputs = {plan[2].format(d.name) for _, _, plan in work for d in plan[1]}
+        outputs = {plan[2].format(d.name) for *_, plan in work for d in plan[1]}
         for out in sorted(outputs & existing):
             db.destroy(out)
     bar = _progress(len(work), progress)
     total = 0
     try:
         cal = db.calendar
-        for key, year, (kind, dests, out_key, cols) in work:
+        for key, year, variable, (kind, dests, out_key, cols) in work:
             lo, hi = cal.year_start(year), cal.year_start(year + 1)
-            variable = info["kind"] == "variable"
             rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols, variable)
             if len(rows["Epoch"]):
                 out = {out_key.format(d.name): agg._bars(cal, rows, kind, d) for d in dests}

@@ -206,6 +206,7 @@ def test_base_without_ohlc_is_a_logged_skip_not_an_error(tmp_path: Any, caplog: 
         quotes = {"Epoch": np.array([ep(2024, 1, 2, 10)]), "Bid": np.array([1.0]),
                   "Ask": np.array([1.1])}
         db.write("AAPL/1Min/QUOTE", quotes)
+        db.flush()  # two fires (writes queued together would share one: coalesce)
         db.write("AAPL/1Min/QUOTE", quotes)
         db.flush()
         assert db.list_keys() == ["AAPL/1Min/QUOTE"]

@@ -1,0 +1,92 @@
+"""What a committed transaction hands to stage 5 (triggers, subscribers), and its decoding.
+
+A `WriteEvent` carries the planned writes of one transaction as the log recorded them;
+`event_records` turns one into the `Records` a trigger's `fire` receives, and
+`merged_records` turns several into one `Records` per year file (what `Records.merge` of
+theirs gives) without building each event's first: the dispatcher's path when every
+trigger takes merged records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.dispatch import Records
+from engine.plan import RowWrite, SlotWrite
+from engine.ticks import TickWrite, tick_event_rows
+from engine.timeutil import NS
+
+__all__ = ["WriteEvent", "event_records", "merged_records"]
+
+
+class WriteEvent:
+    """What a committed (or replayed) transaction wrote: one entry per year file touched."""
+
+    __slots__ = ("txn", "writes", "replayed")
+
+    def __init__(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
+                 replayed: bool) -> None:
+        self.txn = txn
+        self.writes = writes
+        self.replayed = replayed
+
+    def __repr__(self) -> str:
+        return f"<WriteEvent txn={self.txn} files={len(self.writes)} replayed={self.replayed}>"
+
+
+def event_records(catalog: Any, calendar: Any, event: WriteEvent) -> list[Records]:
+    """The records of one transaction, one `Records` per year file, in write order."""
+    out = []
+    for w in event.writes:
+        schema = catalog.get(w.key).schema
+        if isinstance(w, TickWrite):
+            out.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
+            continue
+        epochs = calendar.labels(w.year, w.slots, schema.timeframe)
+        out.append(Records(w.key, w.year, event.txn, event.replayed, w.slots, w.records,
+                           epochs, schema.names))
+    return out
+
+
+def merged_records(catalog: Any, calendar: Any, events: Sequence[WriteEvent]) -> list[Records]:
+    """The records of consecutive transactions, one `Records` per year file (and replayed
+    flag and row type) in the order files first appear, rows in write order; `txn` is the
+    last transaction that wrote the file."""
+    fixed: dict[tuple[Any, ...], list[tuple[int, SlotWrite | RowWrite]]] = {}
+    ticks: list[Records] = []
+    for event in events:
+        for w in event.writes:
+            if isinstance(w, TickWrite):
+                schema = catalog.get(w.key).schema
+                ticks.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
+                continue
+            dtype = w.dtype if type(w) is RowWrite else w.records.dtype
+            fixed.setdefault((w.key, w.year, event.replayed, dtype), []).append((event.txn, w))
+    out = []
+    for (key, year, replayed, dtype), group in fixed.items():
+        schema = catalog.get(key).schema
+        writes = [w for _, w in group]
+        if len(writes) == 1:
+            slots, rows = writes[0].slots, writes[0].records
+        elif all(type(w) is RowWrite for w in writes):  # 1-row appends: no per-row arrays
+            slots = np.array([w.slot for w in writes], dtype=np.int64)  # type: ignore[union-attr]
+            rows = np.frombuffer(b"".join(w.record for w in writes),  # type: ignore[union-attr]
+                                 dtype=dtype).copy()
+        else:
+            slots = np.concatenate([w.slots for w in writes])
+            rows = np.concatenate([w.records for w in writes])
+        epochs = calendar.labels(year, slots, schema.timeframe)
+        out.append(Records(key, year, group[-1][0], replayed, slots, rows, epochs, schema.names))
+    if ticks:
+        out.extend(Records.merge(ticks))
+    return out
+
+
+def _tick_records(w: TickWrite, schema: Any, calendar: Any, txn: int, replayed: bool) -> Records:
+    slots, ns, rows = tick_event_rows(w, schema)
+    labels = calendar.labels(w.year, slots, schema.timeframe)
+    return Records(w.key, w.year, txn, replayed, slots, rows, labels + ns // NS,
+                   schema.names, (ns % NS).astype(np.int32))
