@@ -2,7 +2,8 @@
 
 - append: 1-row and 100-row writes to a 1Min bucket under each sync mode, against a raw
   `os.write` + `os.fsync` loop (and a raw loop without fsync) on the same disk.
-- threads: 1 vs 4 writer threads under sync=always (group commit shares one fsync).
+- threads: 1 vs 4 writer threads under sync=always (group commit shares one fsync), beside
+  a minimal pure-Python group commit on a raw file (the ceiling of group commit in CPython).
 - replay: time to open a database whose log holds N unapplied transactions (a crash image),
   for growing log sizes.
 """
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from benchmarks import data as D
+from benchmarks import raw
 from plugins import synth
 
 START = int(dt.datetime(2025, 1, 2, tzinfo=dt.UTC).timestamp())
@@ -98,6 +100,9 @@ def _append_raw(benchmark: Any, ring: np.ndarray, tmp_path: Any, fsync: bool, ba
     assert os.path.getsize(tmp_path / "raw.bin") > 0
 
 
+PER_THREAD = {"smoke": 20, "quick": 200, "full": 500}  # writer_threads: appends per thread
+
+
 @pytest.mark.benchmark(group="writer_threads")
 @pytest.mark.parametrize("threads", [1, 4])
 def test_writer_threads_always(benchmark: Any, size: D.Size, ring: np.ndarray, tmp_path: Any,
@@ -106,7 +111,7 @@ def test_writer_threads_always(benchmark: Any, size: D.Size, ring: np.ndarray, t
     figure is the time for all of them to make `per_thread` appends each."""
     import engine
 
-    per_thread = {"smoke": 20, "quick": 200, "full": 500}[size.name]
+    per_thread = PER_THREAD[size.name]
     with engine.open(os.fspath(tmp_path / "db"), sync="always") as db:
         keys = [f"T{i}/1Min/OHLCV" for i in range(threads)]
         for k in keys:
@@ -132,6 +137,35 @@ def test_writer_threads_always(benchmark: Any, size: D.Size, ring: np.ndarray, t
         if benchmark.stats is not None:
             benchmark.extra_info["appends_per_s"] = (per_thread * threads
                                                      / benchmark.stats.stats.median)
+
+
+@pytest.mark.benchmark(group="writer_threads")
+@pytest.mark.parametrize("threads", [1, 4])
+def test_writer_threads_raw_group_commit(benchmark: Any, size: D.Size, tmp_path: Any,
+                                         threads: int) -> None:
+    """The same-run ceiling of the scenario above: `threads` writers each commit
+    `per_thread` 200-byte records through a minimal pure-Python group commit
+    (`raw.group_commit_appends`: one os.write + os.fdatasync per group, no database)."""
+    per_thread = PER_THREAD[size.name]
+    path = os.fspath(tmp_path / "gc.bin")
+    runs: list[raw.GroupCommitRun] = []
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if os.path.exists(path):  # the previous round's file, outside the timing
+            os.unlink(path)
+        return (), {}
+
+    def run() -> None:
+        runs.append(raw.group_commit_appends(path, threads, count=per_thread))
+
+    benchmark.pedantic(run, setup=setup, rounds=max(size.repeats, 5), iterations=1)
+    assert all(r.appends == per_thread * threads for r in runs)
+    benchmark.extra_info["appends"] = per_thread * threads
+    benchmark.extra_info["appends_per_fdatasync"] = round(
+        sum(r.appends for r in runs) / sum(r.syncs for r in runs), 2)
+    if benchmark.stats is not None:
+        benchmark.extra_info["appends_per_s"] = (per_thread * threads
+                                                 / benchmark.stats.stats.median)
 
 
 def _copy(src: str, dst: str) -> None:

@@ -67,6 +67,8 @@ def test_compare_runner_smoke(tmp_path: Path) -> None:
         missing = {(s, c) for s, c in EXPECTED if (s, c, engine) not in got}
         assert not missing, f"{engine} is missing rows {sorted(missing)}"
     assert all((s, c, "mkts") in got for s, c in MKTS_ONLY)
+    # the minimal group commit baseline, measured in the mkts worker beside its threads
+    assert all((s, c, "raw") in got for s, c in MKTS_ONLY)
     assert any(r["scenario"] == "6b" for r in report["rows"])
     assert any(r["scenario"] == "2b" and r["engine"] == "raw" for r in report["rows"])
     raw_rows = [r for r in report["rows"] if r["engine"] == "raw"]
@@ -75,7 +77,8 @@ def test_compare_runner_smoke(tmp_path: Path) -> None:
     assert md.startswith("# mkts side-by-side benchmark (smoke)")
     for needle in ("| bulk write | mkts |", "| bulk write | raw numpy |",
                    "| one-day read, warm | mkts |", "| tick ingest | raw numpy |",
-                   "## Peak memory", "## Goals", "posix_fadvise"):
+                   "## Peak memory", "## Goals", "posix_fadvise",
+                   "minimal group commit, os.write + fdatasync"):
         assert needle in md, needle
 
 
