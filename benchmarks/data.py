@@ -49,6 +49,7 @@ class Size:
     repeats: int  # runs per scenario; the median is reported
     single_ticks: int  # single-tick appends into one interval (issue 4: 10^5)
     replay_txns: tuple[int, ...]  # WAL sizes for replay time, in 1-month transactions
+    agg_writes: int  # 1-row writes in the ondiskagg stream (issue 5)
 
     @property
     def total_ticks(self) -> int:
@@ -58,13 +59,13 @@ class Size:
 SIZES = {
     "full": Size("full", 100, dt.date(2024, 1, 1), dt.date(2024, 12, 31), 20,
                  dt.date(2024, 3, 1), dt.date(2024, 3, 31), 10, 1_000_000, 100_000,
-                 3.0, 3000, 200, 3, 100_000, (50, 200, 800)),
+                 3.0, 3000, 200, 3, 100_000, (50, 200, 800), 2000),
     "quick": Size("quick", 10, dt.date(2024, 1, 1), dt.date(2024, 12, 31), 10,
                   dt.date(2024, 3, 1), dt.date(2024, 3, 31), 2, 100_000, 50_000,
-                  0.4, 300, 50, 2, 5_000, (10, 40, 160)),
+                  0.4, 300, 50, 2, 5_000, (10, 40, 160), 500),
     "smoke": Size("smoke", 3, dt.date(2024, 1, 1), dt.date(2024, 1, 31), 3,
                   dt.date(2024, 1, 8), dt.date(2024, 1, 19), 2, 5_000, 2_500,
-                  0.05, 30, 5, 1, 300, (2, 4, 8)),
+                  0.05, 30, 5, 1, 300, (2, 4, 8), 50),
 }
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.errors import CorruptWALError
 from engine.keys import BucketKey, parse_key
-from engine.plan import SlotWrite
+from engine.plan import RowWrite, SlotWrite
 from engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from engine.ticks import TickWrite
 
@@ -34,15 +34,21 @@ def fixed_prefix(key: BucketKey, year: int, record_size: int, rows: int) -> byte
     return _TXN.pack(1) + _OP.pack(OP_FIXED_SLOTS, len(kb), year, record_size, rows) + kb
 
 
-def encode(writes: list[SlotWrite | TickWrite]) -> bytes:
+def encode(writes: list[SlotWrite | RowWrite | TickWrite]) -> bytes:
     return b"".join(encode_parts(writes))
 
 
-def encode_parts(writes: list[SlotWrite | TickWrite]) -> tuple[bytes | memoryview, ...]:
+def encode_parts(writes: list[SlotWrite | RowWrite | TickWrite]
+                 ) -> tuple[bytes | memoryview, ...]:
     """The payload of `writes` as buffers to be logged back to back (records not copied)."""
     parts: list[bytes | memoryview] = [_TXN.pack(len(writes))]
     for w in writes:
         key = str(w.key).encode("utf-8")
+        if type(w) is RowWrite:  # one record, already its stored bytes
+            parts.append(_OP.pack(OP_FIXED_SLOTS, len(key), w.year, w.dtype.itemsize, 1))
+            parts.append(key)
+            parts.append(w.record)
+            continue
         rec = np.ascontiguousarray(w.records)
         op = OP_TICKS if isinstance(w, TickWrite) else OP_FIXED_SLOTS
         parts.append(_OP.pack(op, len(key), w.year, rec.dtype.itemsize, len(rec)))

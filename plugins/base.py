@@ -40,6 +40,15 @@ naming the plugin. The trigger object has:
       ``db.flush()`` from ``fire``; it returns at once there.
 ``stop()`` (optional)
     Called once at close, after the last ``fire``.
+``coalesce`` (optional attribute, default False)
+    When true, ``fire`` may receive the records of several consecutive transactions to one
+    year file in a single call: joined in write order (a slot written twice appears twice),
+    ``records.txn`` the last transaction, replayed and live records never joined. The
+    dispatcher takes every event queued since its last round at once, so a trigger that
+    recomputes from the database pays once for a burst of writes.
+``coalesce_window_s`` (optional attribute, seconds, default 0)
+    For a coalescing trigger: how long the dispatcher waits after the first event of a
+    round for more to arrive. ``db.flush()`` and close cut the wait short.
 
 ``on:`` is a glob over ``SYMBOL/TIMEFRAME/ATTRGROUP``: ``*`` matches one whole part and the
 match is anchored, so ``*/1Min/OHLC`` does not match ``AAPL/1Min/OHLCV``.

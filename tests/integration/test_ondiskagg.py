@@ -81,11 +81,22 @@ def assert_matches_scratch(db: engine.Database, base: str, dests: list[str],
         ({"destinations": ["7Min"]}, "does not divide a day"),
         ({"destinations": ["5Min"], "filter": "moon"}, "not an exchange calendar"),
         ({"destinations": ["5Min"], "destination": ["1H"]}, "unknown config key 'destination'"),
+        ({"destinations": ["5Min"], "batch_ms": -1}, "`batch_ms` must be a number"),
+        ({"destinations": ["5Min"], "batch_ms": "2"}, "`batch_ms` must be a number"),
+        ({"destinations": ["5Min"], "batch_ms": True}, "`batch_ms` must be a number"),
+        ({"destinations": ["5Min"], "batch_ms": 5000}, "from 0 to 1000"),
     ],
 )
 def test_bad_config_is_refused_at_construction(config: dict[str, Any], message: str) -> None:
     with pytest.raises(PluginError, match=message):
         ondiskagg.NewTrigger(config)
+
+
+def test_batch_ms_sets_the_gathering_window() -> None:
+    assert ondiskagg.NewTrigger({"destinations": ["5Min"]}).coalesce_window_s == 0.002
+    assert ondiskagg.NewTrigger({"destinations": ["5Min"], "batch_ms": 0}).coalesce_window_s == 0
+    assert ondiskagg.NewTrigger({"destinations": ["5Min"],
+                                 "batch_ms": 12.5}).coalesce_window_s == 0.0125
 
 
 def test_destinations_are_deduplicated_and_ordered() -> None:
@@ -315,7 +326,49 @@ def test_work_per_write_is_proportional_to_the_touched_bars(tmp_path: Any) -> No
         assert_matches_scratch(db, "B/1Min/OHLCV", DESTS)
 
 
+def test_a_burst_of_1_row_writes_is_recomputed_in_few_fires(tmp_path: Any) -> None:
+    """Writes queued while the trigger gathers (batch_ms) share one recompute, and the
+    result is still what aggregating from scratch gives: appends, back-fills, overwrites."""
+    trig = ondiskagg.NewTrigger({"destinations": DESTS, "batch_ms": 1000})
+    with engine.open(str(tmp_path / "db"), sync="off", triggers=[("*/1Min/OHLCV", trig)]) as db:
+        minutes = ep(2024, 12, 31, 22) + 60 * np.arange(240)  # over the year end
+        order = np.random.default_rng(3).permutation(240)
+        rows = bars_at(minutes, seed=4)
+        for i in [*order, *order[:20]]:  # every minute, then 20 overwrites
+            one = rows[i : i + 1].copy()
+            one["Close"] += 1
+            db.write("A/1Min/OHLCV", one)
+        assert_matches_scratch(db, "A/1Min/OHLCV", DESTS)  # flush() cuts the 1 s window
+        assert 1 <= trig.stats()["fires"] <= 4  # 260 writes: one fire per year file touched
+
+
+def test_trigger_and_writer_share_nothing_unsafe_under_sync_always(tmp_path: Any) -> None:
+    trig = ondiskagg.NewTrigger({"destinations": DESTS})
+    with engine.open(str(tmp_path / "db"), triggers=[("*/1Min/OHLCV", trig)]) as db:
+        minutes = ep(2024, 3, 8, 14) + 60 * np.arange(150)
+        rows = bars_at(minutes, seed=9)
+        for i in range(150):
+            db.write("A/1Min/OHLCV", rows[i : i + 1])
+        assert_matches_scratch(db, "A/1Min/OHLCV", DESTS)
+        assert trig.stats()["fires"] < 150
+
+
 # -- rebuild -------------------------------------------------------------------------------
+
+
+def test_rebuild_over_bars_and_ticks_reads_each_bucket_as_its_kind(tmp_path: Any) -> None:
+    """One pattern matching a bar bucket and a tick bucket (which sorts last): each base
+    is read and reduced as what it is."""
+    with engine.open(str(tmp_path / "db"), sync="off") as db:
+        db.write("A/1Min/OHLCV", bars_at(ep(2024, 1, 2) + 60 * np.arange(600)))
+        ticks = synth.ticks("B", dt.date(2024, 1, 2), 500)
+        db.write("B/1Sec/TRADE", ticks, variable=True)
+        assert sorted(db.list_keys())[-1] == "B/1Sec/TRADE"
+        n = ondiskagg.rebuild(db, "*/*/*", ["1H", "1D"], progress=False)
+        assert_matches_scratch(db, "A/1Min/OHLCV", ["1H", "1D"])
+        assert_matches_scratch(db, "B/1Sec/TRADE", ["1H", "1D"], out_attr="OHLCV")
+        assert db.read("B/1D/OHLCV")["Volume"].tolist() == [int(ticks["Size"].sum())]
+        assert n == len(db.read("A/1H/OHLCV")) + 1 + len(db.read("B/1H/OHLCV")) + 1
 
 
 def test_rebuild_recomputes_from_scratch_and_drops_stale_bars(tmp_path: Any, capsys: Any) -> None:

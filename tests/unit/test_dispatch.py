@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.dispatch import Dispatcher, Records
+from engine.dispatch import Dispatcher, KeyGlob, Records
 from engine.keys import parse_key
 
 pytestmark = pytest.mark.unit
@@ -136,3 +136,139 @@ def test_flush_times_out_while_a_trigger_is_busy_and_stop_drains() -> None:
     release.set()
     d.stop()  # drains what is queued before the thread ends
     assert [txn for _, _, txn in log] == [1, 2]
+
+
+# -- coalescing triggers -------------------------------------------------------------------
+
+
+def _recs(key: str, year: int, txn: int, slots: list[int], replayed: bool = False) -> Records:
+    rows = np.zeros(len(slots), dtype=[("Close", "f4")])
+    rows["Close"] = [txn * 100 + s for s in slots]
+    return Records(parse_key(key), year, txn, replayed, np.array(slots), rows,
+                   1_704_067_200 + 60 * np.array(slots), ["Close"])
+
+
+def test_merge_joins_per_year_file_in_write_order_and_keeps_replayed_apart() -> None:
+    parts = [_recs("A/1Min/OHLCV", 2024, 1, [5, 6]), _recs("B/1Min/OHLCV", 2024, 1, [1]),
+             _recs("A/1Min/OHLCV", 2024, 2, [3, 5], replayed=True),
+             _recs("A/1Min/OHLCV", 2024, 3, [5]), _recs("A/1Min/OHLCV", 2025, 3, [0])]
+    merged = Records.merge(parts)
+    assert [(str(r.key), r.year, r.replayed, r.txn) for r in merged] == [
+        ("A/1Min/OHLCV", 2024, False, 3), ("B/1Min/OHLCV", 2024, False, 1),
+        ("A/1Min/OHLCV", 2024, True, 2), ("A/1Min/OHLCV", 2025, False, 3)]
+    a = merged[0]
+    assert a.slots.tolist() == [5, 6, 5]  # a slot written twice appears twice, in order
+    assert a.rows["Close"].tolist() == [105, 106, 305]
+    assert a.epochs.tolist() == (1_704_067_200 + 60 * np.array([5, 6, 5])).tolist()
+    assert merged[1] is parts[1]
+
+
+class _Coalescing(_Recorder):
+    coalesce = True
+
+    def __init__(self, name: str, log: list[tuple[str, str, int]], window: float = 0.0) -> None:
+        super().__init__(name, log)
+        self.coalesce_window_s = window
+        self.slots: list[list[int]] = []
+
+    def fire(self, key_path: str, records: Records) -> None:
+        super().fire(key_path, records)
+        self.slots.append(records.slots.tolist())
+
+
+class _SlotDecoder(_Decoder):
+    """Each event writes slot `txn` of its buckets; also decodes rounds (merged)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rounds: list[list[int]] = []
+
+    def __call__(self, event: _Event) -> list[Records]:
+        self.decoded.append(event.txn)
+        return [_recs(str(w.key), 2024, event.txn, [event.txn]) for w in event.writes]
+
+    def merged(self, events: list[_Event]) -> list[Records]:
+        self.rounds.append([e.txn for e in events])
+        return Records.merge([_recs(str(w.key), 2024, e.txn, [e.txn])
+                              for e in events for w in e.writes])
+
+
+def _held(d: Dispatcher, *events: _Event) -> None:
+    """Publish `events` while the dispatcher thread is busy, so they queue up together."""
+    release = threading.Event()
+    busy = threading.Event()
+
+    class Gate:
+        def fire(self, key_path: str, records: Records) -> None:
+            busy.set()
+            release.wait(5)
+
+    d._triggers.insert(0, (KeyGlob("G/*/*"), Gate()))  # not coalescing
+    d._matching.clear()
+    d._all_coalesce = False
+    d.publish(_Event(0, "G/1Sec/GATE"))
+    assert busy.wait(5)
+    for e in events:
+        d.publish(e)
+    release.set()
+
+
+def test_a_coalescing_trigger_fires_once_per_file_for_queued_writes() -> None:
+    log: list[tuple[str, str, int]] = []
+    merged = _Coalescing("merged", log)
+    decoder = _SlotDecoder()
+    d = Dispatcher(None, [("*/1Min/OHLCV", merged), ("*/1Min/OHLCV", _Recorder("each", log))],
+                   decoder)
+    d.start()
+    try:
+        _held(d, _Event(1, "A/1Min/OHLCV"), _Event(2, "A/1Min/OHLCV", "B/1Min/OHLCV"),
+              _Event(3, "A/1Min/OHLCV"))
+        assert d.flush(timeout=5)
+        each = [(k, t) for n, k, t in log if n == "each"]
+        assert each == [("A/1Min/OHLCV", 1), ("A/1Min/OHLCV", 2), ("B/1Min/OHLCV", 2),
+                        ("A/1Min/OHLCV", 3)]
+        assert [(k, t) for n, k, t in log if n == "merged"] == [("A/1Min/OHLCV", 3),
+                                                                 ("B/1Min/OHLCV", 2)]
+        assert merged.slots == [[1, 2, 3], [2]]
+    finally:
+        d.stop()
+
+
+def test_rounds_decode_merged_only_when_every_trigger_coalesces_and_nobody_subscribes() -> None:
+    log: list[tuple[str, str, int]] = []
+    decoder = _SlotDecoder()
+    d = Dispatcher(None, [("*/1Min/OHLCV", _Coalescing("m", log))], decoder, decoder.merged)
+    d.start()
+    try:
+        _held(d, _Event(1, "A/1Min/OHLCV"), _Event(2, "A/1Min/OHLCV"))
+        assert d.flush(timeout=5)
+        # the gate trigger does not coalesce: that round went through per-event decoding
+        assert decoder.decoded == [0, 1, 2] and decoder.rounds == []
+        d._triggers.pop(0)
+        d._matching.clear()
+        d._all_coalesce = True
+        d.publish(_Event(3, "A/1Min/OHLCV"))
+        assert d.flush(timeout=5)
+        assert decoder.rounds == [[3]] and decoder.decoded == [0, 1, 2]
+        with d.subscribe("*/*/*", lambda key, cols: None):
+            d.publish(_Event(4, "A/1Min/OHLCV"))
+            assert d.flush(timeout=5)
+        assert decoder.decoded == [0, 1, 2, 4] and decoder.rounds == [[3]]
+        assert [t for _, _, t in log] == [2, 3, 4]
+    finally:
+        d.stop()
+
+
+def test_the_window_gathers_a_burst_and_flush_does_not_wait_it_out() -> None:
+    log: list[tuple[str, str, int]] = []
+    trig = _Coalescing("m", log, window=30.0)
+    d, _ = _dispatcher([("*/1Min/OHLCV", trig)])
+    try:
+        d.publish(_Event(1, "A/1Min/OHLCV"))
+        threading.Event().wait(0.05)  # the thread is now waiting out the window
+        d.publish(_Event(2, "A/1Min/OHLCV"))
+        assert not d.idle() and log == []
+        assert d.flush(timeout=10)  # well before the 30 s window ends
+        assert log == [("m", "A/1Min/OHLCV", 2)] and trig.slots == [[0, 0]]
+    finally:
+        d.stop()

@@ -109,3 +109,17 @@ def test_many_random_rows_keep_the_last_value_per_slot() -> None:
     got = {(w.year, s): int(c) for w in writes
            for s, c in zip(w.slots.tolist(), w.records["Close"].tolist(), strict=True)}
     assert got == expected
+
+
+def test_a_row_write_logs_the_same_bytes_as_the_slot_write_of_its_record() -> None:
+    from engine import journal
+    from engine.plan import RowWrite
+
+    [sw] = plan_fixed(KEY, SCHEMA, _batch([utc(2024, 3, 1, 10, 7)], [12.5]), UTC)
+    other = plan_fixed(parse_key("MSFT/1Min/OHLCV"), SCHEMA,
+                       _batch([utc(2024, 3, 1, 10, 8), utc(2024, 3, 1, 10, 9)], [1.0, 2.0]), UTC)
+    rw = RowWrite(KEY, sw.year, int(sw.slots[0]), sw.records.tobytes(), sw.records.dtype)
+    assert journal.encode([rw, *other]) == journal.encode([sw, *other])
+    decoded = journal.decode(journal.encode([*other, rw]), lambda k: SCHEMA)
+    assert decoded[-1].slots.tolist() == sw.slots.tolist()
+    assert decoded[-1].records.tobytes() == sw.records.tobytes()
