@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,24 @@ import pytest
 from benchmarks import data as D
 
 DESTS = ["5Min", "15Min", "1H", "1D"]
+KEY = "AAPL/1Min/OHLCV"
+
+
+@contextlib.contextmanager
+def _base(size: D.Size, root: str, sync: str, agg: bool) -> Iterator[tuple[Any, np.ndarray, int]]:
+    """A database holding the first half of a year of AAPL 1Min bars (the history the
+    aggregates are computed from), with ondiskagg on 4 destinations when `agg`:
+    (db, all the bars, index of the first bar not written yet)."""
+    import engine
+    from plugins import ondiskagg
+
+    rows = D.bars("AAPL", size)
+    cut = len(rows) // 2
+    triggers = [("*/1Min/OHLCV", ondiskagg.NewTrigger({"destinations": DESTS}))] if agg else []
+    with engine.open(root, sync=sync, triggers=triggers) as db:
+        db.write(KEY, rows[:cut])
+        db.flush()
+        yield db, rows, cut
 
 
 @pytest.mark.benchmark(group="write_stream_with_ondiskagg")
@@ -32,17 +52,9 @@ DESTS = ["5Min", "15Min", "1H", "1D"]
 @pytest.mark.parametrize("agg", [False, True], ids=["no triggers", "ondiskagg 4 destinations"])
 def test_write_stream_with_ondiskagg(benchmark: Any, size: D.Size, tmp_path: Any, sync: str,
                                      agg: bool) -> None:
-    import engine
-    from plugins import ondiskagg
-
-    rows = D.bars("AAPL", size)
-    cut = len(rows) // 2
-    n = min(size.agg_writes, (len(rows) - cut) // (size.repeats + 2))
-    key = "AAPL/1Min/OHLCV"
-    triggers = [("*/1Min/OHLCV", ondiskagg.NewTrigger({"destinations": DESTS}))] if agg else []
-    with engine.open(os.fspath(tmp_path / "db"), sync=sync, triggers=triggers) as db:
-        db.write(key, rows[:cut])  # history the aggregates are computed from
-        db.flush()
+    key = KEY
+    with _base(size, os.fspath(tmp_path / "db"), sync, agg) as (db, rows, cut):
+        n = min(size.agg_writes, (len(rows) - cut) // (size.repeats + 2))
         starts = iter(range(cut, len(rows) - n, n))
 
         def stream() -> None:
@@ -65,16 +77,8 @@ def test_write_stream_with_ondiskagg(benchmark: Any, size: D.Size, tmp_path: Any
 @pytest.mark.parametrize("agg", [False, True], ids=["no triggers", "ondiskagg 4 destinations"])
 def test_write_1_row_with_ondiskagg(benchmark: Any, size: D.Size, tmp_path: Any, sync: str,
                                     agg: bool) -> None:
-    import engine
-    from plugins import ondiskagg
-
-    rows = D.bars("AAPL", size)
-    cut = len(rows) // 2
-    triggers = [("*/1Min/OHLCV", ondiskagg.NewTrigger({"destinations": DESTS}))] if agg else []
-    key = "AAPL/1Min/OHLCV"
-    with engine.open(os.fspath(tmp_path / "db"), sync=sync, triggers=triggers) as db:
-        db.write(key, rows[:cut])  # history the aggregates are computed from
-        db.flush()
+    key = KEY
+    with _base(size, os.fspath(tmp_path / "db"), sync, agg) as (db, rows, cut):
         nxt = iter(range(cut, len(rows)))
 
         def one() -> None:

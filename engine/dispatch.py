@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -205,8 +206,10 @@ class Dispatcher:
         # coalescing trigger asks for it (`coalesce_window_s`); flush() and close cut it short
         self._window = max((float(getattr(t, "coalesce_window_s", 0.0) or 0.0)
                             for _, t in self._triggers if id(t) in self._coalescing), default=0.0)
-        self._gathering = False  # the thread is waiting out the window: publish stays quiet
+        self._gathering = False  # the thread is waiting out the window
         self._hurry = 0  # flush() callers waiting: no window
+        self._pending: list[Any] = []  # events for coalescing triggers, in commit order
+        self._pending_due = 0.0  # when the window of the oldest pending event closes
         self._to_records = to_records
         self._to_merged = to_merged
         # bucket key -> the triggers whose glob matches it, in configuration order (the
@@ -239,7 +242,10 @@ class Dispatcher:
             return
         with self._cond:
             self._queue.append(event)
-            if not self._gathering or len(self._queue) >= MAX_ROUND:
+            # While the thread waits out a coalescing window it need not wake for an event
+            # only coalescing triggers take; plain triggers and subscribers get theirs now.
+            if not self._gathering or self._subs or not self._all_coalesce \
+                    or len(self._queue) >= MAX_ROUND:
                 self._cond.notify()
 
     def start(self) -> None:
@@ -251,19 +257,25 @@ class Dispatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        """Each round takes every queued event: plain triggers and subscribers get theirs at
+        once; events for coalescing triggers wait in `_pending` until the window since the
+        first of them has passed (or flush()/close asks), then fire merged."""
         lock = self._lock
+        clock = time.monotonic
         with lock:
             while True:
                 while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:  # stopping, and everything is delivered
-                    return
-                if self._window and not self._hurry and not self._stopping:
-                    # Let a burst of writes gather, so that coalescing triggers fire once
-                    # for all of it (aggregates lag by at most the window).
+                    if not self._pending:
+                        self._cond.wait()
+                        continue
+                    wait = self._pending_due - clock()
+                    if wait <= 0 or self._hurry:
+                        break
                     self._gathering = True
-                    self._cond.wait(self._window)
+                    self._cond.wait(wait)
                     self._gathering = False
+                if not self._queue and not self._pending:  # stopping, all delivered
+                    return
                 queue = self._queue
                 if len(queue) == 1:
                     events = [queue.popleft()]
@@ -272,11 +284,17 @@ class Dispatcher:
                 self._busy = True
                 lock.release()
                 try:
-                    self._deliver(events)
+                    if events:
+                        self._deliver(events)
+                    pending = self._pending
+                    if pending and (self._hurry or self._stopping or len(pending) >= MAX_ROUND
+                                    or clock() >= self._pending_due):
+                        self._pending = []
+                        self._fire_merged(pending)
                 finally:
                     lock.acquire()
                     self._busy = False
-                    if not self._queue:
+                    if not self._queue and not self._pending:
                         self._idle.notify_all()
 
     def _triggers_for(self, key: Any) -> tuple[Any, ...]:
@@ -287,6 +305,8 @@ class Dispatcher:
         return found
 
     def _deliver(self, events: Sequence[Any]) -> None:
+        """Fire the plain triggers and feed the subscribers for `events`; queue the events
+        coalescing triggers listen to in `_pending`."""
         subs = list(self._subs)
         if not subs:  # e.g. the bars a trigger wrote: nobody listens, nothing to decode
             events = [e for e in events if getattr(e, "writes", None) is None
@@ -294,20 +314,25 @@ class Dispatcher:
             if not events:
                 return
         coalescing = self._coalescing
-        if not subs and self._all_coalesce and self._to_merged is not None:
-            # only triggers that take merged records: decode the round in one go
+        if coalescing:
+            mine = events if self._all_coalesce else [
+                e for e in events if getattr(e, "writes", None) is None or any(
+                    id(t) in coalescing for w in e.writes for t in self._triggers_for(w.key))]
+            if mine:
+                if not self._pending:
+                    self._pending_due = time.monotonic() + self._window
+                self._pending.extend(mine)
+            if not subs:
+                if self._all_coalesce:
+                    return  # nothing to deliver now: decoded when the window closes
+                events = [e for e in events if getattr(e, "writes", None) is None or any(
+                    id(t) not in coalescing for w in e.writes for t in self._triggers_for(w.key))]
+        for event in events:
             try:
-                merged = self._to_merged(events)
+                records = self._to_records(event)
             except Exception:
-                self._decode_failed(events)
-                return
-        else:
-            records: list[Records] = []
-            for event in events:
-                try:
-                    records.extend(self._to_records(event))
-                except Exception:
-                    self._decode_failed([event])
+                self._decode_failed([event])
+                continue
             for rec in records:
                 for trigger in self._triggers_for(rec.key):
                     if id(trigger) not in coalescing:
@@ -315,9 +340,21 @@ class Dispatcher:
                 for sub in subs:
                     if sub.glob.matches(rec.key):
                         sub.offer(str(rec.key), rec.columns())
-            if not coalescing:
-                return
-            merged = Records.merge(records) if len(records) > 1 else records
+
+    def _fire_merged(self, events: Sequence[Any]) -> None:
+        """Fire the coalescing triggers once per year file for `events` (in order)."""
+        try:
+            if self._to_merged is not None:
+                merged = self._to_merged(events)
+            else:
+                parts: list[Records] = []
+                for e in events:
+                    parts.extend(self._to_records(e))
+                merged = Records.merge(parts)
+        except Exception:
+            self._decode_failed(events)
+            return
+        coalescing = self._coalescing
         for rec in merged:
             for trigger in self._triggers_for(rec.key):
                 if id(trigger) in coalescing:
@@ -340,7 +377,7 @@ class Dispatcher:
     def idle(self) -> bool:
         """Nothing queued and nothing being delivered."""
         with self._lock:
-            return not self._queue and not self._busy
+            return not self._queue and not self._busy and not self._pending
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event was delivered, including events from writes the
@@ -354,7 +391,8 @@ class Dispatcher:
             if self._gathering:
                 self._cond.notify()  # no point waiting out the window: someone waits
             try:
-                return self._idle.wait_for(lambda: not self._queue and not self._busy, timeout)
+                return self._idle.wait_for(
+                    lambda: not self._queue and not self._busy and not self._pending, timeout)
             finally:
                 self._hurry -= 1
 

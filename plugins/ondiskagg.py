@@ -10,7 +10,7 @@ the recomputed bars (plus `rebuild`, the from-scratch pass). The math is in
         config:
           destinations: [5Min, 15Min, 1H, 1D]
           filter: XNYS                    # optional; only for destinations of one day
-          batch_ms: 2                     # optional; a burst of writes gathers this long
+          batch_ms: 10                    # optional; a burst of writes gathers this long
                                           # and is recomputed once (0: fire at once)
 """
 
@@ -34,7 +34,7 @@ log = logging.getLogger("mkts.plugins.ondiskagg")
 _NS = 1_000_000_000
 TICK_OUTPUT_ATTR = "OHLCV"  # ticks (e.g. AAPL/1Sec/TRADE) aggregate into AAPL/<dest>/OHLCV
 _CONFIG_KEYS = ("destinations", "filter", "batch_ms")
-DEFAULT_BATCH_MS = 2.0
+DEFAULT_BATCH_MS = 10.0
 
 
 def NewTrigger(config: Mapping[str, Any]) -> OnDiskAgg:

@@ -93,7 +93,7 @@ def test_bad_config_is_refused_at_construction(config: dict[str, Any], message: 
 
 
 def test_batch_ms_sets_the_gathering_window() -> None:
-    assert ondiskagg.NewTrigger({"destinations": ["5Min"]}).coalesce_window_s == 0.002
+    assert ondiskagg.NewTrigger({"destinations": ["5Min"]}).coalesce_window_s == 0.010
     assert ondiskagg.NewTrigger({"destinations": ["5Min"], "batch_ms": 0}).coalesce_window_s == 0
     assert ondiskagg.NewTrigger({"destinations": ["5Min"],
                                  "batch_ms": 12.5}).coalesce_window_s == 0.0125

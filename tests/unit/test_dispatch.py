@@ -234,7 +234,7 @@ def test_a_coalescing_trigger_fires_once_per_file_for_queued_writes() -> None:
         d.stop()
 
 
-def test_rounds_decode_merged_only_when_every_trigger_coalesces_and_nobody_subscribes() -> None:
+def test_coalescing_triggers_decode_a_round_once_plain_listeners_per_event() -> None:
     log: list[tuple[str, str, int]] = []
     decoder = _SlotDecoder()
     d = Dispatcher(None, [("*/1Min/OHLCV", _Coalescing("m", log))], decoder, decoder.merged)
@@ -242,19 +242,35 @@ def test_rounds_decode_merged_only_when_every_trigger_coalesces_and_nobody_subsc
     try:
         _held(d, _Event(1, "A/1Min/OHLCV"), _Event(2, "A/1Min/OHLCV"))
         assert d.flush(timeout=5)
-        # the gate trigger does not coalesce: that round went through per-event decoding
-        assert decoder.decoded == [0, 1, 2] and decoder.rounds == []
-        d._triggers.pop(0)
-        d._matching.clear()
-        d._all_coalesce = True
-        d.publish(_Event(3, "A/1Min/OHLCV"))
-        assert d.flush(timeout=5)
-        assert decoder.rounds == [[3]] and decoder.decoded == [0, 1, 2]
+        # only the gate (a plain trigger) needed its event decoded on its own
+        assert decoder.decoded == [0] and decoder.rounds == [[1, 2]]
         with d.subscribe("*/*/*", lambda key, cols: None):
             d.publish(_Event(4, "A/1Min/OHLCV"))
             assert d.flush(timeout=5)
-        assert decoder.decoded == [0, 1, 2, 4] and decoder.rounds == [[3]]
-        assert [t for _, _, t in log] == [2, 3, 4]
+        assert decoder.decoded == [0, 4] and decoder.rounds == [[1, 2], [4]]
+        assert [t for _, _, t in log] == [2, 4]
+    finally:
+        d.stop()
+
+
+def test_plain_triggers_and_subscribers_do_not_wait_for_a_coalescing_window() -> None:
+    log: list[tuple[str, str, int]] = []
+    got = threading.Event()
+    slow = _Coalescing("slow", log, window=30.0)
+    d, _ = _dispatcher([("*/1Min/OHLCV", slow), ("*/1Min/OHLCV", _Recorder("now", log))])
+    try:
+        with d.subscribe("*/*/*", lambda key, cols: got.set()):
+            d.publish(_Event(1, "A/1Min/OHLCV"))
+            assert got.wait(10)  # long before the 30 s window ends
+            deadline = threading.Event()
+            for _ in range(100):
+                if log:
+                    break
+                deadline.wait(0.05)
+            assert log == [("now", "A/1Min/OHLCV", 1)]
+            assert not d.idle()  # the coalescing trigger's fire is still pending
+            assert d.flush(timeout=10)
+            assert log == [("now", "A/1Min/OHLCV", 1), ("slow", "A/1Min/OHLCV", 1)]
     finally:
         d.stop()
 
