@@ -5,7 +5,8 @@ every exception, and never affects a write that has committed. `flush()` waits u
 triggered work, including writes the triggers made, is done. The thread takes every event
 queued since its last round at once: a trigger that sets `coalesce = True` gets one `fire`
 per year file for all of them (its records merged in write order), so a burst of small
-writes costs it one fire instead of one per write.
+writes costs it one fire instead of one per write; its events may also wait a window
+(`coalesce_window_s`) for more. Plain triggers and subscribers never wait for a window.
 """
 
 from __future__ import annotations

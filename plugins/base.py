@@ -47,8 +47,9 @@ naming the plugin. The trigger object has:
     dispatcher takes every event queued since its last round at once, so a trigger that
     recomputes from the database pays once for a burst of writes.
 ``coalesce_window_s`` (optional attribute, seconds, default 0)
-    For a coalescing trigger: how long the dispatcher waits after the first event of a
-    round for more to arrive. ``db.flush()`` and close cut the wait short.
+    For a coalescing trigger: how long its events wait, after the first of them, for more
+    to arrive before the merged fire. ``db.flush()`` and close cut the wait short; other
+    triggers and subscribers are not held back.
 
 ``on:`` is a glob over ``SYMBOL/TIMEFRAME/ATTRGROUP``: ``*`` matches one whole part and the
 match is anchored, so ``*/1Min/OHLC`` does not match ``AAPL/1Min/OHLCV``.
