@@ -262,7 +262,7 @@ class Database:
                     f"bucket {w.key} was destroyed while this write to it was being committed"
                 )
             want = bucket.schema.record_dtype
-            have = w.dtype if type(w) is RowWrite else w.records.dtype
+            have = w.dtype
             if have is not want and have != want:
                 raise SchemaError(
                     f"bucket {w.key} was destroyed and created again with other columns while "

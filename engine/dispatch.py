@@ -182,6 +182,10 @@ class Subscription:
         self.unsubscribe()
 
 
+def _coalesces(trigger: Any) -> bool:
+    return bool(getattr(trigger, "coalesce", False))
+
+
 MAX_ROUND = 4096  # events the dispatcher thread takes at once (bounds a merged fire)
 
 
@@ -200,22 +204,23 @@ class Dispatcher:
             if not callable(getattr(trigger, "fire", None)):
                 raise InvalidKeyError(f"trigger {trigger!r} for {pattern!r} has no fire() method")
             self._triggers.append((KeyGlob(pattern), trigger))
-        # triggers that accept the records of several transactions in one fire
-        self._coalescing = {id(t) for _, t in self._triggers if getattr(t, "coalesce", False)}
-        self._all_coalesce = len(self._coalescing) == len(self._triggers)
-        # how long the thread lets a burst of writes gather before a round, when a
-        # coalescing trigger asks for it (`coalesce_window_s`); flush() and close cut it short
+        # coalescing triggers take the records of several transactions in one fire
+        coalescing = [t for _, t in self._triggers if _coalesces(t)]
+        self._any_coalesce = bool(coalescing)
+        self._all_coalesce = len(coalescing) == len(self._triggers)
+        # how long their events wait for a burst to gather (`coalesce_window_s`); flush()
+        # and close cut it short
         self._window = max((float(getattr(t, "coalesce_window_s", 0.0) or 0.0)
-                            for _, t in self._triggers if id(t) in self._coalescing), default=0.0)
+                            for t in coalescing), default=0.0)
         self._gathering = False  # the thread is waiting out the window
         self._hurry = 0  # flush() callers waiting: no window
         self._pending: list[Any] = []  # events for coalescing triggers, in commit order
         self._pending_due = 0.0  # when the window of the oldest pending event closes
         self._to_records = to_records
         self._to_merged = to_merged
-        # bucket key -> the triggers whose glob matches it, in configuration order (the
-        # globs never change, so each key is matched once)
-        self._matching: dict[Any, tuple[Any, ...]] = {}
+        # bucket key -> (plain, coalescing) triggers whose glob matches it, each in
+        # configuration order (the globs never change, so each key is matched once)
+        self._matching: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._subs: list[_Subscription] = []
         self._queue: deque[Any] = deque()
         # One lock, two conditions: the dispatcher thread waits for work (`_cond`), flush()
@@ -298,36 +303,37 @@ class Dispatcher:
                     if not self._queue and not self._pending:
                         self._idle.notify_all()
 
-    def _triggers_for(self, key: Any) -> tuple[Any, ...]:
+    def _routes(self, key: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(plain triggers, coalescing triggers) whose glob matches `key`."""
         found = self._matching.get(key)
         if found is None:
-            found = tuple(t for glob, t in self._triggers if glob.matches(key))
+            matched = [t for glob, t in self._triggers if glob.matches(key)]
+            found = (tuple(t for t in matched if not _coalesces(t)),
+                     tuple(t for t in matched if _coalesces(t)))
             self._matching[key] = found
         return found
 
+    def _heard(self, event: Any, part: int) -> bool:
+        """Whether triggers of `_routes` part `part` (0 plain, 1 coalescing) listen to any
+        bucket `event` wrote (an event that names no writes is heard by all)."""
+        writes = getattr(event, "writes", None)
+        return writes is None or any(self._routes(w.key)[part] for w in writes)
+
     def _deliver(self, events: Sequence[Any]) -> None:
         """Fire the plain triggers and feed the subscribers for `events`; queue the events
-        coalescing triggers listen to in `_pending`."""
+        coalescing triggers listen to in `_pending` (decoded when the window closes).
+        Events nobody listens to (e.g. the bars a trigger wrote) are never decoded."""
         subs = list(self._subs)
-        if not subs:  # e.g. the bars a trigger wrote: nobody listens, nothing to decode
-            events = [e for e in events if getattr(e, "writes", None) is None
-                      or any(self._triggers_for(w.key) for w in e.writes)]
-            if not events:
-                return
-        coalescing = self._coalescing
-        if coalescing:
-            mine = events if self._all_coalesce else [
-                e for e in events if getattr(e, "writes", None) is None or any(
-                    id(t) in coalescing for w in e.writes for t in self._triggers_for(w.key))]
+        if self._any_coalesce:
+            mine = [e for e in events if self._heard(e, 1)]
             if mine:
                 if not self._pending:
                     self._pending_due = time.monotonic() + self._window
                 self._pending.extend(mine)
-            if not subs:
-                if self._all_coalesce:
-                    return  # nothing to deliver now: decoded when the window closes
-                events = [e for e in events if getattr(e, "writes", None) is None or any(
-                    id(t) not in coalescing for w in e.writes for t in self._triggers_for(w.key))]
+        if not subs:
+            if self._all_coalesce:
+                return
+            events = [e for e in events if self._heard(e, 0)]
         for event in events:
             try:
                 records = self._to_records(event)
@@ -335,9 +341,8 @@ class Dispatcher:
                 self._decode_failed([event])
                 continue
             for rec in records:
-                for trigger in self._triggers_for(rec.key):
-                    if id(trigger) not in coalescing:
-                        self._fire(trigger, rec)
+                for trigger in self._routes(rec.key)[0]:
+                    self._fire(trigger, rec)
                 for sub in subs:
                     if sub.glob.matches(rec.key):
                         sub.offer(str(rec.key), rec.columns())
@@ -355,11 +360,9 @@ class Dispatcher:
         except Exception:
             self._decode_failed(events)
             return
-        coalescing = self._coalescing
         for rec in merged:
-            for trigger in self._triggers_for(rec.key):
-                if id(trigger) in coalescing:
-                    self._fire(trigger, rec)
+            for trigger in self._routes(rec.key)[1]:
+                self._fire(trigger, rec)
 
     def _decode_failed(self, events: Sequence[Any]) -> None:
         self.errors += 1

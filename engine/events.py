@@ -63,8 +63,7 @@ def merged_records(catalog: Any, calendar: Any, events: Sequence[WriteEvent]) ->
                 schema = catalog.get(w.key).schema
                 ticks.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
                 continue
-            dtype = w.dtype if type(w) is RowWrite else w.records.dtype
-            fixed.setdefault((w.key, w.year, event.replayed, dtype), []).append((event.txn, w))
+            fixed.setdefault((w.key, w.year, event.replayed, w.dtype), []).append((event.txn, w))
     out = []
     for (key, year, replayed, dtype), group in fixed.items():
         schema = catalog.get(key).schema

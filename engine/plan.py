@@ -30,6 +30,11 @@ class SlotWrite:
     def nbytes(self) -> int:
         return int(self.records.nbytes)
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The bucket's record dtype (as RowWrite.dtype)."""
+        return self.records.dtype
+
     def __repr__(self) -> str:
         return f"SlotWrite({self.key}, {self.year}, {len(self.slots)} slots)"
 
