@@ -387,7 +387,7 @@ class Worker:
     def single_ticks(self) -> None:
         """Issue 4: N single-tick appends into the current interval of a 1Min bucket; the
         cost per append must not grow with the ticks already in the interval."""
-        import engine
+        from mkts import engine
 
         size = self.size
         n = size.single_ticks
@@ -431,11 +431,11 @@ class Worker:
         end, so all aggregation is done and on disk); 8b, one write + flush() at a time
         (the latency until the aggregates are current)."""
         try:
-            from plugins import ondiskagg
+            from mkts.plugins import ondiskagg
         except ImportError as exc:
             log(f"  ondiskagg not available ({exc}); scenario 8 skipped")
             return
-        import engine
+        from mkts import engine
 
         rows = next(iter(data.values()))
         cut = len(rows) // 2

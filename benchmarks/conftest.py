@@ -32,7 +32,7 @@ def bar_data(size: D.Size) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def bars_root(tmp_path_factory: pytest.TempPathFactory, bar_data: dict[str, np.ndarray]) -> str:
     """A closed database holding the bulk data set (written once, sync=off)."""
-    import engine
+    from mkts import engine
 
     root = os.fspath(tmp_path_factory.mktemp("bars") / "db")
     with engine.open(root, sync="off") as db:
@@ -43,7 +43,7 @@ def bars_root(tmp_path_factory: pytest.TempPathFactory, bar_data: dict[str, np.n
 
 @pytest.fixture(scope="session")
 def read_db(bars_root: str) -> Iterator[Any]:
-    import engine
+    from mkts import engine
 
     db = engine.open(bars_root, readonly=True)
     yield db

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from plugins import synth
+from mkts.plugins import synth
 
 __all__ = ["SEED", "Size", "SIZES", "size_from_env", "bars", "bar_set", "trading_days",
            "tick_days", "tick_batches", "append_rows", "day_bounds", "BAR_DTYPE", "TICK_DTYPE",

@@ -32,7 +32,7 @@ def _rounds(size: D.Size) -> int:
                                  "sync=off, write per symbol"])
 def test_bulk_write_mkts(benchmark: Any, size: D.Size, bar_data: dict[str, np.ndarray],
                          fresh_root: Callable[[], str], how: str) -> None:
-    import engine
+    from mkts import engine
 
     sync = how.split(",")[0].split("=")[1]
     rows = sum(len(v) for v in bar_data.values())

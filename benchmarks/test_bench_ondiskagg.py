@@ -35,8 +35,8 @@ def _base(size: D.Size, root: str, sync: str, agg: bool) -> Iterator[tuple[Any, 
     """A database holding the first half of a year of AAPL 1Min bars (the history the
     aggregates are computed from), with ondiskagg on 4 destinations when `agg`:
     (db, all the bars, index of the first bar not written yet)."""
-    import engine
-    from plugins import ondiskagg
+    from mkts import engine
+    from mkts.plugins import ondiskagg
 
     rows = D.bars("AAPL", size)
     cut = len(rows) // 2
@@ -104,8 +104,8 @@ class _Recorder:
 @pytest.mark.benchmark(group="ondiskagg_fire")
 @pytest.mark.parametrize("part", ["recompute", "recompute + write"])
 def test_ondiskagg_fire(benchmark: Any, size: D.Size, tmp_path: Any, part: str) -> None:
-    import engine
-    from plugins import ondiskagg
+    from mkts import engine
+    from mkts.plugins import ondiskagg
 
     rows = D.bars("AAPL", size)
     cut = len(rows) // 2
@@ -134,8 +134,8 @@ def test_ondiskagg_fire(benchmark: Any, size: D.Size, tmp_path: Any, part: str) 
 def test_rebuild_aggregates(benchmark: Any, size: D.Size, bars_root: str, tmp_path: Any) -> None:
     import subprocess
 
-    import engine
-    from plugins import ondiskagg
+    from mkts import engine
+    from mkts.plugins import ondiskagg
 
     copies = iter(range(100))
     handles: list[Any] = []

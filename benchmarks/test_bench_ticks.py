@@ -26,7 +26,7 @@ TICK_KEY = D.TICK_KEY.format("AAPL")
 
 @pytest.mark.benchmark(group="tick_ingest")
 def test_tick_ingest_mkts(benchmark: Any, size: D.Size, tmp_path: Any) -> None:
-    import engine
+    from mkts import engine
 
     batches = D.tick_batches(size)
     total = sum(len(b) for b in batches)
@@ -80,7 +80,7 @@ def test_tick_ingest_raw(benchmark: Any, size: D.Size, tmp_path: Any) -> None:
 @pytest.mark.parametrize("already", [100, 100_000], ids=["10^2 ticks in interval",
                                                          "10^5 ticks in interval"])
 def test_single_tick_append(benchmark: Any, size: D.Size, tmp_path: Any, already: int) -> None:
-    import engine
+    from mkts import engine
 
     if size.name == "smoke":
         already = min(already, 1_000)
@@ -113,7 +113,7 @@ def busy_day(tmp_path_factory: pytest.TempPathFactory, size: D.Size
              ) -> tuple[str, str, int, int, int]:
     """One busy day of ticks in mkts (1Sec bucket) and in a raw file: (root, raw path,
     start, end, ticks)."""
-    import engine
+    from mkts import engine
 
     day, ticks = D.tick_days(size)[0]
     root = os.fspath(tmp_path_factory.mktemp("ticks") / "db")
@@ -130,7 +130,7 @@ def busy_day(tmp_path_factory: pytest.TempPathFactory, size: D.Size
 
 @pytest.mark.benchmark(group="tick_day_read")
 def test_tick_day_read_mkts(benchmark: Any, busy_day: tuple[str, str, int, int, int]) -> None:
-    import engine
+    from mkts import engine
 
     root, _, s, e, n = busy_day
     with engine.open(root, readonly=True) as db:

@@ -22,7 +22,7 @@ import pytest
 
 from benchmarks import data as D
 from benchmarks import raw
-from plugins import synth
+from mkts.plugins import synth
 
 START = int(dt.datetime(2025, 1, 2, tzinfo=dt.UTC).timestamp())
 RING = 100_000  # appends cycle through this many minutes (later rounds overwrite: same cost)
@@ -56,7 +56,7 @@ def test_append_100_rows_mkts(benchmark: Any, ring: np.ndarray, tmp_path: Any, s
 
 
 def _append_mkts(benchmark: Any, ring: np.ndarray, root: str, sync: str, batch: int) -> None:
-    import engine
+    from mkts import engine
 
     key = "APPEND/1Min/OHLCV"
     with engine.open(root, sync=sync) as db:
@@ -109,7 +109,7 @@ def test_writer_threads_always(benchmark: Any, size: D.Size, ring: np.ndarray, t
                                threads: int) -> None:
     """`threads` writers append 1-row writes to their own buckets under sync=always; the
     figure is the time for all of them to make `per_thread` appends each."""
-    import engine
+    from mkts import engine
 
     per_thread = PER_THREAD[size.name]
     with engine.open(os.fspath(tmp_path / "db"), sync="always") as db:
@@ -177,7 +177,7 @@ def _copy(src: str, dst: str) -> None:
 def crash_images(tmp_path_factory: pytest.TempPathFactory, size: D.Size) -> dict[int, str]:
     """Database roots whose log holds N transactions not yet applied to a checkpoint: each
     is a copy of a live database taken while it was open (what a crash leaves)."""
-    import engine
+    from mkts import engine
 
     out = {}
     months = [(dt.date(2024, m, 1), dt.date(2024, m + 1, 1) - dt.timedelta(days=1))
@@ -203,7 +203,7 @@ def crash_images(tmp_path_factory: pytest.TempPathFactory, size: D.Size) -> dict
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["small log", "medium log", "large log"])
 def test_replay(benchmark: Any, size: D.Size, crash_images: dict[int, str], tmp_path: Any,
                 index: int) -> None:
-    import engine
+    from mkts import engine
 
     if index >= len(size.replay_txns):
         pytest.skip(f"size {size.name} has {len(size.replay_txns)} replay sizes")

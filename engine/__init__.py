@@ -1,15 +1,15 @@
 """mkts storage engine: the embedded database API.
 
-    import engine
+    from mkts import engine
     with engine.open("data") as db:
         db.write("AAPL/1Min/OHLCV", bars)
         r = db.read("AAPL/1Min/OHLCV", "2024-01-02", "2024-01-03")
 """
 
-from engine.database import Database, WriteEvent
-from engine.database import open_database as open
-from engine.dispatch import KeyGlob, Records, Subscription
-from engine.errors import (
+from mkts.engine.database import Database, WriteEvent
+from mkts.engine.database import open_database as open
+from mkts.engine.dispatch import KeyGlob, Records, Subscription
+from mkts.engine.errors import (
     BucketExistsError,
     BucketNotFoundError,
     ClosedError,
@@ -25,10 +25,10 @@ from engine.errors import (
     UnknownColumnError,
     UnsupportedFormatError,
 )
-from engine.keys import BucketKey, parse_key
-from engine.result import Result
-from engine.timeframes import Timeframe, parse_timeframe
-from engine.timeutil import Calendar, get_calendar, to_epoch_ns
+from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.result import Result
+from mkts.engine.timeframes import Timeframe, parse_timeframe
+from mkts.engine.timeutil import Calendar, get_calendar, to_epoch_ns
 
 __all__ = [
     "open",

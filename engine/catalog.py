@@ -11,14 +11,14 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from engine.durable import atomic_write, makedirs_durable, remove_tree_durable
-from engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
-from engine.header import PAGE, Header, decode_header, encode_header
-from engine.keys import BucketKey, parse_key
-from engine.schema import Schema
-from engine.timeutil import Calendar
-from engine.yearfile import YearFile, decode_size
-from wal.fs import FileSystem
+from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
+from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
+from mkts.engine.header import PAGE, Header, decode_header, encode_header
+from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.schema import Schema
+from mkts.engine.timeutil import Calendar
+from mkts.engine.yearfile import YearFile, decode_size
+from mkts.wal.fs import FileSystem
 
 __all__ = ["Bucket", "Catalog", "TEMPLATE_NAME"]
 
@@ -126,7 +126,7 @@ class Catalog:
         return f
 
     def year_header(self, bucket: Bucket, year: int) -> Header:
-        from engine.header import header_size_for
+        from mkts.engine.header import header_size_for
 
         schema = bucket.schema
         return Header(schema, year, self.calendar.nslots(year, schema.timeframe),

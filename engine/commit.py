@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import StoreFailedError
-from engine.rwlock import RWLock
-from wal.format import Payload
+from mkts.engine.errors import StoreFailedError
+from mkts.engine.rwlock import RWLock
+from mkts.wal.format import Payload
 
 __all__ = ["CommitPipeline", "SYNC_MODES"]
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import fastpath, ingest, journal, query
-from engine.catalog import Bucket, Catalog
-from engine.commit import SYNC_MODES, CommitPipeline
-from engine.dispatch import Dispatcher, Subscription
-from engine.errors import (
+from mkts.engine import fastpath, ingest, journal, query
+from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.commit import SYNC_MODES, CommitPipeline
+from mkts.engine.dispatch import Dispatcher, Subscription
+from mkts.engine.errors import (
     BucketExistsError,
     BucketNotFoundError,
     ClosedError,
@@ -29,24 +29,24 @@ from engine.errors import (
     SchemaError,
     StoreFailedError,
 )
-from engine.events import WriteEvent, event_records, merged_records
-from engine.header import same_schema
-from engine.keys import BucketKey, parse_key, parse_pattern
-from engine.plan import RowWrite, SlotWrite, plan_fixed
-from engine.result import Result
-from engine.rootmeta import lock_holder, root_timezone
-from engine.rwlock import RWLock
-from engine.schema import FIXED, VARIABLE, Schema
-from engine.ticks import (
+from mkts.engine.events import WriteEvent, event_records, merged_records
+from mkts.engine.header import same_schema
+from mkts.engine.keys import BucketKey, parse_key, parse_pattern
+from mkts.engine.plan import RowWrite, SlotWrite, plan_fixed
+from mkts.engine.result import Result
+from mkts.engine.rootmeta import lock_holder, root_timezone
+from mkts.engine.rwlock import RWLock
+from mkts.engine.schema import FIXED, VARIABLE, Schema
+from mkts.engine.ticks import (
     TickPlanner,
     TickWrite,
     compact_year_file,
     plan_ticks,
 )
-from engine.timeutil import get_calendar, to_epoch_ns
-from wal import WriteAheadLog
-from wal.format import Payload
-from wal.fs import FileSystem, OsFileSystem
+from mkts.engine.timeutil import get_calendar, to_epoch_ns
+from mkts.wal import WriteAheadLog
+from mkts.wal.format import Payload
+from mkts.wal.fs import FileSystem, OsFileSystem
 
 __all__ = ["Database", "open_database", "WriteEvent"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import InvalidKeyError
-from engine.keys import BucketKey
+from mkts.engine.errors import InvalidKeyError
+from mkts.engine.keys import BucketKey
 
 __all__ = ["Dispatcher", "Records", "KeyGlob"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from wal.fs import FileSystem
+from mkts.wal.fs import FileSystem
 
 __all__ = ["atomic_write", "makedirs_durable", "remove_tree_durable"]
 

@@ -6,7 +6,7 @@ a missing bucket is a `KeyError`, bad input a `ValueError`, a read-only handle a
 
 from __future__ import annotations
 
-from wal.errors import CorruptWALError, MktsError, UnsupportedFormatError, WalError
+from mkts.wal.errors import CorruptWALError, MktsError, UnsupportedFormatError, WalError
 
 __all__ = [
     "MktsError",

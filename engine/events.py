@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.dispatch import Records
-from engine.plan import RowWrite, SlotWrite
-from engine.ticks import TickWrite, tick_event_rows
-from engine.timeutil import NS
+from mkts.engine.dispatch import Records
+from mkts.engine.plan import RowWrite, SlotWrite
+from mkts.engine.ticks import TickWrite, tick_event_rows
+from mkts.engine.timeutil import NS
 
 __all__ = ["WriteEvent", "event_records", "merged_records"]
 

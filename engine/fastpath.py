@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from engine import journal
-from engine.catalog import Bucket
-from engine.ingest import MAX_ROWS
-from engine.keys import BucketKey
-from engine.plan import RowWrite, SlotWrite, last_wins_order, split_years
-from engine.schema import FIXED, SLOT_FIELD, Schema
-from engine.timeutil import Calendar
-from wal.format import Payload
+from mkts.engine import journal
+from mkts.engine.catalog import Bucket
+from mkts.engine.ingest import MAX_ROWS
+from mkts.engine.keys import BucketKey
+from mkts.engine.plan import RowWrite, SlotWrite, last_wins_order, split_years
+from mkts.engine.schema import FIXED, SLOT_FIELD, Schema
+from mkts.engine.timeutil import Calendar
+from mkts.wal.format import Payload
 
 __all__ = ["InputPlan", "input_plan", "columns_dtype", "pack_columns"]
 

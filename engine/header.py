@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import CorruptFileError, SchemaError, UnsupportedFormatError
-from engine.schema import FIXED, MAX_COLUMNS, NAME_BYTES, VARIABLE, Schema, normalise_dtype
-from engine.timeframes import parse_timeframe
-from wal.crc import crc32c
+from mkts.engine.errors import CorruptFileError, SchemaError, UnsupportedFormatError
+from mkts.engine.schema import FIXED, MAX_COLUMNS, NAME_BYTES, VARIABLE, Schema, normalise_dtype
+from mkts.engine.timeframes import parse_timeframe
+from mkts.wal.crc import crc32c
 
 __all__ = ["Header", "encode_header", "decode_header", "MAGIC", "FORMAT_VERSION", "PAGE"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import InvalidInputError, SchemaError
-from engine.schema import Schema, cast_column, normalise_dtype
-from engine.timeframes import Timeframe
-from engine.timeutil import MAX_DATETIME64_S, NS, Calendar
+from mkts.engine.errors import InvalidInputError, SchemaError
+from mkts.engine.schema import Schema, cast_column, normalise_dtype
+from mkts.engine.timeframes import Timeframe
+from mkts.engine.timeutil import MAX_DATETIME64_S, NS, Calendar
 
 __all__ = ["Batch", "raw_columns", "infer_schema", "prepare"]
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.errors import CorruptWALError
-from engine.keys import BucketKey, parse_key
-from engine.plan import RowWrite, SlotWrite
-from engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
-from engine.ticks import TickWrite
+from mkts.engine.errors import CorruptWALError
+from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.plan import RowWrite, SlotWrite
+from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
+from mkts.engine.ticks import TickWrite
 
 __all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS"]
 

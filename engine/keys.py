@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from engine.errors import InvalidKeyError
-from engine.timeframes import Timeframe, parse_timeframe
+from mkts.engine.errors import InvalidKeyError
+from mkts.engine.timeframes import Timeframe, parse_timeframe
 
 __all__ = ["BucketKey", "parse_key", "parse_pattern", "KeyPattern", "MAX_PART", "MAX_KEY"]
 

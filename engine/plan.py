@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.ingest import Batch
-from engine.keys import BucketKey
-from engine.schema import SLOT_FIELD, Schema
-from engine.timeutil import Calendar
+from mkts.engine.ingest import Batch
+from mkts.engine.keys import BucketKey
+from mkts.engine.schema import SLOT_FIELD, Schema
+from mkts.engine.timeutil import Calendar
 
 __all__ = ["SlotWrite", "RowWrite", "plan_fixed", "split_years", "last_wins_order"]
 

@@ -10,14 +10,14 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from engine.catalog import Bucket, Catalog
-from engine.errors import CorruptFileError, UnknownColumnError
-from engine.result import Result
-from engine.schema import SLOT_FIELD
-from engine.tickread import BlockSource, read_rows
-from engine.timeframes import Timeframe
-from engine.timeutil import NS, Calendar
-from engine.yearfile import YearFile
+from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.errors import CorruptFileError, UnknownColumnError
+from mkts.engine.result import Result
+from mkts.engine.schema import SLOT_FIELD
+from mkts.engine.tickread import BlockSource, read_rows
+from mkts.engine.timeframes import Timeframe
+from mkts.engine.timeutil import NS, Calendar
+from mkts.engine.yearfile import YearFile
 
 __all__ = ["read_fixed", "read_ticks", "read_bucket", "resolve_columns"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import UnknownColumnError
+from mkts.engine.errors import UnknownColumnError
 
 __all__ = ["Result"]
 

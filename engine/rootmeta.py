@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 
-from engine.durable import atomic_write
-from engine.errors import CorruptFileError, InvalidInputError, UnsupportedFormatError
-from engine.timeutil import get_calendar
-from wal.fs import FileSystem
+from mkts.engine.durable import atomic_write
+from mkts.engine.errors import CorruptFileError, InvalidInputError, UnsupportedFormatError
+from mkts.engine.timeutil import get_calendar
+from mkts.wal.fs import FileSystem
 
 __all__ = ["ROOT_META", "ROOT_FORMAT", "root_timezone", "lock_holder"]
 

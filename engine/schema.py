@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import SchemaError
-from engine.timeframes import Timeframe
+from mkts.engine.errors import SchemaError
+from mkts.engine.timeframes import Timeframe
 
 __all__ = ["Schema", "normalise_dtype", "cast_column", "FIXED", "VARIABLE", "MAX_COLUMNS"]
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from engine.errors import CorruptFileError, UnsupportedFormatError
-from engine.schema import Schema
-from wal.crc import crc32c
+from mkts.engine.errors import CorruptFileError, UnsupportedFormatError
+from mkts.engine.schema import Schema
+from mkts.wal.crc import crc32c
 
 __all__ = ["Block", "BLOCK_HEADER", "BLOCK_MAGIC", "ENTRY_DTYPE", "BLOCK_TARGET", "MAX_BLOCK",
            "IntervalRows", "encode_blocks", "decode_blocks", "apportion"]

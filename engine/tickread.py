@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import CorruptFileError
-from engine.schema import Schema
-from engine.tickblock import BLOCK_HEADER, Block, IntervalRows, decode_blocks
-from engine.uniq import unique_inverse
-from engine.yearfile import YearFile
+from mkts.engine.errors import CorruptFileError
+from mkts.engine.schema import Schema
+from mkts.engine.tickblock import BLOCK_HEADER, Block, IntervalRows, decode_blocks
+from mkts.engine.uniq import unique_inverse
+from mkts.engine.yearfile import YearFile
 
 __all__ = ["BlockSource", "read_rows", "read_interval"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import CorruptFileError
-from engine.keys import BucketKey
-from engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
-from engine.tickblock import (
+from mkts.engine.errors import CorruptFileError
+from mkts.engine.keys import BucketKey
+from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
+from mkts.engine.tickblock import (
     BLOCK_TARGET,
     ENTRY_DTYPE,
     MAX_BLOCK,
@@ -27,10 +27,10 @@ from engine.tickblock import (
     decode_blocks,
     encode_blocks,
 )
-from engine.tickread import BlockSource, read_interval, read_rows
-from engine.timeutil import NS, Calendar
-from engine.uniq import unique, unique_first
-from engine.yearfile import YearFile
+from mkts.engine.tickread import BlockSource, read_interval, read_rows
+from mkts.engine.timeutil import NS, Calendar
+from mkts.engine.uniq import unique, unique_first
+from mkts.engine.yearfile import YearFile
 
 __all__ = ["TickWrite", "TickPlanner", "IntervalRows", "plan_ticks", "read_interval",
            "tick_event_rows", "compact_year_file", "build_blocks"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.errors import InvalidKeyError
+from mkts.engine.errors import InvalidKeyError
 
 __all__ = ["Timeframe", "parse_timeframe", "DAY", "STANDARD_TIMEFRAMES"]
 

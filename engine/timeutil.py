@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import InvalidInputError
-from engine.timeframes import Timeframe
-from engine.uniq import unique
+from mkts.engine.errors import InvalidInputError
+from mkts.engine.timeframes import Timeframe
+from mkts.engine.uniq import unique
 
 __all__ = ["to_epoch_ns", "Calendar", "MIN_YEAR", "MAX_YEAR", "MAX_DATETIME64_S", "NS", "get_calendar"]
 

@@ -10,11 +10,11 @@ import mmap
 
 import numpy as np
 
-from engine.durable import atomic_write
-from engine.errors import CorruptFileError
-from engine.header import MAX_HEADER, PAGE, Header, decode_header
-from engine.schema import SLOT_FIELD
-from wal.fs import File, FileSystem
+from mkts.engine.durable import atomic_write
+from mkts.engine.errors import CorruptFileError
+from mkts.engine.header import MAX_HEADER, PAGE, Header, decode_header
+from mkts.engine.schema import SLOT_FIELD
+from mkts.wal.fs import File, FileSystem
 
 __all__ = ["YearFile"]
 

@@ -11,10 +11,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import engine
 from mkts import config as _config
+from mkts import engine
 from mkts.config import Config
-from plugins.loader import load_trigger, load_worker
+from mkts.plugins.loader import load_trigger, load_worker
 
 __all__ = ["open", "load_plugins"]
 

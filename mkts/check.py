@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-import engine
-from engine.catalog import TEMPLATE_NAME, read_header
-from engine.header import same_schema
-from engine.keys import BucketKey, parse_key
-from engine.schema import SLOT_FIELD, VARIABLE, Schema
-from engine.tickread import BlockSource, read_rows
-from engine.timeutil import NS, get_calendar
-from engine.yearfile import YearFile
-from wal.fs import OsFileSystem
+from mkts import engine
+from mkts.engine.catalog import TEMPLATE_NAME, read_header
+from mkts.engine.header import same_schema
+from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.schema import SLOT_FIELD, VARIABLE, Schema
+from mkts.engine.tickread import BlockSource, read_rows
+from mkts.engine.timeutil import NS, get_calendar
+from mkts.engine.yearfile import YearFile
+from mkts.wal.fs import OsFileSystem
 
 __all__ = ["Finding", "Report", "check_root", "holder_of"]
 
@@ -325,8 +325,8 @@ def _check_ticks(f: YearFile, schema: Schema, occupied: np.ndarray, where: str,
 
 def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
                report: Report) -> None:
-    from engine import journal
-    from wal import WriteAheadLog
+    from mkts.engine import journal
+    from mkts.wal import WriteAheadLog
 
     wal_dir = os.path.join(root, "wal")
     if not os.path.isdir(wal_dir):
@@ -369,8 +369,8 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
 
 def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, Schema],
                       report: Report) -> None:
-    from engine.dispatch import KeyGlob
-    from plugins import aggfuncs
+    from mkts.engine.dispatch import KeyGlob
+    from mkts.plugins import aggfuncs
 
     try:
         db = engine.open(root, readonly=True)
@@ -413,7 +413,7 @@ def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, 
 
 def _compare_aggregate(db: Any, base_key: str, out_key: str, names: list[str], kind: str,
                        dest: Any, session: Any, report: Report) -> None:
-    from plugins import aggfuncs
+    from mkts.plugins import aggfuncs
 
     report.aggregates_checked += 1
     cols = list(aggfuncs.OHLC) if kind == aggfuncs.BARS else ["Price"]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 import mkts
-from engine.uniq import unique_inverse
+from mkts.engine.uniq import unique_inverse
 
 __all__ = ["main", "build_parser"]
 
@@ -76,7 +76,7 @@ class _Target:
 
     def open_readonly(self) -> Any:
         """For commands that only read: no lock, so they work beside a running server."""
-        import engine
+        from mkts import engine
 
         root = self.root
         if not os.path.isdir(root):
@@ -86,7 +86,7 @@ class _Target:
     def open_writable(self) -> Any:
         """For commands that write: the lock, replay, and the configured triggers (so that
         aggregates stay up to date), but no background workers."""
-        import engine
+        from mkts import engine
 
         try:
             if self.config is None:
@@ -121,7 +121,7 @@ def _time_arg(text: str | None, what: str) -> Any:
         return float(s)
     except ValueError:
         pass
-    from engine.timeutil import to_epoch_ns
+    from mkts.engine.timeutil import to_epoch_ns
 
     try:
         return np.datetime64(to_epoch_ns(s, f"--{what}"), "ns")
@@ -236,7 +236,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     else:
         cfg = target.config
     _setup_logging(cfg.log_level)
-    import engine
+    from mkts import engine
 
     try:
         return server.serve(cfg, host=args.host, port=args.port)
@@ -431,7 +431,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_wal(args: argparse.Namespace) -> int:
     if args.wal_command != "inspect":
         raise CliError("usage: mkts wal inspect [PATH]", EXIT_USAGE)
-    from wal import inspect as wal_inspect
+    from mkts.wal import inspect as wal_inspect
 
     path = args.path or os.path.join(_Target(args).root, "wal")
     if not os.path.exists(path):
@@ -598,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = s.add_subparsers(dest="wal_command", metavar="SUBCOMMAND")
     w = wsub.add_parser("inspect", parents=[db_opts], help="print segments and records",
                         description="Print the log's segments and records and say where it "
-                        "ends (python -m wal.inspect). Exit 1 on corruption.")
+                        "ends (python -m mkts.wal.inspect). Exit 1 on corruption.")
     w.add_argument("path", nargs="?", metavar="PATH", help="a segment or log directory "
                    "(default: the root's wal/)")
     s.set_defaults(func=cmd_wal)
@@ -671,12 +671,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _describe(exc: Exception) -> str:
-    import engine
+    from mkts import engine
 
     if isinstance(exc, engine.MktsError):
         return str(exc)
     try:
-        from plugins.errors import PluginError
+        from mkts.plugins.errors import PluginError
 
         if isinstance(exc, PluginError):
             return str(exc)

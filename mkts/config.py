@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from engine import KeyGlob, MktsError
+from mkts.engine import KeyGlob, MktsError
 
 __all__ = ["Config", "WalConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError", "load",
            "from_dict", "schema_paths", "LOG_LEVELS"]

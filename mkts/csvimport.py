@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.uniq import unique_inverse
+from mkts.engine.uniq import unique_inverse
 
 __all__ = ["CsvProblem", "CsvData", "read_csv", "import_csv", "ImportResult", "TIME_COLUMNS",
            "TXN_BYTES", "MAX_REPORTED"]
@@ -409,7 +409,7 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
 
     Times without an offset are read in `timezone` (default: the database's). Raises
     CsvProblem (nothing written) for bad input; engine errors propagate unchanged."""
-    import engine
+    from mkts import engine
 
     existing: dict[str, Any] | None
     try:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-import engine
-from engine.timeutil import NS
+from mkts import engine
+from mkts.engine.timeutil import NS
 from mkts.scale import Piece, match_keys, plan_pieces, time_arg
 
 __all__ = ["read_dask", "SYMBOL"]

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-import engine
 import mkts
-from plugins import synth
+from mkts import engine
+from mkts.plugins import synth
 
 ROOT = Path(os.environ.get("MKTS_DEMO_ROOT", "demo-data")).resolve()
 REPO = Path(__file__).resolve().parent.parent

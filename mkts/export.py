@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-import engine
-from engine.durable import makedirs_durable
-from engine.timeutil import NS
+from mkts import engine
+from mkts.engine.durable import makedirs_durable
+from mkts.engine.timeutil import NS
 from mkts.scale import match_keys, plan_pieces, time_arg
-from wal.fs import FileSystem, OsFileSystem
+from mkts.wal.fs import FileSystem, OsFileSystem
 
 __all__ = ["export_parquet", "ExportResult", "partition_dir", "PART_FILE", "LOCK_FILE"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-import engine
+from mkts import engine
 from mkts.wire import (
     MSGPACK,
     WireError,
@@ -339,7 +339,7 @@ class DataService:
         return {"responses": out}
 
     def _info_response(self, info: Mapping[str, Any]) -> dict[str, Any]:
-        from engine.timeframes import parse_timeframe
+        from mkts.engine.timeframes import parse_timeframe
 
         columns = dict(info["columns"])
         variable = info["kind"] == "variable"
@@ -359,7 +359,7 @@ def _existing_kind(db: engine.Database, key: str) -> str | None:
     """"fixed" / "variable" for an existing bucket, None if there is none (or the key is bad:
     the write then reports it). Reads the catalog directly: `db.info()` would scan every
     tick slot of the bucket to count its bytes, far too slow for each write."""
-    from engine.keys import parse_key
+    from mkts.engine.keys import parse_key
 
     try:
         bucket = db.catalog.buckets.get(parse_key(key))

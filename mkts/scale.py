@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-import engine
-from engine.timeutil import NS
+from mkts import engine
+from mkts.engine.timeutil import NS
 
 __all__ = ["Piece", "match_keys", "plan_pieces", "year_bounds", "time_arg"]
 

@@ -27,9 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-import engine
 import mkts
-from mkts import wiring
+from mkts import engine, wiring
 from mkts.rpc import INVALID_REQUEST, DataService, handle_body
 from mkts.streaming import WsEndpoint
 from mkts.wire import JSON, MSGPACK, encode_body

@@ -2,7 +2,7 @@
 
 A client sends `{"streams": ["AAPL/1Min/OHLCV", "*/1D/*"]}` (msgpack), the server echoes the
 message, then pushes `{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a
-matching bucket. Rows come from the stream trigger's hub (`plugins.stream`), or from
+matching bucket. Rows come from the stream trigger's hub (`mkts.plugins.stream`), or from
 `db.subscribe` when no stream trigger is configured. Each connection has a bounded outbox:
 a client that cannot keep up loses its oldest rows, never the server's memory or writers' time.
 """

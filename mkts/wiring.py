@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import engine
+from mkts import engine
 
 __all__ = [
     "ConfigProblem",
@@ -72,7 +72,7 @@ def setting(config: Any, name: str, default: Any) -> Any:
 def stream_subscriber(db: engine.Database) -> Callable[[Callable[[str, Any], None]], Any]:
     """How `/ws` gets rows: the stream trigger's hub when one is configured, else the
     database's own subscription. Both call back with (key, columns) on a thread of theirs."""
-    from plugins.stream import hub_of
+    from mkts.plugins.stream import hub_of
 
     hub = hub_of(db)
     if hub is not None:
@@ -98,7 +98,7 @@ def _entry(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def aggregation_specs(config: Any) -> list[AggregationSpec]:
-    """The ondiskagg triggers of a config (module `ondiskagg.so`, `plugins.ondiskagg`, or
+    """The ondiskagg triggers of a config (module `ondiskagg.so`, `mkts.plugins.ondiskagg`, or
     anything the plugin loader resolves to the bundled ondiskagg)."""
     if config is None:
         return []
@@ -115,10 +115,10 @@ def aggregation_specs(config: Any) -> list[AggregationSpec]:
 
 
 def _is_ondiskagg(module: str) -> bool:
-    if module in ("ondiskagg.so", "ondiskagg", "plugins.ondiskagg"):
+    if module in ("ondiskagg.so", "ondiskagg", "mkts.plugins.ondiskagg"):
         return True
     try:
-        from plugins import loader, ondiskagg
+        from mkts.plugins import loader, ondiskagg
 
         return loader.resolve(module, "mkts.triggers", "NewTrigger") is ondiskagg.NewTrigger
     except Exception:
@@ -126,8 +126,8 @@ def _is_ondiskagg(module: str) -> bool:
 
 
 def rebuild_aggregates(db: engine.Database, spec: AggregationSpec, *, progress: bool) -> int:
-    """Recompute every destination of one spec from scratch (`plugins.ondiskagg.rebuild`)."""
-    from plugins import ondiskagg
+    """Recompute every destination of one spec from scratch (`mkts.plugins.ondiskagg.rebuild`)."""
+    from mkts.plugins import ondiskagg
 
     return int(ondiskagg.rebuild(db, spec.on, spec.destinations, filter=spec.filter,
                                  progress=progress))

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from engine import Timeframe, parse_timeframe
-from engine.uniq import unique
+from mkts.engine import Timeframe, parse_timeframe
+from mkts.engine.uniq import unique
 
 __all__ = [
     "OHLC",

@@ -82,8 +82,8 @@ point name in the group ``mkts.triggers`` / ``mkts.bgworkers``, or MarketStore's
 
 Embedded use without YAML::
 
-    import engine
-    from plugins import ondiskagg
+    from mkts import engine
+    from mkts.plugins import ondiskagg
     db = engine.open("data", triggers=[("*/1Min/OHLCV",
                                         ondiskagg.NewTrigger({"destinations": ["5Min", "1D"]}))])
 """

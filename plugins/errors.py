@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import MktsError
+from mkts.engine import MktsError
 
 __all__ = ["PluginError"]
 

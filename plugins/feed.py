@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.uniq import unique
-from plugins import synth
-from plugins.errors import PluginError
+from mkts.engine.uniq import unique
+from mkts.plugins import synth
+from mkts.plugins.errors import PluginError
 
 __all__ = ["NewBgWorker", "Feed"]
 

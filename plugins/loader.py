@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from plugins.errors import PluginError
+from mkts.plugins.errors import PluginError
 
 __all__ = ["load_trigger", "load_worker", "resolve", "TRIGGER_GROUP", "WORKER_GROUP", "ALIASES"]
 
@@ -24,8 +24,8 @@ WORKER_GROUP = "mkts.bgworkers"
 
 # MarketStore's `module:` spellings for the bundled plugins.
 ALIASES = {
-    "ondiskagg.so": "plugins.ondiskagg",
-    "stream.so": "plugins.stream",
+    "ondiskagg.so": "mkts.plugins.ondiskagg",
+    "stream.so": "mkts.plugins.stream",
 }
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -80,7 +80,7 @@ def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, An
         else:
             raise PluginError(
                 f"{kind} plugin {module!r} is neither an entry point in group {group!r} nor a "
-                "dotted module path like 'plugins.ondiskagg' (file paths are not loaded)"
+                "dotted module path like 'mkts.plugins.ondiskagg' (file paths are not loaded)"
             )
     if isinstance(target, types.ModuleType):
         factory = getattr(target, constructor, None)

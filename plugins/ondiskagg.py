@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from engine import KeyGlob
-from plugins import aggfuncs
-from plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
-from plugins.errors import PluginError
+from mkts.engine import KeyGlob
+from mkts.plugins import aggfuncs
+from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
+from mkts.plugins.errors import PluginError
 
 __all__ = ["NewTrigger", "OnDiskAgg", "rebuild", "TICK_OUTPUT_ATTR"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from engine import KeyGlob
-from plugins.errors import PluginError
+from mkts.engine import KeyGlob
+from mkts.plugins.errors import PluginError
 
 __all__ = ["NewTrigger", "StreamTrigger", "Hub", "StreamSubscription", "hub_of", "Callback"]
 

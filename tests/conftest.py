@@ -42,7 +42,7 @@ def root(tmp_path: Path) -> str:
 @pytest.fixture
 def db(root: str) -> Iterator[Any]:
     """An open database on a fresh root, closed after the test."""
-    import engine
+    from mkts import engine
 
     handle = engine.open(root)
     try:

@@ -5,10 +5,10 @@ Knows nothing about buckets; the engine encodes and decodes payloads. Format: do
 
 from __future__ import annotations
 
-from wal.errors import CorruptWALError, MktsError, UnsupportedFormatError, WalError
-from wal.format import MAX_PAYLOAD, RT_DATA
-from wal.fs import FileSystem, OsFileSystem
-from wal.log import Record, WriteAheadLog
+from mkts.wal.errors import CorruptWALError, MktsError, UnsupportedFormatError, WalError
+from mkts.wal.format import MAX_PAYLOAD, RT_DATA
+from mkts.wal.fs import FileSystem, OsFileSystem
+from mkts.wal.log import Record, WriteAheadLog
 
 __all__ = [
     "WriteAheadLog",

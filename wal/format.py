@@ -12,7 +12,7 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from wal.crc import crc32c
+from mkts.wal.crc import crc32c
 
 __all__ = [
     "MAGIC",

@@ -1,4 +1,4 @@
-"""`python -m wal.inspect <segment-or-dir>`: print a log's segments and records, and say where
+"""`python -m mkts.wal.inspect <segment-or-dir>`: print a log's segments and records, and say where
 it ends (cleanly, torn tail, or corrupt at an offset). Read-only; layout in docs/wal.md.
 
 Exit status: 0 clean or torn tail, 1 corruption, 2 unreadable (missing path, unknown version).
@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from wal.errors import CorruptWALError, UnsupportedFormatError
-from wal.format import (
+from mkts.wal.errors import CorruptWALError, UnsupportedFormatError
+from mkts.wal.format import (
     FLAG_BASE,
     HEADER_SIZE,
     RECORD_HEADER_SIZE,
@@ -21,9 +21,9 @@ from wal.format import (
     parse_segment_name,
     unpack_record_header,
 )
-from wal.fs import FileSystem, OsFileSystem
-from wal.recovery import recover
-from wal.scan import SegmentReader, read_header, scan_segment
+from mkts.wal.fs import FileSystem, OsFileSystem
+from mkts.wal.recovery import recover
+from mkts.wal.scan import SegmentReader, read_header, scan_segment
 
 __all__ = ["main", "inspect_segment"]
 
@@ -115,7 +115,7 @@ def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, fs: FileSystem | None = None
 ) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m wal.inspect",
+        prog="python -m mkts.wal.inspect",
         description="Print the segments and records of a write-ahead log (read-only).",
     )
     parser.add_argument("path", help="a segment file (*.wal) or a log directory")

@@ -10,8 +10,8 @@ import os.path
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from wal.errors import WalError
-from wal.format import (
+from mkts.wal.errors import WalError
+from mkts.wal.format import (
     FLAG_BASE,
     HEADER_SIZE,
     RT_DATA,
@@ -24,9 +24,9 @@ from wal.format import (
     record_seed,
     segment_name,
 )
-from wal.fs import File, FileSystem
-from wal.recovery import recover
-from wal.scan import SegmentScan, iter_segment_records
+from mkts.wal.fs import File, FileSystem
+from mkts.wal.recovery import recover
+from mkts.wal.scan import SegmentScan, iter_segment_records
 
 __all__ = ["Record", "WriteAheadLog"]
 

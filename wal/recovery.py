@@ -11,10 +11,10 @@ import logging
 import os.path
 from typing import NamedTuple
 
-from wal.errors import CorruptWALError, UnsupportedFormatError
-from wal.format import HEADER_SIZE, HeaderProblem, SegmentHeader, parse_segment_name
-from wal.fs import FileSystem
-from wal.scan import SegmentScan, read_header, scan_segment
+from mkts.wal.errors import CorruptWALError, UnsupportedFormatError
+from mkts.wal.format import HEADER_SIZE, HeaderProblem, SegmentHeader, parse_segment_name
+from mkts.wal.fs import FileSystem
+from mkts.wal.scan import SegmentScan, read_header, scan_segment
 
 __all__ = ["RECOVERY_MODES", "DAMAGED_DIR", "Recovered", "recover", "make_dirs"]
 

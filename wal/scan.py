@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from wal.crc import crc32c
-from wal.errors import CorruptWALError
-from wal.format import (
+from mkts.wal.crc import crc32c
+from mkts.wal.errors import CorruptWALError
+from mkts.wal.format import (
     HEADER_SIZE,
     MAX_HEADER_SIZE,
     MAX_PAYLOAD,
@@ -21,7 +21,7 @@ from wal.format import (
     record_seed,
     unpack_record_header,
 )
-from wal.fs import File
+from mkts.wal.fs import File
 
 __all__ = [
     "SegmentReader",

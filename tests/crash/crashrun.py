@@ -21,7 +21,7 @@ from harness.crashmodes import CrashMode
 from harness.crashpoints import SimulatedCrash
 from harness.faultfs import FaultFS, TraceEntry
 
-import engine
+from mkts import engine
 
 __all__ = [
     "ROOT",

@@ -30,7 +30,7 @@ sys.path[1:1] = [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath
 
 import crashwork  # noqa: E402  (beside this file)
 
-import engine  # noqa: E402
+from mkts import engine  # noqa: E402
 
 _out_lock = threading.Lock()
 

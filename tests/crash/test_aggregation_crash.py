@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-import wal
-from plugins import aggfuncs, ondiskagg
+from mkts import engine, wal
+from mkts.plugins import aggfuncs, ondiskagg
 
 pytestmark = [
     pytest.mark.crash,
-    pytest.mark.skipif(wal.WriteAheadLog.__module__ != "wal.log",
+    pytest.mark.skipif(wal.WriteAheadLog.__module__ != "mkts.wal.log",
                        reason="needs the real write-ahead log (wal/log.py)"),
 ]
 
@@ -36,8 +35,8 @@ BASE = "AAPL/1Min/OHLCV"
 # log), stall the trigger on fire number `aggregate_first + 1`, say so, and wait to be killed.
 CHILD = textwrap.dedent("""\
     import os, sys, time
-    import engine
-    from plugins import ondiskagg
+    from mkts import engine
+    from mkts.plugins import ondiskagg
     sys.path.insert(0, sys.argv[3])
     from test_aggregation_crash import workload, DESTS, TZ, BASE
 
@@ -67,7 +66,7 @@ CHILD = textwrap.dedent("""\
 
 def workload() -> list[np.ndarray]:
     """Out-of-order 1Min writes over two days around a year end, plus an overwrite."""
-    from plugins import synth
+    from mkts.plugins import synth
 
     rng = np.random.default_rng(11)
     start = 1_703_998_800  # 2023-12-31 00:00 New York

@@ -18,8 +18,8 @@ from crash.crashwork import BOUNDARY, Model, Txn, describe_diff, read_state
 from harness.crashmodes import CrashMode
 from harness.faultfs import FaultFS
 
-import engine
-from wal import WriteAheadLog
+from mkts import engine
+from mkts.wal import WriteAheadLog
 
 pytestmark = pytest.mark.crash
 

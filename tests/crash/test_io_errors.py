@@ -30,7 +30,7 @@ from crash.crashwork import (
 from harness.crashmodes import CrashMode
 from harness.faultfs import FaultFS
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.crash
 

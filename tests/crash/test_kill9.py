@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from crash.crashwork import Model, State, Txn, Workload, describe_diff, read_state
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.crash
 

@@ -19,9 +19,9 @@ from crash.crashrun import (
 )
 from harness.faultfs import FaultFS
 
-import engine.commit
-import engine.database
-import wal.log
+import mkts.engine.commit
+import mkts.engine.database
+import mkts.wal.log
 
 pytestmark = pytest.mark.crash
 
@@ -78,7 +78,7 @@ def test_recoveries_after_crashes_keep_the_order(sync: str) -> None:
 
 def _apply_before_log_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """sync=always: the log fsync happens after the data files are written."""
-    original = engine.commit.CommitPipeline._process
+    original = mkts.engine.commit.CommitPipeline._process
 
     def process(self, batch):  # type: ignore[no-untyped-def]
         log = self._log
@@ -90,12 +90,12 @@ def _apply_before_log_sync(monkeypatch: pytest.MonkeyPatch) -> None:
             log.sync = real_sync
         real_sync()
 
-    monkeypatch.setattr(engine.commit.CommitPipeline, "_process", process)
+    monkeypatch.setattr(mkts.engine.commit.CommitPipeline, "_process", process)
 
 
 def _interval_applies_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """sync=interval: transactions are applied when logged, not after the covering fsync."""
-    original = engine.commit.CommitPipeline._process
+    original = mkts.engine.commit.CommitPipeline._process
 
     def process(self, batch):  # type: ignore[no-untyped-def]
         mode, self.sync_mode = self.sync_mode, "off"
@@ -104,17 +104,17 @@ def _interval_applies_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
         finally:
             self.sync_mode = mode
 
-    monkeypatch.setattr(engine.commit.CommitPipeline, "_process", process)
+    monkeypatch.setattr(mkts.engine.commit.CommitPipeline, "_process", process)
 
 
 def _checkpoint_without_data_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint retires the log without syncing the year files."""
-    monkeypatch.setattr(engine.database.Database, "_sync_data", lambda self: None)
+    monkeypatch.setattr(mkts.engine.database.Database, "_sync_data", lambda self: None)
 
 
 def _unlink_before_new_segment_is_durable(monkeypatch: pytest.MonkeyPatch) -> None:
     """The log checkpoint deletes the old segments before syncing the new one."""
-    original = wal.log.WriteAheadLog._switch_to_new_segment
+    original = mkts.wal.log.WriteAheadLog._switch_to_new_segment
 
     def switch(self, *, base):  # type: ignore[no-untyped-def]
         real_sync = self._fs.fsync_dir
@@ -124,12 +124,12 @@ def _unlink_before_new_segment_is_durable(monkeypatch: pytest.MonkeyPatch) -> No
         finally:
             self._fs.fsync_dir = real_sync
 
-    monkeypatch.setattr(wal.log.WriteAheadLog, "_switch_to_new_segment", switch)
+    monkeypatch.setattr(mkts.wal.log.WriteAheadLog, "_switch_to_new_segment", switch)
 
 
 def _replay_without_log_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """The replay at open applies records without first syncing the log it read."""
-    original = engine.database.Database._replay
+    original = mkts.engine.database.Database._replay
 
     def replay(self):  # type: ignore[no-untyped-def]
         real_sync = self._log.sync
@@ -139,7 +139,7 @@ def _replay_without_log_sync(monkeypatch: pytest.MonkeyPatch) -> None:
         finally:
             self._log.sync = real_sync
 
-    monkeypatch.setattr(engine.database.Database, "_replay", replay)
+    monkeypatch.setattr(mkts.engine.database.Database, "_replay", replay)
 
 
 MUTANTS = {

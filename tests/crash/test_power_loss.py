@@ -39,7 +39,7 @@ from crash.crashrun import (
 from harness.crashmodes import CrashMode
 from harness.faultfs import FaultFS
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.crash
 

@@ -191,7 +191,7 @@ def test_check_passes_on_a_healthy_database(configured: Path, mkts: Run) -> None
 
 def test_check_finds_stale_aggregates_and_rebuild_fixes_them(configured: Path, mkts: Run
                                                              ) -> None:
-    import engine
+    from mkts import engine
 
     # write a base bar without triggers (as a crash before aggregation would leave it)
     with engine.open(configured / "data") as db:
@@ -222,7 +222,7 @@ def test_check_finds_a_damaged_header(configured: Path, mkts: Run) -> None:
 
 
 def test_check_finds_a_misplaced_record(tmp_path: Path, mkts: Run) -> None:
-    import engine
+    from mkts import engine
 
     root = tmp_path / "db"
     with engine.open(root) as db:
@@ -281,7 +281,7 @@ def test_compact_a_tick_bucket(tmp_path: Path, mkts: Run) -> None:
 
 
 def test_writing_commands_refuse_a_root_in_use(configured: Path, mkts: Run) -> None:
-    import engine
+    from mkts import engine
 
     with engine.open(configured / "data"):
         line = one_error_line(mkts("destroy", "AAPL/1Min/OHLCV", ok=False), "destroy")

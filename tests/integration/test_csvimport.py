@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from mkts import csvimport
+from mkts import csvimport, engine
 from mkts.csvimport import CsvProblem, import_csv, read_csv
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
+from mkts import engine
 
 pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.integration
 

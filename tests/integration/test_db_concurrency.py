@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import crc32c
 import numpy as np
 import pytest
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +123,7 @@ def _child_env() -> dict[str, str]:
 def test_writer_in_another_process_gets_locked_error_naming_our_pid(root: str) -> None:
     with engine.open(root):
         code = textwrap.dedent(f"""
-            import engine
+            from mkts import engine
             try:
                 engine.open({root!r})
             except engine.LockedError as exc:

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from engine import query
+from mkts import engine
+from mkts.engine import query
 
 pytestmark = pytest.mark.integration
 
@@ -285,7 +285,7 @@ def test_a_short_first_read_requests_its_bytes_before_the_header(root: str,
     """Opening a year file for a short read hints the kernel to fetch that range first, so
     the header read and the range read overlap (a cold read waits for one I/O, not two).
     A long read or an already open file asks for nothing; the rows are the same."""
-    from wal.fs import OsFile
+    from mkts.wal.fs import OsFile
 
     asked: list[tuple[str, int, int]] = []
     real = OsFile.prefetch

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
+from mkts import engine
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from engine import fastpath
-from engine.database import Database
-from wal import WriteAheadLog
-from wal.fs import OsFileSystem
+from mkts import engine
+from mkts.engine import fastpath
+from mkts.engine.database import Database
+from mkts.wal import WriteAheadLog
+from mkts.wal.fs import OsFileSystem
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from wal.fs import OsFileSystem
+from mkts import engine
+from mkts.wal.fs import OsFileSystem
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from plugins import aggfuncs, ondiskagg, synth
-from plugins.errors import PluginError
+from mkts import engine
+from mkts.plugins import aggfuncs, ondiskagg, synth
+from mkts.plugins.errors import PluginError
 
 pytestmark = pytest.mark.integration
 

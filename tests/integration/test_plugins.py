@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
 import mkts
-from mkts import config
-from plugins import aggfuncs, base, feed, ondiskagg, stream
-from plugins.errors import PluginError
-from plugins.loader import load_trigger, load_worker
+from mkts import config, engine
+from mkts.plugins import aggfuncs, base, feed, ondiskagg, stream
+from mkts.plugins.errors import PluginError
+from mkts.plugins.loader import load_trigger, load_worker
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +60,8 @@ class Recorder:
 
 
 @pytest.mark.parametrize(("module", "cls"), [
-    ("ondiskagg.so", ondiskagg.OnDiskAgg), ("plugins.ondiskagg", ondiskagg.OnDiskAgg),
-    ("stream.so", stream.StreamTrigger), ("plugins.stream", stream.StreamTrigger)])
+    ("ondiskagg.so", ondiskagg.OnDiskAgg), ("mkts.plugins.ondiskagg", ondiskagg.OnDiskAgg),
+    ("stream.so", stream.StreamTrigger), ("mkts.plugins.stream", stream.StreamTrigger)])
 def test_bundled_triggers_load_by_module_path_and_marketstore_name(module: str,
                                                                    cls: type) -> None:
     cfg = {"destinations": ["5Min"]} if cls is ondiskagg.OnDiskAgg else {}
@@ -71,7 +70,7 @@ def test_bundled_triggers_load_by_module_path_and_marketstore_name(module: str,
 
 
 def test_feed_loads_as_a_worker() -> None:
-    w = load_worker("plugins.feed", {"symbols": ["X"]})
+    w = load_worker("mkts.plugins.feed", {"symbols": ["X"]})
     assert isinstance(w, feed.Feed) and isinstance(w, base.BgWorker)
 
 
@@ -149,8 +148,8 @@ def test_bundled_constructor_errors_name_the_plugin() -> None:
     with pytest.raises(PluginError, match=r"trigger plugin 'ondiskagg.so': ondiskagg: config "
                                           r"needs `destinations`"):
         load_trigger("ondiskagg.so", {})
-    with pytest.raises(PluginError, match=r"'plugins.feed'.*feed: interval_s must be a number"):
-        load_worker("plugins.feed", {"interval_s": "fast"})
+    with pytest.raises(PluginError, match=r"'mkts.plugins.feed'.*feed: interval_s must be a number"):
+        load_worker("mkts.plugins.feed", {"interval_s": "fast"})
 
 
 # -- trigger dispatch contracts ------------------------------------------------------------
@@ -401,7 +400,7 @@ def test_mkts_open_loads_triggers_and_starts_workers(tmp_path: Path) -> None:
           - module: stream.so
             on: "*/*/*"
         bgworkers:
-          - module: plugins.feed
+          - module: mkts.plugins.feed
             name: feed
             config: {symbols: [AAPL], interval_s: 0, bars_per_write: 60, max_bars: 120,
                      start: "2024-03-15"}

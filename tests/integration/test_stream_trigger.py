@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from plugins import ondiskagg, stream
-from plugins.errors import PluginError
+from mkts import engine
+from mkts.plugins import ondiskagg, stream
+from mkts.plugins.errors import PluginError
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from engine.keys import parse_key
-from engine.tickblock import BLOCK_TARGET
-from engine.tickread import _MAX_RUNS
+from mkts import engine
+from mkts.engine.keys import parse_key
+from mkts.engine.tickblock import BLOCK_TARGET
+from mkts.engine.tickread import _MAX_RUNS
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import engine
-from engine.errors import CorruptFileError, InvalidInputError, SchemaError
-from engine.keys import parse_key
+from mkts import engine
+from mkts.engine.errors import CorruptFileError, InvalidInputError, SchemaError
+from mkts.engine.keys import parse_key
 
 pytestmark = pytest.mark.integration
 
@@ -437,7 +437,7 @@ def test_new_york_1d_ticks_are_labelled_at_local_midnight(
         assert_rows(db.read(key, np.datetime64(lo, "ns"), np.datetime64(hi, "ns")),
                     m.select(lo, hi))
     # On disk: slot = local day of the year, offset = time - local midnight.
-    from engine.ticks import read_interval
+    from mkts.engine.ticks import read_interval
 
     for t in times:
         d = dt.datetime.fromtimestamp(t // NS, ny).date()
@@ -731,7 +731,7 @@ def _write_history(db: engine.Database, m: Model) -> list[int]:
 
 
 def _log_records(root: str) -> int:
-    from wal import OsFileSystem, WriteAheadLog
+    from mkts.wal import OsFileSystem, WriteAheadLog
 
     log = WriteAheadLog.open(os.path.join(root, "wal"), OsFileSystem(), readonly=True)
     try:

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import engine
-from plugins import ondiskagg, synth
+from mkts import engine
+from mkts.plugins import ondiskagg, synth
 
 pytestmark = pytest.mark.property
 

@@ -25,7 +25,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.property
 

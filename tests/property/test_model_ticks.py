@@ -22,7 +22,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.property
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.integration
 

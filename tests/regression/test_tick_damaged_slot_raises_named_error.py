@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
-from engine.errors import CorruptFileError
-from engine.keys import parse_key
+from mkts import engine
+from mkts.engine.errors import CorruptFileError
+from mkts.engine.keys import parse_key
 
 pytestmark = pytest.mark.integration
 

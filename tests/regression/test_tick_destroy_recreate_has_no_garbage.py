@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from engine.keys import parse_key
+from mkts import engine
+from mkts.engine.keys import parse_key
 
 pytestmark = pytest.mark.integration
 

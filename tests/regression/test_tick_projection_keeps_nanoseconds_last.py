@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import engine
+from mkts import engine
 
 pytestmark = pytest.mark.integration
 

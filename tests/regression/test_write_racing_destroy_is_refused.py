@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import engine
-from engine.commit import CommitPipeline
+from mkts import engine
+from mkts.engine.commit import CommitPipeline
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-import engine
+from mkts import engine
 from mkts.server import run_in_thread
 
 pymkts = pytest.importorskip("pymarketstore")

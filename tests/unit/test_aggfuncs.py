@@ -9,9 +9,9 @@ import zoneinfo
 import numpy as np
 import pytest
 
-from engine.timeutil import get_calendar
-from plugins import aggfuncs
-from plugins.aggfuncs import aggregate, bar_bounds, bar_labels, merge_ranges
+from mkts.engine.timeutil import get_calendar
+from mkts.plugins import aggfuncs
+from mkts.plugins.aggfuncs import aggregate, bar_bounds, bar_labels, merge_ranges
 
 pytestmark = pytest.mark.unit
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import MktsError
 from mkts import config
 from mkts.config import Config, ConfigError
+from mkts.engine import MktsError
 
 pytestmark = pytest.mark.unit
 
@@ -97,7 +97,7 @@ def test_default_mkts_yml_aggregates_and_streams() -> None:
     assert (stream.module, stream.on) == ("stream.so", "*/*/*")
     assert cfg.root_directory == os.fspath(REPO / "data")
     example = config.from_dict({"root_directory": "x", **_commented_example(MKTS_YML.read_text())})
-    assert example.bgworkers[0].module == "plugins.feed"
+    assert example.bgworkers[0].module == "mkts.plugins.feed"
 
 
 # -- defaults and resolution ---------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_bare_yaml_on_key_is_the_trigger_glob(tmp_path: Path) -> None:
     cfg = config.load(_write(tmp_path, """\
         root_directory: d
         triggers:
-          - module: plugins.stream
+          - module: mkts.plugins.stream
             on: "*/*/*"
         """))
     assert cfg.triggers[0].on == "*/*/*"
@@ -156,8 +156,8 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 
 
 def test_worker_name_defaults_to_the_module(tmp_path: Path) -> None:
-    cfg = config.load(_write(tmp_path, "root_directory: d\nbgworkers: [{module: plugins.feed}]\n"))
-    assert cfg.bgworkers[0].display_name == "plugins.feed"
+    cfg = config.load(_write(tmp_path, "root_directory: d\nbgworkers: [{module: mkts.plugins.feed}]\n"))
+    assert cfg.bgworkers[0].display_name == "mkts.plugins.feed"
 
 
 # -- errors name the key -------------------------------------------------------------------

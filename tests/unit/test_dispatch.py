@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.dispatch import Dispatcher, KeyGlob, Records
-from engine.keys import parse_key
+from mkts.engine.dispatch import Dispatcher, KeyGlob, Records
+from mkts.engine.keys import parse_key
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,7 @@ from harness.crashmodes import CrashMode, Link, Rename, Unlink, Write, apply_dir
 from harness.crashpoints import SimulatedCrash, run_to_crash
 from harness.faultfs import FaultFS, TraceEntry
 
-from wal.fs import OsFileSystem
+from mkts.wal.fs import OsFileSystem
 
 pytestmark = pytest.mark.unit
 

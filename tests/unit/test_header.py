@@ -8,10 +8,10 @@ import crc32c
 import numpy as np
 import pytest
 
-from engine.errors import CorruptFileError, UnsupportedFormatError
-from engine.header import decode_header, encode_header, header_size_for, same_schema
-from engine.schema import FIXED, VARIABLE, Schema
-from engine.timeframes import parse_timeframe
+from mkts.engine.errors import CorruptFileError, UnsupportedFormatError
+from mkts.engine.header import decode_header, encode_header, header_size_for, same_schema
+from mkts.engine.schema import FIXED, VARIABLE, Schema
+from mkts.engine.timeframes import parse_timeframe
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import InvalidInputError, InvalidKeyError, MktsError
-from engine.keys import BucketKey, parse_key, parse_pattern
+from mkts.engine.errors import InvalidInputError, InvalidKeyError, MktsError
+from mkts.engine.keys import BucketKey, parse_key, parse_pattern
 
 pytestmark = pytest.mark.unit
 

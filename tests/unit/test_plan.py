@@ -7,12 +7,12 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from engine.ingest import Batch
-from engine.keys import parse_key
-from engine.plan import plan_fixed
-from engine.schema import FIXED, Schema
-from engine.timeframes import parse_timeframe
-from engine.timeutil import get_calendar
+from mkts.engine.ingest import Batch
+from mkts.engine.keys import parse_key
+from mkts.engine.plan import plan_fixed
+from mkts.engine.schema import FIXED, Schema
+from mkts.engine.timeframes import parse_timeframe
+from mkts.engine.timeutil import get_calendar
 
 pytestmark = pytest.mark.unit
 
@@ -112,8 +112,8 @@ def test_many_random_rows_keep_the_last_value_per_slot() -> None:
 
 
 def test_a_row_write_logs_the_same_bytes_as_the_slot_write_of_its_record() -> None:
-    from engine import journal
-    from engine.plan import RowWrite
+    from mkts.engine import journal
+    from mkts.engine.plan import RowWrite
 
     [sw] = plan_fixed(KEY, SCHEMA, _batch([utc(2024, 3, 1, 10, 7)], [12.5]), UTC)
     other = plan_fixed(parse_key("MSFT/1Min/OHLCV"), SCHEMA,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from engine.rwlock import RWLock
+from mkts.engine.rwlock import RWLock
 
 pytestmark = pytest.mark.unit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import InvalidInputError, SchemaError
-from engine.schema import FIXED, VARIABLE, Schema, cast_column, normalise_dtype
-from engine.timeframes import parse_timeframe
+from mkts.engine.errors import InvalidInputError, SchemaError
+from mkts.engine.schema import FIXED, VARIABLE, Schema, cast_column, normalise_dtype
+from mkts.engine.timeframes import parse_timeframe
 
 pytestmark = pytest.mark.unit
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import zstandard
 
-from engine.errors import CorruptFileError, UnsupportedFormatError
-from engine.keys import parse_key
-from engine.schema import Schema
-from engine.tickblock import (
+from mkts.engine.errors import CorruptFileError, UnsupportedFormatError
+from mkts.engine.keys import parse_key
+from mkts.engine.schema import Schema
+from mkts.engine.tickblock import (
     BLOCK_HEADER,
     ENTRY_DTYPE,
     Block,
@@ -27,7 +27,7 @@ from engine.tickblock import (
     decode_blocks,
     encode_blocks,
 )
-from engine.ticks import (
+from mkts.engine.ticks import (
     IntervalRows,
     TickPlanner,
     TickWrite,
@@ -37,8 +37,8 @@ from engine.ticks import (
     read_interval,
     tick_event_rows,
 )
-from engine.timeframes import parse_timeframe
-from engine.timeutil import get_calendar
+from mkts.engine.timeframes import parse_timeframe
+from mkts.engine.timeutil import get_calendar
 
 pytestmark = pytest.mark.unit
 
@@ -254,7 +254,7 @@ def test_shares_split_a_block_by_rows_and_sum_to_its_size(nbytes: int, counts: l
 def test_blocks_are_cut_between_intervals_near_the_target_size() -> None:
     """A large write becomes several blocks of about BLOCK_TARGET raw bytes; an interval is
     never split, and each block decodes to exactly its intervals' rows."""
-    from engine.tickblock import BLOCK_TARGET
+    from mkts.engine.tickblock import BLOCK_TARGET
 
     n_slots = 400
     counts = np.full(n_slots, 2000, dtype=np.int64)

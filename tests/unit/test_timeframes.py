@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import InvalidKeyError
-from engine.timeframes import STANDARD_TIMEFRAMES, parse_timeframe
+from mkts.engine.errors import InvalidKeyError
+from mkts.engine.timeframes import STANDARD_TIMEFRAMES, parse_timeframe
 
 pytestmark = pytest.mark.unit
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.errors import InvalidInputError
-from engine.timeframes import parse_timeframe
-from engine.timeutil import Calendar, get_calendar, to_epoch_ns
+from mkts.engine.errors import InvalidInputError
+from mkts.engine.timeframes import parse_timeframe
+from mkts.engine.timeutil import Calendar, get_calendar, to_epoch_ns
 
 pytestmark = pytest.mark.unit
 

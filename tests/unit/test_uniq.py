@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from engine.uniq import unique, unique_first, unique_inverse
+from mkts.engine.uniq import unique, unique_first, unique_inverse
 
 ints = hnp.arrays(
     dtype=st.sampled_from([np.int64, np.int32, np.uint32, np.int16]),

@@ -9,10 +9,10 @@ import struct
 import pytest
 from harness.faultfs import FaultFS
 
-from wal import MAX_PAYLOAD, RT_DATA, UnsupportedFormatError, WriteAheadLog
-from wal.crc import crc32c
-from wal.errors import CorruptWALError
-from wal.format import (
+from mkts.wal import MAX_PAYLOAD, RT_DATA, UnsupportedFormatError, WriteAheadLog
+from mkts.wal.crc import crc32c
+from mkts.wal.errors import CorruptWALError
+from mkts.wal.format import (
     HEADER_SIZE,
     HeaderProblem,
     decode_segment_header,
@@ -80,7 +80,7 @@ def test_crc32c_known_answers():
 def test_golden_bytes_of_the_documented_two_record_segment(monkeypatch):
     expected = bytes.fromhex(DOC_EXAMPLE_HEX)
     assert _by_hand_segment(0x11223344, 1, [(1, 1, b"hello"), (2, 1, b"")]) == expected
-    monkeypatch.setattr("wal.log.new_salt", lambda: 0x11223344)
+    monkeypatch.setattr("mkts.wal.log.new_salt", lambda: 0x11223344)
     fs = _fs()
     log = WriteAheadLog.open(DIR, fs)
     assert log.append([b"hello"]) == 1

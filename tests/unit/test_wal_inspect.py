@@ -1,4 +1,4 @@
-"""`python -m wal.inspect`: output and exit status on clean, torn and corrupt logs."""
+"""`python -m mkts.wal.inspect`: output and exit status on clean, torn and corrupt logs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wal import OsFileSystem, WriteAheadLog
+from mkts.wal import OsFileSystem, WriteAheadLog
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _inspect(path: Path) -> tuple[int, str, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, "-m", "wal.inspect", str(path)],
+        [sys.executable, "-m", "mkts.wal.inspect", str(path)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -11,7 +11,7 @@ from harness.crashmodes import CrashMode
 from harness.crashpoints import run_to_crash
 from harness.faultfs import FaultFS
 
-from wal import CorruptWALError, OsFileSystem, Record, WalError, WriteAheadLog
+from mkts.wal import CorruptWALError, OsFileSystem, Record, WalError, WriteAheadLog
 
 pytestmark = pytest.mark.unit
 
@@ -431,7 +431,7 @@ def test_a_payload_of_several_buffers_is_logged_as_their_concatenation(fs):
 
 
 def test_the_same_bytes_whether_a_payload_is_split_or_joined(tmp_path):
-    from wal.format import encode_frames
+    from mkts.wal.format import encode_frames
 
     parts = (b"abc", memoryview(b"defg"), b"", b"h")
     assert encode_frames([parts], 7, 1, 12345) == encode_frames([b"abcdefgh"], 7, 1, 12345)

@@ -11,8 +11,8 @@ import struct
 import pytest
 from harness.faultfs import FaultFS
 
-from wal import CorruptWALError, OsFileSystem, WriteAheadLog
-from wal.crc import crc32c
+from mkts.wal import CorruptWALError, OsFileSystem, WriteAheadLog
+from mkts.wal.crc import crc32c
 
 pytestmark = pytest.mark.unit
 

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.header import Header, encode_header, header_size_for
-from engine.schema import FIXED, SLOT_FIELD, Schema
-from engine.timeframes import parse_timeframe
-from engine.timeutil import get_calendar
-from engine.yearfile import YearFile
-from wal.fs import OsFileSystem
+from mkts.engine.header import Header, encode_header, header_size_for
+from mkts.engine.schema import FIXED, SLOT_FIELD, Schema
+from mkts.engine.timeframes import parse_timeframe
+from mkts.engine.timeutil import get_calendar
+from mkts.engine.yearfile import YearFile
+from mkts.wal.fs import OsFileSystem
 
 pytestmark = pytest.mark.unit
 
