@@ -8,7 +8,7 @@
 
 from mkts.engine.database import Database, WriteEvent
 from mkts.engine.database import open_database as open
-from mkts.engine.dispatch import KeyGlob, Records, Subscription
+from mkts.engine.dispatch import Records, Subscription
 from mkts.engine.errors import (
     BucketExistsError,
     BucketNotFoundError,
@@ -26,6 +26,7 @@ from mkts.engine.errors import (
     UnsupportedFormatError,
 )
 from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.patterns import KeyPattern, parse_pattern
 from mkts.engine.result import Result
 from mkts.engine.timeframes import Timeframe, parse_timeframe
 from mkts.engine.timeutil import Calendar, get_calendar, to_epoch_ns
@@ -36,7 +37,8 @@ __all__ = [
     "Result",
     "WriteEvent",
     "Records",
-    "KeyGlob",
+    "KeyPattern",
+    "parse_pattern",
     "Subscription",
     "BucketKey",
     "parse_key",

@@ -31,7 +31,8 @@ from mkts.engine.errors import (
 )
 from mkts.engine.events import WriteEvent, event_records, merged_records
 from mkts.engine.header import same_schema
-from mkts.engine.keys import BucketKey, parse_key, parse_pattern
+from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.patterns import parse_pattern
 from mkts.engine.plan import RowWrite, SlotWrite, plan_fixed
 from mkts.engine.result import Result
 from mkts.engine.rootmeta import lock_holder, root_timezone
@@ -74,7 +75,7 @@ def open_database(
 
     `timezone` defaults to the root's own (UTC for a new root); opening an existing root
     with a different zone is an error, because slot positions depend on it.
-    `triggers` is a list of (key glob, trigger): each trigger's optional `start(db)` is
+    `triggers` is a list of (key pattern, trigger): each trigger's optional `start(db)` is
     called once, then `fire(key_path, records)` for every matching write, replayed ones
     included, on the trigger thread. `workers` are background workers: after replay each
     one's optional `start(db)` is called and its `run()` starts on a thread of its own; at
@@ -597,21 +598,16 @@ class Database:
     def query(self, pattern: str, start: Any = None, end: Any = None, *,
               limit: int | None = None, limit_from_start: bool = False,
               columns: Sequence[str] | None = None) -> dict[str, Result]:
-        """Read every bucket matching `SYM[,SYM...]/TF/ATTR` (`*` = all); {key: Result}
-        in request order (symbols as listed, or sorted for `*`). Unknown symbols are absent."""
+        """Read every bucket matching the key pattern (`AAPL,MSFT/1Min/OHLCV`,
+        `AA*/1Min/*`; engine.patterns); {key: Result} in request order (symbols as listed,
+        sorted within a glob or `*`). Unknown symbols are absent."""
         self._check_open()
         pat = parse_pattern(pattern)
         start_ns, end_ns, limit = _range_args(start, end, limit)
         self._visible()
         out: dict[str, Result] = {}
         with self._rw.read():
-            keys = [k for k in self.catalog.buckets if pat.matches(k)]
-            if pat.symbols is not None:
-                order = {s: i for i, s in enumerate(pat.symbols)}
-                keys.sort(key=lambda k: (order[k.symbol], k.timeframe, k.attrgroup))
-            else:
-                keys.sort()
-            for k in keys:
+            for k in pat.select(self.catalog.buckets):
                 bucket = self.catalog.buckets[k]
                 out[str(k)] = query.read_bucket(self.catalog, bucket, start_ns, end_ns,
                                                limit=limit, limit_from_start=limit_from_start,
@@ -678,7 +674,7 @@ class Database:
     def subscribe(self, pattern: str, callback: Callable[[str, dict[str, Any]], Any], *,
                   max_pending: int = 10_000) -> Subscription:
         """Call `callback(key, columns)` for each batch of rows newly written to buckets
-        matching `pattern` (`*` matches one key part), on a thread of its own. A subscriber
+        matching the key pattern `pattern` (engine.patterns), on a thread of its own. A subscriber
         more than `max_pending` batches behind loses the oldest ones; writers never wait."""
         self._check_open()
         return self._dispatcher.subscribe(pattern, callback, max_pending)

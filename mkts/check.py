@@ -369,7 +369,6 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
 
 def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, Schema],
                       report: Report) -> None:
-    from mkts.engine.dispatch import KeyGlob
     from mkts.plugins import aggfuncs
 
     try:
@@ -379,7 +378,7 @@ def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, 
         return
     try:
         for spec in specs:
-            glob = KeyGlob(spec.on)
+            pattern = engine.parse_pattern(spec.on)
             session = None
             if spec.filter:
                 try:
@@ -389,7 +388,7 @@ def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, 
                     continue
             dests = [aggfuncs.as_timeframe(d) for d in spec.destinations]
             for key, schema in sorted(schemas.items()):
-                if not glob.matches(key):
+                if not pattern.matches(key):
                     continue
                 names = schema.names
                 kind = aggfuncs.base_kind(names)

@@ -354,8 +354,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from mkts import engine
+
     with _Target(args).open_readonly() as db:
-        for name in (db.list_symbols() if args.symbols else db.list_keys()):
+        keys = db.list_keys()
+        if args.pattern is not None:
+            keys = engine.parse_pattern(args.pattern).select(keys)
+        names = sorted({k.split("/", 1)[0] for k in keys}) if args.symbols else keys
+        for name in names:
             print(name)
     return EXIT_OK
 
@@ -534,9 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_start)
 
     s = sub.add_parser("query", parents=[db_opts], help="print rows of buckets",
-                       description="Print rows of SYM[,SYM...]/TF/ATTR (* for any part). Opens "
-                       "the database read-only, so it works beside a running server.")
-    s.add_argument("key", metavar="KEY")
+                       description="Print rows of the buckets matching a key pattern: "
+                       "AAPL/1Min/OHLCV, AAPL,MSFT/1Min/OHLCV, AA*/1D/*, */1Min/OHLCV (README.md "
+                       "'Key patterns'). Opens the database read-only, so it works beside a "
+                       "running server.")
+    s.add_argument("key", metavar="PATTERN")
     s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
                    "an offset), inclusive")
     s.add_argument("--end", help="last time, inclusive")
@@ -572,7 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("list", parents=[db_opts], help="list buckets",
-                       description="List bucket keys (or, with --symbols, symbols).")
+                       description="List bucket keys (or, with --symbols, symbols), all of them "
+                       "or those matching a key pattern (README.md 'Key patterns').")
+    s.add_argument("pattern", nargs="?", metavar="PATTERN", help="only keys matching this "
+                   "pattern, e.g. '*/1Min/*' or 'AA*,MSFT/*/OHLCV' (default: every key)")
     s.add_argument("--symbols", action="store_true", help="list symbols instead of keys")
     s.set_defaults(func=cmd_list)
 
@@ -612,7 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="recompute ondiskagg outputs from scratch",
                        description="Recompute every destination of the ondiskagg triggers in "
                        "mkts.yml from their base buckets.")
-    s.add_argument("--on", metavar="GLOB", help="only the trigger with this `on:` glob")
+    s.add_argument("--on", metavar="PATTERN", help="only the trigger whose `on:` is this "
+                   "pattern (as written in mkts.yml)")
     s.set_defaults(func=cmd_rebuild)
 
     s = sub.add_parser("export", parents=[prog_opts], help="write buckets as Parquet",
@@ -622,8 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "Opens ROOT read-only. See docs/scale.md.")
     s.add_argument("root", metavar="ROOT", help="the database root directory")
     s.add_argument("dest", metavar="DEST", help="the dataset directory (created if missing)")
-    s.add_argument("--pattern", default="*/*/*", metavar="SYM[,SYM...]/TF/ATTR",
-                   help="buckets to export (* or a glob in any part; default */*/*)")
+    s.add_argument("--pattern", default="*/*/*", metavar="PATTERN",
+                   help="buckets to export, a key pattern (README.md 'Key patterns'; default "
+                   "*/*/*)")
     s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
                    "an offset), inclusive")
     s.add_argument("--end", help="last time, inclusive")

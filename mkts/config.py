@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mkts.engine import KeyGlob, MktsError
+from mkts.engine import MktsError, parse_pattern
 
 __all__ = ["Config", "WalConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError", "load",
            "from_dict", "schema_paths", "LOG_LEVELS"]
@@ -57,12 +57,12 @@ def _nonempty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
-def _glob(v: str) -> str | None:
+def _pattern(v: str) -> str | None:
     try:
-        KeyGlob(v)
-    except ValueError:
-        return ("is not a bucket key glob; write SYMBOL/TIMEFRAME/ATTRGROUP with * for any "
-                "part, e.g. '*/1Min/OHLCV'")
+        parse_pattern(v)
+    except ValueError as exc:
+        return (f"is not a key pattern ({exc}); write SYMBOL/TIMEFRAME/ATTRGROUP with * for "
+                "any part, e.g. '*/1Min/OHLCV'")
     return None
 
 
@@ -80,10 +80,10 @@ class WalConfig:
 
 @dataclass(frozen=True)
 class TriggerConfig:
-    """One trigger: `module` (dotted path, entry point or ondiskagg.so), `on` (key glob)."""
+    """One trigger: `module` (dotted path, entry point or ondiskagg.so), `on` (key pattern)."""
 
     module: str = field(metadata=_check(_nonempty))
-    on: str = field(metadata=_check(_glob))
+    on: str = field(metadata=_check(_pattern))
     config: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
 
@@ -185,7 +185,7 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if True in data and "on" in fields and "on" not in data:
-        # YAML 1.1 reads a bare `on:` key as the boolean true; it means the trigger's glob.
+        # YAML 1.1 reads a bare `on:` key as the boolean true; it means the trigger's pattern.
         data = {("on" if k is True else k): v for k, v in data.items()}
     for key in data:
         if key not in fields:

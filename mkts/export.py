@@ -18,7 +18,7 @@ import numpy as np
 from mkts import engine
 from mkts.engine.durable import makedirs_durable
 from mkts.engine.timeutil import NS
-from mkts.scale import match_keys, plan_pieces, time_arg
+from mkts.scale import plan_pieces, time_arg
 from mkts.wal.fs import FileSystem, OsFileSystem
 
 __all__ = ["export_parquet", "ExportResult", "partition_dir", "PART_FILE", "LOCK_FILE"]
@@ -80,7 +80,7 @@ def export_parquet(root: str | os.PathLike[str], dest: str | os.PathLike[str],
     _check_dest(root_path, dest_path)
     fs: FileSystem = OsFileSystem()
     with engine.open(root_path, readonly=True) as db:
-        keys = match_keys(db.list_keys(), pattern)
+        keys = engine.parse_pattern(pattern).select(db.list_keys())
         if not keys:
             raise engine.BucketNotFoundError(f"no bucket in {root_path} matches {pattern!r}")
         infos = {k: db.info(k) for k in keys}

@@ -83,7 +83,7 @@ def stream_subscriber(db: engine.Database) -> Callable[[Callable[[str, Any], Non
 # -- on-disk aggregation -------------------------------------------------------------------
 @dataclass(frozen=True)
 class AggregationSpec:
-    """One configured ondiskagg trigger: base-bucket glob, destinations, optional filter."""
+    """One configured ondiskagg trigger: base-bucket key pattern, destinations, optional filter."""
 
     on: str
     destinations: tuple[str, ...]

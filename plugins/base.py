@@ -13,7 +13,7 @@ naming the plugin. The trigger object has:
     Called once with the `engine.Database` when the trigger is attached: before its first
     ``fire``, replayed ones included. Keep the handle: triggers read and write through it.
 ``fire(key_path, records)``
-    Called for every transaction that wrote to a bucket matching the trigger's ``on:`` glob,
+    Called for every transaction that wrote to a bucket matching the trigger's ``on:`` pattern,
     once per year file the transaction touched.
 
     * **When**: after the transaction is applied, so everything it wrote is readable through
@@ -51,8 +51,10 @@ naming the plugin. The trigger object has:
     to arrive before the merged fire. ``db.flush()`` and close cut the wait short; other
     triggers and subscribers are not held back.
 
-``on:`` is a glob over ``SYMBOL/TIMEFRAME/ATTRGROUP``: ``*`` matches one whole part and the
-match is anchored, so ``*/1Min/OHLC`` does not match ``AAPL/1Min/OHLCV``.
+``on:`` is a key pattern over ``SYMBOL/TIMEFRAME/ATTRGROUP`` (``engine.patterns``, the
+language of ``db.query``): ``*`` matches every value of a part, ``AA*`` is a glob inside one
+part, ``AAPL,MSFT`` a list; the match is anchored, so ``*/1Min/OHLC`` does not match
+``AAPL/1Min/OHLCV``.
 
 Background workers
 ------------------

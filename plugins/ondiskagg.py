@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mkts.engine import KeyGlob
+from mkts.engine import parse_pattern
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
 from mkts.plugins.errors import PluginError
@@ -102,7 +102,7 @@ class OnDiskAgg:
         db = self._db
         if db is None:
             raise PluginError("ondiskagg: fire() before start(db); attach it with "
-                              "engine.open(..., triggers=[(glob, trigger)])")
+                              "engine.open(..., triggers=[(pattern, trigger)])")
         if not len(records):
             return
         key = str(records.key)
@@ -293,20 +293,17 @@ def _parse_destinations(value: Any) -> tuple[Any, ...]:
 def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
             destinations: Iterable[str] = ("5Min", "15Min", "1H", "1D"), *,
             filter: str | None = None, replace: bool = True, progress: bool = True) -> int:
-    """Recompute every destination bucket of every base bucket matching `pattern` from
-    scratch; returns the number of bars written.
+    """Recompute every destination bucket of every base bucket matching the key pattern
+    `pattern` from scratch; returns the number of bars written.
 
     With `replace` (the default) each existing destination bucket is destroyed first, so
     bars the base no longer supports (e.g. after a filter change) disappear. Works one base
     bucket and year at a time; shows a tqdm progress bar when `progress` and tqdm is
     installed. Safe to run while the trigger is active (both write the same bars)."""
     agg = OnDiskAgg(list(destinations), filter)
-    glob = KeyGlob(pattern)
     work: list[tuple[str, int, bool, tuple[Any, ...]]] = []
     existing = set(db.list_keys())
-    for key in sorted(existing):
-        if not glob.matches(key):
-            continue
+    for key in parse_pattern(pattern).select(existing):
         info = db.info(key)
         plan = agg._plan(key, list(info["columns"]))
         if plan is not None:
