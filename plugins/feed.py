@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mkts.engine import to_epoch_ns
 from mkts.engine.uniq import unique
 from mkts.plugins import synth
 from mkts.plugins.errors import PluginError
@@ -250,16 +251,17 @@ def _read_csv(path: Any, key: str) -> list[tuple[int, dict[str, dict[str, np.nda
 
 
 def _epochs(texts: list[str]) -> np.ndarray:
+    """Epoch seconds of each text: an integer, or an ISO-8601 time (no offset = UTC)."""
     out = np.empty(len(texts), dtype=np.int64)
     for i, t in enumerate(texts):
         try:
             out[i] = int(t)
         except ValueError:
             try:
-                out[i] = np.datetime64(t.rstrip("Z"), "s").astype(np.int64)
+                out[i] = to_epoch_ns(t, "Epoch") // 1_000_000_000
             except ValueError as exc:
                 raise ValueError(f"Epoch value {t!r} is neither epoch seconds nor an ISO-8601 "
-                                 "time") from exc
+                                 f"time ({exc})") from exc
     return out
 
 
