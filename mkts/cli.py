@@ -18,7 +18,7 @@ import subprocess
 import sys
 import traceback
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -162,21 +162,6 @@ def _offset(seconds: int) -> str:
     sign = "-" if seconds < 0 else "+"
     seconds = abs(seconds)
     return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
-
-
-def _progress(enabled: bool) -> Callable[[Iterable[Any], int, str], Iterable[Any]] | None:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-
-    def wrap(items: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
-        bar: Iterable[Any] = tqdm(items, total=total, desc=desc, leave=False)
-        return bar
-
-    return wrap
 
 
 def _want_progress(args: argparse.Namespace) -> bool:
@@ -418,7 +403,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     target = _Target(args)
     specs = [] if args.no_aggregates else wiring.aggregation_specs(target.config)
-    report = check_root(target.root, aggregates=specs, progress=_progress(_want_progress(args)))
+    report = check_root(target.root, aggregates=specs, progress=_want_progress(args))
     for f in report.findings:
         print(f, file=sys.stdout if f.severity == "note" else sys.stderr)
     agg = f", {report.aggregates_checked} aggregate(s)" if specs else ""

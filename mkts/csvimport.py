@@ -24,6 +24,7 @@ import numpy as np
 
 from mkts.engine.timeutil import MAX_YEAR, MIN_YEAR, NS, parse_time_text, to_epoch_ns
 from mkts.engine.uniq import unique_inverse
+from mkts.plugins.progress import Progress, progress_bar
 
 __all__ = ["CsvProblem", "CsvData", "read_csv", "import_csv", "ImportResult", "TIME_COLUMNS",
            "TXN_BYTES", "MAX_REPORTED"]
@@ -80,10 +81,9 @@ class _Problems:
             self.lines.append(f"line {line}: {text}")
 
 
-def _counting_lines(fh: io.TextIOBase, progress: Any) -> Iterator[str]:
+def _counting_lines(fh: io.TextIOBase, progress: Progress) -> Iterator[str]:
     for line in fh:
-        if progress is not None:
-            progress.update(len(line))
+        progress.update(len(line))
         yield line
 
 
@@ -108,7 +108,7 @@ def read_csv(path: str, *, time_column: str | None = None, time_format: str | No
         fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise CsvProblem(f"cannot read {path}: {exc.strerror or exc}") from None
-    bar = _progress_bar(size, f"reading {os.path.basename(path)}") if progress else None
+    bar = progress_bar(size, f"reading {os.path.basename(path)}", bytes_=True, enabled=progress)
     try:
         return _read(fh, bar, path, time_column, time_format, zone, epoch_unit, schema,
                      dict(hints or {}), skip)
@@ -118,11 +118,10 @@ def read_csv(path: str, *, time_column: str | None = None, time_format: str | No
         raise CsvProblem(f"{path} is not valid CSV: {exc}") from None
     finally:
         fh.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
-def _read(fh: Any, bar: Any, path: str, time_column: str | None, time_format: str | None,
+def _read(fh: Any, bar: Progress, path: str, time_column: str | None, time_format: str | None,
           zone: zoneinfo.ZoneInfo, epoch_unit: str, types: Mapping[str, Any] | None,
           hints: dict[str, Any], skip: tuple[str, ...]) -> CsvData:
     reader = csv.reader(_counting_lines(fh, bar))
@@ -352,14 +351,6 @@ def _unify(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _progress_bar(total: int, desc: str) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False)
-
-
 # -- writing -------------------------------------------------------------------------------
 def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
                time_column: str | None = None, time_format: str | None = None,
@@ -411,15 +402,10 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
     row_bytes = 16 + sum(a.dtype.itemsize for a in data.columns.values())
     per_txn = max(1, TXN_BYTES // row_bytes)
     txns = -(-n // per_txn)
-    bar = _progress_bar(n, "writing") if progress and txns > 1 else None
-    try:
+    with progress_bar(n, "writing", unit="row", enabled=progress and txns > 1) as bar:
         for start in range(0, n, per_txn):
             part = {c: a[start : start + per_txn] for c, a in cols.items()}
             db.write(key, part, variable=variable if existing is None else None)
-            if bar is not None:
-                bar.update(len(part["Epoch"]))
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(len(part["Epoch"]))
     shown = {c: np.dtype(a.dtype).str.lstrip("<|") for c, a in data.columns.items()}
     return ImportResult(n, txns, existing is None, shown)

@@ -26,6 +26,7 @@ from mkts.engine import parse_pattern
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
 from mkts.plugins.errors import PluginError
+from mkts.plugins.progress import track
 
 __all__ = ["NewTrigger", "OnDiskAgg", "rebuild", "TICK_OUTPUT_ATTR"]
 
@@ -313,29 +314,13 @@ def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
         outputs = {plan[2].format(d.name) for *_, plan in work for d in plan[1]}
         for out in sorted(outputs & existing):
             db.destroy(out)
-    bar = _progress(len(work), progress)
     total = 0
-    try:
-        cal = db.calendar
-        for key, year, variable, (kind, dests, out_key, cols) in work:
-            lo, hi = cal.year_start(year), cal.year_start(year + 1)
-            rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols, variable)
-            if len(rows["Epoch"]):
-                out = {out_key.format(d.name): agg._bars(cal, rows, kind, d) for d in dests}
-                total += agg._write(db, out)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    cal = db.calendar
+    for key, year, variable, (kind, dests, out_key, cols) in track(
+            work, len(work), "rebuild aggregates", unit="bucket-year", enabled=progress):
+        lo, hi = cal.year_start(year), cal.year_start(year + 1)
+        rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols, variable)
+        if len(rows["Epoch"]):
+            out = {out_key.format(d.name): agg._bars(cal, rows, kind, d) for d in dests}
+            total += agg._write(db, out)
     return total
-
-
-def _progress(total: int, wanted: bool) -> Any:
-    if not wanted:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="rebuild aggregates", unit="bucket-year")
