@@ -29,7 +29,7 @@ from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.patterns import KeyPattern, parse_pattern
 from mkts.engine.result import Result
 from mkts.engine.timeframes import Timeframe, parse_timeframe
-from mkts.engine.timeutil import Calendar, get_calendar, to_epoch_ns
+from mkts.engine.timeutil import NS, Calendar, get_calendar, parse_time_text, to_epoch_ns
 
 __all__ = [
     "open",
@@ -47,6 +47,8 @@ __all__ = [
     "Calendar",
     "get_calendar",
     "to_epoch_ns",
+    "parse_time_text",
+    "NS",
     "MktsError",
     "InvalidInputError",
     "InvalidKeyError",

@@ -16,12 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from mkts.engine.errors import StoreFailedError
+from mkts.engine.options import DEFAULTS, SYNC_MODES
 from mkts.engine.rwlock import RWLock
 from mkts.wal.format import Payload
 
-__all__ = ["CommitPipeline", "SYNC_MODES"]
-
-SYNC_MODES = ("always", "interval", "off")
+__all__ = ["CommitPipeline", "SYNC_MODES"]  # SYNC_MODES lives in engine/options.py
 
 
 class _Entry:
@@ -50,7 +49,7 @@ class CommitPipeline:
         publish: Callable[[int, Any, bool], None],
         sync_data: Callable[[], None],
         rwlock: RWLock,
-        sync: str = "always",
+        sync: str = DEFAULTS.sync,
         max_log_bytes: int = 256 << 20,
         can_retire: Callable[[], bool] = lambda: True,
         admit: Callable[[Any], None] | None = None,

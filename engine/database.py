@@ -16,7 +16,7 @@ import numpy as np
 
 from mkts.engine import fastpath, ingest, journal, query
 from mkts.engine.catalog import Bucket, Catalog
-from mkts.engine.commit import SYNC_MODES, CommitPipeline
+from mkts.engine.commit import CommitPipeline
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
     BucketExistsError,
@@ -32,6 +32,7 @@ from mkts.engine.errors import (
 from mkts.engine.events import WriteEvent, event_records, merged_records
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
 from mkts.engine.plan import RowWrite, SlotWrite, plan_fixed
 from mkts.engine.result import Result
@@ -54,19 +55,18 @@ __all__ = ["Database", "open_database", "WriteEvent"]
 log = logging.getLogger("mkts.engine")
 
 MAX_TXN_BYTES = 1 << 30
-RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
 
 
 def open_database(
     root: str | os.PathLike[str],
     *,
-    timezone: str | None = None,
+    timezone: str | None = DEFAULTS.timezone,
     readonly: bool = False,
-    sync: str = "always",
-    sync_interval_ms: int = 100,
-    checkpoint_interval_s: float = 60.0,
-    max_wal_mb: int = 256,
-    recovery: str = "tolerate_torn_tail",
+    sync: str = DEFAULTS.sync,
+    sync_interval_ms: int = DEFAULTS.sync_interval_ms,
+    checkpoint_interval_s: float = DEFAULTS.checkpoint_interval_s,
+    max_wal_mb: int = DEFAULTS.max_wal_mb,
+    recovery: str = DEFAULTS.recovery,
     fs: FileSystem | None = None,
     triggers: Sequence[tuple[str, Any]] = (),
     workers: Sequence[Any] = (),
@@ -74,7 +74,8 @@ def open_database(
     """Open (creating if missing, unless readonly) the database at `root`.
 
     `timezone` defaults to the root's own (UTC for a new root); opening an existing root
-    with a different zone is an error, because slot positions depend on it.
+    with a different zone is an error, because slot positions depend on it. The defaults of
+    the settings are `engine.options.DEFAULTS` (the same as mkts.yml's).
     `triggers` is a list of (key pattern, trigger): each trigger's optional `start(db)` is
     called once, then `fire(key_path, records)` for every matching write, replayed ones
     included, on the trigger thread. `workers` are background workers: after replay each

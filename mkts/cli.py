@@ -24,13 +24,13 @@ from typing import Any, Literal
 import numpy as np
 
 import mkts
+from mkts.engine.timeutil import NS
 from mkts.engine.uniq import unique_inverse
 
 __all__ = ["main", "build_parser"]
 
 DEFAULT_CONFIG = "mkts.yml"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-_NS = 1_000_000_000
 
 
 class CliError(Exception):
@@ -138,7 +138,7 @@ def _columns_arg(text: str | None) -> list[str] | None:
 
 def _format_times(epoch: np.ndarray, nanos: np.ndarray | None, tz: str) -> list[str]:
     """ISO-8601 times in `tz`, with the offset (Z for UTC); nanoseconds when present."""
-    ns = epoch.astype(np.int64) * _NS
+    ns = epoch.astype(np.int64) * NS
     if nanos is not None:
         ns = ns + nanos.astype(np.int64)
     unit: Literal["ns", "s"] = "ns" if nanos is not None else "s"
@@ -153,7 +153,7 @@ def _format_times(epoch: np.ndarray, nanos: np.ndarray | None, tz: str) -> list[
         off = _dt.datetime.fromtimestamp(h * 3600, tz=zone).utcoffset()
         offs.append(int(off.total_seconds()) if off is not None else 0)
     off_arr = np.array(offs, dtype=np.int64)[inverse] if len(uniq) else np.zeros(0, np.int64)
-    local: Any = (ns + off_arr * _NS).view("datetime64[ns]")
+    local: Any = (ns + off_arr * NS).view("datetime64[ns]")
     texts = np.datetime_as_string(local, unit=unit)
     return [f"{t}{_offset(int(o))}" for t, o in zip(texts, off_arr, strict=True)]
 

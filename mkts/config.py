@@ -21,11 +21,16 @@ from typing import Any, Literal
 import yaml
 
 from mkts.engine import MktsError, parse_pattern
+from mkts.engine.options import DEFAULTS, RecoveryMode, SyncMode
 
 __all__ = ["Config", "WalConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError", "load",
-           "from_dict", "schema_paths", "LOG_LEVELS"]
+           "from_dict", "schema_paths", "LOG_LEVELS", "DEFAULT_HOST", "DEFAULT_PORT",
+           "DEFAULT_MAX_REQUEST_MB"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_HOST = "127.0.0.1"  # this machine only
+DEFAULT_PORT = 5993  # MarketStore's
+DEFAULT_MAX_REQUEST_MB = 256
 
 
 class ConfigError(MktsError, ValueError):
@@ -68,14 +73,14 @@ def _pattern(v: str) -> str | None:
 
 @dataclass(frozen=True)
 class WalConfig:
-    """The write-ahead log (docs/wal.md)."""
+    """The write-ahead log (docs/wal.md); defaults from engine.options (= engine.open's)."""
 
-    sync: Literal["always", "interval", "off"] = "always"
-    sync_interval_ms: int = field(default=100, metadata=_check(_positive))
-    checkpoint_interval_s: float = field(default=60.0,
+    sync: SyncMode = DEFAULTS.sync
+    sync_interval_ms: int = field(default=DEFAULTS.sync_interval_ms, metadata=_check(_positive))
+    checkpoint_interval_s: float = field(default=DEFAULTS.checkpoint_interval_s,
                                          metadata=_check(_positive))
-    max_size_mb: int = field(default=256, metadata=_check(_positive))
-    recovery: Literal["tolerate_torn_tail", "point_in_time"] = "tolerate_torn_tail"
+    max_size_mb: int = field(default=DEFAULTS.max_wal_mb, metadata=_check(_positive))
+    recovery: RecoveryMode = DEFAULTS.recovery
 
 
 @dataclass(frozen=True)
@@ -106,10 +111,10 @@ class Config:
 
     root_directory: str = field(metadata=_check(_nonempty))
     timezone: str = field(default="UTC", metadata=_check(_timezone))
-    listen_host: str = "127.0.0.1"
-    listen_port: int = field(default=5993, metadata=_check(_port))
+    listen_host: str = DEFAULT_HOST
+    listen_port: int = field(default=DEFAULT_PORT, metadata=_check(_port))
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    max_request_mb: int = field(default=256, metadata=_check(_positive))
+    max_request_mb: int = field(default=DEFAULT_MAX_REQUEST_MB, metadata=_check(_positive))
     wal: WalConfig = field(default_factory=WalConfig)
     triggers: tuple[TriggerConfig, ...] = ()
     bgworkers: tuple[BgWorkerConfig, ...] = ()

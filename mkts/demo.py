@@ -29,6 +29,7 @@ import numpy as np
 
 import mkts
 from mkts import engine
+from mkts.config import DEFAULT_PORT
 from mkts.plugins import synth
 
 ROOT = Path(os.environ.get("MKTS_DEMO_ROOT", "demo-data")).resolve()
@@ -44,7 +45,7 @@ def _free_port() -> int:
 def _write_config(port: int) -> Path:
     text = (REPO / "mkts.yml").read_text()
     text = text.replace("root_directory: data", "root_directory: db", 1)
-    text = text.replace("listen_port: 5993", f"listen_port: {port}", 1)
+    text = text.replace(f"listen_port: {DEFAULT_PORT}", f"listen_port: {port}", 1)
     text = text.replace("log_level: info", "log_level: warning", 1)
     path = ROOT / "mkts.yml"
     path.write_text(text)

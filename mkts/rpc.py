@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mkts import engine
+from mkts.engine.timeutil import MAX_DATETIME64_S, NS
 from mkts.wire import (
     MSGPACK,
     WireError,
@@ -38,7 +39,6 @@ INTERNAL_ERROR = -32603
 MAX_REQUESTS = 10_000  # entries in one "requests" list
 MAX_QUERY_COLUMNS = 200
 _INT64_MAX = (1 << 63) - 1
-_DATETIME64_LIMIT_S = 9_200_000_000  # seconds that still fit datetime64[ns]
 _TYPE_CODES = {"f4": 0, "i4": 1, "f8": 2, "i8": 3, "i1": 5, "i2": 9, "u1": 10, "u2": 11,
                "u4": 12, "u8": 13, "U16": 14}  # MarketStore's EnumElementType
 _STRING_CODE = 8
@@ -150,11 +150,11 @@ def _time_arg(seconds: int, nanos: int, what: str) -> Any:
     """Epoch seconds (+ nanoseconds) -> what engine.query takes, exact to the nanosecond."""
     if not nanos:
         return seconds
-    if not 0 <= nanos < 1_000_000_000:
+    if not 0 <= nanos < NS:
         raise WireError(f"{what}_nanos must be within 0..999999999, not {nanos}")
-    if abs(seconds) > _DATETIME64_LIMIT_S:
+    if abs(seconds) > MAX_DATETIME64_S:
         return seconds  # far outside any year file: the nanoseconds cannot matter
-    return np.datetime64(seconds * 1_000_000_000 + nanos, "ns")
+    return np.datetime64(seconds * NS + nanos, "ns")
 
 
 # -- DataService ---------------------------------------------------------------------------
@@ -344,7 +344,7 @@ class DataService:
         years = info.get("years") or [0]
         return {
             "LatestYear": int(max(years)),
-            "TimeFrame": parse_timeframe(info["timeframe"]).seconds * 1_000_000_000,
+            "TimeFrame": parse_timeframe(info["timeframe"]).seconds * NS,
             "DSV": [{"Name": n, "Type": _TYPE_CODES.get(t, _STRING_CODE)} for n, t in columns.items()],
             "RecordType": 1 if variable else 0,
             "ServerResp": {"error": "", "version": self.version},

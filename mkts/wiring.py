@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mkts import engine
+from mkts.config import DEFAULT_HOST, DEFAULT_MAX_REQUEST_MB, DEFAULT_PORT
 
 __all__ = [
     "ConfigProblem",
@@ -28,10 +29,6 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_MAX_REQUEST_MB",
 ]
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5993
-DEFAULT_MAX_REQUEST_MB = 256
 
 
 class ConfigProblem(Exception):

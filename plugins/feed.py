@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mkts.engine import to_epoch_ns
+from mkts.engine import NS, to_epoch_ns
 from mkts.engine.uniq import unique
 from mkts.plugins import synth
 from mkts.plugins.errors import PluginError
@@ -258,7 +258,7 @@ def _epochs(texts: list[str]) -> np.ndarray:
             out[i] = int(t)
         except ValueError:
             try:
-                out[i] = to_epoch_ns(t, "Epoch") // 1_000_000_000
+                out[i] = to_epoch_ns(t, "Epoch") // NS
             except ValueError as exc:
                 raise ValueError(f"Epoch value {t!r} is neither epoch seconds nor an ISO-8601 "
                                  f"time ({exc})") from exc

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mkts.engine import parse_pattern
+from mkts.engine import NS, parse_pattern
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
 from mkts.plugins.errors import PluginError
@@ -32,7 +32,6 @@ __all__ = ["NewTrigger", "OnDiskAgg", "rebuild", "TICK_OUTPUT_ATTR"]
 
 log = logging.getLogger("mkts.plugins.ondiskagg")
 
-_NS = 1_000_000_000
 TICK_OUTPUT_ATTR = "OHLCV"  # ticks (e.g. AAPL/1Sec/TRADE) aggregate into AAPL/<dest>/OHLCV
 _CONFIG_KEYS = ("destinations", "filter", "batch_ms")
 DEFAULT_BATCH_MS = 10.0
@@ -246,7 +245,7 @@ def _read_runs(db: Any, key: str, run_lo: np.ndarray, run_hi: np.ndarray,
     for a, b in zip(run_lo.tolist(), run_hi.tolist(), strict=True):
         # end is inclusive: the last second before b for bars (their labels are whole
         # seconds), exact to the nanosecond for ticks (the last ns before b)
-        end: Any = np.datetime64(b * _NS - 1, "ns") if variable else b - 1
+        end: Any = np.datetime64(b * NS - 1, "ns") if variable else b - 1
         r = db.read(key, a, end, columns=cols)  # ascending time, ties in write order
         arr = {c: np.asarray(r[c]) for c in r.columns}
         e = arr["Epoch"]
