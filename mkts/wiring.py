@@ -88,26 +88,23 @@ class AggregationSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _entry(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
 def aggregation_specs(config: Any) -> list[AggregationSpec]:
     """The ondiskagg triggers of a config (module `ondiskagg.so`, `mkts.plugins.ondiskagg`, or
-    anything the plugin loader resolves to the bundled ondiskagg)."""
+    anything the plugin loader resolves to the bundled ondiskagg), their `config:` checked
+    by ondiskagg's own schema (a bad key is a ConfigError naming `triggers[i].config...`)."""
     if config is None:
         return []
+    from mkts.plugins import ondiskagg
+
     out = []
-    for t in _entry(config, "triggers", ()) or ():
-        module = str(_entry(t, "module", ""))
-        if not _is_ondiskagg(module):
+    for i, t in enumerate(config.triggers):
+        if not _is_ondiskagg(t.module):
             continue
-        cfg = dict(_entry(t, "config", {}) or {})
-        dests = cfg.get("destinations") or ()
-        out.append(AggregationSpec(str(_entry(t, "on", "*/1Min/OHLCV")),
-                                   tuple(str(d) for d in dests), cfg.get("filter") or None))
+        try:
+            agg = ondiskagg.parse_config(t.config)
+        except ondiskagg.PluginConfigError as exc:
+            raise exc.within(config.source, f"triggers[{i}].config") from exc
+        out.append(AggregationSpec(t.on, agg.destinations, agg.filter or None))
     return out
 
 

@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mkts.plugins.errors import PluginError
+from mkts.plugins.errors import ConfigError, PluginError
 
 __all__ = ["load_trigger", "load_worker", "resolve", "TRIGGER_GROUP", "WORKER_GROUP", "ALIASES"]
 
@@ -32,23 +32,29 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _import_lock = threading.Lock()
 
 
-def load_trigger(module: str, config: Mapping[str, Any] | None = None) -> Any:
+def load_trigger(module: str, config: Mapping[str, Any] | None = None, *,
+                 source: str | None = None, where: str | None = None) -> Any:
     """Build the trigger `module` defines: ``NewTrigger(dict(config))``.
 
     Raises PluginError (naming the plugin) when the module cannot be found or imported, has
-    no NewTrigger, the constructor raises, or the result has no ``fire`` method."""
-    obj = _build(module, config, TRIGGER_GROUP, "NewTrigger", "trigger")
+    no NewTrigger, the constructor raises, or the result has no ``fire`` method. A
+    ConfigError from the constructor (a bad key of `config`) is re-raised at the key path
+    `where` of `source` (`mkts.yml: triggers[0].config.batch_ms: ...`) when given."""
+    obj = _build(module, config, TRIGGER_GROUP, "NewTrigger", "trigger", source, where)
     if not callable(getattr(obj, "fire", None)):
         raise PluginError(f"trigger plugin {module!r}: NewTrigger returned {obj!r}, "
                           "which has no fire(key_path, records) method")
     return obj
 
 
-def load_worker(module: str, config: Mapping[str, Any] | None = None) -> Any:
+def load_worker(module: str, config: Mapping[str, Any] | None = None, *,
+                source: str | None = None, where: str | None = None) -> Any:
     """Build the background worker `module` defines: ``NewBgWorker(dict(config))``.
 
-    Raises PluginError as load_trigger does; the result must have a ``run`` method."""
-    obj = _build(module, config, WORKER_GROUP, "NewBgWorker", "background worker")
+    Raises PluginError or ConfigError as load_trigger does; the result must have a ``run``
+    method."""
+    obj = _build(module, config, WORKER_GROUP, "NewBgWorker", "background worker", source,
+                 where)
     if not callable(getattr(obj, "run", None)):
         raise PluginError(f"background worker plugin {module!r}: NewBgWorker returned {obj!r}, "
                           "which has no run() method")
@@ -97,13 +103,17 @@ def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, An
 
 
 def _build(module: str, config: Mapping[str, Any] | None, group: str, constructor: str,
-           kind: str) -> Any:
+           kind: str, source: str | None, where: str | None) -> Any:
     if config is not None and not isinstance(config, Mapping):
         raise PluginError(f"{kind} plugin {module!r}: config must be a mapping, not "
                           f"{type(config).__name__}")
     factory = resolve(module, group, constructor)
     try:
         return factory(dict(config or {}))
+    except ConfigError as exc:  # a bad key of the plugin's config: name its key path
+        if where is not None:
+            raise exc.within(source or "config", where) from exc
+        raise exc.within(f"{kind} plugin {module!r}", "config") from exc
     except PluginError as exc:
         if repr(module) in str(exc):
             raise

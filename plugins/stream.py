@@ -15,14 +15,17 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mkts.engine import KeyPattern, parse_pattern
-from mkts.plugins.errors import PluginError
+from mkts.plugins.errors import PluginConfigError
+from mkts.plugins.settings import build, positive, rules
 
-__all__ = ["NewTrigger", "StreamTrigger", "Hub", "StreamSubscription", "hub_of", "Callback"]
+__all__ = ["NewTrigger", "StreamConfig", "StreamTrigger", "Hub", "StreamSubscription", "hub_of",
+           "Callback"]
 
 log = logging.getLogger("mkts.plugins.stream")
 
@@ -203,17 +206,19 @@ class StreamTrigger:
         self.hub.close()
 
 
+@dataclass(frozen=True)
+class StreamConfig:
+    """stream's `config:`, checked like mkts.yml."""
+
+    max_pending: int = field(default=DEFAULT_MAX_PENDING, metadata=rules(
+        check=positive, help="batches queued per subscriber before the oldest is dropped"))
+
+
 def NewTrigger(config: Mapping[str, Any]) -> StreamTrigger:
-    """Build the stream trigger; config: `max_pending` (batches queued per subscriber)."""
-    if not isinstance(config, Mapping):
-        raise PluginError(f"stream: config must be a mapping, not {type(config).__name__}")
-    unknown = sorted(set(config) - {"max_pending"})
-    if unknown:
-        raise PluginError(f"stream: unknown config key {unknown[0]!r}; known keys: max_pending")
-    mp = config.get("max_pending", DEFAULT_MAX_PENDING)
-    if isinstance(mp, bool) or not isinstance(mp, int) or mp < 1:
-        raise PluginError(f"stream: max_pending must be a positive integer, not {mp!r}")
-    return StreamTrigger(mp)
+    """Build the stream trigger from its `config:` (`StreamConfig`); raises
+    PluginConfigError naming the bad key."""
+    cfg = build(StreamConfig, config, source="stream config", error=PluginConfigError)
+    return StreamTrigger(cfg.max_pending)
 
 
 def hub_of(db: Any) -> Hub | None:

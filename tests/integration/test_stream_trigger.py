@@ -3,6 +3,7 @@ delivery, patterns, unsubscribe, and slow or failing subscribers never holding u
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -149,9 +150,14 @@ def test_failing_subscriber_does_not_break_the_others(caplog: Any) -> None:
 
 def test_stream_trigger_config() -> None:
     assert stream.NewTrigger({"max_pending": 7}).hub.max_pending == 7
-    with pytest.raises(PluginError, match="max_pending must be a positive integer"):
+    with pytest.raises(PluginError, match=re.escape(
+            "stream config: max_pending: 0 must be greater than 0")):
         stream.NewTrigger({"max_pending": 0})
-    with pytest.raises(PluginError, match="unknown config key 'filter'"):
+    with pytest.raises(PluginError, match=re.escape(
+            "stream config: max_pending: must be an integer, not str '9'")):
+        stream.NewTrigger({"max_pending": "9"})
+    with pytest.raises(PluginError, match=re.escape(
+            "stream config: filter: unknown key; known keys here: max_pending")):
         stream.NewTrigger({"filter": "nasdaq"})
 
 
