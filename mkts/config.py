@@ -91,6 +91,8 @@ class Config:
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_request_mb: int = field(default=DEFAULT_MAX_REQUEST_MB, metadata=rules(check=positive))
     wal: WalConfig = field(default_factory=WalConfig)
+    plugin_paths: tuple[str, ...] = field(default=(), metadata=rules(
+        each=nonempty, help="directories that hold plugin modules"))
     triggers: tuple[TriggerConfig, ...] = ()
     bgworkers: tuple[BgWorkerConfig, ...] = ()
     # where the settings came from (the file, for error messages); not a key of mkts.yml
@@ -105,8 +107,9 @@ class Config:
 
 
 def load(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a mkts.yml. A relative `root_directory` is resolved against the
-    directory of the file. Raises ConfigError naming the file and the key."""
+    """Read and validate a mkts.yml. A relative `root_directory` or `plugin_paths` entry is
+    resolved against the directory of the file. Raises ConfigError naming the file and the
+    key."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -124,12 +127,23 @@ def load(path: str | os.PathLike[str]) -> Config:
 
 
 def from_dict(data: Any, *, base_dir: str | None = None, source: str = "config") -> Config:
-    """Validate an already parsed mapping (what mkts.yml holds)."""
+    """Validate an already parsed mapping (what mkts.yml holds). Relative paths are resolved
+    against `base_dir` (default: the current directory)."""
     cfg = build(Config, data, source=source)
-    root = os.path.expanduser(cfg.root_directory)
-    if not os.path.isabs(root):
-        root = os.path.join(base_dir or os.getcwd(), root)
-    return dataclasses.replace(cfg, root_directory=os.path.normpath(root), source=source)
+    base = base_dir or os.getcwd()
+    plugin_paths = tuple(_absolute(p, base) for p in cfg.plugin_paths)
+    for i, p in enumerate(plugin_paths):
+        if not os.path.isdir(p):
+            raise ConfigError(f"{cfg.plugin_paths[i]!r} is not a directory ({p}); relative "
+                              f"paths are resolved against {base}", f"plugin_paths[{i}]",
+                              source)
+    return dataclasses.replace(cfg, root_directory=_absolute(cfg.root_directory, base),
+                               plugin_paths=plugin_paths, source=source)
+
+
+def _absolute(path: str, base: str) -> str:
+    path = os.path.expanduser(path)
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
 
 
 def schema_paths() -> set[str]:

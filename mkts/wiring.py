@@ -98,7 +98,7 @@ def aggregation_specs(config: Any) -> list[AggregationSpec]:
 
     out = []
     for i, t in enumerate(config.triggers):
-        if not _is_ondiskagg(t.module):
+        if not _is_ondiskagg(t.module, config.plugin_paths):
             continue
         try:
             agg = ondiskagg.parse_config(t.config)
@@ -108,13 +108,14 @@ def aggregation_specs(config: Any) -> list[AggregationSpec]:
     return out
 
 
-def _is_ondiskagg(module: str) -> bool:
+def _is_ondiskagg(module: str, paths: tuple[str, ...] = ()) -> bool:
     if module in ("ondiskagg.so", "ondiskagg", "mkts.plugins.ondiskagg"):
         return True
     try:
         from mkts.plugins import loader, ondiskagg
 
-        return loader.resolve(module, "mkts.triggers", "NewTrigger") is ondiskagg.NewTrigger
+        return loader.resolve(module, "mkts.triggers", "NewTrigger",
+                              paths) is ondiskagg.NewTrigger
     except Exception:
         return False
 

@@ -1,7 +1,9 @@
 """Find a plugin module by name and build the trigger or worker it defines.
 
-Resolves `module:` (MarketStore spelling, entry point, or dotted module path) and calls its
-constructor; every failure becomes a `PluginError` naming the plugin. Contracts: plugins.base.
+Resolves `module:` (MarketStore spelling, entry point, or dotted module path, looked up in
+the installed packages, PYTHONPATH and the configured `plugin_paths`, never implicitly in the
+current directory) and calls its constructor; every failure becomes a `PluginError` naming
+the plugin. Contracts: plugins.base.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 import sys
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mkts.plugins.errors import ConfigError, PluginError
@@ -33,14 +35,17 @@ _import_lock = threading.Lock()
 
 
 def load_trigger(module: str, config: Mapping[str, Any] | None = None, *,
-                 source: str | None = None, where: str | None = None) -> Any:
+                 source: str | None = None, where: str | None = None,
+                 paths: Sequence[str] = ()) -> Any:
     """Build the trigger `module` defines: ``NewTrigger(dict(config))``.
 
     Raises PluginError (naming the plugin) when the module cannot be found or imported, has
     no NewTrigger, the constructor raises, or the result has no ``fire`` method. A
     ConfigError from the constructor (a bad key of `config`) is re-raised at the key path
-    `where` of `source` (`mkts.yml: triggers[0].config.batch_ms: ...`) when given."""
-    obj = _build(module, config, TRIGGER_GROUP, "NewTrigger", "trigger", source, where)
+    `where` of `source` (`mkts.yml: triggers[0].config.batch_ms: ...`) when given. `paths`
+    are directories searched for the module after the installed packages (mkts.yml's
+    `plugin_paths`)."""
+    obj = _build(module, config, TRIGGER_GROUP, "NewTrigger", "trigger", source, where, paths)
     if not callable(getattr(obj, "fire", None)):
         raise PluginError(f"trigger plugin {module!r}: NewTrigger returned {obj!r}, "
                           "which has no fire(key_path, records) method")
@@ -48,23 +53,27 @@ def load_trigger(module: str, config: Mapping[str, Any] | None = None, *,
 
 
 def load_worker(module: str, config: Mapping[str, Any] | None = None, *,
-                source: str | None = None, where: str | None = None) -> Any:
+                source: str | None = None, where: str | None = None,
+                paths: Sequence[str] = ()) -> Any:
     """Build the background worker `module` defines: ``NewBgWorker(dict(config))``.
 
     Raises PluginError or ConfigError as load_trigger does; the result must have a ``run``
     method."""
     obj = _build(module, config, WORKER_GROUP, "NewBgWorker", "background worker", source,
-                 where)
+                 where, paths)
     if not callable(getattr(obj, "run", None)):
         raise PluginError(f"background worker plugin {module!r}: NewBgWorker returned {obj!r}, "
                           "which has no run() method")
     return obj
 
 
-def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, Any]], Any]:
+def resolve(module: str, group: str, constructor: str, paths: Sequence[str] = ()
+            ) -> Callable[[dict[str, Any]], Any]:
     """The constructor `module` names, in this order: a MarketStore alias (`ondiskagg.so`),
-    an entry point of `group`, a dotted module path. Nothing is imported from the current
-    directory: file paths are refused and the implicit '' entry of sys.path is skipped."""
+    an entry point of `group`, a dotted module path (searched in sys.path, then in `paths`,
+    which stay on sys.path so the plugin can import its own modules later). Nothing is
+    imported from the current directory implicitly: file paths are refused and the implicit
+    '' entry of sys.path is skipped."""
     kind = "trigger" if group == TRIGGER_GROUP else "background worker"
     if not isinstance(module, str) or not module:
         raise PluginError(f"{kind} plugin module must be a non-empty string, not {module!r}")
@@ -82,7 +91,7 @@ def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, An
                     f"could not be loaded: {type(exc).__name__}: {exc}"
                 ) from exc
         elif _DOTTED.match(module):
-            target = _import(module, module, kind)
+            target = _import(module, module, kind, paths)
         else:
             raise PluginError(
                 f"{kind} plugin {module!r} is neither an entry point in group {group!r} nor a "
@@ -103,11 +112,11 @@ def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, An
 
 
 def _build(module: str, config: Mapping[str, Any] | None, group: str, constructor: str,
-           kind: str, source: str | None, where: str | None) -> Any:
+           kind: str, source: str | None, where: str | None, paths: Sequence[str]) -> Any:
     if config is not None and not isinstance(config, Mapping):
         raise PluginError(f"{kind} plugin {module!r}: config must be a mapping, not "
                           f"{type(config).__name__}")
-    factory = resolve(module, group, constructor)
+    factory = resolve(module, group, constructor, paths)
     try:
         return factory(dict(config or {}))
     except ConfigError as exc:  # a bad key of the plugin's config: name its key path
@@ -130,8 +139,12 @@ def _entry_point(group: str, name: str) -> importlib.metadata.EntryPoint | None:
     return matches[0] if matches else None
 
 
-def _import(dotted: str, module: str, kind: str) -> types.ModuleType:
+def _import(dotted: str, module: str, kind: str, paths: Sequence[str] = ()
+            ) -> types.ModuleType:
     with _import_lock:
+        for p in paths:  # after the installed packages: a plugin never shadows one
+            if p not in sys.path:
+                sys.path.append(p)
         # '' on sys.path means "the current directory" (interactive, python -c): skip it, so
         # a stray ondiskagg.py where mkts happens to be started is never picked up.
         where = sys.path.index("") if "" in sys.path else None
@@ -141,9 +154,12 @@ def _import(dotted: str, module: str, kind: str) -> types.ModuleType:
             return importlib.import_module(dotted)
         except ModuleNotFoundError as exc:
             if exc.name is not None and (dotted == exc.name or dotted.startswith(exc.name + ".")):
+                searched = ", ".join(paths) if paths else "none configured"
                 raise PluginError(
                     f"{kind} plugin {module!r}: module {dotted!r} was not found ({exc}); "
-                    "install the package that provides it, or fix `module:` in mkts.yml"
+                    "install the package that provides it, add the directory that holds it "
+                    f"to `plugin_paths:` in mkts.yml (searched: {searched}) or to PYTHONPATH, "
+                    "or fix `module:` (the current directory is not searched)"
                 ) from exc
             raise PluginError(
                 f"{kind} plugin {module!r}: importing {dotted!r} failed because a module it "
