@@ -66,9 +66,12 @@ and counted in ``db.stats()["worker_errors"]``; the database keeps running.
 
 Configuration (``mkts.yml``)
 ----------------------------
-``module:`` is a dotted module path (``plugins.ondiskagg``, ``mypkg.mytrigger``), an entry
-point name in the group ``mkts.triggers`` / ``mkts.bgworkers``, or MarketStore's spelling
-``ondiskagg.so`` / ``stream.so`` for the bundled plugins::
+``module:`` is a dotted module path (``plugins.ondiskagg``, ``mypkg.mytrigger``; found in the
+installed packages, PYTHONPATH or mkts.yml's ``plugin_paths``, never the current directory
+on its own), an entry point name in the group ``mkts.triggers`` / ``mkts.bgworkers``, or
+MarketStore's spelling ``ondiskagg.so`` / ``stream.so`` for the bundled plugins. ``config:``
+is best checked with ``mkts.plugins.settings`` (a frozen dataclass; errors name the key
+path in mkts.yml), as the bundled plugins do::
 
     triggers:
       - module: ondiskagg.so             # = plugins.ondiskagg

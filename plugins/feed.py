@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mkts.engine import NS, to_epoch_ns
+from mkts.engine import NS, parse_time_text, to_epoch_ns
 from mkts.engine.uniq import unique
 from mkts.plugins import synth
 from mkts.plugins.errors import PluginConfigError, PluginError
@@ -51,9 +51,17 @@ def _symbols(v: tuple[str, ...] | int) -> str | None:
     return None
 
 
+def _day(text: str) -> _dt.date:
+    """The day an ISO-8601 date names (engine's time parser); ValueError if it is none."""
+    ns, naive = parse_time_text(text)
+    if not naive or ns % (86_400 * NS):
+        raise ValueError(text)
+    return _dt.date(1970, 1, 1) + _dt.timedelta(days=ns // (86_400 * NS))
+
+
 def _date(v: str) -> str | None:
     try:
-        _dt.date.fromisoformat(v)
+        _day(v)
     except ValueError:
         return "is not a date like 2024-01-02"
     return None
@@ -93,7 +101,7 @@ def NewBgWorker(config: Mapping[str, Any]) -> Feed:
                     max_bars=c.max_bars)
     symbols = synth.symbols(c.symbols) if isinstance(c.symbols, int) else list(c.symbols)
     keys = {s: c.key.format(symbol=s) for s in symbols}
-    return Feed(synthetic=(keys, _dt.date.fromisoformat(c.start), c.seed),
+    return Feed(synthetic=(keys, _day(c.start), c.seed),
                 interval_s=c.interval_s, bars_per_write=c.bars_per_write, max_bars=c.max_bars)
 
 
