@@ -207,8 +207,8 @@ class DataService:
         if category not in (None, "", "Symbol/Timeframe/AttributeGroup"):
             raise WireError(f"key_category {category!r} is not supported; mkts keys are "
                             "Symbol/Timeframe/AttributeGroup")
-        # a key pattern (engine.patterns), validated by db.query
         dest = split_tbk(req.get("destination"), "destination")
+        engine.parse_pattern(dest)  # a key pattern; InvalidKeyError names the part
         start = end = None
         if req.get("epoch_start") is not None:
             s = _int(req, "epoch_start")
