@@ -26,6 +26,7 @@ from mkts.engine.errors import (
     LockedError,
     MktsError,
     ReadOnlyError,
+    RootNotFoundError,
     SchemaError,
     StoreFailedError,
 )
@@ -69,8 +70,10 @@ def open_database(
     fs: FileSystem | None = None,
     triggers: Sequence[tuple[str, Any]] = (),
     workers: Sequence[Any] = (),
+    create: bool = True,
 ) -> Database:
-    """Open (creating if missing, unless readonly) the database at `root`.
+    """Open the database at `root`, creating the directory if it is missing and `create` is
+    true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
 
     `timezone` defaults to the root's own (UTC for a new root); opening an existing root
     with a different zone is an error, because slot positions depend on it.
@@ -83,7 +86,7 @@ def open_database(
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
-                    workers=workers)
+                    workers=workers, create=create)
 
 
 class Database:
@@ -97,7 +100,8 @@ class Database:
     def __init__(self, root: str, *, timezone: str | None, readonly: bool, sync: str,
                  sync_interval_ms: int, checkpoint_interval_s: float, max_wal_mb: int,
                  recovery: str, fs: FileSystem | None,
-                 triggers: Sequence[tuple[str, Any]], workers: Sequence[Any] = ()) -> None:
+                 triggers: Sequence[tuple[str, Any]], workers: Sequence[Any] = (),
+                 create: bool = True) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -110,6 +114,7 @@ class Database:
         self._fs: FileSystem = fs or OsFileSystem()
         self._closed = False
         self._lock_handle: int | None = None
+        self._create = create and not readonly
         if readonly and triggers:
             raise InvalidInputError("triggers need a writable database; readonly=True was given")
         self._dispatcher = Dispatcher(
@@ -144,8 +149,11 @@ class Database:
         if timezone is not None:
             get_calendar(timezone)  # a bad zone is an error before anything is created
         if not fs.isdir(root):
-            if self.readonly:
-                raise InvalidInputError(f"database root {root} does not exist (readonly open)")
+            if not self._create:
+                why = "a read-only open" if self.readonly else "an open with create=False"
+                raise RootNotFoundError(
+                    f"database root {root} does not exist; check the path ({why} never "
+                    "creates a database)")
             parent = os.path.dirname(root)
             if not fs.isdir(parent):
                 raise InvalidInputError(f"cannot create database root {root}: {parent} does not exist")
