@@ -172,7 +172,7 @@ def test_tick_block_example_decodes_to_the_trades(tmp_path: Path) -> None:
 def _payload_doc() -> bytes:
     text = section(read_page(WAL), "10")
     blocks = code_blocks(text)
-    assert len(blocks) == 2, "§10 should hold the layout and the worked example"
+    assert len(blocks) == 2, "docs/wal.md §10 should hold the layout and the worked example"
     m = re.search(r"this payload of (\d+) bytes", text)
     doc = hex_bytes(blocks[1])
     assert m is not None and int(m.group(1)) == len(doc)
