@@ -1,5 +1,5 @@
 """`Database`: the public handle. A thin facade over the catalog, the commit pipeline and
-the read path; opening takes the lock and replays the log (DESIGN §5).
+the read path; opening takes the lock and replays the log (docs/design.md §6).
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ class Database:
         started = time.monotonic()
         for rec in self._log.records():
             if count == 0:
-                # WAL before data holds for replay too (reliability.md R3): after a kill -9
+                # WAL before data holds for replay too (docs/design.md §9 R3): after a kill -9
                 # the log's tail may still be only in the page cache. Make it durable before
                 # any of it reaches a year file, or a power loss during this replay could keep
                 # data whose log record is lost (a torn transaction).

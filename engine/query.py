@@ -80,9 +80,9 @@ def _years_in_range(catalog: Catalog, bucket: Bucket, start_ns: int | None,
 
 
 def _check_slots(f: YearFile, stored: np.ndarray, expected: np.ndarray) -> None:
-    """Every gathered record must carry its own slot number + 1 (`expected`; docs/format.md
-    "Slots"). For a few rows comparing the bytes is cheaper than numpy's elementwise compare
-    (int64 in native order on both sides); the answer is the same."""
+    """Every gathered record must carry its own slot number + 1 (`expected`, as
+    docs/format.md "Slots" says). For a few rows comparing the bytes is cheaper than numpy's
+    elementwise compare (int64 in native order on both sides); the answer is the same."""
     if len(expected) <= SMALL_ROWS:
         same = stored.tobytes() == expected.tobytes()
     else:

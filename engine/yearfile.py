@@ -18,7 +18,7 @@ from mkts.wal.fs import File, FileSystem
 
 __all__ = ["YearFile"]
 
-GAP_BYTES = 4096  # docs/format.md "Durability": gaps up to a page are rewritten, not skipped
+GAP_BYTES = 4096  # docs/format.md "Writing slots": gaps up to a page are rewritten, not skipped
 
 
 class YearFile:

@@ -1,5 +1,5 @@
 """The real pymarketstore 0.22 client against a real `mkts start`: writes, queries, limits,
-nanosecond ranges, create/destroy/list_symbols, versions and errors (reference §4, §8)."""
+nanosecond ranges, create/destroy/list_symbols, versions and errors (docs/server.md "Endpoints")."""
 
 from __future__ import annotations
 

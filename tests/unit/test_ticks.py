@@ -214,7 +214,7 @@ def test_block_layout_matches_docs_format() -> None:
 def test_numeric_columns_are_stored_narrow_and_read_back_bit_for_bit(dtype: str,
                                                                       values: list[Any],
                                                                       code: int) -> None:
-    """docs/format.md "column codes": 0 = stored as the column's type; else the low nibble is
+    """docs/format.md "Tick blocks": 0 = stored as the column's type; else the low nibble is
     the stored width and the high nibble, for floats, 1 + the decimal digits of the scale."""
     schema = Schema(parse_timeframe("1Min"), "variable", (("X", np.dtype(dtype)),))
     rows = np.zeros(len(values), dtype=schema.row_dtype)

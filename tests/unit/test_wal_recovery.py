@@ -1,5 +1,5 @@
 """What open does with damaged logs (docs/wal.md §5): torn tails, corruption, point-in-time
-recovery, leftovers of interrupted checkpoints and segment creations (reliability.md F2–F4)."""
+recovery, leftovers of interrupted checkpoints and segment creations (docs/design.md §9 R7)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def golden() -> tuple[list[bytes], bytes, list[tuple[int, int]]]:
     return payloads, data, bounds
 
 
-# --- torn tails (F2, F3) ------------------------------------------------------------------
+# --- torn tails ----------------------------------------------------------------------------------
 
 
 def test_truncated_tail_is_ignored_at_every_byte_offset_of_the_last_three_records(golden):
@@ -204,7 +204,7 @@ def test_huge_length_field_does_not_allocate():
         assert max(reads) <= 1 << 20  # never a read (or a buffer) sized by the damaged length
 
 
-# --- corruption (F4) -------------------------------------------------------------------------
+# --- corruption ----------------------------------------------------------------------------------
 
 
 def test_every_bit_flip_in_the_header_of_a_middle_record_is_corruption():
