@@ -338,7 +338,7 @@ def _rpc(server: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_documented_dataframe_write_works(client: Any) -> None:
     # The example of docs/server.md "Sending a pandas DataFrame", run as written.
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs/server.md").read_text()
     section = doc.split("#### Sending a pandas DataFrame", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(code, "docs/server.md", "exec"), {"client": client})  # noqa: S102
