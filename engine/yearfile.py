@@ -150,9 +150,22 @@ class YearFile:
         except (OSError, ValueError):  # only a hint
             pass
 
+    def check_size(self) -> None:
+        """Raise `CorruptFileError` if the file is shorter than its header says (truncated by
+        something else since it was opened): reads call this before they touch the mapping,
+        so they fail with an error instead of a SIGBUS or a silent subset of the rows."""
+        size = self._f.size()
+        if size < self.header.file_size:
+            raise CorruptFileError(
+                f"{self.path}: file is {size} bytes, its header needs {self.header.file_size}; "
+                "it was truncated while open (by another process?). Restore it from a backup; "
+                "mkts never shortens a year file"
+            )
+
     def occupied_in(self, lo: int, hi: int) -> np.ndarray:
         """Sorted slot numbers in [lo, hi) holding data."""
         if not self.writable:
+            self.check_size()
             # Each read looks at the file itself (another process may be writing); only
             # the first scan of this handle is likely cold enough to be worth a prefetch.
             first, self._scanned = not self._scanned, True
@@ -164,6 +177,7 @@ class YearFile:
     def occupied(self) -> np.ndarray:
         """Sorted slot numbers holding data (an index kept in memory, built on first use and
         updated by write_slots, so reads never scan empty slots)."""
+        self.check_size()
         if self._occ is None or not self.writable:
             occ = self._scan(0, self.header.nslots, prefetch=self._occ is None)
             self._occ = occ
