@@ -20,7 +20,7 @@ from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size
 from mkts.wal.fs import FileSystem
 
-__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME"]
+__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "any_bucket"]
 
 TEMPLATE_NAME = "bucket.hdr"
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
@@ -33,6 +33,7 @@ class Bucket:
     path: str
     years: set[int] = field(default_factory=set)
     files: dict[int, YearFile] = field(default_factory=dict)
+    timezone: str = ""  # the zone its bucket.hdr records (must be the root's)
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -71,7 +72,7 @@ class Catalog:
         except InvalidKeyError:
             return  # not ours (a stray directory); never touched
         header = read_header(self.fs, os.path.join(path, TEMPLATE_NAME))
-        bucket = Bucket(key, header.schema, path)
+        bucket = Bucket(key, header.schema, path, timezone=header.timezone)
         for name in self.fs.listdir(path):
             m = _YEAR_FILE.match(name)
             if m:
@@ -139,7 +140,7 @@ class Catalog:
         makedirs_durable(self.fs, path, self.root)
         atomic_write(self.fs, os.path.join(path, TEMPLATE_NAME),
                      encode_header(schema, 0, 0, 0, self.calendar.tz))
-        bucket = Bucket(key, schema, path)
+        bucket = Bucket(key, schema, path, timezone=self.calendar.tz)
         self.buckets[key] = bucket
         return bucket
 
@@ -163,6 +164,20 @@ class Catalog:
             for f in b.files.values():
                 f.close()
             b.files.clear()
+
+
+def any_bucket(fs: FileSystem, root: str) -> bool:
+    """Whether `root` holds at least one bucket directory (`SYM/TF/ATTR/bucket.hdr`)."""
+    for sym in fs.listdir(root):
+        sp = os.path.join(root, sym)
+        if sym == "wal" or not fs.isdir(sp):
+            continue
+        for tf in fs.listdir(sp):
+            tp = os.path.join(sp, tf)
+            if fs.isdir(tp) and any(fs.exists(os.path.join(tp, a, TEMPLATE_NAME))
+                                    for a in fs.listdir(tp)):
+                return True
+    return False
 
 
 def read_header(fs: FileSystem, path: str) -> Header:

@@ -127,8 +127,12 @@ def _root_timezone(root: str, report: Report) -> str | None:
     path = os.path.join(root, ROOT_META)
     if not os.path.exists(path):
         if any(True for _ in _bucket_dirs(root)):
-            report.error(ROOT_META, "is missing, but the root holds buckets; the time zone of "
-                                    "the data is unknown")
+            zones = sorted(_bucket_zones(root))
+            report.error(ROOT_META, f"is missing, but the root holds buckets whose headers say "
+                                    f"time zone {' and '.join(map(repr, zones))}; mkts refuses "
+                                    "to open it. Repair: open it once with timezone="
+                                    f"{zones[0] if zones else 'ZONE'!r} (mkts.yml: timezone), "
+                                    f"which writes {ROOT_META} again")
             return None
         report.note(ROOT_META, "missing: this root has never been opened for writing")
         return None
@@ -141,6 +145,17 @@ def _root_timezone(root: str, report: Report) -> str | None:
     except (OSError, ValueError, KeyError, TypeError, engine.MktsError) as exc:
         report.error(ROOT_META, f"cannot be read ({exc}); nothing else can be checked")
         return None
+
+
+def _bucket_zones(root: str) -> set[str]:
+    zones = set()
+    fs = OsFileSystem()
+    for _, path in _bucket_dirs(root):
+        try:
+            zones.add(read_header(fs, os.path.join(path, TEMPLATE_NAME)).timezone)
+        except engine.MktsError:
+            continue  # reported when the bucket is checked
+    return zones
 
 
 def _bucket_dirs(root: str) -> Iterable[tuple[str, str]]:
@@ -174,7 +189,9 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
     schema = template.schema
     if template.timezone != tz:
         report.error(key_text, f"bucket header says time zone {template.timezone!r}, the root "
-                               f"says {tz!r}")
+                               f"says {tz!r}; mkts refuses to open it. If the buckets are "
+                               f"right, delete {ROOT_META} and open once with timezone="
+                               f"{template.timezone!r}")
     for name in sorted(os.listdir(path)):
         m = _YEAR_FILE.match(name)
         fpath = os.path.join(path, name)
