@@ -20,9 +20,12 @@ from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size
 from mkts.wal.fs import FileSystem
 
-__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "any_bucket"]
+__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "DESTROYING", "any_bucket"]
 
 TEMPLATE_NAME = "bucket.hdr"
+# docs/format.md "Durability": a bucket being destroyed is renamed `SYM/TF/.ATTR.destroying`
+# in one step (no key part starts with "."), then removed; open finishes what a crash cut.
+DESTROYING = ".destroying"
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
 
 
@@ -63,7 +66,10 @@ class Catalog:
                     continue
                 for attr in fs.listdir(tp):
                     ap = os.path.join(tp, attr)
-                    if fs.isdir(ap) and fs.exists(os.path.join(ap, TEMPLATE_NAME)):
+                    if attr.startswith(".") and attr.endswith(DESTROYING):
+                        if not self.readonly:  # a destroy that a crash interrupted
+                            remove_tree_durable(fs, ap)
+                    elif fs.isdir(ap) and fs.exists(os.path.join(ap, TEMPLATE_NAME)):
                         self._load_bucket(f"{sym}/{tf}/{attr}", ap)
 
     def _load_bucket(self, key_text: str, path: str) -> None:
@@ -145,11 +151,20 @@ class Catalog:
         return bucket
 
     def destroy(self, key: BucketKey) -> None:
+        """Remove the bucket, all or nothing across crashes: its directory is renamed aside in
+        one step (made durable by an fsync of its parent) before anything in it is removed."""
         bucket = self.get(key)
         for f in bucket.files.values():
             f.close()
-        remove_tree_durable(self.fs, bucket.path)
+        bucket.files.clear()
+        parent = os.path.dirname(bucket.path)
+        aside = os.path.join(parent, f".{key.attrgroup}{DESTROYING}")
+        if self.fs.exists(aside):
+            remove_tree_durable(self.fs, aside)
+        self.fs.replace(bucket.path, aside)
+        self.fs.fsync_dir(parent)
         del self.buckets[key]
+        remove_tree_durable(self.fs, aside)
         # Remove the timeframe and symbol directories when they became empty.
         for d in (os.path.dirname(bucket.path), os.path.dirname(os.path.dirname(bucket.path))):
             if self.fs.exists(d) and not self.fs.listdir(d):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mkts import engine
-from mkts.engine.catalog import TEMPLATE_NAME, read_header
+from mkts.engine.catalog import DESTROYING, TEMPLATE_NAME, read_header
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import SLOT_FIELD, VARIABLE, Schema
@@ -113,6 +113,7 @@ def check_root(root: str, *, aggregates: Sequence[Any] = (),
         schema = _check_bucket(fs, root, key_text, path, calendar, tz, report)
         if schema is not None:
             schemas[parse_key(key_text)] = schema
+    _check_strays(root, report)
     _check_wal(fs, root, schemas, report)
     if aggregates:
         _check_aggregates(root, aggregates, schemas, report)
@@ -156,6 +157,34 @@ def _bucket_zones(root: str) -> set[str]:
         except engine.MktsError:
             continue  # reported when the bucket is checked
     return zones
+
+
+def _check_strays(root: str, report: Report) -> None:
+    """What lies under the bucket directories but is no bucket: destroys a crash interrupted
+    (finished at the next writable open) and orphans (year files without a bucket header,
+    which mkts does not see and never removes)."""
+    for sym in sorted(os.listdir(root)):
+        sp = os.path.join(root, sym)
+        if sym == "wal" or not os.path.isdir(sp):
+            continue
+        for tf in sorted(os.listdir(sp)):
+            tp = os.path.join(sp, tf)
+            if not os.path.isdir(tp):
+                continue
+            for attr in sorted(os.listdir(tp)):
+                ap = os.path.join(tp, attr)
+                if attr.startswith(".") and attr.endswith(DESTROYING):
+                    key = f"{sym}/{tf}/{attr[1 : -len(DESTROYING)]}"
+                    report.note(_rel(root, ap), f"the destroy of bucket {key} was interrupted; "
+                                                "the next writable open finishes it")
+                elif os.path.isdir(ap) and not os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
+                    years = [n for n in os.listdir(ap) if _YEAR_FILE.match(n)]
+                    if years:
+                        report.error(_rel(root, ap), f"orphan: {len(years)} year file(s) but no "
+                                                     f"{TEMPLATE_NAME}, so mkts does not see "
+                                                     "them (a destroy of an older mkts cut "
+                                                     "short?); restore the bucket header or "
+                                                     "delete the directory")
 
 
 def _bucket_dirs(root: str) -> Iterable[tuple[str, str]]:
