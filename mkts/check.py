@@ -24,6 +24,7 @@ from mkts.engine.catalog import DESTROYING, TEMPLATE_NAME, read_header
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import SLOT_FIELD, VARIABLE, Schema
+from mkts.engine.slotcheck import bad_checks
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeutil import NS, get_calendar
 from mkts.engine.yearfile import YearFile
@@ -287,6 +288,12 @@ def _occupied_slots(f: YearFile) -> tuple[np.ndarray, np.ndarray]:
         occ = np.flatnonzero(stored)
         found.append(occ + lo)
         wrong.append(occ[stored[occ] != occ + lo + 1] + lo)
+        # A record whose slot word reads 0 (empty) but whose other bytes do not: damage that
+        # hides a row (reads see an empty slot).
+        empty = np.flatnonzero(stored == 0)
+        if len(empty):
+            ghost = empty[np.asarray(f.words[lo:hi][empty, 1:]).any(axis=1)]
+            wrong.append(ghost + lo)
     if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(found), np.concatenate(wrong)
@@ -331,6 +338,10 @@ def _check_ticks(f: YearFile, schema: Schema, occupied: np.ndarray, where: str,
     recs = np.array(f.slots[occupied])
     src = BlockSource(f, schema, f.path)
     bad_slots: list[tuple[int, str]] = []
+    if f.header.slot_checks:
+        for i in bad_checks(recs).tolist():
+            bad_slots.append((int(occupied[i]), f"tick slot {int(occupied[i])} fails its "
+                                                "checksum; the slot record is damaged"))
 
     def check(idx: np.ndarray, rr: np.ndarray) -> None:
         head = rr["head"].astype(np.int64)
