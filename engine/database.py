@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine import fastpath, ingest, journal, query
-from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.commit import SYNC_MODES, CommitPipeline
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
@@ -35,7 +35,7 @@ from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key, parse_pattern
 from mkts.engine.plan import RowWrite, SlotWrite, plan_fixed
 from mkts.engine.result import Result
-from mkts.engine.rootmeta import lock_holder, root_timezone
+from mkts.engine.rootmeta import check_root_dir, lock_holder, root_timezone
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.ticks import (
@@ -159,6 +159,8 @@ class Database:
                 raise InvalidInputError(f"cannot create database root {root}: {parent} does not exist")
             fs.mkdir(root)
             fs.fsync_dir(parent)
+        else:
+            check_root_dir(fs, root, has_buckets=lambda: any_bucket(fs, root))
         if not self.readonly:
             lock_path = os.path.join(root, "LOCK")
             try:
@@ -169,10 +171,14 @@ class Database:
                     f"database root {root} is in use by pid {holder}; close that handle first "
                     "or open with readonly=True"
                 ) from None
-        self.timezone = root_timezone(self._fs, self.root, timezone, readonly=self.readonly)
-        self.calendar = get_calendar(self.timezone)
-        self.catalog = Catalog(fs, root, self.calendar, readonly=self.readonly)
+        # The buckets' own headers say which zone their slots were laid out in: load them
+        # first (loading needs no calendar), so a lost or edited mkts.root is caught.
+        self.catalog = Catalog(fs, root, get_calendar("UTC"), readonly=self.readonly)
         self.catalog.load()
+        self.timezone = root_timezone(
+            self._fs, self.root, timezone, readonly=self.readonly,
+            bucket_zones={b.timezone for b in self.catalog.buckets.values()})
+        self.calendar = self.catalog.calendar = get_calendar(self.timezone)
         if self.readonly:
             return
         self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)

@@ -257,6 +257,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
         recs = _gather(f.slots, idx)
         _check_slots(f, recs[SLOT_FIELD], idx + 1)
+        f.verify_slots(idx, recs)
         src = BlockSource(f, schema, f.path)
         k = len(idx)
         if remaining is not None:
