@@ -23,7 +23,7 @@ from mkts.wal.fs import FileSystem
 __all__ = ["Bucket", "Catalog", "TEMPLATE_NAME"]
 
 TEMPLATE_NAME = "bucket.hdr"
-_YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
+_YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
 
 
 @dataclass

@@ -32,7 +32,7 @@ MAX_MESSAGE = 1 << 20  # bytes in one client message
 # values in one client message (a map, its keys, the list and its patterns, with slack):
 # decoding never builds more than this (docs/server.md "Limits and defence")
 MAX_MESSAGE_VALUES = 2 * MAX_STREAMS + 64
-_PART = re.compile(r"^[^/\x00\s]+$")
+_PART = re.compile(r"[^/\x00-\x1f\x7f-\x9f\s]+")  # fullmatch: no control characters
 _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
@@ -56,7 +56,7 @@ def expand_streams(streams: Any) -> list[str]:
             raise StreamError(f"{s} expands to more than {MAX_STREAMS} patterns")
         for p in expanded:
             parts = p.split("/")
-            if len(parts) != 3 or not all(_PART.match(x) for x in parts):
+            if len(parts) != 3 or not all(_PART.fullmatch(x) for x in parts):
                 raise StreamError(f"{s} is an invalid stream")
         out.extend(expanded)
     return out

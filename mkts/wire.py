@@ -51,7 +51,7 @@ MAX_VALUES = 1_000_000
 VALUES_FLOOR = 10_000
 BYTES_PER_VALUE = 8
 _NUMERIC = ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
-_STRING = re.compile(r"^U(\d{1,5})$")
+_STRING = re.compile(r"U(\d{1,5})")  # fullmatch: `$` would accept "U16\n"
 
 
 class WireError(ValueError):
@@ -202,7 +202,7 @@ def parse_wire_type(text: Any) -> np.dtype:
         t = text.lstrip("<|")
         if t in _NUMERIC:
             return np.dtype("<" + t)
-        m = _STRING.match(t)
+        m = _STRING.fullmatch(t)
         if m and 0 < int(m.group(1)) <= MAX_STRING_WIDTH:
             return np.dtype("<" + t)
     shown = text if isinstance(text, str) else _type(text)

@@ -28,7 +28,7 @@ ALIASES = {
     "stream.so": "mkts.plugins.stream",
 }
 
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _import_lock = threading.Lock()
 
 
