@@ -20,6 +20,7 @@ MAX_COLUMNS = 96
 NAME_BYTES = 32
 _NUMERIC = {"f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"}
 _SPECIAL = {"Epoch", "Nanoseconds"}
+_SUPPORTED = "use one of f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 or a fixed-width string like U16"
 SLOT_FIELD = "_slot"  # on disk: 1-based slot number, 0 = empty slot (docs/format.md "Slots")
 # docs/format.md "Tick slots": the pointer to an interval's newest blob and chain totals.
 TICK_SLOT_DTYPE = np.dtype([(SLOT_FIELD, "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
@@ -28,11 +29,16 @@ TICK_SLOT_DTYPE = np.dtype([(SLOT_FIELD, "<i8"), ("head", "<i8"), ("head_bytes",
 
 
 def normalise_dtype(spec: Any, column: str) -> np.dtype:
-    """A column dtype as stored: little-endian numeric, or fixed-width unicode `<U<n>`."""
+    """A column dtype as stored: little-endian numeric, or fixed-width unicode `<U<n>`.
+
+    Anything else (including what numpy cannot parse at all) raises SchemaError."""
+    if spec is None:  # np.dtype(None) would be float64: a missing type is not a choice
+        raise SchemaError(f"column {column!r}: no type given; {_SUPPORTED}")
     try:
         dt = np.dtype(spec)
-    except TypeError as exc:
-        raise SchemaError(f"column {column!r}: {spec!r} is not a numpy dtype") from exc
+    except Exception as exc:  # numpy raises TypeError, ValueError, SyntaxError... for junk
+        raise SchemaError(f"column {column!r}: {spec!r} is not a numpy dtype; {_SUPPORTED}"
+                          ) from exc
     if dt.kind == "U":
         if dt.itemsize == 0:
             raise SchemaError(f"column {column!r}: give string columns a width, e.g. 'U16'")
@@ -40,8 +46,7 @@ def normalise_dtype(spec: Any, column: str) -> np.dtype:
     code = f"{dt.kind}{dt.itemsize}"
     if code not in _NUMERIC:
         raise SchemaError(
-            f"column {column!r}: type {dt.str!r} is not supported; use one of "
-            "f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 or a fixed-width string like U16"
+            f"column {column!r}: type {dt.str!r} is not supported; {_SUPPORTED}"
         )
     out: np.dtype = np.dtype(dt.newbyteorder("<"))
     return out
