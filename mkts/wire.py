@@ -17,6 +17,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from mkts.engine.schema import MAX_STRING_CHARS
+
 __all__ = [
     "WireError",
     "CATEGORIES",
@@ -42,7 +44,7 @@ MSGPACK = "msgpack"
 JSON = "json"
 MAX_COLUMNS = 100  # engine.schema.MAX_COLUMNS (96) plus Epoch, Nanoseconds and slack
 MAX_BUCKETS = 100_000  # buckets in one dataset (startindex entries)
-MAX_STRING_WIDTH = 4096  # U<n>: n characters at most
+MAX_STRING_WIDTH = MAX_STRING_CHARS  # U<n>: n characters at most (the engine's limit)
 # docs/server.md "Limits and defence": a body may hold at most one msgpack/JSON value (a map
 # key, a map or list entry, a scalar, a container) per BYTES_PER_VALUE bytes, plus VALUES_FLOOR,
 # and never more than MAX_VALUES. A decoded value costs at most ~80 bytes of memory (an empty
@@ -51,7 +53,7 @@ MAX_VALUES = 1_000_000
 VALUES_FLOOR = 10_000
 BYTES_PER_VALUE = 8
 _NUMERIC = ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
-_STRING = re.compile(r"U(\d{1,5})")  # fullmatch: `$` would accept "U16\n"
+_STRING = re.compile(r"U(\d{1,9})")  # fullmatch: `$` would accept "U16\n"
 
 
 class WireError(ValueError):
@@ -203,7 +205,10 @@ def parse_wire_type(text: Any) -> np.dtype:
         if t in _NUMERIC:
             return np.dtype("<" + t)
         m = _STRING.fullmatch(t)
-        if m and 0 < int(m.group(1)) <= MAX_STRING_WIDTH:
+        if m and int(m.group(1)) > MAX_STRING_WIDTH:
+            raise WireError(f"type string {t} is {int(m.group(1))} characters wide; string "
+                            f"columns hold at most {MAX_STRING_WIDTH} (U{MAX_STRING_WIDTH})")
+        if m and 0 < int(m.group(1)):
             return np.dtype("<" + t)
     shown = text if isinstance(text, str) else _type(text)
     raise WireError(

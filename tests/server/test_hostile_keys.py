@@ -54,3 +54,9 @@ def test_a_stream_pattern_with_a_newline_is_refused(server: Any) -> None:
         assert msgpack.loads(ws.recv()) == {"error": "AAPL\n/1Min/OHLCV is an invalid stream"}
     finally:
         ws.close()
+
+
+def test_a_string_type_wider_than_the_limit_is_refused_over_rpc(client: Any) -> None:
+    created = client.create("WIDE/1Min/OHLCV", [("Epoch", "i8"), ("Note", "U100000")])
+    assert "U100000 is 100000 characters wide; string columns hold at most 256" in \
+        created["responses"][0]["error"]
