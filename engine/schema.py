@@ -18,7 +18,7 @@ __all__ = ["Schema", "normalise_dtype", "cast_column", "FIXED", "VARIABLE", "MAX
 FIXED = "fixed"
 VARIABLE = "variable"
 MAX_COLUMNS = 96
-# docs/format.md "Limits": characters in a string column, and bytes in a record (Epoch and
+# docs/format.md "Header" (Limits): characters in a string column, and bytes in a record (Epoch and
 # every column, padded to 8): a year of 1Min slots is then at most ~2 GB (apparent; sparse).
 MAX_STRING_CHARS = 256
 MAX_RECORD_BYTES = 4096
