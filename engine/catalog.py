@@ -17,7 +17,7 @@ from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import Schema
 from mkts.engine.timeutil import Calendar
-from mkts.engine.yearfile import YearFile, decode_size
+from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
 from mkts.wal.fs import FileSystem
 
 __all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "DESTROYING", "any_bucket"]
@@ -26,7 +26,7 @@ TEMPLATE_NAME = "bucket.hdr"
 # docs/format.md "Durability": a bucket being destroyed is renamed `SYM/TF/.ATTR.destroying`
 # in one step (no key part starts with "."), then removed; open finishes what a crash cut.
 DESTROYING = ".destroying"
-_YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
+_YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
 
 
 @dataclass
@@ -196,12 +196,15 @@ def any_bucket(fs: FileSystem, root: str) -> bool:
 
 
 def read_header(fs: FileSystem, path: str) -> Header:
-    f = fs.open(path)
     try:
-        head = f.pread(PAGE, 0)
+        f = fs.open(path)
+    except IsADirectoryError as exc:
+        raise not_a_file(path) from exc
+    try:
+        head = pread_file(f, PAGE, 0)
         want = decode_size(head, path)
         if PAGE < want <= 4 * PAGE:
-            head = f.pread(want, 0)
+            head = pread_file(f, want, 0)
         return decode_header(head, path)
     finally:
         f.close()

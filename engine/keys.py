@@ -13,8 +13,9 @@ __all__ = ["BucketKey", "parse_key", "parse_pattern", "KeyPattern", "MAX_PART", 
 MAX_PART = 64
 MAX_KEY = 200
 # Letters, digits and the punctuation real tickers use (BRK.B, BTC-USD, ^GSPC, ES=F).
-# Excluded: path separators, NUL, whitespace, ',' (symbol lists), '*' (wildcard), ':' (TBK).
-_PART = re.compile(r"^[A-Za-z0-9_^=+@#$&!~%.\-]+$")
+# Excluded: path separators, NUL, whitespace and every other control character, ',' (symbol
+# lists), '*' (wildcard), ':' (TBK). Always fullmatch: `$` would match before a final newline.
+_PART = re.compile(r"[A-Za-z0-9_^=+@#$&!~%.\-]+")
 # Names the database itself uses inside the root.
 _RESERVED = {"wal", "lock", "mkts.root", "damaged"}
 
@@ -39,7 +40,7 @@ def _check_part(part: str, what: str, key: str) -> None:
         raise InvalidKeyError(f"bucket key {key!r}: the {what} part is longer than {MAX_PART} characters")
     if part in (".", "..") or part.startswith("."):
         raise InvalidKeyError(f"bucket key {key!r}: the {what} part {part!r} may not start with '.'")
-    if not _PART.match(part):
+    if not _PART.fullmatch(part):
         raise InvalidKeyError(
             f"bucket key {key!r}: the {what} part {part!r} has a character that is not allowed "
             "(use letters, digits and _ ^ = + @ # $ & ! ~ % . -)"
@@ -107,7 +108,7 @@ def parse_pattern(pattern: str) -> KeyPattern:
     if sym == "*":
         symbols = None
     else:
-        names = [s.strip() for s in sym.split(",")]
+        names = [s.strip(" ") for s in sym.split(",")]  # "AAPL, MSFT"; not "AAPL\n"
         seen: dict[str, None] = {}
         for s in names:
             _check_part(s, "symbol", pattern)

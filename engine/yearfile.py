@@ -17,9 +17,22 @@ from mkts.engine.schema import SLOT_FIELD
 from mkts.engine.slotcheck import bad_checks, with_checks
 from mkts.wal.fs import File, FileSystem
 
-__all__ = ["YearFile"]
+__all__ = ["YearFile", "not_a_file", "pread_file"]
 
 GAP_BYTES = 4096  # docs/format.md "Writing slots": gaps up to a page are rewritten, not skipped
+
+
+def not_a_file(path: str) -> CorruptFileError:
+    return CorruptFileError(f"{path} is a directory, not an mkts data file; move it out of "
+                            "the bucket's directory (or restore the file from a backup)")
+
+
+def pread_file(f: File, size: int, offset: int) -> bytes:
+    """f.pread, where a directory opened read-only is damage, not an OSError."""
+    try:
+        return f.pread(size, offset)
+    except IsADirectoryError as exc:
+        raise not_a_file(f.path) from exc
 
 
 class YearFile:
@@ -46,16 +59,19 @@ class YearFile:
         """Open and check the header. `prefetch` (offset, length): bytes the caller will
         read next, requested before the header is read so both reads are in flight at once
         (a hint, for files that support it)."""
-        f = fs.open(path, write=writable)
+        try:
+            f = fs.open(path, write=writable)
+        except IsADirectoryError as exc:
+            raise not_a_file(path) from exc
         try:
             hint = None if prefetch is None else getattr(f, "prefetch", None)
             if hint is not None and prefetch is not None:
                 hint(*prefetch)
             size = f.size()
-            head = f.pread(PAGE, 0)
+            head = pread_file(f, PAGE, 0)
             want = decode_size(head, path)
             if PAGE < want <= MAX_HEADER:
-                head = f.pread(want, 0)
+                head = pread_file(f, want, 0)
             header = decode_header(head, path)
             if size < header.file_size:
                 raise CorruptFileError(

@@ -32,7 +32,7 @@ from mkts.wal.fs import OsFileSystem
 
 __all__ = ["Finding", "Report", "check_root", "holder_of"]
 
-_YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
+_YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
 ROOT_META = "mkts.root"  # engine.rootmeta.ROOT_META
 MAX_PER_KIND = 5  # findings of one kind listed per file before they are only counted
 

@@ -20,6 +20,8 @@ import msgpack
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from mkts.wire import JSON, MSGPACK, BodyLimitError, WireError, decode_body
+
 __all__ = ["WsEndpoint", "expand_streams", "StreamError", "MAX_OUTBOX"]
 
 log = logging.getLogger("mkts.server")
@@ -27,7 +29,10 @@ log = logging.getLogger("mkts.server")
 MAX_OUTBOX = 10_000  # data messages queued per connection before the oldest are dropped
 MAX_STREAMS = 1_000  # patterns in one subscribe message
 MAX_MESSAGE = 1 << 20  # bytes in one client message
-_PART = re.compile(r"^[^/\x00\s]+$")
+# values in one client message (a map, its keys, the list and its patterns, with slack):
+# decoding never builds more than this (docs/server.md "Limits and defence")
+MAX_MESSAGE_VALUES = 2 * MAX_STREAMS + 64
+_PART = re.compile(r"[^/\x00-\x1f\x7f-\x9f\s]+")  # fullmatch: no control characters
 _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
@@ -51,7 +56,7 @@ def expand_streams(streams: Any) -> list[str]:
             raise StreamError(f"{s} expands to more than {MAX_STREAMS} patterns")
         for p in expanded:
             parts = p.split("/")
-            if len(parts) != 3 or not all(_PART.match(x) for x in parts):
+            if len(parts) != 3 or not all(_PART.fullmatch(x) for x in parts):
                 raise StreamError(f"{s} is an invalid stream")
         out.extend(expanded)
     return out
@@ -201,13 +206,15 @@ class WsEndpoint:
     def _on_message(self, conn: _Connection, raw: bytes) -> None:
         try:
             try:
-                msg = msgpack.unpackb(raw, raw=False)
-            except Exception:
-                import json
-
+                msg = decode_body(raw, MSGPACK, MAX_MESSAGE_VALUES)
+            except BodyLimitError as exc:
+                raise StreamError(str(exc)) from None
+            except WireError:
                 try:
-                    msg = json.loads(raw)
-                except Exception:
+                    msg = decode_body(raw, JSON, MAX_MESSAGE_VALUES)
+                except BodyLimitError as exc:
+                    raise StreamError(str(exc)) from None
+                except WireError:
                     raise StreamError("message is neither msgpack nor JSON") from None
             if not isinstance(msg, Mapping) or "streams" not in msg:
                 raise StreamError('expected {"streams": [patterns]}')

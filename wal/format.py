@@ -61,7 +61,7 @@ RT_DATA = 1
 _REC_TAIL = struct.Struct("<IQB3x")  # length, txn, rtype, reserved: bytes 4..19
 _REC_HEADER = struct.Struct("<IIQB3s")  # crc, length, txn, rtype, reserved
 
-_NAME_RE = re.compile(r"^([0-9]{20})\.wal$")
+_NAME_RE = re.compile(r"^([0-9]{20})\.wal\Z")
 
 
 class SegmentHeader(NamedTuple):
