@@ -1,5 +1,5 @@
 """`Database`: the public handle. A thin facade over the catalog, the commit pipeline and
-the read path; opening takes the lock and replays the log (DESIGN §5).
+the read path; opening takes the lock and replays the log (docs/design.md §6).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine import fastpath, ingest, journal, query
-from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
@@ -26,6 +26,7 @@ from mkts.engine.errors import (
     LockedError,
     MktsError,
     ReadOnlyError,
+    RootNotFoundError,
     SchemaError,
     StoreFailedError,
 )
@@ -36,7 +37,7 @@ from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
 from mkts.engine.plan import RowWrite, SlotWrite, plan_fixed
 from mkts.engine.result import Result
-from mkts.engine.rootmeta import lock_holder, root_timezone
+from mkts.engine.rootmeta import check_root_dir, lock_holder, root_timezone
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.ticks import (
@@ -70,8 +71,10 @@ def open_database(
     fs: FileSystem | None = None,
     triggers: Sequence[tuple[str, Any]] = (),
     workers: Sequence[Any] = (),
+    create: bool = True,
 ) -> Database:
-    """Open (creating if missing, unless readonly) the database at `root`.
+    """Open the database at `root`, creating the directory if it is missing and `create` is
+    true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
 
     `timezone` defaults to the root's own (UTC for a new root); opening an existing root
     with a different zone is an error, because slot positions depend on it. The defaults of
@@ -85,7 +88,7 @@ def open_database(
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
-                    workers=workers)
+                    workers=workers, create=create)
 
 
 class Database:
@@ -99,7 +102,8 @@ class Database:
     def __init__(self, root: str, *, timezone: str | None, readonly: bool, sync: str,
                  sync_interval_ms: int, checkpoint_interval_s: float, max_wal_mb: int,
                  recovery: str, fs: FileSystem | None,
-                 triggers: Sequence[tuple[str, Any]], workers: Sequence[Any] = ()) -> None:
+                 triggers: Sequence[tuple[str, Any]], workers: Sequence[Any] = (),
+                 create: bool = True) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -112,6 +116,7 @@ class Database:
         self._fs: FileSystem = fs or OsFileSystem()
         self._closed = False
         self._lock_handle: int | None = None
+        self._create = create and not readonly
         if readonly and triggers:
             raise InvalidInputError("triggers need a writable database; readonly=True was given")
         self._dispatcher = Dispatcher(
@@ -146,13 +151,18 @@ class Database:
         if timezone is not None:
             get_calendar(timezone)  # a bad zone is an error before anything is created
         if not fs.isdir(root):
-            if self.readonly:
-                raise InvalidInputError(f"database root {root} does not exist (readonly open)")
+            if not self._create:
+                why = "a read-only open" if self.readonly else "an open with create=False"
+                raise RootNotFoundError(
+                    f"database root {root} does not exist; check the path ({why} never "
+                    "creates a database)")
             parent = os.path.dirname(root)
             if not fs.isdir(parent):
                 raise InvalidInputError(f"cannot create database root {root}: {parent} does not exist")
             fs.mkdir(root)
             fs.fsync_dir(parent)
+        else:
+            check_root_dir(fs, root, has_buckets=lambda: any_bucket(fs, root))
         if not self.readonly:
             lock_path = os.path.join(root, "LOCK")
             try:
@@ -163,10 +173,14 @@ class Database:
                     f"database root {root} is in use by pid {holder}; close that handle first "
                     "or open with readonly=True"
                 ) from None
-        self.timezone = root_timezone(self._fs, self.root, timezone, readonly=self.readonly)
-        self.calendar = get_calendar(self.timezone)
-        self.catalog = Catalog(fs, root, self.calendar, readonly=self.readonly)
+        # The buckets' own headers say which zone their slots were laid out in: load them
+        # first (loading needs no calendar), so a lost or edited mkts.root is caught.
+        self.catalog = Catalog(fs, root, get_calendar("UTC"), readonly=self.readonly)
         self.catalog.load()
+        self.timezone = root_timezone(
+            self._fs, self.root, timezone, readonly=self.readonly,
+            bucket_zones={b.timezone for b in self.catalog.buckets.values()})
+        self.calendar = self.catalog.calendar = get_calendar(self.timezone)
         if self.readonly:
             return
         self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
@@ -212,7 +226,7 @@ class Database:
         started = time.monotonic()
         for rec in self._log.records():
             if count == 0:
-                # WAL before data holds for replay too (reliability.md R3): after a kill -9
+                # WAL before data holds for replay too (docs/design.md §9 R3): after a kill -9
                 # the log's tail may still be only in the page cache. Make it durable before
                 # any of it reaches a year file, or a power loss during this replay could keep
                 # data whose log record is lost (a torn transaction).

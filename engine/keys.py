@@ -14,9 +14,10 @@ __all__ = ["BucketKey", "parse_key", "check_part", "PART_CHARS", "MAX_PART", "MA
 MAX_PART = 64
 MAX_KEY = 200
 # Letters, digits and the punctuation real tickers use (BRK.B, BTC-USD, ^GSPC, ES=F).
-# Excluded: path separators, NUL, whitespace, ',' (symbol lists), '*' (wildcard), ':' (TBK).
+# Excluded: path separators, NUL, whitespace and every other control character, ',' (symbol
+# lists), '*' (wildcard), ':' (TBK). Always fullmatch: `$` would match before a final newline.
 PART_CHARS = "A-Za-z0-9_^=+@#$&!~%.\\-"  # a regular-expression character class body
-_PART = re.compile(f"^[{PART_CHARS}]+$")
+_PART = re.compile(f"[{PART_CHARS}]+")
 # Names the database itself uses inside the root.
 _RESERVED = {"wal", "lock", "mkts.root", "damaged"}
 
@@ -43,7 +44,7 @@ def check_part(part: str, what: str, key: str, label: str = "bucket key") -> Non
         raise InvalidKeyError(f"{label} {key!r}: the {what} part is longer than {MAX_PART} characters")
     if part in (".", "..") or part.startswith("."):
         raise InvalidKeyError(f"{label} {key!r}: the {what} part {part!r} may not start with '.'")
-    if not _PART.match(part):
+    if not _PART.fullmatch(part):
         raise InvalidKeyError(
             f"{label} {key!r}: the {what} part {part!r} has a character that is not allowed "
             "(use letters, digits and _ ^ = + @ # $ & ! ~ % . -)"

@@ -12,7 +12,8 @@ the user's guide to the language is README.md "Key patterns". Pure, no I/O.
 
 A key matches when each of its parts matches one alternative of that part. Matching is
 anchored and never crosses a "/": `AA*/1Min/OHLCV` matches `AAPL/1Min/OHLCV`, not
-`XAAPL/1Min/OHLCV` nor `AAPL/1Min/OHLCV2`. Whitespace around an alternative is ignored.
+`XAAPL/1Min/OHLCV` nor `AAPL/1Min/OHLCV2`. Spaces around an alternative are ignored; control
+characters are refused like any other character keys cannot hold.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ __all__ = ["KeyPattern", "parse_pattern", "WILDCARD"]
 
 WILDCARD = "*"
 _PART_NAMES = ("symbol", "timeframe", "attribute group")
-_GLOB_CHARS = re.compile(f"^[{PART_CHARS}*]*$")
+_GLOB_CHARS = re.compile(f"[{PART_CHARS}*]*")  # fullmatch: `$` matches before a final newline
 _K = TypeVar("_K", str, BucketKey)
 
 
@@ -42,7 +43,7 @@ class _Part:
     def __init__(self, text: str, what: str, pattern: str) -> None:
         alternatives: list[tuple[str, re.Pattern[str] | None]] = []
         for raw in text.split(","):
-            alt = raw.strip()
+            alt = raw.strip(" ")  # "AAPL, MSFT"; never "AAPL\n"
             _check_alternative(alt, what, pattern, text)
             glob = None
             if WILDCARD in alt and alt != WILDCARD:
@@ -75,7 +76,7 @@ def _check_alternative(alt: str, what: str, pattern: str, part: str) -> None:
             "or * for any")
     if alt == WILDCARD:
         return
-    if not _GLOB_CHARS.match(alt):
+    if not _GLOB_CHARS.fullmatch(alt):
         raise InvalidKeyError(
             f"key pattern {pattern!r}: the {what} part {alt!r} has a character that is not "
             "allowed (use letters, digits and _ ^ = + @ # $ & ! ~ % . -, and * for any run "

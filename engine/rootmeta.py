@@ -4,7 +4,9 @@ pid written into `LOCK`. The catalog owns the bucket directories; the WAL owns `
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mkts.engine.durable import atomic_write
@@ -13,7 +15,9 @@ from mkts.engine.timeutil import get_calendar
 from mkts.wal.fs import FileSystem
 
 __all__ = ["ROOT_META", "ROOT_FORMAT", "LOCK_FILE", "RootMeta", "read_root_meta",
-           "root_timezone", "lock_holder", "writer_of"]
+           "root_timezone", "lock_holder", "writer_of", "check_root_dir"]
+
+log = logging.getLogger("mkts.engine")
 
 ROOT_META = "mkts.root"
 ROOT_FORMAT = 1
@@ -53,23 +57,47 @@ def read_root_meta(fs: FileSystem, root: str) -> RootMeta | None:
     return RootMeta(fmt, stored)
 
 
-def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly: bool) -> str:
+def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly: bool,
+                  bucket_zones: Collection[str] = ()) -> str:
     """The database time zone: the one `mkts.root` records, which `requested` (if given) must
-    match; for a new root `requested` or UTC, recorded durably unless `readonly`."""
+    match; for a new root `requested` or UTC, recorded durably unless `readonly`.
+
+    `bucket_zones` are the zones the root's bucket headers record: `mkts.root` must agree with
+    them, and a lost `mkts.root` is recreated only with their zone (docs/format.md
+    "Directory"), because slot positions depend on it."""
+    path = os.path.join(root, ROOT_META)
     meta = read_root_meta(fs, root)
     if meta is not None:
-        if requested is not None and requested != meta.timezone:
-            raise InvalidInputError(
-                f"database {root} uses timezone {meta.timezone!r}; open it with "
-                f"timezone={meta.timezone!r} (or leave timezone unset)"
+        stored = meta.timezone
+        if bucket_zones and set(bucket_zones) != {stored}:
+            raise CorruptFileError(
+                f"{path} says time zone {stored!r} but the bucket headers of {root} say "
+                f"{_names(bucket_zones)}: reading would shift every timestamp. If the buckets "
+                f"are right, delete {path} and open once with timezone="
+                f"{sorted(bucket_zones)[0]!r} to write it again (`mkts check` lists the buckets)"
             )
-        return meta.timezone
+        if requested is not None and requested != stored:
+            raise InvalidInputError(
+                f"database {root} uses timezone {stored!r}; open it with "
+                f"timezone={stored!r} (or leave timezone unset)"
+            )
+        return stored
     tz = requested or "UTC"
     get_calendar(tz)  # validate before writing anything
+    if bucket_zones:
+        if set(bucket_zones) != {tz}:
+            raise CorruptFileError(
+                f"{path} is missing but {root} holds buckets whose headers say time zone "
+                f"{_names(bucket_zones)}; this open would record {tz!r} and shift every "
+                "timestamp. Open once with timezone="
+                f"{sorted(bucket_zones)[0]!r} (mkts.yml: timezone) to write {ROOT_META} again"
+            )
+        log.warning("%s was missing; its buckets say time zone %r: %s",
+                    path, tz, "not recreated (read-only)" if readonly else "recreated")
     if readonly:
         return tz
     meta_bytes = json.dumps({"format": ROOT_FORMAT, "timezone": tz}).encode()
-    atomic_write(fs, os.path.join(root, ROOT_META), meta_bytes + b"\n")
+    atomic_write(fs, path, meta_bytes + b"\n")
     return tz
 
 
@@ -95,3 +123,26 @@ def writer_of(fs: FileSystem, root: str) -> str | None:
     except OSError:
         return None
     return lock_holder(fs, path)
+
+
+def _names(zones: Collection[str]) -> str:
+    return " and ".join(repr(z) for z in sorted(set(zones)))
+
+
+# Names mkts itself creates in a root before `mkts.root` exists (a crash during the first
+# open can leave them).
+_OWN_NAMES = frozenset({LOCK_FILE, "wal", ROOT_META + ".tmp"})
+
+
+def check_root_dir(fs: FileSystem, root: str, *, has_buckets: Callable[[], bool]) -> None:
+    """Refuse a directory that is neither empty nor an mkts root (no `mkts.root`, no bucket,
+    but other files: `/`, a home directory, a mistyped path) before anything is written."""
+    if fs.exists(os.path.join(root, ROOT_META)):
+        return
+    foreign = sorted(n for n in fs.listdir(root) if n not in _OWN_NAMES)
+    if foreign and not has_buckets():
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise InvalidInputError(
+            f"{root} is not an mkts database (it has no {ROOT_META}) and is not empty "
+            f"({shown}); give the path of an existing database, or of a new or empty directory"
+        )

@@ -12,36 +12,53 @@ import numpy as np
 from mkts.engine.errors import SchemaError
 from mkts.engine.timeframes import Timeframe
 
-__all__ = ["Schema", "normalise_dtype", "cast_column", "FIXED", "VARIABLE", "MAX_COLUMNS"]
+__all__ = ["Schema", "normalise_dtype", "cast_column", "FIXED", "VARIABLE", "MAX_COLUMNS",
+           "MAX_STRING_CHARS", "MAX_RECORD_BYTES"]
 
 FIXED = "fixed"
 VARIABLE = "variable"
 MAX_COLUMNS = 96
+# docs/format.md "Header" (Limits): characters in a string column, and bytes in a record (Epoch and
+# every column, padded to 8): a year of 1Min slots is then at most ~2 GB (apparent; sparse).
+MAX_STRING_CHARS = 256
+MAX_RECORD_BYTES = 4096
 NAME_BYTES = 32
 _NUMERIC = {"f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"}
 _SPECIAL = {"Epoch", "Nanoseconds"}
+_SUPPORTED = "use one of f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 or a fixed-width string like U16"
 SLOT_FIELD = "_slot"  # on disk: 1-based slot number, 0 = empty slot (docs/format.md "Slots")
 # docs/format.md "Tick slots": the pointer to an interval's newest blob and chain totals.
 TICK_SLOT_DTYPE = np.dtype([(SLOT_FIELD, "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
-                            ("head_rows", "<u4"), ("nblobs", "<u4"), ("_pad", "<u4"),
+                            ("head_rows", "<u4"), ("nblobs", "<u4"), ("_check", "<u4"),
                             ("total_bytes", "<i8"), ("nrows", "<i8")])
 
 
 def normalise_dtype(spec: Any, column: str) -> np.dtype:
-    """A column dtype as stored: little-endian numeric, or fixed-width unicode `<U<n>`."""
+    """A column dtype as stored: little-endian numeric, or fixed-width unicode `<U<n>`.
+
+    Anything else (including what numpy cannot parse at all) raises SchemaError."""
+    if spec is None:  # np.dtype(None) would be float64: a missing type is not a choice
+        raise SchemaError(f"column {column!r}: no type given; {_SUPPORTED}")
     try:
         dt = np.dtype(spec)
-    except TypeError as exc:
-        raise SchemaError(f"column {column!r}: {spec!r} is not a numpy dtype") from exc
+    except Exception as exc:  # numpy raises TypeError, ValueError, SyntaxError... for junk
+        raise SchemaError(f"column {column!r}: {spec!r} is not a numpy dtype; {_SUPPORTED}"
+                          ) from exc
     if dt.kind == "U":
         if dt.itemsize == 0:
             raise SchemaError(f"column {column!r}: give string columns a width, e.g. 'U16'")
-        return np.dtype(f"<U{dt.itemsize // 4}")
+        width = dt.itemsize // 4
+        if width > MAX_STRING_CHARS:
+            raise SchemaError(
+                f"column {column!r}: U{width} is {width} characters wide; string columns hold "
+                f"at most {MAX_STRING_CHARS} (U{MAX_STRING_CHARS}): shorten the column, or keep "
+                "long text outside mkts and store a key to it"
+            )
+        return np.dtype(f"<U{width}")
     code = f"{dt.kind}{dt.itemsize}"
     if code not in _NUMERIC:
         raise SchemaError(
-            f"column {column!r}: type {dt.str!r} is not supported; use one of "
-            "f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 or a fixed-width string like U16"
+            f"column {column!r}: type {dt.str!r} is not supported; {_SUPPORTED}"
         )
     out: np.dtype = np.dtype(dt.newbyteorder("<"))
     return out
@@ -90,6 +107,15 @@ class Schema:
             offsets.append(pos)
             pos += f.itemsize
         itemsize = (pos + 7) // 8 * 8
+        if itemsize > MAX_RECORD_BYTES:
+            widest = sorted(self.columns, key=lambda c: -c[1].itemsize)[:3]
+            shown = ", ".join(f"{n!r} {d.str.lstrip('<|')} ({d.itemsize} bytes)"
+                              for n, d in widest)
+            raise SchemaError(
+                f"a record of these columns is {itemsize} bytes; at most {MAX_RECORD_BYTES} "
+                f"(Epoch and every column, padded to 8). Widest: {shown}; use fewer or "
+                "narrower columns, or split them over two attribute groups"
+            )
         if self.kind == FIXED:
             rec = np.dtype({"names": names, "formats": formats, "offsets": offsets,
                             "itemsize": itemsize})

@@ -11,7 +11,7 @@ __all__ = ["Timeframe", "parse_timeframe", "DAY", "STANDARD_TIMEFRAMES"]
 
 DAY = 86_400
 _UNITS = {"Sec": 1, "Min": 60, "H": 3_600, "D": DAY}
-_PATTERN = re.compile(r"^([1-9][0-9]{0,5})(Sec|Min|H|D)$")
+_PATTERN = re.compile(r"([1-9][0-9]{0,5})(Sec|Min|H|D)")  # fullmatch ($ allows a final \n)
 STANDARD_TIMEFRAMES = ("1Sec", "10Sec", "30Sec", "1Min", "5Min", "15Min", "30Min", "1H", "2H",
                        "4H", "1D")
 
@@ -39,7 +39,7 @@ def parse_timeframe(text: str) -> Timeframe:
     tf = _cache.get(text)
     if tf is not None:
         return tf
-    m = _PATTERN.match(text) if isinstance(text, str) else None
+    m = _PATTERN.fullmatch(text) if isinstance(text, str) else None
     if m is None:
         raise InvalidKeyError(
             f"timeframe {text!r} is not valid: write N followed by Sec, Min, H or D, "

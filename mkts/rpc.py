@@ -17,6 +17,7 @@ from mkts import engine
 from mkts.engine.timeutil import MAX_DATETIME64_S, NS
 from mkts.wire import (
     MSGPACK,
+    BodyLimitError,
     WireError,
     decode_body,
     decode_dataset,
@@ -61,6 +62,8 @@ def handle_body(service: DataService, body: bytes, kind: str = MSGPACK) -> bytes
     try:
         try:
             request = decode_body(body, kind)
+        except BodyLimitError as exc:
+            raise RpcError(f"rpc: {exc}", INVALID_REQUEST) from None
         except WireError as exc:
             raise RpcError(f"rpc: parse error: {exc}", PARSE_ERROR) from None
         if not isinstance(request, Mapping):

@@ -191,7 +191,7 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
 def serve(config: Any, *, host: str | None = None, port: int | None = None) -> int:
     """Run the server of a loaded config until SIGINT/SIGTERM; the exit status.
 
-    Order (DESIGN §5): open the database (lock, replay, plugins, workers), then listen.
+    Order (docs/design.md §6): open the database (lock, replay, plugins, workers), then listen.
     On a signal: stop listening, finish requests in flight, close /ws clients, then close
     the database (drain triggers, stop workers, checkpoint)."""
     host = host if host is not None else wiring.setting(config, "listen_host", wiring.DEFAULT_HOST)

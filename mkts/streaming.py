@@ -1,8 +1,8 @@
 """`GET /ws`: MarketStore's streaming protocol over aiohttp WebSockets.
 
 A client sends `{"streams": ["AAPL/1Min/OHLCV", "*/1D/*"]}` (msgpack; each stream a key
-pattern, engine.patterns), the server echoes the message, then pushes `{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a
-matching bucket. Rows come from the stream trigger's hub (`mkts.plugins.stream`), or from
+pattern, engine.patterns), the server echoes the message, then pushes
+`{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a matching bucket. Rows come from the stream trigger's hub (`mkts.plugins.stream`), or from
 `db.subscribe` when no stream trigger is configured. Each connection has a bounded outbox:
 a client that cannot keep up loses its oldest rows, never the server's memory or writers' time.
 """
@@ -20,6 +20,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from mkts import engine
+from mkts.wire import JSON, MSGPACK, BodyLimitError, WireError, decode_body
 
 __all__ = ["WsEndpoint", "parse_streams", "StreamError", "MAX_OUTBOX"]
 
@@ -28,6 +29,9 @@ log = logging.getLogger("mkts.server")
 MAX_OUTBOX = 10_000  # data messages queued per connection before the oldest are dropped
 MAX_STREAMS = 1_000  # patterns in one subscribe message
 MAX_MESSAGE = 1 << 20  # bytes in one client message
+# values in one client message (a map, its keys, the list and its patterns, with slack):
+# decoding never builds more than this (docs/server.md "Limits and defence")
+MAX_MESSAGE_VALUES = 2 * MAX_STREAMS + 64
 
 
 class StreamError(ValueError):
@@ -185,13 +189,15 @@ class WsEndpoint:
     def _on_message(self, conn: _Connection, raw: bytes) -> None:
         try:
             try:
-                msg = msgpack.unpackb(raw, raw=False)
-            except Exception:
-                import json
-
+                msg = decode_body(raw, MSGPACK, MAX_MESSAGE_VALUES)
+            except BodyLimitError as exc:
+                raise StreamError(str(exc)) from None
+            except WireError:
                 try:
-                    msg = json.loads(raw)
-                except Exception:
+                    msg = decode_body(raw, JSON, MAX_MESSAGE_VALUES)
+                except BodyLimitError as exc:
+                    raise StreamError(str(exc)) from None
+                except WireError:
                     raise StreamError("message is neither msgpack nor JSON") from None
             if not isinstance(msg, Mapping) or "streams" not in msg:
                 raise StreamError('expected {"streams": [patterns]}')

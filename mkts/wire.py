@@ -17,6 +17,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from mkts.engine.schema import MAX_STRING_CHARS
+
 __all__ = [
     "WireError",
     "CATEGORIES",
@@ -32,6 +34,9 @@ __all__ = [
     "decode_dataset",
     "MAX_COLUMNS",
     "MAX_BUCKETS",
+    "BodyLimitError",
+    "MAX_VALUES",
+    "value_budget",
 ]
 
 CATEGORIES = "Symbol/Timeframe/AttributeGroup"
@@ -39,18 +44,46 @@ MSGPACK = "msgpack"
 JSON = "json"
 MAX_COLUMNS = 100  # engine.schema.MAX_COLUMNS (96) plus Epoch, Nanoseconds and slack
 MAX_BUCKETS = 100_000  # buckets in one dataset (startindex entries)
-MAX_STRING_WIDTH = 4096  # U<n>: n characters at most
+MAX_STRING_WIDTH = MAX_STRING_CHARS  # U<n>: n characters at most (the engine's limit)
+# docs/server.md "Limits and defence": a body may hold at most one msgpack/JSON value (a map
+# key, a map or list entry, a scalar, a container) per BYTES_PER_VALUE bytes, plus VALUES_FLOOR,
+# and never more than MAX_VALUES. A decoded value costs at most ~80 bytes of memory (an empty
+# map), so decoding a body allocates at most ~10x its size and never more than ~80 MB.
+MAX_VALUES = 1_000_000
+VALUES_FLOOR = 10_000
+BYTES_PER_VALUE = 8
 _NUMERIC = ("f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
-_STRING = re.compile(r"^U(\d{1,5})$")
+_STRING = re.compile(r"U(\d{1,9})")  # fullmatch: `$` would accept "U16\n"
 
 
 class WireError(ValueError):
     """A request does not follow the wire format; the message goes back to the client."""
 
 
+class BodyLimitError(WireError):
+    """A body holds more values than it may (it is refused before it is decoded)."""
+
+
 # -- bodies --------------------------------------------------------------------------------
-def decode_body(body: bytes, kind: str) -> Any:
-    """The request object of a msgpack or JSON body; WireError if it cannot be decoded."""
+def value_budget(nbytes: int) -> int:
+    """How many values a body of `nbytes` bytes may hold (see MAX_VALUES)."""
+    return min(MAX_VALUES, VALUES_FLOOR + nbytes // BYTES_PER_VALUE)
+
+
+def decode_body(body: bytes, kind: str, max_values: int | None = None) -> Any:
+    """The request object of a msgpack or JSON body; WireError if it cannot be decoded.
+
+    The values in the body are counted before anything is built: more than `max_values`
+    (default `value_budget(len(body))`) raises BodyLimitError, so what decoding allocates
+    stays a small multiple of the body's size."""
+    limit = value_budget(len(body)) if max_values is None else max_values
+    count = _msgpack_values(body, limit) if kind == MSGPACK else _json_values(body)
+    if count > limit:
+        raise BodyLimitError(
+            f"{kind} body of {len(body)} bytes holds more than {limit} values (maps, lists, "
+            f"keys and items count one each; at most one per {BYTES_PER_VALUE} bytes plus "
+            f"{VALUES_FLOOR}, and never more than {MAX_VALUES}); split it into smaller requests"
+        )
     try:
         if kind == MSGPACK:
             return msgpack.unpackb(body, raw=False, strict_map_key=True)
@@ -59,6 +92,58 @@ def decode_body(body: bytes, kind: str) -> Any:
         raise WireError(f"{kind} body is nested too deeply") from None
     except Exception as exc:  # every decoder failure becomes a parse error, never a crash
         raise WireError(f"{kind} body cannot be decoded: {_short(exc)}") from None
+
+
+# msgpack type bytes (msgpack spec, "Formats") -> bytes that follow and are skipped.
+_SKIP = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+         0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+# -> (width of the big-endian length, what the length counts): "b" bytes (str, bin),
+# "e" bytes after a type byte (ext), "a" array items, "m" map pairs.
+_SIZED = {0xC4: (1, "b"), 0xC5: (2, "b"), 0xC6: (4, "b"), 0xC7: (1, "e"), 0xC8: (2, "e"),
+          0xC9: (4, "e"), 0xD9: (1, "b"), 0xDA: (2, "b"), 0xDB: (4, "b"), 0xDC: (2, "a"),
+          0xDD: (4, "a"), 0xDE: (2, "m"), 0xDF: (4, "m")}
+
+
+def _msgpack_values(body: bytes, limit: int) -> int:
+    """The number of values in a msgpack body, counted without building any (the count stops
+    just past `limit`). Malformed input ends the count early; the decoder then reports it."""
+    pos, pending, count, end = 0, 1, 0, len(body)
+    while pending and pos < end and count <= limit:
+        pending -= 1
+        count += 1
+        b = body[pos]
+        pos += 1
+        if b < 0x80 or b >= 0xE0:  # fixint
+            continue
+        if b < 0x90:  # fixmap
+            pending += 2 * (b & 0x0F)
+        elif b < 0xA0:  # fixarray
+            pending += b & 0x0F
+        elif b < 0xC0:  # fixstr
+            pos += b & 0x1F
+        elif b in _SKIP:
+            pos += _SKIP[b]
+        elif b in _SIZED:
+            width, what = _SIZED[b]
+            n = int.from_bytes(body[pos : pos + width], "big")
+            pos += width
+            if what == "b":
+                pos += n
+            elif what == "e":
+                pos += 1 + n
+            elif what == "a":
+                pending += n
+            else:
+                pending += 2 * n
+        else:  # 0xC1, never used: the decoder reports it
+            break
+    return count
+
+
+def _json_values(body: bytes) -> int:
+    """An upper bound of the number of values in a JSON body: every value but the first
+    follows a `[`, `{`, `,` or `:` (those inside strings are counted too)."""
+    return 1 + sum(body.count(c) for c in (b"[", b"{", b",", b":"))
 
 
 def encode_body(obj: Any, kind: str) -> bytes:
@@ -119,8 +204,11 @@ def parse_wire_type(text: Any) -> np.dtype:
         t = text.lstrip("<|")
         if t in _NUMERIC:
             return np.dtype("<" + t)
-        m = _STRING.match(t)
-        if m and 0 < int(m.group(1)) <= MAX_STRING_WIDTH:
+        m = _STRING.fullmatch(t)
+        if m and int(m.group(1)) > MAX_STRING_WIDTH:
+            raise WireError(f"type string {t} is {int(m.group(1))} characters wide; string "
+                            f"columns hold at most {MAX_STRING_WIDTH} (U{MAX_STRING_WIDTH})")
+        if m and 0 < int(m.group(1)):
             return np.dtype("<" + t)
     shown = text if isinstance(text, str) else _type(text)
     raise WireError(

@@ -66,22 +66,22 @@ and counted in ``db.stats()["worker_errors"]``; the database keeps running.
 
 Configuration (``mkts.yml``)
 ----------------------------
-``module:`` is a dotted module path (``plugins.ondiskagg``, ``mypkg.mytrigger``; found in the
-installed packages, PYTHONPATH or mkts.yml's ``plugin_paths``, never the current directory
-on its own), an entry point name in the group ``mkts.triggers`` / ``mkts.bgworkers``, or
-MarketStore's spelling ``ondiskagg.so`` / ``stream.so`` for the bundled plugins. ``config:``
-is best checked with ``mkts.plugins.settings`` (a frozen dataclass; errors name the key
-path in mkts.yml), as the bundled plugins do::
+``module:`` is a dotted module path (``mkts.plugins.ondiskagg``, ``mypkg.mytrigger``; found in
+the installed packages, PYTHONPATH or mkts.yml's ``plugin_paths``, never the current
+directory on its own), an entry point name in the group ``mkts.triggers`` /
+``mkts.bgworkers``, or MarketStore's spelling ``ondiskagg.so`` / ``stream.so`` for the
+bundled plugins. ``config:`` is best checked with ``mkts.plugins.settings`` (a frozen
+dataclass; errors name the key path in mkts.yml), as the bundled plugins do::
 
     triggers:
-      - module: ondiskagg.so             # = plugins.ondiskagg
+      - module: ondiskagg.so             # = mkts.plugins.ondiskagg
         on: "*/1Min/OHLCV"
         config:
           destinations: [5Min, 15Min, 1H, 1D]
-      - module: plugins.stream
+      - module: mkts.plugins.stream
         on: "*/*/*"
     bgworkers:
-      - module: plugins.feed
+      - module: mkts.plugins.feed
         name: feed
         config: {symbols: [AAPL, MSFT], interval_s: 1.0}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import re
 import sys
 import threading
@@ -30,7 +31,7 @@ ALIASES = {
     "stream.so": "mkts.plugins.stream",
 }
 
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _import_lock = threading.Lock()
 
 
@@ -72,8 +73,9 @@ def resolve(module: str, group: str, constructor: str, paths: Sequence[str] = ()
     """The constructor `module` names, in this order: a MarketStore alias (`ondiskagg.so`),
     an entry point of `group`, a dotted module path (searched in sys.path, then in `paths`,
     which stay on sys.path so the plugin can import its own modules later). Nothing is
-    imported from the current directory implicitly: file paths are refused and the implicit
-    '' entry of sys.path is skipped."""
+    imported from the current directory implicitly: file paths are refused, and so are
+    sys.path entries that mean the working directory (`''` under `python -c`, its absolute
+    path under `python -m`) unless PYTHONPATH or `paths` name that directory."""
     kind = "trigger" if group == TRIGGER_GROUP else "background worker"
     if not isinstance(module, str) or not module:
         raise PluginError(f"{kind} plugin module must be a non-empty string, not {module!r}")
@@ -139,27 +141,53 @@ def _entry_point(group: str, name: str) -> importlib.metadata.EntryPoint | None:
     return matches[0] if matches else None
 
 
+def _implicit_cwd_entries(paths: Sequence[str] = ()) -> list[str]:
+    """The sys.path entries that stand for the working directory only because of how Python
+    was started: '' (interactive, `python -c`) and the absolute working directory (`python
+    -m`, which the `mkts` console script does not add). A directory PYTHONPATH or
+    `plugin_paths` names is the user's choice and stays."""
+    cwd = os.path.realpath(os.getcwd())
+    chosen = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+              if p}
+    chosen |= {os.path.realpath(p) for p in paths}
+    return [p for p in sys.path
+            if p == "" or (os.path.realpath(p) == cwd and cwd not in chosen)]
+
+
+def _in_cwd(dotted: str) -> str | None:
+    """The file or package of `dotted`'s top-level name in the working directory, if any."""
+    top = dotted.split(".")[0]
+    for name in (f"{top}.py", top):
+        if os.path.exists(name):
+            return name
+    return None
+
+
 def _import(dotted: str, module: str, kind: str, paths: Sequence[str] = ()
             ) -> types.ModuleType:
     with _import_lock:
         for p in paths:  # after the installed packages: a plugin never shadows one
             if p not in sys.path:
                 sys.path.append(p)
-        # '' on sys.path means "the current directory" (interactive, python -c): skip it, so
-        # a stray ondiskagg.py where mkts happens to be started is never picked up.
-        where = sys.path.index("") if "" in sys.path else None
-        if where is not None:
-            sys.path[:] = [p for p in sys.path if p != ""]
+        # Skip the entries that mean "the current directory", so a stray ondiskagg.py where
+        # mkts happens to be started is never picked up; put them back afterwards.
+        implicit = set(_implicit_cwd_entries(paths))
+        hidden = [(i, p) for i, p in enumerate(sys.path) if p in implicit]
+        if hidden:
+            sys.path[:] = [p for p in sys.path if p not in implicit]
         try:
             return importlib.import_module(dotted)
         except ModuleNotFoundError as exc:
             if exc.name is not None and (dotted == exc.name or dotted.startswith(exc.name + ".")):
+                local = _in_cwd(dotted)
+                why = (f"; {local} in the current directory is not imported (mkts loads no "
+                       "code from where it happens to be started)") if local else ""
                 searched = ", ".join(paths) if paths else "none configured"
                 raise PluginError(
-                    f"{kind} plugin {module!r}: module {dotted!r} was not found ({exc}); "
+                    f"{kind} plugin {module!r}: module {dotted!r} was not found ({exc}){why}; "
                     "install the package that provides it, add the directory that holds it "
                     f"to `plugin_paths:` in mkts.yml (searched: {searched}) or to PYTHONPATH, "
-                    "or fix `module:` (the current directory is not searched)"
+                    "or fix `module:`"
                 ) from exc
             raise PluginError(
                 f"{kind} plugin {module!r}: importing {dotted!r} failed because a module it "
@@ -171,5 +199,6 @@ def _import(dotted: str, module: str, kind: str, paths: Sequence[str] = ()
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         finally:
-            if where is not None and "" not in sys.path:
-                sys.path.insert(where, "")
+            for i, p in hidden:
+                if p not in sys.path:
+                    sys.path.insert(i, p)

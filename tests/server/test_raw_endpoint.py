@@ -1,5 +1,6 @@
 """The `/rpc` envelope against raw HTTP: malformed, oversized and odd requests get a JSON-RPC
-error (never a traceback, never a dead server); transport errors as MarketStore's (§8.1, §8.4).
+error (never a traceback, never a dead server); transport errors as MarketStore's
+(docs/server.md "The envelope").
 """
 
 from __future__ import annotations
@@ -81,7 +82,10 @@ def test_malformed_json_is_a_json_rpc_error_in_json(server: Any) -> None:
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.json()["error"]["code"] == -32700
-    deep = b"[" * 100_000 + b"]" * 100_000
+    deep = b"[" * 100_000 + b"]" * 100_000  # too deep, and too many values for its size
+    r = post(server, deep, {"Content-Type": "application/json; charset=utf-8"})
+    assert r.json()["error"]["code"] in (-32700, -32600)
+    deep = b"[" * 4_000 + b"]" * 4_000 + b" " * 40_000  # too deep only
     r = post(server, deep, {"Content-Type": "application/json; charset=utf-8"})
     assert r.json()["error"]["code"] == -32700
     assert_alive(server)

@@ -17,7 +17,7 @@ from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES, EngineOpti
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-ARGUMENTS = {"readonly", "fs", "triggers", "workers"}  # not settings
+ARGUMENTS = {"readonly", "fs", "triggers", "workers", "create"}  # not settings
 
 
 def test_open_database_keyword_defaults_are_the_engine_options() -> None:
