@@ -22,7 +22,7 @@ from mkts.plugins.loader import load_trigger
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-DOC = REPO / "docs" / "plugins.md"
+DOC = REPO / "docs/plugins.md"
 
 
 def _section() -> str:
