@@ -51,7 +51,9 @@ def test_a_stream_pattern_with_a_newline_is_refused(server: Any) -> None:
     try:
         ws.send(msgpack.dumps({"streams": ["AAPL\n/1Min/OHLCV"]}),
                 opcode=websocket.ABNF.OPCODE_BINARY)
-        assert msgpack.loads(ws.recv()) == {"error": "AAPL\n/1Min/OHLCV is an invalid stream"}
+        error = msgpack.loads(ws.recv())["error"]
+        assert error.startswith("AAPL\n/1Min/OHLCV is an invalid stream: ")
+        assert "the symbol part 'AAPL\\n' has a character that is not allowed" in error
     finally:
         ws.close()
 
