@@ -19,7 +19,6 @@ import numpy as np
 import pymarketstore as pymkts
 import pytest
 import requests
-
 from server.serverproc import ServerProcess, server_env, write_config
 
 pytestmark = pytest.mark.integration
