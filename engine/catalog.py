@@ -124,8 +124,9 @@ class Catalog:
         closed until `release(f)`. `prefetch()`: the bytes to request with the header (see
         YearFile.open), called only when the file is opened now. Pin for one use (a read,
         an apply, a plan), not for the life of an object."""
-        return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, create,
-                                  prefetch)
+        if create and year not in bucket.years:
+            self._create_year(bucket, year)  # its fsyncs outside the cache's lock
+        return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, prefetch)
 
     def pinned(self, bucket: Bucket, year: int, *, create: bool = False,
                prefetch: Callable[[], tuple[int, int] | None] | None = None) -> _Pin:
@@ -140,7 +141,7 @@ class Catalog:
             self.release(f)
         return f
 
-    def _open_year(self, bucket: Bucket, year: int, create: bool,
+    def _open_year(self, bucket: Bucket, year: int,
                    prefetch: Callable[[], tuple[int, int] | None] | None) -> YearFile | None:
         path = os.path.join(bucket.path, f"{year}.bin")
         if year in bucket.years:
@@ -153,14 +154,16 @@ class Catalog:
                     f"{path}: header says year {h.year} / a different schema than the bucket"
                 )
             return f
-        if not create:
-            return None
+        return None
+
+    def _create_year(self, bucket: Bucket, year: int) -> None:
+        """Create a year file durably (by the writer, which alone creates files)."""
         header = self.year_header(bucket, year)
         data = encode_header(header.schema, year, header.nslots, header.year_start,
                              self.calendar.tz)
-        f = YearFile.create(self.fs, path, data, header)
+        atomic_write(self.fs, os.path.join(bucket.path, f"{year}.bin"), data,
+                     size=header.file_size)
         bucket.years.add(year)
-        return f
 
     def year_header(self, bucket: Bucket, year: int) -> Header:
         from mkts.engine.header import header_size_for
