@@ -45,6 +45,7 @@ from mkts.engine.ticks import (
     plan_ticks,
 )
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
+from mkts.engine.yearfile import YearFile
 from mkts.wal import WriteAheadLog
 from mkts.wal.format import Payload
 from mkts.wal.fs import FileSystem, OsFileSystem
@@ -526,9 +527,9 @@ class Database:
         """Runs on the commit leader, in commit order (blob offsets depend on earlier ones)."""
         bucket = self.catalog.get(key)
         assert batch.nanos is not None
-        pinned: list[Any] = []  # the files the plan reads, open until it is done
+        pinned: list[YearFile] = []  # the files the plan reads, open until it is done
 
-        def file_of(y: int) -> Any:
+        def file_of(y: int) -> YearFile | None:
             f = self.catalog.acquire(bucket, y)
             if f is not None:
                 pinned.append(f)
