@@ -26,6 +26,7 @@ from mkts.wal.fs import FileSystem
 __all__ = ["Bucket", "Catalog", "TEMPLATE_NAME"]
 
 TEMPLATE_NAME = "bucket.hdr"
+PREFETCH_BYTES = 1 << 17  # a read of up to this many slot bytes is prefetched with the header
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
 
 
@@ -118,20 +119,21 @@ class Catalog:
         return os.path.join(self.root, key.symbol, key.timeframe, key.attrgroup)
 
     def acquire(self, bucket: Bucket, year: int, *, create: bool = False,
-                prefetch: Callable[[], tuple[int, int] | None] | None = None
-                ) -> YearFile | None:
+                reads: tuple[int, int] | None = None) -> YearFile | None:
         """The year file, open and pinned (None if absent and not `create`): it is not
-        closed until `release(f)`. `prefetch()`: the bytes to request with the header (see
-        YearFile.open), called only when the file is opened now. Pin for one use (a read,
-        an apply, a plan), not for the life of an object."""
+        closed until `release(f)`. `reads` (lo, hi): the slots the caller reads next (hi =
+        -1: to the end); when the file is opened now and they are few, their bytes are
+        requested together with the header (YearFile.open's prefetch), so a cold short read
+        waits for one I/O, not two in a row. Pin for one use (a read, an apply, a plan),
+        not for the life of an object."""
         if create and year not in bucket.years:
             self._create_year(bucket, year)  # its fsyncs outside the cache's lock
-        return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, prefetch)
+        return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, reads)
 
     def pinned(self, bucket: Bucket, year: int, *, create: bool = False,
-               prefetch: Callable[[], tuple[int, int] | None] | None = None) -> _Pin:
+               reads: tuple[int, int] | None = None) -> _Pin:
         """`acquire` as a context manager: `with catalog.pinned(b, y) as f:`."""
-        return _Pin(self.cache, self.acquire(bucket, year, create=create, prefetch=prefetch))
+        return _Pin(self.cache, self.acquire(bucket, year, create=create, reads=reads))
 
     def year_file(self, bucket: Bucket, year: int) -> YearFile | None:
         """The year file, unpinned: for single-threaded tools and tests only, as the next
@@ -141,12 +143,18 @@ class Catalog:
             self.release(f)
         return f
 
-    def _open_year(self, bucket: Bucket, year: int,
-                   prefetch: Callable[[], tuple[int, int] | None] | None) -> YearFile | None:
+    def _open_year(self, bucket: Bucket, year: int, reads: tuple[int, int] | None
+                   ) -> YearFile | None:
         path = os.path.join(bucket.path, f"{year}.bin")
         if year in bucket.years:
-            f = YearFile.open(self.fs, path, writable=not self.readonly,
-                              prefetch=None if prefetch is None else prefetch())
+            prefetch = None
+            if reads is not None:  # where the header the file should have puts those slots
+                h = self.year_header(bucket, year)
+                lo, hi = reads
+                size = ((h.nslots if hi < 0 else hi) - lo) * h.record_size
+                if 0 < size <= PREFETCH_BYTES:
+                    prefetch = (h.header_size + lo * h.record_size, size)
+            f = YearFile.open(self.fs, path, writable=not self.readonly, prefetch=prefetch)
             h = f.header
             if h.year != year or h.schema != bucket.schema:
                 f.close()

@@ -132,22 +132,6 @@ def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns
     return spans
 
 
-def _acquire_year(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int
-                  ) -> YearFile | None:
-    """The year file, pinned (the caller releases it), for reading slots [lo, hi) (hi = -1:
-    to the end). When it must be opened for a small range, the range's bytes (where the
-    header the file should have puts them) are requested before the header is read, so a
-    cold short read waits for one I/O, not two in a row."""
-
-    def prefetch() -> tuple[int, int] | None:
-        h = catalog.year_header(bucket, year)
-        size = ((h.nslots if hi < 0 else hi) - lo) * h.record_size
-        return (h.header_size + lo * h.record_size, size) if 0 < size <= SMALL_READ_BYTES \
-            else None
-
-    return catalog.acquire(bucket, year, prefetch=prefetch)
-
-
 def _take(idx: np.ndarray, remaining: int | None, backwards: bool) -> np.ndarray:
     if remaining is not None and len(idx) > remaining:
         return idx[len(idx) - remaining :] if backwards else idx[:remaining]
@@ -208,7 +192,7 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     remaining = limit
     for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
         # Year files open lazily: a read that has its limit stops before the next one.
-        f = _acquire_year(catalog, bucket, y, lo, hi)
+        f = catalog.acquire(bucket, y, reads=(lo, hi))
         if f is None:  # pragma: no cover - years come from the catalog
             continue
         try:  # pinned: the open-file cache closes no file in use
