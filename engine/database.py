@@ -45,6 +45,7 @@ from mkts.engine.ticks import (
     plan_ticks,
 )
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
+from mkts.engine.yearfile import YearFile
 from mkts.wal import WriteAheadLog
 from mkts.wal.format import Payload
 from mkts.wal.fs import FileSystem, OsFileSystem
@@ -71,6 +72,7 @@ def open_database(
     triggers: Sequence[tuple[str, Any]] = (),
     workers: Sequence[Any] = (),
     create: bool = True,
+    max_open_files: int | None = None,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
@@ -82,11 +84,13 @@ def open_database(
     included, on the trigger thread. `workers` are background workers: after replay each
     one's optional `start(db)` is called and its `run()` starts on a thread of its own; at
     close its optional `stop()` is called. A worker that raises is logged, not fatal.
+    `max_open_files` bounds the year files kept open (None: derived from the process's
+    RLIMIT_NOFILE, see engine/filecache.py); more are opened and closed as needed.
     """
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
-                    workers=workers, create=create)
+                    workers=workers, create=create, max_open_files=max_open_files)
 
 
 class Database:
@@ -101,13 +105,19 @@ class Database:
                  sync_interval_ms: int, checkpoint_interval_s: float, max_wal_mb: int,
                  recovery: str, fs: FileSystem | None,
                  triggers: Sequence[tuple[str, Any]], workers: Sequence[Any] = (),
-                 create: bool = True) -> None:
+                 create: bool = True, max_open_files: int | None = None) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
             raise InvalidInputError(f"recovery={recovery!r} must be one of {', '.join(RECOVERY_MODES)}")
         if sync_interval_ms <= 0:
             raise InvalidInputError(f"sync_interval_ms={sync_interval_ms} must be positive")
+        if max_open_files is not None and (isinstance(max_open_files, bool)
+                                           or not isinstance(max_open_files, int)
+                                           or max_open_files < 1):
+            raise InvalidInputError(f"max_open_files={max_open_files!r} must be a positive "
+                                    "integer or None")
+        self._max_open_files = max_open_files
         self.root = os.path.abspath(root)
         self.readonly = readonly
         self.sync_mode = sync
@@ -173,7 +183,9 @@ class Database:
                 ) from None
         # The buckets' own headers say which zone their slots were laid out in: load them
         # first (loading needs no calendar), so a lost or edited mkts.root is caught.
-        self.catalog = Catalog(fs, root, get_calendar("UTC"), readonly=self.readonly)
+        self.catalog = Catalog(fs, root, get_calendar("UTC"), readonly=self.readonly,
+                               max_open_files=self._max_open_files,
+                               on_sync_error=self._data_sync_failed)
         self.catalog.load()
         self.timezone = root_timezone(
             self._fs, self.root, timezone, readonly=self.readonly,
@@ -241,6 +253,11 @@ class Database:
                      time.monotonic() - started)
         return count
 
+    def _data_sync_failed(self, exc: BaseException) -> None:
+        """An evicted year file's fsync failed: fail the handle like a checkpoint would."""
+        if self._pipeline is not None:
+            self._pipeline._fail(exc)
+
     def _schema_of(self, key: BucketKey) -> Schema:
         return self.catalog.get(key).schema
 
@@ -249,17 +266,20 @@ class Database:
         catalog = self.catalog
         for w in writes:
             bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
-            f = bucket.files.get(w.year) or catalog.year_file(bucket, w.year, create=True)
+            f = catalog.acquire(bucket, w.year, create=True)
             assert f is not None
-            if type(w) is RowWrite:
-                f.write_row(w.slot, w.record)
-            elif isinstance(w, TickWrite):
-                if w.region:
-                    f.write_region(w.offset, w.region)
-                f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
-                self._ticks.applied(w)
-            else:
-                f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
+            try:
+                if type(w) is RowWrite:
+                    f.write_row(w.slot, w.record)
+                elif isinstance(w, TickWrite):
+                    if w.region:
+                        f.write_region(w.offset, w.region)
+                    f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
+                    self._ticks.applied(w)
+                else:
+                    f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
+            finally:
+                catalog.release(f)
 
     def _admit(self, writes: Sequence[SlotWrite | RowWrite | TickWrite]) -> None:
         """Before a transaction is logged (on the commit leader, which destroy and compact
@@ -284,8 +304,7 @@ class Database:
                 )
 
     def _sync_data(self) -> None:
-        for f in self.catalog.dirty_files():
-            f.sync()
+        self.catalog.sync_dirty()
 
     def _publish(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
                  replayed: bool) -> None:
@@ -514,11 +533,22 @@ class Database:
         """Runs on the commit leader, in commit order (blob offsets depend on earlier ones)."""
         bucket = self.catalog.get(key)
         assert batch.nanos is not None
-        return plan_ticks(
-            self._ticks, key, schema, self.calendar, batch.epochs, batch.nanos, batch.columns,
-            lambda y: self.catalog.year_file(bucket, y),
-            lambda y: self.catalog.year_header(bucket, y).file_size,
-        )
+        pinned: list[YearFile] = []  # the files the plan reads, open until it is done
+
+        def file_of(y: int) -> YearFile | None:
+            f = self.catalog.acquire(bucket, y)
+            if f is not None:
+                pinned.append(f)
+            return f
+
+        try:
+            return plan_ticks(
+                self._ticks, key, schema, self.calendar, batch.epochs, batch.nanos,
+                batch.columns, file_of, lambda y: self.catalog.year_header(bucket, y).file_size,
+            )
+        finally:
+            for f in pinned:
+                self.catalog.release(f)
 
     def create(self, key: str, columns: Any, *, variable: bool = False) -> None:
         """Create an empty bucket; columns as {"Open": "f4", ...} or a structured dtype.
@@ -570,20 +600,19 @@ class Database:
                 pipeline._checkpoint_locked()
                 with self._rw.write(), self._fatal_io(f"compacting bucket {k}"):
                     for y in bucket.sorted_years():
-                        f = self.catalog.year_file(bucket, y)
-                        assert f is not None
-                        before += f.size() - f.data_start
-                        tmp = f.path + ".tmp"
-                        if self._fs.exists(tmp):
-                            self._fs.unlink(tmp)
-                        compact_year_file(self._fs, f, bucket.schema, tmp)
-                        f.close()
-                        del bucket.files[y]
-                        self._fs.replace(tmp, f.path)
+                        with self.catalog.pinned(bucket, y) as f:
+                            assert f is not None
+                            before += f.size() - f.data_start
+                            path, tmp = f.path, f.path + ".tmp"
+                            if self._fs.exists(tmp):
+                                self._fs.unlink(tmp)
+                            compact_year_file(self._fs, f, bucket.schema, tmp)
+                        self.catalog.cache.drop(bucket.files, y)
+                        self._fs.replace(tmp, path)
                         self._fs.fsync_dir(bucket.path)
-                        g = self.catalog.year_file(bucket, y)
-                        assert g is not None
-                        after += g.size() - g.data_start
+                        with self.catalog.pinned(bucket, y) as g:
+                            assert g is not None
+                            after += g.size() - g.data_start
                     self._ticks.forget(k)
         return {"before": before, "after": after}
 
@@ -661,13 +690,13 @@ class Database:
                 live = garbage = rows = 0
                 with self._rw.read():
                     for y in bucket.sorted_years():
-                        f = self.catalog.year_file(bucket, y)
-                        assert f is not None
-                        occupied = f.slots[f.occupied()]
-                        used = int(occupied["total_bytes"].sum())
-                        live += used
-                        rows += int(occupied["nrows"].sum())
-                        garbage += f.size() - f.data_start - used
+                        with self.catalog.pinned(bucket, y) as f:
+                            assert f is not None
+                            occupied = f.slots[f.occupied()]
+                            used = int(occupied["total_bytes"].sum())
+                            live += used
+                            rows += int(occupied["nrows"].sum())
+                            garbage += f.size() - f.data_start - used
                 out.update(live_bytes=live, garbage_bytes=garbage, rows=rows)
             return out
 
@@ -712,6 +741,9 @@ class Database:
             "applied_txn": p.applied_txn if p is not None else 0,
             "wal_bytes": self._log.size_bytes if self._log is not None else 0,
             "failed": None if p is None or p.failed is None else str(p.failed),
+            "open_files": len(self.catalog.cache),
+            "max_open_files": self.catalog.cache.capacity,
+            "file_evictions": self.catalog.cache.evictions,
         }
 
     # -- closing ---------------------------------------------------------------------------

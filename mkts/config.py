@@ -22,7 +22,7 @@ import yaml
 
 from mkts.engine import KeyGlob, MktsError
 
-__all__ = ["Config", "WalConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError", "load",
+__all__ = ["Config", "WalConfig", "StorageConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError", "load",
            "from_dict", "schema_paths", "LOG_LEVELS"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -39,6 +39,10 @@ def _check(fn: Callable[[Any], str | None]) -> dict[str, Any]:
 
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "must be greater than 0"
+
+
+def _not_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be 0 (derived from the descriptor limit) or more"
 
 
 def _port(v: int) -> str | None:
@@ -79,6 +83,13 @@ class WalConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """The data files (docs/format.md "Open files")."""
+
+    max_open_files: int = field(default=0, metadata=_check(_not_negative))  # 0: automatic
+
+
+@dataclass(frozen=True)
 class TriggerConfig:
     """One trigger: `module` (dotted path, entry point or ondiskagg.so), `on` (key glob)."""
 
@@ -111,6 +122,7 @@ class Config:
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_request_mb: int = field(default=256, metadata=_check(_positive))
     wal: WalConfig = field(default_factory=WalConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     triggers: tuple[TriggerConfig, ...] = ()
     bgworkers: tuple[BgWorkerConfig, ...] = ()
 
@@ -119,7 +131,8 @@ class Config:
         w = self.wal
         return {"timezone": self.timezone, "sync": w.sync, "sync_interval_ms": w.sync_interval_ms,
                 "checkpoint_interval_s": w.checkpoint_interval_s, "max_wal_mb": w.max_size_mb,
-                "recovery": w.recovery}
+                "recovery": w.recovery,
+                "max_open_files": self.storage.max_open_files or None}
 
 
 def load(path: str | os.PathLike[str]) -> Config:
