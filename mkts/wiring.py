@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkts import engine
+
+if TYPE_CHECKING:
+    from mkts.config import Config
 
 __all__ = [
     "ConfigProblem",
     "load_config",
     "open_configured",
     "open_root",
-    "setting",
     "stream_subscriber",
     "AggregationSpec",
     "aggregation_specs",
@@ -38,7 +40,7 @@ class ConfigProblem(Exception):
     """mkts.yml cannot be read or is invalid (wraps mkts.config.ConfigError)."""
 
 
-def load_config(path: str) -> Any:
+def load_config(path: str) -> Config:
     """The typed config of `path` (`mkts.config.load`)."""
     from mkts import config as _config
 
@@ -50,7 +52,7 @@ def load_config(path: str) -> Any:
         raise ConfigProblem(str(exc)) from None
 
 
-def open_configured(config: Any) -> engine.Database:
+def open_configured(config: Config) -> engine.Database:
     """Open the database of a config with its plugins loaded and workers started
     (`mkts.app.open`): lock, replay, triggers, workers."""
     from mkts import app
@@ -61,12 +63,6 @@ def open_configured(config: Any) -> engine.Database:
 def open_root(root: str, *, readonly: bool = False) -> engine.Database:
     """Open a root directly, without mkts.yml (no plugins)."""
     return engine.open(root, readonly=readonly)
-
-
-def setting(config: Any, name: str, default: Any) -> Any:
-    """One top-level setting of a config (None -> default)."""
-    value = getattr(config, name, None) if config is not None else None
-    return default if value is None else value
 
 
 def stream_subscriber(db: engine.Database) -> Callable[[Callable[[str, Any], None]], Any]:

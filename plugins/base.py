@@ -1,7 +1,9 @@
 """The plugin contracts: what a trigger or a background worker is, and what mkts promises it.
 
-Owns the two Protocols and their documentation; loading lives in `plugins.loader`, running
-them in `engine.dispatch` (triggers) and `engine.database` (workers).
+Owns the documentation of the contracts; the two Protocols themselves are the engine's
+(`mkts.engine.Trigger`, `mkts.engine.BgWorker`, defined in `engine.contracts`) and are
+re-exported here. Loading lives in `plugins.loader`, running them in `engine.dispatch`
+(triggers) and `engine.background` (workers).
 
 Triggers
 --------
@@ -91,30 +93,14 @@ Embedded use without YAML::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
+
+from mkts.engine import BgWorker, Trigger
 
 __all__ = ["Trigger", "BgWorker", "NewTrigger", "NewBgWorker"]
 
-
-@runtime_checkable
-class Trigger(Protocol):
-    """Reacts to committed writes; see the module docstring for the contract.
-
-    Optional methods, looked up by name: ``start(db)`` and ``stop()``.
-    """
-
-    def fire(self, key_path: str, records: Any) -> None: ...
-
-
-@runtime_checkable
-class BgWorker(Protocol):
-    """Runs beside the database on a thread of its own; see the module docstring.
-
-    Optional methods, looked up by name: ``start(db)`` and ``stop()``.
-    """
-
-    def run(self) -> None: ...
-
+# `Trigger` and `BgWorker` are the engine's own protocols (`mkts.engine.contracts`),
+# re-exported here so that plugin authors find the contracts in one place.
 
 NewTrigger = Callable[[dict[str, Any]], Trigger]
 """The type of a trigger module's constructor."""

@@ -74,6 +74,11 @@ def test_feed_loads_as_a_worker() -> None:
     assert isinstance(w, feed.Feed) and isinstance(w, base.BgWorker)
 
 
+def test_the_contracts_are_the_engines_own_protocols() -> None:
+    """One definition: plugins.base re-exports what the engine types its seams with."""
+    assert base.Trigger is engine.Trigger and base.BgWorker is engine.BgWorker
+
+
 def _package(tmp_path: Path, name: str, body: str) -> None:
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
 
