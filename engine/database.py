@@ -232,10 +232,19 @@ class Database:
         return {"before": before, "after": after}
 
     def checkpoint(self) -> None:
-        """Make every applied write durable in the data files and retire the log (after
-        waiting for triggered work, so no trigger loses its input)."""
+        """Make every write that returned before this call durable in the data files, in
+        every sync mode, and retire the write-ahead log.
+
+        First waits as `wait_for_triggers()` does, so that the writes the triggers make for
+        those writes are included and no trigger loses its input. When it returns, the year
+        files written so far are fsynced (their writes survive a power failure even with
+        sync="interval" or "off") and the log is retired up to its last transaction, so an
+        open after a crash replays nothing older. Writers wait while it runs. Raises
+        ReadOnlyError on a readonly handle and StoreFailedError on a failed one; an fsync
+        error here is raised and fails the handle. Checkpoints also run by themselves every
+        `checkpoint_interval_s`, when the log grows past `max_wal_mb`, and at close."""
         pipeline = self._check_writable()
-        self._dispatcher.flush()
+        self.wait_for_triggers()
         pipeline.checkpoint()
 
     # -- reading ---------------------------------------------------------------------------
@@ -306,10 +315,20 @@ class Database:
                     out.update(tick_usage(self.catalog, bucket))
             return out
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until every triggered action (and the writes triggers made) is done.
+    # -- triggers --------------------------------------------------------------------------
+    def wait_for_triggers(self, timeout: float | None = None) -> bool:
+        """Block until the triggers are done with every write that returned before this call.
 
-        Returns False if `timeout` seconds passed first."""
+        When it returns True, every `fire` for those transactions has returned, and so has
+        every `fire` for the writes the triggers made meanwhile (and theirs in turn), in
+        every sync mode; what they wrote (ondiskagg's bars) is readable. Coalescing windows
+        are cut short. Returns False if `timeout` seconds passed first. Subscriber callbacks
+        run on threads of their own and are not waited for.
+
+        It is not a durability barrier: what survives a power failure stays what the sync
+        mode promises (with sync="off", none of those writes, the triggers' included, before
+        a checkpoint); `checkpoint()` makes them durable. Called inside a trigger's `fire`
+        it does not wait for the triggers (it would wait for itself)."""
         self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -323,6 +342,11 @@ class Database:
             if (p is None or wal is None or p.sync_mode != "interval" or p.failed is not None
                     or p.applied_txn >= wal.last_txn):
                 return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """`wait_for_triggers()` under its older name, kept as an alias. Despite the name it
+        syncs nothing to disk: `checkpoint()` does."""
+        return self.wait_for_triggers(timeout)
 
     def subscribe(self, pattern: str, callback: Callable[[str, dict[str, Any]], Any], *,
                   max_pending: int = 10_000) -> Subscription:

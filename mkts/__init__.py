@@ -3,7 +3,7 @@
     import mkts
     with mkts.open("mkts.yml") as db:      # plugins loaded, workers running
         db.write("AAPL/1Min/OHLCV", bars)
-        db.flush()                         # aggregates are up to date
+        db.wait_for_triggers()             # aggregates are up to date
 """
 
 from mkts.app import open

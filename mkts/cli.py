@@ -345,7 +345,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"{args.file}: ... and {exc.bad_rows - len(exc.problems)} more bad rows",
                       file=sys.stderr)
             raise CliError(exc.summary) from None
-        db.flush()
+        db.wait_for_triggers()
     how = "one transaction" if res.transactions == 1 else f"{res.transactions} transactions"
     made = " (new bucket: " + ", ".join(f"{c} {t}" for c, t in res.columns.items()) + ")" \
         if res.created and res.columns else ""
@@ -457,7 +457,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             n = wiring.rebuild_aggregates(db, spec, progress=_want_progress(args))
             print(f"rebuilt {', '.join(spec.destinations)} from {spec.on}: {n} bars")
             total += n
-        db.flush()
+        db.wait_for_triggers()
     return EXIT_OK
 
 

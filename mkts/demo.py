@@ -78,7 +78,7 @@ def main() -> int:
         t0 = time.perf_counter()
         db.write_many(bars)
         wrote = time.perf_counter() - t0
-        db.flush()
+        db.wait_for_triggers()
         agg = time.perf_counter() - t0 - wrote
         print(f"wrote {total:,} rows in one durable transaction in {wrote * 1000:.0f} ms; "
               f"aggregation into 5Min/15Min/1H/1D took {agg * 1000:.0f} ms more")

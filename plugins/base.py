@@ -21,8 +21,9 @@ naming the plugin. The trigger object has:
     * **When**: after the transaction is applied, so everything it wrote is readable through
       ``db.read``; writes are delivered in commit order (so per-bucket order holds).
     * **Thread**: the single dispatcher thread ``mkts-triggers``, never the writer's thread.
-      A slow trigger delays later triggers, not writers. ``db.flush()`` waits until every
-      queued ``fire`` has returned, including fires caused by writes made inside ``fire``.
+      A slow trigger delays later triggers, not writers. ``db.wait_for_triggers()`` waits
+      until every queued ``fire`` has returned, including fires caused by writes made inside
+      ``fire`` (it is no durability barrier; ``db.checkpoint()`` is).
     * **Arguments**: ``key_path`` is the year file relative to the root,
       ``"AAPL/1Min/OHLCV/2024.bin"``; ``records`` is an `engine.dispatch.Records`:
       ``records.key`` (the bucket key; ``str(records.key)`` is ``"AAPL/1Min/OHLCV"``),
@@ -39,7 +40,7 @@ naming the plugin. The trigger object has:
       committed, and later fires still run.
     * **Writing**: ``db.write``/``db.write_many`` from ``fire`` go through the normal write
       path (log, apply, fire the triggers matching *their* buckets). Do not call
-      ``db.flush()`` from ``fire``; it returns at once there.
+      ``db.wait_for_triggers()`` from ``fire``; it does not wait there.
 ``stop()`` (optional)
     Called once at close, after the last ``fire``.
 ``coalesce`` (optional attribute, default False)
@@ -50,8 +51,8 @@ naming the plugin. The trigger object has:
     recomputes from the database pays once for a burst of writes.
 ``coalesce_window_s`` (optional attribute, seconds, default 0)
     For a coalescing trigger: how long its events wait, after the first of them, for more
-    to arrive before the merged fire. ``db.flush()`` and close cut the wait short; other
-    triggers and subscribers are not held back.
+    to arrive before the merged fire. ``db.wait_for_triggers()`` and close cut the wait
+    short; other triggers and subscribers are not held back.
 
 ``on:`` is a glob over ``SYMBOL/TIMEFRAME/ATTRGROUP``: ``*`` matches one whole part and the
 match is anchored, so ``*/1Min/OHLC`` does not match ``AAPL/1Min/OHLCV``.
