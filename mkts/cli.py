@@ -409,9 +409,14 @@ def cmd_compact(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from mkts import wiring
     from mkts.check import check_root
+    from mkts.plugins.errors import PluginError
 
     target = _Target(args)
-    specs = [] if args.no_aggregates else wiring.aggregation_specs(target.config)
+    try:
+        specs = [] if args.no_aggregates else wiring.aggregation_specs(target.config)
+    except PluginError as exc:
+        raise CliError(f"{exc}; fix it in mkts.yml, or pass --no-aggregates to check "
+                       "without aggregates") from None
     report = check_root(target.root, aggregates=specs, progress=_progress(_want_progress(args)))
     for f in report.findings:
         print(f, file=sys.stdout if f.severity == "note" else sys.stderr)

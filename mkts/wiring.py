@@ -95,7 +95,11 @@ def _entry(obj: Any, name: str, default: Any = None) -> Any:
 
 def aggregation_specs(config: Any) -> list[AggregationSpec]:
     """The ondiskagg triggers of a config (module `ondiskagg.so`, `mkts.plugins.ondiskagg`, or
-    anything the plugin loader resolves to the bundled ondiskagg)."""
+    anything the plugin loader resolves to the bundled ondiskagg).
+
+    A trigger whose module cannot be resolved (not found, an import that fails, no
+    NewTrigger) raises the loader's `PluginError` naming it: whether it is ondiskagg
+    cannot be told, and skipping it would leave its aggregates unchecked without a word."""
     if config is None:
         return []
     out = []
@@ -113,12 +117,9 @@ def aggregation_specs(config: Any) -> list[AggregationSpec]:
 def _is_ondiskagg(module: str) -> bool:
     if module in ("ondiskagg.so", "ondiskagg", "mkts.plugins.ondiskagg"):
         return True
-    try:
-        from mkts.plugins import loader, ondiskagg
+    from mkts.plugins import loader, ondiskagg
 
-        return loader.resolve(module, "mkts.triggers", "NewTrigger") is ondiskagg.NewTrigger
-    except Exception:
-        return False
+    return loader.resolve(module, "mkts.triggers", "NewTrigger") is ondiskagg.NewTrigger
 
 
 def rebuild_aggregates(db: engine.Database, spec: AggregationSpec, *, progress: bool) -> int:
