@@ -50,6 +50,20 @@ class Background:
                                           checkpoint_interval_s=checkpoint_interval_s)
         self._checkpointer.start()
 
+    def wait_for_triggers(self, pipeline: CommitPipeline | None, timeout: float | None) -> bool:
+        """`Database.wait_for_triggers`: until the trigger thread is idle with every logged
+        transaction applied (a trigger's own write under sync="interval" is applied, and
+        handed to the triggers, only at the next fsync: make it visible and wait again)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if pipeline is not None:
+                pipeline.make_visible()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._dispatcher.flush(left):
+                return False
+            if pipeline is None or pipeline.caught_up():
+                return True
+
     def drain(self) -> None:
         self.workers.stop()
         try:

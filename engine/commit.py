@@ -307,6 +307,13 @@ class CommitPipeline:
             with self._io:
                 self._flush_locked()
 
+    def caught_up(self) -> bool:
+        """Whether every logged transaction has been applied and published (under
+        sync="interval" the ones logged since the last fsync are not, until it or
+        `make_visible`); also True once the handle has failed, as no more ever will be."""
+        return (self.sync_mode != "interval" or self.failed is not None
+                or self.applied_txn >= self._log.last_txn)
+
     def flush_interval(self) -> None:
         with self._io:
             self._flush_locked()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -330,18 +329,7 @@ class Database:
         a checkpoint); `checkpoint()` makes them durable. Called inside a trigger's `fire`
         it does not wait for the triggers (it would wait for itself)."""
         self._check_open()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self._visible()
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self._dispatcher.flush(left):
-                return False
-            # With sync="interval" a write a trigger made is logged but applied (and handed
-            # to triggers) only at the next fsync: make it visible and wait for its triggers.
-            p, wal = self._pipeline, self._log
-            if (p is None or wal is None or p.sync_mode != "interval" or p.failed is not None
-                    or p.applied_txn >= wal.last_txn):
-                return True
+        return self._background.wait_for_triggers(self._pipeline, timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """`wait_for_triggers()` under its older name, kept as an alias. Despite the name it
