@@ -2,9 +2,9 @@
 (`mkts-triggers`), the background workers' (`mkts-worker-*`) and the sync and checkpoint
 thread (`mkts-sync`).
 
-Owns starting and stopping them in DESIGN §5's order; what a trigger round does is
-engine/dispatch.py's, what a checkpoint does the commit pipeline's (engine/commit.py), what a
-worker may do its contract (engine/contracts.py).
+Owns starting and stopping them in the order of docs/design.md §6; what a trigger round
+does is engine/dispatch.py's, what a checkpoint does the commit pipeline's
+(engine/commit.py), what a worker may do its contract (engine/contracts.py).
 """
 
 from __future__ import annotations

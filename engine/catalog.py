@@ -20,9 +20,12 @@ from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size
 from mkts.wal.fs import FileSystem
 
-__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME"]
+__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "DESTROYING", "any_bucket"]
 
 TEMPLATE_NAME = "bucket.hdr"
+# docs/format.md "Durability": a bucket being destroyed is renamed `SYM/TF/.ATTR.destroying`
+# in one step (no key part starts with "."), then removed; open finishes what a crash cut.
+DESTROYING = ".destroying"
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin$")
 
 
@@ -33,6 +36,7 @@ class Bucket:
     path: str
     years: set[int] = field(default_factory=set)
     files: dict[int, YearFile] = field(default_factory=dict)
+    timezone: str = ""  # the zone its bucket.hdr records (must be the root's)
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -62,7 +66,10 @@ class Catalog:
                     continue
                 for attr in fs.listdir(tp):
                     ap = os.path.join(tp, attr)
-                    if fs.isdir(ap) and fs.exists(os.path.join(ap, TEMPLATE_NAME)):
+                    if attr.startswith(".") and attr.endswith(DESTROYING):
+                        if not self.readonly:  # a destroy that a crash interrupted
+                            remove_tree_durable(fs, ap)
+                    elif fs.isdir(ap) and fs.exists(os.path.join(ap, TEMPLATE_NAME)):
                         self._load_bucket(f"{sym}/{tf}/{attr}", ap)
 
     def _load_bucket(self, key_text: str, path: str) -> None:
@@ -71,7 +78,7 @@ class Catalog:
         except InvalidKeyError:
             return  # not ours (a stray directory); never touched
         header = read_header(self.fs, os.path.join(path, TEMPLATE_NAME))
-        bucket = Bucket(key, header.schema, path)
+        bucket = Bucket(key, header.schema, path, timezone=header.timezone)
         for name in self.fs.listdir(path):
             m = _YEAR_FILE.match(name)
             if m:
@@ -139,16 +146,25 @@ class Catalog:
         makedirs_durable(self.fs, path, self.root)
         atomic_write(self.fs, os.path.join(path, TEMPLATE_NAME),
                      encode_header(schema, 0, 0, 0, self.calendar.tz))
-        bucket = Bucket(key, schema, path)
+        bucket = Bucket(key, schema, path, timezone=self.calendar.tz)
         self.buckets[key] = bucket
         return bucket
 
     def destroy(self, key: BucketKey) -> None:
+        """Remove the bucket, all or nothing across crashes: its directory is renamed aside in
+        one step (made durable by an fsync of its parent) before anything in it is removed."""
         bucket = self.get(key)
         for f in bucket.files.values():
             f.close()
-        remove_tree_durable(self.fs, bucket.path)
+        bucket.files.clear()
+        parent = os.path.dirname(bucket.path)
+        aside = os.path.join(parent, f".{key.attrgroup}{DESTROYING}")
+        if self.fs.exists(aside):
+            remove_tree_durable(self.fs, aside)
+        self.fs.replace(bucket.path, aside)
+        self.fs.fsync_dir(parent)
         del self.buckets[key]
+        remove_tree_durable(self.fs, aside)
         # Remove the timeframe and symbol directories when they became empty.
         for d in (os.path.dirname(bucket.path), os.path.dirname(os.path.dirname(bucket.path))):
             if self.fs.exists(d) and not self.fs.listdir(d):
@@ -163,6 +179,20 @@ class Catalog:
             for f in b.files.values():
                 f.close()
             b.files.clear()
+
+
+def any_bucket(fs: FileSystem, root: str) -> bool:
+    """Whether `root` holds at least one bucket directory (`SYM/TF/ATTR/bucket.hdr`)."""
+    for sym in fs.listdir(root):
+        sp = os.path.join(root, sym)
+        if sym == "wal" or not fs.isdir(sp):
+            continue
+        for tf in fs.listdir(sp):
+            tp = os.path.join(sp, tf)
+            if fs.isdir(tp) and any(fs.exists(os.path.join(tp, a, TEMPLATE_NAME))
+                                    for a in fs.listdir(tp)):
+                return True
+    return False
 
 
 def read_header(fs: FileSystem, path: str) -> Header:

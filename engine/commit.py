@@ -5,7 +5,7 @@ queued behind it in one append, makes them durable with one fsync, applies them 
 order, hands them to the publisher, wakes their writers and passes the lead to the first
 writer that queued meanwhile. Writers build their payloads before queueing where they can
 (`commit_built`), so that work overlaps the leader's fsync. An I/O error is fatal for the
-handle (docs/wal.md "Sync modes and failures").
+handle (docs/wal.md §11).
 
 What a transaction does to the data files and who hears of it is the `CommitTarget`'s
 (engine/writepath.py); the pipeline decides only when, and in which order.

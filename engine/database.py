@@ -1,5 +1,5 @@
 """`Database`: the public handle, a facade over the parts of the engine. Opening takes the
-root and replays the log (DESIGN §5); writes go through the write path (engine/writepath.py)
+root and replays the log (docs/design.md §6); writes go through the write path (engine/writepath.py)
 and the commit pipeline (engine/commit.py), reads through engine/query.py, triggers through
 engine/dispatch.py, and the sync, checkpoint and worker threads are engine/background.py's.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from mkts.engine import query
 from mkts.engine.background import Background
-from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.commit import SYNC_MODES, CommitPipeline
 from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.dispatch import Dispatcher, Subscription
@@ -55,8 +55,10 @@ def open_database(
     fs: FileSystem | None = None,
     triggers: Sequence[tuple[str, Trigger]] = (),
     workers: Sequence[BgWorker] = (),
+    create: bool = True,
 ) -> Database:
-    """Open (creating if missing, unless readonly) the database at `root`.
+    """Open the database at `root`, creating the directory if it is missing and `create` is
+    true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
 
     `timezone` defaults to the root's own (UTC for a new root); opening an existing root
     with a different zone is an error, because slot positions depend on it.
@@ -69,7 +71,7 @@ def open_database(
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
-                    workers=workers)
+                    workers=workers, create=create)
 
 
 class Database:
@@ -84,7 +86,7 @@ class Database:
                  sync_interval_ms: int, checkpoint_interval_s: float, max_wal_mb: int,
                  recovery: str, fs: FileSystem | None,
                  triggers: Sequence[tuple[str, Trigger]],
-                 workers: Sequence[BgWorker] = ()) -> None:
+                 workers: Sequence[BgWorker] = (), create: bool = True) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -97,6 +99,7 @@ class Database:
         self._fs: FileSystem = fs or OsFileSystem()
         self._closed = False
         self._lock_handle: int | None = None
+        self._create = create and not readonly
         if readonly and triggers:
             raise InvalidInputError("triggers need a writable database; readonly=True was given")
         self._dispatcher = Dispatcher(
@@ -119,16 +122,21 @@ class Database:
               checkpoint_interval_s: float, max_wal_mb: int) -> None:
         if timezone is not None:
             get_calendar(timezone)  # a bad zone is an error before anything is created
-        self._lock_handle = take_root(self._fs, self.root, readonly=self.readonly)
-        self.timezone = root_timezone(self._fs, self.root, timezone, readonly=self.readonly)
-        self.calendar = get_calendar(self.timezone)
-        self.catalog = Catalog(self._fs, self.root, self.calendar, readonly=self.readonly)
+        fs, root = self._fs, self.root
+        self._lock_handle = take_root(fs, root, readonly=self.readonly, create=self._create,
+                                      has_buckets=lambda: any_bucket(fs, root))
+        # The buckets' own headers say which zone their slots were laid out in: load them
+        # first (loading needs no calendar), so a lost or edited mkts.root is caught.
+        self.catalog = Catalog(fs, root, get_calendar("UTC"), readonly=self.readonly)
         self.catalog.load()
+        self.timezone = root_timezone(
+            fs, root, timezone, readonly=self.readonly,
+            bucket_zones={b.timezone for b in self.catalog.buckets.values()})
+        self.calendar = self.catalog.calendar = get_calendar(self.timezone)
         self._writes = WritePath(self.catalog, self.calendar, self._dispatcher)
         if self.readonly:
             return
-        self._log = WriteAheadLog.open(os.path.join(self.root, "wal"), self._fs,
-                                       recovery=recovery)
+        self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
         self._pipeline = self._writes.recover(self._log, rwlock=self._rw, sync=self.sync_mode,
                                               max_log_bytes=max_wal_mb << 20)
         self._background.start(self, self._pipeline, sync_interval_s=sync_interval_ms / 1000,

@@ -16,6 +16,7 @@ __all__ = [
     "UnknownColumnError",
     "BucketNotFoundError",
     "BucketExistsError",
+    "RootNotFoundError",
     "ReadOnlyError",
     "LockedError",
     "StoreFailedError",
@@ -51,6 +52,11 @@ class BucketNotFoundError(MktsError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; a message reads better plain
         return str(self.args[0]) if self.args else ""
+
+
+class RootNotFoundError(InvalidInputError, FileNotFoundError):
+    """The database root directory does not exist and was not to be created (a read-only
+    open, or `create=False`): usually a mistyped path."""
 
 
 class BucketExistsError(MktsError, ValueError):

@@ -16,10 +16,14 @@ from mkts.engine.schema import FIXED, MAX_COLUMNS, NAME_BYTES, VARIABLE, Schema,
 from mkts.engine.timeframes import parse_timeframe
 from mkts.wal.crc import crc32c
 
-__all__ = ["Header", "encode_header", "decode_header", "MAGIC", "FORMAT_VERSION", "PAGE"]
+__all__ = ["Header", "encode_header", "decode_header", "MAGIC", "FORMAT_VERSION",
+           "TICK_FORMAT_VERSION", "PAGE"]
 
 MAGIC = b"MKTSYEAR"
 FORMAT_VERSION = 1
+# docs/format.md "Header": version 2 is a tick year file whose slots carry a checksum; fixed
+# year files and bucket.hdr stay version 1 (their bytes did not change). Both are read.
+TICK_FORMAT_VERSION = 2
 PAGE = 4096
 # docs/format.md "Header": magic, version, kind, header size, year, ncols, timeframe seconds,
 # record size, nslots, year start, timezone, timeframe name
@@ -38,6 +42,12 @@ class Header:
     year_start: int  # epoch seconds of local midnight, 1 January (0 in a template)
     timezone: str
     header_size: int
+    version: int = FORMAT_VERSION
+
+    @property
+    def slot_checks(self) -> bool:
+        """Whether the slots carry a checksum (tick year files of version 2)."""
+        return self.version >= TICK_FORMAT_VERSION and self.schema.kind == VARIABLE
 
     @property
     def record_size(self) -> int:
@@ -59,8 +69,9 @@ def encode_header(schema: Schema, year: int, nslots: int, year_start: int, timez
     tz = timezone.encode("utf-8")
     if len(tz) > 64:
         raise SchemaError(f"timezone name {timezone!r} is longer than 64 bytes")
+    version = TICK_FORMAT_VERSION if schema.kind == VARIABLE and year else FORMAT_VERSION
     _FIXED.pack_into(
-        buf, 0, MAGIC, FORMAT_VERSION, _KINDS[schema.kind], size, year, len(schema.columns),
+        buf, 0, MAGIC, version, _KINDS[schema.kind], size, year, len(schema.columns),
         schema.timeframe.seconds, schema.record_dtype.itemsize, 0, nslots, year_start, tz,
         schema.timeframe.name.encode("ascii"),
     )
@@ -83,9 +94,10 @@ def decode_header(read: bytes, path: str) -> Header:
         raise CorruptFileError(f"{path}: unreadable header") from exc
     if magic != MAGIC:
         raise CorruptFileError(f"{path}: not an mkts data file (bad magic {magic!r})")
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, TICK_FORMAT_VERSION):
         raise UnsupportedFormatError(
-            f"{path}: data file format version {version}; this mkts reads version {FORMAT_VERSION}"
+            f"{path}: data file format version {version}; this mkts reads versions "
+            f"{FORMAT_VERSION} and {TICK_FORMAT_VERSION}"
         )
     if size % PAGE or not PAGE <= size <= MAX_HEADER or ncols > MAX_COLUMNS:
         raise CorruptFileError(f"{path}: header size {size} / column count {ncols} are invalid")
@@ -109,7 +121,9 @@ def decode_header(read: bytes, path: str) -> Header:
         raise CorruptFileError(f"{path}: header fields are invalid ({exc})") from exc
     if timeframe.seconds != tf_seconds or schema.record_dtype.itemsize != recsize:
         raise CorruptFileError(f"{path}: header timeframe or record size is inconsistent")
-    return Header(schema, year, nslots, year_start, timezone, size)
+    if version == TICK_FORMAT_VERSION and (schema.kind != VARIABLE or not year):
+        raise CorruptFileError(f"{path}: format version 2 is only for tick year files")
+    return Header(schema, year, nslots, year_start, timezone, size, version)
 
 
 def same_schema(a: Schema, b: Schema) -> bool:

@@ -1,7 +1,7 @@
 """Transactions as log payloads: encode slot writes for the WAL, decode them for replay.
 
 A payload is a physical redo record: applying it twice leaves the same bytes.
-Layout in docs/wal.md "Transaction payload".
+Layout in docs/wal.md §10.
 """
 
 from __future__ import annotations

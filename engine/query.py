@@ -80,9 +80,9 @@ def _years_in_range(catalog: Catalog, bucket: Bucket, start_ns: int | None,
 
 
 def _check_slots(f: YearFile, stored: np.ndarray, expected: np.ndarray) -> None:
-    """Every gathered record must carry its own slot number + 1 (`expected`; docs/format.md
-    "Slots"). For a few rows comparing the bytes is cheaper than numpy's elementwise compare
-    (int64 in native order on both sides); the answer is the same."""
+    """Every gathered record must carry its own slot number + 1 (`expected`, as
+    docs/format.md "Slots" says). For a few rows comparing the bytes is cheaper than numpy's
+    elementwise compare (int64 in native order on both sides); the answer is the same."""
     if len(expected) <= SMALL_ROWS:
         same = stored.tobytes() == expected.tobytes()
     else:
@@ -257,6 +257,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
         recs = _gather(f.slots, idx)
         _check_slots(f, recs[SLOT_FIELD], idx + 1)
+        f.verify_slots(idx, recs)
         src = BlockSource(f, schema, f.path)
         k = len(idx)
         if remaining is not None:

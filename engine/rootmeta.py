@@ -5,36 +5,50 @@ owns the bucket directories; the WAL owns `wal/`."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Callable, Collection
 
 from mkts.engine.durable import atomic_write
 from mkts.engine.errors import (
     CorruptFileError,
     InvalidInputError,
     LockedError,
+    RootNotFoundError,
     UnsupportedFormatError,
 )
 from mkts.engine.timeutil import get_calendar
 from mkts.wal.fs import FileSystem
 
-__all__ = ["ROOT_META", "ROOT_FORMAT", "take_root", "root_timezone", "lock_holder"]
+__all__ = ["ROOT_META", "ROOT_FORMAT", "take_root", "root_timezone", "lock_holder",
+           "check_root_dir"]
+
+log = logging.getLogger("mkts.engine")
 
 ROOT_META = "mkts.root"
 ROOT_FORMAT = 1
 
 
-def take_root(fs: FileSystem, root: str, *, readonly: bool) -> int | None:
-    """Create the root directory if it is missing (durably; not when `readonly`) and, unless
-    `readonly`, take its single-writer lock: the lock handle, or None for a readonly open.
-    A root locked by another handle raises LockedError naming the holder's pid."""
+def take_root(fs: FileSystem, root: str, *, readonly: bool, create: bool,
+              has_buckets: Callable[[], bool]) -> int | None:
+    """Create the root directory if it is missing and `create` (never when `readonly`:
+    RootNotFoundError naming the path), durably; refuse an existing directory that is not an
+    mkts root (`check_root_dir`); unless `readonly`, take its single-writer lock. Returns the
+    lock handle, None for a readonly open. A root locked by another handle raises
+    LockedError naming the holder's pid."""
     if not fs.isdir(root):
-        if readonly:
-            raise InvalidInputError(f"database root {root} does not exist (readonly open)")
+        if not create or readonly:
+            why = "a read-only open" if readonly else "an open with create=False"
+            raise RootNotFoundError(
+                f"database root {root} does not exist; check the path ({why} never "
+                "creates a database)")
         parent = os.path.dirname(root)
         if not fs.isdir(parent):
             raise InvalidInputError(f"cannot create database root {root}: {parent} does not exist")
         fs.mkdir(root)
         fs.fsync_dir(parent)
+    else:
+        check_root_dir(fs, root, has_buckets=has_buckets)
     if readonly:
         return None
     lock_path = os.path.join(root, "LOCK")
@@ -48,9 +62,14 @@ def take_root(fs: FileSystem, root: str, *, readonly: bool) -> int | None:
         ) from None
 
 
-def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly: bool) -> str:
+def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly: bool,
+                  bucket_zones: Collection[str] = ()) -> str:
     """The database time zone: the one `mkts.root` records, which `requested` (if given) must
-    match; for a new root `requested` or UTC, recorded durably unless `readonly`."""
+    match; for a new root `requested` or UTC, recorded durably unless `readonly`.
+
+    `bucket_zones` are the zones the root's bucket headers record: `mkts.root` must agree with
+    them, and a lost `mkts.root` is recreated only with their zone (docs/format.md
+    "Directory"), because slot positions depend on it."""
     path = os.path.join(root, ROOT_META)
     if fs.exists(path):
         f = fs.open(path)
@@ -68,6 +87,13 @@ def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly:
             raise UnsupportedFormatError(
                 f"{path}: database format {fmt}; this mkts reads format {ROOT_FORMAT}"
             )
+        if bucket_zones and set(bucket_zones) != {stored}:
+            raise CorruptFileError(
+                f"{path} says time zone {stored!r} but the bucket headers of {root} say "
+                f"{_names(bucket_zones)}: reading would shift every timestamp. If the buckets "
+                f"are right, delete {path} and open once with timezone="
+                f"{sorted(bucket_zones)[0]!r} to write it again (`mkts check` lists the buckets)"
+            )
         if requested is not None and requested != stored:
             raise InvalidInputError(
                 f"database {root} uses timezone {stored!r}; open it with "
@@ -76,6 +102,16 @@ def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly:
         return stored
     tz = requested or "UTC"
     get_calendar(tz)  # validate before writing anything
+    if bucket_zones:
+        if set(bucket_zones) != {tz}:
+            raise CorruptFileError(
+                f"{path} is missing but {root} holds buckets whose headers say time zone "
+                f"{_names(bucket_zones)}; this open would record {tz!r} and shift every "
+                "timestamp. Open once with timezone="
+                f"{sorted(bucket_zones)[0]!r} (mkts.yml: timezone) to write {ROOT_META} again"
+            )
+        log.warning("%s was missing; its buckets say time zone %r: %s",
+                    path, tz, "not recreated (read-only)" if readonly else "recreated")
     if readonly:
         return tz
     meta_bytes = json.dumps({"format": ROOT_FORMAT, "timezone": tz}).encode()
@@ -93,3 +129,26 @@ def lock_holder(fs: FileSystem, path: str) -> str:
             f.close()
     except OSError:
         return "unknown"
+
+
+def _names(zones: Collection[str]) -> str:
+    return " and ".join(repr(z) for z in sorted(set(zones)))
+
+
+# Names mkts itself creates in a root before `mkts.root` exists (a crash during the first
+# open can leave them).
+_OWN_NAMES = frozenset({"LOCK", "wal", ROOT_META + ".tmp"})
+
+
+def check_root_dir(fs: FileSystem, root: str, *, has_buckets: Callable[[], bool]) -> None:
+    """Refuse a directory that is neither empty nor an mkts root (no `mkts.root`, no bucket,
+    but other files: `/`, a home directory, a mistyped path) before anything is written."""
+    if fs.exists(os.path.join(root, ROOT_META)):
+        return
+    foreign = sorted(n for n in fs.listdir(root) if n not in _OWN_NAMES)
+    if foreign and not has_buckets():
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise InvalidInputError(
+            f"{root} is not an mkts database (it has no {ROOT_META}) and is not empty "
+            f"({shown}); give the path of an existing database, or of a new or empty directory"
+        )

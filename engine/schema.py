@@ -23,7 +23,7 @@ _SPECIAL = {"Epoch", "Nanoseconds"}
 SLOT_FIELD = "_slot"  # on disk: 1-based slot number, 0 = empty slot (docs/format.md "Slots")
 # docs/format.md "Tick slots": the pointer to an interval's newest blob and chain totals.
 TICK_SLOT_DTYPE = np.dtype([(SLOT_FIELD, "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
-                            ("head_rows", "<u4"), ("nblobs", "<u4"), ("_pad", "<u4"),
+                            ("head_rows", "<u4"), ("nblobs", "<u4"), ("_check", "<u4"),
                             ("total_bytes", "<i8"), ("nrows", "<i8")])
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.errors import CorruptFileError
+from mkts.engine.header import decode_header, encode_header
 from mkts.engine.keys import BucketKey
 from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from mkts.engine.tickblock import (
@@ -174,6 +175,7 @@ class TickPlanner:
                 raise CorruptFileError(
                     f"{where}: slot {int(uslots[np.flatnonzero(bad)[0]])} holds another slot's "
                     "record; the file is damaged")
+            f.verify_slots(uslots, cur)
         for p in st.pending:  # oldest first: a newer plan's record wins
             at = np.minimum(np.searchsorted(p.slots, uslots), len(p.slots) - 1)
             hit = p.slots[at] == uslots
@@ -470,13 +472,18 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> No
     """Write a copy of `f` whose intervals each have a chain of one block and no garbage to
     `tmp_path`, synced. The caller renames it over the original and fsyncs the directory."""
     h = f.header
+    # A fresh header: the copy is written in the current format (version 2: checksummed
+    # slots), so compaction also upgrades a version-1 tick file.
+    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone)
+    new = decode_header(head, tmp_path)
     out = fs.open(tmp_path, create=True)
     try:
-        out.pwrite(f.read(0, h.header_size), 0)
-        out.truncate(h.file_size)
+        out.pwrite(head, 0)
+        out.truncate(new.file_size)
         idx = np.flatnonzero(f.slots[SLOT_FIELD]).astype(np.int64)
         recs = np.array(f.slots[idx])
-        pos = h.file_size
+        f.verify_slots(idx, recs)
+        pos = new.file_size
         src = BlockSource(f, schema, f.path)
         # Chunks of about a million rows: memory stays bounded on a large year.
         cum = np.cumsum(recs["nrows"].astype(np.int64))
@@ -501,7 +508,7 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> No
             part["total_bytes"] = shares
             out.pwrite(b"".join(blocks), pos)
             pos += int(sizes.sum())
-        YearFile(tmp_path, h, out).write_slots(idx, recs.data.cast("B"))
+        YearFile(tmp_path, new, out).write_slots(idx, recs.data.cast("B"))
         out.sync()
     finally:
         out.close()

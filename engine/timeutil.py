@@ -1,8 +1,8 @@
 """Time: user values to epoch nanoseconds, and the database calendar (year files, slots).
 
-Pure functions and a per-time-zone `Calendar`; no I/O. Slot rules are in docs/format.md
-("Slots"): intraday intervals are fixed-length and counted from local midnight of 1 January;
-1D slots are local calendar days; year files follow the local calendar.
+Pure functions and a per-time-zone `Calendar`; no I/O. Intraday intervals are fixed-length
+and counted from local midnight of 1 January; 1D slots are local calendar days; year files
+follow the local calendar (docs/format.md "Which slot a time falls in").
 """
 
 from __future__ import annotations

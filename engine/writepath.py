@@ -1,4 +1,4 @@
-"""The write path behind `Database.write` / `write_many` (DESIGN §4): stages 1-2, and what
+"""The write path behind `Database.write` / `write_many` (docs/design.md §4): stages 1-2, and what
 stages 4-5 do to the data files and the trigger dispatcher.
 
 `WritePath.fast` is the one dispatch to the fast path (engine/fastpath.py) for rows that
@@ -261,7 +261,7 @@ class WritePath:
     # -- opening -----------------------------------------------------------------------
     def recover(self, wal: WriteAheadLog, *, rwlock: RWLock, sync: str,
                 max_log_bytes: int) -> CommitPipeline:
-        """Replay the log (DESIGN §5 steps 3-4), then the pipeline that commits after it."""
+        """Replay the log (docs/design.md §6 steps 6-7), then the pipeline that commits after it."""
         replayed = self.replay(wal)
         pipeline = CommitPipeline(wal, self, rwlock=rwlock, sync=sync,
                                   max_log_bytes=max_log_bytes)
@@ -280,7 +280,7 @@ class WritePath:
         started = time.monotonic()
         for rec in wal.records():
             if count == 0:
-                # WAL before data holds for replay too (reliability.md R3): after a kill -9
+                # WAL before data holds for replay too (docs/design.md §9 R3): after a kill -9
                 # the log's tail may still be only in the page cache. Make it durable before
                 # any of it reaches a year file, or a power loss during this replay could keep
                 # data whose log record is lost (a torn transaction).

@@ -14,11 +14,12 @@ from mkts.engine.durable import atomic_write
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.header import MAX_HEADER, PAGE, Header, decode_header
 from mkts.engine.schema import SLOT_FIELD
+from mkts.engine.slotcheck import bad_checks, with_checks
 from mkts.wal.fs import File, FileSystem
 
 __all__ = ["YearFile"]
 
-GAP_BYTES = 4096  # docs/format.md "Durability": gaps up to a page are rewritten, not skipped
+GAP_BYTES = 4096  # docs/format.md "Writing slots": gaps up to a page are rewritten, not skipped
 
 
 class YearFile:
@@ -150,9 +151,22 @@ class YearFile:
         except (OSError, ValueError):  # only a hint
             pass
 
+    def check_size(self) -> None:
+        """Raise `CorruptFileError` if the file is shorter than its header says (truncated by
+        something else since it was opened): reads call this before they touch the mapping,
+        so they fail with an error instead of a SIGBUS or a silent subset of the rows."""
+        size = self._f.size()
+        if size < self.header.file_size:
+            raise CorruptFileError(
+                f"{self.path}: file is {size} bytes, its header needs {self.header.file_size}; "
+                "it was truncated while open (by another process?). Restore it from a backup; "
+                "mkts never shortens a year file"
+            )
+
     def occupied_in(self, lo: int, hi: int) -> np.ndarray:
         """Sorted slot numbers in [lo, hi) holding data."""
         if not self.writable:
+            self.check_size()
             # Each read looks at the file itself (another process may be writing); only
             # the first scan of this handle is likely cold enough to be worth a prefetch.
             first, self._scanned = not self._scanned, True
@@ -164,6 +178,7 @@ class YearFile:
     def occupied(self) -> np.ndarray:
         """Sorted slot numbers holding data (an index kept in memory, built on first use and
         updated by write_slots, so reads never scan empty slots)."""
+        self.check_size()
         if self._occ is None or not self.writable:
             occ = self._scan(0, self.header.nslots, prefetch=self._occ is None)
             self._occ = occ
@@ -203,6 +218,8 @@ class YearFile:
         first, last = int(slots[0]), int(slots[-1])
         if first < 0 or last >= h.nslots:
             raise CorruptFileError(f"{self.path}: slot {last} is outside 0..{h.nslots - 1}")
+        if h.slot_checks:
+            records = with_checks(records).data.cast("B")
         view = memoryview(records).cast("B")
         base = h.header_size
         if last - first == n - 1:  # one contiguous run (always for a single row)
@@ -230,6 +247,19 @@ class YearFile:
             if pos < n and occ[pos] == slot:
                 return  # an overwrite: already in the index
             self._note_written(np.array([slot], dtype=np.int64))
+
+    def verify_slots(self, slots: np.ndarray, recs: np.ndarray) -> None:
+        """Raise `CorruptFileError` naming the first slot among `slots` whose record (`recs`,
+        read from this file) fails its checksum; nothing to do for files without checksums."""
+        if not self.header.slot_checks or not len(recs):
+            return
+        bad = bad_checks(recs)
+        bad = bad[recs[SLOT_FIELD][bad] != 0]  # an empty slot (all zeros) has no checksum
+        if len(bad):
+            raise CorruptFileError(
+                f"{self.path}: tick slot {int(slots[bad[0]])} fails its checksum"
+                + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
+                + "; the slot record is damaged")
 
     def _write_spans(self, slots: np.ndarray, view: memoryview) -> None:
         """Write sparse slots with few system calls: runs separated by small gaps are

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from mkts import engine
-from mkts.engine.catalog import TEMPLATE_NAME, read_header
+from mkts.engine.catalog import DESTROYING, TEMPLATE_NAME, read_header
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import SLOT_FIELD, VARIABLE, Schema
+from mkts.engine.slotcheck import bad_checks
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeutil import NS, get_calendar
 from mkts.engine.yearfile import YearFile
@@ -113,6 +114,7 @@ def check_root(root: str, *, aggregates: Sequence[Any] = (),
         schema = _check_bucket(fs, root, key_text, path, calendar, tz, report)
         if schema is not None:
             schemas[parse_key(key_text)] = schema
+    _check_strays(root, report)
     _check_wal(fs, root, schemas, report)
     if aggregates:
         _check_aggregates(root, aggregates, schemas, report)
@@ -127,8 +129,12 @@ def _root_timezone(root: str, report: Report) -> str | None:
     path = os.path.join(root, ROOT_META)
     if not os.path.exists(path):
         if any(True for _ in _bucket_dirs(root)):
-            report.error(ROOT_META, "is missing, but the root holds buckets; the time zone of "
-                                    "the data is unknown")
+            zones = sorted(_bucket_zones(root))
+            report.error(ROOT_META, f"is missing, but the root holds buckets whose headers say "
+                                    f"time zone {' and '.join(map(repr, zones))}; mkts refuses "
+                                    "to open it. Repair: open it once with timezone="
+                                    f"{zones[0] if zones else 'ZONE'!r} (mkts.yml: timezone), "
+                                    f"which writes {ROOT_META} again")
             return None
         report.note(ROOT_META, "missing: this root has never been opened for writing")
         return None
@@ -141,6 +147,45 @@ def _root_timezone(root: str, report: Report) -> str | None:
     except (OSError, ValueError, KeyError, TypeError, engine.MktsError) as exc:
         report.error(ROOT_META, f"cannot be read ({exc}); nothing else can be checked")
         return None
+
+
+def _bucket_zones(root: str) -> set[str]:
+    zones = set()
+    fs = OsFileSystem()
+    for _, path in _bucket_dirs(root):
+        try:
+            zones.add(read_header(fs, os.path.join(path, TEMPLATE_NAME)).timezone)
+        except engine.MktsError:
+            continue  # reported when the bucket is checked
+    return zones
+
+
+def _check_strays(root: str, report: Report) -> None:
+    """What lies under the bucket directories but is no bucket: destroys a crash interrupted
+    (finished at the next writable open) and orphans (year files without a bucket header,
+    which mkts does not see and never removes)."""
+    for sym in sorted(os.listdir(root)):
+        sp = os.path.join(root, sym)
+        if sym == "wal" or not os.path.isdir(sp):
+            continue
+        for tf in sorted(os.listdir(sp)):
+            tp = os.path.join(sp, tf)
+            if not os.path.isdir(tp):
+                continue
+            for attr in sorted(os.listdir(tp)):
+                ap = os.path.join(tp, attr)
+                if attr.startswith(".") and attr.endswith(DESTROYING):
+                    key = f"{sym}/{tf}/{attr[1 : -len(DESTROYING)]}"
+                    report.note(_rel(root, ap), f"the destroy of bucket {key} was interrupted; "
+                                                "the next writable open finishes it")
+                elif os.path.isdir(ap) and not os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
+                    years = [n for n in os.listdir(ap) if _YEAR_FILE.match(n)]
+                    if years:
+                        report.error(_rel(root, ap), f"orphan: {len(years)} year file(s) but no "
+                                                     f"{TEMPLATE_NAME}, so mkts does not see "
+                                                     "them (a destroy of an older mkts cut "
+                                                     "short?); restore the bucket header or "
+                                                     "delete the directory")
 
 
 def _bucket_dirs(root: str) -> Iterable[tuple[str, str]]:
@@ -174,7 +219,9 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
     schema = template.schema
     if template.timezone != tz:
         report.error(key_text, f"bucket header says time zone {template.timezone!r}, the root "
-                               f"says {tz!r}")
+                               f"says {tz!r}; mkts refuses to open it. If the buckets are "
+                               f"right, delete {ROOT_META} and open once with timezone="
+                               f"{template.timezone!r}")
     for name in sorted(os.listdir(path)):
         m = _YEAR_FILE.match(name)
         fpath = os.path.join(path, name)
@@ -241,6 +288,12 @@ def _occupied_slots(f: YearFile) -> tuple[np.ndarray, np.ndarray]:
         occ = np.flatnonzero(stored)
         found.append(occ + lo)
         wrong.append(occ[stored[occ] != occ + lo + 1] + lo)
+        # A record whose slot word reads 0 (empty) but whose other bytes do not: damage that
+        # hides a row (reads see an empty slot).
+        empty = np.flatnonzero(stored == 0)
+        if len(empty):
+            ghost = empty[np.asarray(f.words[lo:hi][empty, 1:]).any(axis=1)]
+            wrong.append(ghost + lo)
     if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(found), np.concatenate(wrong)
@@ -285,6 +338,10 @@ def _check_ticks(f: YearFile, schema: Schema, occupied: np.ndarray, where: str,
     recs = np.array(f.slots[occupied])
     src = BlockSource(f, schema, f.path)
     bad_slots: list[tuple[int, str]] = []
+    if f.header.slot_checks:
+        for i in bad_checks(recs).tolist():
+            bad_slots.append((int(occupied[i]), f"tick slot {int(occupied[i])} fails its "
+                                                "checksum; the slot record is damaged"))
 
     def check(idx: np.ndarray, rr: np.ndarray) -> None:
         head = rr["head"].astype(np.int64)

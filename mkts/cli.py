@@ -78,10 +78,7 @@ class _Target:
         """For commands that only read: no lock, so they work beside a running server."""
         from mkts import engine
 
-        root = self.root
-        if not os.path.isdir(root):
-            raise CliError(f"database root {root} does not exist")
-        return engine.open(root, readonly=True)
+        return engine.open(self.root, readonly=True)  # a missing root: RootNotFoundError
 
     def open_writable(self) -> Any:
         """For commands that write: the lock, replay, and the configured triggers (so that
@@ -438,6 +435,12 @@ def cmd_wal(args: argparse.Namespace) -> int:
         raise CliError("usage: mkts wal inspect [PATH]", EXIT_USAGE)
     from mkts.wal import inspect as wal_inspect
 
+    if args.path is None:
+        root = _Target(args).root
+        if not os.path.isdir(root):
+            from mkts.engine import RootNotFoundError
+
+            raise RootNotFoundError(f"database root {root} does not exist; check the path")
     path = args.path or os.path.join(_Target(args).root, "wal")
     if not os.path.exists(path):
         raise CliError(f"{path}: no such write-ahead log directory or segment")

@@ -4,7 +4,7 @@ all-or-nothing rule: every row is checked before anything is written.
 
 Transactions: the rows go in as one transaction when they fit in `TXN_BYTES`; a larger file
 is written in consecutive transactions of at most that size, each all-or-nothing (see
-docs/cli.md "import"). The database itself lives in `engine`; this module only calls it.
+docs/cli.md "mkts import KEY FILE.csv [options]"). The database itself lives in `engine`; this module only calls it.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 import mkts
-from mkts import engine
 from mkts.plugins import synth
 
 log = logging.getLogger("mkts.demo")
@@ -159,7 +158,7 @@ def main() -> int:
         return 1
 
     # -- 4. reopen: everything is there ----------------------------------------------------
-    with engine.open(ROOT / "db") as db:
+    with mkts.open(ROOT / "db") as db:
         n = len(db.read("AAPL/1Min/OHLCV"))
         five = db.read("AAPL/5Min/OHLCV", limit=1)
         print(f"reopened {ROOT / 'db'}: AAPL has {n:,} 1Min bars "

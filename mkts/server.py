@@ -192,7 +192,7 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
     """Run the server of a loaded config until SIGINT/SIGTERM; the exit status. `host` and
     `port` override the config's `listen_host` and `listen_port`.
 
-    Order (DESIGN §5): open the database (lock, replay, plugins, workers), then listen.
+    Order (docs/design.md §6): open the database (lock, replay, plugins, workers), then listen.
     On a signal: stop listening, finish requests in flight, close /ws clients, then close
     the database (drain triggers, stop workers, checkpoint)."""
     host = host if host is not None else config.listen_host

@@ -67,19 +67,19 @@ and counted in ``db.stats()["worker_errors"]``; the database keeps running.
 
 Configuration (``mkts.yml``)
 ----------------------------
-``module:`` is a dotted module path (``plugins.ondiskagg``, ``mypkg.mytrigger``), an entry
+``module:`` is a dotted module path (``mkts.plugins.ondiskagg``, ``mypkg.mytrigger``), an entry
 point name in the group ``mkts.triggers`` / ``mkts.bgworkers``, or MarketStore's spelling
 ``ondiskagg.so`` / ``stream.so`` for the bundled plugins::
 
     triggers:
-      - module: ondiskagg.so             # = plugins.ondiskagg
+      - module: ondiskagg.so             # = mkts.plugins.ondiskagg
         on: "*/1Min/OHLCV"
         config:
           destinations: [5Min, 15Min, 1H, 1D]
-      - module: plugins.stream
+      - module: mkts.plugins.stream
         on: "*/*/*"
     bgworkers:
-      - module: plugins.feed
+      - module: mkts.plugins.feed
         name: feed
         config: {symbols: [AAPL, MSFT], interval_s: 1.0}
 

@@ -5,7 +5,7 @@ replay of a CSV file. It exists to show data flowing through triggers (ondiskagg
 and as a template for real feeders; it is not a market-data connector.
 
     bgworkers:
-      - module: plugins.feed
+      - module: mkts.plugins.feed
         name: feed
         config:
           symbols: [AAPL, MSFT]     # synthetic mode

@@ -5,7 +5,7 @@ the recomputed bars (plus `rebuild`, the from-scratch pass). The math is in
 `plugins.aggfuncs`; the contract a trigger follows is in `plugins.base`.
 
     triggers:
-      - module: ondiskagg.so              # or plugins.ondiskagg
+      - module: ondiskagg.so              # or mkts.plugins.ondiskagg
         on: "*/1Min/OHLCV"
         config:
           destinations: [5Min, 15Min, 1H, 1D]

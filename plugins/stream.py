@@ -4,7 +4,7 @@ Owns the trigger and the `Hub` that fans batches out; the WebSocket protocol bel
 server, which finds the hub with `hub_of(db)` and subscribes one callback per connection.
 
     triggers:
-      - module: stream.so                 # or plugins.stream
+      - module: stream.so                 # or mkts.plugins.stream
         on: "*/*/*"
         config: {max_pending: 1000}       # optional, per subscriber
 """

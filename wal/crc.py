@@ -1,6 +1,6 @@
 """CRC-32C (Castagnoli), the checksum of WAL records and file headers.
 
-Hardware-accelerated through the `crc32c` package; see docs/wal.md "Checksums".
+Hardware-accelerated through the `crc32c` package; see docs/wal.md §1.
 """
 
 from __future__ import annotations

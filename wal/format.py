@@ -38,6 +38,9 @@ __all__ = [
     "encode_frames",
     "as_bytes_view",
     "Payload",
+    "HIGHEST_NAME",
+    "encode_highest",
+    "decode_highest",
 ]
 
 # docs/wal.md §2: segment header.
@@ -82,6 +85,29 @@ def parse_segment_name(name: str) -> int | None:
     """The sequence of a segment file name, or None when `name` is not a segment."""
     m = _NAME_RE.match(name)
     return int(m.group(1)) if m else None
+
+
+# docs/wal.md §1 "The highest segment": magic, the highest sequence ever created, CRC-32C.
+HIGHEST_NAME = "HIGHEST"
+_HIGHEST_MAGIC = b"MKTSWHI\x00"
+_HIGHEST = struct.Struct("<8sQ")
+
+
+def encode_highest(sequence: int) -> bytes:
+    """The 20 bytes of `<dir>/HIGHEST` naming `sequence` as the highest segment created."""
+    body = _HIGHEST.pack(_HIGHEST_MAGIC, sequence)
+    return body + _U32.pack(crc32c(body))
+
+
+def decode_highest(data: bytes) -> int:
+    """The sequence `<dir>/HIGHEST` names; raises HeaderProblem when it is not valid."""
+    if len(data) != _HIGHEST.size + 4:
+        raise HeaderProblem(f"{len(data)} bytes, expected {_HIGHEST.size + 4}")
+    magic, sequence = _HIGHEST.unpack_from(data, 0)
+    (stored,) = _U32.unpack_from(data, _HIGHEST.size)
+    if magic != _HIGHEST_MAGIC or crc32c(data[: _HIGHEST.size]) != stored:
+        raise HeaderProblem("bad magic or checksum")
+    return int(sequence)
 
 
 def new_salt() -> int:

@@ -102,7 +102,12 @@ def _inspect_dir(fs: FileSystem, directory: str, out: TextIO) -> str:
         out.write(f"log: corrupt at {exc.segment} offset {exc.offset}: {exc}\n")
         return CORRUPT
     first = found.kept[0].header.first_txn if found.kept else found.last_txn + 1
-    summary = f"{len(found.kept)} live segments, txns {first}..{found.last_txn}"
+    if first > found.last_txn:  # every transaction so far was checkpointed away
+        txns = (f"no transactions after txn {found.last_txn}" if found.last_txn
+                else "no transactions")
+    else:
+        txns = f"txns {first}..{found.last_txn}"
+    summary = f"{len(found.kept)} live segments, {txns}"
     if found.kept and found.kept[-1].bad is not None:
         tail = found.kept[-1]
         out.write(f"log: torn tail in {tail.path} at offset {tail.valid_end} ({summary})\n")

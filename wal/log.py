@@ -25,7 +25,7 @@ from mkts.wal.format import (
     segment_name,
 )
 from mkts.wal.fs import File, FileSystem
-from mkts.wal.recovery import recover
+from mkts.wal.recovery import recover, write_highest
 from mkts.wal.scan import SegmentScan, iter_segment_records
 
 __all__ = ["Record", "WriteAheadLog"]
@@ -310,6 +310,8 @@ class WriteAheadLog:
             file.pwrite(header, 0)
             file.sync()
             self._fs.fsync_dir(self._dir)
+            # Only once the segment is durable, so the mark never names a missing segment.
+            write_highest(self._fs, self._dir, seq)
         except BaseException:
             file.close()
             raise

@@ -12,11 +12,21 @@ import os.path
 from typing import NamedTuple
 
 from mkts.wal.errors import CorruptWALError, UnsupportedFormatError
-from mkts.wal.format import HEADER_SIZE, HeaderProblem, SegmentHeader, parse_segment_name
+from mkts.wal.format import (
+    HEADER_SIZE,
+    HIGHEST_NAME,
+    HeaderProblem,
+    SegmentHeader,
+    decode_highest,
+    encode_highest,
+    parse_segment_name,
+    segment_name,
+)
 from mkts.wal.fs import FileSystem
 from mkts.wal.scan import SegmentScan, read_header, scan_segment
 
-__all__ = ["RECOVERY_MODES", "DAMAGED_DIR", "Recovered", "recover", "make_dirs"]
+__all__ = ["RECOVERY_MODES", "DAMAGED_DIR", "Recovered", "recover", "make_dirs",
+           "write_highest"]
 
 RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
 DAMAGED_DIR = "damaged"
@@ -153,9 +163,11 @@ def recover(fs: FileSystem, directory: str, *, mode: str, readonly: bool) -> Rec
         make_dirs(fs, directory)
     found = _read_segments(fs, directory)
     next_sequence = max((f.sequence for f in found), default=0) + 1
+    highest, rewrite_highest = _check_highest(fs, directory, found, mode)
 
     torn_creation: _Found | None = None
-    if found and found[-1].header is None and found[-1].size <= HEADER_SIZE:
+    if (found and found[-1].header is None and found[-1].size <= HEADER_SIZE
+            and found[-1].sequence > highest):
         torn_creation = found.pop()
     base = 0
     for i, seg in enumerate(found):
@@ -224,12 +236,78 @@ def recover(fs: FileSystem, directory: str, *, mode: str, readonly: bool) -> Rec
             removed = True
         if removed:
             fs.fsync_dir(directory)
+        if fs.exists(os.path.join(directory, HIGHEST_NAME + ".tmp")):
+            fs.unlink(os.path.join(directory, HIGHEST_NAME + ".tmp"))
+        if rewrite_highest or problem is not None:
+            write_highest(fs, directory, max((s.header.sequence for s in kept), default=0))
 
     if kept:
         last_txn = kept[-1].last_txn
     else:
         last_txn = max((f.header.first_txn - 1 for f in found if f.header is not None), default=0)
     return Recovered(kept, last_txn, next_sequence)
+
+
+def _check_highest(fs: FileSystem, directory: str, found: list[_Found],
+                   mode: str) -> tuple[int, bool]:
+    """(the highest segment sequence ever created, whether `HIGHEST` must be written again).
+
+    The newest segment named by `HIGHEST` must still be there: losing it whole (deleted, or
+    its directory entry lost) would otherwise lose its acknowledged records silently
+    (docs/wal.md §5). A log without the file (written before it existed) gets one."""
+    path = os.path.join(directory, HIGHEST_NAME)
+    newest = max((f.sequence for f in found), default=0)
+    if not fs.exists(path):
+        return 0, bool(found)
+    file = fs.open(path)
+    try:
+        data = file.pread(64, 0)
+    finally:
+        file.close()
+    try:
+        highest = decode_highest(data)
+    except HeaderProblem as exc:
+        if mode == "point_in_time":
+            log.warning("write-ahead log %s: %s is damaged (%s); written again from the "
+                        "segments found", directory, path, exc.reason)
+            return 0, True
+        raise CorruptWALError(
+            f"write-ahead log is corrupt: {path} is damaged ({exc.reason}); it names the newest "
+            "segment ever created, so a lost last segment cannot be told apart. Nothing was "
+            "modified. If no segment is missing, delete it (it is written again), or open with "
+            "recovery='point_in_time'.",
+            segment=path, offset=0) from None
+    if highest <= newest:
+        return highest, False
+    missing = os.path.join(directory, segment_name(highest))
+    if mode == "point_in_time":
+        log.warning("write-ahead log %s: segment %s is missing (created, then lost); "
+                    "point-in-time recovery continues without its records", directory, missing)
+        return highest, True
+    have = f"the newest segment found is {newest}" if found else "no segment is left"
+    raise CorruptWALError(
+        f"write-ahead log is corrupt: segment {missing} is missing ({have}, but segment "
+        f"{highest} was created): the transactions it held would be lost. Nothing was modified. "
+        "Restore the file from a backup; to go on without its records, open with "
+        "recovery='point_in_time'.",
+        segment=missing, offset=0)
+
+
+def write_highest(fs: FileSystem, directory: str, sequence: int) -> None:
+    """Record durably that segments up to `sequence` exist (temporary file, fsync, rename,
+    fsync of the directory)."""
+    path = os.path.join(directory, HIGHEST_NAME)
+    tmp = path + ".tmp"
+    if fs.exists(tmp):
+        fs.unlink(tmp)
+    file = fs.open(tmp, write=True, create=True)
+    try:
+        file.pwrite(encode_highest(sequence), 0)
+        file.sync()
+    finally:
+        file.close()
+    fs.replace(tmp, path)
+    fs.fsync_dir(directory)
 
 
 def _truncate(fs: FileSystem, path: str, size: int) -> None:

@@ -1,5 +1,5 @@
-"""The ordering checker (reliability.md §5 item 6): reads a FaultFS trace and reports every
-call that breaks the write-ahead rules.
+"""The ordering checker: reads a FaultFS trace and reports every call that breaks the
+write-ahead rules R3 and R4 of docs/design.md §9 (the labels its messages carry).
 
 - R3, WAL before data: no pwrite to a year file (`*.bin`) happens while a log append (a pwrite
   to a segment past its header) is not yet covered by a successful log fsync; in particular a

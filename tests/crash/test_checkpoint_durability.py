@@ -1,6 +1,6 @@
 """What `db.checkpoint()` promises and `db.wait_for_triggers()` does not: once checkpoint()
 returns, every write made before it, the triggers' own writes included, survives a power
-failure in every sync mode (docs/plugins.md "Waiting is not durability")."""
+failure in every sync mode (docs/plugins.md "Triggers")."""
 
 from __future__ import annotations
 

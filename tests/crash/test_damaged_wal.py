@@ -1,4 +1,4 @@
-"""A damaged log at engine level (reliability.md F2-F4): real writes left in the log (never
+"""A damaged log at engine level (docs/design.md §9 R7): real writes left in the log (never
 checkpointed; the year files hold none of them after the power loss), then the log's end is
 truncated at every byte offset, each bit of the last record flipped, garbage or zeros
 appended, the tail zeroed, and records in the middle damaged.

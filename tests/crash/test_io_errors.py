@@ -1,4 +1,4 @@
-"""I/O errors (reliability.md F9, R2): EIO, ENOSPC or a short write on the k-th pwrite, fsync
+"""I/O errors (docs/design.md §9 R2): EIO, ENOSPC or a short write on the k-th pwrite, fsync
 or directory fsync of a workload, once or from then on.
 
 The call that meets the error raises (StoreFailedError, or the OSError itself); every later

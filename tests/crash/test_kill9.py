@@ -1,4 +1,4 @@
-"""kill -9 (reliability.md F6): a child process writes random transactions (kill9_child.py)
+"""kill -9 (docs/design.md §10): a child process writes random transactions (kill9_child.py)
 and reports each one after write_many() returned; the test kills it with SIGKILL at a random
 moment, sometimes kills the next open in the middle of its replay, reopens, checks, and goes
 on writing to the same store.

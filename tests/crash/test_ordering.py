@@ -1,7 +1,7 @@
 """The ordering checker (crashorder.py) on FaultFS traces: WAL before data (R3) and checkpoint
-before log truncation (R4), in sync=always and sync=interval, for whole workloads, for the
-recoveries that follow crashes at every fsync, and for the checker itself: each seeded mutant
-of the write path must be caught (reliability.md F8).
+before log truncation (R4), the rules of docs/design.md §9, in sync=always and sync=interval,
+for whole workloads, for the recoveries that follow crashes at every fsync, and for the
+checker itself: each seeded mutant of the write path must be caught.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Simulated power loss on FaultFS (reliability.md F5/F7): crash after every fsync, directory
+"""Simulated power loss on FaultFS (docs/design.md §10): crash after every fsync, directory
 fsync, rename and pwrite of small workloads, in every crash mode; reopen without intervention
 and compare with the model (crashwork.py).
 
@@ -96,8 +96,8 @@ def check_crash(fs: FaultFS, runner: Runner, sync: str, mode: str, seed: int) ->
     except engine.CorruptWALError:
         if sync == "always" or mode != "SECTOR_ATOMIC":
             raise
-    # interval: several unsynced records, their sectors persisted out of order. docs/wal.md
-    # §9: reported as corruption (nothing changed); point-in-time recovery keeps every synced
+    # interval: several unsynced records, their sectors persisted out of order: reported as
+    # corruption, nothing changed (docs/wal.md §9); point-in-time recovery keeps every synced
     # transaction.
     return recover(after, runner, lowest, sync, recovery="point_in_time")
 

@@ -1,4 +1,4 @@
-"""Crashes during recovery (reliability.md F17): a crash after every fsync, rename, unlink and
+"""Crashes during recovery (docs/design.md §9 R9): a crash after every fsync, rename, unlink and
 pwrite of the replay at open and of the checkpoint that follows it, in every crash mode; then
 recover again. The result equals the single-recovery result, recovery can be repeated, and
 replaying twice leaves byte-identical year files. (Crashes in explicit checkpoint() and
@@ -111,7 +111,7 @@ def test_power_loss_during_replay_of_a_log_still_in_the_page_cache(log: str, syn
     """kill -9 leaves the log's tail (the transaction in flight under sync=always; the last
     acknowledged ones under interval) in the page cache, not yet synced. The next open replays
     it; a power loss during that replay must still leave a prefix, never a part of a
-    transaction (WAL before data, reliability.md R3, holds for replay too)."""
+    transaction (WAL before data, docs/design.md §9 R3, holds for replay too)."""
     profile, seed, n = LOGS[log]
     steps = scenario(profile, seed, n)
     probe = fresh_fs()

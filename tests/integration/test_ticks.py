@@ -33,7 +33,7 @@ JAN_2_2024 = 1_704_153_600  # 2024-01-02 00:00:00 UTC
 T10 = (JAN_2_2024 + 10 * 3600) * NS  # 2024-01-02 10:00:00 UTC in ns
 # docs/format.md "Tick slots": the 48-byte pointer slot.
 SLOT_DTYPE = np.dtype([("_slot", "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
-                       ("head_rows", "<u4"), ("nblobs", "<u4"), ("_pad", "<u4"),
+                       ("head_rows", "<u4"), ("nblobs", "<u4"), ("_check", "<u4"),
                        ("total_bytes", "<i8"), ("nrows", "<i8")])
 HEADER_SIZE = 4096  # docs/format.md "Header": one page for a handful of columns
 

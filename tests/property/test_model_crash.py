@@ -1,4 +1,4 @@
-"""The database against an in-memory model, with crashes (reliability.md F10): a hypothesis
+"""The database against an in-memory model, with crashes (docs/design.md §10): a hypothesis
 state machine writes transactions across fixed buckets (new buckets, both sides of a year
 boundary, overwrites) and tick buckets (duplicate timestamps), reads ranges, checkpoints,
 closes and reopens, and crashes the FaultFS it runs on, between operations or in the middle

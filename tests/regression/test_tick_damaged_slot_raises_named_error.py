@@ -17,7 +17,7 @@ NS = 1_000_000_000
 KEY = "AAPL/1Min/TRADE"
 T10 = 1_704_189_600  # 2024-01-02 10:00 UTC, seconds
 SLOT_DTYPE = np.dtype([("_slot", "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
-                       ("head_rows", "<u4"), ("nblobs", "<u4"), ("_pad", "<u4"),
+                       ("head_rows", "<u4"), ("nblobs", "<u4"), ("_check", "<u4"),
                        ("total_bytes", "<i8"), ("nrows", "<i8")])
 
 

@@ -1,9 +1,10 @@
 """The real pymarketstore 0.22 client against a real `mkts start`: writes, queries, limits,
-nanosecond ranges, create/destroy/list_symbols, versions and errors (reference §4, §8)."""
+nanosecond ranges, create/destroy/list_symbols, versions and errors (docs/server.md "Endpoints")."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -333,3 +334,17 @@ def _rpc(server: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
     assert r.status_code == 200
     out: dict[str, Any] = msgpack.loads(r.content)
     return out
+
+
+def test_the_documented_dataframe_write_works(client: Any) -> None:
+    # The example of docs/server.md "Sending a pandas DataFrame", run as written.
+    doc = (Path(__file__).resolve().parents[2] / "docs/server.md").read_text()
+    section = doc.split("#### Sending a pandas DataFrame", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/server.md", "exec"), {"client": client})  # noqa: S102
+    arr = query(client, "AAPL", "1Min", "OHLCV").first().array
+    assert arr["Epoch"].tolist() == [1_704_205_800, 1_704_205_860]
+    assert arr["Close"].tolist() == pytest.approx([187.3, 187.4])
+    assert arr["Volume"].tolist() == [1200, 900]
+    with pytest.raises(AttributeError, match="dtype"):  # why the doc converts the frame
+        client.write(pd.DataFrame({"Epoch": [1], "Close": [1.0]}), "DF/1Min/OHLCV")

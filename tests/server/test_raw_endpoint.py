@@ -1,5 +1,6 @@
 """The `/rpc` envelope against raw HTTP: malformed, oversized and odd requests get a JSON-RPC
-error (never a traceback, never a dead server); transport errors as MarketStore's (§8.1, §8.4).
+error (never a traceback, never a dead server); transport errors as MarketStore's
+(docs/server.md "The envelope").
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`/ws`: MarketStore's streaming protocol (reference §7.1) — subscribe, echo, one pushed
-message per new row, invalid patterns, and pymarketstore's `StreamConn` end to end."""
+"""`/ws`: MarketStore's streaming protocol (docs/server.md "/ws streaming") — subscribe, echo,
+one pushed message per new row, invalid patterns, and pymarketstore's `StreamConn` end to end.
+"""
 
 from __future__ import annotations
 

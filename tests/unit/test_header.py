@@ -112,8 +112,15 @@ def test_zeroed_header_is_corrupt_not_empty() -> None:
 
 def test_unknown_version_is_unsupported_even_with_a_valid_checksum() -> None:
     buf = bytearray(_encoded())
+    struct.pack_into("<H", buf, 8, 3)
+    with pytest.raises(UnsupportedFormatError, match="version 3"):
+        decode_header(_with_crc(buf), PATH)
+
+
+def test_version_2_is_only_for_tick_year_files() -> None:
+    buf = bytearray(_encoded())  # a fixed bucket's year file
     struct.pack_into("<H", buf, 8, 2)
-    with pytest.raises(UnsupportedFormatError, match="version 2"):
+    with pytest.raises(CorruptFileError, match="only for tick year files"):
         decode_header(_with_crc(buf), PATH)
 
 

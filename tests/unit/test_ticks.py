@@ -48,7 +48,7 @@ SCHEMA = Schema(parse_timeframe("1Min"), "variable",
 KEY = parse_key("AAPL/1Min/TRADE")
 # docs/format.md "Tick slots": 48 bytes per slot.
 SLOT_DTYPE = np.dtype([("_slot", "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
-                       ("head_rows", "<u4"), ("nblobs", "<u4"), ("_pad", "<u4"),
+                       ("head_rows", "<u4"), ("nblobs", "<u4"), ("_check", "<u4"),
                        ("total_bytes", "<i8"), ("nrows", "<i8")])
 DATA_START = 8192  # any offset past a pretend slot array
 
@@ -74,6 +74,9 @@ class FakeYearFile:
 
     def size(self) -> int:
         return len(self.data)
+
+    def verify_slots(self, slots: np.ndarray, recs: np.ndarray) -> None:
+        pass  # slot checksums are YearFile's (tests/integration/test_tick_slot_checksum.py)
 
     def read(self, offset: int, size: int) -> bytes:
         if offset + size > len(self.data):
@@ -214,7 +217,7 @@ def test_block_layout_matches_docs_format() -> None:
 def test_numeric_columns_are_stored_narrow_and_read_back_bit_for_bit(dtype: str,
                                                                       values: list[Any],
                                                                       code: int) -> None:
-    """docs/format.md "column codes": 0 = stored as the column's type; else the low nibble is
+    """docs/format.md "Tick blocks": 0 = stored as the column's type; else the low nibble is
     the stored width and the high nibble, for floats, 1 + the decimal digits of the scale."""
     schema = Schema(parse_timeframe("1Min"), "variable", (("X", np.dtype(dtype)),))
     rows = np.zeros(len(values), dtype=schema.row_dtype)

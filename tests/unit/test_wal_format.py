@@ -7,6 +7,7 @@ import os
 import struct
 
 import pytest
+from harness.docpages import code_blocks, hex_bytes, read_page, section
 from harness.faultfs import FaultFS
 
 from mkts.wal import MAX_PAYLOAD, RT_DATA, UnsupportedFormatError, WriteAheadLog
@@ -27,15 +28,11 @@ pytestmark = pytest.mark.unit
 DIR = "/db/wal"
 SEG1 = f"{DIR}/00000000000000000001.wal"
 
-# docs/wal.md §4, byte for byte.
-DOC_EXAMPLE_HEX = """
-4d 4b 54 53 57 41 4c 00 01 00 28 00 01 00 00 00
-01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00
-44 33 22 11 0d a0 d1 6f 18 92 15 e9 05 00 00 00
-01 00 00 00 00 00 00 00 01 00 00 00 68 65 6c 6c
-6f a6 0e 2c 6a 00 00 00 00 02 00 00 00 00 00 00
-00 01 00 00 00
-"""
+
+def _doc_example() -> bytes:
+    """The segment of docs/wal.md §4, read from the page's hex dump."""
+    (dump,) = code_blocks(section(read_page("docs/wal.md"), "4"))
+    return hex_bytes(dump)
 
 
 def _fs() -> FaultFS:
@@ -78,7 +75,8 @@ def test_crc32c_known_answers():
 
 
 def test_golden_bytes_of_the_documented_two_record_segment(monkeypatch):
-    expected = bytes.fromhex(DOC_EXAMPLE_HEX)
+    expected = _doc_example()
+    assert len(expected) == 85
     assert _by_hand_segment(0x11223344, 1, [(1, 1, b"hello"), (2, 1, b"")]) == expected
     monkeypatch.setattr("mkts.wal.log.new_salt", lambda: 0x11223344)
     fs = _fs()
@@ -87,6 +85,18 @@ def test_golden_bytes_of_the_documented_two_record_segment(monkeypatch):
     assert log.append([b""]) == 2
     log.close()
     assert fs.read_bytes(SEG1) == expected
+
+
+def test_the_documented_segment_reads_back_as_its_two_records():
+    fs = _fs()
+    fs.makedirs(DIR)
+    fs.write_bytes(SEG1, _doc_example())
+    with WriteAheadLog.open(DIR, fs, readonly=True) as log:
+        got = [(r.txn, r.rtype, r.payload, r.offset) for r in log.records()]
+        assert log.last_txn == 2
+    assert got == [(1, RT_DATA, b"hello", 40), (2, RT_DATA, b"", 65)]
+    h = decode_segment_header(_doc_example()[:HEADER_SIZE])
+    assert (h.sequence, h.first_txn, h.salt, h.is_base) == (1, 1, 0x11223344, True)
 
 
 def test_golden_bytes_with_random_salt_match_the_layout():

@@ -116,3 +116,19 @@ def test_inspect_damaged_header_and_missing_path(tmp_path):
     assert out.splitlines()[-1].strip() == "end: corrupt at offset 0 (damaged segment header)"
     rc, _, err = _inspect(tmp_path / "nope")
     assert rc == 2 and "no such file" in err
+
+
+def test_inspect_of_a_checkpointed_log_names_no_empty_txn_range(tmp_path):
+    d = tmp_path / "wal"
+    with WriteAheadLog.open(str(d), OsFileSystem()) as log:
+        for p in (b"a", b"b", b"c"):
+            log.append([p])
+        log.sync()
+        log.checkpoint(3)
+    rc, out, _ = _inspect(d)
+    assert rc == 0
+    assert out.splitlines()[-1] == "log: clean (1 live segments, no transactions after txn 3)"
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    rc, out, _ = _inspect(fresh)
+    assert out.splitlines()[-1] == "log: clean (0 live segments, no transactions)"

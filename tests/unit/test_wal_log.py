@@ -16,6 +16,7 @@ from mkts.wal import CorruptWALError, OsFileSystem, Record, WalError, WriteAhead
 pytestmark = pytest.mark.unit
 
 DIR = "/db/wal"
+HIGHEST = f"{DIR}/HIGHEST"
 
 
 def seg(n: int) -> str:
@@ -58,6 +59,11 @@ def test_new_log_is_created_durably_and_empty(fs):
         ("open", seg1, "create"),
         ("pwrite", seg1, (0, 40)),
         ("sync", seg1, None),
+        ("fsync_dir", "/db/a/b/wal", None),
+        # then, the segment being durable, the mark naming it as the highest (docs/wal.md §1)
+        ("open", "/db/a/b/wal/HIGHEST.tmp", "create"),
+        ("pwrite", "/db/a/b/wal/HIGHEST.tmp", (0, 20)),
+        ("sync", "/db/a/b/wal/HIGHEST.tmp", None),
         ("fsync_dir", "/db/a/b/wal", None),
     ]
     after = fs.crash(CrashMode.DROP_ALL_UNSYNCED)  # all of it survives a power cut
@@ -111,7 +117,10 @@ def test_rotation_starts_a_new_segment_after_syncing_the_old_one(fs):
             ("sync", seg(2)),
             ("fsync_dir", DIR),
         ]
-        assert ops[5] == ("pwrite", seg(2))
+        assert ops[5:10] == [("exists", HIGHEST + ".tmp"), ("open", HIGHEST + ".tmp"),
+                             ("pwrite", HIGHEST + ".tmp"), ("sync", HIGHEST + ".tmp"),
+                             ("replace", HIGHEST + ".tmp")]
+        assert ops[10:12] == [("fsync_dir", DIR), ("pwrite", seg(2))]
         assert log.size_bytes == 110 + 40 + 21
     assert _segments(fs) == [os.path.basename(seg(1)), os.path.basename(seg(2))]
     recs = _records(fs)
@@ -172,6 +181,10 @@ def test_checkpoint_makes_the_new_segment_durable_before_deleting_the_old(fs):
         ("open", seg(2)),
         ("pwrite", seg(2)),
         ("sync", seg(2)),
+        ("fsync_dir", DIR),
+        ("open", HIGHEST + ".tmp"),
+        ("pwrite", HIGHEST + ".tmp"),
+        ("sync", HIGHEST + ".tmp"),
         ("fsync_dir", DIR),
         ("unlink", seg(1)),
         ("fsync_dir", DIR),

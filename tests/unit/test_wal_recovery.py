@@ -1,5 +1,5 @@
 """What open does with damaged logs (docs/wal.md §5): torn tails, corruption, point-in-time
-recovery, leftovers of interrupted checkpoints and segment creations (reliability.md F2–F4)."""
+recovery, leftovers of interrupted checkpoints and segment creations (docs/design.md §9 R7)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ SIZES = [17, 1, 100, 4095, 65536, 4096, 0, 5000]
 
 def seg(n: int, d: str = DIR) -> str:
     return f"{d}/{n:020d}.wal"
+
+
+def _segments(fs) -> list[str]:
+    return sorted(n for n in fs.listdir(DIR) if n.endswith(".wal"))
 
 
 def _fs() -> FaultFS:
@@ -77,7 +81,7 @@ def golden() -> tuple[list[bytes], bytes, list[tuple[int, int]]]:
     return payloads, data, bounds
 
 
-# --- torn tails (F2, F3) ------------------------------------------------------------------
+# --- torn tails ----------------------------------------------------------------------------------
 
 
 def test_truncated_tail_is_ignored_at_every_byte_offset_of_the_last_three_records(golden):
@@ -204,7 +208,7 @@ def test_huge_length_field_does_not_allocate():
         assert max(reads) <= 1 << 20  # never a read (or a buffer) sized by the damaged length
 
 
-# --- corruption (F4) -------------------------------------------------------------------------
+# --- corruption ----------------------------------------------------------------------------------
 
 
 def test_every_bit_flip_in_the_header_of_a_middle_record_is_corruption():
@@ -272,7 +276,7 @@ def test_valid_record_far_after_a_damaged_big_record_is_found():
 def _three_segments(fs) -> list[bytes]:
     payloads = _payloads([100] * 9)
     _write_log(fs, payloads, segment_max_bytes=300)  # 3 records per segment
-    assert sorted(fs.listdir(DIR)) == [os.path.basename(seg(n)) for n in (1, 2, 3)]
+    assert _segments(fs) == [os.path.basename(seg(n)) for n in (1, 2, 3)]
     return payloads
 
 
@@ -318,6 +322,88 @@ def test_missing_first_segment_is_corruption():
     with pytest.raises(CorruptWALError, match="BASE") as info:
         _read(fs)
     assert (info.value.segment, info.value.offset) == (seg(2), 0)
+
+
+def test_missing_last_segment_is_corruption_naming_it():
+    fs = _fs()
+    _three_segments(fs)
+    fs.unlink(seg(3))  # its records pass every other check: 1 and 2 are a complete log
+    before = fs.snapshot()
+    for readonly in (True, False):
+        with pytest.raises(CorruptWALError, match="00000000000000000003.wal is missing") as info:
+            _read(fs, readonly=readonly)
+        assert (info.value.segment, info.value.offset) == (seg(3), 0)
+        assert fs.snapshot() == before
+
+
+def test_missing_only_segment_after_a_checkpoint_is_corruption():
+    fs = _fs()
+    with WriteAheadLog.open(DIR, fs) as log:
+        log.append([b"a"])
+        log.checkpoint(1)
+        log.append([b"b"])  # acknowledged once synced, in segment 2 only
+        log.sync()
+    fs.unlink(seg(2))
+    with pytest.raises(CorruptWALError, match="no segment is left") as info:
+        _read(fs)
+    assert info.value.segment == seg(2)
+
+
+def test_point_in_time_without_the_last_segment_keeps_the_rest(caplog):
+    fs = _fs()
+    payloads = _three_segments(fs)
+    fs.unlink(seg(3))
+    with caplog.at_level(logging.WARNING, logger="mkts.wal"):
+        assert _read(fs, recovery="point_in_time") == (payloads[:6], 6)
+    assert "missing" in caplog.text
+    with WriteAheadLog.open(DIR, fs) as log:  # the mark was written again: a plain open works
+        assert [r.payload for r in log.records()] == payloads[:6]
+        assert log.append([b"seven"]) == 7
+    assert _read(fs) == (payloads[:6] + [b"seven"], 7)
+
+
+def test_damaged_highest_mark_is_corruption():
+    fs = _fs()
+    payloads = _three_segments(fs)
+    fs.write_bytes(f"{DIR}/HIGHEST", b"\x00" * 20)
+    before = fs.snapshot()
+    with pytest.raises(CorruptWALError, match="HIGHEST is damaged") as info:
+        _read(fs)
+    assert info.value.segment == f"{DIR}/HIGHEST"
+    assert fs.snapshot() == before
+    assert _read(fs, recovery="point_in_time") == (payloads, 9)  # written again from segments
+    assert _read(fs) == (payloads, 9)
+
+
+def test_log_without_a_highest_mark_gets_one():
+    fs = _fs()
+    payloads = _three_segments(fs)
+    fs.unlink(f"{DIR}/HIGHEST")  # a log written before the mark existed
+    assert _read(fs, readonly=True) == (payloads, 9)
+    assert not fs.exists(f"{DIR}/HIGHEST")
+    assert _read(fs) == (payloads, 9)
+    fs.unlink(seg(3))
+    with pytest.raises(CorruptWALError, match="missing"):
+        _read(fs)
+
+
+def test_highest_mark_left_half_written_is_removed():
+    fs = _fs()
+    payloads = _three_segments(fs)
+    fs.write_bytes(f"{DIR}/HIGHEST.tmp", b"\x00\x01")
+    assert _read(fs) == (payloads, 9)
+    assert not fs.exists(f"{DIR}/HIGHEST.tmp")
+
+
+def test_empty_last_segment_that_the_mark_names_is_corruption():
+    """A last segment no longer than a header is a torn creation only if it is newer than
+    the mark: the mark is written after the segment's header is durable."""
+    fs = _fs()
+    _three_segments(fs)
+    fs.write_bytes(seg(3), bytes(40))
+    with pytest.raises(CorruptWALError) as info:
+        _read(fs)
+    assert info.value.segment == seg(3)
 
 
 def test_damaged_segment_header_is_corruption():
@@ -373,7 +459,7 @@ def test_point_in_time_after_a_txn_gap_moves_the_later_segments():
     s2, s3 = fs.read_bytes(seg(2)), fs.read_bytes(seg(3))
     assert _read(fs, recovery="point_in_time") == (payloads[:2], 2)
     assert fs.read_bytes(seg(2, DAMAGED)) == s2 and fs.read_bytes(seg(3, DAMAGED)) == s3
-    assert sorted(n for n in fs.listdir(DIR) if n.endswith(".wal")) == [os.path.basename(seg(1))]
+    assert _segments(fs) == [os.path.basename(seg(1))]
 
 
 def test_point_in_time_with_the_first_header_damaged_starts_a_new_log():
@@ -435,7 +521,7 @@ def test_old_segments_left_after_a_checkpoint_are_ignored_and_removed():
     assert _read(fs, readonly=True) == ([b"ten"], 10)
     assert fs.snapshot() == before
     assert _read(fs) == ([b"ten"], 10)
-    assert sorted(fs.listdir(DIR)) == [os.path.basename(seg(4))]
+    assert _segments(fs) == [os.path.basename(seg(4))]
     assert len(payloads) == 9
 
 
