@@ -6,6 +6,7 @@
         r = db.read("AAPL/1Min/OHLCV", "2024-01-02", "2024-01-03")
 """
 
+from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.database import Database, WriteEvent
 from mkts.engine.database import open_database as open
 from mkts.engine.dispatch import KeyGlob, Records, Subscription
@@ -39,6 +40,8 @@ __all__ = [
     "Records",
     "KeyGlob",
     "Subscription",
+    "Trigger",
+    "BgWorker",
     "BucketKey",
     "parse_key",
     "Timeframe",

@@ -62,7 +62,7 @@ def open(source: str | os.PathLike[str] | Config | Mapping[str, Any],
     return db
 
 
-def load_plugins(cfg: Config) -> tuple[list[tuple[str, Any]], list[Any]]:
+def load_plugins(cfg: Config) -> tuple[list[tuple[str, engine.Trigger]], list[engine.BgWorker]]:
     """([(on glob, trigger)], [worker]) built from the config, in file order."""
     triggers = [(t.on, load_trigger(t.module, t.config)) for t in cfg.triggers]
     workers = [load_worker(w.module, w.config) for w in cfg.bgworkers]

@@ -26,12 +26,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
 
 import mkts
 from mkts import engine, wiring
+from mkts.config import Config
 from mkts.rpc import INVALID_REQUEST, DataService, handle_body
 from mkts.streaming import WsEndpoint
 from mkts.wire import JSON, MSGPACK, encode_body
@@ -323,16 +323,16 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
 
 
 # -- `mkts start` --------------------------------------------------------------------------
-def serve(config: Any, *, host: str | None = None, port: int | None = None) -> int:
-    """Run the server of a loaded config until SIGINT/SIGTERM; the exit status.
+def serve(config: Config, *, host: str | None = None, port: int | None = None) -> int:
+    """Run the server of a loaded config until SIGINT/SIGTERM; the exit status. `host` and
+    `port` override the config's `listen_host` and `listen_port`.
 
     Order (docs/design.md §6): open the database (lock, replay, plugins, workers), then listen.
     On a signal: stop listening, finish requests in flight, close /ws clients, then close
     the database (drain triggers, stop workers, checkpoint)."""
-    host = host if host is not None else wiring.setting(config, "listen_host", wiring.DEFAULT_HOST)
-    port = port if port is not None else int(wiring.setting(config, "listen_port",
-                                                            wiring.DEFAULT_PORT))
-    max_mb = float(wiring.setting(config, "max_request_mb", wiring.DEFAULT_MAX_REQUEST_MB))
+    host = host if host is not None else config.listen_host
+    port = port if port is not None else config.listen_port
+    max_mb = float(config.max_request_mb)
     started = time.monotonic()
     db = wiring.open_configured(config)
     log.info("opened %s in %.2f s", db.root, time.monotonic() - started)
@@ -427,14 +427,16 @@ class RunningServer:
         self.stop()
 
 
-def run_in_thread(target: Any, *, host: str | None = None, port: int | None = 0,
+def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
+                  host: str | None = None, port: int | None = 0,
                   max_request_mb: float | None = None, timeout: float = 30.0) -> RunningServer:
     """Serve `target` (a path to mkts.yml, a loaded config, or an open `engine.Database`)
-    on a background thread; returns once it listens. `port=0` picks a free port.
+    on a background thread; returns once it listens. `port=0` picks a free port; `None`
+    takes the config's `listen_port`.
 
     A database passed in stays open after `stop()`; one opened from a config is closed."""
     srv = RunningServer()
-    config = None
+    config: Config | None = None
     if isinstance(target, engine.Database):
         srv.db = target
     else:
@@ -442,11 +444,12 @@ def run_in_thread(target: Any, *, host: str | None = None, port: int | None = 0,
             else target
         srv.db = wiring.open_configured(config)
         srv._owns_db = True
-    h = host if host is not None else wiring.setting(config, "listen_host", wiring.DEFAULT_HOST)
-    p = port if port is not None else int(wiring.setting(config, "listen_port",
-                                                         wiring.DEFAULT_PORT))
+    h = host if host is not None else (
+        config.listen_host if config is not None else wiring.DEFAULT_HOST)
+    p = port if port is not None else (
+        config.listen_port if config is not None else wiring.DEFAULT_PORT)
     mb = max_request_mb if max_request_mb is not None else float(
-        wiring.setting(config, "max_request_mb", wiring.DEFAULT_MAX_REQUEST_MB))
+        config.max_request_mb if config is not None else wiring.DEFAULT_MAX_REQUEST_MB)
     db = srv.db
 
     def ready(rh: str, rp: int) -> None:

@@ -14,8 +14,9 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
+from mkts.engine import BgWorker, Trigger
 from mkts.plugins.errors import PluginError
 
 __all__ = ["load_trigger", "load_worker", "resolve", "TRIGGER_GROUP", "WORKER_GROUP", "ALIASES"]
@@ -33,7 +34,7 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _import_lock = threading.Lock()
 
 
-def load_trigger(module: str, config: Mapping[str, Any] | None = None) -> Any:
+def load_trigger(module: str, config: Mapping[str, Any] | None = None) -> Trigger:
     """Build the trigger `module` defines: ``NewTrigger(dict(config))``.
 
     Raises PluginError (naming the plugin) when the module cannot be found or imported, has
@@ -42,10 +43,10 @@ def load_trigger(module: str, config: Mapping[str, Any] | None = None) -> Any:
     if not callable(getattr(obj, "fire", None)):
         raise PluginError(f"trigger plugin {module!r}: NewTrigger returned {obj!r}, "
                           "which has no fire(key_path, records) method")
-    return obj
+    return cast(Trigger, obj)
 
 
-def load_worker(module: str, config: Mapping[str, Any] | None = None) -> Any:
+def load_worker(module: str, config: Mapping[str, Any] | None = None) -> BgWorker:
     """Build the background worker `module` defines: ``NewBgWorker(dict(config))``.
 
     Raises PluginError as load_trigger does; the result must have a ``run`` method."""
@@ -53,7 +54,7 @@ def load_worker(module: str, config: Mapping[str, Any] | None = None) -> Any:
     if not callable(getattr(obj, "run", None)):
         raise PluginError(f"background worker plugin {module!r}: NewBgWorker returned {obj!r}, "
                           "which has no run() method")
-    return obj
+    return cast(BgWorker, obj)
 
 
 def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, Any]], Any]:

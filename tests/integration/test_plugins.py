@@ -74,6 +74,11 @@ def test_feed_loads_as_a_worker() -> None:
     assert isinstance(w, feed.Feed) and isinstance(w, base.BgWorker)
 
 
+def test_the_contracts_are_the_engines_own_protocols() -> None:
+    """One definition: plugins.base re-exports what the engine types its seams with."""
+    assert base.Trigger is engine.Trigger and base.BgWorker is engine.BgWorker
+
+
 def _package(tmp_path: Path, name: str, body: str) -> None:
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
 
@@ -232,18 +237,21 @@ class SlowWriter:
         self.db.write(f"{records.key.symbol}/1Min/COPY", {"Epoch": c["Epoch"], "V": c["Close"]})
 
 
+@pytest.mark.parametrize("wait", ["wait_for_triggers", "flush"])  # flush: the older name
 @pytest.mark.parametrize("sync", ["always", "interval", "off"])
-def test_flush_waits_for_writes_made_by_triggers(root: str, sync: str) -> None:
+def test_wait_for_triggers_waits_for_writes_made_by_triggers(root: str, sync: str,
+                                                              wait: str) -> None:
     seen = Recorder()
     with engine.open(root, sync=sync, sync_interval_ms=5000,
                      triggers=[("*/1Min/OHLCV", SlowWriter()), ("*/1Min/COPY", seen)]) as db:
         db.write("A/1Min/OHLCV", bars(4))
-        assert db.flush(timeout=10)
+        assert getattr(db, wait)(timeout=10)
         assert len(db.read("A/1Min/COPY")) == 4
         assert len(seen.calls) == 1  # the trigger's own write fired its triggers too
 
 
-def test_flush_timeout_returns_false(root: str) -> None:
+@pytest.mark.parametrize("wait", ["wait_for_triggers", "flush"])
+def test_wait_for_triggers_timeout_returns_false(root: str, wait: str) -> None:
     class Stuck:
         release = threading.Event()
 
@@ -253,9 +261,23 @@ def test_flush_timeout_returns_false(root: str) -> None:
     stuck = Stuck()
     with engine.open(root, triggers=[("*/*/*", stuck)]) as db:
         db.write("A/1Min/OHLCV", bars(1))
-        assert db.flush(timeout=0.05) is False
+        assert getattr(db, wait)(timeout=0.05) is False
         stuck.release.set()
-        assert db.flush(timeout=5) is True
+        assert getattr(db, wait)(timeout=5) is True
+
+
+@pytest.mark.parametrize("sync", ["always", "interval", "off"])
+def test_checkpoint_waits_for_the_triggers_of_writes_made_by_triggers(root: str,
+                                                                      sync: str) -> None:
+    """checkpoint() waits as wait_for_triggers() does: under sync="interval" too, the
+    triggers of a trigger's own write have run before the log is retired."""
+    seen = Recorder()
+    with engine.open(root, sync=sync, sync_interval_ms=5000, checkpoint_interval_s=3600,
+                     triggers=[("*/1Min/OHLCV", SlowWriter()), ("*/1Min/COPY", seen)]) as db:
+        db.write("A/1Min/OHLCV", bars(4))
+        db.checkpoint()
+        assert len(seen.calls) == 1
+        assert len(db.read("A/1Min/COPY")) == 4
 
 
 # -- background workers --------------------------------------------------------------------
