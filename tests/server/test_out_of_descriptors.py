@@ -85,7 +85,7 @@ def test_stop_after_the_handle_failed_is_not_a_clean_stop(tmp_path: Path, monkey
     cfg = mkts_config.load(write_config(tmp_path, triggers=[]))
     db = engine.open(cfg.root_directory)
     db.write("AAPL/1Min/OHLCV", {"Epoch": [1_704_187_800], "Close": [1.0]})
-    db._pipeline._fail(OSError(5, "Input/output error"))  # type: ignore[union-attr]
+    db._pipeline.fail(OSError(5, "Input/output error"))  # type: ignore[union-attr]
 
     async def served(*args: Any) -> int:  # the server ran and was stopped by a signal
         return 0
