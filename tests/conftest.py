@@ -1,5 +1,6 @@
-"""Shared fixtures: a fresh database root per test, an open database, bar builders,
-and the `--run-slow` switch for tests marked `slow`."""
+"""Shared fixtures: a fresh database root per test, an open database, bar builders; the
+tier markers, assigned from each test's folder (harness/tiers.py); the `--run-slow` switch
+for tests marked `slow`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.tiers import TIERS, tier_of
 
 BAR_DTYPE = np.dtype(
     [("Epoch", "<i8"), ("Open", "<f4"), ("High", "<f4"), ("Low", "<f4"), ("Close", "<f4"),
@@ -24,12 +26,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run tests marked slow (long crash, fuzz and soak runs)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    for tier, description in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {description} (set from the folder)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
+    run_slow = config.getoption("--run-slow")
     skip = pytest.mark.skip(reason="slow: run with --run-slow")
     for item in items:
-        if "slow" in item.keywords:
+        item.add_marker(tier_of(item.path))
+        if "slow" in item.keywords and not run_slow:
             item.add_marker(skip)
 
 

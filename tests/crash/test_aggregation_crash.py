@@ -20,11 +20,8 @@ import pytest
 from mkts import engine, wal
 from mkts.plugins import aggfuncs, ondiskagg
 
-pytestmark = [
-    pytest.mark.crash,
-    pytest.mark.skipif(wal.WriteAheadLog.__module__ != "mkts.wal.log",
-                       reason="needs the real write-ahead log (wal/log.py)"),
-]
+pytestmark = pytest.mark.skipif(wal.WriteAheadLog.__module__ != "mkts.wal.log",
+                                reason="needs the real write-ahead log (wal/log.py)")
 
 REPO = Path(__file__).resolve().parents[2]
 TZ = "America/New_York"

@@ -33,8 +33,6 @@ from crash.crashwork import Model, State, Txn, Workload, describe_diff, read_sta
 
 from mkts import engine
 
-pytestmark = pytest.mark.crash
-
 CHILD = Path(__file__).with_name("kill9_child.py")
 REPO = Path(__file__).resolve().parents[2]
 SHARED = "SHARED/1D/BAR"

@@ -41,8 +41,6 @@ from harness.faultfs import FaultFS
 
 from mkts import engine
 
-pytestmark = pytest.mark.crash
-
 CRASH_OPS = ("sync", "fsync_dir", "replace", "pwrite")
 WORKLOADS = {
     # name: (profile, seed, transactions, checkpoint before txn #, close+open before txn #)

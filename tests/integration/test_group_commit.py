@@ -8,12 +8,9 @@ import time
 from typing import Any
 
 import numpy as np
-import pytest
 
 from mkts import engine
 from mkts.wal.fs import OsFileSystem
-
-pytestmark = pytest.mark.integration
 
 T0 = 1_704_153_600
 

@@ -21,8 +21,6 @@ from mkts.plugins import aggfuncs, base, feed, ondiskagg, stream
 from mkts.plugins.errors import PluginError
 from mkts.plugins.loader import load_trigger, load_worker
 
-pytestmark = pytest.mark.integration
-
 T0 = 1_704_204_000  # 2024-01-02 14:00 UTC
 
 

@@ -15,8 +15,6 @@ from mkts import engine
 from mkts.plugins import ondiskagg, stream
 from mkts.plugins.errors import PluginError
 
-pytestmark = pytest.mark.integration
-
 T0 = 1_704_204_000  # 2024-01-02 14:00 UTC
 
 

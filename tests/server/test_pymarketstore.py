@@ -13,8 +13,6 @@ import requests
 
 pymkts = pytest.importorskip("pymarketstore")
 
-pytestmark = pytest.mark.server
-
 T0 = 1_704_187_800  # 2024-01-02 09:30:00 UTC
 BAR = [("Epoch", "i8"), ("Open", "f4"), ("High", "f4"), ("Low", "f4"), ("Close", "f4"),
        ("Volume", "i8")]

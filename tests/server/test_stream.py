@@ -15,8 +15,6 @@ import pytest
 pymkts = pytest.importorskip("pymarketstore")
 websocket = pytest.importorskip("websocket")
 
-pytestmark = pytest.mark.server
-
 T0 = 1_704_187_800
 BAR = [("Epoch", "i8"), ("Open", "f4"), ("High", "f4"), ("Low", "f4"), ("Close", "f4"),
        ("Volume", "i8")]

@@ -7,12 +7,9 @@ import threading
 from typing import Any
 
 import numpy as np
-import pytest
 
 from mkts.engine.dispatch import Dispatcher, KeyGlob, Records
 from mkts.engine.keys import parse_key
-
-pytestmark = pytest.mark.unit
 
 
 class _Write:

@@ -11,8 +11,6 @@ import pytest
 
 from mkts.engine.rwlock import RWLock
 
-pytestmark = pytest.mark.unit
-
 
 def _start(fn: object) -> threading.Thread:
     t = threading.Thread(target=fn, daemon=True)  # type: ignore[arg-type]
