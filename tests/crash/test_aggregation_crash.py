@@ -49,7 +49,7 @@ CHILD = textwrap.dedent("""\
             self.fires += 1
             if self.fires > aggregate_first:
                 os.write(1, b"stalled\\n")  # one write: atomic beside the main thread's
-                time.sleep(600)
+                time.sleep(600)  # stall here until the test kills this process
             self.inner.fire(key_path, records)
 
     db = engine.open(root, timezone=TZ, sync="always", checkpoint_interval_s=600,
@@ -57,7 +57,7 @@ CHILD = textwrap.dedent("""\
     for rows in workload() if write else []:
         db.write(BASE, rows)
     os.write(1, b"written\\n")
-    time.sleep(600)
+    time.sleep(600)  # wait to be killed
 """)
 
 

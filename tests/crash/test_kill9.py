@@ -239,7 +239,7 @@ def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: in
                 acks = rng.randint(1, 40 * threads)
                 job.wait_acks(acks, TIMEOUT)
                 delay, after = rng.uniform(0, 0.012), f"ack #{acks}"
-            time.sleep(delay)
+            time.sleep(delay)  # the random moment of the kill
             job.kill()
             for w, s in zip(writers, seeds, strict=True):
                 w.record_run(s, job.acked(w.index))
@@ -249,7 +249,7 @@ def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: in
                 rjob = server.submit({"kind": "replay", "root": root})
                 rjob.wait("O")
                 rdelay = rng.uniform(0, 0.015)
-                time.sleep(rdelay)
+                time.sleep(rdelay)  # the random moment of the kill
                 rjob.kill()
                 replays += 1
                 done = any(p[0] == "D" for p in rjob.lines)

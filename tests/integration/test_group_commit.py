@@ -34,7 +34,7 @@ class _SlowSyncFS(OsFileSystem):
                     return getattr(f, name)
 
                 def sync(self) -> None:
-                    time.sleep(0.005)
+                    time.sleep(0.005)  # a disk's fsync latency
                     real_sync()
                     with fs._mu:
                         fs.log_syncs += 1
