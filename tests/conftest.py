@@ -1,6 +1,6 @@
 """Shared fixtures: a fresh database root per test, an open database, bar builders; the
-tier markers, assigned from each test's folder (harness/tiers.py); the `--run-slow` switch
-for tests marked `slow`."""
+tier markers, assigned from each test's folder (harness/tiers.py); the per-test timeout
+(harness/timeout.py); the `--run-slow` switch for tests marked `slow`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ BAR_DTYPE = np.dtype(
 )
 BAR_COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
 JAN_2_2024 = 1_704_153_600  # 2024-01-02 00:00:00 UTC
+
+pytest_plugins = ["harness.timeout"]  # --test-timeout and @pytest.mark.timeout
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -298,6 +298,7 @@ def test_kill9_interval_mode_keeps_acknowledged_writes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_kill9_long(tmp_path: Path) -> None:
     _kill9_rounds(tmp_path, _runs(2000), 1, "always", _seed(9004))
     (tmp_path / "threads").mkdir()

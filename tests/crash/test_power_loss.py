@@ -200,5 +200,6 @@ def test_random_crash_sweep() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_random_crash_sweep_long() -> None:
     _sweep(_sweep_size(20000), int(os.environ.get("MKTS_CRASH_SEED", "1")) + 7)
