@@ -1,6 +1,7 @@
 """Shared fixtures: a fresh database root per test, an open database, bar builders; the
 tier markers, assigned from each test's folder (harness/tiers.py); the per-test timeout
-(harness/timeout.py); the `--run-slow` switch for tests marked `slow`."""
+(harness/timeout.py); the rename guard (harness/namespace.py); the `--run-slow` switch for
+tests marked `slow`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import namespace
 from harness.tiers import TIERS, tier_of
 
 BAR_DTYPE = np.dtype(
@@ -28,9 +30,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run tests marked slow (long crash, fuzz and soak runs)")
 
 
+_GUARD = pytest.StashKey[namespace.OldNameFinder]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for tier, description in TIERS.items():
         config.addinivalue_line("markers", f"{tier}: {description} (set from the folder)")
+    config.stash[_GUARD] = namespace.install()  # `import engine` fails: it is mkts.engine
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _GUARD in config.stash:
+        namespace.uninstall(config.stash[_GUARD])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
