@@ -685,7 +685,6 @@ def test_concurrent_writers_into_one_interval_keep_commit_order_on_ties(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
 def test_a_million_ticks_in_many_unsorted_batches_into_a_1sec_bucket(
         open_db: Callable[..., engine.Database]) -> None:
     """Every 1Sec interval receives ~30 appends out of time order (chains, merges)."""
