@@ -13,8 +13,6 @@ from harness.crashmodes import CrashMode
 
 from mkts import engine
 
-pytestmark = pytest.mark.crash
-
 BASE, COPY = "A/1Min/OHLCV", "A/1Min/COPY"
 T0 = 1_704_204_000  # 2024-01-02 14:00 UTC
 

@@ -23,8 +23,6 @@ import mkts.engine.commit
 import mkts.engine.writepath
 import mkts.wal.log
 
-pytestmark = pytest.mark.crash
-
 WORKLOADS = {
     "append": ("append", 51, 8, 4, None),
     "multi": ("multi", 52, 7, None, 4),

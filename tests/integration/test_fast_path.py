@@ -23,8 +23,6 @@ from mkts.engine.writepath import WritePath
 from mkts.wal import WriteAheadLog
 from mkts.wal.fs import OsFileSystem
 
-pytestmark = pytest.mark.integration
-
 KEY = "AAPL/1Min/OHLCV"
 DAY_KEY = "AAPL/1D/OHLCV"
 T0 = 1_704_153_600  # 2024-01-02 00:00:00 UTC

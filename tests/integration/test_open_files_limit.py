@@ -21,8 +21,6 @@ import pytest
 import requests
 from server.serverproc import ServerProcess, server_env, write_config
 
-pytestmark = pytest.mark.integration
-
 NOFILE = 256
 BUCKETS = 2000  # half in one write_many, half in single writes
 T0 = 1_704_187_800  # 2024-01-02 09:30 UTC

@@ -15,8 +15,6 @@ import pytest
 from mkts import cli, config, engine, wiring
 from mkts.plugins.errors import PluginError
 
-pytestmark = pytest.mark.integration
-
 BROKEN = "broken_agg_trigger_xyz"
 
 

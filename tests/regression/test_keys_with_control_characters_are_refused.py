@@ -15,8 +15,6 @@ from mkts.engine.errors import InvalidKeyError
 from mkts.engine.keys import parse_key, parse_pattern
 from mkts.engine.timeframes import parse_timeframe
 
-pytestmark = pytest.mark.integration
-
 BAD_KEYS = [
     "AAPL\n/1Min/OHLCV",
     "AAPL/1Min/OHLCV\n",

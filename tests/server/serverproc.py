@@ -69,7 +69,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"mkts start exited with {self.proc.returncode}:\n"
                                      f"{self.stderr()}")
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval; bounded by the deadline above
         self.proc.kill()
         raise AssertionError(f"mkts start did not get ready in {timeout} s:\n{self.stderr()}")
 

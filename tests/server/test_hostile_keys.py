@@ -11,7 +11,6 @@ import pytest
 
 pymkts = pytest.importorskip("pymarketstore")
 
-pytestmark = pytest.mark.server
 
 T0 = 1_704_187_800
 

@@ -19,8 +19,6 @@ from server.serverproc import ServerProcess, write_config
 from mkts import config as mkts_config
 from mkts import engine, server, wiring
 
-pytestmark = pytest.mark.server
-
 NOFILE = 128
 EPISODE = "cannot accept connections"
 

@@ -17,8 +17,6 @@ from mkts import config
 from mkts.config import Config, ConfigError
 from mkts.engine import MktsError
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 MKTS_YML = REPO / "mkts.yml"
 

@@ -12,8 +12,6 @@ import pytest
 from mkts.engine.errors import StoreFailedError
 from mkts.engine.filecache import FileCache, default_max_open_files
 
-pytestmark = pytest.mark.unit
-
 
 class FakeFile:
     """What the cache touches of a YearFile, recording syncs and closes in one event log."""
