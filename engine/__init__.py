@@ -9,7 +9,7 @@
 from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.database import Database, WriteEvent
 from mkts.engine.database import open_database as open
-from mkts.engine.dispatch import KeyGlob, Records, Subscription
+from mkts.engine.dispatch import Records, Subscription
 from mkts.engine.errors import (
     BucketExistsError,
     BucketNotFoundError,
@@ -28,9 +28,10 @@ from mkts.engine.errors import (
     UnsupportedFormatError,
 )
 from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.patterns import KeyPattern, parse_pattern
 from mkts.engine.result import Result
 from mkts.engine.timeframes import Timeframe, parse_timeframe
-from mkts.engine.timeutil import Calendar, get_calendar, to_epoch_ns
+from mkts.engine.timeutil import NS, Calendar, get_calendar, parse_time_text, to_epoch_ns
 
 __all__ = [
     "open",
@@ -38,7 +39,8 @@ __all__ = [
     "Result",
     "WriteEvent",
     "Records",
-    "KeyGlob",
+    "KeyPattern",
+    "parse_pattern",
     "Subscription",
     "Trigger",
     "BgWorker",
@@ -49,6 +51,8 @@ __all__ = [
     "Calendar",
     "get_calendar",
     "to_epoch_ns",
+    "parse_time_text",
+    "NS",
     "MktsError",
     "InvalidInputError",
     "InvalidKeyError",

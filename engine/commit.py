@@ -22,15 +22,14 @@ from typing import Protocol
 
 from mkts.engine.contracts import Writes
 from mkts.engine.errors import MktsError, StoreFailedError
+from mkts.engine.options import DEFAULTS, SYNC_MODES
 from mkts.engine.rwlock import RWLock
 from mkts.wal import WriteAheadLog
 from mkts.wal.format import Payload
 
-__all__ = ["CommitPipeline", "CommitTarget", "Build", "SYNC_MODES"]
+__all__ = ["CommitPipeline", "CommitTarget", "Build", "SYNC_MODES"]  # SYNC_MODES: engine/options.py
 
 log = logging.getLogger("mkts.engine")
-
-SYNC_MODES = ("always", "interval", "off")
 
 Build = Callable[[], tuple[Payload, Writes]]
 """Plans a transaction on the commit leader: returns (log payload, writes to apply)."""
@@ -79,7 +78,7 @@ class CommitPipeline:
     """Group commit of transactions into `log`, applied to and published by `target`."""
 
     def __init__(self, log: WriteAheadLog, target: CommitTarget, *, rwlock: RWLock,
-                 sync: str = "always", max_log_bytes: int = 256 << 20) -> None:
+                 sync: str = DEFAULTS.sync, max_log_bytes: int = 256 << 20) -> None:
         self._log = log
         self._target = target
         self._rw = rwlock

@@ -14,7 +14,7 @@ from typing import Any
 from mkts.engine import query
 from mkts.engine.background import Background
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
-from mkts.engine.commit import SYNC_MODES, CommitPipeline
+from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
@@ -25,7 +25,9 @@ from mkts.engine.errors import (
 )
 from mkts.engine.events import WriteEvent, event_records, merged_records
 from mkts.engine.header import same_schema
-from mkts.engine.keys import parse_key, parse_pattern
+from mkts.engine.keys import parse_key
+from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
+from mkts.engine.patterns import parse_pattern
 from mkts.engine.result import Result
 from mkts.engine.rootmeta import root_timezone, take_root
 from mkts.engine.rwlock import RWLock
@@ -39,19 +41,18 @@ from mkts.wal.fs import FileSystem, OsFileSystem
 __all__ = ["Database", "open_database", "WriteEvent"]
 
 
-RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
 
 
 def open_database(
     root: str | os.PathLike[str],
     *,
-    timezone: str | None = None,
+    timezone: str | None = DEFAULTS.timezone,
     readonly: bool = False,
-    sync: str = "always",
-    sync_interval_ms: int = 100,
-    checkpoint_interval_s: float = 60.0,
-    max_wal_mb: int = 256,
-    recovery: str = "tolerate_torn_tail",
+    sync: str = DEFAULTS.sync,
+    sync_interval_ms: int = DEFAULTS.sync_interval_ms,
+    checkpoint_interval_s: float = DEFAULTS.checkpoint_interval_s,
+    max_wal_mb: int = DEFAULTS.max_wal_mb,
+    recovery: str = DEFAULTS.recovery,
     fs: FileSystem | None = None,
     triggers: Sequence[tuple[str, Trigger]] = (),
     workers: Sequence[BgWorker] = (),
@@ -62,8 +63,9 @@ def open_database(
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
 
     `timezone` defaults to the root's own (UTC for a new root); opening an existing root
-    with a different zone is an error, because slot positions depend on it.
-    `triggers` is a list of (key glob, trigger): each trigger's optional `start(db)` is
+    with a different zone is an error, because slot positions depend on it. The defaults of
+    the settings are `engine.options.DEFAULTS` (the same as mkts.yml's).
+    `triggers` is a list of (key pattern, trigger): each trigger's optional `start(db)` is
     called once, then `fire(key_path, records)` for every matching write, replayed ones
     included, on the trigger thread. `workers` are background workers: after replay each
     one's optional `start(db)` is called and its `run()` starts on a thread of its own; at
@@ -283,21 +285,16 @@ class Database:
     def query(self, pattern: str, start: Any = None, end: Any = None, *,
               limit: int | None = None, limit_from_start: bool = False,
               columns: Sequence[str] | None = None) -> dict[str, Result]:
-        """Read every bucket matching `SYM[,SYM...]/TF/ATTR` (`*` = all); {key: Result}
-        in request order (symbols as listed, or sorted for `*`). Unknown symbols are absent."""
+        """Read every bucket matching the key pattern (`AAPL,MSFT/1Min/OHLCV`,
+        `AA*/1Min/*`; engine.patterns); {key: Result} in request order (symbols as listed,
+        sorted within a glob or `*`). Unknown symbols are absent."""
         self._check_open()
         pat = parse_pattern(pattern)
         start_ns, end_ns, limit = _range_args(start, end, limit)
         self._visible()
         out: dict[str, Result] = {}
         with self._rw.read():
-            keys = [k for k in self.catalog.buckets if pat.matches(k)]
-            if pat.symbols is not None:
-                order = {s: i for i, s in enumerate(pat.symbols)}
-                keys.sort(key=lambda k: (order[k.symbol], k.timeframe, k.attrgroup))
-            else:
-                keys.sort()
-            for k in keys:
+            for k in pat.select(self.catalog.buckets):
                 bucket = self.catalog.buckets[k]
                 out[str(k)] = query.read_bucket(self.catalog, bucket, start_ns, end_ns,
                                                limit=limit, limit_from_start=limit_from_start,
@@ -359,7 +356,7 @@ class Database:
     def subscribe(self, pattern: str, callback: Callable[[str, dict[str, Any]], Any], *,
                   max_pending: int = 10_000) -> Subscription:
         """Call `callback(key, columns)` for each batch of rows newly written to buckets
-        matching `pattern` (`*` matches one key part), on a thread of its own. A subscriber
+        matching the key pattern `pattern` (engine.patterns), on a thread of its own. A subscriber
         more than `max_pending` batches behind loses the oldest ones; writers never wait."""
         self._check_open()
         return self._dispatcher.subscribe(pattern, callback, max_pending)

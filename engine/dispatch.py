@@ -11,7 +11,6 @@ writes costs it one fire instead of one per write; its events may also wait a wi
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 import time
@@ -25,41 +24,14 @@ import numpy as np
 from mkts.engine.contracts import Trigger
 from mkts.engine.errors import InvalidKeyError
 from mkts.engine.keys import BucketKey
+from mkts.engine.patterns import KeyPattern, parse_pattern
 
 if TYPE_CHECKING:
     from mkts.engine.database import Database
 
-__all__ = ["Dispatcher", "Records", "KeyGlob"]
+__all__ = ["Dispatcher", "Records", "Subscription"]
 
 log = logging.getLogger("mkts.triggers")
-
-
-class KeyGlob:
-    """An anchored glob over `SYMBOL/TIMEFRAME/ATTRGROUP`; `*` matches one whole part.
-
-    Each part may also be a glob of its own (`AA*`, `?Min`); `/` never matches inside a part.
-    """
-
-    def __init__(self, pattern: str) -> None:
-        if not isinstance(pattern, str):
-            raise InvalidKeyError(f"trigger pattern must be a string like '*/1Min/OHLCV', not {pattern!r}")
-        parts = pattern.split("/")
-        if len(parts) != 3 or any(not p for p in parts):
-            raise InvalidKeyError(
-                f"trigger pattern {pattern!r} must have three non-empty parts: "
-                "SYMBOL/TIMEFRAME/ATTRGROUP (use * for any)"
-            )
-        self.pattern = pattern
-        self._parts = parts
-
-    def matches(self, key: BucketKey | str) -> bool:
-        parts = str(key).split("/")
-        return len(parts) == 3 and all(
-            p == "*" or fnmatch.fnmatchcase(v, p) for p, v in zip(self._parts, parts, strict=True)
-        )
-
-    def __repr__(self) -> str:
-        return f"KeyGlob({self.pattern!r})"
 
 
 class Records:
@@ -125,9 +97,9 @@ class Records:
 
 
 class _Subscription:
-    def __init__(self, glob: KeyGlob, callback: Callable[[str, dict[str, np.ndarray]], Any],
+    def __init__(self, pattern: KeyPattern, callback: Callable[[str, dict[str, np.ndarray]], Any],
                  max_pending: int) -> None:
-        self.glob = glob
+        self.pattern = pattern
         self.callback = callback
         self.max_pending = max_pending
         self.queue: deque[tuple[str, dict[str, np.ndarray]]] = deque()
@@ -203,11 +175,11 @@ class Dispatcher:
         decodes several straight into merged records (what `Records.merge` would make of
         theirs, without building each event's first)."""
         self._db = db
-        self._triggers: list[tuple[KeyGlob, Trigger]] = []
+        self._triggers: list[tuple[KeyPattern, Trigger]] = []
         for pattern, trigger in triggers:
             if not callable(getattr(trigger, "fire", None)):
                 raise InvalidKeyError(f"trigger {trigger!r} for {pattern!r} has no fire() method")
-            self._triggers.append((KeyGlob(pattern), trigger))
+            self._triggers.append((parse_pattern(pattern), trigger))
         # coalescing triggers take the records of several transactions in one fire
         coalescing = [t for _, t in self._triggers if _coalesces(t)]
         self._any_coalesce = bool(coalescing)
@@ -222,8 +194,8 @@ class Dispatcher:
         self._pending_due = 0.0  # when the window of the oldest pending event closes
         self._to_records = to_records
         self._to_merged = to_merged
-        # bucket key -> (plain, coalescing) triggers whose glob matches it, each in
-        # configuration order (the globs never change, so each key is matched once)
+        # bucket key -> (plain, coalescing) triggers whose pattern matches it, each in
+        # configuration order (the patterns never change, so each key is matched once)
         self._matching: dict[Any, tuple[tuple[Trigger, ...], tuple[Trigger, ...]]] = {}
         self._subs: list[_Subscription] = []
         self._queue: deque[Any] = deque()
@@ -308,10 +280,10 @@ class Dispatcher:
                         self._idle.notify_all()
 
     def _routes(self, key: Any) -> tuple[tuple[Trigger, ...], tuple[Trigger, ...]]:
-        """(plain triggers, coalescing triggers) whose glob matches `key`."""
+        """(plain triggers, coalescing triggers) whose pattern matches `key`."""
         found = self._matching.get(key)
         if found is None:
-            matched = [t for glob, t in self._triggers if glob.matches(key)]
+            matched = [t for pattern, t in self._triggers if pattern.matches(key)]
             found = (tuple(t for t in matched if not _coalesces(t)),
                      tuple(t for t in matched if _coalesces(t)))
             self._matching[key] = found
@@ -348,7 +320,7 @@ class Dispatcher:
                 for trigger in self._routes(rec.key)[0]:
                     self._fire(trigger, rec)
                 for sub in subs:
-                    if sub.glob.matches(rec.key):
+                    if sub.pattern.matches(rec.key):
                         sub.offer(str(rec.key), rec.columns())
 
     def _fire_merged(self, events: Sequence[Any]) -> None:
@@ -404,9 +376,9 @@ class Dispatcher:
             finally:
                 self._hurry -= 1
 
-    def subscribe(self, pattern: str, callback: Callable[[str, dict[str, np.ndarray]], Any],
+    def subscribe(self, pattern: str | KeyPattern, callback: Callable[[str, dict[str, np.ndarray]], Any],
                   max_pending: int = 10_000) -> Subscription:
-        sub = _Subscription(KeyGlob(pattern), callback, max_pending)
+        sub = _Subscription(parse_pattern(pattern), callback, max_pending)
         with self._cond:
             self._subs.append(sub)
         return Subscription(self, sub)

@@ -19,7 +19,7 @@ from mkts.engine.timeutil import MAX_DATETIME64_S, NS, Calendar
 __all__ = ["Batch", "raw_columns", "infer_schema", "prepare"]
 
 MAX_ROWS = 200_000_000
-_MAX_EPOCH_S = (2**63 - 1) // 1_000_000_000  # seconds that still fit int64 nanoseconds
+_MAX_EPOCH_S = (2**63 - 1) // NS  # seconds that still fit int64 nanoseconds
 
 
 @dataclass

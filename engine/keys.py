@@ -1,4 +1,5 @@
-"""Bucket keys `SYMBOL/TIMEFRAME/ATTRGROUP` and query patterns; validated before any path use."""
+"""Bucket keys `SYMBOL/TIMEFRAME/ATTRGROUP`, validated before any path use. Patterns that
+match keys (`AA*,MSFT/1Min/*`) are engine.patterns'."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from typing import NamedTuple
 from mkts.engine.errors import InvalidKeyError
 from mkts.engine.timeframes import Timeframe, parse_timeframe
 
-__all__ = ["BucketKey", "parse_key", "parse_pattern", "KeyPattern", "MAX_PART", "MAX_KEY"]
+__all__ = ["BucketKey", "parse_key", "check_part", "PART_CHARS", "MAX_PART", "MAX_KEY"]
 
 MAX_PART = 64
 MAX_KEY = 200
 # Letters, digits and the punctuation real tickers use (BRK.B, BTC-USD, ^GSPC, ES=F).
 # Excluded: path separators, NUL, whitespace and every other control character, ',' (symbol
 # lists), '*' (wildcard), ':' (TBK). Always fullmatch: `$` would match before a final newline.
-_PART = re.compile(r"[A-Za-z0-9_^=+@#$&!~%.\-]+")
+PART_CHARS = "A-Za-z0-9_^=+@#$&!~%.\\-"  # a regular-expression character class body
+_PART = re.compile(f"[{PART_CHARS}]+")
 # Names the database itself uses inside the root.
 _RESERVED = {"wal", "lock", "mkts.root", "damaged"}
 
@@ -33,16 +35,18 @@ class BucketKey(NamedTuple):
         return parse_timeframe(self.timeframe)
 
 
-def _check_part(part: str, what: str, key: str) -> None:
+def check_part(part: str, what: str, key: str, label: str = "bucket key") -> None:
+    """Raise InvalidKeyError unless `part` is a valid `what` part ("symbol", "timeframe",
+    "attribute group") of a key; the message starts with `label` and `key`."""
     if not part:
-        raise InvalidKeyError(f"bucket key {key!r}: the {what} part is empty; use SYMBOL/TIMEFRAME/ATTRGROUP")
+        raise InvalidKeyError(f"{label} {key!r}: the {what} part is empty; use SYMBOL/TIMEFRAME/ATTRGROUP")
     if len(part) > MAX_PART:
-        raise InvalidKeyError(f"bucket key {key!r}: the {what} part is longer than {MAX_PART} characters")
+        raise InvalidKeyError(f"{label} {key!r}: the {what} part is longer than {MAX_PART} characters")
     if part in (".", "..") or part.startswith("."):
-        raise InvalidKeyError(f"bucket key {key!r}: the {what} part {part!r} may not start with '.'")
+        raise InvalidKeyError(f"{label} {key!r}: the {what} part {part!r} may not start with '.'")
     if not _PART.fullmatch(part):
         raise InvalidKeyError(
-            f"bucket key {key!r}: the {what} part {part!r} has a character that is not allowed "
+            f"{label} {key!r}: the {what} part {part!r} has a character that is not allowed "
             "(use letters, digits and _ ^ = + @ # $ & ! ~ % . -)"
         )
 
@@ -72,51 +76,10 @@ def _parse_key(key: str) -> BucketKey:
     if len(parts) != 3:
         raise InvalidKeyError(f"bucket key {key!r} must have three parts: SYMBOL/TIMEFRAME/ATTRGROUP")
     sym, tf, attr = parts
-    _check_part(sym, "symbol", key)
-    _check_part(tf, "timeframe", key)
-    _check_part(attr, "attribute group", key)
+    check_part(sym, "symbol", key)
+    check_part(tf, "timeframe", key)
+    check_part(attr, "attribute group", key)
     if sym.lower() in _RESERVED:
         raise InvalidKeyError(f"bucket key {key!r}: symbol {sym!r} is reserved by mkts; choose another name")
     parse_timeframe(tf)
     return BucketKey(sym, tf, attr)
-
-
-class KeyPattern(NamedTuple):
-    """`SYM[,SYM...]/TF/ATTR` where any part may be `*` (every value of that part)."""
-
-    symbols: tuple[str, ...] | None  # None = every symbol, else in request order
-    timeframe: str | None
-    attrgroup: str | None
-
-    def matches(self, key: BucketKey) -> bool:
-        return (
-            (self.symbols is None or key.symbol in self.symbols)
-            and (self.timeframe is None or key.timeframe == self.timeframe)
-            and (self.attrgroup is None or key.attrgroup == self.attrgroup)
-        )
-
-
-def parse_pattern(pattern: str) -> KeyPattern:
-    """Parse a query destination: `AAPL,MSFT/1Min/OHLCV`, `*/1D/OHLCV`, `AAPL/*/*`."""
-    if not isinstance(pattern, str):
-        raise InvalidKeyError(f"query key must be a string, not {type(pattern).__name__}")
-    parts = pattern.split("/")
-    if len(parts) != 3:
-        raise InvalidKeyError(f"query key {pattern!r} must have three parts: SYMBOL/TIMEFRAME/ATTRGROUP")
-    sym, tf, attr = parts
-    symbols: tuple[str, ...] | None
-    if sym == "*":
-        symbols = None
-    else:
-        names = [s.strip(" ") for s in sym.split(",")]  # "AAPL, MSFT"; not "AAPL\n"
-        seen: dict[str, None] = {}
-        for s in names:
-            _check_part(s, "symbol", pattern)
-            seen.setdefault(s)
-        symbols = tuple(seen)
-    if tf != "*":
-        _check_part(tf, "timeframe", pattern)
-        parse_timeframe(tf)
-    if attr != "*":
-        _check_part(attr, "attribute group", pattern)
-    return KeyPattern(symbols, None if tf == "*" else tf, None if attr == "*" else attr)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine.errors import UnknownColumnError
+from mkts.engine.timeutil import NS
 
 __all__ = ["Result"]
 
@@ -81,7 +82,7 @@ class Result:
     @property
     def timestamps(self) -> np.ndarray:
         """Row times as datetime64[ns] (UTC)."""
-        ns = self["Epoch"].astype(np.int64) * 1_000_000_000
+        ns = self["Epoch"].astype(np.int64) * NS
         if "Nanoseconds" in self._columns:
             ns = ns + self._data["Nanoseconds"]
         return ns.view("datetime64[ns]")

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 from mkts.engine.durable import atomic_write
 from mkts.engine.errors import (
@@ -20,13 +21,47 @@ from mkts.engine.errors import (
 from mkts.engine.timeutil import get_calendar
 from mkts.wal.fs import FileSystem
 
-__all__ = ["ROOT_META", "ROOT_FORMAT", "take_root", "root_timezone", "lock_holder",
-           "check_root_dir"]
+__all__ = ["ROOT_META", "ROOT_FORMAT", "LOCK_FILE", "RootMeta", "read_root_meta", "take_root",
+           "root_timezone", "lock_holder", "writer_of", "check_root_dir"]
 
 log = logging.getLogger("mkts.engine")
 
 ROOT_META = "mkts.root"
 ROOT_FORMAT = 1
+LOCK_FILE = "LOCK"
+
+
+@dataclass(frozen=True)
+class RootMeta:
+    """What `mkts.root` records: the database format and time zone."""
+
+    format: int
+    timezone: str
+
+
+def read_root_meta(fs: FileSystem, root: str) -> RootMeta | None:
+    """The root's `mkts.root`, or None when it has none (a root never opened for writing).
+    Read-only. Raises CorruptFileError when it cannot be decoded and UnsupportedFormatError
+    for a database format this mkts does not read."""
+    path = os.path.join(root, ROOT_META)
+    if not fs.exists(path):
+        return None
+    f = fs.open(path)
+    try:
+        raw = f.pread(1 << 16, 0)
+    finally:
+        f.close()
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+        stored = str(meta["timezone"])
+        fmt = int(meta["format"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptFileError(f"{path} is damaged: {exc}") from exc
+    if fmt != ROOT_FORMAT:
+        raise UnsupportedFormatError(
+            f"{path}: database format {fmt}; this mkts reads format {ROOT_FORMAT}"
+        )
+    return RootMeta(fmt, stored)
 
 
 def take_root(fs: FileSystem, root: str, *, readonly: bool, create: bool,
@@ -71,22 +106,9 @@ def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly:
     them, and a lost `mkts.root` is recreated only with their zone (docs/format.md
     "Directory"), because slot positions depend on it."""
     path = os.path.join(root, ROOT_META)
-    if fs.exists(path):
-        f = fs.open(path)
-        try:
-            raw = f.pread(1 << 16, 0)
-        finally:
-            f.close()
-        try:
-            meta = json.loads(raw.decode("utf-8"))
-            stored = str(meta["timezone"])
-            fmt = int(meta["format"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptFileError(f"{path} is damaged: {exc}") from exc
-        if fmt != ROOT_FORMAT:
-            raise UnsupportedFormatError(
-                f"{path}: database format {fmt}; this mkts reads format {ROOT_FORMAT}"
-            )
+    meta = read_root_meta(fs, root)
+    if meta is not None:
+        stored = meta.timezone
         if bucket_zones and set(bucket_zones) != {stored}:
             raise CorruptFileError(
                 f"{path} says time zone {stored!r} but the bucket headers of {root} say "
@@ -131,13 +153,25 @@ def lock_holder(fs: FileSystem, path: str) -> str:
         return "unknown"
 
 
+def writer_of(fs: FileSystem, root: str) -> str | None:
+    """The pid of the writer holding the root's lock, or None when no writer holds it.
+    Read-only: probes the lock without taking it."""
+    path = os.path.join(root, LOCK_FILE)
+    try:
+        if not fs.is_locked(path):
+            return None
+    except OSError:
+        return None
+    return lock_holder(fs, path)
+
+
 def _names(zones: Collection[str]) -> str:
     return " and ".join(repr(z) for z in sorted(set(zones)))
 
 
 # Names mkts itself creates in a root before `mkts.root` exists (a crash during the first
 # open can leave them).
-_OWN_NAMES = frozenset({"LOCK", "wal", ROOT_META + ".tmp"})
+_OWN_NAMES = frozenset({LOCK_FILE, "wal", ROOT_META + ".tmp"})
 
 
 def check_root_dir(fs: FileSystem, root: str, *, has_buckets: Callable[[], bool]) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import datetime as _dt
 import functools
+import re
 import zoneinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from mkts.engine.errors import InvalidInputError
 from mkts.engine.timeframes import Timeframe
 from mkts.engine.uniq import unique
 
-__all__ = ["to_epoch_ns", "Calendar", "MIN_YEAR", "MAX_YEAR", "MAX_DATETIME64_S", "NS", "get_calendar"]
+__all__ = ["to_epoch_ns", "parse_time_text", "ParsedTime", "Calendar", "MIN_YEAR", "MAX_YEAR",
+           "MAX_DATETIME64_S", "NS", "get_calendar"]
 
 NS = 1_000_000_000
 MIN_YEAR = 1900
@@ -31,7 +33,7 @@ def to_epoch_ns(value: Any, what: str = "time") -> int:
     """Convert a user time to integer nanoseconds since 1970 UTC.
 
     Accepts epoch seconds (int or float), numpy.datetime64, datetime (naive = UTC),
-    pandas Timestamp, and ISO-8601 strings (without an offset = UTC).
+    pandas Timestamp, and ISO-8601 strings (`parse_time_text`; without an offset = UTC).
     """
     if isinstance(value, bool):
         raise InvalidInputError(f"{what}: {value!r} is not a time")
@@ -58,7 +60,14 @@ def to_epoch_ns(value: Any, what: str = "time") -> int:
     if isinstance(value, _dt.date):
         return to_epoch_ns(_dt.datetime(value.year, value.month, value.day), what)
     if isinstance(value, str):
-        return _parse_iso(value, what)
+        try:
+            ns = parse_time_text(value, "epoch seconds, datetime or numpy.datetime64").ns
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{what}: {exc}") from None
+        if abs(ns // NS) > MAX_DATETIME64_S:
+            raise InvalidInputError(f"{what}: {value!r} is outside the supported years "
+                                    f"{MIN_YEAR}-{MAX_YEAR}")
+        return ns  # without an offset: UTC
     raise InvalidInputError(
         f"{what}: {value!r} ({type(value).__name__}) is not a time; use epoch seconds, "
         "datetime, numpy.datetime64, pandas.Timestamp or an ISO-8601 string"
@@ -72,41 +81,57 @@ def _datetime64_ns(value: np.datetime64, what: str) -> int:
     return int(value.astype("datetime64[ns]").astype(np.int64))
 
 
-def _parse_iso(text: str, what: str) -> int:
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+_ISO = re.compile(
+    r"^(\d{4})(?:[-/]?(\d{2})[-/]?(\d{2})|-(\d{2}))?"  # YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD, YYYY-MM, YYYY
+    r"(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?)?"  # T or space, HH[:MM[:SS[.f]]]
+    r"\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$",  # Z, UTC, +HH, +HH:MM, +HHMM
+    re.IGNORECASE,
+)
+
+
+class ParsedTime(NamedTuple):
+    """A parsed time text: `ns` since 1970 (the UTC instant when the text has an offset, the
+    wall-clock time read as if it were UTC when it has none) and whether it had none."""
+
+    ns: int
+    naive: bool
+
+
+def parse_time_text(text: str, hint: str = "or epoch seconds") -> ParsedTime:
+    """Parse an ISO-8601 time, the one parser for every time given as text (query ranges,
+    the CLI, CSV import): `YYYY-MM-DD` (also `/` or no separators, `YYYY-MM`, `YYYY`),
+    optionally `T` or a space and `HH[:MM[:SS[.fffffffff]]]` (also without colons; `.` or `,`
+    before the fraction, exact to the nanosecond), optionally `Z`, `UTC` or `±HH[:MM]`.
+
+    What a time without an offset means is the caller's rule (`naive` says which it is).
+    Raises InvalidInputError naming the text; `hint` ends the message of a text that is no
+    time at all."""
     s = text.strip()
+    m = _ISO.match(s)
+    if m is None:
+        raise InvalidInputError(f"{text!r} is not a time; use ISO-8601 like 2024-01-02 09:30:00 "
+                                f"or 2024-01-02T09:30:00-05:00, {hint}")
+    y, mo, d, mo_only, hh, mi, ss, frac, tz = m.groups()
     try:
-        parsed = _dt.datetime.fromisoformat(s)
+        day = _dt.date(int(y), int(mo or mo_only or 1), int(d or 1))
     except ValueError:
-        parsed = None
-    if parsed is not None:
-        base = to_epoch_ns(parsed.replace(microsecond=0), what)
-        # fromisoformat keeps only microseconds; take nanoseconds from the text itself.
-        frac = _fraction_ns(s)
-        return base + (frac if frac is not None else parsed.microsecond * 1000)
-    try:
-        dt64 = np.datetime64(s.rstrip("Z"))
-    except ValueError as exc:
-        raise InvalidInputError(f"{what}: {text!r} is not an ISO-8601 time") from exc
-    if np.isnat(dt64):  # numpy reads "", "NaT" as not-a-time; never a silent minimum
-        raise InvalidInputError(f"{what}: {text!r} is not an ISO-8601 time")
-    return _datetime64_ns(dt64, what)
-
-
-def _fraction_ns(s: str) -> int | None:
-    t = s.find("T") if "T" in s else s.find(" ")
-    if t < 0:
-        return None
-    dot = s.find(".", t)
-    if dot < 0:
-        return None
-    digits = ""
-    for ch in s[dot + 1 :]:
-        if not ch.isdigit():
-            break
-        digits += ch
-    if not digits:
-        return None
-    return int((digits + "000000000")[:9])
+        raise InvalidInputError(f"{text!r} is not a valid date") from None
+    h, mn, sec = int(hh or 0), int(mi or 0), int(ss or 0)
+    if h > 23 or mn > 59 or sec > 59:
+        raise InvalidInputError(f"{text!r} is not a valid time of day")
+    seconds = (day.toordinal() - _EPOCH_ORDINAL) * 86_400 + h * 3600 + mn * 60 + sec
+    ns = seconds * NS + (int((frac + "000000000")[:9]) if frac else 0)
+    if tz is None:
+        return ParsedTime(ns, True)
+    if tz.upper() in ("Z", "UTC"):
+        return ParsedTime(ns, False)
+    digits = tz[1:].replace(":", "")
+    off_h, off_m = int(digits[:2]), int(digits[2:4] or 0)
+    if off_h > 23 or off_m > 59:
+        raise InvalidInputError(f"{text!r} has an offset out of range (at most ±23:59)")
+    off = (off_h * 3600 + off_m * 60) * (-1 if tz[0] == "-" else 1)
+    return ParsedTime(ns - off * NS, False)
 
 
 class Calendar:

@@ -28,7 +28,7 @@ from mkts.engine import (
     Database,
     InvalidInputError,
     InvalidKeyError,
-    KeyGlob,
+    KeyPattern,
     LockedError,
     MktsError,
     ReadOnlyError,
@@ -44,6 +44,7 @@ from mkts.engine import (
     WriteEvent,
     get_calendar,
     parse_key,
+    parse_pattern,
     parse_timeframe,
     to_epoch_ns,
 )
@@ -64,11 +65,12 @@ __all__ = [
     "BgWorker",
     "Records",
     "WriteEvent",
-    "KeyGlob",
     "Subscription",
-    # keys, timeframes, time
+    # keys, patterns, timeframes, time
     "BucketKey",
     "parse_key",
+    "KeyPattern",
+    "parse_pattern",
     "Timeframe",
     "parse_timeframe",
     "Calendar",

@@ -63,9 +63,16 @@ def open(source: str | os.PathLike[str] | Config | Mapping[str, Any],
 
 
 def load_plugins(cfg: Config) -> tuple[list[tuple[str, engine.Trigger]], list[engine.BgWorker]]:
-    """([(on glob, trigger)], [worker]) built from the config, in file order."""
-    triggers = [(t.on, load_trigger(t.module, t.config)) for t in cfg.triggers]
-    workers = [load_worker(w.module, w.config) for w in cfg.bgworkers]
+    """([(on pattern, trigger)], [worker]) built from the config, in file order. A plugin's
+    bad `config:` key is a ConfigError naming it in the file (`triggers[0].config.batch_ms`),
+    like any other key of mkts.yml."""
+    source, paths = cfg.source, cfg.plugin_paths
+    triggers = [(t.on, load_trigger(t.module, t.config, source=source,
+                                    where=f"triggers[{i}].config", paths=paths))
+                for i, t in enumerate(cfg.triggers)]
+    workers = [load_worker(w.module, w.config, source=source, where=f"bgworkers[{i}].config",
+                           paths=paths)
+               for i, w in enumerate(cfg.bgworkers)]
     return triggers, workers
 
 

@@ -9,11 +9,9 @@ findings). Reads the engine's files through the engine's own decoders; it never 
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,17 +21,18 @@ from mkts import engine
 from mkts.engine.catalog import DESTROYING, TEMPLATE_NAME, read_header
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
 from mkts.engine.schema import SLOT_FIELD, VARIABLE, Schema
 from mkts.engine.slotcheck import bad_checks
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeutil import NS, get_calendar
 from mkts.engine.yearfile import YearFile
-from mkts.wal.fs import OsFileSystem
+from mkts.plugins.progress import track
+from mkts.wal.fs import FileSystem, OsFileSystem
 
-__all__ = ["Finding", "Report", "check_root", "holder_of"]
+__all__ = ["Finding", "Report", "check_root"]
 
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
-ROOT_META = "mkts.root"  # engine.rootmeta.ROOT_META
 MAX_PER_KIND = 5  # findings of one kind listed per file before they are only counted
 
 
@@ -71,46 +70,24 @@ class Report:
         self.findings.append(Finding("note", where, message))
 
 
-def holder_of(root: str) -> str | None:
-    """The pid holding the root's writer lock, or None if nobody holds it."""
-    path = os.path.join(root, "LOCK")
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            return None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 def check_root(root: str, *, aggregates: Sequence[Any] = (),
-               progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None
-               ) -> Report:
-    """Check everything under `root`; `aggregates` are `mkts.wiring.AggregationSpec`s."""
+               progress: bool = False) -> Report:
+    """Check everything under `root`; `aggregates` are `mkts.wiring.AggregationSpec`s.
+    `progress` shows a bar over the buckets."""
     report = Report(os.path.abspath(root))
     root = report.root
     if not os.path.isdir(root):
         raise engine.InvalidInputError(f"database root {root} does not exist")
-    report.in_use_by = holder_of(root)
-    tz = _root_timezone(root, report)
+    fs = OsFileSystem()
+    report.in_use_by = writer_of(fs, root)
+    tz = _root_timezone(fs, root, report)
     if tz is None:
         return report
     calendar = get_calendar(tz)
-    fs = OsFileSystem()
     schemas: dict[BucketKey, Schema] = {}
     buckets = list(_bucket_dirs(root))
-    work: Iterable[tuple[str, str]] = buckets
-    if progress is not None:
-        work = progress(buckets, len(buckets), "checking buckets")
-    for key_text, path in work:
+    for key_text, path in track(buckets, len(buckets), "checking buckets", unit="bucket",
+                                enabled=progress):
         schema = _check_bucket(fs, root, key_text, path, calendar, tz, report)
         if schema is not None:
             schemas[parse_key(key_text)] = schema
@@ -125,28 +102,26 @@ def _rel(root: str, path: str) -> str:
     return os.path.relpath(path, root)
 
 
-def _root_timezone(root: str, report: Report) -> str | None:
-    path = os.path.join(root, ROOT_META)
-    if not os.path.exists(path):
-        if any(True for _ in _bucket_dirs(root)):
-            zones = sorted(_bucket_zones(root))
-            report.error(ROOT_META, f"is missing, but the root holds buckets whose headers say "
-                                    f"time zone {' and '.join(map(repr, zones))}; mkts refuses "
-                                    "to open it. Repair: open it once with timezone="
-                                    f"{zones[0] if zones else 'ZONE'!r} (mkts.yml: timezone), "
-                                    f"which writes {ROOT_META} again")
-            return None
-        report.note(ROOT_META, "missing: this root has never been opened for writing")
-        return None
+def _root_timezone(fs: FileSystem, root: str, report: Report) -> str | None:
+    """The root's time zone from `mkts.root` (engine.rootmeta: format version checked)."""
     try:
-        with open(path, "rb") as fh:
-            meta = json.loads(fh.read(1 << 16).decode("utf-8"))
-        tz = str(meta["timezone"])
-        get_calendar(tz)
-        return tz
-    except (OSError, ValueError, KeyError, TypeError, engine.MktsError) as exc:
+        meta = read_root_meta(fs, root)
+        if meta is not None:
+            get_calendar(meta.timezone)
+            return meta.timezone
+    except (OSError, engine.MktsError) as exc:
         report.error(ROOT_META, f"cannot be read ({exc}); nothing else can be checked")
         return None
+    if any(True for _ in _bucket_dirs(root)):
+        zones = sorted(_bucket_zones(root))
+        report.error(ROOT_META, f"is missing, but the root holds buckets whose headers say "
+                                f"time zone {' and '.join(map(repr, zones))}; mkts refuses "
+                                "to open it. Repair: open it once with timezone="
+                                f"{zones[0] if zones else 'ZONE'!r} (mkts.yml: timezone), "
+                                f"which writes {ROOT_META} again")
+    else:
+        report.note(ROOT_META, "missing: this root has never been opened for writing")
+    return None
 
 
 def _bucket_zones(root: str) -> set[str]:
@@ -426,7 +401,6 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
 
 def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, Schema],
                       report: Report) -> None:
-    from mkts.engine.dispatch import KeyGlob
     from mkts.plugins import aggfuncs
 
     try:
@@ -436,7 +410,7 @@ def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, 
         return
     try:
         for spec in specs:
-            glob = KeyGlob(spec.on)
+            pattern = engine.parse_pattern(spec.on)
             session = None
             if spec.filter:
                 try:
@@ -446,7 +420,7 @@ def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, 
                     continue
             dests = [aggfuncs.as_timeframe(d) for d in spec.destinations]
             for key, schema in sorted(schemas.items()):
-                if not glob.matches(key):
+                if not pattern.matches(key):
                     continue
                 names = schema.names
                 kind = aggfuncs.base_kind(names)

@@ -18,19 +18,19 @@ import subprocess
 import sys
 import traceback
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 import mkts
+from mkts.engine.timeutil import NS
 from mkts.engine.uniq import unique_inverse
 
 __all__ = ["main", "build_parser"]
 
 DEFAULT_CONFIG = "mkts.yml"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-_NS = 1_000_000_000
 
 
 class CliError(Exception):
@@ -135,7 +135,7 @@ def _columns_arg(text: str | None) -> list[str] | None:
 
 def _format_times(epoch: np.ndarray, nanos: np.ndarray | None, tz: str) -> list[str]:
     """ISO-8601 times in `tz`, with the offset (Z for UTC); nanoseconds when present."""
-    ns = epoch.astype(np.int64) * _NS
+    ns = epoch.astype(np.int64) * NS
     if nanos is not None:
         ns = ns + nanos.astype(np.int64)
     unit: Literal["ns", "s"] = "ns" if nanos is not None else "s"
@@ -150,7 +150,7 @@ def _format_times(epoch: np.ndarray, nanos: np.ndarray | None, tz: str) -> list[
         off = _dt.datetime.fromtimestamp(h * 3600, tz=zone).utcoffset()
         offs.append(int(off.total_seconds()) if off is not None else 0)
     off_arr = np.array(offs, dtype=np.int64)[inverse] if len(uniq) else np.zeros(0, np.int64)
-    local: Any = (ns + off_arr * _NS).view("datetime64[ns]")
+    local: Any = (ns + off_arr * NS).view("datetime64[ns]")
     texts = np.datetime_as_string(local, unit=unit)
     return [f"{t}{_offset(int(o))}" for t, o in zip(texts, off_arr, strict=True)]
 
@@ -159,21 +159,6 @@ def _offset(seconds: int) -> str:
     sign = "-" if seconds < 0 else "+"
     seconds = abs(seconds)
     return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
-
-
-def _progress(enabled: bool) -> Callable[[Iterable[Any], int, str], Iterable[Any]] | None:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-
-    def wrap(items: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
-        bar: Iterable[Any] = tqdm(items, total=total, desc=desc, leave=False)
-        return bar
-
-    return wrap
 
 
 def _want_progress(args: argparse.Namespace) -> bool:
@@ -351,8 +336,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from mkts import engine
+
     with _Target(args).open_readonly() as db:
-        for name in (db.list_symbols() if args.symbols else db.list_keys()):
+        keys = db.list_keys()
+        if args.pattern is not None:
+            keys = engine.parse_pattern(args.pattern).select(keys)
+        names = sorted({k.split("/", 1)[0] for k in keys}) if args.symbols else keys
+        for name in names:
             print(name)
     return EXIT_OK
 
@@ -414,7 +405,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except PluginError as exc:
         raise CliError(f"{exc}; fix it in mkts.yml, or pass --no-aggregates to check "
                        "without aggregates") from None
-    report = check_root(target.root, aggregates=specs, progress=_progress(_want_progress(args)))
+    report = check_root(target.root, aggregates=specs, progress=_want_progress(args))
     for f in report.findings:
         print(f, file=sys.stdout if f.severity == "note" else sys.stderr)
     agg = f", {report.aggregates_checked} aggregate(s)" if specs else ""
@@ -542,9 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_start)
 
     s = sub.add_parser("query", parents=[db_opts], help="print rows of buckets",
-                       description="Print rows of SYM[,SYM...]/TF/ATTR (* for any part). Opens "
-                       "the database read-only, so it works beside a running server.")
-    s.add_argument("key", metavar="KEY")
+                       description="Print rows of the buckets matching a key pattern: "
+                       "AAPL/1Min/OHLCV, AAPL,MSFT/1Min/OHLCV, AA*/1D/*, */1Min/OHLCV (README.md "
+                       "'Key patterns'). Opens the database read-only, so it works beside a "
+                       "running server.")
+    s.add_argument("key", metavar="PATTERN")
     s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
                    "an offset), inclusive")
     s.add_argument("--end", help="last time, inclusive")
@@ -580,7 +573,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("list", parents=[db_opts], help="list buckets",
-                       description="List bucket keys (or, with --symbols, symbols).")
+                       description="List bucket keys (or, with --symbols, symbols), all of them "
+                       "or those matching a key pattern (README.md 'Key patterns').")
+    s.add_argument("pattern", nargs="?", metavar="PATTERN", help="only keys matching this "
+                   "pattern, e.g. '*/1Min/*' or 'AA*,MSFT/*/OHLCV' (default: every key)")
     s.add_argument("--symbols", action="store_true", help="list symbols instead of keys")
     s.set_defaults(func=cmd_list)
 
@@ -620,7 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="recompute ondiskagg outputs from scratch",
                        description="Recompute every destination of the ondiskagg triggers in "
                        "mkts.yml from their base buckets.")
-    s.add_argument("--on", metavar="GLOB", help="only the trigger with this `on:` glob")
+    s.add_argument("--on", metavar="PATTERN", help="only the trigger whose `on:` is this "
+                   "pattern (as written in mkts.yml)")
     s.set_defaults(func=cmd_rebuild)
 
     s = sub.add_parser("export", parents=[prog_opts], help="write buckets as Parquet",
@@ -630,8 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "Opens ROOT read-only. See docs/scale.md.")
     s.add_argument("root", metavar="ROOT", help="the database root directory")
     s.add_argument("dest", metavar="DEST", help="the dataset directory (created if missing)")
-    s.add_argument("--pattern", default="*/*/*", metavar="SYM[,SYM...]/TF/ATTR",
-                   help="buckets to export (* or a glob in any part; default */*/*)")
+    s.add_argument("--pattern", default="*/*/*", metavar="PATTERN",
+                   help="buckets to export, a key pattern (README.md 'Key patterns'; default "
+                   "*/*/*)")
     s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
                    "an offset), inclusive")
     s.add_argument("--end", help="last time, inclusive")

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from mkts.engine.timeutil import MAX_YEAR, MIN_YEAR, NS, parse_time_text, to_epoch_ns
 from mkts.engine.uniq import unique_inverse
+from mkts.plugins.progress import Progress, progress_bar
 
 __all__ = ["CsvProblem", "CsvData", "read_csv", "import_csv", "ImportResult", "TIME_COLUMNS",
            "TXN_BYTES", "MAX_REPORTED"]
@@ -31,16 +33,10 @@ TIME_COLUMNS = ("epoch", "time", "timestamp", "datetime", "date", "ts")
 TXN_BYTES = 256 << 20  # rows per transaction are bounded by this much record data
 MAX_REPORTED = 20  # bad rows listed before the rest are only counted
 _CHUNK_ROWS = 65_536
-_NS = 1_000_000_000
-_MIN_YEAR, _MAX_YEAR = 1900, 2261  # engine.timeutil.MIN_YEAR / MAX_YEAR
-_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": NS}
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_DATETIME = re.compile(
-    r"^(\d{4})[-/]?(\d{2})[-/]?(\d{2})"
-    r"(?:[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r"\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$"
-)
+_TIME_HINT = "epoch seconds, or pass --time-format"
 
 
 class CsvProblem(Exception):
@@ -85,10 +81,9 @@ class _Problems:
             self.lines.append(f"line {line}: {text}")
 
 
-def _counting_lines(fh: io.TextIOBase, progress: Any) -> Iterator[str]:
+def _counting_lines(fh: io.TextIOBase, progress: Progress) -> Iterator[str]:
     for line in fh:
-        if progress is not None:
-            progress.update(len(line))
+        progress.update(len(line))
         yield line
 
 
@@ -113,7 +108,7 @@ def read_csv(path: str, *, time_column: str | None = None, time_format: str | No
         fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise CsvProblem(f"cannot read {path}: {exc.strerror or exc}") from None
-    bar = _progress_bar(size, f"reading {os.path.basename(path)}") if progress else None
+    bar = progress_bar(size, f"reading {os.path.basename(path)}", bytes_=True, enabled=progress)
     try:
         return _read(fh, bar, path, time_column, time_format, zone, epoch_unit, schema,
                      dict(hints or {}), skip)
@@ -123,11 +118,10 @@ def read_csv(path: str, *, time_column: str | None = None, time_format: str | No
         raise CsvProblem(f"{path} is not valid CSV: {exc}") from None
     finally:
         fh.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
-def _read(fh: Any, bar: Any, path: str, time_column: str | None, time_format: str | None,
+def _read(fh: Any, bar: Progress, path: str, time_column: str | None, time_format: str | None,
           zone: zoneinfo.ZoneInfo, epoch_unit: str, types: Mapping[str, Any] | None,
           hints: dict[str, Any], skip: tuple[str, ...]) -> CsvData:
     reader = csv.reader(_counting_lines(fh, bar))
@@ -219,8 +213,8 @@ def _parse_times(values: list[str], lines: list[int], time_format: str | None,
     out = np.zeros(len(values), dtype=np.int64)
     naive = np.zeros(len(values), dtype=bool)
     unit = _UNITS[epoch_unit]
-    lo_ns = _civil_seconds(_MIN_YEAR, 1, 1) * _NS
-    hi_ns = _civil_seconds(_MAX_YEAR + 1, 1, 1) * _NS - 1
+    lo_ns = to_epoch_ns(_dt.date(MIN_YEAR, 1, 1))
+    hi_ns = to_epoch_ns(_dt.date(MAX_YEAR + 1, 1, 1)) - 1
     for i, raw in enumerate(values):
         s = raw.strip()
         try:
@@ -231,20 +225,20 @@ def _parse_times(values: list[str], lines: list[int], time_format: str | None,
                 if unit == 1 and abs(v) > 99_999_999_999:
                     raise ValueError(f"{s} is too large for epoch seconds; if it is in "
                                      "milliseconds, pass --epoch-unit ms")
-                ns, is_naive = v * (_NS // unit), False
+                ns, is_naive = v * (NS // unit), False
             elif _FLOAT.match(s):
                 f = float(s)
                 if not math.isfinite(f):
                     raise ValueError(f"{s!r} is not a time")
-                ns, is_naive = int(round(f * (_NS // unit))), False
+                ns, is_naive = int(round(f * (NS // unit))), False
             else:
-                ns, is_naive = _iso(s)
+                ns, is_naive = parse_time_text(s, _TIME_HINT)
         except ValueError as exc:
             problems.add(lines[i], f"column {name!r}: {exc}")
             continue
         if not lo_ns <= ns <= hi_ns:
             problems.add(lines[i], f"column {name!r}: {s!r} is outside the supported years "
-                                   f"{_MIN_YEAR}-{_MAX_YEAR}")
+                                   f"{MIN_YEAR}-{MAX_YEAR}")
             continue
         out[i] = ns
         naive[i] = is_naive
@@ -253,60 +247,26 @@ def _parse_times(values: list[str], lines: list[int], time_format: str | None,
     return out
 
 
-def _civil_seconds(y: int, m: int, d: int) -> int:
-    return (_dt.date(y, m, d).toordinal() - 719_163) * 86_400
-
-
-def _iso(s: str) -> tuple[int, bool]:
-    """ISO-like `YYYY-MM-DD[ HH:MM[:SS[.fffffffff]]][Z|+HH:MM]` (also `/` or no separators)."""
-    m = _DATETIME.match(s)
-    if m is None:
-        raise ValueError(f"{s!r} is not a time; use ISO-8601 like 2024-01-02 09:30:00, epoch "
-                         "seconds, or pass --time-format")
-    y, mo, d, hh, mi, ss, frac, tz = m.groups()
-    try:
-        secs = _civil_seconds(int(y), int(mo), int(d))
-    except ValueError:
-        raise ValueError(f"{s!r} is not a valid date") from None
-    h, mn, sec = int(hh or 0), int(mi or 0), int(ss or 0)
-    if h > 23 or mn > 59 or sec > 59:
-        raise ValueError(f"{s!r} is not a valid time of day")
-    ns = (secs + h * 3600 + mn * 60 + sec) * _NS + (int((frac + "000000000")[:9]) if frac else 0)
-    if tz is None:
-        return ns, True
-    if tz in ("Z", "UTC"):
-        return ns, False
-    sign = -1 if tz[0] == "-" else 1
-    digits = tz[1:].replace(":", "")
-    off = int(digits[:2]) * 3600 + (int(digits[2:4]) * 60 if len(digits) >= 4 else 0)
-    return ns - sign * off * _NS, False
-
-
 def _strptime(s: str, fmt: str) -> tuple[int, bool]:
     try:
         t = _dt.datetime.strptime(s, fmt)
     except ValueError:
         raise ValueError(f"{s!r} does not match --time-format {fmt!r}") from None
-    base = (_civil_seconds(t.year, t.month, t.day) + t.hour * 3600 + t.minute * 60 + t.second)
-    ns = base * _NS + t.microsecond * 1000
-    off = t.utcoffset()
-    if off is None:
-        return ns, True
-    return ns - int(off.total_seconds()) * _NS, False
+    return to_epoch_ns(t), t.utcoffset() is None  # naive: the wall-clock time as if UTC
 
 
 def _localize(local_ns: np.ndarray, zone: zoneinfo.ZoneInfo) -> np.ndarray:
     """Naive local times -> UTC. The offset is looked up once per distinct local hour;
     a time in a DST gap or overlap takes the first (pre-transition) offset, as zoneinfo's
     fold=0 does."""
-    hours = local_ns // (3600 * _NS)
+    hours = local_ns // (3600 * NS)
     uniq, inverse = unique_inverse(hours)
     offsets = np.empty(len(uniq), dtype=np.int64)
     epoch = _dt.datetime(1970, 1, 1)
     for i, h in enumerate(uniq.tolist()):
         local = (epoch + _dt.timedelta(hours=h)).replace(tzinfo=zone)
         off = local.utcoffset()
-        offsets[i] = int(off.total_seconds()) * _NS if off is not None else 0
+        offsets[i] = int(off.total_seconds()) * NS if off is not None else 0
     out: np.ndarray = local_ns - offsets[inverse]
     return out
 
@@ -391,14 +351,6 @@ def _unify(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _progress_bar(total: int, desc: str) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False)
-
-
 # -- writing -------------------------------------------------------------------------------
 def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
                time_column: str | None = None, time_format: str | None = None,
@@ -437,7 +389,7 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
     if nanos is not None:
         if variable is False or (variable is None and existing is None):
             raise CsvProblem(f"{path} has a Nanoseconds column; import tick data with --ticks")
-        if len(nanos) and (int(nanos.min()) < 0 or int(nanos.max()) >= _NS):
+        if len(nanos) and (int(nanos.min()) < 0 or int(nanos.max()) >= NS):
             raise CsvProblem("column 'Nanoseconds' must hold 0..999999999")
         epoch_ns = epoch_ns + nanos.astype(np.int64)
     if not data.columns:
@@ -450,15 +402,10 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
     row_bytes = 16 + sum(a.dtype.itemsize for a in data.columns.values())
     per_txn = max(1, TXN_BYTES // row_bytes)
     txns = -(-n // per_txn)
-    bar = _progress_bar(n, "writing") if progress and txns > 1 else None
-    try:
+    with progress_bar(n, "writing", unit="row", enabled=progress and txns > 1) as bar:
         for start in range(0, n, per_txn):
             part = {c: a[start : start + per_txn] for c, a in cols.items()}
             db.write(key, part, variable=variable if existing is None else None)
-            if bar is not None:
-                bar.update(len(part["Epoch"]))
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(len(part["Epoch"]))
     shown = {c: np.dtype(a.dtype).str.lstrip("<|") for c, a in data.columns.items()}
     return ImportResult(n, txns, existing is None, shown)

@@ -20,7 +20,7 @@ import numpy as np
 
 from mkts import engine
 from mkts.engine.timeutil import NS
-from mkts.scale import Piece, match_keys, plan_pieces, time_arg
+from mkts.scale import Piece, plan_pieces, time_arg
 
 __all__ = ["read_dask", "SYMBOL"]
 
@@ -38,7 +38,7 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
               *, columns: Sequence[str] | None = None) -> Any:
     """A `dask.dataframe.DataFrame` of every bucket matching `pattern` over [start, end].
 
-    `pattern` is `SYM[,SYM...]/TF/ATTR` (`*` or a glob in any part) and must name one
+    `pattern` is a key pattern (`MSFT,AA*/1Min/OHLCV`; engine.patterns) and must name one
     timeframe and attribute group, whose buckets share their columns. `start`/`end` follow
     `db.read` (inclusive; at interval granularity for fixed buckets, to the nanosecond for
     ticks); `columns` projects like `db.read(columns=)`.
@@ -68,7 +68,7 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
     root_path = os.path.abspath(os.fspath(root))
     start_ns, end_ns = time_arg(start, "start"), time_arg(end, "end")
     with engine.open(root_path, readonly=True) as db:
-        keys = match_keys(db.list_keys(), pattern)
+        keys = engine.parse_pattern(pattern).select(db.list_keys())
         if not keys:
             raise engine.BucketNotFoundError(
                 f"no bucket in {root_path} matches {pattern!r}; `mkts list --root "

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 import mkts
+from mkts.config import DEFAULT_PORT
 from mkts.plugins import synth
 
 log = logging.getLogger("mkts.demo")
@@ -46,7 +47,7 @@ def _free_port() -> int:
 def _write_config(port: int) -> Path:
     text = (REPO / "mkts.yml").read_text()
     text = text.replace("root_directory: data", "root_directory: db", 1)
-    text = text.replace("listen_port: 5993", f"listen_port: {port}", 1)
+    text = text.replace(f"listen_port: {DEFAULT_PORT}", f"listen_port: {port}", 1)
     text = text.replace("log_level: info", "log_level: warning", 1)
     path = ROOT / "mkts.yml"
     path.write_text(text)

@@ -18,7 +18,8 @@ import numpy as np
 from mkts import engine
 from mkts.engine.durable import makedirs_durable
 from mkts.engine.timeutil import NS
-from mkts.scale import match_keys, plan_pieces, time_arg
+from mkts.plugins.progress import progress_bar
+from mkts.scale import plan_pieces, time_arg
 from mkts.wal.fs import FileSystem, OsFileSystem
 
 __all__ = ["export_parquet", "ExportResult", "partition_dir", "PART_FILE", "LOCK_FILE"]
@@ -80,7 +81,7 @@ def export_parquet(root: str | os.PathLike[str], dest: str | os.PathLike[str],
     _check_dest(root_path, dest_path)
     fs: FileSystem = OsFileSystem()
     with engine.open(root_path, readonly=True) as db:
-        keys = match_keys(db.list_keys(), pattern)
+        keys = engine.parse_pattern(pattern).select(db.list_keys())
         if not keys:
             raise engine.BucketNotFoundError(f"no bucket in {root_path} matches {pattern!r}")
         infos = {k: db.info(k) for k in keys}
@@ -88,7 +89,7 @@ def export_parquet(root: str | os.PathLike[str], dest: str | os.PathLike[str],
         makedirs_durable(fs, dest_path, os.path.dirname(dest_path))
         lock = _lock(fs, dest_path)
         rows = size = 0
-        bar = _bar(progress, len(pieces))
+        bar = progress_bar(len(pieces), "export", unit="partition", enabled=progress)
         try:
             for p in pieces:
                 r = db.read(p.key, np.datetime64(p.start_ns, "ns"), np.datetime64(p.end_ns, "ns"))
@@ -99,12 +100,10 @@ def export_parquet(root: str | os.PathLike[str], dest: str | os.PathLike[str],
                 _replace(fs, dest_path, partition_dir(p.key, p.year), memoryview(data))
                 rows += len(r)
                 size += len(data)
-                if bar is not None:
-                    bar.set_postfix_str(f"{p.key} {p.year}", refresh=False)
-                    bar.update(1)
+                bar.note(f"{p.key} {p.year}")
+                bar.update(1)
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
             fs.unlock(lock)
     partial = sum(not p.whole_year for p in pieces)
     return ExportResult(len(pieces), rows, size, partial, time.perf_counter() - began)
@@ -162,13 +161,3 @@ def _lock(fs: FileSystem, dest: str) -> int:
         raise engine.LockedError(
             f"another export into {dest} is running ({path} is locked); wait for it to "
             "finish") from None
-
-
-def _bar(enabled: bool, total: int) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the bar is a nicety; the export does not need it
-        return None
-    return tqdm(total=total, desc="export", unit="partition", leave=False)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mkts import engine
+from mkts.engine.timeutil import MAX_DATETIME64_S, NS
 from mkts.wire import (
     MSGPACK,
     BodyLimitError,
@@ -39,7 +40,6 @@ INTERNAL_ERROR = -32603
 MAX_REQUESTS = 10_000  # entries in one "requests" list
 MAX_QUERY_COLUMNS = 200
 _INT64_MAX = (1 << 63) - 1
-_DATETIME64_LIMIT_S = 9_200_000_000  # seconds that still fit datetime64[ns]
 _TYPE_CODES = {"f4": 0, "i4": 1, "f8": 2, "i8": 3, "i1": 5, "i2": 9, "u1": 10, "u2": 11,
                "u4": 12, "u8": 13, "U16": 14}  # MarketStore's EnumElementType
 _STRING_CODE = 8
@@ -153,11 +153,11 @@ def _time_arg(seconds: int, nanos: int, what: str) -> Any:
     """Epoch seconds (+ nanoseconds) -> what engine.query takes, exact to the nanosecond."""
     if not nanos:
         return seconds
-    if not 0 <= nanos < 1_000_000_000:
+    if not 0 <= nanos < NS:
         raise WireError(f"{what}_nanos must be within 0..999999999, not {nanos}")
-    if abs(seconds) > _DATETIME64_LIMIT_S:
+    if abs(seconds) > MAX_DATETIME64_S:
         return seconds  # far outside any year file: the nanoseconds cannot matter
-    return np.datetime64(seconds * 1_000_000_000 + nanos, "ns")
+    return np.datetime64(seconds * NS + nanos, "ns")
 
 
 # -- DataService ---------------------------------------------------------------------------
@@ -211,11 +211,7 @@ class DataService:
             raise WireError(f"key_category {category!r} is not supported; mkts keys are "
                             "Symbol/Timeframe/AttributeGroup")
         dest = split_tbk(req.get("destination"), "destination")
-        parts = dest.split("/")
-        if len(parts) != 3 or not all(p.strip() for p in parts):
-            raise WireError(
-                f"destinations must have a Symbol, Timeframe and AttributeGroup, have: {dest}"
-            )
+        engine.parse_pattern(dest)  # a key pattern; InvalidKeyError names the part
         start = end = None
         if req.get("epoch_start") is not None:
             s = _int(req, "epoch_start")
@@ -351,7 +347,7 @@ class DataService:
         years = info.get("years") or [0]
         return {
             "LatestYear": int(max(years)),
-            "TimeFrame": parse_timeframe(info["timeframe"]).seconds * 1_000_000_000,
+            "TimeFrame": parse_timeframe(info["timeframe"]).seconds * NS,
             "DSV": [{"Name": n, "Type": _TYPE_CODES.get(t, _STRING_CODE)} for n, t in columns.items()],
             "RecordType": 1 if variable else 0,
             "ServerResp": {"error": "", "version": self.version},

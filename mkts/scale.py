@@ -1,14 +1,14 @@
 """Pieces: the (bucket, year file) units both scale-out paths work on (docs/scale.md).
 
-Owns matching a key pattern to buckets and cutting a time range at year-file boundaries,
-including the earliest time a piece can hold (a Dask division). Pure functions over key
-names, `db.info` and the engine's calendar; reading is `mkts.dask_io`'s, writing
+Owns cutting a time range at year-file boundaries, including the earliest time a piece can
+hold (a Dask division). Pure functions over `db.info` and the engine's calendar; which
+buckets a pattern selects is `engine.patterns`', reading is `mkts.dask_io`'s, writing
 `mkts.export`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 from mkts import engine
 from mkts.engine.timeutil import NS
 
-__all__ = ["Piece", "match_keys", "plan_pieces", "year_bounds", "time_arg"]
+__all__ = ["Piece", "plan_pieces", "year_bounds", "time_arg"]
 
 
 @dataclass(frozen=True)
@@ -45,30 +45,6 @@ class Piece:
 def time_arg(value: Any, what: str) -> int | None:
     """A user time (anything `engine.to_epoch_ns` takes) as epoch ns; None stays None."""
     return None if value is None else engine.to_epoch_ns(value, what)
-
-
-def match_keys(keys: Iterable[str], pattern: str) -> list[str]:
-    """Keys matching `SYM[,SYM...]/TF/ATTR`; each part may be `*` or a glob (`AA*`, `?Min`).
-
-    Keys come in the order the symbols are listed (sorted within one glob), like
-    `db.query`; a key matched twice is listed once."""
-    if not isinstance(pattern, str):
-        raise engine.InvalidKeyError(f"pattern must be a string like 'AAPL/1Min/OHLCV', not "
-                                     f"{type(pattern).__name__}")
-    parts = pattern.split("/")
-    if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise engine.InvalidKeyError(
-            f"pattern {pattern!r} must have three parts SYMBOL/TIMEFRAME/ATTRGROUP "
-            "(* for any; SYM1,SYM2 for several symbols)")
-    sym, tf, attr = parts
-    ordered = sorted(keys)
-    out: dict[str, None] = {}
-    for alt in sym.split(","):
-        glob = engine.KeyGlob(f"{alt.strip()}/{tf}/{attr}")
-        for k in ordered:
-            if glob.matches(k):
-                out.setdefault(k)
-    return list(out)
 
 
 def year_bounds(calendar: engine.Calendar, year: int) -> tuple[int, int]:

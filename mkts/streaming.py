@@ -1,8 +1,8 @@
 """`GET /ws`: MarketStore's streaming protocol over aiohttp WebSockets.
 
-A client sends `{"streams": ["AAPL/1Min/OHLCV", "*/1D/*"]}` (msgpack), the server echoes the
-message, then pushes `{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a
-matching bucket. Rows come from the stream trigger's hub (`mkts.plugins.stream`), or from
+A client sends `{"streams": ["AAPL/1Min/OHLCV", "*/1D/*"]}` (msgpack; each stream a key
+pattern, engine.patterns), the server echoes the message, then pushes
+`{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a matching bucket. Rows come from the stream trigger's hub (`mkts.plugins.stream`), or from
 `db.subscribe` when no stream trigger is configured. Each connection has a bounded outbox:
 a client that cannot keep up loses its oldest rows, never the server's memory or writers' time.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,9 +19,10 @@ import msgpack
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from mkts import engine
 from mkts.wire import JSON, MSGPACK, BodyLimitError, WireError, decode_body
 
-__all__ = ["WsEndpoint", "expand_streams", "StreamError", "MAX_OUTBOX"]
+__all__ = ["WsEndpoint", "parse_streams", "StreamError", "MAX_OUTBOX"]
 
 log = logging.getLogger("mkts.server")
 
@@ -32,48 +32,31 @@ MAX_MESSAGE = 1 << 20  # bytes in one client message
 # values in one client message (a map, its keys, the list and its patterns, with slack):
 # decoding never builds more than this (docs/server.md "Limits and defence")
 MAX_MESSAGE_VALUES = 2 * MAX_STREAMS + 64
-_PART = re.compile(r"[^/\x00-\x1f\x7f-\x9f\s]+")  # fullmatch: no control characters
-_BRACES = re.compile(r"\{([^{}]*)\}")
 
 
 class StreamError(ValueError):
     """A subscribe message that cannot be honoured; the text goes back as {"error": ...}."""
 
 
-def expand_streams(streams: Any) -> list[str]:
-    """Validate a `streams` list and expand `{a,b}` alternatives (gobwas glob syntax, which
-    MarketStore uses) into plain `*`/`?`/`[...]` globs over SYM/TF/ATTR."""
+def parse_streams(streams: Any) -> list[engine.KeyPattern]:
+    """Validate a `streams` list: each entry is a key pattern. MarketStore's clients spell a
+    list of alternatives with gobwas braces, `{AAPL,MSFT}/1Min/OHLCV`; a part that is one
+    brace group is read as the list it holds."""
     if not isinstance(streams, list):
         raise StreamError("streams must be a list of patterns like 'AAPL/1Min/OHLCV'")
     if len(streams) > MAX_STREAMS:
         raise StreamError(f"{len(streams)} streams in one message; at most {MAX_STREAMS}")
-    out: list[str] = []
+    out: list[engine.KeyPattern] = []
     for s in streams:
         if not isinstance(s, str):
-            raise StreamError(f"{s!r} is an invalid stream")
-        expanded = _expand(s)
-        if len(expanded) > MAX_STREAMS:
-            raise StreamError(f"{s} expands to more than {MAX_STREAMS} patterns")
-        for p in expanded:
-            parts = p.split("/")
-            if len(parts) != 3 or not all(_PART.fullmatch(x) for x in parts):
-                raise StreamError(f"{s} is an invalid stream")
-        out.extend(expanded)
-    return out
-
-
-def _expand(pattern: str) -> list[str]:
-    m = _BRACES.search(pattern)
-    if m is None:
-        if "{" in pattern or "}" in pattern:
-            raise StreamError(f"{pattern} is an invalid stream")
-        return [pattern]
-    head, tail = pattern[: m.start()], pattern[m.end() :]
-    out: list[str] = []
-    for alt in m.group(1).split(","):
-        out.extend(_expand(head + alt + tail))
-        if len(out) > MAX_STREAMS:
-            break
+            raise StreamError(f"{s!r} is an invalid stream: a stream is a text like "
+                              "'AAPL/1Min/OHLCV'")
+        text = "/".join(p[1:-1] if p.startswith("{") and p.endswith("}") else p
+                        for p in s.split("/"))
+        try:
+            out.append(engine.parse_pattern(text))
+        except engine.InvalidKeyError as exc:
+            raise StreamError(f"{s} is an invalid stream: {exc}") from None
     return out
 
 
@@ -137,9 +120,9 @@ class WsEndpoint:
         returns an object with `unsubscribe()`."""
         self.db = db
         self._subscribe = subscribe
-        self._conns: dict[_Connection, list[Any]] = {}
+        self._conns: dict[_Connection, list[engine.KeyPattern]] = {}
         # Copy-on-write view of _conns for the feed thread (the loop alone mutates _conns).
-        self._targets: tuple[tuple[_Connection, list[Any]], ...] = ()
+        self._targets: tuple[tuple[_Connection, list[engine.KeyPattern]], ...] = ()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._feed: Any = None
 
@@ -148,7 +131,7 @@ class WsEndpoint:
         loop = self._loop
         if loop is None:
             return
-        conns = [c for c, globs in self._targets if _matches(globs, key)]
+        conns = [c for c, patterns in self._targets if any(p.matches(key) for p in patterns)]
         if not conns:
             return
         frames = _row_messages(key, columns)
@@ -218,27 +201,14 @@ class WsEndpoint:
                     raise StreamError("message is neither msgpack nor JSON") from None
             if not isinstance(msg, Mapping) or "streams" not in msg:
                 raise StreamError('expected {"streams": [patterns]}')
-            patterns = expand_streams(msg["streams"])
+            patterns = parse_streams(msg["streams"])
         except StreamError as exc:
             conn.push(msgpack.packb({"error": str(exc)}, use_bin_type=True), data=False)
             return
         if patterns:  # an empty list changes nothing but is still echoed (MarketStore)
-            self._set(conn, [_compile(p) for p in patterns])
+            self._set(conn, patterns)
         conn.push(raw, data=False)
 
-    def _set(self, conn: _Connection, globs: list[Any]) -> None:
-        self._conns[conn] = globs
+    def _set(self, conn: _Connection, patterns: list[engine.KeyPattern]) -> None:
+        self._conns[conn] = patterns
         self._targets = tuple(self._conns.items())
-
-
-def _compile(pattern: str) -> tuple[re.Pattern[str], ...]:
-    import fnmatch
-
-    return tuple(re.compile(fnmatch.translate(p)) for p in pattern.split("/"))
-
-
-def _matches(globs: list[tuple[re.Pattern[str], ...]], key: str) -> bool:
-    parts = key.split("/")
-    if len(parts) != 3:
-        return False
-    return any(all(g.match(v) for g, v in zip(pat, parts, strict=True)) for pat in globs)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mkts import engine
+from mkts.config import DEFAULT_HOST, DEFAULT_MAX_REQUEST_MB, DEFAULT_PORT
 
 if TYPE_CHECKING:
     from mkts.config import Config
@@ -30,10 +31,6 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_MAX_REQUEST_MB",
 ]
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5993
-DEFAULT_MAX_REQUEST_MB = 256
 
 
 class ConfigProblem(Exception):
@@ -79,7 +76,7 @@ def stream_subscriber(db: engine.Database) -> Callable[[Callable[[str, Any], Non
 # -- on-disk aggregation -------------------------------------------------------------------
 @dataclass(frozen=True)
 class AggregationSpec:
-    """One configured ondiskagg trigger: base-bucket glob, destinations, optional filter."""
+    """One configured ondiskagg trigger: base-bucket key pattern, destinations, optional filter."""
 
     on: str
     destinations: tuple[str, ...]
@@ -87,39 +84,36 @@ class AggregationSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _entry(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
 def aggregation_specs(config: Any) -> list[AggregationSpec]:
     """The ondiskagg triggers of a config (module `ondiskagg.so`, `mkts.plugins.ondiskagg`, or
-    anything the plugin loader resolves to the bundled ondiskagg).
+    anything the plugin loader resolves to the bundled ondiskagg), their `config:` checked
+    by ondiskagg's own schema (a bad key is a ConfigError naming `triggers[i].config...`).
 
     A trigger whose module cannot be resolved (not found, an import that fails, no
     NewTrigger) raises the loader's `PluginError` naming it: whether it is ondiskagg
     cannot be told, and skipping it would leave its aggregates unchecked without a word."""
     if config is None:
         return []
+    from mkts.plugins import ondiskagg
+
     out = []
-    for t in _entry(config, "triggers", ()) or ():
-        module = str(_entry(t, "module", ""))
-        if not _is_ondiskagg(module):
+    for i, t in enumerate(config.triggers):
+        if not _is_ondiskagg(t.module, config.plugin_paths):
             continue
-        cfg = dict(_entry(t, "config", {}) or {})
-        dests = cfg.get("destinations") or ()
-        out.append(AggregationSpec(str(_entry(t, "on", "*/1Min/OHLCV")),
-                                   tuple(str(d) for d in dests), cfg.get("filter") or None))
+        try:
+            agg = ondiskagg.parse_config(t.config)
+        except ondiskagg.PluginConfigError as exc:
+            raise exc.within(config.source, f"triggers[{i}].config") from exc
+        out.append(AggregationSpec(t.on, agg.destinations, agg.filter or None))
     return out
 
 
-def _is_ondiskagg(module: str) -> bool:
+def _is_ondiskagg(module: str, paths: tuple[str, ...] = ()) -> bool:
     if module in ("ondiskagg.so", "ondiskagg", "mkts.plugins.ondiskagg"):
         return True
     from mkts.plugins import loader, ondiskagg
 
-    return loader.resolve(module, "mkts.triggers", "NewTrigger") is ondiskagg.NewTrigger
+    return loader.resolve(module, "mkts.triggers", "NewTrigger", paths) is ondiskagg.NewTrigger
 
 
 def rebuild_aggregates(db: engine.Database, spec: AggregationSpec, *, progress: bool) -> int:

@@ -8,6 +8,7 @@
     stream     trigger: push new rows to in-process subscribers (Hub)
     feed       example background worker: synthetic or CSV 1Min bars
     synth      deterministic synthetic market data
+    progress   the one progress bar (tqdm when wanted and installed), for plugins and the CLI
 
 Plugins use only the public API of `engine`. Guide: docs/plugins.md.
 """

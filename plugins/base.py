@@ -15,7 +15,7 @@ naming the plugin. The trigger object has:
     Called once with the `engine.Database` when the trigger is attached: before its first
     ``fire``, replayed ones included. Keep the handle: triggers read and write through it.
 ``fire(key_path, records)``
-    Called for every transaction that wrote to a bucket matching the trigger's ``on:`` glob,
+    Called for every transaction that wrote to a bucket matching the trigger's ``on:`` pattern,
     once per year file the transaction touched.
 
     * **When**: after the transaction is applied, so everything it wrote is readable through
@@ -54,8 +54,10 @@ naming the plugin. The trigger object has:
     to arrive before the merged fire. ``db.wait_for_triggers()`` and close cut the wait
     short; other triggers and subscribers are not held back.
 
-``on:`` is a glob over ``SYMBOL/TIMEFRAME/ATTRGROUP``: ``*`` matches one whole part and the
-match is anchored, so ``*/1Min/OHLC`` does not match ``AAPL/1Min/OHLCV``.
+``on:`` is a key pattern over ``SYMBOL/TIMEFRAME/ATTRGROUP`` (``engine.patterns``, the
+language of ``db.query``): ``*`` matches every value of a part, ``AA*`` is a glob inside one
+part, ``AAPL,MSFT`` a list; the match is anchored, so ``*/1Min/OHLC`` does not match
+``AAPL/1Min/OHLCV``.
 
 Background workers
 ------------------
@@ -67,9 +69,12 @@ and counted in ``db.stats()["worker_errors"]``; the database keeps running.
 
 Configuration (``mkts.yml``)
 ----------------------------
-``module:`` is a dotted module path (``mkts.plugins.ondiskagg``, ``mypkg.mytrigger``), an entry
-point name in the group ``mkts.triggers`` / ``mkts.bgworkers``, or MarketStore's spelling
-``ondiskagg.so`` / ``stream.so`` for the bundled plugins::
+``module:`` is a dotted module path (``mkts.plugins.ondiskagg``, ``mypkg.mytrigger``; found in
+the installed packages, PYTHONPATH or mkts.yml's ``plugin_paths``, never the current
+directory on its own), an entry point name in the group ``mkts.triggers`` /
+``mkts.bgworkers``, or MarketStore's spelling ``ondiskagg.so`` / ``stream.so`` for the
+bundled plugins. ``config:`` is best checked with ``mkts.plugins.settings`` (a frozen
+dataclass; errors name the key path in mkts.yml), as the bundled plugins do::
 
     triggers:
       - module: ondiskagg.so             # = mkts.plugins.ondiskagg

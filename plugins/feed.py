@@ -25,64 +25,84 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mkts.engine import NS, parse_time_text, to_epoch_ns
 from mkts.engine.uniq import unique
 from mkts.plugins import synth
-from mkts.plugins.errors import PluginError
+from mkts.plugins.errors import PluginConfigError, PluginError
+from mkts.plugins.settings import at_least, build, rules
 
-__all__ = ["NewBgWorker", "Feed"]
+__all__ = ["NewBgWorker", "Feed", "FeedConfig"]
 
 log = logging.getLogger("mkts.plugins.feed")
 
-_DEFAULTS: dict[str, Any] = {
-    "symbols": ["AAPL", "MSFT"],
-    "start": "2024-01-02",
-    "interval_s": 1.0,
-    "bars_per_write": 1,
-    "max_bars": 0,
-    "seed": 7,
-    "csv": None,
-    "key": "{symbol}/1Min/OHLCV",
-}
 _CHUNK_DAYS = 28  # synthetic bars are generated four weeks at a time
 
 
-def NewBgWorker(config: Mapping[str, Any]) -> Feed:
-    """Build the feed from its `config:` (keys in the module docstring); raises PluginError
-    naming the bad key."""
-    if not isinstance(config, Mapping):
-        raise PluginError(f"feed: config must be a mapping, not {type(config).__name__}")
-    unknown = sorted(set(config) - set(_DEFAULTS))
-    if unknown:
-        raise PluginError(f"feed: unknown config key {unknown[0]!r}; known keys: "
-                          f"{', '.join(_DEFAULTS)}")
-    c = {**_DEFAULTS, **config}
-    interval = _number(c, "interval_s", minimum=0.0)
-    per_write = int(_number(c, "bars_per_write", minimum=1, integer=True))
-    max_bars = int(_number(c, "max_bars", minimum=0, integer=True))
-    seed = int(_number(c, "seed", minimum=0, integer=True))
-    key = c["key"]
-    if not isinstance(key, str) or key.count("/") != 2:
-        raise PluginError(f"feed: key must look like '{{symbol}}/1Min/OHLCV', not {key!r}")
-    if c["csv"] is not None:
-        rows = _read_csv(c["csv"], key)
-        return Feed(rows=rows, interval_s=interval, bars_per_write=per_write, max_bars=max_bars)
-    symbols = c["symbols"]
-    if isinstance(symbols, int) and not isinstance(symbols, bool) and symbols > 0:
-        symbols = synth.symbols(symbols)
-    if not isinstance(symbols, (list, tuple)) or not symbols or \
-            not all(isinstance(s, str) and s for s in symbols):
-        raise PluginError(f"feed: symbols must be a non-empty list of names, not {symbols!r}")
+def _symbols(v: tuple[str, ...] | int) -> str | None:
+    if isinstance(v, int):
+        return None if v > 0 else "must be a positive count or a list of names"
+    if not v or not all(s.strip() for s in v):
+        return "must be a non-empty list of names"
+    return None
+
+
+def _day(text: str) -> _dt.date:
+    """The day an ISO-8601 date names (engine's time parser); ValueError if it is none."""
+    ns, naive = parse_time_text(text)
+    if not naive or ns % (86_400 * NS):
+        raise ValueError(text)
+    return _dt.date(1970, 1, 1) + _dt.timedelta(days=ns // (86_400 * NS))
+
+
+def _date(v: str) -> str | None:
     try:
-        start = _dt.date.fromisoformat(str(c["start"]))
-    except ValueError as exc:
-        raise PluginError(f"feed: start must be a date like 2024-01-02, not {c['start']!r}") from exc
-    keys = {s: key.format(symbol=s) for s in symbols}
-    return Feed(synthetic=(keys, start, seed), interval_s=interval, bars_per_write=per_write,
-                max_bars=max_bars)
+        _day(v)
+    except ValueError:
+        return "is not a date like 2024-01-02"
+    return None
+
+
+def _key(v: str) -> str | None:
+    return None if v.count("/") == 2 else "must look like '{symbol}/1Min/OHLCV'"
+
+
+def _path(v: str | None) -> str | None:
+    return None if v is None or v.strip() else "must be a file path"
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """feed's `config:` (the keys of the module docstring), checked like mkts.yml."""
+
+    symbols: tuple[str, ...] | int = field(default=("AAPL", "MSFT"), metadata=rules(
+        check=_symbols, help="symbols of the synthetic market, or how many"))
+    start: str = field(default="2024-01-02", metadata=rules(check=_date))
+    interval_s: float = field(default=1.0, metadata=rules(
+        check=at_least(0), help="wall-clock seconds between writes"))
+    bars_per_write: int = field(default=1, metadata=rules(check=at_least(1)))
+    max_bars: int = field(default=0, metadata=rules(check=at_least(0)))
+    seed: int = field(default=7, metadata=rules(check=at_least(0)))
+    csv: str | None = field(default=None, metadata=rules(check=_path))
+    key: str = field(default="{symbol}/1Min/OHLCV", metadata=rules(check=_key))
+
+
+def NewBgWorker(config: Mapping[str, Any]) -> Feed:
+    """Build the feed from its `config:` (`FeedConfig`); raises PluginConfigError naming the
+    bad key."""
+    c = build(FeedConfig, config, source="feed config", error=PluginConfigError)
+    if c.csv is not None:
+        rows = _read_csv(c.csv, c.key)
+        return Feed(rows=rows, interval_s=c.interval_s, bars_per_write=c.bars_per_write,
+                    max_bars=c.max_bars)
+    symbols = synth.symbols(c.symbols) if isinstance(c.symbols, int) else list(c.symbols)
+    keys = {s: c.key.format(symbol=s) for s in symbols}
+    return Feed(synthetic=(keys, _day(c.start), c.seed),
+                interval_s=c.interval_s, bars_per_write=c.bars_per_write, max_bars=c.max_bars)
 
 
 class Feed:
@@ -190,42 +210,35 @@ def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {c: np.concatenate([r[c] for r in rows]) for c in rows[0]}
 
 
-def _number(c: Mapping[str, Any], name: str, *, minimum: float, integer: bool = False) -> float:
-    v = c[name]
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok or v < minimum:
-        kind = "an integer" if integer else "a number"
-        raise PluginError(f"feed: {name} must be {kind} >= {minimum}, not {v!r}")
-    return float(v)
+def _bad(key: str, problem: str) -> PluginConfigError:
+    return PluginConfigError(problem, key, "feed config")
 
 
-def _read_csv(path: Any, key: str) -> list[tuple[int, dict[str, dict[str, np.ndarray]]]]:
+def _read_csv(path: str, key: str) -> list[tuple[int, dict[str, dict[str, np.ndarray]]]]:
     """Rows grouped by time: [(epoch, {bucket key: columns})], in time order."""
-    if not isinstance(path, str) or not path:
-        raise PluginError(f"feed: csv must be a file path, not {path!r}")
     if not os.path.isfile(path):
-        raise PluginError(f"feed: csv file {path!r} does not exist (relative paths are "
+        raise _bad("csv", f"{path!r} does not exist (relative paths are "
                           f"resolved against {os.getcwd()})")
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
-            raise PluginError(f"feed: csv file {path!r} is empty") from None
+            raise _bad("csv", f"{path!r} is empty") from None
         body = [r for r in reader if r]
     if "Epoch" not in header:
-        raise PluginError(f"feed: csv file {path!r} needs an Epoch column (epoch seconds or "
+        raise _bad("csv", f"{path!r} needs an Epoch column (epoch seconds or "
                           f"ISO-8601 time); it has {', '.join(header)}")
     symbol_col = header.index("Symbol") if "Symbol" in header else None
     if symbol_col is None and "{symbol}" in key:
-        raise PluginError(f"feed: csv file {path!r} has no Symbol column, so `key` must name "
-                          f"the bucket (e.g. AAPL/1Min/OHLCV), not {key!r}")
+        raise _bad("key", f"{key!r} names no bucket: the csv file {path!r} has no Symbol "
+                          "column, so write the bucket itself (e.g. AAPL/1Min/OHLCV)")
     names = [h for h in header if h not in ("Symbol",)]
     cols: dict[str, list[str]] = {h: [] for h in names}
     syms: list[str] = []
     for n, r in enumerate(body, start=2):
         if len(r) != len(header):
-            raise PluginError(f"feed: {path}:{n}: expected {len(header)} fields, got {len(r)}")
+            raise _bad("csv", f"{path}:{n}: expected {len(header)} fields, got {len(r)}")
         for h, v in zip(header, r, strict=True):
             if h == "Symbol":
                 syms.append(v.strip())
@@ -235,7 +248,7 @@ def _read_csv(path: Any, key: str) -> list[tuple[int, dict[str, dict[str, np.nda
         epochs = _epochs(cols.pop("Epoch"))
         values = {h: _column(v) for h, v in cols.items()}
     except ValueError as exc:
-        raise PluginError(f"feed: csv file {path!r}: {exc}") from exc
+        raise _bad("csv", f"{path!r}: {exc}") from exc
     keys = [key.format(symbol=s) for s in syms] if symbol_col is not None else [key] * len(epochs)
     order = np.argsort(epochs, kind="stable")
     out: list[tuple[int, dict[str, dict[str, np.ndarray]]]] = []
@@ -250,16 +263,17 @@ def _read_csv(path: Any, key: str) -> list[tuple[int, dict[str, dict[str, np.nda
 
 
 def _epochs(texts: list[str]) -> np.ndarray:
+    """Epoch seconds of each text: an integer, or an ISO-8601 time (no offset = UTC)."""
     out = np.empty(len(texts), dtype=np.int64)
     for i, t in enumerate(texts):
         try:
             out[i] = int(t)
         except ValueError:
             try:
-                out[i] = np.datetime64(t.rstrip("Z"), "s").astype(np.int64)
+                out[i] = to_epoch_ns(t, "Epoch") // NS
             except ValueError as exc:
                 raise ValueError(f"Epoch value {t!r} is neither epoch seconds nor an ISO-8601 "
-                                 "time") from exc
+                                 f"time ({exc})") from exc
     return out
 
 

@@ -1,7 +1,9 @@
 """Find a plugin module by name and build the trigger or worker it defines.
 
-Resolves `module:` (MarketStore spelling, entry point, or dotted module path) and calls its
-constructor; every failure becomes a `PluginError` naming the plugin. Contracts: plugins.base.
+Resolves `module:` (MarketStore spelling, entry point, or dotted module path, looked up in
+the installed packages, PYTHONPATH and the configured `plugin_paths`, never implicitly in the
+current directory) and calls its constructor; every failure becomes a `PluginError` naming
+the plugin. Contracts: plugins.base.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import re
 import sys
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from mkts.engine import BgWorker, Trigger
-from mkts.plugins.errors import PluginError
+from mkts.plugins.errors import ConfigError, PluginError
 
 __all__ = ["load_trigger", "load_worker", "resolve", "TRIGGER_GROUP", "WORKER_GROUP", "ALIASES"]
 
@@ -34,35 +36,47 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _import_lock = threading.Lock()
 
 
-def load_trigger(module: str, config: Mapping[str, Any] | None = None) -> Trigger:
+def load_trigger(module: str, config: Mapping[str, Any] | None = None, *,
+                 source: str | None = None, where: str | None = None,
+                 paths: Sequence[str] = ()) -> Trigger:
     """Build the trigger `module` defines: ``NewTrigger(dict(config))``.
 
     Raises PluginError (naming the plugin) when the module cannot be found or imported, has
-    no NewTrigger, the constructor raises, or the result has no ``fire`` method."""
-    obj = _build(module, config, TRIGGER_GROUP, "NewTrigger", "trigger")
+    no NewTrigger, the constructor raises, or the result has no ``fire`` method. A
+    ConfigError from the constructor (a bad key of `config`) is re-raised at the key path
+    `where` of `source` (`mkts.yml: triggers[0].config.batch_ms: ...`) when given. `paths`
+    are directories searched for the module after the installed packages (mkts.yml's
+    `plugin_paths`)."""
+    obj = _build(module, config, TRIGGER_GROUP, "NewTrigger", "trigger", source, where, paths)
     if not callable(getattr(obj, "fire", None)):
         raise PluginError(f"trigger plugin {module!r}: NewTrigger returned {obj!r}, "
                           "which has no fire(key_path, records) method")
     return cast(Trigger, obj)
 
 
-def load_worker(module: str, config: Mapping[str, Any] | None = None) -> BgWorker:
+def load_worker(module: str, config: Mapping[str, Any] | None = None, *,
+                source: str | None = None, where: str | None = None,
+                paths: Sequence[str] = ()) -> BgWorker:
     """Build the background worker `module` defines: ``NewBgWorker(dict(config))``.
 
-    Raises PluginError as load_trigger does; the result must have a ``run`` method."""
-    obj = _build(module, config, WORKER_GROUP, "NewBgWorker", "background worker")
+    Raises PluginError or ConfigError as load_trigger does; the result must have a ``run``
+    method."""
+    obj = _build(module, config, WORKER_GROUP, "NewBgWorker", "background worker", source,
+                 where, paths)
     if not callable(getattr(obj, "run", None)):
         raise PluginError(f"background worker plugin {module!r}: NewBgWorker returned {obj!r}, "
                           "which has no run() method")
     return cast(BgWorker, obj)
 
 
-def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, Any]], Any]:
+def resolve(module: str, group: str, constructor: str, paths: Sequence[str] = ()
+            ) -> Callable[[dict[str, Any]], Any]:
     """The constructor `module` names, in this order: a MarketStore alias (`ondiskagg.so`),
-    an entry point of `group`, a dotted module path. Nothing is imported from the current
-    directory: file paths are refused, and so are sys.path entries that mean the working
-    directory (`''` under `python -c`, its absolute path under `python -m`) unless PYTHONPATH
-    names that directory."""
+    an entry point of `group`, a dotted module path (searched in sys.path, then in `paths`,
+    which stay on sys.path so the plugin can import its own modules later). Nothing is
+    imported from the current directory implicitly: file paths are refused, and so are
+    sys.path entries that mean the working directory (`''` under `python -c`, its absolute
+    path under `python -m`) unless PYTHONPATH or `paths` name that directory."""
     kind = "trigger" if group == TRIGGER_GROUP else "background worker"
     if not isinstance(module, str) or not module:
         raise PluginError(f"{kind} plugin module must be a non-empty string, not {module!r}")
@@ -80,7 +94,7 @@ def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, An
                     f"could not be loaded: {type(exc).__name__}: {exc}"
                 ) from exc
         elif _DOTTED.match(module):
-            target = _import(module, module, kind)
+            target = _import(module, module, kind, paths)
         else:
             raise PluginError(
                 f"{kind} plugin {module!r} is neither an entry point in group {group!r} nor a "
@@ -101,13 +115,17 @@ def resolve(module: str, group: str, constructor: str) -> Callable[[dict[str, An
 
 
 def _build(module: str, config: Mapping[str, Any] | None, group: str, constructor: str,
-           kind: str) -> Any:
+           kind: str, source: str | None, where: str | None, paths: Sequence[str]) -> Any:
     if config is not None and not isinstance(config, Mapping):
         raise PluginError(f"{kind} plugin {module!r}: config must be a mapping, not "
                           f"{type(config).__name__}")
-    factory = resolve(module, group, constructor)
+    factory = resolve(module, group, constructor, paths)
     try:
         return factory(dict(config or {}))
+    except ConfigError as exc:  # a bad key of the plugin's config: name its key path
+        if where is not None:
+            raise exc.within(source or "config", where) from exc
+        raise exc.within(f"{kind} plugin {module!r}", "config") from exc
     except PluginError as exc:
         if repr(module) in str(exc):
             raise
@@ -124,14 +142,15 @@ def _entry_point(group: str, name: str) -> importlib.metadata.EntryPoint | None:
     return matches[0] if matches else None
 
 
-def _implicit_cwd_entries() -> list[str]:
+def _implicit_cwd_entries(paths: Sequence[str] = ()) -> list[str]:
     """The sys.path entries that stand for the working directory only because of how Python
     was started: '' (interactive, `python -c`) and the absolute working directory (`python
-    -m`, which the `mkts` console script does not add). A directory PYTHONPATH names is the
-    user's choice and stays."""
+    -m`, which the `mkts` console script does not add). A directory PYTHONPATH or
+    `plugin_paths` names is the user's choice and stays."""
     cwd = os.path.realpath(os.getcwd())
     chosen = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
               if p}
+    chosen |= {os.path.realpath(p) for p in paths}
     return [p for p in sys.path
             if p == "" or (os.path.realpath(p) == cwd and cwd not in chosen)]
 
@@ -145,11 +164,15 @@ def _in_cwd(dotted: str) -> str | None:
     return None
 
 
-def _import(dotted: str, module: str, kind: str) -> types.ModuleType:
+def _import(dotted: str, module: str, kind: str, paths: Sequence[str] = ()
+            ) -> types.ModuleType:
     with _import_lock:
+        for p in paths:  # after the installed packages: a plugin never shadows one
+            if p not in sys.path:
+                sys.path.append(p)
         # Skip the entries that mean "the current directory", so a stray ondiskagg.py where
         # mkts happens to be started is never picked up; put them back afterwards.
-        implicit = set(_implicit_cwd_entries())
+        implicit = set(_implicit_cwd_entries(paths))
         hidden = [(i, p) for i, p in enumerate(sys.path) if p in implicit]
         if hidden:
             sys.path[:] = [p for p in sys.path if p not in implicit]
@@ -160,10 +183,12 @@ def _import(dotted: str, module: str, kind: str) -> types.ModuleType:
                 local = _in_cwd(dotted)
                 why = (f"; {local} in the current directory is not imported (mkts loads no "
                        "code from where it happens to be started)") if local else ""
+                searched = ", ".join(paths) if paths else "none configured"
                 raise PluginError(
                     f"{kind} plugin {module!r}: module {dotted!r} was not found ({exc}){why}; "
-                    "install the package that provides it, or add its directory to "
-                    "PYTHONPATH, or fix `module:` in mkts.yml"
+                    "install the package that provides it, add the directory that holds it "
+                    f"to `plugin_paths:` in mkts.yml (searched: {searched}) or to PYTHONPATH, "
+                    "or fix `module:`"
                 ) from exc
             raise PluginError(
                 f"{kind} plugin {module!r}: importing {dotted!r} failed because a module it "

@@ -18,37 +18,68 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mkts.engine import KeyGlob
+from mkts.engine import NS, InvalidKeyError, parse_pattern, parse_timeframe
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
-from mkts.plugins.errors import PluginError
+from mkts.plugins.errors import PluginConfigError, PluginError
+from mkts.plugins.progress import track
+from mkts.plugins.settings import between, build, nonempty, rules
 
-__all__ = ["NewTrigger", "OnDiskAgg", "rebuild", "TICK_OUTPUT_ATTR"]
+__all__ = ["NewTrigger", "OnDiskAgg", "OnDiskAggConfig", "PluginConfigError", "parse_config",
+           "rebuild", "TICK_OUTPUT_ATTR"]
 
 log = logging.getLogger("mkts.plugins.ondiskagg")
 
-_NS = 1_000_000_000
 TICK_OUTPUT_ATTR = "OHLCV"  # ticks (e.g. AAPL/1Sec/TRADE) aggregate into AAPL/<dest>/OHLCV
-_CONFIG_KEYS = ("destinations", "filter", "batch_ms")
 DEFAULT_BATCH_MS = 10.0
 
 
-def NewTrigger(config: Mapping[str, Any]) -> OnDiskAgg:
-    """Build the trigger from its `config:` ({destinations: [...], filter: name,
-    batch_ms: number}).
+def _timeframe(v: str) -> str | None:
+    try:
+        parse_timeframe(v)
+    except InvalidKeyError as exc:
+        return f"is not a timeframe: {exc}"
+    return None
 
-    Raises PluginError naming the bad key."""
-    if not isinstance(config, Mapping):
-        raise PluginError(f"ondiskagg: config must be a mapping, not {type(config).__name__}")
-    unknown = sorted(set(config) - set(_CONFIG_KEYS))
-    if unknown:
-        raise PluginError(f"ondiskagg: unknown config key {unknown[0]!r}; "
-                          f"known keys: {', '.join(_CONFIG_KEYS)}")
-    return OnDiskAgg(config.get("destinations"), config.get("filter"), config.get("batch_ms"))
+
+def _calendar(v: str | None) -> str | None:
+    if not v:
+        return None
+    try:
+        aggfuncs.session_filter(v)
+    except (ValueError, ImportError) as exc:
+        return str(exc).removeprefix(f"filter {v!r} ")
+    return None
+
+
+@dataclass(frozen=True)
+class OnDiskAggConfig:
+    """ondiskagg's `config:` (docs/plugins.md "ondiskagg"), checked like mkts.yml."""
+
+    destinations: tuple[str, ...] = field(metadata=rules(
+        check=nonempty, each=_timeframe,
+        help="a list of timeframes such as [5Min, 15Min, 1H, 1D]"))
+    filter: str | None = field(default=None, metadata=rules(
+        check=_calendar, help="an exchange calendar such as XNYS or nasdaq; daily bars only"))
+    batch_ms: float = field(default=DEFAULT_BATCH_MS, metadata=rules(
+        check=between(0, 1000),
+        help="milliseconds a burst of writes may gather before one recompute; 0 fires at once"))
+
+
+def parse_config(config: Any, *, source: str = "ondiskagg config") -> OnDiskAggConfig:
+    """The checked config; PluginConfigError (a PluginError and a ConfigError) names the key."""
+    return build(OnDiskAggConfig, config, source=source, error=PluginConfigError)
+
+
+def NewTrigger(config: Mapping[str, Any]) -> OnDiskAgg:
+    """Build the trigger from its `config:` (`OnDiskAggConfig`: destinations, filter,
+    batch_ms). Raises PluginConfigError naming the bad key."""
+    return OnDiskAgg(parse_config(config))
 
 
 class OnDiskAgg:
@@ -64,20 +95,19 @@ class OnDiskAgg:
 
     coalesce = True
 
-    def __init__(self, destinations: Any, filter: Any = None, batch_ms: Any = None) -> None:
-        self.destinations = _parse_destinations(destinations)
+    def __init__(self, config: OnDiskAggConfig) -> None:
+        # the destinations without repeats, shortest first
+        dests = {tf.name: tf for tf in map(aggfuncs.as_timeframe, config.destinations)}
+        self.destinations = tuple(sorted(dests.values(), key=lambda t: t.seconds))
         self.filter_name: str | None = None
         self.session: SessionFilter | None = None
-        if filter not in (None, ""):
-            try:
-                self.session = aggfuncs.session_filter(filter)
-            except (ValueError, ImportError) as exc:
-                raise PluginError(f"ondiskagg: filter: {exc}") from exc
+        if config.filter:
+            self.session = aggfuncs.session_filter(config.filter)
             self.filter_name = self.session.name
             if not any(d.is_daily for d in self.destinations):
                 log.warning("ondiskagg: filter %r only applies to destinations of one day; "
-                            "none of %s is", filter, [d.name for d in self.destinations])
-        self.coalesce_window_s = _parse_batch_ms(batch_ms) / 1000.0
+                            "none of %s is", config.filter, [d.name for d in self.destinations])
+        self.coalesce_window_s = config.batch_ms / 1000.0
         self._db: Any = None
         self._plans: dict[tuple[str, str], tuple[Any, ...]] = {}
         # (bucket key, dtype of its stored rows) -> what _plan said, so fires skip planning
@@ -102,7 +132,7 @@ class OnDiskAgg:
         db = self._db
         if db is None:
             raise PluginError("ondiskagg: fire() before start(db); attach it with "
-                              "engine.open(..., triggers=[(glob, trigger)])")
+                              "engine.open(..., triggers=[(pattern, trigger)])")
         if not len(records):
             return
         key = str(records.key)
@@ -245,7 +275,7 @@ def _read_runs(db: Any, key: str, run_lo: np.ndarray, run_hi: np.ndarray,
     for a, b in zip(run_lo.tolist(), run_hi.tolist(), strict=True):
         # end is inclusive: the last second before b for bars (their labels are whole
         # seconds), exact to the nanosecond for ticks (the last ns before b)
-        end: Any = np.datetime64(b * _NS - 1, "ns") if variable else b - 1
+        end: Any = np.datetime64(b * NS - 1, "ns") if variable else b - 1
         r = db.read(key, a, end, columns=cols)  # ascending time, ties in write order
         arr = {c: np.asarray(r[c]) for c in r.columns}
         e = arr["Epoch"]
@@ -258,55 +288,24 @@ def _read_runs(db: Any, key: str, run_lo: np.ndarray, run_hi: np.ndarray,
     return {c: np.concatenate([ch[c] for ch in chunks]) for c in chunks[0]}
 
 
-def _parse_batch_ms(value: Any) -> float:
-    if value is None:
-        return DEFAULT_BATCH_MS
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
-        raise PluginError(f"ondiskagg: `batch_ms` must be a number of milliseconds from 0 to "
-                          f"1000 (how long a burst of writes may gather before one "
-                          f"recompute; 0 fires at once), not {value!r}")
-    return float(value)
-
-
-def _parse_destinations(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        raise PluginError("ondiskagg: config needs `destinations`, a list of timeframes such "
-                          "as [5Min, 15Min, 1H, 1D]")
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",")]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise PluginError(f"ondiskagg: `destinations` must be a non-empty list of timeframes "
-                          f"such as [5Min, 1H, 1D], not {value!r}")
-    out = {}
-    for v in value:
-        try:
-            tf = aggfuncs.as_timeframe(v)
-        except (ValueError, TypeError) as exc:
-            raise PluginError(f"ondiskagg: destinations: {exc}") from exc
-        out[tf.name] = tf
-    return tuple(sorted(out.values(), key=lambda t: t.seconds))
-
-
 # -- from scratch ------------------------------------------------------------------------
 
 
 def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
             destinations: Iterable[str] = ("5Min", "15Min", "1H", "1D"), *,
             filter: str | None = None, replace: bool = True, progress: bool = True) -> int:
-    """Recompute every destination bucket of every base bucket matching `pattern` from
-    scratch; returns the number of bars written.
+    """Recompute every destination bucket of every base bucket matching the key pattern
+    `pattern` from scratch; returns the number of bars written.
 
     With `replace` (the default) each existing destination bucket is destroyed first, so
     bars the base no longer supports (e.g. after a filter change) disappear. Works one base
     bucket and year at a time; shows a tqdm progress bar when `progress` and tqdm is
     installed. Safe to run while the trigger is active (both write the same bars)."""
-    agg = OnDiskAgg(list(destinations), filter)
-    glob = KeyGlob(pattern)
+    agg = OnDiskAgg(parse_config({"destinations": list(destinations), "filter": filter},
+                                 source="ondiskagg.rebuild"))
     work: list[tuple[str, int, bool, tuple[Any, ...]]] = []
     existing = set(db.list_keys())
-    for key in sorted(existing):
-        if not glob.matches(key):
-            continue
+    for key in parse_pattern(pattern).select(existing):
         info = db.info(key)
         plan = agg._plan(key, list(info["columns"]))
         if plan is not None:
@@ -316,29 +315,13 @@ def rebuild(db: Any, pattern: str = "*/1Min/OHLCV",
         outputs = {plan[2].format(d.name) for *_, plan in work for d in plan[1]}
         for out in sorted(outputs & existing):
             db.destroy(out)
-    bar = _progress(len(work), progress)
     total = 0
-    try:
-        cal = db.calendar
-        for key, year, variable, (kind, dests, out_key, cols) in work:
-            lo, hi = cal.year_start(year), cal.year_start(year + 1)
-            rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols, variable)
-            if len(rows["Epoch"]):
-                out = {out_key.format(d.name): agg._bars(cal, rows, kind, d) for d in dests}
-                total += agg._write(db, out)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    cal = db.calendar
+    for key, year, variable, (kind, dests, out_key, cols) in track(
+            work, len(work), "rebuild aggregates", unit="bucket-year", enabled=progress):
+        lo, hi = cal.year_start(year), cal.year_start(year + 1)
+        rows = _read_runs(db, key, np.array([lo]), np.array([hi]), cols, variable)
+        if len(rows["Epoch"]):
+            out = {out_key.format(d.name): agg._bars(cal, rows, kind, d) for d in dests}
+            total += agg._write(db, out)
     return total
-
-
-def _progress(total: int, wanted: bool) -> Any:
-    if not wanted:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="rebuild aggregates", unit="bucket-year")

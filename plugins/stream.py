@@ -15,14 +15,17 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mkts.engine import KeyGlob
-from mkts.plugins.errors import PluginError
+from mkts.engine import KeyPattern, parse_pattern
+from mkts.plugins.errors import PluginConfigError
+from mkts.plugins.settings import build, positive, rules
 
-__all__ = ["NewTrigger", "StreamTrigger", "Hub", "StreamSubscription", "hub_of", "Callback"]
+__all__ = ["NewTrigger", "StreamConfig", "StreamTrigger", "Hub", "StreamSubscription", "hub_of",
+           "Callback"]
 
 log = logging.getLogger("mkts.plugins.stream")
 
@@ -46,7 +49,7 @@ class StreamSubscription:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending={max_pending!r} must be a positive integer")
         self._hub = hub
-        self._globs = _globs(patterns)
+        self._patterns = _patterns(patterns)
         self.callback = callback
         self.max_pending = max_pending
         self.delivered = 0
@@ -61,7 +64,7 @@ class StreamSubscription:
 
     @property
     def patterns(self) -> tuple[str, ...]:
-        return tuple(g.pattern for g in self._globs)
+        return tuple(p.pattern for p in self._patterns)
 
     @property
     def active(self) -> bool:
@@ -69,10 +72,10 @@ class StreamSubscription:
 
     def set_patterns(self, patterns: Iterable[str] | str) -> None:
         """Replace the subscription's patterns (what a `/ws` subscribe message does)."""
-        self._globs = _globs(patterns)
+        self._patterns = _patterns(patterns)
 
     def matches(self, key: str) -> bool:
-        return any(g.matches(key) for g in self._globs)
+        return any(p.matches(key) for p in self._patterns)
 
     def pending(self) -> int:
         with self._cond:
@@ -136,7 +139,7 @@ class Hub:
     def subscribe(self, patterns: Iterable[str] | str, callback: Callback, *,
                   max_pending: int | None = None) -> StreamSubscription:
         """Call `callback(key, columns)` for each batch written to a bucket matching any of
-        `patterns` (globs like `*/1Min/OHLCV`; `*` matches one key part, anchored)."""
+        `patterns` (key patterns like `*/1Min/OHLCV` or `AA*,MSFT/1Min/*`: engine.patterns)."""
         sub = StreamSubscription(self, patterns, callback,
                                  self.max_pending if max_pending is None else max_pending)
         with self._lock:
@@ -203,17 +206,19 @@ class StreamTrigger:
         self.hub.close()
 
 
+@dataclass(frozen=True)
+class StreamConfig:
+    """stream's `config:`, checked like mkts.yml."""
+
+    max_pending: int = field(default=DEFAULT_MAX_PENDING, metadata=rules(
+        check=positive, help="batches queued per subscriber before the oldest is dropped"))
+
+
 def NewTrigger(config: Mapping[str, Any]) -> StreamTrigger:
-    """Build the stream trigger; config: `max_pending` (batches queued per subscriber)."""
-    if not isinstance(config, Mapping):
-        raise PluginError(f"stream: config must be a mapping, not {type(config).__name__}")
-    unknown = sorted(set(config) - {"max_pending"})
-    if unknown:
-        raise PluginError(f"stream: unknown config key {unknown[0]!r}; known keys: max_pending")
-    mp = config.get("max_pending", DEFAULT_MAX_PENDING)
-    if isinstance(mp, bool) or not isinstance(mp, int) or mp < 1:
-        raise PluginError(f"stream: max_pending must be a positive integer, not {mp!r}")
-    return StreamTrigger(mp)
+    """Build the stream trigger from its `config:` (`StreamConfig`); raises
+    PluginConfigError naming the bad key."""
+    cfg = build(StreamConfig, config, source="stream config", error=PluginConfigError)
+    return StreamTrigger(cfg.max_pending)
 
 
 def hub_of(db: Any) -> Hub | None:
@@ -224,8 +229,7 @@ def hub_of(db: Any) -> Hub | None:
     return None
 
 
-def _globs(patterns: Iterable[str] | str) -> tuple[KeyGlob, ...]:
+def _patterns(patterns: Iterable[str] | str) -> tuple[KeyPattern, ...]:
     if isinstance(patterns, str):
         patterns = [patterns]
-    globs = tuple(KeyGlob(p) for p in patterns)
-    return globs
+    return tuple(parse_pattern(p) for p in patterns)

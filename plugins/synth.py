@@ -13,6 +13,8 @@ import zoneinfo
 
 import numpy as np
 
+from mkts.engine import NS
+
 __all__ = ["BAR_DTYPE", "TICK_DTYPE", "session_minutes", "minute_bars", "ticks", "symbols"]
 
 BAR_DTYPE = np.dtype([("Epoch", "<i8"), ("Open", "<f4"), ("High", "<f4"), ("Low", "<f4"),
@@ -87,17 +89,17 @@ def ticks(symbol: str, day: _dt.date, count: int, *, seed: int = 7) -> np.ndarra
     """`count` trades during one session, exact to the nanosecond, bursty like real trading."""
     rng = _rng(symbol, seed + day.toordinal())
     open_ = int(_dt.datetime(day.year, day.month, day.day, 9, 30, tzinfo=_NY).timestamp())
-    session_ns = 390 * 60 * 1_000_000_000
+    session_ns = 390 * 60 * NS
     # Exponential gaps with clustered intensity give realistic bursts.
     weights = rng.gamma(0.5, 2.0, count)
     offsets = np.cumsum(weights)
     offsets = (offsets / offsets[-1] * (session_ns - 1)).astype(np.int64) if count else offsets
-    ns = open_ * 1_000_000_000 + offsets.astype(np.int64)
+    ns = open_ * NS + offsets.astype(np.int64)
     price0 = 20.0 + (zlib.crc32(symbol.encode()) % 480)
     price = np.round(price0 * np.exp(np.cumsum(rng.normal(0.0, 0.00005, count))), 2)
     out = np.empty(count, dtype=TICK_DTYPE)
-    out["Epoch"] = ns // 1_000_000_000
-    out["Nanoseconds"] = ns % 1_000_000_000
+    out["Epoch"] = ns // NS
+    out["Nanoseconds"] = ns % NS
     out["Price"] = price
     out["Size"] = rng.choice([1, 10, 50, 100, 100, 100, 200, 500], count)
     return out

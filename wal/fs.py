@@ -79,6 +79,11 @@ class FileSystem(Protocol):
 
     def unlock(self, handle: int) -> None: ...
 
+    def is_locked(self, path: str) -> bool:
+        """Whether some handle (this process's included) holds the lock on `path`. Never
+        creates, locks for longer than the probe, or changes the file; False when missing."""
+        ...
+
 
 class OsFile:
     __slots__ = ("path", "_fd", "_map", "_map_size")
@@ -246,3 +251,18 @@ class OsFileSystem:
             fcntl.flock(handle, fcntl.LOCK_UN)
         finally:
             os.close(handle)
+
+    def is_locked(self, path: str) -> bool:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)

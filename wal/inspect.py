@@ -22,7 +22,7 @@ from mkts.wal.format import (
     unpack_record_header,
 )
 from mkts.wal.fs import FileSystem, OsFileSystem
-from mkts.wal.recovery import recover
+from mkts.wal.recovery import DEFAULT_RECOVERY, recover
 from mkts.wal.scan import SegmentReader, read_header, scan_segment
 
 __all__ = ["main", "inspect_segment"]
@@ -97,7 +97,7 @@ def _inspect_dir(fs: FileSystem, directory: str, out: TextIO) -> str:
     for name in names:
         inspect_segment(fs, os.path.join(directory, name), out)
     try:
-        found = recover(fs, directory, mode="tolerate_torn_tail", readonly=True)
+        found = recover(fs, directory, mode=DEFAULT_RECOVERY, readonly=True)
     except CorruptWALError as exc:
         out.write(f"log: corrupt at {exc.segment} offset {exc.offset}: {exc}\n")
         return CORRUPT

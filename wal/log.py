@@ -25,7 +25,7 @@ from mkts.wal.format import (
     segment_name,
 )
 from mkts.wal.fs import File, FileSystem
-from mkts.wal.recovery import recover, write_highest
+from mkts.wal.recovery import DEFAULT_RECOVERY, recover, write_highest
 from mkts.wal.scan import SegmentScan, iter_segment_records
 
 __all__ = ["Record", "WriteAheadLog"]
@@ -92,7 +92,7 @@ class WriteAheadLog:
         directory: str,
         fs: FileSystem,
         *,
-        recovery: str = "tolerate_torn_tail",
+        recovery: str = DEFAULT_RECOVERY,
         segment_max_bytes: int = 64 << 20,
         readonly: bool = False,
     ) -> WriteAheadLog:

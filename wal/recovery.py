@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os.path
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from mkts.wal.errors import CorruptWALError, UnsupportedFormatError
 from mkts.wal.format import (
@@ -25,10 +25,12 @@ from mkts.wal.format import (
 from mkts.wal.fs import FileSystem
 from mkts.wal.scan import SegmentScan, read_header, scan_segment
 
-__all__ = ["RECOVERY_MODES", "DAMAGED_DIR", "Recovered", "recover", "make_dirs",
-           "write_highest"]
+__all__ = ["RecoveryMode", "RECOVERY_MODES", "DEFAULT_RECOVERY", "DAMAGED_DIR", "Recovered",
+           "recover", "make_dirs", "write_highest"]
 
-RECOVERY_MODES = ("tolerate_torn_tail", "point_in_time")
+RecoveryMode = Literal["tolerate_torn_tail", "point_in_time"]
+RECOVERY_MODES: tuple[str, ...] = get_args(RecoveryMode)
+DEFAULT_RECOVERY: RecoveryMode = "tolerate_torn_tail"
 DAMAGED_DIR = "damaged"
 _COPY_CHUNK = 4 << 20
 

@@ -42,7 +42,7 @@ BLOCK = 4096  # the allocation unit allocated_size() counts in
 OPS = frozenset(
     {
         "open", "exists", "isdir", "listdir", "mkdir", "fsync_dir", "replace", "unlink",
-        "rmdir", "file_size", "allocated_size", "lock", "unlock",
+        "rmdir", "file_size", "allocated_size", "lock", "unlock", "is_locked",
         "pread", "pwrite", "size", "truncate", "sync", "map", "close",
     }
 )  # fmt: skip
@@ -597,6 +597,11 @@ class FaultFS:
             node.write(0, f"{os.getpid()}\n".encode())
             self._done("lock", p)
             return handle
+
+    def is_locked(self, path: str) -> bool:
+        """Whether a handle holds the lock on `path` (False when it does not exist)."""
+        node = self._probe("is_locked", path)
+        return isinstance(node, _FileNode) and node.lock_owner is not None
 
     def unlock(self, handle: int) -> None:
         """Release a lock; EBADF for an unknown handle. A no-op after a crash."""

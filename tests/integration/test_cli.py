@@ -142,6 +142,22 @@ def test_list_and_info(configured: Path, mkts: Run) -> None:
     assert "last:       2024-01-02T09:35:00Z" in info
 
 
+def test_query_and_list_take_key_patterns(configured: Path, mkts: Run) -> None:
+    (configured / "aax.csv").write_text(BARS_CSV)
+    mkts("import", "AAX/1Min/OHLCV", "aax.csv")
+    mkts("import", "MSFT/1Min/OHLCV", "aax.csv")
+    res = mkts("query", "AA*/1Min/OHLCV", "--csv", "--limit", "1", "--columns", "Close")
+    assert res.stdout.splitlines() == ["Key,Epoch,Close",
+                                       "AAPL/1Min/OHLCV,2024-01-02T09:35:00Z,9.25",
+                                       "AAX/1Min/OHLCV,2024-01-02T09:35:00Z,9.25"]
+    assert mkts("list", "MSFT,AA*/1Min/*").stdout.split() == [
+        "MSFT/1Min/OHLCV", "AAPL/1Min/OHLCV", "AAX/1Min/OHLCV"]
+    assert mkts("list", "*/1D/*", "--symbols").stdout.split() == ["AAPL", "AAX", "MSFT"]
+    assert mkts("list", "NOPE*/*/*").stdout == ""
+    line = one_error_line(mkts("list", "AA?/1Min/OHLCV", ok=False), "list")
+    assert "the symbol part 'AA?' has a character that is not allowed" in line
+
+
 def test_bad_keys_and_missing_buckets_are_one_line(configured: Path, mkts: Run) -> None:
     for args, command in [(("query", "../etc/1Min/OHLCV"), "query"),
                           (("query", "AAPL/1Min"), "query"),

@@ -51,6 +51,14 @@ def test_time_formats(tmp_path: Path, value: str, expected_ns: int) -> None:
     assert int(data.epoch_ns[0]) == expected_ns
 
 
+@pytest.mark.parametrize("value", ["2024-01-02T09:30:00.123456789Z", "2024/01/02 04:30-05:00",
+                                   "20240102T093000", "2024-01-02 09:30:00,5 UTC"])
+def test_csv_times_and_query_times_are_read_by_the_same_parser(tmp_path: Path,
+                                                               value: str) -> None:
+    data = read_csv(write(tmp_path, f'Epoch,V\n"{value}",1\n'))
+    assert int(data.epoch_ns[0]) == engine.to_epoch_ns(value)
+
+
 def test_naive_times_are_read_in_the_given_zone_and_offsets_are_kept(tmp_path: Path) -> None:
     text = "time,V\n2024-01-02 04:30:00,1\n2024-07-02 05:30:00,2\n2024-01-02T09:30:00Z,3\n"
     data = read_csv(write(tmp_path, text), timezone="America/New_York")

@@ -271,12 +271,12 @@ def test_workers_see_rows_years_and_buckets_added_after_a_read(tmp_path: Any,
 
 def test_pieces_cut_the_range_at_local_year_starts() -> None:
     """The plan is pure: year bounds from the calendar, the first bar floored to its interval."""
-    from mkts.scale import match_keys, plan_pieces
+    from mkts.scale import plan_pieces
 
     keys = ["MSFT/1Min/OHLCV", "AAPL/1Min/OHLCV", "AAPL/1D/OHLCV", "AMZN/1Min/TRADES"]
-    assert match_keys(keys, "MSFT,A*/1Min/*") == ["MSFT/1Min/OHLCV", "AAPL/1Min/OHLCV",
-                                                  "AMZN/1Min/TRADES"]
-    assert match_keys(keys, "*/?D/OHLCV") == ["AAPL/1D/OHLCV"]
+    assert engine.parse_pattern("MSFT,A*/1Min/*").select(keys) == [
+        "MSFT/1Min/OHLCV", "AAPL/1Min/OHLCV", "AMZN/1Min/TRADES"]
+    assert engine.parse_pattern("*/*D/OHLCV").select(keys) == ["AAPL/1D/OHLCV"]
     cal = engine.get_calendar("Asia/Kolkata")  # +05:30: years start at 18:30 UTC
     ns = 1_000_000_000
     start = _ts("2023-06-01 10:00:30", "Asia/Kolkata").value

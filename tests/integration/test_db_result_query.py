@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections.abc
+import re
+import threading
 from typing import Any
 
 import numpy as np
@@ -143,7 +145,39 @@ def test_query_applies_range_limit_and_columns_to_each_bucket(three: engine.Data
     assert [r["Epoch"].tolist() for r in first.values()] == [[T10], [T10 + 60]]
 
 
-def test_query_with_a_bad_pattern_is_rejected(three: engine.Database) -> None:
-    for pattern in ("AAPL,,MSFT/1Min/OHLCV", "AA*/1Min/OHLCV", "AAPL/7Min/OHLCV", "AAPL/1Min"):
-        with pytest.raises(engine.InvalidKeyError):
-            three.query(pattern)
+def test_query_with_a_glob_reads_the_buckets_subscribe_would_deliver(
+        three: engine.Database) -> None:
+    # one pattern language: what query() reads is what subscribe() delivers
+    three.write("AAX/1Min/OHLCV", ohlcv([T10], 600))
+    rs = three.query("AA*/1Min/OHLCV")
+    assert list(rs) == ["AAPL/1Min/OHLCV", "AAX/1Min/OHLCV"]
+    assert rs["AAX/1Min/OHLCV"]["Close"].tolist() == [600.5]
+    got: list[str] = []
+    done = threading.Event()
+
+    def on_rows(key: str, cols: Any) -> None:
+        got.append(key)
+        if len(got) == 2:
+            done.set()
+
+    with three.subscribe("AA*/1Min/OHLCV", on_rows):
+        for key in ("IBM/1Min/OHLCV", "AAPL/1D/OHLCV", "AAX/1Min/OHLCV", "AAPL/1Min/OHLCV"):
+            three.write(key, ohlcv([T10 + 600], 700))
+        three.flush()
+        assert done.wait(5)
+    assert sorted(got) == list(rs)
+    assert list(three.query("MSFT,A*/1Min/OHLCV,TRADE")) == [
+        "MSFT/1Min/OHLCV", "AAPL/1Min/OHLCV", "AAPL/1Min/TRADE", "AAX/1Min/OHLCV"]
+
+
+@pytest.mark.parametrize(("pattern", "part"), [
+    ("AAPL,,MSFT/1Min/OHLCV", "symbol part"),
+    ("AA?/1Min/OHLCV", "symbol part 'AA?'"),
+    ("AAPL/7Min/OHLCV", "timeframe part"),
+    ("AAPL/1Min/OH LC", "attribute group part"),
+    ("AAPL/1Min", "three parts"),
+])
+def test_query_with_a_bad_pattern_is_rejected_naming_the_part(three: engine.Database,
+                                                               pattern: str, part: str) -> None:
+    with pytest.raises(engine.InvalidKeyError, match=re.escape(part)):
+        three.query(pattern)

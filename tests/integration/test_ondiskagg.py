@@ -13,7 +13,7 @@ import pytest
 
 from mkts import engine
 from mkts.plugins import aggfuncs, ondiskagg, synth
-from mkts.plugins.errors import PluginError
+from mkts.plugins.errors import ConfigError, PluginError
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 DESTS = ["5Min", "15Min", "1H", "1D"]
@@ -73,21 +73,32 @@ def assert_matches_scratch(db: engine.Database, base: str, dests: list[str],
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({}, "needs `destinations`"),
-        ({"destinations": []}, "non-empty list"),
-        ({"destinations": ["5Min", "1M"]}, "timeframe '1M' is not valid"),
-        ({"destinations": ["7Min"]}, "does not divide a day"),
-        ({"destinations": ["5Min"], "filter": "moon"}, "not an exchange calendar"),
-        ({"destinations": ["5Min"], "destination": ["1H"]}, "unknown config key 'destination'"),
-        ({"destinations": ["5Min"], "batch_ms": -1}, "`batch_ms` must be a number"),
-        ({"destinations": ["5Min"], "batch_ms": "2"}, "`batch_ms` must be a number"),
-        ({"destinations": ["5Min"], "batch_ms": True}, "`batch_ms` must be a number"),
-        ({"destinations": ["5Min"], "batch_ms": 5000}, "from 0 to 1000"),
+        ({}, "destinations: is required (a list of timeframes such as [5Min, 15Min, 1H, 1D])"),
+        ({"destinations": []}, "destinations: [] must not be empty (a list of timeframes"),
+        ({"destinations": "5Min"}, "destinations: must be a list, not str '5Min'"),
+        ({"destinations": ["5Min", "1M"]},
+         "destinations[1]: '1M' is not a timeframe: timeframe '1M' is not valid"),
+        ({"destinations": ["7Min"]}, "destinations[0]: '7Min' is not a timeframe"),
+        ({"destinations": ["5Min", 5]}, "destinations[1]: must be text, not int 5"),
+        ({"destinations": ["5Min"], "filter": "moon"},
+         "filter: 'moon' is not an exchange calendar; use a name such as XNAS"),
+        ({"destinations": ["5Min"], "destination": ["1H"]},
+         "destination: unknown key; did you mean destinations?"),
+        ({"destinations": ["5Min"], "batch_ms": -1},
+         "batch_ms: -1 must be from 0 to 1000 (milliseconds a burst of writes"),
+        ({"destinations": ["5Min"], "batch_ms": "2"}, "batch_ms: must be a number, not str '2'"),
+        ({"destinations": ["5Min"], "batch_ms": True},
+         "batch_ms: must be a number, not bool True"),
+        ({"destinations": ["5Min"], "batch_ms": 5000}, "batch_ms: 5000 must be from 0 to 1000"),
     ],
 )
-def test_bad_config_is_refused_at_construction(config: dict[str, Any], message: str) -> None:
-    with pytest.raises(PluginError, match=message):
+def test_bad_config_is_refused_at_construction_naming_the_key(config: dict[str, Any],
+                                                              message: str) -> None:
+    with pytest.raises(PluginError) as exc:
         ondiskagg.NewTrigger(config)
+    assert str(exc.value).startswith("ondiskagg config: ")
+    assert message in str(exc.value)
+    assert isinstance(exc.value, ConfigError)  # the same kind of error as mkts.yml's
 
 
 def test_batch_ms_sets_the_gathering_window() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import textwrap
 import threading
@@ -149,10 +150,12 @@ def test_loader_errors_name_the_plugin(tmp_path: Path, monkeypatch: Any, name: s
 
 
 def test_bundled_constructor_errors_name_the_plugin() -> None:
-    with pytest.raises(PluginError, match=r"trigger plugin 'ondiskagg.so': ondiskagg: config "
-                                          r"needs `destinations`"):
+    with pytest.raises(PluginError, match=re.escape(
+            "trigger plugin 'ondiskagg.so': config.destinations: is required")):
         load_trigger("ondiskagg.so", {})
-    with pytest.raises(PluginError, match=r"'mkts.plugins.feed'.*feed: interval_s must be a number"):
+    with pytest.raises(PluginError, match=re.escape(
+            "background worker plugin 'mkts.plugins.feed': config.interval_s: must be a number, "
+            "not str 'fast'")):
         load_worker("mkts.plugins.feed", {"interval_s": "fast"})
 
 
@@ -400,15 +403,22 @@ def test_feed_replays_a_csv_file(root: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("cfg", "message"), [
-    ({"symbols": []}, "symbols must be a non-empty list"),
-    ({"interval_s": -1}, "interval_s must be a number >= 0"),
-    ({"start": "yesterday"}, "start must be a date"),
-    ({"csv": "/no/such/file.csv"}, "does not exist"),
-    ({"speed": 2}, "unknown config key 'speed'"),
+    ({"symbols": []}, "symbols: [] must be a non-empty list of names"),
+    ({"symbols": 0}, "symbols: 0 must be a positive count or a list of names"),
+    ({"symbols": "AAPL"}, "symbols: must be a list (text each) or an integer, not str 'AAPL'"),
+    ({"symbols": ["AAPL", 3]}, "symbols[1]: must be text, not int 3"),
+    ({"interval_s": -1}, "interval_s: -1 must be at least 0"),
+    ({"bars_per_write": 1.5}, "bars_per_write: must be an integer, not float 1.5"),
+    ({"start": "yesterday"}, "start: 'yesterday' is not a date like 2024-01-02"),
+    ({"csv": "/no/such/file.csv"}, "csv: '/no/such/file.csv' does not exist"),
+    ({"key": "AAPL/1Min"}, "key: 'AAPL/1Min' must look like '{symbol}/1Min/OHLCV'"),
+    ({"speed": 2}, "speed: unknown key; did you mean seed?"),
 ])
-def test_feed_config_errors(cfg: dict[str, Any], message: str) -> None:
-    with pytest.raises(PluginError, match=message):
+def test_feed_config_errors_name_the_key(cfg: dict[str, Any], message: str) -> None:
+    with pytest.raises(PluginError) as exc:
         feed.NewBgWorker(cfg)
+    assert str(exc.value).startswith("feed config: ") and message in str(exc.value)
+    assert isinstance(exc.value, config.ConfigError)
 
 
 # -- mkts.open -----------------------------------------------------------------------------
@@ -485,6 +495,47 @@ def test_mkts_open_fails_before_opening_when_a_plugin_cannot_load(tmp_path: Path
     assert not (tmp_path / "db").exists()
     with pytest.raises(config.ConfigError, match=r"triggers\[0\]\.on"):
         mkts.open(_yml(tmp_path, "triggers: [{module: stream.so}]\n"))
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("""\
+        triggers:
+          - {module: stream.so, on: "*/*/*"}
+          - {module: ondiskagg.so, on: "*/1Min/OHLCV", config: {destinations: [5Min], batch_ms: 5000}}
+        """, "triggers[1].config.batch_ms: 5000 must be from 0 to 1000 (milliseconds"),
+    ("""\
+        triggers:
+          - {module: mkts.plugins.ondiskagg, on: "*/1Min/OHLCV", config: {destinations: [5Min, 1M]}}
+        """, "triggers[0].config.destinations[1]: '1M' is not a timeframe"),
+    ("""\
+        triggers:
+          - {module: stream.so, on: "*/*/*", config: {max_pending: many}}
+        """, "triggers[0].config.max_pending: must be an integer, not str 'many'"),
+    ("""\
+        bgworkers:
+          - {module: mkts.plugins.feed, config: {symbols: [AAPL], interval_s: -2}}
+        """, "bgworkers[0].config.interval_s: -2 must be at least 0"),
+])
+def test_plugin_config_errors_name_the_key_path_in_mkts_yml(tmp_path: Path, body: str,
+                                                            message: str) -> None:
+    p = _yml(tmp_path, body)
+    with pytest.raises(config.ConfigError) as exc:
+        mkts.open(p)
+    assert str(exc.value).startswith(f"{p}: ")
+    assert message in str(exc.value)
+    assert not (tmp_path / "db").exists()  # refused before anything was opened
+
+
+def test_mkts_check_names_a_bad_ondiskagg_key_too(tmp_path: Path) -> None:
+    from mkts import wiring
+
+    cfg = config.load(_yml(tmp_path, """\
+        triggers:
+          - {module: ondiskagg.so, on: "*/1Min/OHLCV", config: {destinations: [5Min], filtr: XNYS}}
+        """))
+    with pytest.raises(config.ConfigError, match=re.escape(
+            "triggers[0].config.filtr: unknown key; did you mean filter?")):
+        wiring.aggregation_specs(cfg)
 
 
 def test_mkts_open_sets_the_log_level(tmp_path: Path) -> None:

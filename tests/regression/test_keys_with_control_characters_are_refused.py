@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from mkts.engine.errors import InvalidKeyError
-from mkts.engine.keys import parse_key, parse_pattern
+from mkts.engine.keys import parse_key
+from mkts.engine.patterns import parse_pattern
 from mkts.engine.timeframes import parse_timeframe
 
 BAD_KEYS = [

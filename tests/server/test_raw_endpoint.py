@@ -111,7 +111,8 @@ def test_bad_parameters_are_method_errors(server: Any) -> None:
     cases = [
         ({"requests": [5]}, "requests[0] must be a map"),
         ({"requests": [{"destination": 5}]}, "destination must be a string"),
-        ({"requests": [{"destination": "AAPL/1Min"}]}, "must have a Symbol, Timeframe"),
+        ({"requests": [{"destination": "AAPL/1Min"}]}, "must have three parts"),
+        ({"requests": [{"destination": "AA?/1Min/OHLCV"}]}, "the symbol part 'AA?'"),
         ({"requests": [{"destination": "X/1Min/OHLCV", "epoch_start": "yesterday"}]},
          "epoch_start must be an integer"),
         ({"requests": [{"destination": "X/1Min/OHLCV", "limit_record_count": -1}]},

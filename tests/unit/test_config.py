@@ -74,7 +74,7 @@ def test_mkts_yml_values_are_the_schema_defaults() -> None:
     cfg = config.load(MKTS_YML)
     defaults = Config(root_directory=cfg.root_directory)
     for f in dataclasses.fields(Config):
-        if f.name not in ("root_directory", "triggers", "bgworkers"):
+        if f.name not in ("root_directory", "triggers", "bgworkers", "source"):
             assert getattr(cfg, f.name) == getattr(defaults, f.name), f.name
 
 

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 from harness.waiting import wait_until
 
-from mkts.engine.dispatch import Dispatcher, KeyGlob, Records
+from mkts.engine.dispatch import Dispatcher, Records
 from mkts.engine.keys import parse_key
+from mkts.engine.patterns import parse_pattern
 
 
 class _Write:
@@ -201,7 +202,7 @@ def _held(d: Dispatcher, *events: _Event) -> None:
             busy.set()
             release.wait(5)
 
-    d._triggers.insert(0, (KeyGlob("G/*/*"), Gate()))  # not coalescing
+    d._triggers.insert(0, (parse_pattern("G/*/*"), Gate()))  # not coalescing
     d._matching.clear()
     d._all_coalesce = False
     d.publish(_Event(0, "G/1Sec/GATE"))

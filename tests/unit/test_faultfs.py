@@ -458,12 +458,26 @@ def test_run_to_crash_reaches_every_counted_point() -> None:
 
 
 def test_second_lock_conflicts_until_unlock(fs: FaultFS) -> None:
+    assert not fs.is_locked(_p("LOCK"))  # missing
     h = fs.lock(_p("LOCK"))
+    assert fs.is_locked(_p("LOCK"))
     with pytest.raises(BlockingIOError):
         fs.lock(_p("LOCK"))
     assert fs.read_bytes(_p("LOCK")) == f"{os.getpid()}\n".encode()
     fs.unlock(h)
+    assert not fs.is_locked(_p("LOCK"))
     fs.unlock(fs.lock(_p("LOCK")))
+
+
+def test_os_filesystem_probes_a_lock_like_faultfs(tmp_path: Any) -> None:
+    from mkts.wal.fs import OsFileSystem
+
+    osfs, path = OsFileSystem(), str(tmp_path / "LOCK")
+    assert not osfs.is_locked(path) and not os.path.exists(path)  # never created
+    h = osfs.lock(path)
+    assert osfs.is_locked(path)
+    osfs.unlock(h)
+    assert not osfs.is_locked(path)
 
 
 def test_map_follows_later_pwrites_through_numpy(fs: FaultFS) -> None:

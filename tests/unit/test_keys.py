@@ -1,11 +1,11 @@
-"""Bucket keys and query patterns (engine/keys.py): validated before any path use."""
+"""Bucket keys (engine/keys.py): validated before any path use. Patterns: test_patterns.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from mkts.engine.errors import InvalidInputError, InvalidKeyError, MktsError
-from mkts.engine.keys import BucketKey, parse_key, parse_pattern
+from mkts.engine.keys import parse_key
 
 
 @pytest.mark.parametrize(
@@ -85,61 +85,3 @@ def test_invalid_key_error_is_a_value_error_and_an_mkts_error() -> None:
 def test_overlong_part_message_names_the_limit() -> None:
     with pytest.raises(InvalidKeyError, match="64"):
         parse_key("S" * 65 + "/1Min/OHLCV")
-
-
-# -- patterns ------------------------------------------------------------------------------
-def test_pattern_keeps_symbols_in_request_order() -> None:
-    assert parse_pattern("MSFT,AAPL/1Min/OHLCV").symbols == ("MSFT", "AAPL")
-    assert parse_pattern("AAPL,MSFT/1Min/OHLCV").symbols == ("AAPL", "MSFT")
-
-
-def test_pattern_drops_repeated_symbols() -> None:
-    assert parse_pattern("B,A,B/1Min/OHLCV").symbols == ("B", "A")
-
-
-def test_pattern_star_means_every_value() -> None:
-    p = parse_pattern("*/*/*")
-    assert (p.symbols, p.timeframe, p.attrgroup) == (None, None, None)
-    assert p.matches(BucketKey("X", "1D", "Y"))
-
-
-def test_pattern_matches_whole_parts_only() -> None:
-    p = parse_pattern("AAPL,MSFT/1Min/OHLCV")
-    assert p.matches(parse_key("AAPL/1Min/OHLCV"))
-    assert p.matches(parse_key("MSFT/1Min/OHLCV"))
-    assert not p.matches(parse_key("AAPLX/1Min/OHLCV"))
-    assert not p.matches(parse_key("AAPL/5Min/OHLCV"))
-    assert not p.matches(parse_key("AAPL/1Min/OHLC"))
-    q = parse_pattern("*/1D/OHLCV")
-    assert q.matches(parse_key("ZZ/1D/OHLCV"))
-    assert not q.matches(parse_key("ZZ/1H/OHLCV"))
-    r = parse_pattern("AAPL/*/*")
-    assert r.matches(parse_key("AAPL/1H/TRADE"))
-    assert not r.matches(parse_key("MSFT/1H/TRADE"))
-
-
-@pytest.mark.parametrize(
-    "pattern",
-    [
-        "A,,B/1Min/OHLCV",  # an empty symbol in the list
-        ",A/1Min/OHLCV",
-        "A,../1Min/OHLCV",
-        "A,B\0/1Min/OHLCV",
-        "AA*/1Min/OHLCV",  # '*' only as a whole part
-        "A,*/1Min/OHLCV",
-        "AAPL/7Min/OHLCV",
-        "AAPL/2D/OHLCV",
-        "AAPL/1Min",
-        "AAPL/1Min/OHLCV/x",
-        "AAPL//OHLCV",
-        "AAPL/1Min/a\\b",
-    ],
-)
-def test_invalid_patterns_are_rejected(pattern: str) -> None:
-    with pytest.raises(InvalidKeyError):
-        parse_pattern(pattern)
-
-
-def test_non_string_pattern_is_rejected() -> None:
-    with pytest.raises(InvalidKeyError):
-        parse_pattern(["AAPL/1Min/OHLCV"])  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import pytest
 
 from mkts.engine.errors import InvalidInputError
 from mkts.engine.timeframes import parse_timeframe
-from mkts.engine.timeutil import Calendar, get_calendar, to_epoch_ns
+from mkts.engine.timeutil import Calendar, get_calendar, parse_time_text, to_epoch_ns
 
 NS = 1_000_000_000
 T = 1_704_189_630  # 2024-01-02 10:00:30 UTC
@@ -165,6 +165,57 @@ def test_datetime64_beyond_nanosecond_range_is_an_error_not_a_wrapped_time() -> 
         to_epoch_ns(pd.Timestamp("2600-06-01").as_unit("s"))
     with pytest.raises(InvalidInputError):
         to_epoch_ns("2600-06")
+
+
+# -- parse_time_text: the one parser of time texts ------------------------------------------
+@pytest.mark.parametrize(
+    "text,ns,naive",
+    [
+        ("2024-01-02 10:00:30", T * NS, True),
+        ("2024-01-02T10:00:30Z", T * NS, False),
+        ("2024-01-02t10:00:30z", T * NS, False),
+        ("2024-01-02 10:00:30 UTC", T * NS, False),
+        ("2024-01-02T05:00:30-05", T * NS, False),
+        ("2024-01-02T05:00:30-0500", T * NS, False),
+        ("2024-01-02T15:30:30+05:30", T * NS, False),
+        ("2024/01/02 10:00:30", T * NS, True),
+        ("20240102 100030", T * NS, True),
+        ("20240102T100030Z", T * NS, False),
+        ("2024-01-02 10:00:30,25", T * NS + 250_000_000, True),
+        ("2024-01-02T10:00:30.123456789123", T * NS + 123_456_789, True),
+        ("2024-01-02T10", (T - 30) * NS, True),
+        ("2024-01-02", utc(2024, 1, 2) * NS, True),
+        ("2024-01", utc(2024, 1, 1) * NS, True),
+        ("2024", utc(2024, 1, 1) * NS, True),
+        ("1969-12-31T23:59:59", -NS, True),
+    ],
+)
+def test_parse_time_text(text: str, ns: int, naive: bool) -> None:
+    assert parse_time_text(text) == (ns, naive)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("2024-13-02 09:30:00", "is not a valid date"),
+        ("2024-02-30", "is not a valid date"),
+        ("2024-01-02 24:00", "is not a valid time of day"),
+        ("2024-01-02 10:60", "is not a valid time of day"),
+        ("2024-01-02T10:00+24:00", "offset out of range"),
+        ("202401", "is not a time; use ISO-8601"),  # YYYYMM is ambiguous: refused
+        ("2024-1-2", "is not a time"),
+        ("today", "is not a time"),
+        ("2024-W01-2", "is not a time"),
+    ],
+)
+def test_parse_time_text_says_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        parse_time_text(text)
+
+
+def test_to_epoch_ns_reads_texts_with_the_one_parser_and_no_offset_means_utc() -> None:
+    for text in ("2024/01/02 10:00:30", "20240102 100030", "2024-01-02 05:00:30 -05:00"):
+        assert to_epoch_ns(text) == T * NS
 
 
 # -- Calendar: years -----------------------------------------------------------------------
