@@ -57,7 +57,7 @@ def open_database(
     triggers: Sequence[tuple[str, Trigger]] = (),
     workers: Sequence[BgWorker] = (),
     create: bool = True,
-    max_open_files: int | None = None,
+    max_open_files: int | None = DEFAULTS.max_open_files,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
