@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(PY) -m mkts.demo
 
-test: venv
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+# Lint and type checks first: any finding fails the run before the tests start. `-P` keeps
+# the checkout off sys.path: tests import the installed mkts, as a user does.
+test: lint
+	$(PY) -P -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 # Long crash, fuzz and soak runs (not part of `make test`).
-test-all: venv
-	$(PY) -m pytest -q --run-slow $(PYTEST_ARGS)
+test-all: lint
+	$(PY) -P -m pytest -q --durations=25 --run-slow $(PYTEST_ARGS)
 
 # The side-by-side comparison (benchmarks/README.md). Competitors live in a venv of their own:
 # ArcticDB pins pandas<3, which must not replace the test environment's pandas.

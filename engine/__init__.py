@@ -6,6 +6,7 @@
         r = db.read("AAPL/1Min/OHLCV", "2024-01-02", "2024-01-03")
 """
 
+from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.database import Database, WriteEvent
 from mkts.engine.database import open_database as open
 from mkts.engine.dispatch import Records, Subscription
@@ -41,6 +42,8 @@ __all__ = [
     "KeyPattern",
     "parse_pattern",
     "Subscription",
+    "Trigger",
+    "BgWorker",
     "BucketKey",
     "parse_key",
     "Timeframe",

@@ -2,17 +2,20 @@
 
 A bucket is a directory `<root>/SYM/TF/ATTR/` holding `bucket.hdr` (its schema, durable
 before any data refers to it) and one `<YYYY>.bin` per year (docs/format.md "Directory").
+How many year files stay open, and when one is closed, belongs to engine/filecache.py.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
+from mkts.engine.filecache import FileCache, default_max_open_files
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import Schema
@@ -27,6 +30,7 @@ TEMPLATE_NAME = "bucket.hdr"
 # in one step (no key part starts with "."), then removed; open finishes what a crash cut.
 DESTROYING = ".destroying"
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
+PREFETCH_BYTES = 1 << 17  # a read of up to this many slot bytes is prefetched with the header
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Bucket:
     schema: Schema
     path: str
     years: set[int] = field(default_factory=set)
+    # Open year files by year: a view of the catalog's FileCache, changed only under its lock.
     files: dict[int, YearFile] = field(default_factory=dict)
     timezone: str = ""  # the zone its bucket.hdr records (must be the root's)
 
@@ -42,16 +47,39 @@ class Bucket:
         return sorted(self.years)
 
 
-class Catalog:
-    """Buckets by key. Callers hold the database's locks; this class does not lock."""
+class _Pin:
+    """`with catalog.pinned(bucket, year) as f:` - f stays open inside the block."""
 
-    def __init__(self, fs: FileSystem, root: str, calendar: Calendar, *, readonly: bool) -> None:
+    __slots__ = ("_cache", "_f")
+
+    def __init__(self, cache: FileCache, f: YearFile | None) -> None:
+        self._cache = cache
+        self._f = f
+
+    def __enter__(self) -> YearFile | None:
+        return self._f
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._f is not None:
+            self._cache.release(self._f)
+
+
+class Catalog:
+    """Buckets by key. Callers hold the database's locks for bucket changes; open year
+    files are handed out pinned (`pinned`, `acquire`/`release`), which is thread-safe."""
+
+    def __init__(self, fs: FileSystem, root: str, calendar: Calendar, *, readonly: bool,
+                 max_open_files: int | None = None,
+                 on_sync_error: Callable[[BaseException], None] | None = None) -> None:
         self.fs = fs
         self.root = root
         self.calendar = calendar
         self.readonly = readonly
         self.buckets: dict[BucketKey, Bucket] = {}
-        self._open_lock = threading.Lock()
+        self.cache = FileCache(max_open_files or default_max_open_files(), on_sync_error)
+        # Unpin a file `acquire` returned (the cache's, called directly: a hot path).
+        self.release: Callable[[YearFile], None] = self.cache.release
 
     # -- loading -------------------------------------------------------------------------
     def load(self) -> None:
@@ -97,23 +125,42 @@ class Catalog:
     def bucket_path(self, key: BucketKey) -> str:
         return os.path.join(self.root, key.symbol, key.timeframe, key.attrgroup)
 
-    def year_file(self, bucket: Bucket, year: int, *, create: bool = False,
-                  prefetch: tuple[int, int] | None = None) -> YearFile | None:
-        """The open year file (None if absent and not `create`); `prefetch`: see
-        YearFile.open (used only when the file is opened now)."""
-        f = bucket.files.get(year)
-        if f is not None:
-            return f
-        with self._open_lock:
-            return self._year_file(bucket, year, create, prefetch)
+    def acquire(self, bucket: Bucket, year: int, *, create: bool = False,
+                reads: tuple[int, int] | None = None) -> YearFile | None:
+        """The year file, open and pinned (None if absent and not `create`): it is not
+        closed until `release(f)`. `reads` (lo, hi): the slots the caller reads next (hi =
+        -1: to the end); when the file is opened now and they are few, their bytes are
+        requested together with the header (YearFile.open's prefetch), so a cold short read
+        waits for one I/O, not two in a row. Pin for one use (a read, an apply, a plan),
+        not for the life of an object."""
+        if create and year not in bucket.years:
+            self._create_year(bucket, year)  # its fsyncs outside the cache's lock
+        return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, reads)
 
-    def _year_file(self, bucket: Bucket, year: int, create: bool,
-                   prefetch: tuple[int, int] | None = None) -> YearFile | None:
-        f = bucket.files.get(year)
+    def pinned(self, bucket: Bucket, year: int, *, create: bool = False,
+               reads: tuple[int, int] | None = None) -> _Pin:
+        """`acquire` as a context manager: `with catalog.pinned(b, y) as f:`."""
+        return _Pin(self.cache, self.acquire(bucket, year, create=create, reads=reads))
+
+    def year_file(self, bucket: Bucket, year: int) -> YearFile | None:
+        """The year file, unpinned: for single-threaded tools and tests only, as the next
+        open by anyone may close it."""
+        f = self.acquire(bucket, year)
         if f is not None:
-            return f
+            self.release(f)
+        return f
+
+    def _open_year(self, bucket: Bucket, year: int, reads: tuple[int, int] | None
+                   ) -> YearFile | None:
         path = os.path.join(bucket.path, f"{year}.bin")
         if year in bucket.years:
+            prefetch = None
+            if reads is not None:  # where the header the file should have puts those slots
+                h = self.year_header(bucket, year)
+                lo, hi = reads
+                size = ((h.nslots if hi < 0 else hi) - lo) * h.record_size
+                if 0 < size <= PREFETCH_BYTES:
+                    prefetch = (h.header_size + lo * h.record_size, size)
             f = YearFile.open(self.fs, path, writable=not self.readonly, prefetch=prefetch)
             h = f.header
             if h.year != year or h.schema != bucket.schema:
@@ -121,16 +168,17 @@ class Catalog:
                 raise CorruptFileError(
                     f"{path}: header says year {h.year} / a different schema than the bucket"
                 )
-        elif create:
-            header = self.year_header(bucket, year)
-            data = encode_header(header.schema, year, header.nslots, header.year_start,
-                                 self.calendar.tz)
-            f = YearFile.create(self.fs, path, data, header)
-            bucket.years.add(year)
-        else:
-            return None
-        bucket.files[year] = f
-        return f
+            return f
+        return None
+
+    def _create_year(self, bucket: Bucket, year: int) -> None:
+        """Create a year file durably (by the writer, which alone creates files)."""
+        header = self.year_header(bucket, year)
+        data = encode_header(header.schema, year, header.nslots, header.year_start,
+                             self.calendar.tz)
+        atomic_write(self.fs, os.path.join(bucket.path, f"{year}.bin"), data,
+                     size=header.file_size)
+        bucket.years.add(year)
 
     def year_header(self, bucket: Bucket, year: int) -> Header:
         from mkts.engine.header import header_size_for
@@ -154,9 +202,7 @@ class Catalog:
         """Remove the bucket, all or nothing across crashes: its directory is renamed aside in
         one step (made durable by an fsync of its parent) before anything in it is removed."""
         bucket = self.get(key)
-        for f in bucket.files.values():
-            f.close()
-        bucket.files.clear()
+        self.cache.drop(bucket.files)
         parent = os.path.dirname(bucket.path)
         aside = os.path.join(parent, f".{key.attrgroup}{DESTROYING}")
         if self.fs.exists(aside):
@@ -171,14 +217,13 @@ class Catalog:
                 self.fs.rmdir(d)
                 self.fs.fsync_dir(os.path.dirname(d))
 
-    def dirty_files(self) -> list[YearFile]:
-        return [f for b in self.buckets.values() for f in b.files.values() if f.dirty]
+    def sync_dirty(self) -> int:
+        """fsync every open year file written since the last call (files closed meanwhile
+        were fsynced when closed); returns how many."""
+        return self.cache.sync_dirty()
 
     def close(self) -> None:
-        for b in self.buckets.values():
-            for f in b.files.values():
-                f.close()
-            b.files.clear()
+        self.cache.close()
 
 
 def any_bucket(fs: FileSystem, root: str) -> bool:

@@ -6,21 +6,56 @@ order, hands them to the publisher, wakes their writers and passes the lead to t
 writer that queued meanwhile. Writers build their payloads before queueing where they can
 (`commit_built`), so that work overlaps the leader's fsync. An I/O error is fatal for the
 handle (docs/wal.md §11).
+
+What a transaction does to the data files and who hears of it is the `CommitTarget`'s
+(engine/writepath.py); the pipeline decides only when, and in which order.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
-from mkts.engine.errors import StoreFailedError
+from mkts.engine.contracts import Writes
+from mkts.engine.errors import MktsError, StoreFailedError
 from mkts.engine.options import DEFAULTS, SYNC_MODES
 from mkts.engine.rwlock import RWLock
+from mkts.wal import WriteAheadLog
 from mkts.wal.format import Payload
 
-__all__ = ["CommitPipeline", "SYNC_MODES"]  # SYNC_MODES lives in engine/options.py
+__all__ = ["CommitPipeline", "CommitTarget", "Build", "SYNC_MODES"]  # SYNC_MODES: engine/options.py
+
+log = logging.getLogger("mkts.engine")
+
+Build = Callable[[], tuple[Payload, Writes]]
+"""Plans a transaction on the commit leader: returns (log payload, writes to apply)."""
+
+
+class CommitTarget(Protocol):
+    """What the pipeline applies transactions to and publishes them with."""
+
+    def admit(self, writes: Writes) -> None:
+        """Raise if `writes` no longer fit the catalog (a bucket destroyed after they were
+        planned). Called by the leader, under the commit lock, before anything is logged;
+        the exception fails only this transaction."""
+
+    def apply(self, writes: Writes) -> None:
+        """Write one logged transaction into the data files (page cache, no fsync). Called
+        under the write lock, in log order; an exception fails the handle."""
+
+    def publish(self, txn: int, writes: Writes, replayed: bool) -> None:
+        """Hand an applied transaction to triggers and subscribers (must not block)."""
+
+    def sync_data(self) -> None:
+        """Make everything applied so far durable in the data files (checkpoint)."""
+
+    def can_retire(self) -> bool:
+        """False while triggers still owe work for logged transactions: a checkpoint that
+        is not forced then keeps the log (at-least-once delivery across a crash)."""
 
 
 class _Entry:
@@ -28,8 +63,7 @@ class _Entry:
 
     __slots__ = ("build", "payload", "writes", "txn", "done", "error", "wake", "lead")
 
-    def __init__(self, build: Callable[[], tuple[Payload, Any]] | None, payload: Payload,
-                 writes: Any) -> None:
+    def __init__(self, build: Build | None, payload: Payload, writes: Writes) -> None:
         self.build = build  # None when the writer built payload and writes itself
         self.payload = payload
         self.writes = writes
@@ -41,31 +75,15 @@ class _Entry:
 
 
 class CommitPipeline:
-    def __init__(
-        self,
-        log: Any,
-        *,
-        apply: Callable[[Any], None],
-        publish: Callable[[int, Any, bool], None],
-        sync_data: Callable[[], None],
-        rwlock: RWLock,
-        sync: str = DEFAULTS.sync,
-        max_log_bytes: int = 256 << 20,
-        can_retire: Callable[[], bool] = lambda: True,
-        admit: Callable[[Any], None] | None = None,
-    ) -> None:
+    """Group commit of transactions into `log`, applied to and published by `target`."""
+
+    def __init__(self, log: WriteAheadLog, target: CommitTarget, *, rwlock: RWLock,
+                 sync: str = DEFAULTS.sync, max_log_bytes: int = 256 << 20) -> None:
         self._log = log
-        self._apply = apply
-        self._publish = publish
-        self._sync_data = sync_data
+        self._target = target
         self._rw = rwlock
         self.sync_mode = sync
         self.max_log_bytes = max_log_bytes
-        self._can_retire = can_retire  # False while triggers still owe work for logged txns
-        # Raises when a transaction's writes no longer fit the catalog (a bucket destroyed
-        # after they were planned); called by the leader, under the commit lock, before
-        # anything is logged.
-        self._admit = admit
         self._io = threading.Lock()  # held by the leader: log, apply, checkpoint
         self._mu = threading.Lock()  # protects the queue
         self._queue: list[_Entry] = []  # followers waiting for the next batch
@@ -78,15 +96,15 @@ class CommitPipeline:
         self.checkpointed_txn = -1  # unknown until the first checkpoint
 
     # -- the write path --------------------------------------------------------------------
-    def commit(self, build: Callable[[], tuple[Payload, Any]]) -> int:
+    def commit(self, build: Build) -> int:
         """Log and apply one transaction; returns its number once the sync mode allows.
 
         `build()` returns (log payload, writes to apply). The leader calls it in commit
         order, so a plan that depends on earlier transactions (tick blob offsets) sees them.
         """
-        return self._commit(_Entry(build, b"", None))
+        return self._commit(_Entry(build, b"", ()))
 
-    def commit_built(self, payload: Payload, writes: Any) -> int:
+    def commit_built(self, payload: Payload, writes: Writes) -> int:
         """`commit` of a transaction whose payload and writes depend on no earlier one."""
         return self._commit(_Entry(None, payload, writes))
 
@@ -128,8 +146,10 @@ class CommitPipeline:
                 ):
                     try:
                         self._checkpoint_locked(force=False)
-                    except Exception:  # recorded in self.failed; this write is already safe
-                        pass
+                    except Exception:  # this write is already safe; the handle has failed
+                        log.exception("checkpoint after the log grew past %d MiB failed; "
+                                      "this handle refuses further writes",
+                                      self.max_log_bytes >> 20)
         finally:
             self._hand_over(batch)
         if entry.error is not None:
@@ -156,28 +176,50 @@ class CommitPipeline:
                 self._leading = False
 
     def check(self) -> None:
+        """Raise StoreFailedError if the handle has failed (see `fail`)."""
         if self.failed is not None:
             raise StoreFailedError(
                 f"this handle stopped accepting writes after an I/O error ({self.failed}); "
                 "close it and open the database again (the log is replayed at open)"
             )
 
-    def _fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException) -> None:
+        """Stop accepting writes because of `exc`: an I/O error after which the durability
+        of some change is unknown (a failed log append or fsync, a data file or directory
+        that could not be written). From then on every commit and checkpoint raises
+        StoreFailedError naming the first such error; nothing is retried, and the handle
+        must be closed and the database opened again (the log is replayed at open)."""
         if self.failed is None:
             self.failed = exc
+
+    @contextmanager
+    def fatal_io(self, what: str) -> Iterator[None]:
+        """For changes to files outside the log (bucket directories, headers, compaction):
+        an OS error in the block leaves their durability unknown, so it fails the handle as
+        a log error does (`fail`) and is raised as StoreFailedError naming `what`. Damaged
+        files (MktsError) are raised as they are."""
+        try:
+            yield
+        except OSError as exc:
+            if isinstance(exc, MktsError):
+                raise  # a damaged file, not a failed write
+            self.fail(exc)
+            raise StoreFailedError(
+                f"{what} failed ({exc}); this handle now refuses writes: close it and open "
+                "the database again"
+            ) from exc
 
     def _process(self, batch: list[_Entry]) -> None:
         if self.failed is not None:
             self._refuse(batch, f"write refused after an earlier I/O error: {self.failed}")
             return
         built: list[_Entry] = []
-        admit = self._admit
+        admit = self._target.admit
         for e in batch:
             try:
                 if e.build is not None:
                     e.payload, e.writes = e.build()
-                if admit is not None:
-                    admit(e.writes)
+                admit(e.writes)
             except Exception as exc:  # invalid input found late: only this entry fails
                 e.error = exc
                 e.done = True
@@ -189,7 +231,7 @@ class CommitPipeline:
         try:
             last = self._log.append([e.payload for e in batch])
         except BaseException as exc:
-            self._fail(exc)
+            self.fail(exc)
             self._refuse(batch, f"the write could not be logged ({exc}); it was not acknowledged "
                                 "and this handle now refuses writes: close and reopen the database")
             if not isinstance(exc, Exception):
@@ -205,7 +247,7 @@ class CommitPipeline:
             try:
                 self._log.sync()
             except BaseException as exc:
-                self._fail(exc)
+                self.fail(exc)
                 self._refuse(batch, f"fsync of the log failed ({exc}); transaction {{txn}} may or "
                                     "may not survive a crash. This handle refuses further "
                                     "writes: close and reopen")
@@ -231,12 +273,13 @@ class CommitPipeline:
 
     def _apply_entries(self, entries: list[_Entry]) -> None:
         applied = 0
+        target = self._target
         with self._rw.write():
             for e in entries:
                 try:
-                    self._apply(e.writes)
+                    target.apply(e.writes)
                 except BaseException as exc:
-                    self._fail(exc)
+                    self.fail(exc)
                     for rest in entries[applied:]:
                         if not rest.done:
                             rest.error = StoreFailedError(
@@ -252,7 +295,7 @@ class CommitPipeline:
                 self.applied_txn = e.txn
         for e in entries[:applied]:
             e.done = True
-            self._publish(e.txn, e.writes, False)
+            target.publish(e.txn, e.writes, False)
 
     # -- interval mode and checkpoints -----------------------------------------------------
     def make_visible(self) -> None:
@@ -262,6 +305,13 @@ class CommitPipeline:
         if self._unapplied or self.applied_txn < self._logged_txn:
             with self._io:
                 self._flush_locked()
+
+    def caught_up(self) -> bool:
+        """Whether every logged transaction has been applied and published (under
+        sync="interval" the ones logged since the last fsync are not, until it or
+        `make_visible`); also True once the handle has failed, as no more ever will be."""
+        return (self.sync_mode != "interval" or self.failed is not None
+                or self.applied_txn >= self._log.last_txn)
 
     def flush_interval(self) -> None:
         with self._io:
@@ -274,7 +324,7 @@ class CommitPipeline:
         try:
             self._log.sync()
         except BaseException as exc:
-            self._fail(exc)
+            self.fail(exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -293,17 +343,22 @@ class CommitPipeline:
         self.check()
         if self.checkpointed_txn == self._log.last_txn:
             return True  # nothing was logged since the last checkpoint
-        if not force and not self._can_retire():
+        if not force and not self._target.can_retire():
             return False
         try:
-            self._sync_data()
+            self._target.sync_data()
             self._log.checkpoint(self._log.last_txn)
         except BaseException as exc:
-            self._fail(exc)
+            self.fail(exc)
             raise
         self.checkpointed_txn = self._log.last_txn
         return True
 
-    def exclusive(self) -> threading.Lock:
-        """The commit lock, for operations that must not interleave with commits."""
-        return self._io
+    @contextmanager
+    def quiesced(self) -> Iterator[None]:
+        """Checkpoint, then hold the commit lock for the block: no transaction is logged
+        meanwhile and no log record refers to the data files as they were before it. For
+        changes that replaying the log must never meet (destroy, compaction)."""
+        with self._io:
+            self._checkpoint_locked()
+            yield

@@ -17,13 +17,17 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mkts.engine.contracts import Trigger
 from mkts.engine.errors import InvalidKeyError
 from mkts.engine.keys import BucketKey
 from mkts.engine.patterns import KeyPattern, parse_pattern
+
+if TYPE_CHECKING:
+    from mkts.engine.database import Database
 
 __all__ = ["Dispatcher", "Records", "Subscription"]
 
@@ -154,7 +158,7 @@ class Subscription:
         self.unsubscribe()
 
 
-def _coalesces(trigger: Any) -> bool:
+def _coalesces(trigger: Trigger) -> bool:
     return bool(getattr(trigger, "coalesce", False))
 
 
@@ -164,14 +168,14 @@ MAX_ROUND = 4096  # events the dispatcher thread takes at once (bounds a merged 
 class Dispatcher:
     """One background thread that fires triggers in commit order."""
 
-    def __init__(self, db: Any, triggers: Sequence[tuple[str, Any]],
+    def __init__(self, db: Database, triggers: Sequence[tuple[str, Trigger]],
                  to_records: Callable[[Any], list[Records]],
                  to_merged: Callable[[Sequence[Any]], list[Records]] | None = None) -> None:
         """`to_records(event)` decodes one write event; `to_merged(events)`, when given,
         decodes several straight into merged records (what `Records.merge` would make of
         theirs, without building each event's first)."""
         self._db = db
-        self._triggers: list[tuple[KeyPattern, Any]] = []
+        self._triggers: list[tuple[KeyPattern, Trigger]] = []
         for pattern, trigger in triggers:
             if not callable(getattr(trigger, "fire", None)):
                 raise InvalidKeyError(f"trigger {trigger!r} for {pattern!r} has no fire() method")
@@ -192,7 +196,7 @@ class Dispatcher:
         self._to_merged = to_merged
         # bucket key -> (plain, coalescing) triggers whose pattern matches it, each in
         # configuration order (the patterns never change, so each key is matched once)
-        self._matching: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+        self._matching: dict[Any, tuple[tuple[Trigger, ...], tuple[Trigger, ...]]] = {}
         self._subs: list[_Subscription] = []
         self._queue: deque[Any] = deque()
         # One lock, two conditions: the dispatcher thread waits for work (`_cond`), flush()
@@ -209,7 +213,7 @@ class Dispatcher:
         self.last_error: str | None = None
 
     @property
-    def triggers(self) -> list[Any]:
+    def triggers(self) -> list[Trigger]:
         return [t for _, t in self._triggers]
 
     def wants(self) -> bool:
@@ -275,7 +279,7 @@ class Dispatcher:
                     if not self._queue and not self._pending:
                         self._idle.notify_all()
 
-    def _routes(self, key: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    def _routes(self, key: Any) -> tuple[tuple[Trigger, ...], tuple[Trigger, ...]]:
         """(plain triggers, coalescing triggers) whose pattern matches `key`."""
         found = self._matching.get(key)
         if found is None:
@@ -341,7 +345,7 @@ class Dispatcher:
         self.last_error = traceback.format_exc()
         log.exception("could not decode write events %r for triggers", list(events))
 
-    def _fire(self, trigger: Any, rec: Records) -> None:
+    def _fire(self, trigger: Trigger, rec: Records) -> None:
         try:
             trigger.fire(rec.key_path, rec)
             self.fired += 1

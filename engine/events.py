@@ -14,10 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from mkts.engine.catalog import Catalog
+from mkts.engine.contracts import Writes
 from mkts.engine.dispatch import Records
 from mkts.engine.plan import RowWrite, SlotWrite
+from mkts.engine.schema import Schema
 from mkts.engine.ticks import TickWrite, tick_event_rows
-from mkts.engine.timeutil import NS
+from mkts.engine.timeutil import NS, Calendar
 
 __all__ = ["WriteEvent", "event_records", "merged_records"]
 
@@ -27,8 +30,7 @@ class WriteEvent:
 
     __slots__ = ("txn", "writes", "replayed")
 
-    def __init__(self, txn: int, writes: Sequence[SlotWrite | RowWrite | TickWrite],
-                 replayed: bool) -> None:
+    def __init__(self, txn: int, writes: Writes, replayed: bool) -> None:
         self.txn = txn
         self.writes = writes
         self.replayed = replayed
@@ -37,7 +39,7 @@ class WriteEvent:
         return f"<WriteEvent txn={self.txn} files={len(self.writes)} replayed={self.replayed}>"
 
 
-def event_records(catalog: Any, calendar: Any, event: WriteEvent) -> list[Records]:
+def event_records(catalog: Catalog, calendar: Calendar, event: WriteEvent) -> list[Records]:
     """The records of one transaction, one `Records` per year file, in write order."""
     out = []
     for w in event.writes:
@@ -51,7 +53,7 @@ def event_records(catalog: Any, calendar: Any, event: WriteEvent) -> list[Record
     return out
 
 
-def merged_records(catalog: Any, calendar: Any, events: Sequence[WriteEvent]) -> list[Records]:
+def merged_records(catalog: Catalog, calendar: Calendar, events: Sequence[WriteEvent]) -> list[Records]:
     """The records of consecutive transactions, one `Records` per year file (and replayed
     flag and row type) in the order files first appear, rows in write order; `txn` is the
     last transaction that wrote the file."""
@@ -84,7 +86,8 @@ def merged_records(catalog: Any, calendar: Any, events: Sequence[WriteEvent]) ->
     return out
 
 
-def _tick_records(w: TickWrite, schema: Any, calendar: Any, txn: int, replayed: bool) -> Records:
+def _tick_records(w: TickWrite, schema: Schema, calendar: Calendar, txn: int,
+                  replayed: bool) -> Records:
     slots, ns, rows = tick_event_rows(w, schema)
     labels = calendar.labels(w.year, slots, schema.timeframe)
     return Records(w.key, w.year, txn, replayed, slots, rows, labels + ns // NS,

@@ -32,6 +32,7 @@ class EngineOptions:
     checkpoint_interval_s: float = 60.0
     max_wal_mb: int = 256
     recovery: RecoveryMode = DEFAULT_RECOVERY
+    max_open_files: int | None = None  # derived from RLIMIT_NOFILE (docs/format.md "Open files")
 
 
 DEFAULTS = EngineOptions()

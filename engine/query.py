@@ -6,7 +6,7 @@ floor(start) <= label <= end. With a limit, rows come from the end unless limit_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -65,18 +65,6 @@ def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns
     lo = first if start_ns is None else max(start_ns // NS, first)
     hi = last if end_ns is None else min(end_ns // NS, last)
     return calendar.slot_of(lo, tf), calendar.slot_of(hi, tf)
-
-
-def _years_in_range(catalog: Catalog, bucket: Bucket, start_ns: int | None,
-                    end_ns: int | None, backwards: bool
-                    ) -> Iterator[tuple[int, YearFile, np.ndarray]]:
-    """(year, file, occupied slots inside the range) for each year file the range overlaps,
-    in read order; lazy, so a reader that has its limit stops before the next file."""
-    for y, lo, hi in _year_spans(catalog.calendar, bucket, start_ns, end_ns, backwards):
-        f = catalog.year_file(bucket, y)
-        if f is None:  # pragma: no cover - years come from the catalog
-            continue
-        yield y, f, f.occupied_in(lo, f.header.nslots if hi < 0 else hi)
 
 
 def _check_slots(f: YearFile, stored: np.ndarray, expected: np.ndarray) -> None:
@@ -144,20 +132,6 @@ def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns
     return spans
 
 
-def _open_year(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int
-               ) -> YearFile | None:
-    """Open a year file for reading slots [lo, hi) (hi = -1: to the end). For a small range,
-    the range's bytes (where the header the file should have puts them) are requested
-    before the header is read, so a cold short read waits for one I/O, not two in a row."""
-    prefetch = None
-    if year in bucket.years:
-        h = catalog.year_header(bucket, year)
-        size = ((h.nslots if hi < 0 else hi) - lo) * h.record_size
-        if 0 < size <= SMALL_READ_BYTES:
-            prefetch = (h.header_size + lo * h.record_size, size)
-    return catalog.year_file(bucket, year, prefetch=prefetch)
-
-
 def _take(idx: np.ndarray, remaining: int | None, backwards: bool) -> np.ndarray:
     if remaining is not None and len(idx) > remaining:
         return idx[len(idx) - remaining :] if backwards else idx[:remaining]
@@ -218,16 +192,20 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     remaining = limit
     for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
         # Year files open lazily: a read that has its limit stops before the next one.
-        f = bucket.files.get(y) or _open_year(catalog, bucket, y, lo, hi)
+        f = catalog.acquire(bucket, y, reads=(lo, hi))
         if f is None:  # pragma: no cover - years come from the catalog
             continue
-        # Whole records are gathered as rows of 8-byte words (a copy: the file may change
-        # after we return); word 0 is `_slot`, checked; the Epochs are a column of their own.
-        idx, words = _gather_span(f, lo, f.header.nslots if hi < 0 else hi, remaining,
-                                  backwards)
-        if len(idx):
-            epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
-            chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+        try:  # pinned: the open-file cache closes no file in use
+            # Whole records are gathered as rows of 8-byte words (a copy: the file may
+            # change after we return); word 0 is `_slot`, checked; the Epochs are a column
+            # of their own.
+            idx, words = _gather_span(f, lo, f.header.nslots if hi < 0 else hi, remaining,
+                                      backwards)
+            if len(idx):
+                epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
+                chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+        finally:
+            catalog.release(f)
         if remaining is not None:
             remaining -= len(idx)
             if remaining <= 0:
@@ -254,48 +232,55 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
     remaining = limit
-    for y, f, idx in _years_in_range(catalog, bucket, start_ns, end_ns, backwards):
-        recs = _gather(f.slots, idx)
-        _check_slots(f, recs[SLOT_FIELD], idx + 1)
-        f.verify_slots(idx, recs)
-        src = BlockSource(f, schema, f.path)
-        k = len(idx)
-        if remaining is not None:
-            counts = recs["nrows"][::-1] if backwards else recs["nrows"]
-            k = min(len(idx), int(np.searchsorted(np.cumsum(counts), remaining)) + 1)
-        while True:
-            part = slice(len(idx) - k, len(idx)) if backwards else slice(0, k)
-            sl, nrows = idx[part], recs["nrows"][part].astype(np.int64)
-            # 1Sec: offsets are below 10^9 and go straight into the Nanoseconds column.
-            out, ns = read_rows(src, sl, recs[part], schema.result_dtype,
-                                "Nanoseconds" if tf.seconds == 1 else None)
-            labels = calendar.labels(y, sl, tf)
-            # Only the first and the last interval can reach outside [start_ns, end_ns].
-            a, b = 0, len(ns)
-            if start_ns is not None and len(sl):
-                n0 = int(nrows[0])
-                a = int(np.searchsorted(labels[0] * NS + ns[:n0], start_ns, "left"))
-            if end_ns is not None and len(sl):
-                n1 = int(nrows[-1])
-                b = len(ns) - n1 + int(np.searchsorted(labels[-1] * NS + ns[len(ns) - n1 :],
-                                                       end_ns, "right"))
-            b = max(a, b)
-            if remaining is None or b - a >= remaining or k == len(idx):
-                break
-            k = min(len(idx), 2 * k + 1)
-        if remaining is not None and b - a > remaining:
-            a, b = (b - remaining, b) if backwards else (a, a + remaining)
-        epochs = np.repeat(labels, nrows)
-        if tf.seconds > 1 and len(ns) and int(ns.max()) >= NS:  # offsets past a second
-            q, ns = np.divmod(ns, NS)
-            epochs += q
-        if (a, b) != (0, len(ns)):
-            out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
-        out["Epoch"] = epochs
-        if tf.seconds != 1:
-            out["Nanoseconds"] = ns
-        if len(out):
-            chunks.append(out)
+    for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
+        f = catalog.acquire(bucket, y)
+        if f is None:  # pragma: no cover - years come from the catalog
+            continue
+        try:  # pinned: the open-file cache closes no file in use
+            idx = f.occupied_in(lo, f.header.nslots if hi < 0 else hi)
+            recs = _gather(f.slots, idx)
+            _check_slots(f, recs[SLOT_FIELD], idx + 1)
+            f.verify_slots(idx, recs)
+            src = BlockSource(f, schema, f.path)
+            k = len(idx)
+            if remaining is not None:
+                counts = recs["nrows"][::-1] if backwards else recs["nrows"]
+                k = min(len(idx), int(np.searchsorted(np.cumsum(counts), remaining)) + 1)
+            while True:
+                part = slice(len(idx) - k, len(idx)) if backwards else slice(0, k)
+                sl, nrows = idx[part], recs["nrows"][part].astype(np.int64)
+                # 1Sec: offsets are below 10^9 and go straight into the Nanoseconds column.
+                out, ns = read_rows(src, sl, recs[part], schema.result_dtype,
+                                    "Nanoseconds" if tf.seconds == 1 else None)
+                labels = calendar.labels(y, sl, tf)
+                # Only the first and the last interval can reach outside [start_ns, end_ns].
+                a, b = 0, len(ns)
+                if start_ns is not None and len(sl):
+                    n0 = int(nrows[0])
+                    a = int(np.searchsorted(labels[0] * NS + ns[:n0], start_ns, "left"))
+                if end_ns is not None and len(sl):
+                    n1 = int(nrows[-1])
+                    b = len(ns) - n1 + int(np.searchsorted(labels[-1] * NS + ns[len(ns) - n1 :],
+                                                           end_ns, "right"))
+                b = max(a, b)
+                if remaining is None or b - a >= remaining or k == len(idx):
+                    break
+                k = min(len(idx), 2 * k + 1)
+            if remaining is not None and b - a > remaining:
+                a, b = (b - remaining, b) if backwards else (a, a + remaining)
+            epochs = np.repeat(labels, nrows)
+            if tf.seconds > 1 and len(ns) and int(ns.max()) >= NS:  # offsets past a second
+                q, ns = np.divmod(ns, NS)
+                epochs += q
+            if (a, b) != (0, len(ns)):
+                out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
+            out["Epoch"] = epochs
+            if tf.seconds != 1:
+                out["Nanoseconds"] = ns
+            if len(out):
+                chunks.append(out)
+        finally:
+            catalog.release(f)
         if remaining is not None:
             remaining -= len(out)
             if remaining <= 0:

@@ -1,5 +1,6 @@
-"""The root's own files: `mkts.root` (database format and time zone, docs/format.md) and the
-pid written into `LOCK`. The catalog owns the bucket directories; the WAL owns `wal/`."""
+"""The root's own files: the root directory itself, `mkts.root` (database format and time
+zone, docs/format.md) and `LOCK` (the single-writer lock and its holder's pid). The catalog
+owns the bucket directories; the WAL owns `wal/`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mkts.engine.durable import atomic_write
-from mkts.engine.errors import CorruptFileError, InvalidInputError, UnsupportedFormatError
+from mkts.engine.errors import (
+    CorruptFileError,
+    InvalidInputError,
+    LockedError,
+    RootNotFoundError,
+    UnsupportedFormatError,
+)
 from mkts.engine.timeutil import get_calendar
 from mkts.wal.fs import FileSystem
 
-__all__ = ["ROOT_META", "ROOT_FORMAT", "LOCK_FILE", "RootMeta", "read_root_meta",
+__all__ = ["ROOT_META", "ROOT_FORMAT", "LOCK_FILE", "RootMeta", "read_root_meta", "take_root",
            "root_timezone", "lock_holder", "writer_of", "check_root_dir"]
 
 log = logging.getLogger("mkts.engine")
@@ -55,6 +62,39 @@ def read_root_meta(fs: FileSystem, root: str) -> RootMeta | None:
             f"{path}: database format {fmt}; this mkts reads format {ROOT_FORMAT}"
         )
     return RootMeta(fmt, stored)
+
+
+def take_root(fs: FileSystem, root: str, *, readonly: bool, create: bool,
+              has_buckets: Callable[[], bool]) -> int | None:
+    """Create the root directory if it is missing and `create` (never when `readonly`:
+    RootNotFoundError naming the path), durably; refuse an existing directory that is not an
+    mkts root (`check_root_dir`); unless `readonly`, take its single-writer lock. Returns the
+    lock handle, None for a readonly open. A root locked by another handle raises
+    LockedError naming the holder's pid."""
+    if not fs.isdir(root):
+        if not create or readonly:
+            why = "a read-only open" if readonly else "an open with create=False"
+            raise RootNotFoundError(
+                f"database root {root} does not exist; check the path ({why} never "
+                "creates a database)")
+        parent = os.path.dirname(root)
+        if not fs.isdir(parent):
+            raise InvalidInputError(f"cannot create database root {root}: {parent} does not exist")
+        fs.mkdir(root)
+        fs.fsync_dir(parent)
+    else:
+        check_root_dir(fs, root, has_buckets=has_buckets)
+    if readonly:
+        return None
+    lock_path = os.path.join(root, "LOCK")
+    try:
+        return fs.lock(lock_path)
+    except BlockingIOError:
+        holder = lock_holder(fs, lock_path)
+        raise LockedError(
+            f"database root {root} is in use by pid {holder}; close that handle first "
+            "or open with readonly=True"
+        ) from None
 
 
 def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly: bool,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.header import decode_header, encode_header
 from mkts.engine.keys import BucketKey
@@ -32,9 +33,10 @@ from mkts.engine.tickread import BlockSource, read_interval, read_rows
 from mkts.engine.timeutil import NS, Calendar
 from mkts.engine.uniq import unique, unique_first
 from mkts.engine.yearfile import YearFile
+from mkts.wal.fs import FileSystem
 
 __all__ = ["TickWrite", "TickPlanner", "IntervalRows", "plan_ticks", "read_interval",
-           "tick_event_rows", "compact_year_file", "build_blocks"]
+           "tick_event_rows", "tick_usage", "compact_bucket", "compact_year_file", "build_blocks"]
 
 
 def _merge(old: IntervalRows, new: IntervalRows) -> IntervalRows:
@@ -426,6 +428,43 @@ def tick_event_rows(w: TickWrite, schema: Schema) -> tuple[np.ndarray, np.ndarra
             r[name] = col
         rows.append(r)
     return np.concatenate(slots), np.concatenate(ns), np.concatenate(rows)
+
+
+def tick_usage(catalog: Catalog, bucket: Bucket) -> dict[str, int]:
+    """{"live_bytes", "garbage_bytes", "rows"} of the tick bucket's data regions (what
+    `compact_bucket` would reclaim is the garbage)."""
+    live = garbage = rows = 0
+    for y in bucket.sorted_years():
+        with catalog.pinned(bucket, y) as f:
+            assert f is not None
+            occupied = f.slots[f.occupied()]
+            used = int(occupied["total_bytes"].sum())
+            live += used
+            rows += int(occupied["nrows"].sum())
+            garbage += f.size() - f.data_start - used
+    return {"live_bytes": live, "garbage_bytes": garbage, "rows": rows}
+
+
+def compact_bucket(fs: FileSystem, catalog: Catalog, bucket: Bucket) -> tuple[int, int]:
+    """Rewrite every year file of the tick bucket `bucket` without garbage, each replaced
+    atomically (a crash leaves the old or the new file, never a mix); the bytes of their
+    data regions (before, after). The caller excludes commits meanwhile."""
+    before = after = 0
+    for y in bucket.sorted_years():
+        with catalog.pinned(bucket, y) as f:
+            assert f is not None
+            before += f.size() - f.data_start
+            path, tmp = f.path, f.path + ".tmp"
+            if fs.exists(tmp):
+                fs.unlink(tmp)
+            compact_year_file(fs, f, bucket.schema, tmp)
+        catalog.cache.drop(bucket.files, y)
+        fs.replace(tmp, path)
+        fs.fsync_dir(bucket.path)
+        with catalog.pinned(bucket, y) as g:
+            assert g is not None
+            after += g.size() - g.data_start
+    return before, after
 
 
 def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> None:

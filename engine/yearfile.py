@@ -52,6 +52,9 @@ class YearFile:
         self._occ: np.ndarray | None = None  # sorted occupied slots, capacity-grown
         self._nocc = 0
         self.dirty = False
+        # One entry per user holding it open (engine/filecache.py): added under the cache's
+        # lock, removed by list.pop, which is atomic.
+        self.pins: list[None] = []
 
     @classmethod
     def open(cls, fs: FileSystem, path: str, *, writable: bool,

@@ -6,7 +6,8 @@ reachable from here.
         db.write("AAPL/1Min/OHLCV", bars)
         r = db.read("AAPL/1Min/OHLCV", start="2024-01-02", end="2024-01-03")
     with mkts.open("mkts.yml") as db:              # a config: plugins loaded, workers running
-        ...
+        db.write("AAPL/1Min/OHLCV", bars)
+        db.wait_for_triggers()                     # the aggregates are up to date
 
 Layers (imports point downward only): `mkts` (config, CLI, server) → `mkts.plugins`
 (contracts, loader, bundled plugins) → `mkts.engine` (the database) → `mkts.wal` (the log).

@@ -62,7 +62,7 @@ def open(source: str | os.PathLike[str] | Config | Mapping[str, Any],
     return db
 
 
-def load_plugins(cfg: Config) -> tuple[list[tuple[str, Any]], list[Any]]:
+def load_plugins(cfg: Config) -> tuple[list[tuple[str, engine.Trigger]], list[engine.BgWorker]]:
     """([(on pattern, trigger)], [worker]) built from the config, in file order. A plugin's
     bad `config:` key is a ConfigError naming it in the file (`triggers[0].config.batch_ms`),
     like any other key of mkts.yml."""

@@ -327,7 +327,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"{args.file}: ... and {exc.bad_rows - len(exc.problems)} more bad rows",
                       file=sys.stderr)
             raise CliError(exc.summary) from None
-        db.flush()
+        db.wait_for_triggers()
     how = "one transaction" if res.transactions == 1 else f"{res.transactions} transactions"
     made = " (new bucket: " + ", ".join(f"{c} {t}" for c, t in res.columns.items()) + ")" \
         if res.created and res.columns else ""
@@ -397,9 +397,14 @@ def cmd_compact(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from mkts import wiring
     from mkts.check import check_root
+    from mkts.plugins.errors import PluginError
 
     target = _Target(args)
-    specs = [] if args.no_aggregates else wiring.aggregation_specs(target.config)
+    try:
+        specs = [] if args.no_aggregates else wiring.aggregation_specs(target.config)
+    except PluginError as exc:
+        raise CliError(f"{exc}; fix it in mkts.yml, or pass --no-aggregates to check "
+                       "without aggregates") from None
     report = check_root(target.root, aggregates=specs, progress=_want_progress(args))
     for f in report.findings:
         print(f, file=sys.stdout if f.severity == "note" else sys.stderr)
@@ -451,7 +456,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             n = wiring.rebuild_aggregates(db, spec, progress=_want_progress(args))
             print(f"rebuilt {', '.join(spec.destinations)} from {spec.on}: {n} bars")
             total += n
-        db.flush()
+        db.wait_for_triggers()
     return EXIT_OK
 
 

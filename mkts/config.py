@@ -24,14 +24,18 @@ from mkts.plugins.errors import ConfigError
 from mkts.plugins.settings import build, key_pattern, nonempty, positive, rules
 from mkts.plugins.settings import schema_paths as _schema_paths
 
-__all__ = ["Config", "WalConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError", "load",
-           "from_dict", "schema_paths", "LOG_LEVELS", "DEFAULT_HOST", "DEFAULT_PORT",
+__all__ = ["Config", "WalConfig", "StorageConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError",
+           "load", "from_dict", "schema_paths", "LOG_LEVELS", "DEFAULT_HOST", "DEFAULT_PORT",
            "DEFAULT_MAX_REQUEST_MB"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_HOST = "127.0.0.1"  # this machine only
 DEFAULT_PORT = 5993  # MarketStore's
 DEFAULT_MAX_REQUEST_MB = 256
+
+
+def _not_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be 0 (derived from the descriptor limit) or more"
 
 
 def _port(v: int) -> str | None:
@@ -56,6 +60,13 @@ class WalConfig:
                                          metadata=rules(check=positive))
     max_size_mb: int = field(default=DEFAULTS.max_wal_mb, metadata=rules(check=positive))
     recovery: RecoveryMode = DEFAULTS.recovery
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The data files (docs/format.md "Open files")."""
+
+    max_open_files: int = field(default=0, metadata=rules(check=_not_negative))  # 0: automatic
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ class Config:
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_request_mb: int = field(default=DEFAULT_MAX_REQUEST_MB, metadata=rules(check=positive))
     wal: WalConfig = field(default_factory=WalConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     plugin_paths: tuple[str, ...] = field(default=(), metadata=rules(
         each=nonempty, help="directories that hold plugin modules"))
     triggers: tuple[TriggerConfig, ...] = ()
@@ -103,7 +115,8 @@ class Config:
         w = self.wal
         return {"timezone": self.timezone, "sync": w.sync, "sync_interval_ms": w.sync_interval_ms,
                 "checkpoint_interval_s": w.checkpoint_interval_s, "max_wal_mb": w.max_size_mb,
-                "recovery": w.recovery}
+                "recovery": w.recovery,
+                "max_open_files": self.storage.max_open_files or None}
 
 
 def load(path: str | os.PathLike[str]) -> Config:

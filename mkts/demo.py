@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import signal
@@ -30,6 +31,8 @@ import numpy as np
 import mkts
 from mkts.config import DEFAULT_PORT
 from mkts.plugins import synth
+
+log = logging.getLogger("mkts.demo")
 
 ROOT = Path(os.environ.get("MKTS_DEMO_ROOT", "demo-data")).resolve()
 REPO = Path(__file__).resolve().parent.parent
@@ -78,7 +81,7 @@ def main() -> int:
         t0 = time.perf_counter()
         db.write_many(bars)
         wrote = time.perf_counter() - t0
-        db.flush()
+        db.wait_for_triggers()
         agg = time.perf_counter() - t0 - wrote
         print(f"wrote {total:,} rows in one durable transaction in {wrote * 1000:.0f} ms; "
               f"aggregation into 5Min/15Min/1H/1D took {agg * 1000:.0f} ms more")
@@ -113,6 +116,7 @@ def main() -> int:
 
         # -- 3. a live write flows through aggregation and streaming --------------------------
         received: list[tuple[str, dict[str, Any]]] = []
+        listen_error: list[Exception] = []
         stream = pymkts.StreamConn(f"ws://127.0.0.1:{port}/ws")
 
         @stream.on(r"^AAPL/")  # type: ignore[untyped-decorator]
@@ -122,8 +126,9 @@ def main() -> int:
         def listen() -> None:
             try:
                 stream.run(["AAPL/1Min/OHLCV", "AAPL/5Min/OHLCV"])
-            except Exception:  # the server closes the socket when it stops
-                pass
+            except Exception as exc:  # also how it ends: the server closes the socket
+                listen_error.append(exc)
+                log.debug("the /ws listener ended: %r", exc)
 
         threading.Thread(target=listen, daemon=True).start()
         time.sleep(1.0)  # StreamConn gives no signal once it has subscribed
@@ -143,6 +148,8 @@ def main() -> int:
                   f"Volume={data['Volume']}")
         if len({k for k, _ in received}) < 2:
             print("  (expected pushes for AAPL/1Min/OHLCV and AAPL/5Min/OHLCV)", file=sys.stderr)
+            if listen_error:
+                print(f"  the /ws listener failed: {listen_error[0]!r}", file=sys.stderr)
             return 1
     finally:
         server.send_signal(signal.SIGTERM)

@@ -2,7 +2,8 @@
 unmodified pymarketstore client works), `GET /ws` (streaming) and `GET /heartbeat`, on aiohttp.
 
 Owns transport concerns only: body limits, content types, the version header, threads for
-blocking engine calls, startup and a clean stop. The methods live in `mkts.rpc`, the wire
+blocking engine calls, accepting connections (with a backoff when the process is out of
+descriptors), startup and a clean stop. The methods live in `mkts.rpc`, the wire
 formats in `mkts.wire`, the WebSocket protocol in `mkts.streaming`. See docs/server.md.
 
 Programmatic use (what `make demo` does)::
@@ -15,20 +16,22 @@ Programmatic use (what `make demo` does)::
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
 
 import mkts
 from mkts import engine, wiring
+from mkts.config import Config
 from mkts.rpc import INVALID_REQUEST, DataService, handle_body
 from mkts.streaming import WsEndpoint
 from mkts.wire import JSON, MSGPACK, encode_body
@@ -47,6 +50,12 @@ _CONTENT_TYPES = {
 _MIME = {MSGPACK: "application/x-msgpack", JSON: "application/json"}
 _READ_CHUNK = 1 << 16
 _SHUTDOWN_GRACE_S = 10.0  # in-flight requests get this long after a stop signal
+# accept() out of descriptors (or kernel memory): retry after a delay doubling from the
+# first value up to the cap; connections wait in the listen backlog meanwhile (and beyond
+# the backlog the kernel refuses them).
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_ACCEPT_RETRY_S = (0.01, 1.0)
+_BACKLOG = 128
 
 
 class _Handlers:
@@ -128,6 +137,132 @@ class _QuietClientErrors(logging.Filter):
 _quiet = _QuietClientErrors()
 
 
+class _AcceptGuard:
+    """Backoff and logging for accept() failing for lack of resources: one log line when an
+    episode starts and one when it ends, never one per attempt."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # start of the current episode
+        self.retries = 0
+        self.delay = _ACCEPT_RETRY_S[0]
+        self.episodes = 0
+
+    def failed(self, exc: OSError) -> float:
+        """The delay before the next attempt."""
+        if self.since is None:
+            self.since = time.monotonic()
+            self.retries = 0
+            self.delay = _ACCEPT_RETRY_S[0]
+            self.episodes += 1
+            log.error("cannot accept connections: %s; retrying with a backoff up to %g s "
+                      "(connections wait in the listen backlog). Raise the open-file limit "
+                      "(ulimit -n) or lower storage.max_open_files", exc.strerror or exc,
+                      _ACCEPT_RETRY_S[1])
+        else:
+            self.delay = min(_ACCEPT_RETRY_S[1], self.delay * 2)
+        self.retries += 1
+        return self.delay
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.warning("accepting connections again after %.1f s (%d retries)",
+                        time.monotonic() - self.since, self.retries)
+            self.since = None
+
+
+class _Listener:
+    """What a site's `_server` must offer aiohttp (`sockets`, `close`): the listening
+    sockets and the tasks accepting on them."""
+
+    def __init__(self, sockets: list[socket.socket], tasks: list[asyncio.Task[None]]) -> None:
+        self.sockets = sockets
+        self._tasks = tasks
+
+    def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for t in self._tasks:
+            t.cancel()
+        for sock in self.sockets:
+            if sock.fileno() >= 0:
+                # Drop a pending sock_accept's reader before the descriptor can be reused.
+                loop.remove_reader(sock.fileno())
+                sock.close()
+
+
+class _GuardedSite(web.BaseSite):
+    """aiohttp's TCPSite with an accept loop of our own. asyncio's (3.11) keeps calling
+    accept() after EMFILE for every pending connection and schedules a retry for each, which
+    spins and logs without bound; this one backs off (`_AcceptGuard`)."""
+
+    __slots__ = ("_host", "_port", "guard")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int) -> None:
+        super().__init__(runner, backlog=_BACKLOG)
+        self._host = host
+        self._port = port
+        self.guard = _AcceptGuard()
+
+    @property
+    def name(self) -> str:
+        shown = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{shown}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        sockets = await _listen(loop, self._host, self._port)
+        if sockets:
+            self._port = sockets[0].getsockname()[1]
+        tasks = [loop.create_task(self._accept(loop, sock)) for sock in sockets]
+        self._server = _Listener(sockets, tasks)  # type: ignore[assignment]
+
+    async def _accept(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        factory = self._runner.server
+        assert factory is not None
+        guard = self.guard
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except ConnectionAbortedError:
+                continue  # the client gave up before we took the connection
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise
+                await asyncio.sleep(guard.failed(exc))
+                continue
+            guard.recovered()
+            try:
+                await loop.connect_accepted_socket(factory, conn)
+            except (OSError, RuntimeError) as exc:  # the connection died at once
+                log.debug("dropped a new connection: %r", exc)
+                conn.close()
+
+
+async def _listen(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for host:port (every address the name
+    resolves to), as asyncio's create_server makes them."""
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, addr in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and sockets[:-1]:  # one port for every address
+                addr = (addr[0], sockets[0].getsockname()[1], *addr[2:])
+            sock.bind(addr)
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 async def _version_header(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[VERSION_HEADER] = VERSION
 
@@ -173,7 +308,7 @@ async def _serve_until(db: engine.Database, host: str, port: int, max_request_mb
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = _GuardedSite(runner, host, port)
         await site.start()
         addr = runner.addresses[0]
         ready(str(addr[0]), int(addr[1]))
@@ -188,16 +323,16 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
 
 
 # -- `mkts start` --------------------------------------------------------------------------
-def serve(config: Any, *, host: str | None = None, port: int | None = None) -> int:
-    """Run the server of a loaded config until SIGINT/SIGTERM; the exit status.
+def serve(config: Config, *, host: str | None = None, port: int | None = None) -> int:
+    """Run the server of a loaded config until SIGINT/SIGTERM; the exit status. `host` and
+    `port` override the config's `listen_host` and `listen_port`.
 
     Order (docs/design.md §6): open the database (lock, replay, plugins, workers), then listen.
     On a signal: stop listening, finish requests in flight, close /ws clients, then close
     the database (drain triggers, stop workers, checkpoint)."""
-    host = host if host is not None else wiring.setting(config, "listen_host", wiring.DEFAULT_HOST)
-    port = port if port is not None else int(wiring.setting(config, "listen_port",
-                                                            wiring.DEFAULT_PORT))
-    max_mb = float(wiring.setting(config, "max_request_mb", wiring.DEFAULT_MAX_REQUEST_MB))
+    host = host if host is not None else config.listen_host
+    port = port if port is not None else config.listen_port
+    max_mb = float(config.max_request_mb)
     started = time.monotonic()
     db = wiring.open_configured(config)
     log.info("opened %s in %.2f s", db.root, time.monotonic() - started)
@@ -211,6 +346,11 @@ def serve(config: Any, *, host: str | None = None, port: int | None = None) -> i
         except Exception as exc:
             log.error("closing the database failed: %s", exc)
             status = 1
+    failed = db.stats()["failed"]
+    if failed is not None:
+        log.error("stopped after a failure: the database refused writes since an I/O error "
+                  "(%s); open it again to replay the log", failed)
+        status = 1
     if status == 0:
         log.info("stopped cleanly")
     return status
@@ -287,14 +427,16 @@ class RunningServer:
         self.stop()
 
 
-def run_in_thread(target: Any, *, host: str | None = None, port: int | None = 0,
+def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
+                  host: str | None = None, port: int | None = 0,
                   max_request_mb: float | None = None, timeout: float = 30.0) -> RunningServer:
     """Serve `target` (a path to mkts.yml, a loaded config, or an open `engine.Database`)
-    on a background thread; returns once it listens. `port=0` picks a free port.
+    on a background thread; returns once it listens. `port=0` picks a free port; `None`
+    takes the config's `listen_port`.
 
     A database passed in stays open after `stop()`; one opened from a config is closed."""
     srv = RunningServer()
-    config = None
+    config: Config | None = None
     if isinstance(target, engine.Database):
         srv.db = target
     else:
@@ -302,11 +444,12 @@ def run_in_thread(target: Any, *, host: str | None = None, port: int | None = 0,
             else target
         srv.db = wiring.open_configured(config)
         srv._owns_db = True
-    h = host if host is not None else wiring.setting(config, "listen_host", wiring.DEFAULT_HOST)
-    p = port if port is not None else int(wiring.setting(config, "listen_port",
-                                                         wiring.DEFAULT_PORT))
+    h = host if host is not None else (
+        config.listen_host if config is not None else wiring.DEFAULT_HOST)
+    p = port if port is not None else (
+        config.listen_port if config is not None else wiring.DEFAULT_PORT)
     mb = max_request_mb if max_request_mb is not None else float(
-        wiring.setting(config, "max_request_mb", wiring.DEFAULT_MAX_REQUEST_MB))
+        config.max_request_mb if config is not None else wiring.DEFAULT_MAX_REQUEST_MB)
     db = srv.db
 
     def ready(rh: str, rp: int) -> None:

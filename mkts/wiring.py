@@ -10,17 +10,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkts import engine
 from mkts.config import DEFAULT_HOST, DEFAULT_MAX_REQUEST_MB, DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from mkts.config import Config
 
 __all__ = [
     "ConfigProblem",
     "load_config",
     "open_configured",
     "open_root",
-    "setting",
     "stream_subscriber",
     "AggregationSpec",
     "aggregation_specs",
@@ -35,7 +37,7 @@ class ConfigProblem(Exception):
     """mkts.yml cannot be read or is invalid (wraps mkts.config.ConfigError)."""
 
 
-def load_config(path: str) -> Any:
+def load_config(path: str) -> Config:
     """The typed config of `path` (`mkts.config.load`)."""
     from mkts import config as _config
 
@@ -47,7 +49,7 @@ def load_config(path: str) -> Any:
         raise ConfigProblem(str(exc)) from None
 
 
-def open_configured(config: Any) -> engine.Database:
+def open_configured(config: Config) -> engine.Database:
     """Open the database of a config with its plugins loaded and workers started
     (`mkts.app.open`): lock, replay, triggers, workers."""
     from mkts import app
@@ -58,12 +60,6 @@ def open_configured(config: Any) -> engine.Database:
 def open_root(root: str, *, readonly: bool = False) -> engine.Database:
     """Open a root directly, without mkts.yml (no plugins)."""
     return engine.open(root, readonly=readonly)
-
-
-def setting(config: Any, name: str, default: Any) -> Any:
-    """One top-level setting of a config (None -> default)."""
-    value = getattr(config, name, None) if config is not None else None
-    return default if value is None else value
 
 
 def stream_subscriber(db: engine.Database) -> Callable[[Callable[[str, Any], None]], Any]:
@@ -91,7 +87,11 @@ class AggregationSpec:
 def aggregation_specs(config: Any) -> list[AggregationSpec]:
     """The ondiskagg triggers of a config (module `ondiskagg.so`, `mkts.plugins.ondiskagg`, or
     anything the plugin loader resolves to the bundled ondiskagg), their `config:` checked
-    by ondiskagg's own schema (a bad key is a ConfigError naming `triggers[i].config...`)."""
+    by ondiskagg's own schema (a bad key is a ConfigError naming `triggers[i].config...`).
+
+    A trigger whose module cannot be resolved (not found, an import that fails, no
+    NewTrigger) raises the loader's `PluginError` naming it: whether it is ondiskagg
+    cannot be told, and skipping it would leave its aggregates unchecked without a word."""
     if config is None:
         return []
     from mkts.plugins import ondiskagg
@@ -111,13 +111,9 @@ def aggregation_specs(config: Any) -> list[AggregationSpec]:
 def _is_ondiskagg(module: str, paths: tuple[str, ...] = ()) -> bool:
     if module in ("ondiskagg.so", "ondiskagg", "mkts.plugins.ondiskagg"):
         return True
-    try:
-        from mkts.plugins import loader, ondiskagg
+    from mkts.plugins import loader, ondiskagg
 
-        return loader.resolve(module, "mkts.triggers", "NewTrigger",
-                              paths) is ondiskagg.NewTrigger
-    except Exception:
-        return False
+    return loader.resolve(module, "mkts.triggers", "NewTrigger", paths) is ondiskagg.NewTrigger
 
 
 def rebuild_aggregates(db: engine.Database, spec: AggregationSpec, *, progress: bool) -> int:

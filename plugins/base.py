@@ -1,7 +1,9 @@
 """The plugin contracts: what a trigger or a background worker is, and what mkts promises it.
 
-Owns the two Protocols and their documentation; loading lives in `plugins.loader`, running
-them in `engine.dispatch` (triggers) and `engine.database` (workers).
+Owns the documentation of the contracts; the two Protocols themselves are the engine's
+(`mkts.engine.Trigger`, `mkts.engine.BgWorker`, defined in `engine.contracts`) and are
+re-exported here. Loading lives in `plugins.loader`, running them in `engine.dispatch`
+(triggers) and `engine.background` (workers).
 
 Triggers
 --------
@@ -19,8 +21,9 @@ naming the plugin. The trigger object has:
     * **When**: after the transaction is applied, so everything it wrote is readable through
       ``db.read``; writes are delivered in commit order (so per-bucket order holds).
     * **Thread**: the single dispatcher thread ``mkts-triggers``, never the writer's thread.
-      A slow trigger delays later triggers, not writers. ``db.flush()`` waits until every
-      queued ``fire`` has returned, including fires caused by writes made inside ``fire``.
+      A slow trigger delays later triggers, not writers. ``db.wait_for_triggers()`` waits
+      until every queued ``fire`` has returned, including fires caused by writes made inside
+      ``fire`` (it is no durability barrier; ``db.checkpoint()`` is).
     * **Arguments**: ``key_path`` is the year file relative to the root,
       ``"AAPL/1Min/OHLCV/2024.bin"``; ``records`` is an `engine.dispatch.Records`:
       ``records.key`` (the bucket key; ``str(records.key)`` is ``"AAPL/1Min/OHLCV"``),
@@ -37,7 +40,7 @@ naming the plugin. The trigger object has:
       committed, and later fires still run.
     * **Writing**: ``db.write``/``db.write_many`` from ``fire`` go through the normal write
       path (log, apply, fire the triggers matching *their* buckets). Do not call
-      ``db.flush()`` from ``fire``; it returns at once there.
+      ``db.wait_for_triggers()`` from ``fire``; it does not wait there.
 ``stop()`` (optional)
     Called once at close, after the last ``fire``.
 ``coalesce`` (optional attribute, default False)
@@ -48,8 +51,8 @@ naming the plugin. The trigger object has:
     recomputes from the database pays once for a burst of writes.
 ``coalesce_window_s`` (optional attribute, seconds, default 0)
     For a coalescing trigger: how long its events wait, after the first of them, for more
-    to arrive before the merged fire. ``db.flush()`` and close cut the wait short; other
-    triggers and subscribers are not held back.
+    to arrive before the merged fire. ``db.wait_for_triggers()`` and close cut the wait
+    short; other triggers and subscribers are not held back.
 
 ``on:`` is a key pattern over ``SYMBOL/TIMEFRAME/ATTRGROUP`` (``engine.patterns``, the
 language of ``db.query``): ``*`` matches every value of a part, ``AA*`` is a glob inside one
@@ -96,30 +99,14 @@ Embedded use without YAML::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
+
+from mkts.engine import BgWorker, Trigger
 
 __all__ = ["Trigger", "BgWorker", "NewTrigger", "NewBgWorker"]
 
-
-@runtime_checkable
-class Trigger(Protocol):
-    """Reacts to committed writes; see the module docstring for the contract.
-
-    Optional methods, looked up by name: ``start(db)`` and ``stop()``.
-    """
-
-    def fire(self, key_path: str, records: Any) -> None: ...
-
-
-@runtime_checkable
-class BgWorker(Protocol):
-    """Runs beside the database on a thread of its own; see the module docstring.
-
-    Optional methods, looked up by name: ``start(db)`` and ``stop()``.
-    """
-
-    def run(self) -> None: ...
-
+# `Trigger` and `BgWorker` are the engine's own protocols (`mkts.engine.contracts`),
+# re-exported here so that plugin authors find the contracts in one place.
 
 NewTrigger = Callable[[dict[str, Any]], Trigger]
 """The type of a trigger module's constructor."""

@@ -16,8 +16,9 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+from mkts.engine import BgWorker, Trigger
 from mkts.plugins.errors import ConfigError, PluginError
 
 __all__ = ["load_trigger", "load_worker", "resolve", "TRIGGER_GROUP", "WORKER_GROUP", "ALIASES"]
@@ -37,7 +38,7 @@ _import_lock = threading.Lock()
 
 def load_trigger(module: str, config: Mapping[str, Any] | None = None, *,
                  source: str | None = None, where: str | None = None,
-                 paths: Sequence[str] = ()) -> Any:
+                 paths: Sequence[str] = ()) -> Trigger:
     """Build the trigger `module` defines: ``NewTrigger(dict(config))``.
 
     Raises PluginError (naming the plugin) when the module cannot be found or imported, has
@@ -50,12 +51,12 @@ def load_trigger(module: str, config: Mapping[str, Any] | None = None, *,
     if not callable(getattr(obj, "fire", None)):
         raise PluginError(f"trigger plugin {module!r}: NewTrigger returned {obj!r}, "
                           "which has no fire(key_path, records) method")
-    return obj
+    return cast(Trigger, obj)
 
 
 def load_worker(module: str, config: Mapping[str, Any] | None = None, *,
                 source: str | None = None, where: str | None = None,
-                paths: Sequence[str] = ()) -> Any:
+                paths: Sequence[str] = ()) -> BgWorker:
     """Build the background worker `module` defines: ``NewBgWorker(dict(config))``.
 
     Raises PluginError or ConfigError as load_trigger does; the result must have a ``run``
@@ -65,7 +66,7 @@ def load_worker(module: str, config: Mapping[str, Any] | None = None, *,
     if not callable(getattr(obj, "run", None)):
         raise PluginError(f"background worker plugin {module!r}: NewBgWorker returned {obj!r}, "
                           "which has no run() method")
-    return obj
+    return cast(BgWorker, obj)
 
 
 def resolve(module: str, group: str, constructor: str, paths: Sequence[str] = ()

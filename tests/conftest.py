@@ -1,5 +1,7 @@
-"""Shared fixtures: a fresh database root per test, an open database, bar builders,
-and the `--run-slow` switch for tests marked `slow`."""
+"""Shared fixtures: a fresh database root per test, an open database, bar builders; the
+tier markers, assigned from each test's folder (harness/tiers.py); the per-test timeout
+(harness/timeout.py); the rename guard (harness/namespace.py); the `--run-slow` switch for
+tests marked `slow`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import namespace
+from harness.tiers import TIERS, tier_of
 
 BAR_DTYPE = np.dtype(
     [("Epoch", "<i8"), ("Open", "<f4"), ("High", "<f4"), ("Low", "<f4"), ("Close", "<f4"),
@@ -18,18 +22,34 @@ BAR_DTYPE = np.dtype(
 BAR_COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
 JAN_2_2024 = 1_704_153_600  # 2024-01-02 00:00:00 UTC
 
+pytest_plugins = ["harness.timeout"]  # --test-timeout and @pytest.mark.timeout
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", default=False,
                      help="also run tests marked slow (long crash, fuzz and soak runs)")
 
 
+_GUARD = pytest.StashKey[namespace.OldNameFinder]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for tier, description in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {description} (set from the folder)")
+    config.stash[_GUARD] = namespace.install()  # `import engine` fails: it is mkts.engine
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _GUARD in config.stash:
+        namespace.uninstall(config.stash[_GUARD])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
+    run_slow = config.getoption("--run-slow")
     skip = pytest.mark.skip(reason="slow: run with --run-slow")
     for item in items:
-        if "slow" in item.keywords:
+        item.add_marker(tier_of(item.path))
+        if "slow" in item.keywords and not run_slow:
             item.add_marker(skip)
 
 

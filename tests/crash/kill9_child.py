@@ -93,7 +93,7 @@ def child(job: dict) -> None:
         (writer if job["kind"] == "writer" else replay)(job)
     except BaseException as exc:  # reported, then wait to be killed like any other child
         out(f"{job['job']} E {exc!r}".replace("\n", " "))
-    time.sleep(300)
+    time.sleep(300)  # wait to be killed; exit 3 if the parent never does
     os._exit(3)
 
 

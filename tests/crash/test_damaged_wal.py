@@ -21,8 +21,6 @@ from harness.faultfs import FaultFS
 from mkts import engine
 from mkts.wal import WriteAheadLog
 
-pytestmark = pytest.mark.crash
-
 WAL_DIR = f"{ROOT}/wal"
 RECORD_HEADER = 20
 

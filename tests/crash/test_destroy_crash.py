@@ -6,13 +6,10 @@ years."""
 
 from __future__ import annotations
 
-import pytest
 from crash.crashrun import ROOT, STRICT_MODES, Failures, crash_fs, fresh_fs, open_db
 from harness.crashmodes import CrashMode
 from harness.crashpoints import run_to_crash
 from harness.faultfs import FaultFS
-
-pytestmark = pytest.mark.crash
 
 KEY = "AAPL/1D/OHLCV"
 OTHER = "MSFT/1D/OHLCV"

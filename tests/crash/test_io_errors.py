@@ -32,8 +32,6 @@ from harness.faultfs import FaultFS
 
 from mkts import engine
 
-pytestmark = pytest.mark.crash
-
 FAULT_OPS = ("pwrite", "sync", "fsync_dir")
 WORKLOADS = {
     # name: (profile, seed, transactions, checkpoint before txn #, close+open before txn #)

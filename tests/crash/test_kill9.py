@@ -33,8 +33,6 @@ from crash.crashwork import Model, State, Txn, Workload, describe_diff, read_sta
 
 from mkts import engine
 
-pytestmark = pytest.mark.crash
-
 CHILD = Path(__file__).with_name("kill9_child.py")
 REPO = Path(__file__).resolve().parents[2]
 SHARED = "SHARED/1D/BAR"
@@ -241,7 +239,7 @@ def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: in
                 acks = rng.randint(1, 40 * threads)
                 job.wait_acks(acks, TIMEOUT)
                 delay, after = rng.uniform(0, 0.012), f"ack #{acks}"
-            time.sleep(delay)
+            time.sleep(delay)  # the random moment of the kill
             job.kill()
             for w, s in zip(writers, seeds, strict=True):
                 w.record_run(s, job.acked(w.index))
@@ -251,7 +249,7 @@ def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: in
                 rjob = server.submit({"kind": "replay", "root": root})
                 rjob.wait("O")
                 rdelay = rng.uniform(0, 0.015)
-                time.sleep(rdelay)
+                time.sleep(rdelay)  # the random moment of the kill
                 rjob.kill()
                 replays += 1
                 done = any(p[0] == "D" for p in rjob.lines)
@@ -300,6 +298,7 @@ def test_kill9_interval_mode_keeps_acknowledged_writes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_kill9_long(tmp_path: Path) -> None:
     _kill9_rounds(tmp_path, _runs(2000), 1, "always", _seed(9004))
     (tmp_path / "threads").mkdir()

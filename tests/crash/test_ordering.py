@@ -20,10 +20,8 @@ from crash.crashrun import (
 from harness.faultfs import FaultFS
 
 import mkts.engine.commit
-import mkts.engine.database
+import mkts.engine.writepath
 import mkts.wal.log
-
-pytestmark = pytest.mark.crash
 
 WORKLOADS = {
     "append": ("append", 51, 8, 4, None),
@@ -109,7 +107,7 @@ def _interval_applies_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _checkpoint_without_data_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint retires the log without syncing the year files."""
-    monkeypatch.setattr(mkts.engine.database.Database, "_sync_data", lambda self: None)
+    monkeypatch.setattr(mkts.engine.writepath.WritePath, "sync_data", lambda self: None)
 
 
 def _unlink_before_new_segment_is_durable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,17 +127,17 @@ def _unlink_before_new_segment_is_durable(monkeypatch: pytest.MonkeyPatch) -> No
 
 def _replay_without_log_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     """The replay at open applies records without first syncing the log it read."""
-    original = mkts.engine.database.Database._replay
+    original = mkts.engine.writepath.WritePath.replay
 
-    def replay(self):  # type: ignore[no-untyped-def]
-        real_sync = self._log.sync
-        self._log.sync = lambda: None
+    def replay(self, wal):  # type: ignore[no-untyped-def]
+        real_sync = wal.sync
+        wal.sync = lambda: None
         try:
-            return original(self)
+            return original(self, wal)
         finally:
-            self._log.sync = real_sync
+            wal.sync = real_sync
 
-    monkeypatch.setattr(mkts.engine.database.Database, "_replay", replay)
+    monkeypatch.setattr(mkts.engine.writepath.WritePath, "replay", replay)
 
 
 MUTANTS = {

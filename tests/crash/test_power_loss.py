@@ -41,8 +41,6 @@ from harness.faultfs import FaultFS
 
 from mkts import engine
 
-pytestmark = pytest.mark.crash
-
 CRASH_OPS = ("sync", "fsync_dir", "replace", "pwrite")
 WORKLOADS = {
     # name: (profile, seed, transactions, checkpoint before txn #, close+open before txn #)
@@ -202,5 +200,6 @@ def test_random_crash_sweep() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_random_crash_sweep_long() -> None:
     _sweep(_sweep_size(20000), int(os.environ.get("MKTS_CRASH_SEED", "1")) + 7)

@@ -30,8 +30,6 @@ from harness.crashmodes import CrashMode
 from harness.crashpoints import SimulatedCrash
 from harness.faultfs import FaultFS
 
-pytestmark = pytest.mark.crash
-
 CRASH_OPS = ("sync", "fsync_dir", "replace", "pwrite", "unlink")
 LOGS = {
     # name: (profile, seed, transactions); no checkpoint, so all of them are in the log

@@ -15,8 +15,6 @@ from mkts.check import check_root
 from mkts.engine.rootmeta import read_root_meta, writer_of
 from mkts.wal.fs import OsFileSystem
 
-pytestmark = pytest.mark.integration
-
 BARS = {"Epoch": np.array([1_704_187_800]), "Close": np.array([1.5])}
 
 

@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 import yaml
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "check", "wal",
             "compact", "rebuild-aggregates", "export", "bench"]

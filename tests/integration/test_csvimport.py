@@ -15,8 +15,6 @@ import pytest
 from mkts import csvimport, engine
 from mkts.csvimport import CsvProblem, import_csv, read_csv
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_704_187_800  # 2024-01-02 09:30:00 UTC
 

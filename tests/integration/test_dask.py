@@ -28,7 +28,7 @@ import mkts  # noqa: E402
 # distributed warns (in this process) when its scratch directory takes over a second to
 # set up, as it can on a busy shared disk; that is no failure of ours.
 SLOW_SCRATCH = "ignore:Creating scratch directories is taking a surprisingly long time:UserWarning"
-pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings(SLOW_SCRATCH)]
+pytestmark = pytest.mark.filterwarnings(SLOW_SCRATCH)
 
 HOUR_START = 1_656_633_600  # 2022-07-01 00:00 UTC; two years of hourly bars: 2022..2024
 HOURS = 2 * 365 * 24

@@ -13,8 +13,6 @@ import pytest
 
 from mkts import engine
 
-pytestmark = pytest.mark.integration
-
 NY = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")
 

@@ -8,11 +8,8 @@ import time
 from typing import Any
 
 import numpy as np
-import pytest
 
 from mkts import engine
-
-pytestmark = pytest.mark.integration
 
 A, B = "A/1Min/X", "B/1Min/X"
 COLUMNS = {"F8": "f8", "I8": "i8", "F4": "f4", "U2": "u2", "I4": "i4"}

@@ -12,8 +12,6 @@ import pytest
 
 from mkts import engine
 
-pytestmark = pytest.mark.integration
-
 KEY = "AAPL/1Min/OHLCV"
 T10 = 1_704_189_600  # 2024-01-02 10:00:00 UTC
 Snapshot = Callable[[str], dict[str, bytes | None]]

@@ -17,8 +17,6 @@ import pytest
 from mkts import engine
 from mkts.engine import query
 
-pytestmark = pytest.mark.integration
-
 DEC_20_2023 = 1_703_030_400  # 2023-12-20 00:00 UTC
 JAN1_2024 = 1_704_067_200
 JAN1_2025 = 1_735_689_600

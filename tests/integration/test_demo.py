@@ -7,10 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
 
 def test_demo_runs_end_to_end_and_reports_consistent_counts(tmp_path: Path) -> None:
     env = dict(os.environ, MKTS_DEMO_ROOT=str(tmp_path / "demo"))

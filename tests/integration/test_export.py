@@ -24,8 +24,6 @@ duckdb = pytest.importorskip("duckdb")
 import mkts  # noqa: E402
 from mkts.export import LOCK_FILE, PART_FILE, partition_dir  # noqa: E402
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 HOUR_START = 1_656_633_600  # 2022-07-01 00:00 UTC; two years of hourly bars: 2022..2024
 HOURS = 2 * 365 * 24

@@ -19,10 +19,9 @@ import pytest
 from mkts import engine
 from mkts.engine import fastpath
 from mkts.engine.database import Database
+from mkts.engine.writepath import WritePath
 from mkts.wal import WriteAheadLog
 from mkts.wal.fs import OsFileSystem
-
-pytestmark = pytest.mark.integration
 
 KEY = "AAPL/1Min/OHLCV"
 DAY_KEY = "AAPL/1D/OHLCV"
@@ -82,7 +81,7 @@ def _data_files(root: str) -> dict[str, bytes]:
 def general_path_only() -> Iterator[None]:
     """The oracle: every write takes the general path (ingest.prepare, plan_fixed)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Database, "_write_fast", lambda self, key, dtype, data: None)
+        mp.setattr(WritePath, "fast", lambda self, key, data: None)
         mp.setattr(fastpath, "input_plan", lambda *a, **kw: None)
         yield
 

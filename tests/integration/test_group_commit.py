@@ -8,12 +8,9 @@ import time
 from typing import Any
 
 import numpy as np
-import pytest
 
 from mkts import engine
 from mkts.wal.fs import OsFileSystem
-
-pytestmark = pytest.mark.integration
 
 T0 = 1_704_153_600
 
@@ -37,7 +34,7 @@ class _SlowSyncFS(OsFileSystem):
                     return getattr(f, name)
 
                 def sync(self) -> None:
-                    time.sleep(0.005)
+                    time.sleep(0.005)  # a disk's fsync latency
                     real_sync()
                     with fs._mu:
                         fs.log_syncs += 1

@@ -16,8 +16,6 @@ import pytest
 
 import mkts
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 
 

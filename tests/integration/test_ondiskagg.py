@@ -15,8 +15,6 @@ from mkts import engine
 from mkts.plugins import aggfuncs, ondiskagg, synth
 from mkts.plugins.errors import ConfigError, PluginError
 
-pytestmark = pytest.mark.integration
-
 NY = zoneinfo.ZoneInfo("America/New_York")
 DESTS = ["5Min", "15Min", "1H", "1D"]
 BAR = synth.BAR_DTYPE

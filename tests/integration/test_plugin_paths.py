@@ -19,8 +19,6 @@ from mkts import config
 from mkts.plugins.errors import PluginError
 from mkts.plugins.loader import load_trigger
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs/plugins.md"
 

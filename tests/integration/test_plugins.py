@@ -15,14 +15,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.waiting import wait_until
 
 import mkts
 from mkts import config, engine
 from mkts.plugins import aggfuncs, base, feed, ondiskagg, stream
 from mkts.plugins.errors import PluginError
 from mkts.plugins.loader import load_trigger, load_worker
-
-pytestmark = pytest.mark.integration
 
 T0 = 1_704_204_000  # 2024-01-02 14:00 UTC
 
@@ -73,6 +72,11 @@ def test_bundled_triggers_load_by_module_path_and_marketstore_name(module: str,
 def test_feed_loads_as_a_worker() -> None:
     w = load_worker("mkts.plugins.feed", {"symbols": ["X"]})
     assert isinstance(w, feed.Feed) and isinstance(w, base.BgWorker)
+
+
+def test_the_contracts_are_the_engines_own_protocols() -> None:
+    """One definition: plugins.base re-exports what the engine types its seams with."""
+    assert base.Trigger is engine.Trigger and base.BgWorker is engine.BgWorker
 
 
 def _package(tmp_path: Path, name: str, body: str) -> None:
@@ -230,23 +234,26 @@ class SlowWriter:
         self.db = db
 
     def fire(self, key_path: str, records: Any) -> None:
-        time.sleep(0.2)
+        time.sleep(0.2)  # a slow trigger: flush() must not return before this write
         c = records.columns()
         self.db.write(f"{records.key.symbol}/1Min/COPY", {"Epoch": c["Epoch"], "V": c["Close"]})
 
 
+@pytest.mark.parametrize("wait", ["wait_for_triggers", "flush"])  # flush: the older name
 @pytest.mark.parametrize("sync", ["always", "interval", "off"])
-def test_flush_waits_for_writes_made_by_triggers(root: str, sync: str) -> None:
+def test_wait_for_triggers_waits_for_writes_made_by_triggers(root: str, sync: str,
+                                                              wait: str) -> None:
     seen = Recorder()
     with engine.open(root, sync=sync, sync_interval_ms=5000,
                      triggers=[("*/1Min/OHLCV", SlowWriter()), ("*/1Min/COPY", seen)]) as db:
         db.write("A/1Min/OHLCV", bars(4))
-        assert db.flush(timeout=10)
+        assert getattr(db, wait)(timeout=10)
         assert len(db.read("A/1Min/COPY")) == 4
         assert len(seen.calls) == 1  # the trigger's own write fired its triggers too
 
 
-def test_flush_timeout_returns_false(root: str) -> None:
+@pytest.mark.parametrize("wait", ["wait_for_triggers", "flush"])
+def test_wait_for_triggers_timeout_returns_false(root: str, wait: str) -> None:
     class Stuck:
         release = threading.Event()
 
@@ -256,9 +263,23 @@ def test_flush_timeout_returns_false(root: str) -> None:
     stuck = Stuck()
     with engine.open(root, triggers=[("*/*/*", stuck)]) as db:
         db.write("A/1Min/OHLCV", bars(1))
-        assert db.flush(timeout=0.05) is False
+        assert getattr(db, wait)(timeout=0.05) is False
         stuck.release.set()
-        assert db.flush(timeout=5) is True
+        assert getattr(db, wait)(timeout=5) is True
+
+
+@pytest.mark.parametrize("sync", ["always", "interval", "off"])
+def test_checkpoint_waits_for_the_triggers_of_writes_made_by_triggers(root: str,
+                                                                      sync: str) -> None:
+    """checkpoint() waits as wait_for_triggers() does: under sync="interval" too, the
+    triggers of a trigger's own write have run before the log is retired."""
+    seen = Recorder()
+    with engine.open(root, sync=sync, sync_interval_ms=5000, checkpoint_interval_s=3600,
+                     triggers=[("*/1Min/OHLCV", SlowWriter()), ("*/1Min/COPY", seen)]) as db:
+        db.write("A/1Min/OHLCV", bars(4))
+        db.checkpoint()
+        assert len(seen.calls) == 1
+        assert len(db.read("A/1Min/COPY")) == 4
 
 
 # -- background workers --------------------------------------------------------------------
@@ -291,9 +312,7 @@ class Worker:
 def test_worker_starts_runs_on_its_own_thread_and_stops_at_close(root: str) -> None:
     w = Worker()
     db = engine.open(root, workers=[w])
-    deadline = time.monotonic() + 5
-    while "run" not in w.order and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_until(lambda: w.thread), "the worker's run() did not start"
     assert w.order == ["start", "run"] and w.thread.startswith("mkts-worker")
     t = time.monotonic()
     db.close()
@@ -303,11 +322,9 @@ def test_worker_starts_runs_on_its_own_thread_and_stops_at_close(root: str) -> N
 def test_raising_worker_is_logged_and_the_database_keeps_running(root: str, caplog: Any) -> None:
     w = Worker(fail=True)
     with caplog.at_level(logging.ERROR, logger="mkts.engine"), engine.open(root, workers=[w]) as db:
-        deadline = time.monotonic() + 5
-        while db.stats()["worker_errors"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # the count goes up just before the traceback is logged: wait for both
+        assert wait_until(lambda: db.stats()["worker_errors"] > 0 and "worker bug" in caplog.text)
         assert db.stats()["worker_errors"] == 1
-        assert "worker bug" in caplog.text
         db.write("A/1Min/OHLCV", bars(1))
         assert len(db.read("W/1Min/OHLCV")) == 1 and len(db.read("A/1Min/OHLCV")) == 1
 
@@ -315,14 +332,32 @@ def test_raising_worker_is_logged_and_the_database_keeps_running(root: str, capl
 # -- the feed worker -----------------------------------------------------------------------
 
 
+class Finishing:
+    """Runs a worker and sets `done` when its run() has returned."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.done = threading.Event()
+
+    def start(self, db: Any) -> None:
+        self.inner.start(db)
+
+    def run(self) -> None:
+        try:
+            self.inner.run()
+        finally:
+            self.done.set()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
 def test_feed_writes_synthetic_bars_at_its_pace(root: str) -> None:
     f = feed.NewBgWorker({"symbols": ["AAPL", "MSFT"], "interval_s": 0.0, "bars_per_write": 30,
                           "max_bars": 390, "start": "2024-03-15"})
-    with engine.open(root, sync="off", workers=[f]) as db:
-        deadline = time.monotonic() + 10
-        while f.writes < 13 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.05)
+    w = Finishing(f)
+    with engine.open(root, sync="off", workers=[w]) as db:
+        assert w.done.wait(20), "the feed did not stop by itself after max_bars"
         assert f.writes == 13  # 390 minutes, 30 per write, then it stops
         for sym in ("AAPL", "MSFT"):
             r = db.read(f"{sym}/1Min/OHLCV")
@@ -333,11 +368,9 @@ def test_feed_writes_synthetic_bars_at_its_pace(root: str) -> None:
 def test_feed_continues_prices_across_generated_chunks(root: str) -> None:
     f = feed.NewBgWorker({"symbols": ["AAPL"], "interval_s": 0.0, "bars_per_write": 2000,
                           "max_bars": 30 * 390})
-    with engine.open(root, sync="off", workers=[f]) as db:
-        deadline = time.monotonic() + 20
-        while f.bars < 11_000 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.1)
+    w = Finishing(f)
+    with engine.open(root, sync="off", workers=[w]) as db:
+        assert w.done.wait(30), "the feed did not stop by itself after max_bars"
         r = db.read("AAPL/1Min/OHLCV")
         jumps = np.abs(np.asarray(r["Open"][1:]) / np.asarray(r["Close"][:-1]) - 1)
         assert len(r) > 10_000 and jumps.max() < 0.01  # no restart of the walk at a chunk edge
@@ -346,9 +379,7 @@ def test_feed_continues_prices_across_generated_chunks(root: str) -> None:
 def test_feed_stops_promptly(root: str) -> None:
     f = feed.NewBgWorker({"symbols": ["AAPL"], "interval_s": 60})
     db = engine.open(root, sync="off", workers=[f])
-    deadline = time.monotonic() + 5
-    while f.writes < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_until(lambda: f.writes >= 1), "the feed's first write did not happen"
     t = time.monotonic()
     db.close()
     assert time.monotonic() - t < 2 and f.writes == 1
@@ -361,11 +392,10 @@ def test_feed_replays_a_csv_file(root: str, tmp_path: Path) -> None:
                    f"{T0},AAPL,1,2,0.5,1.5,10\n"
                    f"{T0},MSFT,5,6,4,5.5,50\n")
     f = feed.NewBgWorker({"csv": str(csv), "interval_s": 0})
-    with engine.open(root, sync="off", workers=[f]) as db:
-        deadline = time.monotonic() + 5
-        while f.writes < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
+    w = Finishing(f)
+    with engine.open(root, sync="off", workers=[w]) as db:
+        assert w.done.wait(10), "the feed did not stop at the end of the file"
+        assert f.writes == 2  # one write per minute in the file
         a = db.read("AAPL/1Min/OHLCV")
         assert a["Epoch"].tolist() == [T0, T0 + 60] and a["Close"].tolist() == [1.5, 2.5]
         assert a["Volume"].dtype == np.int64
@@ -420,11 +450,11 @@ def test_mkts_open_loads_triggers_and_starts_workers(tmp_path: Path) -> None:
         assert isinstance(db.triggers[0], ondiskagg.OnDiskAgg)
         hub = stream.hub_of(db)
         assert hub is not None
-        deadline = time.monotonic() + 10
-        while "AAPL/5Min/OHLCV" not in db.list_keys() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.1)
-        db.flush()
+        # the feed (max_bars 120) is loaded from the config, so its thread cannot be joined
+        # here: wait for its last row, then for the triggers
+        assert wait_until(lambda: "AAPL/1Min/OHLCV" in db.list_keys()
+                          and len(db.read("AAPL/1Min/OHLCV")) >= 120, timeout=20)
+        assert db.flush(timeout=20)
         base = db.read("AAPL/1Min/OHLCV")
         assert len(base) == 120
         cols = {c: np.asarray(base[c]) for c in base.columns}

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 TRIGGER = '''\
 from pathlib import Path

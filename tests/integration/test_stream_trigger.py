@@ -6,17 +6,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from harness.waiting import wait_until
 
 from mkts import engine
 from mkts.plugins import ondiskagg, stream
 from mkts.plugins.errors import PluginError
-
-pytestmark = pytest.mark.integration
 
 T0 = 1_704_204_000  # 2024-01-02 14:00 UTC
 
@@ -39,7 +37,7 @@ class Inbox:
 
     def __call__(self, key: str, cols: dict[str, np.ndarray]) -> None:
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay)  # a slow subscriber
         with self.cond:
             self.items.append((key, cols))
             self.cond.notify_all()
@@ -53,15 +51,6 @@ class Inbox:
     @property
     def keys(self) -> list[str]:
         return [k for k, _ in self.items]
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 # -- the hub -------------------------------------------------------------------------------

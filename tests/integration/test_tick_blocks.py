@@ -21,8 +21,6 @@ from mkts.engine.keys import parse_key
 from mkts.engine.tickblock import BLOCK_TARGET
 from mkts.engine.tickread import _MAX_RUNS
 
-pytestmark = pytest.mark.integration
-
 NS = 1_000_000_000
 KEY = "AAPL/1Sec/TRADE"
 T0 = 1_709_560_800 * NS  # 2024-03-04 14:00 UTC

@@ -15,8 +15,6 @@ import pytest
 from mkts import engine
 from mkts.check import check_root
 
-pytestmark = pytest.mark.integration
-
 KEY = "AAPL/1Min/TRADE"
 T = 1_704_205_800  # 2024-01-02 14:30 UTC: slot 2 310 of 2024
 SLOT = 2_310

@@ -25,8 +25,6 @@ from mkts import engine
 from mkts.engine.errors import CorruptFileError, InvalidInputError, SchemaError
 from mkts.engine.keys import parse_key
 
-pytestmark = pytest.mark.integration
-
 NS = 1_000_000_000
 KEY = "AAPL/1Min/TRADE"
 JAN_2_2024 = 1_704_153_600  # 2024-01-02 00:00:00 UTC

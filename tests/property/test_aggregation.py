@@ -12,14 +12,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mkts import engine
 from mkts.plugins import ondiskagg, synth
-
-pytestmark = pytest.mark.property
 
 DESTS = ["5Min", "15Min", "1H", "4H", "1D"]
 NY = zoneinfo.ZoneInfo("America/New_York")

@@ -44,8 +44,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-pytestmark = pytest.mark.property
-
 FIXED = {"A/1H/BAR": 3600, "B/1D/BAR": 86400}
 TICK = "T/1H/TICK"
 TICK_SECONDS = (-3601, -1, 0, 1, 3599)

@@ -27,8 +27,6 @@ from hypothesis.stateful import (
 
 from mkts import engine
 
-pytestmark = pytest.mark.property
-
 TIMEFRAMES = {"A/1Min/X": 60, "B/1H/X": 3600}
 KEYS = list(TIMEFRAMES)
 # Interesting instants: year boundaries (2023 -> 2024 -> 2025), a leap day, an ordinary day.

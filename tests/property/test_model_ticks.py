@@ -11,7 +11,6 @@ import tempfile
 from typing import Any
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -23,8 +22,6 @@ from hypothesis.stateful import (
 )
 
 from mkts import engine
-
-pytestmark = pytest.mark.property
 
 NS = 1_000_000_000
 ANCHORS = {

@@ -22,8 +22,6 @@ from mkts.engine.tickblock import BLOCK_HEADER, BLOCK_MAGIC, ENTRY_DTYPE, decode
 from mkts.engine.timeframes import parse_timeframe
 from mkts.wire import WireError, decode_dataset, parse_wire_type
 
-pytestmark = pytest.mark.property
-
 FUZZ = settings(max_examples=400, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 PATH = "FUZZ/1Min/OHLCV/2024.bin"

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from mkts import engine
 from mkts.check import check_root
-
-pytestmark = pytest.mark.integration
 
 T = 1_704_205_800
 

@@ -14,8 +14,6 @@ import pytest
 from mkts.engine.errors import SchemaError
 from mkts.engine.schema import MAX_RECORD_BYTES, MAX_STRING_CHARS
 
-pytestmark = pytest.mark.integration
-
 T0 = 1_704_153_600
 KEY = "WIDE/1Min/OHLCV"
 

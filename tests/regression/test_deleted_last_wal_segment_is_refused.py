@@ -15,8 +15,6 @@ import pytest
 from mkts import engine
 from mkts.check import check_root
 
-pytestmark = pytest.mark.integration
-
 KEY = "AAPL/1Min/OHLCV"
 T = 1_704_205_800
 

@@ -8,12 +8,9 @@ import threading
 from typing import Any
 
 import numpy as np
-import pytest
 
 from mkts import engine
 from mkts.wal.fs import OsFileSystem
-
-pytestmark = pytest.mark.integration
 
 T0 = 1_704_153_600  # 2024-01-02 00:00 UTC
 KEY = "AAPL/1Min/OHLCV"
@@ -57,7 +54,7 @@ def test_read_during_a_background_flush_sees_the_write(tmp_path: Any) -> None:
         got: list[list[int]] = []
         reader = threading.Thread(target=lambda: got.append(db.read(KEY)["Epoch"].tolist()))
         reader.start()
-        reader.join(0.3)
+        reader.join(0.3)  # time for the reader to finish or to block on the flush
         fs.armed = False
         fs.release.set()
         reader.join(10)

@@ -16,8 +16,6 @@ from mkts.engine.keys import parse_key
 from mkts.engine.patterns import parse_pattern
 from mkts.engine.timeframes import parse_timeframe
 
-pytestmark = pytest.mark.integration
-
 BAD_KEYS = [
     "AAPL\n/1Min/OHLCV",
     "AAPL/1Min/OHLCV\n",

@@ -14,8 +14,6 @@ import pytest
 from mkts import engine
 from mkts.check import check_root
 
-pytestmark = pytest.mark.integration
-
 KEY = "AAPL/1Min/OHLCV"
 NY = "America/New_York"
 T = 1_704_205_800  # 2024-01-02 14:30 UTC

@@ -8,8 +8,6 @@ import pytest
 
 from mkts import engine
 
-pytestmark = pytest.mark.integration
-
 T0 = 1_704_153_600  # 2024-01-02 00:00 UTC
 
 

@@ -9,8 +9,6 @@ import pytest
 
 from mkts import engine
 
-pytestmark = pytest.mark.integration
-
 Y2024 = 1_704_067_200  # 2024-01-01 00:00 UTC
 Y2025 = 1_735_689_600
 

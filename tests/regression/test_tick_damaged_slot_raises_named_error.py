@@ -11,8 +11,6 @@ from mkts import engine
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.keys import parse_key
 
-pytestmark = pytest.mark.integration
-
 NS = 1_000_000_000
 KEY = "AAPL/1Min/TRADE"
 T10 = 1_704_189_600  # 2024-01-02 10:00 UTC, seconds

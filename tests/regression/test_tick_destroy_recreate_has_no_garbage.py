@@ -8,12 +8,9 @@ import os
 from typing import Any
 
 import numpy as np
-import pytest
 
 from mkts import engine
 from mkts.engine.keys import parse_key
-
-pytestmark = pytest.mark.integration
 
 NS = 1_000_000_000
 KEY = "AAPL/1Min/TRADE"

@@ -16,8 +16,6 @@ from mkts import engine
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.keys import parse_key
 
-pytestmark = pytest.mark.integration
-
 NS = 1_000_000_000
 KEY = "AAPL/1Min/TRADE"
 T10 = (1_704_153_600 + 10 * 3600) * NS  # 2024-01-02 10:00 UTC

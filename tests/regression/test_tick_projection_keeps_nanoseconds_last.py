@@ -3,11 +3,7 @@ second; reads of tick buckets always end with Nanoseconds (MarketStore's column 
 
 from __future__ import annotations
 
-import pytest
-
 from mkts import engine
-
-pytestmark = pytest.mark.integration
 
 KEY = "AAPL/1Min/TRADE"
 

@@ -15,8 +15,6 @@ import pytest
 
 from mkts import engine
 
-pytestmark = pytest.mark.integration
-
 KEY = "AAPL/1Sec/OHLCV"
 JAN2 = 1_704_153_600  # 2024-01-02 00:00 UTC
 ROWS = 200_000

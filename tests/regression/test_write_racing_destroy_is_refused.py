@@ -13,8 +13,6 @@ import pytest
 from mkts import engine
 from mkts.engine.commit import CommitPipeline
 
-pytestmark = pytest.mark.integration
-
 T0 = 1_704_153_600  # 2024-01-02 00:00 UTC
 KEY = "AAPL/1Min/OHLCV"
 BARS = np.dtype([("Epoch", "<i8"), ("Close", "<f8")])

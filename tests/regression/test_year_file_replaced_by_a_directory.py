@@ -15,8 +15,6 @@ import pytest
 from mkts import engine
 from mkts.engine.errors import CorruptFileError
 
-pytestmark = pytest.mark.integration
-
 T0 = 1_704_153_600  # 2024-01-02 00:00 UTC
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ def write_config(directory: Path, name: str = "mkts.yml", **settings: Any) -> Pa
 class ServerProcess:
     """One `mkts start` subprocess; its output goes to files beside its config."""
 
-    def __init__(self, config: Path, port: int = 0, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, config: Path, port: int = 0, extra: tuple[str, ...] = (),
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.config = config
         self.out_path = config.with_suffix(".out")
         self.err_path = config.with_suffix(".err")
@@ -53,7 +55,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mkts.cli", "start", "-c", str(config), "--port", str(port),
              *extra], stdout=self._out, stderr=self._err, cwd=str(config.parent),
-            env=server_env())
+            env=server_env(), preexec_fn=preexec_fn)
         self.host = ""
         self.port = 0
 
@@ -67,7 +69,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"mkts start exited with {self.proc.returncode}:\n"
                                      f"{self.stderr()}")
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval; bounded by the deadline above
         self.proc.kill()
         raise AssertionError(f"mkts start did not get ready in {timeout} s:\n{self.stderr()}")
 

@@ -16,8 +16,6 @@ from mkts.server import run_in_thread
 pymkts = pytest.importorskip("pymarketstore")
 websocket = pytest.importorskip("websocket")
 
-pytestmark = pytest.mark.server
-
 T0 = 1_704_187_800
 
 

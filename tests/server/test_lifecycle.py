@@ -15,8 +15,6 @@ from server.serverproc import REPO, ServerProcess, server_env, start_server, wri
 
 pymkts = pytest.importorskip("pymarketstore")
 
-pytestmark = pytest.mark.server
-
 T0 = 1_704_187_800
 
 

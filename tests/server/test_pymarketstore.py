@@ -3,7 +3,6 @@ nanosecond ranges, create/destroy/list_symbols, versions and errors (docs/server
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from harness.waiting import wait_until
 
 pymkts = pytest.importorskip("pymarketstore")
-
-pytestmark = pytest.mark.server
 
 T0 = 1_704_187_800  # 2024-01-02 09:30:00 UTC
 BAR = [("Epoch", "i8"), ("Open", "f4"), ("High", "f4"), ("Low", "f4"), ("Close", "f4"),
@@ -309,17 +307,17 @@ def test_write_errors_come_back_per_failed_request(client: Any) -> None:
 
 def test_aggregates_are_maintained_behind_the_server(client: Any) -> None:
     client.write(bars(12), "AGG/1Min/OHLCV")
-    # ondiskagg runs on the trigger thread; poll until the 5Min bars are there
-    deadline = time.monotonic() + 10
-    while True:
+
+    def five_min() -> Any:
         try:
-            arr = query(client, "AGG", "5Min", "OHLCV").first().array
-            if len(arr) == 3 and arr["Volume"][2] == 110 + 111:
-                break
-        except Exception:
-            pass
-        assert time.monotonic() < deadline, "5Min aggregates did not appear"
-        time.sleep(0.05)
+            return query(client, "AGG", "5Min", "OHLCV").first().array
+        except Exception:  # the bucket does not exist yet
+            return None
+
+    # ondiskagg runs on the trigger thread; poll until the last 5Min bar has both its rows
+    assert wait_until(lambda: (a := five_min()) is not None and len(a) == 3
+                      and a["Volume"][2] == 110 + 111), "5Min aggregates did not appear"
+    arr = five_min()
     assert arr["Open"].tolist() == [0.0, 5.0, 10.0]
     assert arr["Close"].tolist() == [4.0, 9.0, 11.0]
     assert arr["Volume"].tolist() == [510, 535, 221]

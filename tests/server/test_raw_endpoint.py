@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 import requests
 
-pytestmark = pytest.mark.server
-
 MSGPACK = {"Content-Type": "application/x-msgpack"}
 T0 = 1_704_187_800
 

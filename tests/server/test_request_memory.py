@@ -14,8 +14,6 @@ import pytest
 import requests
 from server.serverproc import ServerProcess, start_server
 
-pytestmark = pytest.mark.server
-
 pymkts = pytest.importorskip("pymarketstore")
 websocket = pytest.importorskip("websocket")
 

@@ -16,8 +16,6 @@ import pytest
 pymkts = pytest.importorskip("pymarketstore")
 websocket = pytest.importorskip("websocket")
 
-pytestmark = pytest.mark.server
-
 T0 = 1_704_187_800
 BAR = [("Epoch", "i8"), ("Open", "f4"), ("High", "f4"), ("Low", "f4"), ("Close", "f4"),
        ("Volume", "i8")]
@@ -159,19 +157,25 @@ def test_pymarketstore_stream_conn_receives_pushed_rows(server: Any, client: Any
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        # StreamConn gives no signal when it has subscribed: write until a row arrives.
+        # StreamConn gives no signal when it has subscribed: write probe rows (a day apart,
+        # before T0) until one arrives. Probes written earlier may still be on their way.
         deadline = time.monotonic() + 10
         probe = 0
-        while received.empty():
+        first: dict[str, Any] | None = None
+        while first is None:
             assert time.monotonic() < deadline, "StreamConn never received a row"
             client.write(bars(1, start=T0 - 86400 * (probe + 1)), "SC/1Min/OHLCV")
             probe += 1
-            time.sleep(0.1)
-        time.sleep(0.2)
-        while not received.empty():
-            received.get()
+            try:
+                first = received.get(timeout=0.1)
+            except queue.Empty:
+                pass
         client.write(bars(4, first=100.0), "SC/1Min/OHLCV")
-        got = [received.get(timeout=10) for _ in range(4)]
+        # Rows arrive in commit order: any probes still in flight, then the four rows.
+        msg = received.get(timeout=10)
+        while msg["data"]["Epoch"] < T0:
+            msg = received.get(timeout=10)
+        got = [msg, *(received.get(timeout=10) for _ in range(3))]
         assert [m["key"] for m in got] == ["SC/1Min/OHLCV"] * 4
         assert [m["data"]["Close"] for m in got] == [100.0, 101.0, 102.0, 103.0]
         assert [m["data"]["Epoch"] - T0 for m in got] == [0, 60, 120, 180]

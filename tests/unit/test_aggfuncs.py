@@ -13,8 +13,6 @@ from mkts.engine.timeutil import get_calendar
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import aggregate, bar_bounds, bar_labels, merge_ranges
 
-pytestmark = pytest.mark.unit
-
 NY = zoneinfo.ZoneInfo("America/New_York")
 UTC = dt.UTC
 

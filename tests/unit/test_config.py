@@ -17,8 +17,6 @@ from mkts import config
 from mkts.config import Config, ConfigError
 from mkts.engine import MktsError
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 MKTS_YML = REPO / "mkts.yml"
 
@@ -83,7 +81,7 @@ def test_mkts_yml_values_are_the_schema_defaults() -> None:
 def test_every_setting_in_mkts_yml_has_a_comment() -> None:
     lines = MKTS_YML.read_text().splitlines()
     for i, line in enumerate(lines):
-        # top-level keys and the wal.* keys (the only nested section of the schema)
+        # top-level keys and the keys of the nested sections (wal.*, storage.*)
         if re.match(r"^([a-z_]+|  [a-z_]+):", line):
             assert lines[i - 1].lstrip().startswith("#"), \
                 f"mkts.yml line {i + 1} ({line.strip()}) has no comment above it"
@@ -128,7 +126,8 @@ def test_engine_options_carry_the_wal_settings(tmp_path: Path) -> None:
         """))
     assert cfg.engine_options() == {
         "timezone": "America/New_York", "sync": "interval", "sync_interval_ms": 5,
-        "checkpoint_interval_s": 2.5, "max_wal_mb": 8, "recovery": "point_in_time"}
+        "checkpoint_interval_s": 2.5, "max_wal_mb": 8, "recovery": "point_in_time",
+        "max_open_files": None}
 
 
 def test_bare_yaml_on_key_is_the_trigger_glob(tmp_path: Path) -> None:
@@ -266,3 +265,16 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
 def test_empty_sections_take_their_defaults(tmp_path: Path) -> None:
     cfg = config.load(_write(tmp_path, "root_directory: d\nwal:\ntriggers:\nbgworkers:\n"))
     assert cfg.wal == config.WalConfig() and cfg.triggers == () and cfg.bgworkers == ()
+
+
+def test_storage_max_open_files_reaches_the_engine(tmp_path: Path) -> None:
+    cfg = config.load(_write(tmp_path, "root_directory: d\nstorage: {max_open_files: 300}\n"))
+    assert cfg.storage == config.StorageConfig(300)
+    assert cfg.engine_options()["max_open_files"] == 300
+    auto = config.load(_write(tmp_path, "root_directory: d\nstorage:\n"))
+    assert auto.engine_options()["max_open_files"] is None  # derived from RLIMIT_NOFILE
+
+
+def test_negative_max_open_files_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="storage.max_open_files"):
+        config.load(_write(tmp_path, "root_directory: d\nstorage: {max_open_files: -1}\n"))

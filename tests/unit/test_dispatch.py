@@ -7,13 +7,11 @@ import threading
 from typing import Any
 
 import numpy as np
-import pytest
+from harness.waiting import wait_until
 
 from mkts.engine.dispatch import Dispatcher, Records
 from mkts.engine.keys import parse_key
 from mkts.engine.patterns import parse_pattern
-
-pytestmark = pytest.mark.unit
 
 
 class _Write:
@@ -107,7 +105,7 @@ def test_flush_waits_for_events_published_by_triggers() -> None:
 
         def fire(self, key_path: str, records: Records) -> None:
             if records.txn < 20:
-                threading.Event().wait(0.01)
+                threading.Event().wait(0.01)  # a slow trigger
                 box["d"].publish(_Event(records.txn + 1, "A/1Min/OHLCV"))
 
     d, _ = _dispatcher([("*/1Min/OHLCV", Chain()), ("*/1Min/OHLCV", _Recorder("r", log))])
@@ -263,11 +261,7 @@ def test_plain_triggers_and_subscribers_do_not_wait_for_a_coalescing_window() ->
         with d.subscribe("*/*/*", lambda key, cols: got.set()):
             d.publish(_Event(1, "A/1Min/OHLCV"))
             assert got.wait(10)  # long before the 30 s window ends
-            deadline = threading.Event()
-            for _ in range(100):
-                if log:
-                    break
-                deadline.wait(0.05)
+            assert wait_until(lambda: log, timeout=5)
             assert log == [("now", "A/1Min/OHLCV", 1)]
             assert not d.idle()  # the coalescing trigger's fire is still pending
             assert d.flush(timeout=10)
@@ -282,7 +276,9 @@ def test_the_window_gathers_a_burst_and_flush_does_not_wait_it_out() -> None:
     d, _ = _dispatcher([("*/1Min/OHLCV", trig)])
     try:
         d.publish(_Event(1, "A/1Min/OHLCV"))
-        threading.Event().wait(0.05)  # the thread is now waiting out the window
+        # let the thread take event 1 and wait out the window (had it not yet, it would take
+        # both events in one round: the same single merged fire)
+        threading.Event().wait(0.05)
         d.publish(_Event(2, "A/1Min/OHLCV"))
         assert not d.idle() and log == []
         assert d.flush(timeout=10)  # well before the 30 s window ends

@@ -32,8 +32,6 @@ from mkts.engine.timeutil import get_calendar
 from mkts.wal import WriteAheadLog
 from mkts.wal.fs import OsFileSystem
 
-pytestmark = pytest.mark.unit
-
 FORMAT, WAL = "docs/format.md", "docs/wal.md"
 
 # The documented inputs, as the pages state them in words.

@@ -22,8 +22,6 @@ from pathlib import Path
 import pytest
 from harness.docpages import ROOT, headings, is_numbered, section
 
-pytestmark = pytest.mark.unit
-
 SCAN_DIRS = ("engine", "wal", "plugins", "mkts", "benchmarks", "tests")
 SCAN_FILES = ("README.md", "CHANGELOG.md", "mkts.yml")
 SUFFIXES = (".py", ".md", ".yml", ".yaml", ".toml", ".cfg", ".txt")

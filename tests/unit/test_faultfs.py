@@ -18,8 +18,6 @@ from harness.faultfs import FaultFS, TraceEntry
 
 from mkts.wal.fs import OsFileSystem
 
-pytestmark = pytest.mark.unit
-
 ROOT = "/db"
 RANDOM_MODES = [CrashMode.RANDOM_PREFIX, CrashMode.SECTOR_SUBSET, CrashMode.UNSAFE_APPEND]
 

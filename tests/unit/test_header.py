@@ -13,8 +13,6 @@ from mkts.engine.header import decode_header, encode_header, header_size_for, sa
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.timeframes import parse_timeframe
 
-pytestmark = pytest.mark.unit
-
 OHLCV = {"Open": "f4", "High": "f4", "Low": "f4", "Close": "f4", "Volume": "i8"}
 YEAR_START_2024 = 1_704_067_200
 PATH = "AAPL/1Min/OHLCV/2024.bin"

@@ -7,8 +7,6 @@ import pytest
 from mkts.engine.errors import InvalidInputError, InvalidKeyError, MktsError
 from mkts.engine.keys import parse_key
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     "key",

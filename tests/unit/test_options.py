@@ -14,8 +14,6 @@ from mkts import config, engine, wiring
 from mkts.engine.database import open_database
 from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES, EngineOptions
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 ARGUMENTS = {"readonly", "fs", "triggers", "workers", "create"}  # not settings
 

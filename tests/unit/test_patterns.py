@@ -9,8 +9,6 @@ from mkts.engine.errors import InvalidInputError, InvalidKeyError
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.patterns import KeyPattern, parse_pattern
 
-pytestmark = pytest.mark.unit
-
 KEYS = ["MSFT/1Min/OHLCV", "AAPL/1Min/OHLCV", "AAPL/1D/OHLCV", "AAX/1Min/OHLCV",
         "XAAPL/1Min/OHLCV", "AAPL/1Min/TRADE", "AAPL/5Min/OHLCV2"]
 

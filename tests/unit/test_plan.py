@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import pytest
 
 from mkts.engine.ingest import Batch
 from mkts.engine.keys import parse_key
@@ -13,8 +12,6 @@ from mkts.engine.plan import plan_fixed
 from mkts.engine.schema import FIXED, Schema
 from mkts.engine.timeframes import parse_timeframe
 from mkts.engine.timeutil import get_calendar
-
-pytestmark = pytest.mark.unit
 
 KEY = parse_key("AAPL/1Min/OHLCV")
 SCHEMA = Schema.from_spec(parse_timeframe("1Min"), FIXED, {"Close": "f8", "Volume": "i8"})

@@ -10,8 +10,6 @@ import pytest
 
 from mkts.plugins.progress import progress_bar, track
 
-pytestmark = pytest.mark.unit
-
 
 class FakeTqdm:
     """Records what the helper asks of tqdm."""

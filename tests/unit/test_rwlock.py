@@ -8,10 +8,9 @@ import threading
 import time
 
 import pytest
+from harness.waiting import wait_until
 
 from mkts.engine.rwlock import RWLock
-
-pytestmark = pytest.mark.unit
 
 
 def _start(fn: object) -> threading.Thread:
@@ -48,7 +47,7 @@ def test_a_writer_excludes_readers_and_writers() -> None:
                     state["writers"] += 1
                     if state["writers"] != 1 or state["readers"]:
                         state["bad"] += 1
-                time.sleep(0)
+                time.sleep(0)  # let other threads run while the lock is held
                 with guard:
                     state["writers"] -= 1
 
@@ -59,7 +58,7 @@ def test_a_writer_excludes_readers_and_writers() -> None:
                     state["readers"] += 1
                     if state["writers"]:
                         state["bad"] += 1
-                time.sleep(0)
+                time.sleep(0)  # let other threads run while the lock is held
                 with guard:
                     state["readers"] -= 1
 
@@ -92,10 +91,9 @@ def test_a_waiting_writer_goes_before_new_readers() -> None:
     r1 = _start(first_reader)
     assert first_reader_in.wait(5)
     w = _start(writer)
-    while not lock._waiting_writers:
-        time.sleep(0.001)
+    assert wait_until(lambda: lock._waiting_writers), "the writer never started waiting"
     r2 = _start(late_reader)
-    time.sleep(0.05)
+    time.sleep(0.05)  # a window in which a late reader that jumped the queue would get in
     assert order == []  # the late reader waits behind the waiting writer
     release_first.set()
     for t in (r1, w, r2):

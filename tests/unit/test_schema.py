@@ -9,8 +9,6 @@ from mkts.engine.errors import InvalidInputError, SchemaError
 from mkts.engine.schema import FIXED, VARIABLE, Schema, cast_column, normalise_dtype
 from mkts.engine.timeframes import parse_timeframe
 
-pytestmark = pytest.mark.unit
-
 TF = parse_timeframe("1Min")
 
 

@@ -13,8 +13,6 @@ import pytest
 from mkts.plugins.errors import ConfigError, PluginConfigError, PluginError
 from mkts.plugins.settings import at_least, build, key_pattern, rules, schema_paths
 
-pytestmark = pytest.mark.unit
-
 
 @dataclass(frozen=True)
 class Inner:

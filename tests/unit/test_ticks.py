@@ -40,8 +40,6 @@ from mkts.engine.ticks import (
 from mkts.engine.timeframes import parse_timeframe
 from mkts.engine.timeutil import get_calendar
 
-pytestmark = pytest.mark.unit
-
 NS = 1_000_000_000
 SCHEMA = Schema(parse_timeframe("1Min"), "variable",
                 (("Price", np.dtype("<f8")), ("Size", np.dtype("<i4"))))

@@ -7,8 +7,6 @@ import pytest
 from mkts.engine.errors import InvalidKeyError
 from mkts.engine.timeframes import STANDARD_TIMEFRAMES, parse_timeframe
 
-pytestmark = pytest.mark.unit
-
 SECONDS = {
     "1Sec": 1, "10Sec": 10, "30Sec": 30, "1Min": 60, "5Min": 300, "15Min": 900, "30Min": 1800,
     "1H": 3600, "2H": 7200, "4H": 14400, "1D": 86400,

@@ -17,8 +17,6 @@ from mkts.engine.errors import InvalidInputError
 from mkts.engine.timeframes import parse_timeframe
 from mkts.engine.timeutil import Calendar, get_calendar, parse_time_text, to_epoch_ns
 
-pytestmark = pytest.mark.unit
-
 NS = 1_000_000_000
 T = 1_704_189_630  # 2024-01-02 10:00:30 UTC
 NY = ZoneInfo("America/New_York")

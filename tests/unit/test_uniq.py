@@ -1,4 +1,4 @@
-"""engine.uniq gives what np.unique gives, for the integer arrays the engine dedupes."""
+"""mkts.engine.uniq gives what np.unique gives, for the integer arrays the engine dedupes."""
 
 from __future__ import annotations
 

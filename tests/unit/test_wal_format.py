@@ -23,8 +23,6 @@ from mkts.wal.format import (
     segment_name,
 )
 
-pytestmark = pytest.mark.unit
-
 DIR = "/db/wal"
 SEG1 = f"{DIR}/00000000000000000001.wal"
 

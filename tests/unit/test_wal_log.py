@@ -13,8 +13,6 @@ from harness.faultfs import FaultFS
 
 from mkts.wal import CorruptWALError, OsFileSystem, Record, WalError, WriteAheadLog
 
-pytestmark = pytest.mark.unit
-
 DIR = "/db/wal"
 HIGHEST = f"{DIR}/HIGHEST"
 

@@ -14,8 +14,6 @@ from harness.faultfs import FaultFS
 from mkts.wal import CorruptWALError, OsFileSystem, WriteAheadLog
 from mkts.wal.crc import crc32c
 
-pytestmark = pytest.mark.unit
-
 DIR = "/db/wal"
 DAMAGED = f"{DIR}/damaged"
 # Sizes 0 B … 64 KiB; several records cross 4 KiB page boundaries. The last three are cut at

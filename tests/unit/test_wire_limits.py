@@ -21,8 +21,6 @@ from mkts.wire import (
     value_budget,
 )
 
-pytestmark = pytest.mark.unit
-
 scalars = (st.none() | st.booleans() | st.integers(-(1 << 63), (1 << 64) - 1)
            | st.floats(allow_nan=False, width=32) | st.text(max_size=40) | st.binary(max_size=300))
 values = st.recursive(

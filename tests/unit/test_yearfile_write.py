@@ -16,8 +16,6 @@ from mkts.engine.timeutil import get_calendar
 from mkts.engine.yearfile import YearFile
 from mkts.wal.fs import OsFileSystem
 
-pytestmark = pytest.mark.unit
-
 CAL = get_calendar("UTC")
 
 

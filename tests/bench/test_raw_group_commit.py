@@ -13,8 +13,6 @@ import pytest
 
 from benchmarks import raw
 
-pytestmark = pytest.mark.unit
-
 TIMEOUT_S = 60.0
 
 

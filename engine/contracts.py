@@ -1,0 +1,51 @@
+"""The types at the engine's seams: the writes one transaction carries, and what a trigger and
+a background worker must offer the engine.
+
+Owns only the types. Running triggers is `engine.dispatch`, running workers
+`engine.background`; the full contract for plugin authors (threads, replay, errors, YAML) is
+the docstring of `mkts.plugins.base`, which re-exports these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+
+from mkts.engine.plan import RowWrite, SlotWrite
+from mkts.engine.ticks import TickWrite
+
+if TYPE_CHECKING:
+    from mkts.engine.dispatch import Records
+
+__all__ = ["Write", "Writes", "Trigger", "BgWorker"]
+
+Write: TypeAlias = SlotWrite | RowWrite | TickWrite
+"""One year file's share of a transaction, as planned, logged, applied and published."""
+
+Writes: TypeAlias = Sequence[Write]
+"""Everything one transaction writes, in plan (and log) order."""
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """Reacts to committed writes: `fire(key_path, records)` on the dispatcher thread, once
+    per year file a matching transaction touched (replayed ones included), after its data is
+    readable. An exception from it is logged and counted, never fails the write.
+
+    Optional, looked up by name: ``start(db)`` (once, before the first fire), ``stop()``
+    (once at close), the attributes ``coalesce`` and ``coalesce_window_s``.
+    """
+
+    def fire(self, key_path: str, records: Records) -> None: ...
+
+
+@runtime_checkable
+class BgWorker(Protocol):
+    """Runs beside the database: `run()` on a thread of its own, started after replay. An
+    exception from it is logged and counted; the database keeps running.
+
+    Optional, looked up by name: ``start(db)`` (once, before ``run``) and ``stop()`` (at
+    close; ``run`` should return promptly afterwards).
+    """
+
+    def run(self) -> None: ...
