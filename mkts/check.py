@@ -139,43 +139,38 @@ def _check_strays(root: str, report: Report) -> None:
     """What lies under the bucket directories but is no bucket: destroys a crash interrupted
     (finished at the next writable open) and orphans (year files without a bucket header,
     which mkts does not see and never removes)."""
+    for sym, tf, attr, ap in _third_level(root):
+        if attr.startswith(".") and attr.endswith(DESTROYING):
+            key = f"{sym}/{tf}/{attr[1 : -len(DESTROYING)]}"
+            report.note(_rel(root, ap), f"the destroy of bucket {key} was interrupted; "
+                                        "the next writable open finishes it")
+        elif os.path.isdir(ap) and not os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
+            years = [n for n in os.listdir(ap) if _YEAR_FILE.match(n)]
+            if years:
+                report.error(_rel(root, ap), f"orphan: {len(years)} year file(s) but no "
+                                             f"{TEMPLATE_NAME}, so mkts does not see them (a "
+                                             "destroy of an older mkts cut short?); restore "
+                                             "the bucket header or delete the directory")
+
+
+def _third_level(root: str) -> Iterable[tuple[str, str, str, str]]:
+    """(symbol, timeframe, attrgroup, path) of every entry two directories below the root
+    (where buckets live), in sorted order; the log directory is skipped."""
     for sym in sorted(os.listdir(root)):
         sp = os.path.join(root, sym)
         if sym == "wal" or not os.path.isdir(sp):
             continue
         for tf in sorted(os.listdir(sp)):
             tp = os.path.join(sp, tf)
-            if not os.path.isdir(tp):
-                continue
-            for attr in sorted(os.listdir(tp)):
-                ap = os.path.join(tp, attr)
-                if attr.startswith(".") and attr.endswith(DESTROYING):
-                    key = f"{sym}/{tf}/{attr[1 : -len(DESTROYING)]}"
-                    report.note(_rel(root, ap), f"the destroy of bucket {key} was interrupted; "
-                                                "the next writable open finishes it")
-                elif os.path.isdir(ap) and not os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
-                    years = [n for n in os.listdir(ap) if _YEAR_FILE.match(n)]
-                    if years:
-                        report.error(_rel(root, ap), f"orphan: {len(years)} year file(s) but no "
-                                                     f"{TEMPLATE_NAME}, so mkts does not see "
-                                                     "them (a destroy of an older mkts cut "
-                                                     "short?); restore the bucket header or "
-                                                     "delete the directory")
+            if os.path.isdir(tp):
+                for attr in sorted(os.listdir(tp)):
+                    yield sym, tf, attr, os.path.join(tp, attr)
 
 
 def _bucket_dirs(root: str) -> Iterable[tuple[str, str]]:
-    for sym in sorted(os.listdir(root)):
-        sp = os.path.join(root, sym)
-        if sym == "wal" or not os.path.isdir(sp):
-            continue
-        for tf in sorted(os.listdir(sp)):
-            tp = os.path.join(sp, tf)
-            if not os.path.isdir(tp):
-                continue
-            for attr in sorted(os.listdir(tp)):
-                ap = os.path.join(tp, attr)
-                if os.path.isdir(ap) and os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
-                    yield f"{sym}/{tf}/{attr}", ap
+    for sym, tf, attr, ap in _third_level(root):
+        if os.path.isdir(ap) and os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
+            yield f"{sym}/{tf}/{attr}", ap
 
 
 def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calendar: Any, tz: str,
