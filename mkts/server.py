@@ -194,12 +194,15 @@ class _GuardedSite(web.BaseSite):
     accept() after EMFILE for every pending connection and schedules a retry for each, which
     spins and logs without bound; this one backs off (`_AcceptGuard`)."""
 
-    __slots__ = ("_host", "_port", "guard")
+    __slots__ = ("_host", "_port", "_sockets", "guard")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int) -> None:
+    def __init__(self, runner: web.BaseRunner, host: str, sockets: list[socket.socket]) -> None:
+        """`sockets` come bound from `bind()`; the site makes them listen when it starts
+        (until then a connection is refused) and closes them when it stops."""
         super().__init__(runner, backlog=_BACKLOG)
         self._host = host
-        self._port = port
+        self._sockets = sockets
+        self._port = sockets[0].getsockname()[1] if sockets else 0
         self.guard = _AcceptGuard()
 
     @property
@@ -210,9 +213,10 @@ class _GuardedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        sockets = await _listen(loop, self._host, self._port)
-        if sockets:
-            self._port = sockets[0].getsockname()[1]
+        sockets = self._sockets
+        for sock in sockets:
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
         tasks = [loop.create_task(self._accept(loop, sock)) for sock in sockets]
         self._server = _Listener(sockets, tasks)  # type: ignore[assignment]
 
@@ -238,11 +242,12 @@ class _GuardedSite(web.BaseSite):
                 conn.close()
 
 
-async def _listen(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[socket.socket]:
-    """Bound, listening, non-blocking sockets for host:port (every address the name
-    resolves to), as asyncio's create_server makes them."""
-    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to host:port (every address the name resolves to), as asyncio's
+    create_server makes them, not listening yet. Binding first is how a start finds a busy
+    port before it opens (or creates) anything; the caller closes them if it gives up."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, addr in dict.fromkeys(infos):
@@ -254,8 +259,6 @@ async def _listen(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list
             if port == 0 and sockets[:-1]:  # one port for every address
                 addr = (addr[0], sockets[0].getsockname()[1], *addr[2:])
             sock.bind(addr)
-            sock.listen(_BACKLOG)
-            sock.setblocking(False)
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -301,14 +304,24 @@ def build_app(db: engine.Database, *, max_request_mb: float = wiring.DEFAULT_MAX
     return app
 
 
-async def _serve_until(db: engine.Database, host: str, port: int, max_request_mb: float,
-                       stopped: Callable[[], Awaitable[object]],
+def _close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+
+
+async def _serve_until(db: engine.Database, host: str, sockets: list[socket.socket],
+                       max_request_mb: float, stopped: Callable[[], Awaitable[object]],
                        ready: Callable[[str, int], None]) -> None:
-    app = build_app(db, max_request_mb=max_request_mb)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
-    await runner.setup()
+    """Serve on `sockets` (from `bind`, closed here whatever happens) until `stopped()`."""
     try:
-        site = _GuardedSite(runner, host, port)
+        app = build_app(db, max_request_mb=max_request_mb)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
+        await runner.setup()
+    except BaseException:
+        _close_all(sockets)
+        raise
+    try:
+        site = _GuardedSite(runner, host, sockets)
         await site.start()
         addr = runner.addresses[0]
         ready(str(addr[0]), int(addr[1]))
@@ -316,10 +329,20 @@ async def _serve_until(db: engine.Database, host: str, port: int, max_request_mb
         log.info("stopping: no new requests; finishing the ones in flight")
     finally:
         await runner.cleanup()
+        _close_all(sockets)  # when the site never started; closing twice is harmless
 
 
-def _listen_error(host: str, port: int, exc: OSError) -> str:
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+def _listen_error(host: str, port: int, exc: OSError, port_option: str = "--port") -> str:
+    """`cannot listen on HOST:PORT: <why>`, with what to do for the usual causes."""
+    text = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    if exc.errno == errno.EADDRINUSE:
+        text += (f"; another process uses port {port}: stop it, or pick another port with "
+                 f"{port_option} (0 picks a free one)")
+    elif exc.errno == errno.EACCES and 0 < port < 1024:
+        text += f"; port {port} needs privileges: pick one from 1024 up with {port_option}"
+    elif isinstance(exc, socket.gaierror):
+        text += "; set listen_host (or --host) to an address or name of this machine"
+    return text
 
 
 # -- `mkts start` --------------------------------------------------------------------------
@@ -327,19 +350,30 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
     """Run the server of a loaded config until SIGINT/SIGTERM; the exit status. `host` and
     `port` override the config's `listen_host` and `listen_port`.
 
-    Order (docs/design.md §6): open the database (lock, replay, plugins, workers), then listen.
+    Order (docs/design.md §6): bind the port (a busy one fails here, before anything is opened
+    or created), open the database (lock, replay, plugins, workers), then listen.
     On a signal: stop listening, finish requests in flight, close /ws clients, then close
     the database (drain triggers, stop workers, checkpoint)."""
     host = host if host is not None else config.listen_host
     port = port if port is not None else config.listen_port
     max_mb = float(config.max_request_mb)
+    try:
+        sockets = bind(host, port)
+    except OSError as exc:
+        print(f"mkts start: {_listen_error(host, port, exc)}", file=sys.stderr)
+        return 1
     started = time.monotonic()
-    db = wiring.open_configured(config)
+    try:
+        db = wiring.open_configured(config)
+    except BaseException:
+        _close_all(sockets)
+        raise
     log.info("opened %s in %.2f s", db.root, time.monotonic() - started)
     status = 0
     try:
-        status = asyncio.run(_main(db, host, port, max_mb))
+        status = asyncio.run(_main(db, host, port, sockets, max_mb))
     finally:
+        _close_all(sockets)  # already closed when the server ran; closing twice is harmless
         log.info("closing the database (draining triggers, stopping workers, checkpoint)")
         try:
             db.close()
@@ -356,7 +390,8 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
     return status
 
 
-async def _main(db: engine.Database, host: str, port: int, max_mb: float) -> int:
+async def _main(db: engine.Database, host: str, port: int, sockets: list[socket.socket],
+                max_mb: float) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -369,8 +404,8 @@ async def _main(db: engine.Database, host: str, port: int, max_mb: float) -> int
         log.info("listening on http://%s:%d", shown, p)
 
     try:
-        await _serve_until(db, host, port, max_mb, stop.wait, ready)
-    except OSError as exc:
+        await _serve_until(db, host, sockets, max_mb, stop.wait, ready)
+    except OSError as exc:  # listen() lost a race for the port bound above
         print(f"mkts start: {_listen_error(host, port, exc)}", file=sys.stderr)
         return 1
     finally:
@@ -434,22 +469,34 @@ def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
     on a background thread; returns once it listens. `port=0` picks a free port; `None`
     takes the config's `listen_port`.
 
-    A database passed in stays open after `stop()`; one opened from a config is closed."""
+    A database passed in stays open after `stop()`; one opened from a config is closed,
+    and is opened only once the port is bound (a busy port is an OSError before the root
+    is created)."""
     srv = RunningServer()
     config: Config | None = None
-    if isinstance(target, engine.Database):
-        srv.db = target
-    else:
+    if not isinstance(target, engine.Database):
         config = wiring.load_config(os.fspath(target)) if isinstance(target, (str, os.PathLike)) \
             else target
-        srv.db = wiring.open_configured(config)
-        srv._owns_db = True
     h = host if host is not None else (
         config.listen_host if config is not None else wiring.DEFAULT_HOST)
     p = port if port is not None else (
         config.listen_port if config is not None else wiring.DEFAULT_PORT)
     mb = max_request_mb if max_request_mb is not None else float(
         config.max_request_mb if config is not None else wiring.DEFAULT_MAX_REQUEST_MB)
+    try:
+        sockets = bind(h, p)
+    except OSError as exc:
+        raise OSError(exc.errno, _listen_error(h, p, exc, "port=")) from exc
+    if isinstance(target, engine.Database):
+        srv.db = target
+    else:
+        assert config is not None
+        try:
+            srv.db = wiring.open_configured(config)
+        except BaseException:
+            _close_all(sockets)
+            raise
+        srv._owns_db = True
     db = srv.db
 
     def ready(rh: str, rp: int) -> None:
@@ -460,7 +507,7 @@ def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
         async def go() -> None:
             srv._loop = asyncio.get_running_loop()
             srv._stop = asyncio.Event()
-            await _serve_until(db, h, p, mb, srv._stop.wait, ready)
+            await _serve_until(db, h, sockets, mb, srv._stop.wait, ready)
 
         try:
             asyncio.run(go())
@@ -474,6 +521,6 @@ def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
         error = srv._error
         srv.stop()
         if isinstance(error, OSError):
-            raise OSError(error.errno, _listen_error(h, p, error)) from error
+            raise OSError(error.errno, _listen_error(h, p, error, "port=")) from error
         raise RuntimeError(f"the server did not start: {error or 'timed out'}") from error
     return srv

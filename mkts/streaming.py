@@ -2,7 +2,10 @@
 
 A client sends `{"streams": ["AAPL/1Min/OHLCV", "*/1D/*"]}` (msgpack; each stream a key
 pattern, engine.patterns), the server echoes the message, then pushes
-`{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a matching bucket. Rows come from the stream trigger's hub (`mkts.plugins.stream`), or from
+`{"key": "SYM/TF/ATTR", "data": {column: value}}` for every new row of a matching bucket.
+An invalid stream is refused on its own (`{"key": stream, "error": ..., "data": {"error":
+...}}`, keyed so that pymarketstore's StreamConn does not drop it, and logged); the valid
+ones of the message are subscribed and echoed. Rows come from the stream trigger's hub (`mkts.plugins.stream`), or from
 `db.subscribe` when no stream trigger is configured. Each connection has a bounded outbox:
 a client that cannot keep up loses its oldest rows, never the server's memory or writers' time.
 """
@@ -22,7 +25,8 @@ from aiohttp import WSMsgType, web
 from mkts import engine
 from mkts.wire import JSON, MSGPACK, BodyLimitError, WireError, decode_body
 
-__all__ = ["WsEndpoint", "parse_streams", "StreamError", "MAX_OUTBOX"]
+__all__ = ["WsEndpoint", "parse_streams", "split_streams", "StreamRefusal", "StreamError",
+           "MAX_OUTBOX"]
 
 log = logging.getLogger("mkts.server")
 
@@ -32,32 +36,70 @@ MAX_MESSAGE = 1 << 20  # bytes in one client message
 # values in one client message (a map, its keys, the list and its patterns, with slack):
 # decoding never builds more than this (docs/server.md "Limits and defence")
 MAX_MESSAGE_VALUES = 2 * MAX_STREAMS + 64
+MAX_REFUSALS_LOGGED = 10  # refused subscribe messages logged per connection
 
 
 class StreamError(ValueError):
     """A subscribe message that cannot be honoured; the text goes back as {"error": ...}."""
 
 
-def parse_streams(streams: Any) -> list[engine.KeyPattern]:
-    """Validate a `streams` list: each entry is a key pattern. MarketStore's clients spell a
-    list of alternatives with gobwas braces, `{AAPL,MSFT}/1Min/OHLCV`; a part that is one
-    brace group is read as the list it holds."""
+class StreamRefusal:
+    """One stream of a subscribe message that is not a valid pattern: `stream` is the entry
+    as sent (text; a non-text entry as its repr), `error` says why."""
+
+    __slots__ = ("stream", "error")
+
+    def __init__(self, stream: str, error: str) -> None:
+        self.stream = stream
+        self.error = error
+
+
+def split_streams(streams: Any) -> tuple[list[engine.KeyPattern], list[str],
+                                          list[StreamRefusal]]:
+    """Sort a `streams` list into (patterns, their texts as sent, refusals): each entry is
+    a key pattern, and an entry that is not one is refused on its own. MarketStore's clients
+    spell a list of alternatives with gobwas braces, `{AAPL,MSFT}/1Min/OHLCV`; a part that
+    is one brace group is read as the list it holds. A `streams` that is no list, or too
+    long, is a StreamError for the whole message."""
     if not isinstance(streams, list):
         raise StreamError("streams must be a list of patterns like 'AAPL/1Min/OHLCV'")
     if len(streams) > MAX_STREAMS:
         raise StreamError(f"{len(streams)} streams in one message; at most {MAX_STREAMS}")
-    out: list[engine.KeyPattern] = []
+    patterns: list[engine.KeyPattern] = []
+    texts: list[str] = []
+    refused: list[StreamRefusal] = []
     for s in streams:
         if not isinstance(s, str):
-            raise StreamError(f"{s!r} is an invalid stream: a stream is a text like "
-                              "'AAPL/1Min/OHLCV'")
+            refused.append(StreamRefusal(repr(s), f"{s!r} is an invalid stream: a stream is "
+                                         "a text like 'AAPL/1Min/OHLCV'"))
+            continue
         text = "/".join(p[1:-1] if p.startswith("{") and p.endswith("}") else p
                         for p in s.split("/"))
         try:
-            out.append(engine.parse_pattern(text))
+            patterns.append(engine.parse_pattern(text))
         except engine.InvalidKeyError as exc:
-            raise StreamError(f"{s} is an invalid stream: {exc}") from None
-    return out
+            refused.append(StreamRefusal(s, f"{s} is an invalid stream: {exc}"))
+            continue
+        texts.append(s)
+    return patterns, texts, refused
+
+
+def parse_streams(streams: Any) -> list[engine.KeyPattern]:
+    """The patterns of a `streams` list (`split_streams`), all or nothing: the first
+    invalid entry is a StreamError."""
+    patterns, _, refused = split_streams(streams)
+    if refused:
+        raise StreamError(refused[0].error)
+    return patterns
+
+
+def _refusal_message(r: StreamRefusal) -> bytes:
+    """The reply to one invalid stream. It carries a `key` (the stream as sent) because
+    pymarketstore's StreamConn drops every message without one, and the error under `data`
+    as well, where its handlers (`print(msg["data"])`) look."""
+    frame: bytes = msgpack.packb({"key": r.stream, "error": r.error,
+                                  "data": {"error": r.error}}, use_bin_type=True)
+    return frame
 
 
 def _row_messages(key: str, columns: Mapping[str, np.ndarray]) -> list[bytes]:
@@ -73,8 +115,10 @@ def _row_messages(key: str, columns: Mapping[str, np.ndarray]) -> list[bytes]:
 class _Connection:
     """One WebSocket client: its patterns, its outbox and the task that drains it."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, remote: str | None = None) -> None:
         self.ws = ws
+        self.remote = remote or "?"
+        self.refusals_logged = 0
         self.outbox: deque[tuple[bool, bytes]] = deque()  # (is_data, frame)
         self.data_queued = 0
         self.dropped = 0
@@ -163,7 +207,7 @@ class WsEndpoint:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=54.0, max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
-        conn = _Connection(ws)
+        conn = _Connection(ws, request.remote)
         self._set(conn, [])
         sender = asyncio.create_task(conn.drain())
         try:
@@ -201,13 +245,38 @@ class WsEndpoint:
                     raise StreamError("message is neither msgpack nor JSON") from None
             if not isinstance(msg, Mapping) or "streams" not in msg:
                 raise StreamError('expected {"streams": [patterns]}')
-            patterns = parse_streams(msg["streams"])
+            patterns, texts, refused = split_streams(msg["streams"])
         except StreamError as exc:
+            self._log_refusal(conn, f"refused a subscribe message: {str(exc)!r}")
             conn.push(msgpack.packb({"error": str(exc)}, use_bin_type=True), data=False)
             return
         if patterns:  # an empty list changes nothing but is still echoed (MarketStore)
             self._set(conn, patterns)
-        conn.push(raw, data=False)
+        if not refused:
+            conn.push(raw, data=False)
+            return
+        # Subscribed before these are queued: a client that has read its error gets the rows
+        # of its valid streams from then on.
+        shown = "; ".join(repr(r.error) for r in refused[:3])
+        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+        self._log_refusal(conn, f"refused {len(refused)} of {len(refused) + len(patterns)} "
+                                f"stream(s): {shown}{more}")
+        for r in refused:
+            conn.push(_refusal_message(r), data=False)
+        if patterns:  # the echo says what is subscribed now
+            conn.push(msgpack.packb({"streams": texts}, use_bin_type=True), data=False)
+
+    @staticmethod
+    def _log_refusal(conn: _Connection, text: str) -> None:
+        """One warning per refused message, up to MAX_REFUSALS_LOGGED per connection (a
+        client repeating a bad subscription cannot fill the log). Texts from the client are
+        logged as reprs: a newline in a stream never starts a log line."""
+        conn.refusals_logged += 1
+        if conn.refusals_logged > MAX_REFUSALS_LOGGED:
+            return
+        last = (" (further refusals for this connection are not logged)"
+                if conn.refusals_logged == MAX_REFUSALS_LOGGED else "")
+        log.warning("/ws client %s: %s%s", conn.remote, text, last)
 
     def _set(self, conn: _Connection, patterns: list[engine.KeyPattern]) -> None:
         self._conns[conn] = patterns

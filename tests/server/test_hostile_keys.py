@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.waiting import wait_until
 
 pymkts = pytest.importorskip("pymarketstore")
 
@@ -51,11 +52,16 @@ def test_a_stream_pattern_with_a_newline_is_refused(server: Any) -> None:
         ws.send(msgpack.dumps({"streams": ["AAPL\n/1Min/OHLCV"]}),
                 opcode=websocket.ABNF.OPCODE_BINARY)
         reply = msgpack.loads(ws.recv())
-        assert list(reply) == ["error"]
+        assert sorted(reply) == ["data", "error", "key"]
+        assert reply["key"] == "AAPL\n/1Min/OHLCV"
         assert reply["error"].startswith("AAPL\n/1Min/OHLCV is an invalid stream")
         assert "the symbol part 'AAPL\\n'" in reply["error"]
     finally:
         ws.close()
+    # logged on one line: the stream's newline is escaped, never written to the log
+    assert wait_until(lambda: "AAPL\\n/1Min/OHLCV is an invalid stream" in server.stderr(),
+                      timeout=10), "the refused stream is not in the server log"
+    assert not any(ln.startswith("/1Min/OHLCV") for ln in server.stderr().splitlines())
 
 
 def test_a_string_type_wider_than_the_limit_is_refused_over_rpc(client: Any) -> None:

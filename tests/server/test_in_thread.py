@@ -51,3 +51,18 @@ def test_serving_a_config_opens_and_closes_the_database(tmp_path: Path) -> None:
         assert srv.db is not None and len(srv.db.triggers) == 1
     with engine.open(tmp_path / "db"):  # the lock was released
         pass
+
+
+def test_a_busy_port_is_an_os_error_before_the_root_is_created(tmp_path: Path) -> None:
+    import socket
+
+    cfg = tmp_path / "mkts.yml"
+    cfg.write_text(yaml.safe_dump({"root_directory": str(tmp_path / "db")}))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}: .*another "
+                           f"process uses port {port}"):
+            run_in_thread(cfg, port=port)
+    assert not (tmp_path / "db").exists()

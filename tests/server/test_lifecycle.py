@@ -94,6 +94,38 @@ def test_a_busy_port_is_one_line_and_the_database_is_released(tmp_path: Path) ->
     assert srv.stop() == 0
 
 
+@pytest.mark.parametrize("how", ["root", "config"])
+def test_a_failed_start_creates_nothing(tmp_path: Path, how: str) -> None:
+    """A busy port is found before the database is opened: the root is not created (no
+    LOCK, mkts.root or wal/), and the one line says which port and what to do."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        if how == "root":
+            root = tmp_path / "db2"
+            res = run_cli("start", "--root", str(root), "--port", str(port))
+        else:
+            root = tmp_path / "db"
+            res = run_cli("start", "-c", str(write_config(tmp_path)), "--port", str(port))
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0, res.stderr
+    assert res.stderr.startswith(f"mkts start: cannot listen on 127.0.0.1:{port}: Address "
+                                 "already in use"), res.stderr
+    assert f"port {port}" in res.stderr and "--port" in res.stderr, res.stderr
+    assert not root.exists(), sorted(p.name for p in root.iterdir())
+    assert res.stdout == ""
+
+
+def test_a_plugin_that_cannot_be_loaded_creates_nothing(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, triggers=[{"module": "no_such_plugin.so", "on": "*/*/*"}])
+    res = run_cli("start", "-c", str(cfg), "--port", "0")
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0, res.stderr
+    assert "no_such_plugin" in res.stderr
+    assert not (tmp_path / "db").exists()
+
+
 def test_bad_config_is_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yml"
     cfg.write_text("root_directory: x\nlisten_prot: 1\n")

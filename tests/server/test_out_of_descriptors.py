@@ -91,7 +91,7 @@ def test_stop_after_the_handle_failed_is_not_a_clean_stop(tmp_path: Path, monkey
     monkeypatch.setattr(wiring, "open_configured", lambda config: db)
     monkeypatch.setattr(server, "_main", served)
     with caplog.at_level(logging.INFO, logger="mkts.server"):
-        status = server.serve(cfg)
+        status = server.serve(cfg, port=0)
     assert status != 0
     assert "stopped cleanly" not in caplog.text
     assert "stopped after a failure" in caplog.text and "Input/output error" in caplog.text

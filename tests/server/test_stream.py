@@ -12,6 +12,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
+from harness.waiting import wait_until
 
 pymkts = pytest.importorskip("pymarketstore")
 websocket = pytest.importorskip("websocket")
@@ -183,3 +184,77 @@ def test_pymarketstore_stream_conn_receives_pushed_rows(server: Any, client: Any
         if conn.ws is not None:
             conn.ws.close()
         thread.join(10)
+
+
+def test_one_invalid_pattern_does_not_refuse_the_others(server: Any, client: Any) -> None:
+    """The valid streams of a message are subscribed; each invalid one gets an error message
+    keyed by the stream as sent (so that pymarketstore dispatches it), and the server logs it."""
+    ws = connect(server)
+    try:
+        sent = {"streams": ["WSP/1Min/OHLCV", "WSP/1Mn/OHLCV", "{WSQ,WSR}/1Min/*"]}
+        ws.send(msgpack.dumps(sent), opcode=websocket.ABNF.OPCODE_BINARY)
+        error = msgpack.loads(ws.recv())
+        assert error["key"] == "WSP/1Mn/OHLCV"
+        assert error["error"].startswith("WSP/1Mn/OHLCV is an invalid stream: ")
+        assert error["data"] == {"error": error["error"]}
+        # then the echo of what is now subscribed
+        assert msgpack.loads(ws.recv()) == {"streams": ["WSP/1Min/OHLCV", "{WSQ,WSR}/1Min/*"]}
+        client.write(bars(1, first=1.0), "WSP/1Min/OHLCV")
+        client.write(bars(1, first=2.0), "WSR/1Min/OHLCV")
+        keys = [m["key"] for m in recv_symbols(ws, 2, ("WSP", "WSR"))]
+        assert sorted(keys) == ["WSP/1Min/OHLCV", "WSR/1Min/OHLCV"]
+    finally:
+        ws.close()
+    assert wait_until(lambda: "WSP/1Mn/OHLCV is an invalid stream" in server.stderr(),
+                      timeout=10), "the refused stream is not in the server log"
+    line = next(ln for ln in server.stderr().splitlines() if "WSP/1Mn/OHLCV" in ln)
+    assert "WARNING mkts.server" in line and "/ws" in line and "1 of 3" in line, line
+
+
+def test_pymarketstore_stream_conn_shows_the_error_of_an_invalid_stream(server: Any,
+                                                                        client: Any) -> None:
+    conn = _ClosableStreamConn(f"ws://{server.host}:{server.port}/ws")
+    received: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    @conn.on(r"^SCE/")
+    def on_msg(_conn: Any, msg: dict[str, Any]) -> None:
+        received.put(msg)
+
+    def run() -> None:
+        try:
+            conn.run(["SCE/1Min/OHLCV", "SCE/1Min/OHLCV/extra"])
+        except Exception:  # raised when the test closes the socket
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        # the handler gets the error (the first message after subscribing) in msg["data"],
+        # where pymarketstore's examples print what they receive
+        first = received.get(timeout=10)
+        assert first["key"] == "SCE/1Min/OHLCV/extra"
+        assert first["data"]["error"].startswith("SCE/1Min/OHLCV/extra is an invalid stream")
+        # and the valid stream is subscribed
+        client.write(bars(2, first=7.0), "SCE/1Min/OHLCV")
+        got = [received.get(timeout=10) for _ in range(2)]
+        assert [m["key"] for m in got] == ["SCE/1Min/OHLCV"] * 2
+        assert [m["data"]["Close"] for m in got] == [7.0, 8.0]
+    finally:
+        if conn.ws is not None:
+            conn.ws.close()
+        thread.join(10)
+
+
+def test_refusals_are_logged_a_bounded_number_of_times_per_connection(server: Any) -> None:
+    ws = connect(server)
+    try:
+        for i in range(15):
+            ws.send(msgpack.dumps({"streams": [f"LOGCAP{i}/1Min"]}),
+                    opcode=websocket.ABNF.OPCODE_BINARY)
+            assert msgpack.loads(ws.recv())["key"] == f"LOGCAP{i}/1Min"  # each one answered
+    finally:
+        ws.close()
+    assert wait_until(lambda: "LOGCAP9/1Min is an invalid" in server.stderr(), timeout=10)
+    lines = [ln for ln in server.stderr().splitlines() if "LOGCAP" in ln]
+    assert len(lines) == 10, lines
+    assert lines[-1].endswith("(further refusals for this connection are not logged)")

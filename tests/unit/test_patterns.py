@@ -128,3 +128,17 @@ def test_config_on_is_a_key_pattern() -> None:
     with pytest.raises(config.ConfigError, match=r"triggers\[0\]\.on: .*the timeframe part"):
         config.from_dict({"root_directory": "/tmp/x", "triggers": [
             {"module": "stream.so", "on": "*/1Minute/OHLCV"}]})
+
+
+def test_ws_streams_are_refused_one_by_one() -> None:
+    from mkts.streaming import StreamError, split_streams
+
+    patterns, texts, refused = split_streams(["AA*/1Min/OHLCV", "AA?/1Min/OHLCV", 5,
+                                              "{MSFT,IBM}/1D/*"])
+    assert patterns == [parse_pattern("AA*/1Min/OHLCV"), parse_pattern("MSFT,IBM/1D/*")]
+    assert texts == ["AA*/1Min/OHLCV", "{MSFT,IBM}/1D/*"]
+    assert [r.stream for r in refused] == ["AA?/1Min/OHLCV", "5"]
+    assert refused[0].error.startswith("AA?/1Min/OHLCV is an invalid stream: ")
+    assert refused[1].error.startswith("5 is an invalid stream: a stream is a text")
+    with pytest.raises(StreamError, match="must be a list"):
+        split_streams("AAPL/1Min/OHLCV")
