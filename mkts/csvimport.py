@@ -431,8 +431,8 @@ class _Reader:
                 col = lay.index[c]
                 vals = [chunk[i][1][col].strip() for i in idx]
                 parts = b.parts.setdefault(c, [])
-                if self.multi and (b.schema is None or c not in b.schema) \
-                        and not any(vals):
+                want = self.hints.get(c) if b.schema is None else b.schema.get(c)
+                if want is None and not any(vals):  # decided when the file is read
                     parts.append((None, blines))
                     continue
                 if self.multi and b.schema is not None and c not in b.schema \
@@ -442,7 +442,6 @@ class _Reader:
                                       "such column", order)
                     parts.append((None, blines))
                     continue
-                want = self.hints.get(c) if b.schema is None else b.schema.get(c)
                 if c == "Nanoseconds" and want is None:
                     want = np.dtype("<i4")
                 if want is None and c in PRICE_COLUMNS:
@@ -469,7 +468,10 @@ class _Reader:
     def _finish(self, b: _Bucket) -> CsvData:
         columns: dict[str, np.ndarray] = {}
         for c, parts in b.parts.items():
-            if all(a is None for a, _ in parts) and (b.schema is None or c not in b.schema):
+            if all(a is None for a, _ in parts):
+                if not self.multi:
+                    raise CsvProblem(f"{self.path}: column {c!r} is empty on every row; leave "
+                                     f"it out with --skip {c} or give it a type with --dtype")
                 continue  # empty for all of this bucket's rows: not one of its columns
             arr = self._unify(c, parts)
             if arr is not None:
@@ -693,8 +695,9 @@ def _records(path: str, key: str, data: CsvData, variable: bool | None,
     nanos = data.columns.pop("Nanoseconds", None)
     if nanos is not None:
         if variable is False or (variable is None and not created):
-            raise CsvProblem(f"{path} has a Nanoseconds column for {key}, a bar bucket; "
-                             "import tick data with --ticks")
+            raise CsvProblem(f"{path} has a Nanoseconds column; import tick data with "
+                             "--ticks" if created else f"{path} has a Nanoseconds column "
+                             f"but {key} is a bar bucket")
         if len(nanos) and (int(nanos.min()) < 0 or int(nanos.max()) >= NS):
             raise CsvProblem("column 'Nanoseconds' must hold 0..999999999")
         # The time gives the second, Nanoseconds the rest; a time that already carries the
@@ -768,10 +771,10 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
                     **opts)  # type: ignore[arg-type]
     if existing is None and variable is None:
         variable = None if "Nanoseconds" not in data.columns else False
-    cols, is_ticks = _records(path, key, data, variable, existing is None)
     n = len(data)
     if n == 0:
         return ImportResult(0, 0, existing is None)
+    cols, is_ticks = _records(path, key, data, variable, existing is None)
     row_bytes = 16 + sum(a.dtype.itemsize for c, a in cols.items() if c != "Epoch")
     per_txn = max(1, TXN_BYTES // row_bytes)
     txns = -(-n // per_txn)
@@ -784,6 +787,24 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
     ivals = None if is_ticks else _intervals(db, key, cols["Epoch"].view(np.int64))
     return ImportResult(n, txns, existing is None, shown,
                         [BucketResult(key, n, existing is None, ivals, shown)])
+
+
+def _same_types(new: list[CsvData]) -> None:
+    """A column inferred as integers for one new bucket and as floats for another is f8 in
+    both; a text column is as wide in all of them as its longest value anywhere."""
+    names = {c for d in new for c in d.columns}
+    for c in names:
+        arrays = [d.columns[c] for d in new if c in d.columns]
+        kinds = {a.dtype.kind for a in arrays}
+        if kinds == {"i", "f"}:
+            target = np.dtype(np.float64)
+        elif kinds == {"U"}:
+            target = max((a.dtype for a in arrays), key=lambda dt: dt.itemsize)
+        else:
+            continue
+        for d in new:
+            if c in d.columns and d.columns[c].dtype.kind in "iU":
+                d.columns[c] = d.columns[c].astype(target)
 
 
 def _import_many(db: Any, key: str | None, path: str, *, variable: bool | None,
@@ -827,6 +848,7 @@ def _import_many(db: Any, key: str | None, path: str, *, variable: bool | None,
 
     datas = read_csv_buckets(path, column, to_key, schema_for=schema_for,
                              hints=types, **opts)
+    _same_types([d for k, d in datas.items() if info(k) is None])
     buckets: dict[str, tuple[dict[str, np.ndarray], bool]] = {}
     for k, data in datas.items():
         existing = info(k)
@@ -852,22 +874,27 @@ def _import_many(db: Any, key: str | None, path: str, *, variable: bool | None,
     pending: dict[str, dict[str, np.ndarray]] = {}
     size = 0
     with progress_bar(n, "writing", unit="row", enabled=opts.get("progress", False)) as bar:
+
+        def commit() -> None:
+            nonlocal pending, size, txns
+            db.write_many(pending)
+            bar.update(sum(len(p["Epoch"]) for p in pending.values()))
+            txns += 1
+            pending, size = {}, 0
+
         for k, (cols, _ticks) in buckets.items():
             row_bytes = 16 + sum(a.dtype.itemsize for c, a in cols.items() if c != "Epoch")
             rows = len(cols["Epoch"])
             start = 0
             while start < rows:
-                take = max(1, min(rows - start, (TXN_BYTES - size) // row_bytes))
+                room = (TXN_BYTES - size) // row_bytes
+                if room < 1 and pending:
+                    commit()
+                    continue
+                take = max(1, min(rows - start, room))
                 pending[k] = {c: a[start : start + take] for c, a in cols.items()}
                 size += take * row_bytes
                 start += take
-                if size + row_bytes > TXN_BYTES:
-                    db.write_many(pending)
-                    bar.update(sum(len(p["Epoch"]) for p in pending.values()))
-                    txns += 1
-                    pending, size = {}, 0
         if pending:
-            db.write_many(pending)
-            bar.update(sum(len(p["Epoch"]) for p in pending.values()))
-            txns += 1
+            commit()
     return ImportResult(n, txns, any(r.created for r in results), buckets=results)

@@ -194,6 +194,10 @@ def test_a_symbol_column_fills_one_bucket_per_symbol(tmp_path: Path, db: Any,
     monkeypatch.setattr(csvimport, "TXN_BYTES", 100)  # 56-byte rows: one per transaction
     res = import_csv(db, "*/1Min/OHLCV", write(tmp_path, text), symbol_column="Symbol")
     assert res.transactions == 3 and len(db.read("AAPL/1Min/OHLCV")) == 2
+    text2 = text + "MSFT,2024-01-02 09:31:00,1,1,1,1,1.5\nIBM,2024-01-02 09:30:00,1,1,1,1,2\n"
+    res = import_csv(db, "*/5Min/OHLCV", write(tmp_path, text2), symbol_column="Symbol")
+    assert {b.key: b.columns["Volume"] for b in res.buckets} == {  # one type for all new ones
+        "AAPL/5Min/OHLCV": "f8", "MSFT/5Min/OHLCV": "f8", "IBM/5Min/OHLCV": "f8"}
     bad = text + ",2024-01-02 09:32:00,1,1,1,1,1\nA/B,2024-01-02 09:32:00,1,1,1,1,1\n"
     with pytest.raises(CsvProblem) as info:
         import_csv(db, "*/1Min/OHLCV", write(tmp_path, bad), symbol_column="Symbol")
@@ -287,3 +291,19 @@ def test_mkts_import_with_a_key_column_and_no_key(tmp_path: Path) -> None:
                                 "  B/1D/Y: read 1 rows (new bucket: Close f8)"]
     err = cli(tmp_path, "import", "--root", "db", path, ok=False).stderr
     assert "--key-column" in err
+
+
+def test_empty_values_are_no_text(tmp_path: Path, db: Any,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csvimport, "_CHUNK_ROWS", 2)
+    text = f"time,Close,Note,Volume\n{T0},1,,\n{T0 + 60},1,,\n{T0 + 120},1,later,\n"
+    with pytest.raises(CsvProblem, match="column 'Volume' is empty on every row; leave it out "
+                                         "with --skip Volume"):
+        read_csv(write(tmp_path, text))
+    data = read_csv(write(tmp_path, text), skip=("Volume",))
+    assert data.columns["Note"].tolist() == ["", "", "later"]
+    text = f"time,Close\n{T0},1\n{T0 + 60},1\n{T0 + 120},\n"
+    with pytest.raises(CsvProblem) as info:
+        read_csv(write(tmp_path, text))
+    assert info.value.problems == ["line 4: column 'Close': an empty value is not a number"]
+    assert import_csv(db, "E/1Min/X", write(tmp_path, "time,Close\n")).rows == 0
