@@ -190,7 +190,7 @@ def _layout(header: list[str], path: str, *, time_column: str | None,
         tcols, tname = [found], found
     else:
         date, clock = _find(header, "date"), _find(header, "time")
-        if date is not None and clock is not None:
+        if date is not None and clock is not None and _find(header, "epoch") is None:
             tcols, tname = [date, clock], f"{date}+{clock}"
         else:
             lowered = {h.lower(): h for h in reversed(header)}
@@ -361,6 +361,7 @@ class _Reader:
         if not self.multi:
             self._check_columns(single_schema, lay.value_cols)
             self.buckets[""] = _Bucket("", single_schema, 2)
+        self.hints = {_find(lay.value_cols, h) or h: t for h, t in self.hints.items()}
         unknown_hint = [h for h in self.hints if h not in lay.value_cols]
         if unknown_hint:
             raise CsvProblem(f"{path}: --dtype names column {unknown_hint[0]!r}, which is not "

@@ -77,6 +77,8 @@ def test_date_and_time_columns_are_combined_in_the_database_zone(tmp_path: Path)
         assert r["Epoch"].tolist() == [T0, T0 + 182 * 86400]
     data = read_csv(write(tmp_path, "DATE,TIME,V\n20240102,093000,1\n"))
     assert data.time_column == "DATE+TIME" and data.epoch_ns.tolist() == [T0 * 10**9]
+    data = read_csv(write(tmp_path, "Epoch,Date,Time,V\n1704187800,x,y,1\n"))
+    assert data.time_column == "Epoch" and list(data.columns) == ["Date", "Time", "V"]
 
 
 def test_rename_maps_other_names(tmp_path: Path, db: Any) -> None:
@@ -103,6 +105,8 @@ def test_whole_number_prices_make_float_columns(tmp_path: Path, db: Any) -> None
     import_csv(db, "P4/1Min/OHLCV", write(tmp_path, LOWER), types={"Open": np.dtype("f4"),
                                                                     "Volume": np.dtype("f8")})
     cols = db.info("P4/1Min/OHLCV")["columns"]
+    assert read_csv(write(tmp_path, LOWER), hints={"open": "f4", "VOLUME": "f4"}).columns[
+        "Volume"].dtype == np.float32  # --dtype names match as the header's do
     assert cols["Open"] == "f4" and cols["High"] == "f8" and cols["Volume"] == "f8"
 
 
