@@ -293,46 +293,87 @@ def _write_csv(out: Any, key: str, r: Any, tz: str, raw_epoch: bool, multi: bool
     w.writerows(rows)
 
 
+def _pairs(items: Sequence[str] | None, option: str, example: str) -> list[tuple[str, str]]:
+    """NAME=VALUE[,...] options (repeatable) as (name, value) pairs."""
+    out = []
+    for item in items or ():
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise CliError(f"{option} {part!r}: write NAME=VALUE, e.g. {example}")
+            out.append((name.strip(), value.strip()))
+    return out
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from mkts.csvimport import CsvProblem, import_csv
     from mkts.wire import WireError, parse_wire_type
 
+    key, file = args.key, args.file
+    if file is None:  # `mkts import --key-column Key FILE.csv`: the one positional is the file
+        key, file = None, key
+    if key is None and args.key_column is None:
+        raise CliError("give KEY and FILE.csv (or FILE.csv with --key-column)", EXIT_USAGE)
     types: dict[str, Any] = {}
-    for item in args.types or ():
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            name, sep, t = part.partition("=")
-            if not sep:
-                raise CliError(f"--types {part!r}: write NAME=TYPE, e.g. Close=f4")
-            try:
-                types[name.strip()] = parse_wire_type(t.strip())
-            except WireError as exc:
-                raise CliError(f"--types {part!r}: {exc}") from None
+    for name, t in _pairs(args.dtype, "--dtype", "Close=f4"):
+        try:
+            types[name] = parse_wire_type(t)
+        except WireError as exc:
+            raise CliError(f"--dtype {name}={t}: {exc}") from None
+    rename = dict(_pairs(args.rename, "--rename", "open_price=Open"))
     target = _Target(args)
-    if not os.path.isfile(args.file):
-        raise CliError(f"{args.file}: no such file")
+    if not os.path.isfile(file):
+        raise CliError(f"{file}: no such file")
     progress = _want_progress(args)
     with target.open_writable() as db:
         try:
-            res = import_csv(db, args.key, args.file, variable=True if args.ticks else None,
+            res = import_csv(db, key, file, variable=True if args.ticks else None,
                              time_column=args.time_column, time_format=args.time_format,
                              timezone=args.timezone, epoch_unit=args.epoch_unit,
                              types=types or None, skip=tuple(_columns_arg(args.skip) or ()),
+                             rename=rename, delimiter=args.delimiter,
+                             symbol_column=args.symbol_column, key_column=args.key_column,
                              progress=progress)
         except CsvProblem as exc:
             for line in exc.problems:
-                print(f"{args.file}: {line}", file=sys.stderr)
+                print(f"{file}: {line}", file=sys.stderr)
             if exc.bad_rows > len(exc.problems):
-                print(f"{args.file}: ... and {exc.bad_rows - len(exc.problems)} more bad rows",
+                print(f"{file}: ... and {exc.bad_rows - len(exc.problems)} more bad rows",
                       file=sys.stderr)
             raise CliError(exc.summary) from None
         db.wait_for_triggers()
     how = "one transaction" if res.transactions == 1 else f"{res.transactions} transactions"
-    made = " (new bucket: " + ", ".join(f"{c} {t}" for c, t in res.columns.items()) + ")" \
-        if res.created and res.columns else ""
-    print(f"imported {res.rows} rows into {args.key} in {how}{made}")
+    for line in _import_summary(res, key, how):
+        print(line)
     return EXIT_OK
+
+
+def _import_summary(res: Any, key: str | None, how: str) -> list[str]:
+    def dups(b: Any) -> str:
+        d = b.duplicates
+        return "" if not d else (f", {b.intervals} interval{'s' if b.intervals != 1 else ''} "
+                                 f"written, {d} duplicate interval{'s' if d != 1 else ''}: "
+                                 "last wins")
+
+    def new(b: Any) -> str:
+        return " (new bucket: " + ", ".join(f"{c} {t}" for c, t in b.columns.items()) + ")" \
+            if b.created and b.columns else ""
+
+    if len(res.buckets) <= 1 and key is not None and "*" not in key:
+        if not res.buckets:
+            return [f"imported 0 rows into {key}"]
+        b = res.buckets[0]
+        verb = f"read {b.rows} rows" if b.duplicates else f"imported {b.rows} rows"
+        return [f"{verb} into {key} in {how}{dups(b)}{new(b)}"]
+    nb = len(res.buckets)
+    made = sum(b.created for b in res.buckets)
+    lines = [f"imported {res.rows} rows into {nb} bucket{'s' if nb != 1 else ''}"
+             f"{f' ({made} new)' if made else ''} in {how}"]
+    for b in res.buckets:
+        lines.append(f"  {b.key}: read {b.rows} rows{dups(b)}{new(b)}")
+    return lines
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -551,23 +592,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_query)
 
     s = sub.add_parser("import", parents=[db_opts, prog_opts], help="load a CSV file",
-                       description="Load FILE.csv (header row; a time column) into KEY. Every "
-                       "row is validated first; bad rows are listed with their line numbers "
-                       "and nothing is written.")
-    s.add_argument("key", metavar="KEY")
-    s.add_argument("file", metavar="FILE.csv")
+                       description="Load FILE.csv (header row; a time column) into KEY, or "
+                       "into one bucket per symbol (--symbol-column) or per key "
+                       "(--key-column). Every row is validated first; bad rows are listed "
+                       "with their line numbers and nothing is written.")
+    s.add_argument("key", metavar="KEY", help="the bucket; '*/1Min/OHLCV' with "
+                   "--symbol-column; left out (or '*/*/*') with --key-column")
+    s.add_argument("file", metavar="FILE.csv", nargs="?")
     s.add_argument("--time-column", metavar="NAME", help="the time column (default: the first "
-                   "of Epoch, time, timestamp, datetime, date, ts; any case)")
+                   "of Epoch, time, timestamp, datetime, date, ts, any case; Date and Time "
+                   "columns are combined)")
     s.add_argument("--time-format", metavar="FMT", help="strptime format of the times (default: "
                    "ISO-8601 or epoch numbers)")
     s.add_argument("--timezone", metavar="TZ", help="zone of times without an offset (default: "
                    "the database's)")
     s.add_argument("--epoch-unit", choices=["s", "ms", "us", "ns"], default="s",
                    help="unit of numeric times (default s)")
-    s.add_argument("--types", action="append", metavar="COL=TYPE[,...]",
-                   help="column types for a new bucket, e.g. Open=f4,Symbol=U8 (default: i8 "
-                   "for integers, f8 otherwise)")
+    s.add_argument("--dtype", "--types", dest="dtype", action="append",
+                   metavar="COL=TYPE[,...]", help="column types for a new bucket, e.g. "
+                   "Volume=f8,Venue=U8 (default: f8 for Open/High/Low/Close, i8 for integers, "
+                   "f8 for other numbers, text as wide as its longest value); --types is an "
+                   "alias")
+    s.add_argument("--rename", action="append", metavar="OLD=NEW[,...]", help="rename columns "
+                   "of the file, e.g. last=Close (Open, High, Low, Close, Volume and "
+                   "Nanoseconds already match in any case)")
     s.add_argument("--skip", metavar="COL[,...]", help="columns of the file to leave out")
+    s.add_argument("--delimiter", metavar="CHAR", help="field separator (default: detected "
+                   "from the header: , ; tab or |)")
+    s.add_argument("--symbol-column", metavar="NAME", help="the column naming each row's "
+                   "symbol: KEY is '*/TIMEFRAME/TYPE' and each symbol gets its own bucket")
+    s.add_argument("--key-column", metavar="NAME", help="the column holding each row's bucket "
+                   "key (as in the CSV of `mkts query PATTERN --csv`); each bucket takes "
+                   "its own columns")
     s.add_argument("--ticks", action="store_true", help="create a tick (variable) bucket: any "
                    "number of rows per interval, exact nanoseconds")
     s.set_defaults(func=cmd_import)

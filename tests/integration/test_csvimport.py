@@ -99,12 +99,13 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(tmp_path: Path, db
     p = info.value
     assert p.bad_rows == 5
     assert p.summary == f"5 bad rows in {path}; nothing was written"
-    assert p.problems == [
-        "line 6: has 2 fields; the header has 3",
-        "line 5: column 'time': '2024-13-02 09:32:00' is not a valid date",
+    assert p.problems == [  # in line order
         "line 3: column 'Open': 'abc' is not a number",
+        "line 5: column 'time': '2024-13-02 09:32:00' is not a valid date",
+        "line 6: has 2 fields; the header has 3",
+        "line 7: column 'Volume': '1.5' is not an integer (the column stores integers and "
+        "the value has a fraction)",
         "line 8: column 'Open': an empty value is not a number",
-        "line 7: column 'Volume': '1.5' is not an integer",
     ]
     assert db.list_keys() == []
 
@@ -143,9 +144,6 @@ def test_new_bucket_types_are_inferred_or_given(tmp_path: Path, db: Any) -> None
                                                    "Venue": "U4"}
     r = db.read("TYP/1Min/OHLCV")
     assert r["Venue"].tolist() == ["XNAS", "ARCA"]
-    with pytest.raises(CsvProblem, match=r"column 'Venue' holds text \(line 2: 'XNAS'\); give it "
-                                         r"a type with --types Venue=U8"):
-        import_csv(db, "TXT/1Min/OHLCV", write(tmp_path, "time,Venue\n2024-01-02,XNAS\n"))
     res = import_csv(db, "SKIP/1Min/OHLCV", write(tmp_path, text), skip=("Venue",))
     assert list(db.info("SKIP/1Min/OHLCV")["columns"]) == ["Epoch", "Open", "Volume"]
 
@@ -164,7 +162,7 @@ def test_an_existing_bucket_decides_the_types(tmp_path: Path, db: Any) -> None:
         with pytest.raises(CsvProblem) as info:
             import_csv(db, "EX/1Min/OHLCV", write(tmp_path, text))
         assert message in info.value.summary + " ".join(info.value.problems)
-    with pytest.raises(CsvProblem, match="drop --types"):
+    with pytest.raises(CsvProblem, match="drop --dtype"):
         import_csv(db, "EX/1Min/OHLCV", write(tmp_path, "time,Close,Volume\n2024-01-02,1,1\n"),
                    types={"Close": np.dtype("f8")})
     assert len(db.read("EX/1Min/OHLCV")) == 2
