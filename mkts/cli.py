@@ -234,6 +234,8 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from mkts import engine
+
     target = _Target(args)
     start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
     if args.limit is not None and args.limit < 0:
@@ -243,16 +245,42 @@ def cmd_query(args: argparse.Namespace) -> int:
                            limit_from_start=args.first, columns=_columns_arg(args.columns))
         if not results:
             raise CliError(f"no bucket matches {args.key}") from None
+        for missing in _unmatched(args.key, db.list_keys()):
+            _say("query", missing)
+        ranged = " in the range" if start is not None or end is not None else ""
+        for key, r in results.items():
+            if not len(r):
+                _say("query", f"{key}: no rows{ranged}")
         out = sys.stdout
-        for i, (key, r) in enumerate(results.items()):
-            if args.csv:
-                _write_csv(out, key, r, db.timezone, args.epoch, multi=len(results) > 1,
-                           header=i == 0)
-            else:
+        if args.csv:
+            # several buckets possible: one long table with a Key column (docs/cli.md)
+            keyed = not engine.parse_pattern(args.key).exact
+            _write_csv(out, results, args.epoch, keyed)
+        else:
+            for i, (key, r) in enumerate(results.items()):
                 if len(results) > 1:
                     print(("\n" if i else "") + f"{key} ({len(r)} rows)", file=out)
                 _write_table(out, r, db.timezone, args.epoch)
     return EXIT_OK
+
+
+def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
+    """What to say about each part of `pattern` (one alternative per key part: a key, or a
+    pattern with globs) that matches none of `keys`."""
+    import itertools
+
+    from mkts import engine
+
+    alternatives = [[a.strip(" ") for a in part.split(",")] for part in pattern.split("/")]
+    if len(alternatives) != 3 or len(alternatives[0]) * len(alternatives[1]) * len(
+            alternatives[2]) > most:
+        return []
+    out = []
+    for combo in itertools.product(*alternatives):
+        sub = engine.parse_pattern("/".join(combo))
+        if not sub.select(keys):
+            out.append(f"bucket {sub} does not exist" if sub.exact else f"no bucket matches {sub}")
+    return out
 
 
 def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]:
@@ -281,16 +309,24 @@ def _write_table(out: Any, r: Any, tz: str, raw_epoch: bool) -> None:
                         for j, (c, w) in enumerate(zip(row, widths, strict=True))), file=out)
 
 
-def _write_csv(out: Any, key: str, r: Any, tz: str, raw_epoch: bool, multi: bool,
-               header: bool) -> None:
-    names, rows = _rows(r, "UTC" if not raw_epoch else tz, raw_epoch)
+def _write_csv(out: Any, results: dict[str, Any], raw_epoch: bool, keyed: bool) -> None:
+    """One CSV table, times in UTC: with `keyed`, a `Key` column first, then `Epoch`, then
+    the union of the buckets' other columns in first-seen order, each value under its own
+    name and empty where a bucket lacks the column (what `mkts import --key-column Key`
+    reads back)."""
+    tables = [(key, *_rows(r, "UTC", raw_epoch)) for key, r in results.items()]
+    header: list[str] = []
+    for table in tables:
+        header += [n for n in table[1] if n not in header]
     w = csv.writer(out, lineterminator="\n")
-    if multi:
-        names = ["Key", *names]
-        rows = [[key, *row] for row in rows]
-    if header:
-        w.writerow(names)
-    w.writerows(rows)
+    w.writerow(["Key", *header] if keyed else header)
+    for key, names, rows in tables:
+        where = [header.index(n) for n in names]
+        for row in rows:
+            cells = [""] * len(header)
+            for j, cell in zip(where, row, strict=True):
+                cells[j] = cell
+            w.writerow([key, *cells] if keyed else cells)
 
 
 def cmd_import(args: argparse.Namespace) -> int:

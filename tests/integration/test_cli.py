@@ -130,6 +130,53 @@ def test_query_several_buckets_and_csv_round_trip(configured: Path, mkts: Run) -
     assert mkts("query", "COPY/1Min/OHLCV", "--csv").stdout == exported
 
 
+def test_query_of_buckets_with_different_columns_is_one_unambiguous_table(
+        tmp_path: Path, mkts: Run) -> None:
+    (tmp_path / "test.csv").write_text("Epoch,Volume,Close,High,Low,Open\n"
+                                       "1704187800,5,1.5,2.5,1.25,1.75\n")
+    (tmp_path / "bars.csv").write_text(BARS_CSV)
+    (tmp_path / "ticks.csv").write_text("time,Price,Size\n2024-01-02T09:30:00.5Z,7.5,3\n")
+    mkts("import", "--root", "db", "TEST/1Min/OHLCV", "test.csv")
+    mkts("import", "--root", "db", "AAPL/1Min/OHLCV", "bars.csv")
+    mkts("import", "--root", "db", "--ticks", "TICK/1Min/OHLCV", "ticks.csv")
+    res = mkts("query", "--root", "db", "*/1Min/*", "--limit", "1", "--first", "--csv")
+    assert res.stdout.splitlines() == [
+        "Key,Epoch,Open,High,Low,Close,Volume,Price,Size",
+        "AAPL/1Min/OHLCV,2024-01-02T09:30:00Z,10.0,11.0,9.0,10.5,100,,",
+        "TEST/1Min/OHLCV,2024-01-02T09:30:00Z,1.75,2.5,1.25,1.5,5,,",
+        "TICK/1Min/OHLCV,2024-01-02T09:30:00.500000000Z,,,,,,7.5,3"]
+    raw = mkts("query", "--root", "db", "TICK,TEST/1Min/*", "--first", "--limit", "1", "--csv",
+               "--epoch").stdout.splitlines()
+    assert raw == ["Key,Epoch,Price,Size,Nanoseconds,Volume,Close,High,Low,Open",
+                   "TICK/1Min/OHLCV,1704187800,7.5,3,500000000,,,,,",
+                   "TEST/1Min/OHLCV,1704187800,,,,5,1.5,2.5,1.25,1.75"]
+    # a pattern that could match several buckets always has the Key column, even if one did
+    assert mkts("query", "--root", "db", "TE*/1Min/OHLCV", "--csv", "--columns",
+                "Open").stdout.splitlines() == ["Key,Epoch,Open",
+                                                "TEST/1Min/OHLCV,2024-01-02T09:30:00Z,1.75"]
+    # the table: one header per bucket, in that bucket's own columns
+    table = mkts("query", "--root", "db", "TEST,TICK/1Min/OHLCV").stdout.splitlines()
+    assert table[0] == "TEST/1Min/OHLCV (1 rows)"
+    assert table[1].split() == ["Epoch", "Volume", "Close", "High", "Low", "Open"]
+    assert table[2].split() == ["2024-01-02T09:30:00Z", "5", "1.5", "2.5", "1.25", "1.75"]
+    assert table[4] == "TICK/1Min/OHLCV (1 rows)"
+    assert table[5].split() == ["Epoch", "Price", "Size"]
+
+
+def test_query_says_which_buckets_are_missing_or_empty(configured: Path, mkts: Run) -> None:
+    res = mkts("query", "AAPL,NOPE,ZZ*/1Min/OHLCV", "--csv", "--limit", "1", "--columns",
+               "Open")
+    assert res.stdout.splitlines() == ["Key,Epoch,Open", "AAPL/1Min/OHLCV,2024-01-02T09:35:00Z,9.0"]
+    assert res.stderr.splitlines() == ["mkts query: bucket NOPE/1Min/OHLCV does not exist",
+                                       "mkts query: no bucket matches ZZ*/1Min/OHLCV"]
+    res = mkts("query", "AAPL/1Min,1D/OHLCV", "--start", "2024-01-02T09:33:00Z", "--end",
+               "2024-01-02T09:34:00Z")
+    assert res.stderr.splitlines() == ["mkts query: AAPL/1Min/OHLCV: no rows in the range"]
+    assert "AAPL/1D/OHLCV (1 rows)" in res.stdout
+    line = one_error_line(mkts("query", "NOPE,NADA/1Min/OHLCV", ok=False), "query")
+    assert "no bucket matches NOPE,NADA/1Min/OHLCV" in line
+
+
 def test_list_and_info(configured: Path, mkts: Run) -> None:
     keys = mkts("list").stdout.split()
     assert keys == ["AAPL/15Min/OHLCV", "AAPL/1D/OHLCV", "AAPL/1H/OHLCV", "AAPL/1Min/OHLCV",
