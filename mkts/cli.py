@@ -401,8 +401,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"last:       {_format_times(np.asarray(last['Epoch']), nl, db.timezone)[0]}")
         else:
             print("first:      (empty)")
-        if "rows" in info:
-            print(f"rows:       {info['rows']}")
+        print(f"rows:       {info['rows']}")
+        if "live_bytes" in info:  # tick buckets
             print(f"bytes:      {info['live_bytes']} live, {info['garbage_bytes']} reclaimable "
                   "by `mkts compact`")
         print(f"timezone:   {db.timezone}")

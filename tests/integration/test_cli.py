@@ -187,6 +187,7 @@ def test_list_and_info(configured: Path, mkts: Run) -> None:
     assert "columns:    Epoch i8, Open f8, High f8, Low f8, Close f8, Volume i8" in info
     assert "first:      2024-01-02T09:30:00Z" in info
     assert "last:       2024-01-02T09:35:00Z" in info
+    assert "rows:       4" in info and "bytes:" not in info
 
 
 def test_query_and_list_take_key_patterns(configured: Path, mkts: Run) -> None:
