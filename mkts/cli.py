@@ -161,6 +161,26 @@ def _offset(seconds: int) -> str:
     return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
 
 
+def confirm_deletion(what: str, args: argparse.Namespace) -> None:
+    """Ask on the terminal before a command deletes data; every deleting command calls this
+    (and takes `--yes` from the `yes_opts` parent parser). `what` completes "delete ...?".
+    Returns when confirmed (or with --yes); otherwise raises CliError, and nothing is deleted.
+    Not on a terminal (a script, a pipe) it never waits for an answer: --yes is required."""
+    if getattr(args, "yes", False):
+        return
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        raise CliError(f"refusing to delete {what} without confirmation: stdin is not a "
+                       "terminal; pass --yes to delete without asking")
+    print(f"delete {what}? This cannot be undone. [y/N] ", end="", file=sys.stderr,
+          flush=True)
+    answer = stdin.readline()
+    if answer.strip().lower() not in ("y", "yes"):
+        if not answer.endswith("\n"):
+            print(file=sys.stderr)  # end the prompt's line (Ctrl-D)
+        raise CliError("not confirmed; nothing was deleted")
+
+
 def _want_progress(args: argparse.Namespace) -> bool:
     choice = getattr(args, "progress", None)
     return sys.stderr.isatty() if choice is None else bool(choice)
@@ -410,7 +430,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    with _Target(args).open_writable() as db:
+    target = _Target(args)
+    if not getattr(args, "yes", False):
+        with target.open_readonly() as db:  # a missing bucket is an error, not a question
+            info = db.info(args.key)
+        years = info["years"]
+        span = (f" in {years[0]}" if len(years) == 1 else
+                f" in {years[0]}-{years[-1]}" if years else "")
+        confirm_deletion(f"bucket {info['key']} and all its data ({info['rows']} rows{span})",
+                         args)
+    with target.open_writable() as db:
         db.destroy(args.key)
     print(f"destroyed {args.key}")
     return EXIT_OK
@@ -546,6 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the mkts.yml to use (default ./{DEFAULT_CONFIG})")
     g.add_argument("--root", metavar="DIR", help="open this database root directly, without "
                    "mkts.yml (no plugins)")
+    yes_opts = argparse.ArgumentParser(add_help=False)  # every command that deletes data
+    yes_opts.add_argument("-y", "--yes", action="store_true", help="delete without asking "
+                          "(needed when stdin is not a terminal)")
     prog_opts = argparse.ArgumentParser(add_help=False)
     pg = prog_opts.add_mutually_exclusive_group()
     pg.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -621,8 +653,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("destroy", parents=[db_opts], help="delete a bucket and its data",
-                       description="Delete a bucket and all its data, durably.")
+    s = sub.add_parser("destroy", parents=[db_opts, yes_opts], help="delete a bucket and its "
+                       "data", description="Delete a bucket and all its data, durably. Asks "
+                       "for confirmation on a terminal; --yes skips the question (and is "
+                       "required when stdin is not a terminal).")
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_destroy)
 

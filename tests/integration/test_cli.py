@@ -232,7 +232,43 @@ def test_missing_config_and_missing_root_are_one_line(tmp_path: Path, mkts: Run)
 
 
 def test_destroy_removes_the_bucket(configured: Path, mkts: Run) -> None:
-    assert mkts("destroy", "AAPL/5Min/OHLCV").stdout.strip() == "destroyed AAPL/5Min/OHLCV"
+    res = mkts("destroy", "--yes", "AAPL/5Min/OHLCV", stdin="")
+    assert res.stdout.strip() == "destroyed AAPL/5Min/OHLCV"
+    assert "AAPL/5Min/OHLCV" not in mkts("list").stdout.split()
+
+
+def test_destroy_without_a_terminal_needs_yes(configured: Path, mkts: Run) -> None:
+    line = one_error_line(mkts("destroy", "AAPL/5Min/OHLCV", stdin="y\n", ok=False), "destroy")
+    assert "stdin is not a terminal; pass --yes" in line
+    assert "AAPL/5Min/OHLCV" in mkts("list").stdout.split()
+
+
+def _destroy_on_a_terminal(cwd: Path, answer: bytes) -> tuple[int, str, str]:
+    """`mkts destroy AAPL/5Min/OHLCV` with stdin a pseudo-terminal on which `answer` is typed."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mkts.cli", "destroy", "AAPL/5Min/OHLCV"],
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=str(cwd), env=_env(), text=True)
+        os.write(master, answer)  # the terminal keeps the line until the prompt reads it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    return proc.returncode, out, err
+
+
+def test_destroy_asks_on_a_terminal(configured: Path, mkts: Run) -> None:
+    status, out, err = _destroy_on_a_terminal(configured, b"n\n")
+    assert status == 1 and out == ""
+    assert err.startswith("delete bucket AAPL/5Min/OHLCV and all its data (2 rows in 2024)? "
+                          "This cannot be undone. [y/N] ")
+    assert err.endswith("mkts destroy: not confirmed; nothing was deleted\n")
+    assert "AAPL/5Min/OHLCV" in mkts("list").stdout.split()
+    status, out, err = _destroy_on_a_terminal(configured, b"y\n")
+    assert status == 0 and out == "destroyed AAPL/5Min/OHLCV\n", err
     assert "AAPL/5Min/OHLCV" not in mkts("list").stdout.split()
 
 
@@ -346,7 +382,8 @@ def test_writing_commands_refuse_a_root_in_use(configured: Path, mkts: Run) -> N
     from mkts import engine
 
     with engine.open(configured / "data"):
-        line = one_error_line(mkts("destroy", "AAPL/1Min/OHLCV", ok=False), "destroy")
+        line = one_error_line(mkts("destroy", "--yes", "AAPL/1Min/OHLCV", ok=False),
+                              "destroy")
         assert f"in use by pid {os.getpid()}" in line
         # reading commands open read-only and work beside the writer
         assert "AAPL/1Min/OHLCV" in mkts("list").stdout
