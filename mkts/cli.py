@@ -526,7 +526,13 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    root = os.path.abspath(args.root)
+    if args.root_dir is not None:  # `mkts export ROOT DEST`, as before -c/--root existed
+        if args.root is not None or args.config is not None:
+            raise CliError("give the database once: `mkts export ROOT DEST` or `mkts export "
+                           "-c mkts.yml DEST` (or --root DIR DEST)", EXIT_USAGE)
+        root = os.path.abspath(args.root_dir)
+    else:
+        root = _Target(args).root
     if not os.path.isdir(root):
         raise CliError(f"database root {root} does not exist")
     start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
@@ -690,12 +696,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "pattern (as written in mkts.yml)")
     s.set_defaults(func=cmd_rebuild)
 
-    s = sub.add_parser("export", parents=[prog_opts], help="write buckets as Parquet",
+    s = sub.add_parser("export", parents=[db_opts, prog_opts], help="write buckets as Parquet",
                        description="Write buckets matching --pattern to DEST as a Hive-"
                        "partitioned Parquet dataset (symbol=/timeframe=/attrgroup=/year=, zstd). "
                        "Re-running replaces exactly the partitions it writes, each atomically. "
-                       "Opens ROOT read-only. See docs/scale.md.")
-    s.add_argument("root", metavar="ROOT", help="the database root directory")
+                       "Opens the database read-only: the root of -c mkts.yml (default "
+                       "./mkts.yml), of --root DIR, or ROOT. See docs/scale.md.")
+    s.add_argument("root_dir", nargs="?", metavar="ROOT", help="the database root directory "
+                   "(instead of -c or --root)")
     s.add_argument("dest", metavar="DEST", help="the dataset directory (created if missing)")
     s.add_argument("--pattern", default="*/*/*", metavar="PATTERN",
                    help="buckets to export, a key pattern (README.md 'Key patterns'; default "

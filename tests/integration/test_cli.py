@@ -390,6 +390,20 @@ def test_writing_commands_refuse_a_root_in_use(configured: Path, mkts: Run) -> N
         assert mkts("check").returncode == 0
 
 
+def test_export_takes_the_database_like_the_other_commands(configured: Path, mkts: Run
+                                                          ) -> None:
+    pytest.importorskip("pyarrow")
+    mkts("init", "-c", "other.yml", "--root-directory", str(configured / "data"))
+    for args in (["a"], ["-c", "other.yml", "b"], ["--root", "data", "c"], ["data", "d"]):
+        res = mkts("export", "--no-progress", "--pattern", "AAPL/1Min/OHLCV", *args)
+        assert res.stdout.startswith("exported 4 rows in 1 partition(s)"), res.stdout
+        assert (configured / args[-1] / "symbol=AAPL").is_dir()
+    res = mkts("export", "-c", "other.yml", "data", "e", ok=False)
+    assert res.returncode == 2 and "give the database once" in one_error_line(res, "export")
+    line = one_error_line(mkts("export", "-c", "nope.yml", "f", ok=False), "export")
+    assert "nope.yml not found" in line
+
+
 def test_bench_is_a_thin_wrapper(mkts: Run) -> None:
     if (REPO / "benchmarks" / "compare.py").exists():
         assert "benchmarks.compare" in mkts("bench", "--", "--help").stdout
