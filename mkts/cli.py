@@ -318,15 +318,20 @@ def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]
 
 def _write_table(out: Any, r: Any, tz: str, raw_epoch: bool) -> None:
     header, rows = _rows(r, tz, raw_epoch)
+    _print_aligned(out, header, rows, left=1)
+
+
+def _print_aligned(out: Any, header: list[str], rows: list[list[str]], left: int) -> None:
+    """A header and rows in columns two spaces apart: the first `left` columns aligned left,
+    the rest right."""
     widths = [len(h) for h in header]
     for row in rows:
         for j, cell in enumerate(row):
             widths[j] = max(widths[j], len(cell))
-    print("  ".join(h.ljust(w) if j == 0 else h.rjust(w)
-                    for j, (h, w) in enumerate(zip(header, widths, strict=True))), file=out)
-    for row in rows:
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))), file=out)
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) if j < left else c.rjust(w)
+                        for j, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip(),
+              file=out)
 
 
 def _write_csv(out: Any, results: dict[str, Any], raw_epoch: bool, keyed: bool) -> None:
@@ -398,10 +403,36 @@ def cmd_list(args: argparse.Namespace) -> int:
         keys = db.list_keys()
         if args.pattern is not None:
             keys = engine.parse_pattern(args.pattern).select(keys)
+        if args.long:
+            if not keys:
+                return EXIT_OK
+            _print_aligned(sys.stdout, ["KEY", "KIND", "FIRST", "LAST", "ROWS", "ALLOCATED",
+                                        "APPARENT"], [_long_row(db, k) for k in keys], left=4)
+            return EXIT_OK
         names = sorted({k.split("/", 1)[0] for k in keys}) if args.symbols else keys
         for name in names:
             print(name)
     return EXIT_OK
+
+
+def _long_row(db: Any, key: str) -> list[str]:
+    """`mkts list --long`: kind, first and last time (database zone), rows, and the bytes
+    of the bucket's files on disk, allocated (year files are sparse) and apparent."""
+    info = db.info(key)
+    times = ["-", "-"]
+    for i, r in enumerate((db.read(key, limit=1, limit_from_start=True), db.read(key, limit=1))):
+        if len(r):
+            nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in r.columns else None
+            times[i] = _format_times(np.asarray(r["Epoch"]), nanos, db.timezone)[0]
+    allocated = apparent = 0
+    with os.scandir(os.path.join(db.root, *key.split("/"))) as entries:
+        for e in entries:
+            if e.is_file(follow_symlinks=False):
+                st = e.stat(follow_symlinks=False)
+                allocated += st.st_blocks * 512
+                apparent += st.st_size
+    kind = "ticks" if info["kind"] == "variable" else "bars"
+    return [key, kind, *times, str(info["rows"]), str(allocated), str(apparent)]
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -651,7 +682,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "or those matching a key pattern (README.md 'Key patterns').")
     s.add_argument("pattern", nargs="?", metavar="PATTERN", help="only keys matching this "
                    "pattern, e.g. '*/1Min/*' or 'AA*,MSFT/*/OHLCV' (default: every key)")
-    s.add_argument("--symbols", action="store_true", help="list symbols instead of keys")
+    lg = s.add_mutually_exclusive_group()
+    lg.add_argument("--symbols", action="store_true", help="list symbols instead of keys")
+    lg.add_argument("-l", "--long", action="store_true", help="one line per bucket: kind "
+                    "(bars or ticks), first and last time (database time zone), rows, and "
+                    "bytes on disk (allocated, apparent)")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("info", parents=[db_opts], help="describe a bucket",

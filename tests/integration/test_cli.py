@@ -190,6 +190,35 @@ def test_list_and_info(configured: Path, mkts: Run) -> None:
     assert "rows:       4" in info and "bytes:" not in info
 
 
+def test_list_long_describes_each_bucket(tmp_path: Path, mkts: Run) -> None:
+    (tmp_path / "bars.csv").write_text(BARS_CSV)
+    (tmp_path / "ticks.csv").write_text("time,Price,Size\n2024-01-02T09:30:00.5Z,7.5,3\n"
+                                        "2025-03-04T10:00:00.25Z,8.5,4\n")
+    mkts("import", "--root", "db", "AAPL/1Min/OHLCV", "bars.csv")
+    mkts("import", "--root", "db", "--ticks", "T/1Sec/TRADE", "ticks.csv")
+    from mkts import engine
+
+    with engine.open(tmp_path / "db") as db:
+        db.create("EMPTY/1D/OHLCV", {"Epoch": "i8", "Close": "f8"})
+    lines = mkts("list", "--root", "db", "--long").stdout.splitlines()
+    assert lines[0].split() == ["KEY", "KIND", "FIRST", "LAST", "ROWS", "ALLOCATED", "APPARENT"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert list(rows) == ["AAPL/1Min/OHLCV", "EMPTY/1D/OHLCV", "T/1Sec/TRADE"]
+    assert rows["AAPL/1Min/OHLCV"][1:5] == ["bars", "2024-01-02T09:30:00Z",
+                                            "2024-01-02T09:35:00Z", "4"]
+    assert rows["T/1Sec/TRADE"][1:5] == ["ticks", "2024-01-02T09:30:00.500000000Z",
+                                         "2025-03-04T10:00:00.250000000Z", "2"]
+    assert rows["EMPTY/1D/OHLCV"][1:5] == ["bars", "-", "-", "0"]
+    for key, row in rows.items():
+        files = [p for p in (tmp_path / "db" / key).iterdir() if p.is_file()]
+        assert int(row[5]) == sum(p.stat().st_blocks * 512 for p in files)
+        assert int(row[6]) == sum(p.stat().st_size for p in files)
+    assert int(rows["AAPL/1Min/OHLCV"][6]) > 25_000_000  # a sparse year of 1Min slots
+    assert mkts("list", "--root", "db", "-l", "T*/*/*").stdout.splitlines()[1].startswith(
+        "T/1Sec/TRADE  ticks")
+    assert mkts("list", "--root", "db", "-l", "NOPE/*/*").stdout == ""
+
+
 def test_query_and_list_take_key_patterns(configured: Path, mkts: Run) -> None:
     (configured / "aax.csv").write_text(BARS_CSV)
     mkts("import", "AAX/1Min/OHLCV", "aax.csv")
