@@ -593,7 +593,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rest = rest[1:]
     env = dict(os.environ)
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.call([sys.executable, "-m", "benchmarks.compare", *rest], cwd=repo, env=env)
+    # in the caller's directory, so that relative paths (--out, --workdir, --render) mean what
+    # they say; -P: the runner is found on PYTHONPATH, never shadowed by ./benchmarks
+    return subprocess.call([sys.executable, "-P", "-m", "benchmarks.compare", *rest], env=env)
 
 
 # -- the parser ----------------------------------------------------------------------------

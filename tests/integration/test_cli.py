@@ -441,3 +441,21 @@ def test_bench_is_a_thin_wrapper(mkts: Run) -> None:
     else:
         line = one_error_line(mkts("bench", ok=False), "bench")
         assert "benchmarks/compare.py" in line
+
+
+def test_bench_output_names_no_internal_issue_numbers(tmp_path: Path, mkts: Run) -> None:
+    import re
+    import shutil
+
+    stored = REPO / "benchmarks" / "results" / "compare-full.json"
+    if not (REPO / "benchmarks" / "compare.py").exists() or not stored.exists():
+        pytest.skip("no benchmark runner or stored results in this installation")
+    shutil.copy(stored, tmp_path / "run.json")
+    texts = {"mkts bench --help": mkts("bench", "--help").stdout,
+             "mkts bench -- --help": mkts("bench", "--", "--help").stdout,
+             "mkts bench --render": mkts("bench", "--render", "run.json").stdout,
+             "the stored report": stored.with_suffix(".md").read_text()}
+    assert "## Goals" in texts["mkts bench --render"]
+    for what, text in texts.items():
+        found = re.findall(r"(?i).{0,40}\bissues?\b.{0,10}", text)
+        assert not found, f"{what} mentions issues: {found}"
