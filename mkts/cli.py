@@ -652,7 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "--first)")
     s.add_argument("--first", action="store_true", help="with --limit: the first N rows")
     s.add_argument("--columns", help="comma-separated columns to show (Epoch always)")
-    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC)")
+    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC); for a "
+                   "pattern other than one key: one table, Key, Epoch, then every bucket's "
+                   "columns (empty where a bucket has none)")
     s.add_argument("--epoch", action="store_true", help="raw Epoch seconds (and Nanoseconds) "
                    "instead of ISO times")
     s.set_defaults(func=cmd_query)
