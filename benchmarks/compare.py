@@ -966,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
     names.sort(key=ORDER.index)
     started = time.perf_counter()
     m = machine()
-    base = a.workdir or tempfile.mkdtemp(prefix="mkts-compare-")
+    base = os.path.abspath(a.workdir or tempfile.mkdtemp(prefix="mkts-compare-"))
     os.makedirs(base, exist_ok=True)
     engines: list[dict[str, Any]] = []
     try:

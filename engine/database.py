@@ -312,7 +312,8 @@ class Database:
             return sorted({k.symbol for k in self.catalog.buckets})
 
     def info(self, key: str) -> dict[str, Any]:
-        """{"timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years"}."""
+        """{"key", "timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years",
+        "rows"}; tick buckets add "live_bytes" and "garbage_bytes" (engine.ticks.tick_usage)."""
         self._check_open()
         self._visible()  # interval mode: "years" must include this handle's own writes
         k = parse_key(key)
@@ -325,10 +326,15 @@ class Database:
                 "kind": bucket.schema.kind,
                 "years": bucket.sorted_years(),
             }
-            if bucket.schema.kind == VARIABLE:
-                self._visible()
-                with self._rw.read():
+            with self._rw.read():
+                if bucket.schema.kind == VARIABLE:
                     out.update(tick_usage(self.catalog, bucket))
+                else:  # one record per occupied slot
+                    rows = 0
+                    for y in out["years"]:
+                        with self.catalog.pinned(bucket, y) as f:
+                            rows += 0 if f is None else len(f.occupied())
+                    out["rows"] = rows
             return out
 
     # -- triggers --------------------------------------------------------------------------

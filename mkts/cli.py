@@ -161,6 +161,26 @@ def _offset(seconds: int) -> str:
     return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
 
 
+def confirm_deletion(what: str, args: argparse.Namespace) -> None:
+    """Ask on the terminal before a command deletes data; every deleting command calls this
+    (and takes `--yes` from the `yes_opts` parent parser). `what` completes "delete ...?".
+    Returns when confirmed (or with --yes); otherwise raises CliError, and nothing is deleted.
+    Not on a terminal (a script, a pipe) it never waits for an answer: --yes is required."""
+    if getattr(args, "yes", False):
+        return
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        raise CliError(f"refusing to delete {what} without confirmation: stdin is not a "
+                       "terminal; pass --yes to delete without asking")
+    print(f"delete {what}? This cannot be undone. [y/N] ", end="", file=sys.stderr,
+          flush=True)
+    answer = stdin.readline()
+    if answer.strip().lower() not in ("y", "yes"):
+        if not answer.endswith("\n"):
+            print(file=sys.stderr)  # end the prompt's line (Ctrl-D)
+        raise CliError("not confirmed; nothing was deleted")
+
+
 def _want_progress(args: argparse.Namespace) -> bool:
     choice = getattr(args, "progress", None)
     return sys.stderr.isatty() if choice is None else bool(choice)
@@ -234,6 +254,8 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from mkts import engine
+
     target = _Target(args)
     start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
     if args.limit is not None and args.limit < 0:
@@ -243,16 +265,42 @@ def cmd_query(args: argparse.Namespace) -> int:
                            limit_from_start=args.first, columns=_columns_arg(args.columns))
         if not results:
             raise CliError(f"no bucket matches {args.key}") from None
+        for missing in _unmatched(args.key, db.list_keys()):
+            _say("query", missing)
+        ranged = " in the range" if start is not None or end is not None else ""
+        for key, r in results.items():
+            if not len(r):
+                _say("query", f"{key}: no rows{ranged}")
         out = sys.stdout
-        for i, (key, r) in enumerate(results.items()):
-            if args.csv:
-                _write_csv(out, key, r, db.timezone, args.epoch, multi=len(results) > 1,
-                           header=i == 0)
-            else:
+        if args.csv:
+            # several buckets possible: one long table with a Key column (docs/cli.md)
+            keyed = not engine.parse_pattern(args.key).exact
+            _write_csv(out, results, args.epoch, keyed)
+        else:
+            for i, (key, r) in enumerate(results.items()):
                 if len(results) > 1:
                     print(("\n" if i else "") + f"{key} ({len(r)} rows)", file=out)
                 _write_table(out, r, db.timezone, args.epoch)
     return EXIT_OK
+
+
+def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
+    """What to say about each part of `pattern` (one alternative per key part: a key, or a
+    pattern with globs) that matches none of `keys`."""
+    import itertools
+
+    from mkts import engine
+
+    alternatives = [[a.strip(" ") for a in part.split(",")] for part in pattern.split("/")]
+    if len(alternatives) != 3 or len(alternatives[0]) * len(alternatives[1]) * len(
+            alternatives[2]) > most:
+        return []
+    out = []
+    for combo in itertools.product(*alternatives):
+        sub = engine.parse_pattern("/".join(combo))
+        if not sub.select(keys):
+            out.append(f"bucket {sub} does not exist" if sub.exact else f"no bucket matches {sub}")
+    return out
 
 
 def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]:
@@ -270,27 +318,40 @@ def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]
 
 def _write_table(out: Any, r: Any, tz: str, raw_epoch: bool) -> None:
     header, rows = _rows(r, tz, raw_epoch)
+    _print_aligned(out, header, rows, left=1)
+
+
+def _print_aligned(out: Any, header: list[str], rows: list[list[str]], left: int) -> None:
+    """A header and rows in columns two spaces apart: the first `left` columns aligned left,
+    the rest right."""
     widths = [len(h) for h in header]
     for row in rows:
         for j, cell in enumerate(row):
             widths[j] = max(widths[j], len(cell))
-    print("  ".join(h.ljust(w) if j == 0 else h.rjust(w)
-                    for j, (h, w) in enumerate(zip(header, widths, strict=True))), file=out)
-    for row in rows:
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))), file=out)
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) if j < left else c.rjust(w)
+                        for j, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip(),
+              file=out)
 
 
-def _write_csv(out: Any, key: str, r: Any, tz: str, raw_epoch: bool, multi: bool,
-               header: bool) -> None:
-    names, rows = _rows(r, "UTC" if not raw_epoch else tz, raw_epoch)
+def _write_csv(out: Any, results: dict[str, Any], raw_epoch: bool, keyed: bool) -> None:
+    """One CSV table, times in UTC: with `keyed`, a `Key` column first, then `Epoch`, then
+    the union of the buckets' other columns in first-seen order, each value under its own
+    name and empty where a bucket lacks the column (what `mkts import --key-column Key`
+    reads back)."""
+    tables = [(key, *_rows(r, "UTC", raw_epoch)) for key, r in results.items()]
+    header: list[str] = []
+    for table in tables:
+        header += [n for n in table[1] if n not in header]
     w = csv.writer(out, lineterminator="\n")
-    if multi:
-        names = ["Key", *names]
-        rows = [[key, *row] for row in rows]
-    if header:
-        w.writerow(names)
-    w.writerows(rows)
+    w.writerow(["Key", *header] if keyed else header)
+    for key, names, rows in tables:
+        where = [header.index(n) for n in names]
+        for row in rows:
+            cells = [""] * len(header)
+            for j, cell in zip(where, row, strict=True):
+                cells[j] = cell
+            w.writerow([key, *cells] if keyed else cells)
 
 
 def _pairs(items: Sequence[str] | None, option: str, example: str) -> list[tuple[str, str]]:
@@ -383,10 +444,36 @@ def cmd_list(args: argparse.Namespace) -> int:
         keys = db.list_keys()
         if args.pattern is not None:
             keys = engine.parse_pattern(args.pattern).select(keys)
+        if args.long:
+            if not keys:
+                return EXIT_OK
+            _print_aligned(sys.stdout, ["KEY", "KIND", "FIRST", "LAST", "ROWS", "ALLOCATED",
+                                        "APPARENT"], [_long_row(db, k) for k in keys], left=4)
+            return EXIT_OK
         names = sorted({k.split("/", 1)[0] for k in keys}) if args.symbols else keys
         for name in names:
             print(name)
     return EXIT_OK
+
+
+def _long_row(db: Any, key: str) -> list[str]:
+    """`mkts list --long`: kind, first and last time (database zone), rows, and the bytes
+    of the bucket's files on disk, allocated (year files are sparse) and apparent."""
+    info = db.info(key)
+    times = ["-", "-"]
+    for i, r in enumerate((db.read(key, limit=1, limit_from_start=True), db.read(key, limit=1))):
+        if len(r):
+            nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in r.columns else None
+            times[i] = _format_times(np.asarray(r["Epoch"]), nanos, db.timezone)[0]
+    allocated = apparent = 0
+    with os.scandir(os.path.join(db.root, *key.split("/"))) as entries:
+        for e in entries:
+            if e.is_file(follow_symlinks=False):
+                st = e.stat(follow_symlinks=False)
+                allocated += st.st_blocks * 512
+                apparent += st.st_size
+    kind = "ticks" if info["kind"] == "variable" else "bars"
+    return [key, kind, *times, str(info["rows"]), str(allocated), str(apparent)]
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -406,8 +493,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"last:       {_format_times(np.asarray(last['Epoch']), nl, db.timezone)[0]}")
         else:
             print("first:      (empty)")
-        if "rows" in info:
-            print(f"rows:       {info['rows']}")
+        print(f"rows:       {info['rows']}")
+        if "live_bytes" in info:  # tick buckets
             print(f"bytes:      {info['live_bytes']} live, {info['garbage_bytes']} reclaimable "
                   "by `mkts compact`")
         print(f"timezone:   {db.timezone}")
@@ -415,7 +502,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    with _Target(args).open_writable() as db:
+    target = _Target(args)
+    if not getattr(args, "yes", False):
+        with target.open_readonly() as db:  # a missing bucket is an error, not a question
+            info = db.info(args.key)
+        years = info["years"]
+        span = (f" in {years[0]}" if len(years) == 1 else
+                f" in {years[0]}-{years[-1]}" if years else "")
+        confirm_deletion(f"bucket {info['key']} and all its data ({info['rows']} rows{span})",
+                         args)
+    with target.open_writable() as db:
         db.destroy(args.key)
     print(f"destroyed {args.key}")
     return EXIT_OK
@@ -502,7 +598,13 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    root = os.path.abspath(args.root)
+    if args.root_dir is not None:  # `mkts export ROOT DEST`, as before -c/--root existed
+        if args.root is not None or args.config is not None:
+            raise CliError("give the database once: `mkts export ROOT DEST` or `mkts export "
+                           "-c mkts.yml DEST` (or --root DIR DEST)", EXIT_USAGE)
+        root = os.path.abspath(args.root_dir)
+    else:
+        root = _Target(args).root
     if not os.path.isdir(root):
         raise CliError(f"database root {root} does not exist")
     start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
@@ -532,7 +634,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rest = rest[1:]
     env = dict(os.environ)
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.call([sys.executable, "-m", "benchmarks.compare", *rest], cwd=repo, env=env)
+    # in the caller's directory, so that relative paths (--out, --workdir, --render) mean what
+    # they say; -P: the runner is found on PYTHONPATH, never shadowed by ./benchmarks
+    return subprocess.call([sys.executable, "-P", "-m", "benchmarks.compare", *rest], env=env)
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -551,6 +655,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the mkts.yml to use (default ./{DEFAULT_CONFIG})")
     g.add_argument("--root", metavar="DIR", help="open this database root directly, without "
                    "mkts.yml (no plugins)")
+    yes_opts = argparse.ArgumentParser(add_help=False)  # every command that deletes data
+    yes_opts.add_argument("-y", "--yes", action="store_true", help="delete without asking "
+                          "(needed when stdin is not a terminal)")
     prog_opts = argparse.ArgumentParser(add_help=False)
     pg = prog_opts.add_mutually_exclusive_group()
     pg.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -586,7 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "--first)")
     s.add_argument("--first", action="store_true", help="with --limit: the first N rows")
     s.add_argument("--columns", help="comma-separated columns to show (Epoch always)")
-    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC)")
+    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC); for a "
+                   "pattern other than one key: one table, Key, Epoch, then every bucket's "
+                   "columns (empty where a bucket has none)")
     s.add_argument("--epoch", action="store_true", help="raw Epoch seconds (and Nanoseconds) "
                    "instead of ISO times")
     s.set_defaults(func=cmd_query)
@@ -633,7 +742,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "or those matching a key pattern (README.md 'Key patterns').")
     s.add_argument("pattern", nargs="?", metavar="PATTERN", help="only keys matching this "
                    "pattern, e.g. '*/1Min/*' or 'AA*,MSFT/*/OHLCV' (default: every key)")
-    s.add_argument("--symbols", action="store_true", help="list symbols instead of keys")
+    lg = s.add_mutually_exclusive_group()
+    lg.add_argument("--symbols", action="store_true", help="list symbols instead of keys")
+    lg.add_argument("-l", "--long", action="store_true", help="one line per bucket: kind "
+                    "(bars or ticks), first and last time (database time zone), rows, and "
+                    "bytes on disk (allocated, apparent)")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("info", parents=[db_opts], help="describe a bucket",
@@ -641,8 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("destroy", parents=[db_opts], help="delete a bucket and its data",
-                       description="Delete a bucket and all its data, durably.")
+    s = sub.add_parser("destroy", parents=[db_opts, yes_opts], help="delete a bucket and its "
+                       "data", description="Delete a bucket and all its data, durably. Asks "
+                       "for confirmation on a terminal; --yes skips the question (and is "
+                       "required when stdin is not a terminal).")
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_destroy)
 
@@ -676,12 +791,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "pattern (as written in mkts.yml)")
     s.set_defaults(func=cmd_rebuild)
 
-    s = sub.add_parser("export", parents=[prog_opts], help="write buckets as Parquet",
+    s = sub.add_parser("export", parents=[db_opts, prog_opts], help="write buckets as Parquet",
                        description="Write buckets matching --pattern to DEST as a Hive-"
                        "partitioned Parquet dataset (symbol=/timeframe=/attrgroup=/year=, zstd). "
                        "Re-running replaces exactly the partitions it writes, each atomically. "
-                       "Opens ROOT read-only. See docs/scale.md.")
-    s.add_argument("root", metavar="ROOT", help="the database root directory")
+                       "Opens the database read-only: the root of -c mkts.yml (default "
+                       "./mkts.yml), of --root DIR, or ROOT. See docs/scale.md.")
+    s.add_argument("root_dir", nargs="?", metavar="ROOT", help="the database root directory "
+                   "(instead of -c or --root)")
     s.add_argument("dest", metavar="DEST", help="the dataset directory (created if missing)")
     s.add_argument("--pattern", default="*/*/*", metavar="PATTERN",
                    help="buckets to export, a key pattern (README.md 'Key patterns'; default "

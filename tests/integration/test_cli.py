@@ -130,6 +130,53 @@ def test_query_several_buckets_and_csv_round_trip(configured: Path, mkts: Run) -
     assert mkts("query", "COPY/1Min/OHLCV", "--csv").stdout == exported
 
 
+def test_query_of_buckets_with_different_columns_is_one_unambiguous_table(
+        tmp_path: Path, mkts: Run) -> None:
+    (tmp_path / "test.csv").write_text("Epoch,Volume,Close,High,Low,Open\n"
+                                       "1704187800,5,1.5,2.5,1.25,1.75\n")
+    (tmp_path / "bars.csv").write_text(BARS_CSV)
+    (tmp_path / "ticks.csv").write_text("time,Price,Size\n2024-01-02T09:30:00.5Z,7.5,3\n")
+    mkts("import", "--root", "db", "TEST/1Min/OHLCV", "test.csv")
+    mkts("import", "--root", "db", "AAPL/1Min/OHLCV", "bars.csv")
+    mkts("import", "--root", "db", "--ticks", "TICK/1Min/OHLCV", "ticks.csv")
+    res = mkts("query", "--root", "db", "*/1Min/*", "--limit", "1", "--first", "--csv")
+    assert res.stdout.splitlines() == [
+        "Key,Epoch,Open,High,Low,Close,Volume,Price,Size",
+        "AAPL/1Min/OHLCV,2024-01-02T09:30:00Z,10.0,11.0,9.0,10.5,100,,",
+        "TEST/1Min/OHLCV,2024-01-02T09:30:00Z,1.75,2.5,1.25,1.5,5,,",
+        "TICK/1Min/OHLCV,2024-01-02T09:30:00.500000000Z,,,,,,7.5,3"]
+    raw = mkts("query", "--root", "db", "TICK,TEST/1Min/*", "--first", "--limit", "1", "--csv",
+               "--epoch").stdout.splitlines()
+    assert raw == ["Key,Epoch,Price,Size,Nanoseconds,Volume,Close,High,Low,Open",
+                   "TICK/1Min/OHLCV,1704187800,7.5,3,500000000,,,,,",
+                   "TEST/1Min/OHLCV,1704187800,,,,5,1.5,2.5,1.25,1.75"]
+    # a pattern that could match several buckets always has the Key column, even if one did
+    assert mkts("query", "--root", "db", "TE*/1Min/OHLCV", "--csv", "--columns",
+                "Open").stdout.splitlines() == ["Key,Epoch,Open",
+                                                "TEST/1Min/OHLCV,2024-01-02T09:30:00Z,1.75"]
+    # the table: one header per bucket, in that bucket's own columns
+    table = mkts("query", "--root", "db", "TEST,TICK/1Min/OHLCV").stdout.splitlines()
+    assert table[0] == "TEST/1Min/OHLCV (1 rows)"
+    assert table[1].split() == ["Epoch", "Volume", "Close", "High", "Low", "Open"]
+    assert table[2].split() == ["2024-01-02T09:30:00Z", "5", "1.5", "2.5", "1.25", "1.75"]
+    assert table[4] == "TICK/1Min/OHLCV (1 rows)"
+    assert table[5].split() == ["Epoch", "Price", "Size"]
+
+
+def test_query_says_which_buckets_are_missing_or_empty(configured: Path, mkts: Run) -> None:
+    res = mkts("query", "AAPL,NOPE,ZZ*/1Min/OHLCV", "--csv", "--limit", "1", "--columns",
+               "Open")
+    assert res.stdout.splitlines() == ["Key,Epoch,Open", "AAPL/1Min/OHLCV,2024-01-02T09:35:00Z,9.0"]
+    assert res.stderr.splitlines() == ["mkts query: bucket NOPE/1Min/OHLCV does not exist",
+                                       "mkts query: no bucket matches ZZ*/1Min/OHLCV"]
+    res = mkts("query", "AAPL/1Min,1D/OHLCV", "--start", "2024-01-02T09:33:00Z", "--end",
+               "2024-01-02T09:34:00Z")
+    assert res.stderr.splitlines() == ["mkts query: AAPL/1Min/OHLCV: no rows in the range"]
+    assert "AAPL/1D/OHLCV (1 rows)" in res.stdout
+    line = one_error_line(mkts("query", "NOPE,NADA/1Min/OHLCV", ok=False), "query")
+    assert "no bucket matches NOPE,NADA/1Min/OHLCV" in line
+
+
 def test_list_and_info(configured: Path, mkts: Run) -> None:
     keys = mkts("list").stdout.split()
     assert keys == ["AAPL/15Min/OHLCV", "AAPL/1D/OHLCV", "AAPL/1H/OHLCV", "AAPL/1Min/OHLCV",
@@ -140,6 +187,36 @@ def test_list_and_info(configured: Path, mkts: Run) -> None:
     assert "columns:    Epoch i8, Open f8, High f8, Low f8, Close f8, Volume i8" in info
     assert "first:      2024-01-02T09:30:00Z" in info
     assert "last:       2024-01-02T09:35:00Z" in info
+    assert "rows:       4" in info and "bytes:" not in info
+
+
+def test_list_long_describes_each_bucket(tmp_path: Path, mkts: Run) -> None:
+    (tmp_path / "bars.csv").write_text(BARS_CSV)
+    (tmp_path / "ticks.csv").write_text("time,Price,Size\n2024-01-02T09:30:00.5Z,7.5,3\n"
+                                        "2025-03-04T10:00:00.25Z,8.5,4\n")
+    mkts("import", "--root", "db", "AAPL/1Min/OHLCV", "bars.csv")
+    mkts("import", "--root", "db", "--ticks", "T/1Sec/TRADE", "ticks.csv")
+    from mkts import engine
+
+    with engine.open(tmp_path / "db") as db:
+        db.create("EMPTY/1D/OHLCV", {"Epoch": "i8", "Close": "f8"})
+    lines = mkts("list", "--root", "db", "--long").stdout.splitlines()
+    assert lines[0].split() == ["KEY", "KIND", "FIRST", "LAST", "ROWS", "ALLOCATED", "APPARENT"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert list(rows) == ["AAPL/1Min/OHLCV", "EMPTY/1D/OHLCV", "T/1Sec/TRADE"]
+    assert rows["AAPL/1Min/OHLCV"][1:5] == ["bars", "2024-01-02T09:30:00Z",
+                                            "2024-01-02T09:35:00Z", "4"]
+    assert rows["T/1Sec/TRADE"][1:5] == ["ticks", "2024-01-02T09:30:00.500000000Z",
+                                         "2025-03-04T10:00:00.250000000Z", "2"]
+    assert rows["EMPTY/1D/OHLCV"][1:5] == ["bars", "-", "-", "0"]
+    for key, row in rows.items():
+        files = [p for p in (tmp_path / "db" / key).iterdir() if p.is_file()]
+        assert int(row[5]) == sum(p.stat().st_blocks * 512 for p in files)
+        assert int(row[6]) == sum(p.stat().st_size for p in files)
+    assert int(rows["AAPL/1Min/OHLCV"][6]) > 25_000_000  # a sparse year of 1Min slots
+    assert mkts("list", "--root", "db", "-l", "T*/*/*").stdout.splitlines()[1].startswith(
+        "T/1Sec/TRADE  ticks")
+    assert mkts("list", "--root", "db", "-l", "NOPE/*/*").stdout == ""
 
 
 def test_query_and_list_take_key_patterns(configured: Path, mkts: Run) -> None:
@@ -184,7 +261,43 @@ def test_missing_config_and_missing_root_are_one_line(tmp_path: Path, mkts: Run)
 
 
 def test_destroy_removes_the_bucket(configured: Path, mkts: Run) -> None:
-    assert mkts("destroy", "AAPL/5Min/OHLCV").stdout.strip() == "destroyed AAPL/5Min/OHLCV"
+    res = mkts("destroy", "--yes", "AAPL/5Min/OHLCV", stdin="")
+    assert res.stdout.strip() == "destroyed AAPL/5Min/OHLCV"
+    assert "AAPL/5Min/OHLCV" not in mkts("list").stdout.split()
+
+
+def test_destroy_without_a_terminal_needs_yes(configured: Path, mkts: Run) -> None:
+    line = one_error_line(mkts("destroy", "AAPL/5Min/OHLCV", stdin="y\n", ok=False), "destroy")
+    assert "stdin is not a terminal; pass --yes" in line
+    assert "AAPL/5Min/OHLCV" in mkts("list").stdout.split()
+
+
+def _destroy_on_a_terminal(cwd: Path, answer: bytes) -> tuple[int, str, str]:
+    """`mkts destroy AAPL/5Min/OHLCV` with stdin a pseudo-terminal on which `answer` is typed."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mkts.cli", "destroy", "AAPL/5Min/OHLCV"],
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=str(cwd), env=_env(), text=True)
+        os.write(master, answer)  # the terminal keeps the line until the prompt reads it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    return proc.returncode, out, err
+
+
+def test_destroy_asks_on_a_terminal(configured: Path, mkts: Run) -> None:
+    status, out, err = _destroy_on_a_terminal(configured, b"n\n")
+    assert status == 1 and out == ""
+    assert err.startswith("delete bucket AAPL/5Min/OHLCV and all its data (2 rows in 2024)? "
+                          "This cannot be undone. [y/N] ")
+    assert err.endswith("mkts destroy: not confirmed; nothing was deleted\n")
+    assert "AAPL/5Min/OHLCV" in mkts("list").stdout.split()
+    status, out, err = _destroy_on_a_terminal(configured, b"y\n")
+    assert status == 0 and out == "destroyed AAPL/5Min/OHLCV\n", err
     assert "AAPL/5Min/OHLCV" not in mkts("list").stdout.split()
 
 
@@ -298,11 +411,26 @@ def test_writing_commands_refuse_a_root_in_use(configured: Path, mkts: Run) -> N
     from mkts import engine
 
     with engine.open(configured / "data"):
-        line = one_error_line(mkts("destroy", "AAPL/1Min/OHLCV", ok=False), "destroy")
+        line = one_error_line(mkts("destroy", "--yes", "AAPL/1Min/OHLCV", ok=False),
+                              "destroy")
         assert f"in use by pid {os.getpid()}" in line
         # reading commands open read-only and work beside the writer
         assert "AAPL/1Min/OHLCV" in mkts("list").stdout
         assert mkts("check").returncode == 0
+
+
+def test_export_takes_the_database_like_the_other_commands(configured: Path, mkts: Run
+                                                          ) -> None:
+    pytest.importorskip("pyarrow")
+    mkts("init", "-c", "other.yml", "--root-directory", str(configured / "data"))
+    for args in (["a"], ["-c", "other.yml", "b"], ["--root", "data", "c"], ["data", "d"]):
+        res = mkts("export", "--no-progress", "--pattern", "AAPL/1Min/OHLCV", *args)
+        assert res.stdout.startswith("exported 4 rows in 1 partition(s)"), res.stdout
+        assert (configured / args[-1] / "symbol=AAPL").is_dir()
+    res = mkts("export", "-c", "other.yml", "data", "e", ok=False)
+    assert res.returncode == 2 and "give the database once" in one_error_line(res, "export")
+    line = one_error_line(mkts("export", "-c", "nope.yml", "f", ok=False), "export")
+    assert "nope.yml not found" in line
 
 
 def test_bench_is_a_thin_wrapper(mkts: Run) -> None:
@@ -313,3 +441,21 @@ def test_bench_is_a_thin_wrapper(mkts: Run) -> None:
     else:
         line = one_error_line(mkts("bench", ok=False), "bench")
         assert "benchmarks/compare.py" in line
+
+
+def test_bench_output_names_no_internal_issue_numbers(tmp_path: Path, mkts: Run) -> None:
+    import re
+    import shutil
+
+    stored = REPO / "benchmarks" / "results" / "compare-full.json"
+    if not (REPO / "benchmarks" / "compare.py").exists() or not stored.exists():
+        pytest.skip("no benchmark runner or stored results in this installation")
+    shutil.copy(stored, tmp_path / "run.json")
+    texts = {"mkts bench --help": mkts("bench", "--help").stdout,
+             "mkts bench -- --help": mkts("bench", "--", "--help").stdout,
+             "mkts bench --render": mkts("bench", "--render", "run.json").stdout,
+             "the stored report": stored.with_suffix(".md").read_text()}
+    assert "## Goals" in texts["mkts bench --render"]
+    for what, text in texts.items():
+        found = re.findall(r"(?i).{0,40}\bissues?\b.{0,10}", text)
+        assert not found, f"{what} mentions issues: {found}"

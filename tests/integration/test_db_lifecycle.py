@@ -40,6 +40,18 @@ def test_data_survives_close_and_reopen(root: str) -> None:
         assert db.info(KEY)["columns"] == {"Epoch": "i8", "Close": "f8"}
 
 
+def test_info_counts_the_rows_of_fixed_buckets(root: str) -> None:
+    with engine.open(root) as db:
+        db.write(KEY, rows([T10, T10 + 60, T10 - 86_400 * 400], [1, 2, 3]))  # two years
+        db.write(KEY, rows([T10 + 30], [9]))  # overwrites an interval: no new row
+        assert db.info(KEY)["rows"] == 3
+        db.write(KEY, rows([T10 + 120], [4]))
+        assert db.info(KEY)["rows"] == 4
+    with engine.open(root, readonly=True) as db:
+        assert db.info(KEY)["rows"] == 4
+        assert "live_bytes" not in db.info(KEY)  # tick buckets only
+
+
 def test_open_creates_a_missing_root_but_not_its_parents(tmp_path: Any) -> None:
     root = tmp_path / "new"
     with engine.open(root) as db:
