@@ -338,8 +338,16 @@ def _write_csv(out: Any, results: dict[str, Any], raw_epoch: bool, keyed: bool) 
     """One CSV table, times in UTC: with `keyed`, a `Key` column first, then `Epoch`, then
     the union of the buckets' other columns in first-seen order, each value under its own
     name and empty where a bucket lacks the column (what `mkts import --key-column Key`
-    reads back)."""
-    tables = [(key, *_rows(r, "UTC", raw_epoch)) for key, r in results.items()]
+    reads back). A tick bucket's rows also carry their `Nanoseconds` (the time text holds
+    the same fraction), so the importer knows them for ticks."""
+    tables = []
+    for key, r in results.items():
+        names, rows = _rows(r, "UTC", raw_epoch)
+        if keyed and "Nanoseconds" in r.columns and "Nanoseconds" not in names:
+            names = [*names, "Nanoseconds"]
+            rows = [[*row, str(ns)] for row, ns in zip(rows, np.asarray(r["Nanoseconds"]),
+                                                       strict=True)]
+        tables.append((key, names, rows))
     header: list[str] = []
     for table in tables:
         header += [n for n in table[1] if n not in header]

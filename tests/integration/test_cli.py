@@ -459,3 +459,30 @@ def test_bench_output_names_no_internal_issue_numbers(tmp_path: Path, mkts: Run)
     for what, text in texts.items():
         found = re.findall(r"(?i).{0,40}\bissues?\b.{0,10}", text)
         assert not found, f"{what} mentions issues: {found}"
+
+
+def test_the_multi_bucket_csv_of_query_imports_back_with_ticks(tmp_path: Path, mkts: Run) -> None:
+    # issue: the CSV of `mkts query PATTERN --csv` must be re-importable by `mkts import`
+    from mkts import engine
+
+    with engine.open(tmp_path / "src") as db:
+        db.write("AAPL/1Min/OHLCV", {"Epoch": [60, 120], "Open": [1.5, 2.5], "High": [2.0, 3.0],
+                                     "Low": [1.0, 2.0], "Close": [1.75, 2.75],
+                                     "Volume": [10, 20]})
+        db.write("TEST/1Min/OHLCV", {"Epoch": [60], "Volume": [7], "Close": [9.5],
+                                     "High": [10.0], "Low": [9.0], "Open": [9.25]})
+        db.write("AAPL/1Min/TRADES", {"Epoch": [60, 60, 61], "Nanoseconds": [5, 5, 999],
+                                      "Price": [1.5, 1.25, 1.0], "Size": [100, 5, 1]},
+                 variable=True)
+    csv_text = mkts("query", "*/1Min/*", "--root", "src", "--csv").stdout
+    (tmp_path / "all.csv").write_text(csv_text)
+    mkts("import", "--key-column", "Key", "all.csv", "--root", "dst")
+    with engine.open(tmp_path / "src", readonly=True) as a, \
+            engine.open(tmp_path / "dst", readonly=True) as b:
+        assert b.list_keys() == a.list_keys()
+        for key in a.list_keys():
+            ra, rb = a.read(key), b.read(key)
+            assert sorted(rb.columns) == sorted(ra.columns), key
+            for c in ra.columns:
+                assert np.array_equal(rb[c], ra[c]), (key, c)
+        assert b.info("AAPL/1Min/TRADES")["rows"] == 3  # still ticks: duplicates kept
