@@ -375,8 +375,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     with _Target(args).open_writable() as db:
-        db.destroy(args.key)
-    print(f"destroyed {args.key}")
+        gone = db.destroy(args.key)
+    also = f" and the buckets its triggers maintain: {', '.join(gone[1:])}" if gone[1:] else ""
+    print(f"destroyed {args.key}{also}")
     return EXIT_OK
 
 
@@ -586,7 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("destroy", parents=[db_opts], help="delete a bucket and its data",
-                       description="Delete a bucket and all its data, durably.")
+                       description="Delete a bucket and all its data, durably, together "
+                       "with the buckets the configured triggers maintain from it (ondiskagg's "
+                       "aggregates of a base bucket).")
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_destroy)
 

@@ -128,3 +128,12 @@ def test_config_on_is_a_key_pattern() -> None:
     with pytest.raises(config.ConfigError, match=r"triggers\[0\]\.on: .*the timeframe part"):
         config.from_dict({"root_directory": "/tmp/x", "triggers": [
             {"module": "stream.so", "on": "*/1Minute/OHLCV"}]})
+
+
+def test_keys_lists_the_named_buckets_and_none_for_wildcards() -> None:
+    assert parse_pattern("AAPL,MSFT/1Min,1D/OHLCV").keys() == [
+        parse_key(k) for k in ("AAPL/1Min/OHLCV", "AAPL/1D/OHLCV", "MSFT/1Min/OHLCV",
+                               "MSFT/1D/OHLCV")]
+    assert parse_pattern("AAPL,wal/1D/OHLCV").keys() == [parse_key("AAPL/1D/OHLCV")]
+    assert parse_pattern("*/1D/OHLCV").keys() is None
+    assert parse_pattern("AA*/1D/OHLCV").keys() is None
