@@ -183,7 +183,10 @@ class Database:
     def write(self, key: str, data: Any, *, variable: bool | None = None) -> int:
         """Write rows to one bucket (created from the data's columns on first write).
 
-        One call is one transaction. Returns its transaction number (0 if there were no rows).
+        One call is one transaction. Returns its transaction number: the write-ahead log's
+        number for it, an int >= 1 that increases with every transaction (across reopens
+        too), or 0 when `data` held no rows and nothing was written. When it returns, the
+        rows are readable and as durable as the sync mode promises (README.md "Durability").
         """
         if variable is None or variable is False:
             pipeline = self._pipeline
@@ -195,7 +198,10 @@ class Database:
 
     def write_many(self, items: Mapping[str, Any], *, variable: bool | None = None) -> int:
         """Write to several buckets as one transaction: all of it becomes visible and durable
-        together, or none of it; invalid input anywhere writes nothing."""
+        together, or none of it; invalid input anywhere writes nothing.
+
+        Returns the transaction number, as `write` does (one number for all the buckets; 0
+        when no bucket got a row)."""
         pipeline = self._check_writable()
         if not isinstance(items, Mapping):
             raise InvalidInputError("write_many() takes a dict {bucket key: data}")
@@ -286,7 +292,7 @@ class Database:
         """Rows of one bucket whose interval overlaps [start, end] (both inclusive)."""
         self._check_open()
         k = parse_key(key)
-        start_ns, end_ns, limit = _range_args(start, end, limit)
+        start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
         self._visible()
         if self._dispatcher.maintaining:
             self._settle(k)
@@ -304,7 +310,7 @@ class Database:
         sorted within a glob or `*`). Unknown symbols are absent."""
         self._check_open()
         pat = parse_pattern(pattern)
-        start_ns, end_ns, limit = _range_args(start, end, limit)
+        start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
         self._visible()
         if self._dispatcher.maintaining:
             named = pat.keys()  # a list of names: buckets the triggers may not have made yet
@@ -453,9 +459,12 @@ class Database:
         return f"<mkts.Database {self.root} {mode}{' closed' if self._closed else ''}>"
 
 
-def _range_args(start: Any, end: Any, limit: int | None) -> tuple[int | None, int | None, int | None]:
-    start_ns = None if start is None else to_epoch_ns(start, "start")
-    end_ns = None if end is None else to_epoch_ns(end, "end")
+def _range_args(start: Any, end: Any, limit: int | None, tz: str
+                ) -> tuple[int | None, int | None, int | None]:
+    """Times without an offset are in the database's zone; a date-only end is its whole day
+    (`to_epoch_ns`)."""
+    start_ns = None if start is None else to_epoch_ns(start, "start", tz)
+    end_ns = None if end is None else to_epoch_ns(end, "end", tz, end=True)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError(f"limit={limit!r} must be a non-negative integer or None")
