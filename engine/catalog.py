@@ -23,12 +23,16 @@ from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
 from mkts.wal.fs import FileSystem
 
-__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "DESTROYING", "any_bucket"]
+__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "DESTROYING", "DESTROY_INTENT", "any_bucket"]
 
 TEMPLATE_NAME = "bucket.hdr"
 # docs/format.md "Durability": a bucket being destroyed is renamed `SYM/TF/.ATTR.destroying`
 # in one step (no key part starts with "."), then removed; open finishes what a crash cut.
 DESTROYING = ".destroying"
+# docs/format.md "Durability": a destroy of several buckets at once (a base and the buckets
+# a trigger maintains from it) first writes their keys, one a line, to `<root>/.destroy`;
+# open finishes the destroy of every key listed there, then removes the file.
+DESTROY_INTENT = ".destroy"
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
 PREFETCH_BYTES = 1 << 17  # a read of up to this many slot bytes is prefetched with the header
 
@@ -99,6 +103,34 @@ class Catalog:
                             remove_tree_durable(fs, ap)
                     elif fs.isdir(ap) and fs.exists(os.path.join(ap, TEMPLATE_NAME)):
                         self._load_bucket(f"{sym}/{tf}/{attr}", ap)
+        self._finish_destroy()
+
+    def _finish_destroy(self) -> None:
+        """A destroy of several buckets that a crash interrupted: finish it (a readonly
+        catalog only hides those buckets)."""
+        path = os.path.join(self.root, DESTROY_INTENT)
+        if not self.readonly and self.fs.exists(path + ".tmp"):
+            self.fs.unlink(path + ".tmp")  # the intent was never written: nothing began
+        if not self.fs.exists(path):
+            return
+        f = self.fs.open(path)
+        try:
+            text = pread_file(f, f.size(), 0).decode("utf-8", "replace")
+        finally:
+            f.close()
+        for line in text.splitlines():
+            try:
+                key = parse_key(line.strip())
+            except InvalidKeyError:
+                continue
+            if key in self.buckets:
+                if self.readonly:
+                    del self.buckets[key]
+                else:
+                    self.destroy(key)
+        if not self.readonly:
+            self.fs.unlink(path)
+            self.fs.fsync_dir(self.root)
 
     def _load_bucket(self, key_text: str, path: str) -> None:
         try:
@@ -216,6 +248,24 @@ class Catalog:
             if self.fs.exists(d) and not self.fs.listdir(d):
                 self.fs.rmdir(d)
                 self.fs.fsync_dir(os.path.dirname(d))
+
+    def destroy_all(self, keys: list[BucketKey]) -> None:
+        """Remove several buckets as one operation, all or nothing across crashes: their keys
+        are written durably to `.destroy` first, so an open after a crash finishes what was
+        started (`_finish_destroy`); the file goes once every bucket is gone."""
+        for key in keys:
+            self.get(key)
+        if len(keys) == 1:
+            self.destroy(keys[0])
+            return
+        path = os.path.join(self.root, DESTROY_INTENT)
+        atomic_write(self.fs, path, "".join(f"{k}\n" for k in keys).encode())
+        for key in keys:
+            self.destroy(key)
+        # durable before anything else happens: a re-created bucket must not be destroyed
+        # by a stale intent after a crash
+        self.fs.unlink(path)
+        self.fs.fsync_dir(self.root)
 
     def sync_dirty(self) -> int:
         """fsync every open year file written since the last call (files closed meanwhile

@@ -33,7 +33,9 @@ class Trigger(Protocol):
     readable. An exception from it is logged and counted, never fails the write.
 
     Optional, looked up by name: ``start(db)`` (once, before the first fire), ``stop()``
-    (once at close), the attributes ``coalesce`` and ``coalesce_window_s``.
+    (once at close), the attributes ``coalesce`` and ``coalesce_window_s``, and
+    ``sources(key) -> str | None`` (the key pattern of the buckets it writes `key` from:
+    reads of `key` wait for its pending work on them, destroying one destroys `key`).
     """
 
     def fire(self, key_path: str, records: Records) -> None: ...

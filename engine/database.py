@@ -6,6 +6,7 @@ engine/dispatch.py, and the sync, checkpoint and worker threads are engine/backg
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +26,7 @@ from mkts.engine.errors import (
 )
 from mkts.engine.events import WriteEvent, event_records, merged_records
 from mkts.engine.header import same_schema
-from mkts.engine.keys import parse_key
+from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
 from mkts.engine.result import Result
@@ -39,6 +40,12 @@ from mkts.wal import WriteAheadLog
 from mkts.wal.fs import FileSystem, OsFileSystem
 
 __all__ = ["Database", "open_database", "WriteEvent"]
+
+log = logging.getLogger("mkts.engine")
+
+# How long a read of a bucket a trigger maintains waits, at most, for the trigger's work on
+# the writes acknowledged before it (a stuck trigger must not hang readers for ever).
+READ_SETTLE_S = 60
 
 
 
@@ -176,7 +183,10 @@ class Database:
     def write(self, key: str, data: Any, *, variable: bool | None = None) -> int:
         """Write rows to one bucket (created from the data's columns on first write).
 
-        One call is one transaction. Returns its transaction number (0 if there were no rows).
+        One call is one transaction. Returns its transaction number: the write-ahead log's
+        number for it, an int >= 1 that increases with every transaction (across reopens
+        too), or 0 when `data` held no rows and nothing was written. When it returns, the
+        rows are readable and as durable as the sync mode promises (README.md "Durability").
         """
         if variable is None or variable is False:
             pipeline = self._pipeline
@@ -188,7 +198,10 @@ class Database:
 
     def write_many(self, items: Mapping[str, Any], *, variable: bool | None = None) -> int:
         """Write to several buckets as one transaction: all of it becomes visible and durable
-        together, or none of it; invalid input anywhere writes nothing."""
+        together, or none of it; invalid input anywhere writes nothing.
+
+        Returns the transaction number, as `write` does (one number for all the buckets; 0
+        when no bucket got a row)."""
         pipeline = self._check_writable()
         if not isinstance(items, Mapping):
             raise InvalidInputError("write_many() takes a dict {bucket key: data}")
@@ -221,17 +234,22 @@ class Database:
             with self._rw.write(), pipeline.fatal_io(f"creating bucket {k}"):
                 self.catalog.create(k, schema)
 
-    def destroy(self, key: str) -> None:
-        """Delete a bucket and all its data, durably."""
+    def destroy(self, key: str) -> list[str]:
+        """Delete a bucket and all its data, durably, together with the buckets an attached
+        trigger maintains from it (ondiskagg's bars of a 1Min bucket; a trigger's optional
+        `sources`, docs/plugins.md "Buckets a trigger maintains"): all of them or none,
+        across crashes too. Returns the keys destroyed, `key` first."""
         pipeline = self._check_writable()
         k = parse_key(key)
         self._dispatcher.flush()  # triggered work for earlier writes first (at-least-once)
         with self._meta_lock:
             self.catalog.get(k)
-            # Checkpoint first so that no log record refers to the bucket any more.
+            keys = [k, *self._dispatcher.derived(k, sorted(self.catalog.buckets))]
+            # Checkpoint first so that no log record refers to the buckets any more.
             with pipeline.quiesced(), self._rw.write(), \
                     pipeline.fatal_io(f"destroying bucket {k}"):
-                self.catalog.destroy(k)
+                self.catalog.destroy_all(keys)
+        return [str(x) for x in keys]
 
     def compact(self, key: str) -> dict[str, int]:
         """Rewrite a tick bucket's year files without garbage (one blob per interval).
@@ -274,8 +292,10 @@ class Database:
         """Rows of one bucket whose interval overlaps [start, end] (both inclusive)."""
         self._check_open()
         k = parse_key(key)
-        start_ns, end_ns, limit = _range_args(start, end, limit)
+        start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
         self._visible()
+        if self._dispatcher.maintaining:
+            self._settle(k)
         with self._rw.read():
             bucket = self.catalog.get(k)
             fn = query.read_ticks if bucket.schema.kind == VARIABLE else query.read_fixed
@@ -290,8 +310,12 @@ class Database:
         sorted within a glob or `*`). Unknown symbols are absent."""
         self._check_open()
         pat = parse_pattern(pattern)
-        start_ns, end_ns, limit = _range_args(start, end, limit)
+        start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
         self._visible()
+        if self._dispatcher.maintaining:
+            named = pat.keys()  # a list of names: buckets the triggers may not have made yet
+            for k in named if named is not None else pat.select(list(self.catalog.buckets)):
+                self._settle(k)
         out: dict[str, Result] = {}
         with self._rw.read():
             for k in pat.select(self.catalog.buckets):
@@ -397,6 +421,13 @@ class Database:
         if self._pipeline is not None:
             self._pipeline.fail(exc)
 
+    def _settle(self, key: BucketKey) -> None:
+        """A read of a bucket a trigger maintains sees the trigger's work for every write
+        acknowledged before it (README.md "Python API"; engine.dispatch `settle`)."""
+        if not self._dispatcher.settle(key, READ_SETTLE_S):
+            log.warning("reading %s: its trigger is still busy with earlier writes after %d s; "
+                        "reading what is there", key, READ_SETTLE_S)
+
     # -- closing ---------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the workers, drain the triggers, checkpoint and release the lock. Closing
@@ -434,9 +465,12 @@ class Database:
         return f"<mkts.Database {self.root} {mode}{' closed' if self._closed else ''}>"
 
 
-def _range_args(start: Any, end: Any, limit: int | None) -> tuple[int | None, int | None, int | None]:
-    start_ns = None if start is None else to_epoch_ns(start, "start")
-    end_ns = None if end is None else to_epoch_ns(end, "end")
+def _range_args(start: Any, end: Any, limit: int | None, tz: str
+                ) -> tuple[int | None, int | None, int | None]:
+    """Times without an offset are in the database's zone; a date-only end is its whole day
+    (`to_epoch_ns`)."""
+    start_ns = None if start is None else to_epoch_ns(start, "start", tz)
+    end_ns = None if end is None else to_epoch_ns(end, "end", tz, end=True)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError(f"limit={limit!r} must be a non-negative integer or None")

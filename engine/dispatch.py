@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -206,6 +206,14 @@ class Dispatcher:
         self._cond = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._busy = False
+        # events the thread is delivering now (taken from the queue, or pending being fired)
+        self._inflight: list[Any] = []
+        # readers waiting for a trigger's work on the base of the bucket they read (settle)
+        self._settled = threading.Condition(self._lock)
+        self._settling = 0
+        # bucket key -> ((trigger, pattern of the base buckets it writes the key from), ...)
+        self._sources: dict[Any, tuple[tuple[Trigger, KeyPattern], ...]] = {}
+        self.maintaining = any(callable(getattr(t, "sources", None)) for _, t in self._triggers)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.fired = 0
@@ -264,6 +272,7 @@ class Dispatcher:
                 else:
                     events = [queue.popleft() for _ in range(min(len(queue), MAX_ROUND))]
                 self._busy = True
+                self._inflight = events
                 lock.release()
                 try:
                     if events:
@@ -271,11 +280,15 @@ class Dispatcher:
                     pending = self._pending
                     if pending and (self._hurry or self._stopping or len(pending) >= MAX_ROUND
                                     or clock() >= self._pending_due):
+                        self._inflight = [*events, *pending]  # before they leave _pending
                         self._pending = []
                         self._fire_merged(pending)
                 finally:
                     lock.acquire()
                     self._busy = False
+                    self._inflight = []
+                    if self._settling:
+                        self._settled.notify_all()
                     if not self._queue and not self._pending:
                         self._idle.notify_all()
 
@@ -353,6 +366,78 @@ class Dispatcher:
             self.errors += 1
             self.last_error = traceback.format_exc()
             log.exception("trigger %r failed on %s (txn %d)", trigger, rec.key_path, rec.txn)
+
+    # -- buckets the triggers maintain ---------------------------------------------------
+    def sources_of(self, key: Any) -> tuple[tuple[Trigger, KeyPattern], ...]:
+        """(trigger, pattern of base buckets) for each trigger whose optional `sources(key)`
+        says it writes bucket `key` from writes to other buckets (asked once per key)."""
+        found = self._sources.get(key)
+        if found is None:
+            out = []
+            for _, trigger in self._triggers:
+                sources = getattr(trigger, "sources", None)
+                if not callable(sources):
+                    continue
+                try:
+                    pattern = sources(str(key))
+                    if pattern is not None:
+                        out.append((trigger, parse_pattern(pattern)))
+                except Exception:
+                    log.exception("trigger %r: sources(%s) failed; taken as None", trigger, key)
+            found = self._sources[key] = tuple(out)
+        return found
+
+    def _feeds(self, trigger: Trigger, pattern: KeyPattern, base: Any, key: Any) -> bool:
+        """Whether writes to `base` make `trigger` write `key`: the trigger listens to
+        `base`, `base` matches the pattern its `sources(key)` gave, and `base` is not itself
+        a bucket that trigger maintains (its own output is never its input)."""
+        if base == key or not pattern.matches(base):
+            return False
+        plain, coalescing = self._routes(base)
+        if trigger not in plain and trigger not in coalescing:
+            return False
+        return all(t is not trigger for t, _ in self.sources_of(base))
+
+    def derived(self, base: Any, keys: Iterable[Any]) -> list[Any]:
+        """Those of `keys` that a trigger maintains from `base` (destroyed with it)."""
+        if not self.maintaining:
+            return []
+        return [k for k in keys
+                if any(self._feeds(t, p, base, k) for t, p in self.sources_of(k))]
+
+    def settle(self, key: Any, timeout: float | None = None) -> bool:
+        """Before a read of bucket `key`: wait until every event already published that a
+        trigger maintaining `key` owes work for (a write to one of its bases) was delivered,
+        so the read sees what the trigger writes for writes acknowledged before it. Events
+        published later are not waited for; reads of buckets no trigger maintains return at
+        once. A coalescing trigger's window is not cut short: the wait is bounded by it plus
+        the trigger's work. False on timeout."""
+        if not self.maintaining or self._thread is None:
+            return True
+        srcs = self.sources_of(key)
+        if not srcs or threading.current_thread() is self._thread:
+            return True
+
+        def owed(event: Any) -> bool:
+            writes = getattr(event, "writes", None)
+            return writes is not None and any(
+                self._feeds(t, p, w.key, key) for w in writes for t, p in srcs)
+
+        with self._lock:
+            waiting = {id(e): e for e in (*self._queue, *self._pending, *self._inflight)
+                       if owed(e)}
+            if not waiting:
+                return True
+
+            def done() -> bool:
+                return not any(id(e) in waiting for e in
+                               (*self._queue, *self._pending, *self._inflight))
+
+            self._settling += 1
+            try:
+                return self._settled.wait_for(done, timeout)
+            finally:
+                self._settling -= 1
 
     def idle(self) -> bool:
         """Nothing queued and nothing being delivered."""

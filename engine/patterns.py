@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from mkts.engine.errors import InvalidKeyError
-from mkts.engine.keys import MAX_PART, PART_CHARS, BucketKey, check_part
+from mkts.engine.keys import MAX_PART, PART_CHARS, BucketKey, check_part, parse_key
 from mkts.engine.timeframes import parse_timeframe
 
 __all__ = ["KeyPattern", "parse_pattern", "WILDCARD"]
@@ -141,6 +141,24 @@ class KeyPattern:
         """True when the pattern names one bucket (no alternatives, no globs)."""
         return all(len(p.alternatives) == 1 and not p.every and not p.globs
                    for p in (self._symbol, self._timeframe, self._attrgroup))
+
+    def keys(self) -> list[BucketKey] | None:
+        """The keys the pattern names when every part is a list of names (no `*`, no globs),
+        whether or not those buckets exist, in request order; None otherwise."""
+        parts = (self._symbol, self._timeframe, self._attrgroup)
+        if any(p.every or p.globs for p in parts):
+            return None
+        out: list[BucketKey] = []
+        for sym, _ in self._symbol.alternatives:
+            for tf, _ in self._timeframe.alternatives:
+                for attr, _ in self._attrgroup.alternatives:
+                    try:
+                        key = parse_key(f"{sym}/{tf}/{attr}")
+                    except InvalidKeyError:
+                        continue  # a reserved symbol: no bucket can have it
+                    if key not in out:
+                        out.append(key)
+        return out
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KeyPattern) and other.pattern == self.pattern

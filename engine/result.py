@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import zoneinfo
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +21,8 @@ class Result:
     `r["Close"]` is a read-only numpy array (a view into the result, no copy; `r["Epoch"]`
     of a large fixed-bucket read is a contiguous array of its own);
     `r.columns` / `r.keys()` list the columns with Epoch first; `len(r)` counts rows;
-    `r.to_pandas()` gives a DataFrame indexed by Epoch in the database time zone.
+    `r.to_pandas()` gives a DataFrame indexed by Epoch in the database time zone, and the
+    repr shows the first and last time in that zone too.
     """
 
     __slots__ = ("key", "_data", "_columns", "timezone", "_nanos", "_epochs", "_unfilled")
@@ -103,6 +106,14 @@ class Result:
         head = f"<Result {self.key}: {len(self)} rows x {len(self._columns)} columns"
         if not len(self):
             return head + ">"
-        first = np.datetime_as_string(self.timestamps[0], unit="s")
-        last = np.datetime_as_string(self.timestamps[-1], unit="s")
-        return f"{head}, {first}Z .. {last}Z>"
+        epochs = self["Epoch"]
+        first, last = (_local_text(int(epochs[i]), self.timezone) for i in (0, -1))
+        return f"{head}, {first} .. {last}>"
+
+
+def _local_text(epoch: int, tz: str) -> str:
+    """An epoch second as ISO-8601 in the database zone: `...Z` for UTC, else with the
+    offset (`2024-01-02T09:30:00-05:00`)."""
+    if tz == "UTC":
+        return f"{np.datetime64(epoch, 's')}Z"
+    return _dt.datetime.fromtimestamp(epoch, zoneinfo.ZoneInfo(tz)).isoformat()

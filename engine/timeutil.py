@@ -29,11 +29,18 @@ MAX_YEAR = 2261  # datetime64[ns] ends in April 2262
 MAX_DATETIME64_S = 9_200_000_000  # |seconds| that still fit datetime64[ns] (2261 < year < 2262)
 
 
-def to_epoch_ns(value: Any, what: str = "time") -> int:
+def to_epoch_ns(value: Any, what: str = "time", tz: str | None = None, *,
+                end: bool = False) -> int:
     """Convert a user time to integer nanoseconds since 1970 UTC.
 
-    Accepts epoch seconds (int or float), numpy.datetime64, datetime (naive = UTC),
-    pandas Timestamp, and ISO-8601 strings (`parse_time_text`; without an offset = UTC).
+    Accepts epoch seconds (int or float), numpy.datetime64, datetime, date, pandas Timestamp
+    and ISO-8601 strings (`parse_time_text`). **A time without an offset** — text without
+    one, a naive datetime or Timestamp, a date — **is wall-clock time in `tz`** (an IANA
+    zone, the database's; None: UTC); a time in a DST gap or overlap takes the offset before
+    the transition (as CSV import does). Epoch numbers and datetime64 are instants (UTC), as
+    `Result.timestamps` returns them. With `end=True` (the end of a range), a time without a
+    time of day names a whole period and stands for its last nanosecond: a date or
+    `2024-06-01` the whole day, `2024-06` the month, `2024` the year.
     """
     if isinstance(value, bool):
         raise InvalidInputError(f"{what}: {value!r} is not a time")
@@ -50,28 +57,63 @@ def to_epoch_ns(value: Any, what: str = "time") -> int:
     # pandas Timestamp is a datetime subclass with nanoseconds; use them when present.
     asm8 = getattr(value, "asm8", None)
     if isinstance(value, _dt.datetime) and isinstance(asm8, np.datetime64):
-        # asm8 is the UTC instant (naive Timestamps count as UTC), in the Timestamp's own unit.
-        return _datetime64_ns(asm8, what)
+        # asm8 is the UTC instant of an aware Timestamp, the wall-clock time (as if UTC) of
+        # a naive one, in the Timestamp's own unit.
+        ns = _datetime64_ns(asm8, what)
+        return ns if value.tzinfo is not None else _wall_to_utc(ns, tz)
     if isinstance(value, _dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.UTC)
-        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
-        return int((delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000)
+        aware = value.tzinfo is not None and value.utcoffset() is not None
+        clock = value.replace(tzinfo=None) if aware else value
+        delta = clock - _dt.datetime(1970, 1, 1)
+        ns = (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+        if aware:
+            off = value.utcoffset()
+            assert off is not None
+            return ns - int(off.total_seconds()) * NS
+        return _wall_to_utc(ns, tz)
     if isinstance(value, _dt.date):
-        return to_epoch_ns(_dt.datetime(value.year, value.month, value.day), what)
+        try:
+            day = value + _dt.timedelta(days=1) if end else value
+        except OverflowError:
+            raise InvalidInputError(f"{what}: {value} is outside the supported years "
+                                    f"{MIN_YEAR}-{MAX_YEAR}") from None
+        ns = to_epoch_ns(_dt.datetime(day.year, day.month, day.day), what, tz)
+        return ns - 1 if end else ns
     if isinstance(value, str):
         try:
-            ns = parse_time_text(value, "epoch seconds, datetime or numpy.datetime64").ns
+            wall, offset, after = _parse_text(value, "epoch seconds, datetime or numpy.datetime64")
         except InvalidInputError as exc:
             raise InvalidInputError(f"{what}: {exc}") from None
+        last = end and after is not None
+        if last:
+            assert after is not None
+            wall = after
+        ns = _wall_to_utc(wall, tz) if offset is None else wall - offset * NS
+        if last:
+            ns -= 1
         if abs(ns // NS) > MAX_DATETIME64_S:
             raise InvalidInputError(f"{what}: {value!r} is outside the supported years "
                                     f"{MIN_YEAR}-{MAX_YEAR}")
-        return ns  # without an offset: UTC
+        return ns
     raise InvalidInputError(
         f"{what}: {value!r} ({type(value).__name__}) is not a time; use epoch seconds, "
         "datetime, numpy.datetime64, pandas.Timestamp or an ISO-8601 string"
     )
+
+
+def _wall_to_utc(ns: int, tz: str | None) -> int:
+    """A wall-clock time in `tz` (nanoseconds as if it were UTC) as the UTC instant; in a
+    DST gap or overlap the offset before the transition applies (zoneinfo's fold=0)."""
+    if tz is None or tz == "UTC":
+        return ns
+    seconds = ns // NS
+    try:
+        local = (_dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=seconds)).replace(
+            tzinfo=zoneinfo.ZoneInfo(tz))
+        off = local.utcoffset()
+    except OverflowError:
+        return ns  # outside datetime's years; the range check rejects it
+    return ns - (int(off.total_seconds()) * NS if off is not None else 0)
 
 
 def _datetime64_ns(value: np.datetime64, what: str) -> int:
@@ -104,9 +146,17 @@ def parse_time_text(text: str, hint: str = "or epoch seconds") -> ParsedTime:
     optionally `T` or a space and `HH[:MM[:SS[.fffffffff]]]` (also without colons; `.` or `,`
     before the fraction, exact to the nanosecond), optionally `Z`, `UTC` or `±HH[:MM]`.
 
-    What a time without an offset means is the caller's rule (`naive` says which it is).
-    Raises InvalidInputError naming the text; `hint` ends the message of a text that is no
-    time at all."""
+    What a time without an offset means is the caller's rule (`naive` says which it is; for
+    ranges and imports: the database's zone, `to_epoch_ns`). Raises InvalidInputError
+    naming the text; `hint` ends the message of a text that is no time at all."""
+    wall, offset, _ = _parse_text(text, hint)
+    return ParsedTime(wall if offset is None else wall - offset * NS, offset is None)
+
+
+def _parse_text(text: str, hint: str) -> tuple[int, int | None, int | None]:
+    """(the wall-clock time as ns as if it were UTC, its offset in seconds or None without
+    one, and for a text without a time of day the wall-clock ns at which the day, month or
+    year it names ends, else None)."""
     s = text.strip()
     m = _ISO.match(s)
     if m is None:
@@ -122,16 +172,25 @@ def parse_time_text(text: str, hint: str = "or epoch seconds") -> ParsedTime:
         raise InvalidInputError(f"{text!r} is not a valid time of day")
     seconds = (day.toordinal() - _EPOCH_ORDINAL) * 86_400 + h * 3600 + mn * 60 + sec
     ns = seconds * NS + (int((frac + "000000000")[:9]) if frac else 0)
+    after = None
+    if hh is None:
+        if d is not None:
+            nxt = day.toordinal() + 1
+        elif mo_only is not None:
+            nxt = (day.replace(day=28) + _dt.timedelta(days=4)).replace(day=1).toordinal()
+        else:
+            nxt = day.replace(month=12, day=31).toordinal() + 1
+        after = (nxt - _EPOCH_ORDINAL) * 86_400 * NS
     if tz is None:
-        return ParsedTime(ns, True)
+        return ns, None, after
     if tz.upper() in ("Z", "UTC"):
-        return ParsedTime(ns, False)
+        return ns, 0, after
     digits = tz[1:].replace(":", "")
     off_h, off_m = int(digits[:2]), int(digits[2:4] or 0)
     if off_h > 23 or off_m > 59:
         raise InvalidInputError(f"{text!r} has an offset out of range (at most ±23:59)")
     off = (off_h * 3600 + off_m * 60) * (-1 if tz[0] == "-" else 1)
-    return ParsedTime(ns - off * NS, False)
+    return ns, off, after
 
 
 class Calendar:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mkts import engine
-from mkts.engine.catalog import DESTROYING, TEMPLATE_NAME, read_header
+from mkts.engine.catalog import DESTROY_INTENT, DESTROYING, TEMPLATE_NAME, read_header
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
@@ -139,6 +139,12 @@ def _check_strays(root: str, report: Report) -> None:
     """What lies under the bucket directories but is no bucket: destroys a crash interrupted
     (finished at the next writable open) and orphans (year files without a bucket header,
     which mkts does not see and never removes)."""
+    intent = os.path.join(root, DESTROY_INTENT)
+    if os.path.isfile(intent):
+        with open(intent, encoding="utf-8", errors="replace") as fh:
+            keys = ", ".join(line.strip() for line in fh if line.strip())
+        report.note(DESTROY_INTENT, f"a destroy of {keys} was interrupted; the next writable "
+                                    "open finishes it")
     for sym, tf, attr, ap in _third_level(root):
         if attr.startswith(".") and attr.endswith(DESTROYING):
             key = f"{sym}/{tf}/{attr[1 : -len(DESTROYING)]}"

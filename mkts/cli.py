@@ -106,7 +106,9 @@ def _lock_text(exc: Exception) -> str:
 
 # -- small helpers -------------------------------------------------------------------------
 def _time_arg(text: str | None, what: str) -> Any:
-    """--start / --end: epoch seconds or an ISO-8601 time (UTC unless it has an offset)."""
+    """--start / --end: epoch seconds, or an ISO-8601 time checked here and handed to the
+    database as text, which reads it in its own zone when it has no offset (a date-only end
+    is its whole day: `engine.to_epoch_ns`)."""
     if text is None:
         return None
     s = text.strip()
@@ -121,10 +123,11 @@ def _time_arg(text: str | None, what: str) -> Any:
     from mkts.engine.timeutil import to_epoch_ns
 
     try:
-        return np.datetime64(to_epoch_ns(s, f"--{what}"), "ns")
+        to_epoch_ns(s, f"--{what}")
     except ValueError:
         raise CliError(f"--{what} {text!r} is not a time; give epoch seconds or ISO-8601 "
                        "like 2024-01-02T09:30:00Z") from None
+    return s
 
 
 def _columns_arg(text: str | None) -> list[str] | None:
@@ -520,8 +523,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         confirm_deletion(f"bucket {info['key']} and all its data ({info['rows']} rows{span})",
                          args)
     with target.open_writable() as db:
-        db.destroy(args.key)
-    print(f"destroyed {args.key}")
+        gone = db.destroy(args.key)
+    also = f" and the buckets its triggers maintain: {', '.join(gone[1:])}" if gone[1:] else ""
+    print(f"destroyed {args.key}{also}")
     return EXIT_OK
 
 
@@ -694,9 +698,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "'Key patterns'). Opens the database read-only, so it works beside a "
                        "running server.")
     s.add_argument("key", metavar="PATTERN")
-    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
-                   "an offset), inclusive")
-    s.add_argument("--end", help="last time, inclusive")
+    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; without an offset "
+                   "in the database's time zone), inclusive")
+    s.add_argument("--end", help="last time, inclusive (a date alone: the whole day)")
     s.add_argument("--limit", type=int, help="at most N rows per bucket (the last N, unless "
                    "--first)")
     s.add_argument("--first", action="store_true", help="with --limit: the first N rows")
@@ -763,9 +767,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("destroy", parents=[db_opts, yes_opts], help="delete a bucket and its "
-                       "data", description="Delete a bucket and all its data, durably. Asks "
-                       "for confirmation on a terminal; --yes skips the question (and is "
-                       "required when stdin is not a terminal).")
+                       "data", description="Delete a bucket and all its data, durably, "
+                       "together with the buckets the configured triggers maintain from it "
+                       "(ondiskagg's aggregates of a base bucket). Asks for confirmation on a "
+                       "terminal; --yes skips the question (and is required when stdin is not "
+                       "a terminal).")
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_destroy)
 
@@ -811,9 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pattern", default="*/*/*", metavar="PATTERN",
                    help="buckets to export, a key pattern (README.md 'Key patterns'; default "
                    "*/*/*)")
-    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; UTC unless it has "
-                   "an offset), inclusive")
-    s.add_argument("--end", help="last time, inclusive")
+    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; without an offset "
+                   "in the database's time zone), inclusive")
+    s.add_argument("--end", help="last time, inclusive (a date alone: the whole day)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("bench", help="run the benchmark comparison",

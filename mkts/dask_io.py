@@ -41,7 +41,8 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
     `pattern` is a key pattern (`MSFT,AA*/1Min/OHLCV`; engine.patterns) and must name one
     timeframe and attribute group, whose buckets share their columns. `start`/`end` follow
     `db.read` (inclusive; at interval granularity for fixed buckets, to the nanosecond for
-    ticks); `columns` projects like `db.read(columns=)`.
+    ticks; a time without an offset is in the database's zone, a date-only `end` its whole
+    day); `columns` projects like `db.read(columns=)`.
 
     Guarantees:
     - one partition per (bucket, year file) overlapping the range, buckets in pattern order,
@@ -66,7 +67,7 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
         raise ImportError("read_dask needs dask: pip install 'mkts[scale]'") from exc
     dd: Any = dask.dataframe  # partly typed; typed or not, mypy must pass either way
     root_path = os.path.abspath(os.fspath(root))
-    start_ns, end_ns = time_arg(start, "start"), time_arg(end, "end")
+    time_arg(start, "start"), time_arg(end, "end")  # a bad time fails before the open
     with engine.open(root_path, readonly=True) as db:
         keys = engine.parse_pattern(pattern).select(db.list_keys())
         if not keys:
@@ -75,6 +76,7 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
                 f"{root_path}` shows the keys")
         infos = {k: db.info(k) for k in keys}
         tz = db.timezone
+    start_ns, end_ns = time_arg(start, "start", tz), time_arg(end, "end", tz)
     _check_one_schema(pattern, keys, list(infos.values()))
     pieces = plan_pieces(engine.get_calendar(tz), infos, start_ns, end_ns)
     schema: dict[str, str] = infos[keys[0]]["columns"]

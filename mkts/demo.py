@@ -36,6 +36,7 @@ log = logging.getLogger("mkts.demo")
 
 ROOT = Path(os.environ.get("MKTS_DEMO_ROOT", "demo-data")).resolve()
 REPO = Path(__file__).resolve().parent.parent
+ZONE = "America/New_York"  # the demo database's zone: days, bars and every printed time
 
 
 def _free_port() -> int:
@@ -49,9 +50,17 @@ def _write_config(port: int) -> Path:
     text = text.replace("root_directory: data", "root_directory: db", 1)
     text = text.replace(f"listen_port: {DEFAULT_PORT}", f"listen_port: {port}", 1)
     text = text.replace("log_level: info", "log_level: warning", 1)
+    text = text.replace("timezone: UTC", f"timezone: {ZONE}", 1)
     path = ROOT / "mkts.yml"
     path.write_text(text)
     return path
+
+
+def _local(epoch: int) -> str:
+    """An epoch second in the demo database's zone, with its offset."""
+    import zoneinfo
+
+    return dt.datetime.fromtimestamp(epoch, zoneinfo.ZoneInfo(ZONE)).isoformat(sep=" ")
 
 
 def _table(df: Any, title: str) -> None:
@@ -104,14 +113,15 @@ def main() -> int:
         client = pymkts.Client(f"http://127.0.0.1:{port}/rpc")
         print(f"pymarketstore {pymkts.__version__} -> server version {client.server_version()}")
 
+        import pandas as pd
+
         day = "2024-03-15"
         for tf, limit in (("5Min", 6), ("1H", 7), ("1D", 5)):
-            params = pymkts.Params("AAPL", tf, "OHLCV", start=f"{day}" if tf != "1D" else None,
+            params = pymkts.Params("AAPL", tf, "OHLCV",
+                                   start=pd.Timestamp(day, tz=ZONE) if tf != "1D" else None,
                                    limit=limit, limit_from_start=tf != "1D")
-            df = client.query(params).first().df()
-            if tf != "1D":
-                df = df.tz_convert("America/New_York")
-            _table(df, f"AAPL/{tf}/OHLCV via pymarketstore "
+            df = client.query(params).first().df().tz_convert(ZONE)  # pymarketstore: UTC
+            _table(df, f"AAPL/{tf}/OHLCV via pymarketstore, times in {ZONE} "
                        f"({'first bars of ' + day if tf != '1D' else 'last 5 days'}):")
 
         # -- 3. a live write flows through aggregation and streaming --------------------------
@@ -141,8 +151,8 @@ def main() -> int:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len({k for k, _ in received}) < 2:
             time.sleep(0.05)
-        when = np.datetime64(new_epoch, "s")
-        print(f"\nwrote one 1Min bar at {when}Z through pymarketstore; /ws pushed:")
+        print(f"\nwrote one 1Min bar at {_local(new_epoch)} through pymarketstore; /ws "
+              "pushed:")
         for key, data in received:
             print(f"  {key:<16} Epoch={data['Epoch']}  High={data['High']:.2f}  "
                   f"Volume={data['Volume']}")
@@ -164,7 +174,7 @@ def main() -> int:
         five = db.read("AAPL/5Min/OHLCV", limit=1)
         print(f"reopened {ROOT / 'db'}: AAPL has {n:,} 1Min bars "
               f"(= {len(bars['AAPL/1Min/OHLCV']) + 1:,} written); last 5Min bar "
-              f"{np.datetime64(int(five['Epoch'][0]), 's')}Z High={five['High'][0]:.2f}")
+              f"{_local(int(five['Epoch'][0]))} High={five['High'][0]:.2f}")
         if n != len(bars["AAPL/1Min/OHLCV"]) + 1:
             print("row count after reopen does not match what was written", file=sys.stderr)
             return 1

@@ -59,7 +59,8 @@ def export_parquet(root: str | os.PathLike[str], dest: str | os.PathLike[str],
     `dest/symbol=S/timeframe=T/attrgroup=A/year=Y/part-0.parquet`, zstd compressed, with
     `Epoch` as timestamp[ns, UTC] (exact to the nanosecond for ticks) followed by the
     bucket's columns as `db.read` returns them (ticks keep `Nanoseconds`). `start`/`end`
-    follow `db.read`; a partition holds the rows of its year inside the range.
+    follow `db.read` (without an offset in the database's zone; a date-only `end` is its
+    whole day); a partition holds the rows of its year inside the range.
 
     Guarantees: each partition written replaces the one there before atomically (readers
     see the old file or the new one, never a mix; a crash leaves at most a hidden temporary
@@ -77,7 +78,7 @@ def export_parquet(root: str | os.PathLike[str], dest: str | os.PathLike[str],
     began = time.perf_counter()
     root_path = os.path.abspath(os.fspath(root))
     dest_path = os.path.abspath(os.fspath(dest))
-    start_ns, end_ns = time_arg(start, "start"), time_arg(end, "end")
+    time_arg(start, "start"), time_arg(end, "end")  # a bad time fails before the open
     _check_dest(root_path, dest_path)
     fs: FileSystem = OsFileSystem()
     with engine.open(root_path, readonly=True) as db:
@@ -85,6 +86,8 @@ def export_parquet(root: str | os.PathLike[str], dest: str | os.PathLike[str],
         if not keys:
             raise engine.BucketNotFoundError(f"no bucket in {root_path} matches {pattern!r}")
         infos = {k: db.info(k) for k in keys}
+        start_ns = time_arg(start, "start", db.timezone)
+        end_ns = time_arg(end, "end", db.timezone)
         pieces = plan_pieces(engine.get_calendar(db.timezone), infos, start_ns, end_ns)
         makedirs_durable(fs, dest_path, os.path.dirname(dest_path))
         lock = _lock(fs, dest_path)

@@ -42,9 +42,13 @@ class Piece:
         return self.key.split("/", 1)[0]
 
 
-def time_arg(value: Any, what: str) -> int | None:
-    """A user time (anything `engine.to_epoch_ns` takes) as epoch ns; None stays None."""
-    return None if value is None else engine.to_epoch_ns(value, what)
+def time_arg(value: Any, what: str, tz: str | None = None) -> int | None:
+    """A user time (anything `engine.to_epoch_ns` takes) as epoch ns, as `db.read` reads it:
+    without an offset in the database's zone `tz`, a date-only `end` its whole day; None
+    stays None."""
+    if value is None:
+        return None
+    return engine.to_epoch_ns(value, what, tz, end=what == "end")
 
 
 def year_bounds(calendar: engine.Calendar, year: int) -> tuple[int, int]:

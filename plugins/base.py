@@ -54,6 +54,16 @@ naming the plugin. The trigger object has:
     to arrive before the merged fire. ``db.wait_for_triggers()`` and close cut the wait
     short; other triggers and subscribers are not held back.
 
+``sources(key)`` (optional)
+    For a bucket key (``"AAPL/1D/OHLCV"``): the key pattern of the buckets whose writes make
+    this trigger write ``key`` (``"AAPL/*/OHLCV"``), or None when it never writes ``key``.
+    Asked once per key, on any thread; the answer may depend only on the key and the config.
+    A read of ``key`` then first waits until the trigger's ``fire`` has returned for every
+    write acknowledged before the read to a bucket matching the pattern that the trigger
+    listens to (bounded by ``coalesce_window_s`` plus the work), and ``db.destroy`` of such a
+    base destroys ``key`` with it, all or nothing (docs/plugins.md "Buckets a trigger
+    maintains"). Triggers are not told of destroys.
+
 ``on:`` is a key pattern over ``SYMBOL/TIMEFRAME/ATTRGROUP`` (``engine.patterns``, the
 language of ``db.query``): ``*`` matches every value of a part, ``AA*`` is a glob inside one
 part, ``AAPL,MSFT`` a list; the match is anchored, so ``*/1Min/OHLC`` does not match

@@ -127,6 +127,18 @@ class OnDiskAgg:
     def stats(self) -> dict[str, int]:
         return {"fires": self.fires, "bars_written": self.bars_written, "skipped": self.skipped}
 
+    def sources(self, key: str) -> str | None:
+        """The key pattern of the base buckets this trigger writes bucket `key` from, or
+        None when `key` is none of its destinations (docs/plugins.md "Buckets a trigger
+        maintains"): `SYM/<dest>/ATTR` is written from `SYM/*/ATTR` (bars), and an
+        `SYM/<dest>/OHLCV` also from any tick bucket of the symbol (`SYM/*/*`). Reads of
+        `key` wait for this trigger's pending work on those bases; destroying a base
+        destroys `key` with it."""
+        sym, tf, attr = key.split("/")
+        if not any(d.name == tf for d in self.destinations):
+            return None
+        return f"{sym}/*/{'*' if attr == TICK_OUTPUT_ATTR else attr}"
+
     # -- the trigger -------------------------------------------------------------------
     def fire(self, key_path: str, records: Any) -> None:
         db = self._db

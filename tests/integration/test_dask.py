@@ -192,7 +192,8 @@ def test_start_and_end_plan_only_the_years_they_overlap(universe: str, client: A
     _reads(client)
     ddf = mkts.read_dask(universe, "*/1H/OHLCV", "2023-05-01", "2023-06-01")
     assert ddf.npartitions == len(SYMBOLS)
-    assert len(ddf.compute()) == len(SYMBOLS) * (31 * 24 + 1)
+    # May, and all of 1 June: a date-only end includes its whole day
+    assert len(ddf.compute()) == len(SYMBOLS) * (31 * 24 + 24)
     assert _reads(client) == [(BARS.format(s), 2023, ["Epoch", "Open", "Close", "Volume"])
                               for s in sorted(SYMBOLS)]
 

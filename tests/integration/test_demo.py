@@ -17,6 +17,8 @@ def test_demo_runs_end_to_end_and_reports_consistent_counts(tmp_path: Path) -> N
     assert "listening on http://127.0.0.1:" in out
     assert "AAPL/5Min/OHLCV via pymarketstore" in out
     assert "AAPL/1D/OHLCV via pymarketstore" in out
+    # every timeframe printed in the database's one zone (1D showed +00:00 beside -04:00)
+    assert "+00:00" not in out and "-04:00" in out
     # The live bar reached both the base bucket and its 5Min aggregate over /ws.
     pushed = [line.split()[0] for line in out.splitlines() if "Epoch=" in line]
     assert pushed[:2] == ["AAPL/1Min/OHLCV", "AAPL/5Min/OHLCV"]

@@ -142,3 +142,12 @@ def test_ws_streams_are_refused_one_by_one() -> None:
     assert refused[1].error.startswith("5 is an invalid stream: a stream is a text")
     with pytest.raises(StreamError, match="must be a list"):
         split_streams("AAPL/1Min/OHLCV")
+
+
+def test_keys_lists_the_named_buckets_and_none_for_wildcards() -> None:
+    assert parse_pattern("AAPL,MSFT/1Min,1D/OHLCV").keys() == [
+        parse_key(k) for k in ("AAPL/1Min/OHLCV", "AAPL/1D/OHLCV", "MSFT/1Min/OHLCV",
+                               "MSFT/1D/OHLCV")]
+    assert parse_pattern("AAPL,wal/1D/OHLCV").keys() == [parse_key("AAPL/1D/OHLCV")]
+    assert parse_pattern("*/1D/OHLCV").keys() is None
+    assert parse_pattern("AA*/1D/OHLCV").keys() is None

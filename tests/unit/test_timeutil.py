@@ -379,3 +379,41 @@ def test_slots_and_labels_agree_for_many_times() -> None:
                 else:
                     assert label <= e < label + tf.seconds
                     assert (label - local(zone, y, 1, 1)) % tf.seconds == 0
+
+
+def test_naive_times_are_wall_clock_in_the_given_zone_and_instants_are_not() -> None:
+    import datetime as _dt
+
+    import numpy as _np
+
+    from mkts.engine.timeutil import NS as _NS
+    from mkts.engine.timeutil import to_epoch_ns as conv
+
+    ny = "America/New_York"
+    t = 1_704_205_800 * _NS  # 2024-01-02 09:30 New York (14:30 UTC)
+    assert conv("2024-01-02 09:30", "t", ny) == t
+    assert conv(_dt.datetime(2024, 1, 2, 9, 30), "t", ny) == t
+    assert conv("2024-01-02 14:30", "t") == t  # no zone: UTC
+    assert conv("2024-01-02T14:30Z", "t", ny) == t
+    assert conv(_np.datetime64("2024-01-02T14:30"), "t", ny) == t  # an instant
+    assert conv(1_704_205_800, "t", ny) == t
+    # DST: a time in the spring-forward gap takes the offset before it (EST)
+    assert conv("2024-03-10 02:30", "t", ny) == conv("2024-03-10T02:30-05:00")
+
+
+def test_a_date_only_end_is_the_last_nanosecond_of_the_period_it_names() -> None:
+    import datetime as _dt
+
+    from mkts.engine.timeutil import to_epoch_ns as conv
+
+    ny = "America/New_York"
+    assert conv("2024-01-02", "end", ny, end=True) == conv("2024-01-03", "t", ny) - 1
+    assert conv(_dt.date(2024, 1, 2), "end", ny, end=True) == conv("2024-01-03", "t", ny) - 1
+    assert conv("2024-02", "end", end=True) == conv("2024-03-01", "t") - 1
+    assert conv("2024-12", "end", end=True) == conv("2025-01-01", "t") - 1
+    assert conv("2024", "end", end=True) == conv("2025-01-01", "t") - 1
+    assert conv("2024-01-02Z", "end", ny, end=True) == conv("2024-01-03T00:00Z", "t") - 1
+    # with a time of day, end means that instant
+    assert conv("2024-01-02 00:00", "end", ny, end=True) == conv("2024-01-02", "t", ny)
+    # the start of a range is the start of the day
+    assert conv("2024-01-02", "start", ny) == conv("2024-01-02T00:00-05:00", "t")
