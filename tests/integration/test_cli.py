@@ -141,10 +141,10 @@ def test_query_of_buckets_with_different_columns_is_one_unambiguous_table(
     mkts("import", "--root", "db", "--ticks", "TICK/1Min/OHLCV", "ticks.csv")
     res = mkts("query", "--root", "db", "*/1Min/*", "--limit", "1", "--first", "--csv")
     assert res.stdout.splitlines() == [
-        "Key,Epoch,Open,High,Low,Close,Volume,Price,Size",
-        "AAPL/1Min/OHLCV,2024-01-02T09:30:00Z,10.0,11.0,9.0,10.5,100,,",
-        "TEST/1Min/OHLCV,2024-01-02T09:30:00Z,1.75,2.5,1.25,1.5,5,,",
-        "TICK/1Min/OHLCV,2024-01-02T09:30:00.500000000Z,,,,,,7.5,3"]
+        "Key,Epoch,Open,High,Low,Close,Volume,Price,Size,Nanoseconds",
+        "AAPL/1Min/OHLCV,2024-01-02T09:30:00Z,10.0,11.0,9.0,10.5,100,,,",
+        "TEST/1Min/OHLCV,2024-01-02T09:30:00Z,1.75,2.5,1.25,1.5,5,,,",
+        "TICK/1Min/OHLCV,2024-01-02T09:30:00.500000000Z,,,,,,7.5,3,500000000"]
     raw = mkts("query", "--root", "db", "TICK,TEST/1Min/*", "--first", "--limit", "1", "--csv",
                "--epoch").stdout.splitlines()
     assert raw == ["Key,Epoch,Price,Size,Nanoseconds,Volume,Close,High,Low,Open",
