@@ -89,6 +89,7 @@ def test_wheel_holds_only_the_mkts_package(tmp_path: Path) -> None:
          "--disable-pip-version-check", "-q", "-w", str(tmp_path / "dist"), str(src)],
         capture_output=True, text=True, timeout=300, env=_clean_env())
     assert proc.returncode == 0, proc.stderr
+    assert "deprecated" not in (proc.stdout + proc.stderr).lower()  # e.g. project.license
     (wheel,) = (tmp_path / "dist").glob("mkts-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
