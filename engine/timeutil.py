@@ -18,10 +18,10 @@ import numpy as np
 
 from mkts.engine.errors import InvalidInputError
 from mkts.engine.timeframes import Timeframe
-from mkts.engine.uniq import unique
+from mkts.engine.uniq import unique, unique_inverse
 
-__all__ = ["to_epoch_ns", "parse_time_text", "ParsedTime", "Calendar", "MIN_YEAR", "MAX_YEAR",
-           "MAX_DATETIME64_S", "NS", "get_calendar"]
+__all__ = ["to_epoch_ns", "parse_time_text", "ParsedTime", "wall_offset", "wall_to_utc",
+           "Calendar", "MIN_YEAR", "MAX_YEAR", "MAX_DATETIME64_S", "NS", "get_calendar"]
 
 NS = 1_000_000_000
 MIN_YEAR = 1900
@@ -101,19 +101,36 @@ def to_epoch_ns(value: Any, what: str = "time", tz: str | None = None, *,
     )
 
 
+_EPOCH_DT = _dt.datetime(1970, 1, 1)
+
+
+def wall_offset(local_s: int, zone: zoneinfo.ZoneInfo) -> int:
+    """The UTC offset in seconds of the wall-clock time `local_s` (seconds since 1970 read as
+    if it were UTC) in `zone`; in a DST gap or overlap the offset before the transition
+    (zoneinfo's fold=0). The one rule for every time without an offset."""
+    off = (_EPOCH_DT + _dt.timedelta(seconds=local_s)).replace(tzinfo=zone).utcoffset()
+    return int(off.total_seconds()) if off is not None else 0
+
+
+def wall_to_utc(local_ns: np.ndarray, zone: zoneinfo.ZoneInfo) -> np.ndarray:
+    """Wall-clock times in `zone` (ns, as if UTC) as UTC instants, `wall_offset` looked up
+    once per distinct local hour (for the many rows of a CSV file)."""
+    hours = local_ns // (3600 * NS)
+    uniq, inverse = unique_inverse(hours)
+    offsets = np.array([wall_offset(h * 3600, zone) for h in uniq.tolist()], dtype=np.int64)
+    out: np.ndarray = local_ns - offsets[inverse] * NS
+    return out
+
+
 def _wall_to_utc(ns: int, tz: str | None) -> int:
-    """A wall-clock time in `tz` (nanoseconds as if it were UTC) as the UTC instant; in a
-    DST gap or overlap the offset before the transition applies (zoneinfo's fold=0)."""
+    """A wall-clock time in `tz` (nanoseconds as if it were UTC) as the UTC instant
+    (`wall_offset`)."""
     if tz is None or tz == "UTC":
         return ns
-    seconds = ns // NS
     try:
-        local = (_dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=seconds)).replace(
-            tzinfo=zoneinfo.ZoneInfo(tz))
-        off = local.utcoffset()
+        return ns - wall_offset(ns // NS, zoneinfo.ZoneInfo(tz)) * NS
     except OverflowError:
         return ns  # outside datetime's years; the range check rejects it
-    return ns - (int(off.total_seconds()) * NS if off is not None else 0)
 
 
 def _datetime64_ns(value: np.datetime64, what: str) -> int:

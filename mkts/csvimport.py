@@ -28,8 +28,14 @@ from typing import Any
 import numpy as np
 
 from mkts.engine.schema import MAX_STRING_CHARS
-from mkts.engine.timeutil import MAX_YEAR, MIN_YEAR, NS, parse_time_text, to_epoch_ns
-from mkts.engine.uniq import unique_inverse
+from mkts.engine.timeutil import (
+    MAX_YEAR,
+    MIN_YEAR,
+    NS,
+    parse_time_text,
+    to_epoch_ns,
+    wall_to_utc,
+)
 from mkts.plugins.progress import Progress, progress_bar
 
 __all__ = ["CsvProblem", "CsvData", "read_csv", "read_csv_buckets", "import_csv",
@@ -556,7 +562,7 @@ def _parse_times(values: list[str], lines: list[int], time_format: str | None,
         out[i] = ns
         naive[i] = is_naive
     if naive.any() and zone.key != "UTC":
-        out[naive] = _localize(out[naive], zone)
+        out[naive] = wall_to_utc(out[naive], zone)
     return out
 
 
@@ -566,22 +572,6 @@ def _strptime(s: str, fmt: str) -> tuple[int, bool]:
     except ValueError:
         raise ValueError(f"{s!r} does not match --time-format {fmt!r}") from None
     return to_epoch_ns(t), t.utcoffset() is None  # naive: the wall-clock time as if UTC
-
-
-def _localize(local_ns: np.ndarray, zone: zoneinfo.ZoneInfo) -> np.ndarray:
-    """Naive local times -> UTC. The offset is looked up once per distinct local hour;
-    a time in a DST gap or overlap takes the first (pre-transition) offset, as zoneinfo's
-    fold=0 does."""
-    hours = local_ns // (3600 * NS)
-    uniq, inverse = unique_inverse(hours)
-    offsets = np.empty(len(uniq), dtype=np.int64)
-    epoch = _dt.datetime(1970, 1, 1)
-    for i, h in enumerate(uniq.tolist()):
-        local = (epoch + _dt.timedelta(hours=h)).replace(tzinfo=zone)
-        off = local.utcoffset()
-        offsets[i] = int(off.total_seconds()) * NS if off is not None else 0
-    out: np.ndarray = local_ns - offsets[inverse]
-    return out
 
 
 def _parse_column(values: list[str], lines: list[int], name: str, want: Any,

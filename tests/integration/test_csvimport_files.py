@@ -32,13 +32,6 @@ def write(tmp_path: Path, text: str, name: str = "in.csv") -> str:
     return str(p)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Any:
-    handle = engine.open(tmp_path / "db")
-    yield handle
-    handle.close()
-
-
 def cli(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     env.pop("MKTS_DEBUG", None)
