@@ -405,6 +405,7 @@ class Database:
         return {
             "triggers_fired": self._dispatcher.fired,
             "trigger_errors": self._dispatcher.errors,
+            "trigger_lag_s": self._dispatcher.lag_s(),
             "worker_errors": self.worker_errors,
             "sync": self.sync_mode,
             "last_txn": wal.last_txn if wal is not None else 0,

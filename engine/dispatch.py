@@ -224,6 +224,16 @@ class Dispatcher:
     def triggers(self) -> list[Trigger]:
         return [t for _, t in self._triggers]
 
+    def lag_s(self) -> float:
+        """Seconds since the oldest write event not yet fully delivered to the triggers and
+        subscribers was published (0.0 when they are idle): how far they trail the writes."""
+        with self._lock:
+            heads = [q[0] for q in (self._inflight, self._pending, self._queue) if q]
+        if not heads:
+            return 0.0
+        now = time.monotonic()
+        return max(0.0, now - min(getattr(e, "published", now) for e in heads))
+
     def wants(self) -> bool:
         return bool(self._triggers or self._subs)
 

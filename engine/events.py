@@ -9,6 +9,7 @@ trigger takes merged records.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,12 +29,13 @@ __all__ = ["WriteEvent", "event_records", "merged_records"]
 class WriteEvent:
     """What a committed (or replayed) transaction wrote: one entry per year file touched."""
 
-    __slots__ = ("txn", "writes", "replayed")
+    __slots__ = ("txn", "writes", "replayed", "published")
 
     def __init__(self, txn: int, writes: Writes, replayed: bool) -> None:
         self.txn = txn
         self.writes = writes
         self.replayed = replayed
+        self.published = time.monotonic()  # for the dispatcher's lag (`Dispatcher.lag_s`)
 
     def __repr__(self) -> str:
         return f"<WriteEvent txn={self.txn} files={len(self.writes)} replayed={self.replayed}>"

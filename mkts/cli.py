@@ -244,7 +244,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     from mkts import engine
 
     try:
-        return server.serve(cfg, host=args.host, port=args.port)
+        return server.serve(cfg, host=args.host, port=args.port, grpc_port=args.grpc_port)
     except engine.LockedError as exc:
         raise CliError(f"{_lock_text(exc)}; another mkts server or writing command holds "
                        "it") from None
@@ -684,12 +684,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite an existing file")
     s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("start", parents=[db_opts], help="run the server (/rpc, /ws)",
+    s = sub.add_parser("start", parents=[db_opts], help="run the server (/rpc, /ws, gRPC)",
                        description="Open the database (lock, replay, plugins, workers) and serve "
-                       "MarketStore's JSON-RPC and streaming protocols until SIGINT/SIGTERM.")
+                       "MarketStore's JSON-RPC, streaming and (with grpc_listen_port) gRPC "
+                       "protocols until SIGINT/SIGTERM.")
     s.add_argument("--host", help="listen on this address (overrides listen_host)")
     s.add_argument("--port", type=int, help="listen on this port (overrides listen_port; 0 = "
                    "any free port)")
+    s.add_argument("--grpc-port", type=int, help="serve gRPC on this port (overrides "
+                   "grpc_listen_port; 0 = any free port)")
     s.set_defaults(func=cmd_start)
 
     s = sub.add_parser("query", parents=[db_opts], help="print rows of buckets",

@@ -26,8 +26,9 @@ from mkts.plugins.settings import schema_paths as _schema_paths
 
 __all__ = ["Config", "WalConfig", "StorageConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError",
            "load", "from_dict", "schema_paths", "LOG_LEVELS", "DEFAULT_HOST", "DEFAULT_PORT",
-           "DEFAULT_MAX_REQUEST_MB"]
+           "DEFAULT_MAX_REQUEST_MB", "MetricsAccess"]
 
+MetricsAccess = Literal["loopback", "network", "off"]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_HOST = "127.0.0.1"  # this machine only
 DEFAULT_PORT = 5993  # MarketStore's
@@ -40,6 +41,10 @@ def _not_negative(v: Any) -> str | None:
 
 def _port(v: int) -> str | None:
     return None if 1 <= v <= 65535 else "must be a TCP port between 1 and 65535"
+
+
+def _optional_port(v: int | None) -> str | None:
+    return None if v is None else _port(v)
 
 
 def _timezone(v: str) -> str | None:
@@ -99,6 +104,8 @@ class Config:
     timezone: str = field(default="UTC", metadata=rules(check=_timezone))
     listen_host: str = DEFAULT_HOST
     listen_port: int = field(default=DEFAULT_PORT, metadata=rules(check=_port))
+    grpc_listen_port: int | None = field(default=None, metadata=rules(check=_optional_port))
+    metrics: MetricsAccess = "loopback"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_request_mb: int = field(default=DEFAULT_MAX_REQUEST_MB, metadata=rules(check=positive))
     wal: WalConfig = field(default_factory=WalConfig)
