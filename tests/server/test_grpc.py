@@ -147,6 +147,13 @@ def test_zero_epoch_end_means_no_upper_bound_and_nanos_are_exact(stub: Any) -> N
     assert prices(limit_record_count=1, limit_from_start=True) == [1.0]
 
 
+def test_zero_epoch_start_reaches_back_before_1970(client: Any) -> None:
+    rows = np.array([(-86_400 * 365, 1.0), (T0, 2.0)], dtype=BAR)
+    assert list(client.write(rows, "OLD/1D/OHLCV").responses) == []
+    arr = client.query(pymkts.Params("OLD", "1D", "OHLCV")).first().array
+    assert arr["Close"].tolist() == [1.0, 2.0]
+
+
 # -- limits -----------------------------------------------------------------------------------
 def test_a_message_over_max_request_mb_is_resource_exhausted(stub: Any, client: Any) -> None:
     big = np.zeros(200_000, dtype=BAR)  # 2.4 MB of column data; the server takes 2 MiB
