@@ -236,6 +236,27 @@ def test_a_busy_grpc_port_is_one_line_and_creates_nothing(tmp_path: Path) -> Non
     assert not (tmp_path / "db").exists()
 
 
+def _outward_address() -> str | None:
+    """This machine's address on its outgoing interface, if it has one besides loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        addr = str(s.getsockname()[0])
+    return None if addr.startswith("127.") else addr
+
+
+def test_grpc_binds_loopback_by_default(server: ServerProcess) -> None:
+    assert server.grpc_target.startswith("127.0.0.1:")
+    outward = _outward_address()
+    if outward is None:
+        pytest.skip("this machine has no address besides loopback")
+    with socket.socket() as s, pytest.raises(OSError):
+        s.settimeout(5)
+        s.connect((outward, server.grpc_port))
+
+
 def test_grpc_listens_on_listen_host(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
