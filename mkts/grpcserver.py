@@ -119,7 +119,7 @@ def _deserializer(cls: type[Message]) -> Callable[[bytes], Any]:
 
 
 # -- messages <-> DataService maps ---------------------------------------------------------
-def query_params(r: Any) -> dict[str, Any]:
+def query_params(r: pb.QueryRequest) -> dict[str, Any]:
     """One QueryRequest as DataService.Query's request map. proto3 has no presence: a zero
     start, end, limit or empty text is "not given" (epoch_end 0 is no upper bound, as in
     MarketStore; epoch_start 0 is no lower bound, which differs from 1970 only for data
@@ -146,7 +146,7 @@ def query_params(r: Any) -> dict[str, Any]:
     return req
 
 
-def write_params(r: Any) -> dict[str, Any]:
+def write_params(r: pb.WriteRequest) -> dict[str, Any]:
     d = r.data.data
     return {"dataset": {"types": list(d.column_types), "names": list(d.column_names),
                         "data": list(d.column_data), "length": d.length,
@@ -155,12 +155,12 @@ def write_params(r: Any) -> dict[str, Any]:
             "is_variable_length": r.is_variable_length}
 
 
-def create_params(r: Any) -> dict[str, Any]:
+def create_params(r: pb.CreateRequest) -> dict[str, Any]:
     return {"key": r.key, "column_names": [s.name for s in r.data_shapes],
             "column_types": [s.type for s in r.data_shapes], "row_type": r.row_type}
 
 
-def dataset_message(ds: Mapping[str, Any]) -> Any:
+def dataset_message(ds: Mapping[str, Any]) -> pb.NumpyMultiDataset:
     """DataService's NumpyMultiDataset map -> the NumpyMultiDataset message. Row counts are
     int32 on this transport: a larger result is refused with RpcError."""
     length = int(ds["length"])
@@ -173,7 +173,7 @@ def dataset_message(ds: Mapping[str, Any]) -> Any:
         start_index=ds["startindex"], lengths=ds["lengths"])
 
 
-def server_responses(result: Mapping[str, Any]) -> Any:
+def server_responses(result: Mapping[str, Any]) -> pb.MultiServerResponse:
     return pb.MultiServerResponse(responses=[
         pb.ServerResponse(error=r.get("error") or "", version=r.get("version") or "")
         for r in result.get("responses") or ()])
@@ -236,31 +236,31 @@ class MarketstoreService:
     def _call(self, method: str, params: Mapping[str, Any]) -> Any:
         return self.service.call(f"DataService.{method}", params)
 
-    def query(self, request: Any) -> Any:
+    def query(self, request: pb.MultiQueryRequest) -> pb.MultiQueryResponse:
         result = self._call("Query", {"requests": [query_params(r) for r in request.requests]})
         return pb.MultiQueryResponse(
             responses=[pb.QueryResponse(result=dataset_message(r["result"]))
                        for r in result["responses"]],
             version=result.get("version") or "", timezone=result.get("timezone") or "")
 
-    def write(self, request: Any) -> Any:
+    def write(self, request: pb.MultiWriteRequest) -> pb.MultiServerResponse:
         return server_responses(self._call(
             "Write", {"requests": [write_params(r) for r in request.requests]}))
 
-    def create(self, request: Any) -> Any:
+    def create(self, request: pb.MultiCreateRequest) -> pb.MultiServerResponse:
         return server_responses(self._call(
             "Create", {"requests": [create_params(r) for r in request.requests]}))
 
-    def destroy(self, request: Any) -> Any:
+    def destroy(self, request: pb.MultiKeyRequest) -> pb.MultiServerResponse:
         return server_responses(self._call(
             "Destroy", {"requests": [{"key": r.key} for r in request.requests]}))
 
-    def list_symbols(self, request: Any) -> Any:
+    def list_symbols(self, request: pb.ListSymbolsRequest) -> pb.ListSymbolsResponse:
         fmt = "tbk" if request.format == pb.ListSymbolsRequest.TIME_BUCKET_KEY else "symbol"
         result = self._call("ListSymbols", {"format": fmt})
         return pb.ListSymbolsResponse(results=result["Results"])
 
-    def server_version(self, request: Any) -> Any:
+    def server_version(self, request: pb.ServerVersionRequest) -> pb.ServerVersionResponse:
         return pb.ServerVersionResponse(version=self.service.version)
 
 
