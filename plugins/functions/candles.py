@@ -78,7 +78,8 @@ def _jan1_days(years: np.ndarray) -> np.ndarray:
 def _local_days(calendar: Calendar, epochs: np.ndarray) -> np.ndarray:
     """The local calendar day of each epoch second, as days since 1970-01-01."""
     years, slots = calendar.slots(epochs, _DAILY)
-    return _jan1_days(years) + slots
+    days: np.ndarray = _jan1_days(years) + slots
+    return days
 
 
 def _midnights(calendar: Calendar, days: np.ndarray) -> np.ndarray:
@@ -166,7 +167,8 @@ def price_of(columns: Mapping[str, np.ndarray], names: Sequence[str], keep_int: 
         a = arrs[0]
         return a if a.dtype.kind == "f" or keep_int else a.astype(np.float64)
     dt = np.result_type(np.float32, *arrs)
-    return np.mean(np.stack([a.astype(dt) for a in arrs]), axis=0, dtype=dt).astype(dt)
+    mean: np.ndarray = np.mean(np.stack([a.astype(dt) for a in arrs]), axis=0, dtype=dt)
+    return mean.astype(dt)
 
 
 def _named(base: str, suffix: str, taken: set[str]) -> str:
