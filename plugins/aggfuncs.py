@@ -30,7 +30,6 @@ __all__ = [
     "merge_ranges",
     "touched_bars",
     "reduce_spans",
-    "label_runs",
     "volume_dtype",
     "reduce_bars",
     "reduce_ticks",
@@ -213,7 +212,7 @@ def volume_dtype(dtype: np.dtype | type) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def label_runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _groups(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) row of each run of equal labels (labels sorted)."""
     cut = np.flatnonzero(labels[1:] != labels[:-1]) + 1
     starts = np.concatenate(([0], cut)).astype(np.intp)
@@ -235,7 +234,7 @@ def reduce_bars(labels: np.ndarray, columns: Mapping[str, np.ndarray]) -> dict[s
     labels = np.asarray(labels, dtype=np.int64)
     if not len(labels):
         return _empty(columns, BARS)
-    starts, ends = label_runs(labels)
+    starts, ends = _groups(labels)
     out: dict[str, np.ndarray] = {"Epoch": labels[starts]}
     out["Open"] = np.asarray(columns["Open"])[starts]
     out["High"] = np.maximum.reduceat(np.asarray(columns["High"]), starts)
@@ -254,7 +253,7 @@ def reduce_ticks(labels: np.ndarray, columns: Mapping[str, np.ndarray]) -> dict[
     labels = np.asarray(labels, dtype=np.int64)
     if not len(labels):
         return _empty(columns, TICKS)
-    starts, ends = label_runs(labels)
+    starts, ends = _groups(labels)
     price = np.asarray(columns["Price"])
     out: dict[str, np.ndarray] = {"Epoch": labels[starts]}
     out["Open"] = price[starts]

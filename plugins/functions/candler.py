@@ -56,7 +56,12 @@ class Candler:
             ohlc = tuple(a[order] for a in ohlc)
             sums = [(n, a[order]) for n, a in sums]
             avgs = [(n, a[order]) for n, a in avgs]
-        labels = candles.candle_labels(ctx.calendar, epochs, self.frame)
-        o, h, low, c = ohlc
-        return candles.make_candles(labels, (o, h, low, c), sums, avgs,
+        edges = None
+        if len(epochs):
+            edges = candles.candle_edges(ctx.calendar, int(epochs[0]), int(epochs[-1]),
+                                         self.frame, max_edges=len(epochs))
+        if edges is None:  # more candles than rows: label each row instead
+            labels = candles.candle_labels(ctx.calendar, epochs, self.frame)
+            edges = np.unique(labels)
+        return candles.make_candles(epochs, edges, ohlc, sums, avgs,
                                     exact_sums=self.exact_sums)

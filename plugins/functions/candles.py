@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mkts.engine import Calendar, FunctionError, Timeframe
-from mkts.plugins.aggfuncs import bar_labels, label_runs, reduce_bars, volume_dtype
+from mkts.plugins.aggfuncs import bar_labels, volume_dtype
 
-__all__ = ["Frame", "parse_frame", "candle_labels", "time_order", "price_of", "make_candles"]
+__all__ = ["Frame", "parse_frame", "candle_labels", "candle_edges", "time_order", "price_of",
+           "make_candles"]
 
 DAY = 86_400
 _FRAME = re.compile(r"\s*([0-9]{1,6})(Sec|Min|H|D|W|M|Y)\s*")
@@ -95,33 +96,83 @@ def _midnights(calendar: Calendar, days: np.ndarray) -> np.ndarray:
     return result
 
 
+def _bucket_days(days: np.ndarray, frame: Frame) -> np.ndarray:
+    """The first day (days since 1970-01-01) of the D/W/M/Y candle holding each day."""
+    if frame.unit == "D":
+        out: np.ndarray = days - days % frame.n
+        return out
+    if frame.unit == "W":
+        weeks = 7 * frame.n
+        out = days - (days + _MONDAY_SHIFT) % weeks
+        return out
+    k = frame.n * (12 if frame.unit == "Y" else 1)
+    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    first = (months - months % k).astype("datetime64[M]").astype("datetime64[D]")
+    out = first.astype(np.int64)
+    return out
+
+
+def _divides_day(frame: Frame) -> bool:
+    secs = frame.seconds
+    return frame.unit in ("Sec", "Min", "H", "D") and secs is not None and DAY % secs == 0
+
+
+def _origin(calendar: Calendar) -> int:
+    """Local midnight of 1970-01-01: where lengths that do not divide a day count from."""
+    return int(calendar.day_starts(1970)[0])
+
+
 def candle_labels(calendar: Calendar, epochs: np.ndarray, frame: Frame) -> np.ndarray:
     """The label (left edge, epoch seconds) of the candle each epoch second falls in."""
     epochs = np.asarray(epochs, dtype=np.int64)
     if not len(epochs):
         return np.zeros(0, dtype=np.int64)
     secs = frame.seconds
-    if frame.unit in ("Sec", "Min", "H", "D") and secs is not None and DAY % secs == 0:
+    if _divides_day(frame):
+        assert secs is not None
         return bar_labels(calendar, epochs, Timeframe(frame.text, secs))
     if frame.unit in ("Sec", "Min", "H"):
         assert secs is not None
-        origin = int(calendar.day_starts(1970)[0])
-        out: np.ndarray = epochs - (epochs - origin) % secs
+        out: np.ndarray = epochs - (epochs - _origin(calendar)) % secs
         return out
     uniq, inverse = _runs_unique(epochs)
-    days = _local_days(calendar, uniq)
-    if frame.unit == "D":
-        first = days - days % frame.n
-    elif frame.unit == "W":
-        weeks = 7 * frame.n
-        first = days - (days + _MONDAY_SHIFT) % weeks
-    else:
-        k = frame.n * (12 if frame.unit == "Y" else 1)
-        months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-        first = (months - months % k).astype("datetime64[M]").astype("datetime64[D]")
-        first = first.astype(np.int64)
+    first = _bucket_days(_local_days(calendar, uniq), frame)
     labels: np.ndarray = _midnights(calendar, first)[inverse]
     return labels
+
+
+def candle_edges(calendar: Calendar, first: int, last: int, frame: Frame, max_edges: int
+                 ) -> np.ndarray | None:
+    """The labels of every candle from the one holding epoch `first` to the one holding
+    `last`, ascending (candle i ends where candle i+1 starts), or None when there would be
+    more than `max_edges` of them (then labelling each row is cheaper)."""
+    secs = frame.seconds
+    if secs is not None and (last - first) // secs > max_edges:
+        return None
+    if _divides_day(frame):
+        assert secs is not None
+        parts = []
+        for y in range(calendar.year_of_one(first), calendar.year_of_one(last) + 1):
+            ys, ye = calendar.year_start(y), calendar.year_start(y + 1)
+            lo, hi = max(first, ys), min(last, ye - 1)
+            if secs == DAY:
+                ds = calendar.day_starts(y)
+                i0 = int(np.searchsorted(ds, lo, "right")) - 1
+                i1 = int(np.searchsorted(ds, hi, "right")) - 1
+                parts.append(ds[i0 : i1 + 1])
+            else:
+                k0, k1 = (lo - ys) // secs, (hi - ys) // secs
+                parts.append(ys + np.arange(k0, k1 + 1, dtype=np.int64) * secs)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if frame.unit in ("Sec", "Min", "H"):
+        assert secs is not None
+        start = first - (first - _origin(calendar)) % secs
+        return np.arange(start, last + 1, secs, dtype=np.int64)
+    d0, d1 = _local_days(calendar, np.array([first, last], dtype=np.int64)).tolist()
+    if d1 - d0 > 100 * max(max_edges, 1):
+        return None
+    firsts, _ = _runs_unique(_bucket_days(np.arange(d0, d1 + 1, dtype=np.int64), frame))
+    return _midnights(calendar, firsts)
 
 
 # -- rows to candles ----------------------------------------------------------------------------
@@ -134,15 +185,10 @@ def time_order(columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
     ns = columns.get("Nanoseconds")
     if len(ep) < 2:
         return None
-    step = ep[1:] - ep[:-1]
-    if ns is None:
-        if bool((step >= 0).all()):
-            return None
-        return np.argsort(ep, kind="stable")
-    nsv = np.asarray(ns, dtype=np.int64)
-    if bool(((step > 0) | ((step == 0) & (nsv[1:] >= nsv[:-1]))).all()):
+    key = ep if ns is None else ep * 1_000_000_000 + np.asarray(ns, dtype=np.int64)
+    if bool((key[1:] >= key[:-1]).all()):
         return None
-    return np.lexsort((nsv, ep))
+    return np.argsort(key, kind="stable")
 
 
 def column(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
@@ -181,29 +227,45 @@ def _named(base: str, suffix: str, taken: set[str]) -> str:
     return name
 
 
-def make_candles(labels: np.ndarray, ohlc: Sequence[np.ndarray],
+def make_candles(epochs: np.ndarray, edges: np.ndarray, ohlc: Sequence[np.ndarray],
                  sums: Sequence[tuple[str, np.ndarray]] = (),
                  avgs: Sequence[tuple[str, np.ndarray]] = (),
                  exact_sums: bool = False) -> dict[str, np.ndarray]:
-    """Candles over rows in time order whose candle labels are `labels`: Epoch (the label),
-    Open (first row's open), High (max), Low (min), Close (last row's close); then one
-    `<col>_SUM` per summed column and one `<col>_AVG` per averaged one, f8 (sums of integers
-    are added as integers first, so they are exact up to 2^53). With `exact_sums`, each summed
-    column comes out under its own name in the type it is summed in (int64, uint64, f8)."""
+    """Candles over rows in time order (`epochs`), cut at `edges` (ascending candle labels;
+    rows before edges[1] are in the first candle, rows from the last edge on in the last):
+    Epoch (the label), Open (the first row's open), High (max), Low (min), Close (the last
+    row's close), as ondiskagg reduces bars (plugins/aggfuncs.py); then one `<col>_SUM` per
+    summed column and one `<col>_AVG` per averaged one, f8 (integers are added as integers
+    first: exact up to 2^53). With `exact_sums`, each summed column comes out under its own
+    name in the type it is summed in (int64, uint64, f8). Candles without rows are left out."""
     o, h, low, c = ohlc
-    labels = np.asarray(labels, dtype=np.int64)
-    out = reduce_bars(labels, {"Open": o, "High": h, "Low": low, "Close": c})
-    starts, ends = label_runs(labels) if len(labels) else (np.zeros(0, np.intp),) * 2
+    n = len(epochs)
+    edges = np.asarray(edges, dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+    bounds = np.empty(len(edges) + 1, dtype=np.intp)
+    bounds[0], bounds[-1] = 0, n
+    bounds[1:-1] = np.searchsorted(epochs, edges[1:], "left")
+    starts, ends = bounds[:-1], bounds[1:]
+    keep = ends > starts
+    if not bool(keep.all()):
+        edges, starts, ends = edges[keep], starts[keep], ends[keep]
+    out: dict[str, np.ndarray] = {"Epoch": edges}
+    if n:
+        out["Open"] = o[starts]
+        out["High"] = np.maximum.reduceat(h, starts)
+        out["Low"] = np.minimum.reduceat(low, starts)
+        out["Close"] = c[ends - 1]
+    else:
+        out.update(Open=o[:0], High=h[:0], Low=low[:0], Close=c[:0])
     taken = set(out)
-    for name, values in sums:
-        wide = np.asarray(values).astype(volume_dtype(np.asarray(values).dtype), copy=False)
-        total = (np.add.reduceat(wide, starts) if len(labels) else wide[:0])
-        if exact_sums:
-            out[name] = total
-        else:
-            out[_named(name, "SUM", taken)] = total.astype(np.float64)
-    for name, values in avgs:
-        wide = np.asarray(values).astype(volume_dtype(np.asarray(values).dtype), copy=False)
-        total = (np.add.reduceat(wide, starts) if len(labels) else wide[:0])
-        out[_named(name, "AVG", taken)] = total.astype(np.float64) / (ends - starts)
+    for suffix, cols in (("SUM", sums), ("AVG", avgs)):
+        for name, values in cols:
+            arr = np.asarray(values)
+            wide = arr.astype(volume_dtype(arr.dtype), copy=False)
+            total = np.add.reduceat(wide, starts) if n else wide[:0]
+            if suffix == "SUM" and exact_sums:
+                out[name] = total
+            elif suffix == "SUM":
+                out[_named(name, suffix, taken)] = total.astype(np.float64)
+            else:
+                out[_named(name, suffix, taken)] = total.astype(np.float64) / (ends - starts)
     return out

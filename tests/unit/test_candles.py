@@ -11,6 +11,7 @@ import pytest
 
 from mkts.engine import FunctionError, get_calendar
 from mkts.plugins.functions.candles import (
+    candle_edges,
     candle_labels,
     make_candles,
     parse_frame,
@@ -92,9 +93,9 @@ def test_rows_already_in_order_need_no_sort() -> None:
 
 def test_candles_take_first_max_min_last_and_exact_integer_sums() -> None:
     big = 2**24 + 1  # float32 would round this
-    labels = np.array([0, 0, 60])
+    epochs, edges = np.array([0, 30, 60]), np.array([0, 60])
     p = np.array([3.0, 5.0, 4.0], dtype=np.float32)
-    out = make_candles(labels, (p, p, p, p), sums=[("V", np.array([big, 1, 2]))],
+    out = make_candles(epochs, edges, (p, p, p, p), sums=[("V", np.array([big, 1, 2]))],
                        avgs=[("V", np.array([1, 2, 4]))])
     assert list(out) == ["Epoch", "Open", "High", "Low", "Close", "V_SUM", "V_AVG"]
     assert out["Open"].tolist() == [3.0, 4.0] and out["Close"].tolist() == [5.0, 4.0]
@@ -106,11 +107,33 @@ def test_candles_take_first_max_min_last_and_exact_integer_sums() -> None:
 
 def test_a_column_summed_twice_gets_numbered_names() -> None:
     p = np.array([1.0])
-    out = make_candles(np.array([0]), (p, p, p, p), sums=[("V", p), ("V", p), ("V", p)])
+    out = make_candles(np.array([0]), np.array([0]), (p, p, p, p), sums=[("V", p), ("V", p), ("V", p)])
     assert [c for c in out if c.startswith("V_")] == ["V_SUM", "V_SUM0", "V_SUM1"]
 
 
 def test_no_rows_give_no_candles() -> None:
     p = np.zeros(0)
-    out = make_candles(np.zeros(0, dtype=np.int64), (p, p, p, p), sums=[("V", p)])
+    none = np.zeros(0, dtype=np.int64)
+    out = make_candles(none, none, (p, p, p, p), sums=[("V", p)])
     assert all(len(v) == 0 for v in out.values()) and "V_SUM" in out
+
+
+def test_candles_without_rows_between_edges_are_left_out() -> None:
+    p = np.array([1.0, 2.0])
+    out = make_candles(np.array([0, 200]), np.array([0, 60, 120, 180]), (p, p, p, p))
+    assert out["Epoch"].tolist() == [0, 180] and out["Close"].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+@pytest.mark.parametrize("tf", ["1Min", "7Min", "4H", "5H", "1D", "2D", "1W", "2W", "1M", "3M",
+                                "1Y"])
+def test_edges_are_the_labels_of_every_candle_in_the_span(tz: str, tf: str) -> None:
+    cal = get_calendar(tz)
+    frame = parse_frame(tf)
+    first, last = _utc(2023, 12, 20, 7, 13), _utc(2024, 4, 2, 3, 1)
+    every_minute = np.arange(first, last + 1, 60, dtype=np.int64)
+    want = np.unique(candle_labels(cal, every_minute, frame))
+    got = candle_edges(cal, first, last, frame, max_edges=10**6)
+    assert got is not None and got.tolist() == want.tolist()
+    if frame.seconds is not None and frame.seconds < 3600:
+        assert candle_edges(cal, first, last, frame, max_edges=10) is None
