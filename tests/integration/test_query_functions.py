@@ -191,3 +191,30 @@ def test_bad_calls_get_marketstores_error_texts(db: Any, bars: Callable[..., np.
 def test_a_bad_call_fails_before_reading(db: Any) -> None:
     with pytest.raises(FunctionError):
         db.read("NOPE/1Min/OHLCV", functions=["nope()"])
+
+
+BUNDLED = ["tickcandler", "candlecandler", "count", "min", "max", "avg", "gap", "adjust",
+           "session", "resample"]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_functions_are_entry_points_found_in_any_case(name: str) -> None:
+    import importlib.metadata
+
+    from mkts.engine.functions import GROUP, find_function
+
+    eps = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=GROUP)}
+    assert eps[name] == f"mkts.plugins.functions.{name}"
+    assert find_function(name.upper()).name == name
+
+
+def test_a_function_whose_entry_point_cannot_load_is_named(tmp_path: Any,
+                                                             monkeypatch: Any) -> None:
+    dist = tmp_path / "broken_fn-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-fn\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[mkts.functions]\nbrokenfn = no_such_module_fn\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(FunctionError, match=r"function 'brokenfn': entry point "
+                       r"'no_such_module_fn' in group 'mkts.functions' could not be loaded"):
+        engine.functions.prepare(["brokenfn()"])
