@@ -218,3 +218,37 @@ def test_a_function_whose_entry_point_cannot_load_is_named(tmp_path: Any,
     with pytest.raises(FunctionError, match=r"function 'brokenfn': entry point "
                        r"'no_such_module_fn' in group 'mkts.functions' could not be loaded"):
         engine.functions.prepare(["brokenfn()"])
+
+
+def test_the_rpc_query_handler_applies_the_functions(
+        db: Any, bars: Callable[..., np.ndarray]) -> None:
+    """The transport-free DataService.Query (what /rpc, and gRPC, call) runs the chain."""
+    from mkts.rpc import MAX_QUERY_FUNCTIONS, DataService
+    from mkts.wire import WireError
+
+    db.write(KEY, bars(90, start=T0))
+    service = DataService(db, "test")
+    req = {"destination": KEY, "functions": [CANDLE]}
+    ds = service.query({"requests": [req]})["responses"][0]["result"]
+    assert ds["names"] == ["Epoch", "Open", "High", "Low", "Close", "Volume_SUM"]
+    assert ds["length"] == 2
+    with pytest.raises(WireError, match="functions must be a list"):
+        service.query({"requests": [{**req, "functions": CANDLE}]})
+    with pytest.raises(WireError, match=f"at most {MAX_QUERY_FUNCTIONS}"):
+        service.query({"requests": [{**req, "functions": ["count(*)"] * 101}]})
+
+
+def test_resample_reads_only_the_range(db: Any, bars: Callable[..., np.ndarray]) -> None:
+    db.write(KEY, bars(180, start=T0))
+    r = db.resample(KEY, "1H", start=T0 + 3600, end=T0 + 3600 + 29 * 60)
+    assert r["Epoch"].tolist() == [T0 + 3600] and r["Volume"].tolist() == [sum(range(60, 90))]
+    assert r["Open"].dtype == np.float32  # prices keep the bucket's type
+
+
+def test_resample_of_a_bucket_without_prices_names_the_fix(db: Any) -> None:
+    rows = np.zeros(2, dtype=[("Epoch", "i8"), ("Bid", "f8")])
+    rows["Epoch"] = [T0, T0 + 60]
+    db.write("Q/1Min/QUOTE", rows)
+    with pytest.raises(FunctionError, match="column 'Price' .*pass price=.*it has Bid"):
+        db.resample("Q/1Min/QUOTE", "1H")
+    assert db.resample("Q/1Min/QUOTE", "1H", price="Bid")["Close"].tolist() == [0.0]
