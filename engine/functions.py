@@ -163,6 +163,9 @@ def apply_functions(functions: Sequence[Function], result: Result, ctx: Function
         if not isinstance(out, Mapping):
             raise FunctionError(f"function {fn!r} returned {type(out).__name__}, not a "
                                 "mapping of column names to arrays")
+        if next(iter(out), None) != "Epoch" or np.asarray(out["Epoch"]).dtype.kind not in "iu":
+            raise FunctionError(f"function {fn!r} returned columns {list(out)}; the first "
+                                "must be Epoch, integer epoch seconds")
         cols = out
     return to_result(result.key, cols, result.timezone)
 

@@ -252,3 +252,18 @@ def test_resample_of_a_bucket_without_prices_names_the_fix(db: Any) -> None:
     with pytest.raises(FunctionError, match="column 'Price' .*pass price=.*it has Bid"):
         db.resample("Q/1Min/QUOTE", "1H")
     assert db.resample("Q/1Min/QUOTE", "1H", price="Bid")["Close"].tolist() == [0.0]
+
+
+def test_a_function_output_without_epoch_first_is_refused(
+        db: Any, bars: Callable[..., np.ndarray]) -> None:
+    from mkts.engine.functions import FunctionContext, apply_functions
+
+    class NoEpoch:
+        def apply(self, columns: Any, ctx: Any) -> dict[str, np.ndarray]:
+            return {"Close": np.asarray(columns["Close"])}
+
+    db.write(KEY, bars(3, start=T0))
+    ctx = FunctionContext(KEY, db.calendar, lambda key: None)
+    with pytest.raises(FunctionError, match=r"returned columns \['Close'\]; the first must be "
+                       "Epoch"):
+        apply_functions([NoEpoch()], db.read(KEY), ctx)
