@@ -1,5 +1,6 @@
 """Every query function through the real pymarketstore client against a real `mkts start`
-(`Params(..., functions=[...])`), and their errors as the client shows them."""
+(`Params(..., functions=[...])`), and their errors as the client shows them; over JSON-RPC,
+and over gRPC too where the server tier provides it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+try:  # both transports where the server speaks gRPC (tests/server/transports.py)
+    from server.transports import TRANSPORTS
+except ImportError:  # a tree without gRPC: JSON-RPC only
+    TRANSPORTS = ("jsonrpc",)
+
 pymkts = pytest.importorskip("pymarketstore")
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 T0 = 1_704_153_600  # 2024-01-02 00:00 UTC
 BAR = [("Epoch", "i8"), ("Open", "f4"), ("High", "f4"), ("Low", "f4"), ("Close", "f4"),
@@ -113,4 +124,6 @@ def test_errors_reach_the_client_as_marketstores_texts(loaded: Any, call: str,
                                                        message: str) -> None:
     with pytest.raises(Exception) as info:  # noqa: B017 - pymarketstore raises Exception
         _query(loaded, "FN", [call])
-    assert str(info.value) == f"{message}: None"
+    err = info.value  # JSON-RPC: Exception("<text>: None"); gRPC: status UNKNOWN, details
+    shown = err.details() if callable(getattr(err, "details", None)) else str(err)
+    assert shown in (message, f"{message}: None")
