@@ -16,6 +16,7 @@ from mkts.engine.errors import (
     ClosedError,
     CorruptFileError,
     CorruptWALError,
+    FunctionError,
     InvalidInputError,
     InvalidKeyError,
     LockedError,
@@ -27,6 +28,7 @@ from mkts.engine.errors import (
     UnknownColumnError,
     UnsupportedFormatError,
 )
+from mkts.engine.functions import Function, FunctionArgs, FunctionContext
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.patterns import KeyPattern, parse_pattern
 from mkts.engine.result import Result
@@ -44,6 +46,9 @@ __all__ = [
     "Subscription",
     "Trigger",
     "BgWorker",
+    "Function",
+    "FunctionArgs",
+    "FunctionContext",
     "BucketKey",
     "parse_key",
     "Timeframe",
@@ -58,6 +63,7 @@ __all__ = [
     "InvalidKeyError",
     "SchemaError",
     "UnknownColumnError",
+    "FunctionError",
     "BucketNotFoundError",
     "BucketExistsError",
     "ReadOnlyError",

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mkts.engine import functions as _functions
 from mkts.engine import query
 from mkts.engine.background import Background
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
@@ -20,6 +21,7 @@ from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
     BucketExistsError,
+    BucketNotFoundError,
     ClosedError,
     InvalidInputError,
     ReadOnlyError,
@@ -288,29 +290,40 @@ class Database:
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, key: str, start: Any = None, end: Any = None, *, limit: int | None = None,
-             limit_from_start: bool = False, columns: Sequence[str] | None = None) -> Result:
-        """Rows of one bucket whose interval overlaps [start, end] (both inclusive)."""
+             limit_from_start: bool = False, columns: Sequence[str] | None = None,
+             functions: Sequence[str] | None = None) -> Result:
+        """Rows of one bucket whose interval overlaps [start, end] (both inclusive).
+
+        `functions` (MarketStore's call strings, e.g.
+        ``["candlecandler('1H',Open,High,Low,Close,Sum::Volume)"]``) run left to right on
+        the rows after the range, limit and projection, each on the previous one's output
+        (docs/plugins.md "Query functions"); a bad call is a FunctionError before any read."""
         self._check_open()
         k = parse_key(key)
         start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
+        chain = _functions.prepare(functions) if functions else None
         self._visible()
         if self._dispatcher.maintaining:
             self._settle(k)
         with self._rw.read():
             bucket = self.catalog.get(k)
             fn = query.read_ticks if bucket.schema.kind == VARIABLE else query.read_fixed
-            return fn(self.catalog, bucket, start_ns, end_ns, limit=limit,
-                      limit_from_start=limit_from_start, columns=columns)
+            result = fn(self.catalog, bucket, start_ns, end_ns, limit=limit,
+                        limit_from_start=limit_from_start, columns=columns)
+        return result if chain is None else self._apply(chain, result)
 
     def query(self, pattern: str, start: Any = None, end: Any = None, *,
               limit: int | None = None, limit_from_start: bool = False,
-              columns: Sequence[str] | None = None) -> dict[str, Result]:
+              columns: Sequence[str] | None = None,
+              functions: Sequence[str] | None = None) -> dict[str, Result]:
         """Read every bucket matching the key pattern (`AAPL,MSFT/1Min/OHLCV`,
         `AA*/1Min/*`; engine.patterns); {key: Result} in request order (symbols as listed,
-        sorted within a glob or `*`). Unknown symbols are absent."""
+        sorted within a glob or `*`). Unknown symbols are absent. `functions` run on each
+        bucket's rows separately, as in `read`."""
         self._check_open()
         pat = parse_pattern(pattern)
         start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
+        chain = _functions.prepare(functions) if functions else None
         self._visible()
         if self._dispatcher.maintaining:
             named = pat.keys()  # a list of names: buckets the triggers may not have made yet
@@ -323,7 +336,36 @@ class Database:
                 out[str(k)] = query.read_bucket(self.catalog, bucket, start_ns, end_ns,
                                                limit=limit, limit_from_start=limit_from_start,
                                                columns=columns)
+        if chain is not None:
+            out = {k: self._apply(chain, r) for k, r in out.items()}
         return out
+
+    def resample(self, key: str, timeframe: str, start: Any = None, end: Any = None, *,
+                 calendar: str | None = None, price: str | None = None,
+                 volume: str | None = None) -> Result:
+        """OHLCV bars of any length (`N` x `Sec|Min|H|D|W|M`, stored or not) from a bar
+        bucket (Open/High/Low/Close) or a tick bucket (`price`, default Price), Volume the
+        exact sum of `volume` (default Volume, or Size for ticks). Equal to pandas'
+        ``resample(tf, label="left", closed="left")`` on the same rows in the database zone
+        (boundaries: docs/plugins.md "Candle boundaries"); empty bars are omitted. With
+        `calendar` (an exchange calendar such as "XNYS"), only rows inside its sessions
+        count."""
+        self._check_open()
+        bucket = self.catalog.get(parse_key(key))
+        calls = _functions.resample_calls(bucket.schema.names, timeframe, calendar=calendar,
+                                          price=price, volume=volume)
+        return self.read(key, start, end, functions=calls)
+
+    def _apply(self, chain: Sequence[_functions.Function], result: Result) -> Result:
+        ctx = _functions.FunctionContext(result.key, self.calendar, self._read_all)
+        return _functions.apply_functions(chain, result, ctx)
+
+    def _read_all(self, key: str) -> dict[str, Any] | None:
+        """Every row of another bucket as columns, for a function (adjust's actions)."""
+        try:
+            return _functions.columns_of(self.read(key))
+        except BucketNotFoundError:
+            return None
 
     def list_keys(self) -> list[str]:
         self._check_open()

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidKeyError",
     "SchemaError",
     "UnknownColumnError",
+    "FunctionError",
     "BucketNotFoundError",
     "BucketExistsError",
     "RootNotFoundError",
@@ -45,6 +46,11 @@ class UnknownColumnError(SchemaError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class FunctionError(InvalidInputError):
+    """A query function call that cannot run: unparseable, unknown, badly bound, or given
+    input it cannot use. The message is MarketStore's text where MarketStore has one."""
 
 
 class BucketNotFoundError(MktsError, KeyError):

@@ -26,6 +26,7 @@ from mkts.engine import (
     CorruptFileError,
     CorruptWALError,
     Database,
+    FunctionError,
     InvalidInputError,
     InvalidKeyError,
     KeyPattern,
@@ -49,7 +50,7 @@ from mkts.engine import (
     to_epoch_ns,
 )
 from mkts.export import export_parquet
-from mkts.plugins.base import BgWorker, Trigger
+from mkts.plugins.base import BgWorker, Function, FunctionArgs, FunctionContext, Trigger
 from mkts.plugins.errors import PluginError
 
 __all__ = [
@@ -63,6 +64,9 @@ __all__ = [
     # plugin contracts
     "Trigger",
     "BgWorker",
+    "Function",
+    "FunctionArgs",
+    "FunctionContext",
     "Records",
     "WriteEvent",
     "Subscription",
@@ -82,6 +86,7 @@ __all__ = [
     "InvalidKeyError",
     "SchemaError",
     "UnknownColumnError",
+    "FunctionError",
     "BucketNotFoundError",
     "BucketExistsError",
     "RootNotFoundError",

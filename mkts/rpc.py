@@ -39,6 +39,7 @@ METHOD_ERROR = -32000  # what MarketStore's gorilla/rpc answers for any method e
 INTERNAL_ERROR = -32603
 MAX_REQUESTS = 10_000  # entries in one "requests" list
 MAX_QUERY_COLUMNS = 200
+MAX_QUERY_FUNCTIONS = 100  # calls in one request's chain
 _INT64_MAX = (1 << 63) - 1
 _TYPE_CODES = {"f4": 0, "i4": 1, "f8": 2, "i8": 3, "i1": 5, "i2": 9, "u1": 10, "u2": 11,
                "u4": 12, "u8": 13, "U16": 14}  # MarketStore's EnumElementType
@@ -203,9 +204,6 @@ class DataService:
         if req.get("is_sqlstatement") or req.get("sql_statement"):
             raise WireError("SQL statements are not supported by mkts; query with destination, "
                             "epoch_start, epoch_end, limit_record_count and columns")
-        if req.get("functions"):
-            raise WireError("query functions are not supported by mkts; fetch the rows and "
-                            "compute on the client")
         category = req.get("key_category")
         if category not in (None, "", "Symbol/Timeframe/AttributeGroup"):
             raise WireError(f"key_category {category!r} is not supported; mkts keys are "
@@ -233,9 +231,16 @@ class DataService:
                 raise WireError(f"{len(columns)} columns asked for; at most {MAX_QUERY_COLUMNS}")
             if not columns:
                 columns = None
+        functions = req.get("functions") or None
+        if functions is not None:
+            if not isinstance(functions, list) or not all(isinstance(f, str) for f in functions):
+                raise WireError("functions must be a list of call strings like \"count(*)\"")
+            if len(functions) > MAX_QUERY_FUNCTIONS:
+                raise WireError(f"{len(functions)} functions asked for; at most "
+                                f"{MAX_QUERY_FUNCTIONS}")
         results = self.db.query(dest, start, end, limit=limit or None,
                                 limit_from_start=_bool(req, "limit_from_start"),
-                                columns=columns)
+                                columns=columns, functions=functions)
         return encode_dataset(list(results.items()))
 
     # -- Write -----------------------------------------------------------------------------

@@ -77,6 +77,30 @@ after ``start``, before the server accepts queries) and an optional ``stop()`` (
 close; ``run()`` should return promptly afterwards). An exception from ``run()`` is logged
 and counted in ``db.stats()["worker_errors"]``; the database keeps running.
 
+Query functions
+---------------
+A function module exposes ``NewFunction(args: FunctionArgs) -> Function`` and declares its
+parameters as module attributes: ``REQUIRED`` and ``OPTIONAL`` (tuples of parameter names,
+default empty) and ``INIT_ARGS`` (the least number of single-quoted literals, default 0). It
+is found by name (case-insensitive) in the entry-point group ``mkts.functions`` only, never
+by a module path (a server must not import what a request names)::
+
+    [project.entry-points."mkts.functions"]
+    vwap = "mypkg.vwap"
+
+* **Construction**, once per call string per read, on the reader's thread: ``args.name`` (as
+  typed), ``args.literals``, ``args.columns`` (``{parameter: [column, ...]}``, bound as
+  docs/plugins.md "Query functions" says). An exception refuses the call: the read raises
+  ``FunctionError("init aggfunc during query: <message>")`` before reading anything.
+* ``apply(columns, ctx)``: ``columns`` is the input, ``{name: numpy array}`` with ``Epoch``
+  first (tick rows add ``Nanoseconds``), in time order unless an earlier function reordered
+  it; ``ctx.key`` is the bucket, ``ctx.calendar`` the database calendar (its zone),
+  ``ctx.read(key)`` every row of another bucket (None when it does not exist). It returns the
+  output the same way (equal-length columns, ``Epoch`` first) and must not modify its input.
+  It runs after the range, limit and projection, once per bucket, each call on the previous
+  call's output; an exception fails that read only (a ``MktsError`` reaches the client with
+  its text).
+
 Configuration (``mkts.yml``)
 ----------------------------
 ``module:`` is a dotted module path (``mkts.plugins.ondiskagg``, ``mypkg.mytrigger``; found in
@@ -111,11 +135,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mkts.engine import BgWorker, Trigger
+from mkts.engine import BgWorker, Function, FunctionArgs, FunctionContext, Trigger
 
-__all__ = ["Trigger", "BgWorker", "NewTrigger", "NewBgWorker"]
+__all__ = ["Trigger", "BgWorker", "Function", "FunctionArgs", "FunctionContext", "NewTrigger",
+           "NewBgWorker", "NewFunction"]
 
-# `Trigger` and `BgWorker` are the engine's own protocols (`mkts.engine.contracts`),
+# `Trigger`, `BgWorker` and `Function` are the engine's own protocols (`mkts.engine.contracts`,
+# `mkts.engine.functions`),
 # re-exported here so that plugin authors find the contracts in one place.
 
 NewTrigger = Callable[[dict[str, Any]], Trigger]
@@ -123,3 +149,6 @@ NewTrigger = Callable[[dict[str, Any]], Trigger]
 
 NewBgWorker = Callable[[dict[str, Any]], BgWorker]
 """The type of a background-worker module's constructor."""
+
+NewFunction = Callable[[FunctionArgs], Function]
+"""The type of a query-function module's constructor."""

@@ -296,8 +296,8 @@ def test_bad_keys_and_arguments_surface_as_exceptions(client: Any) -> None:
         query(client, "COLS", "1Min", "OHLCV", columns=["Nope"])
     with pytest.raises(Exception, match="SQL statements are not supported"):
         client.sql("SELECT * FROM `AAPL/1Min/OHLCV`")
-    with pytest.raises(Exception, match="functions are not supported"):
-        client.query(pymkts.Params("COLS", "1Min", "OHLCV", functions=["avg(Close)"]))
+    with pytest.raises(Exception, match='no function in the UDA Registry named "nope"'):
+        client.query(pymkts.Params("COLS", "1Min", "OHLCV", functions=["nope(Close)"]))
 
 
 def test_write_errors_come_back_per_failed_request(client: Any) -> None:
