@@ -23,6 +23,7 @@ from mkts.engine.errors import (
     ReadOnlyError,
     RootNotFoundError,
     SchemaError,
+    SqlError,
     StoreFailedError,
     UnknownColumnError,
     UnsupportedFormatError,
@@ -66,6 +67,7 @@ __all__ = [
     "StoreFailedError",
     "ClosedError",
     "CorruptFileError",
+    "SqlError",
     "CorruptWALError",
     "UnsupportedFormatError",
 ]
