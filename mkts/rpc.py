@@ -15,6 +15,7 @@ import numpy as np
 
 from mkts import engine
 from mkts.engine.timeutil import MAX_DATETIME64_S, NS
+from mkts.sqlwire import run_wire_sql
 from mkts.wire import (
     MSGPACK,
     BodyLimitError,
@@ -200,9 +201,8 @@ class DataService:
         return {"responses": responses, "version": self.version, "timezone": self.db.timezone}
 
     def _query_one(self, req: Mapping[str, Any]) -> dict[str, Any]:
-        if req.get("is_sqlstatement") or req.get("sql_statement"):
-            raise WireError("SQL statements are not supported by mkts; query with destination, "
-                            "epoch_start, epoch_end, limit_record_count and columns")
+        if req.get("is_sqlstatement"):  # MarketStore's SQL subset (mkts/sqlwire.py)
+            return run_wire_sql(self.db, req.get("sql_statement"))
         if req.get("functions"):
             raise WireError("query functions are not supported by mkts; fetch the rows and "
                             "compute on the client")
