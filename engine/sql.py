@@ -150,13 +150,13 @@ def _epoch_ref(expr: Any, tables: list[dict[str, Any]]) -> dict[str, Any] | None
 
 
 def _tighten(b: Bounds, lo: float | None, hi: float | None) -> Bounds:
-    """Intersect with [lo, hi], rounded outwards to whole seconds (a superset is safe)."""
+    """Intersect with [lo, hi], rounded inwards to the whole seconds Epoch can hold."""
     out_lo, out_hi = b
     if lo is not None:
-        s = math.floor(lo)
+        s = math.ceil(lo)
         out_lo = s if out_lo is None else max(out_lo, s)
     if hi is not None:
-        s = math.ceil(hi)
+        s = math.floor(hi)
         out_hi = s if out_hi is None else min(out_hi, s)
     return out_lo, out_hi
 
@@ -193,10 +193,15 @@ def epoch_bounds(node: dict[str, Any]) -> dict[int, Bounds]:
         v = _number(constant(right))
         if t is None or v is None:
             continue
-        if kind in _LOWER or kind == "COMPARE_EQUAL":
-            out[id(t)] = _tighten(out[id(t)], v, None)
-        if kind in _UPPER or kind == "COMPARE_EQUAL":
-            out[id(t)] = _tighten(out[id(t)], None, v)
+        # Epoch is whole seconds: Epoch > 5.5 is Epoch >= 6, Epoch < 6 is Epoch <= 5
+        if kind == "COMPARE_GREATERTHAN":
+            out[id(t)] = _tighten(out[id(t)], math.floor(v) + 1, None)
+        elif kind == "COMPARE_LESSTHAN":
+            out[id(t)] = _tighten(out[id(t)], None, math.ceil(v) - 1)
+        else:
+            lo_ok = kind in _LOWER or kind == "COMPARE_EQUAL"
+            hi_ok = kind in _UPPER or kind == "COMPARE_EQUAL"
+            out[id(t)] = _tighten(out[id(t)], v if lo_ok else None, v if hi_ok else None)
     return out
 
 

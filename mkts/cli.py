@@ -287,6 +287,24 @@ def cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    target = _Target(args)
+    with target.open_readonly() as db:
+        try:
+            r = db.sql(args.statement)
+        except ImportError as exc:
+            raise CliError(str(exc)) from None
+        if not len(r):
+            _say("sql", "no rows")
+        # Epoch (int64 seconds) prints as a time unless --epoch; other columns as they are
+        timed = not args.epoch and "Epoch" in r.columns and r["Epoch"].dtype.kind in "iu"
+        if args.csv:
+            _write_csv(sys.stdout, {"SQL": r}, not timed, keyed=False)
+        else:
+            _write_table(sys.stdout, r, db.timezone, not timed)
+    return EXIT_OK
+
+
 def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
     """What to say about each part of `pattern` (one alternative per key part: a key, or a
     pattern with globs) that matches none of `keys`."""
@@ -711,6 +729,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epoch", action="store_true", help="raw Epoch seconds (and Nanoseconds) "
                    "instead of ISO times")
     s.set_defaults(func=cmd_query)
+
+    s = sub.add_parser("sql", parents=[db_opts], help="run an SQL SELECT over buckets",
+                       description="Run one SQL SELECT with DuckDB (pip install 'mkts[sql]'); "
+                       'a bucket key in double quotes is a table: SELECT * FROM '
+                       '"AAPL/1Min/OHLCV" WHERE Epoch >= 1704067200. Opens the database '
+                       "read-only, so it works beside a running server.")
+    s.add_argument("statement", metavar="SQL")
+    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC)")
+    s.add_argument("--epoch", action="store_true", help="raw Epoch seconds instead of ISO "
+                   "times")
+    s.set_defaults(func=cmd_sql)
 
     s = sub.add_parser("import", parents=[db_opts, prog_opts], help="load a CSV file",
                        description="Load FILE.csv (header row; a time column) into KEY, or "
