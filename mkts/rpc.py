@@ -302,8 +302,8 @@ class DataService:
             if not isinstance(name, str):
                 raise WireError(f"column names must be strings, not {_tname(name)}")
             dtype = parse_wire_type(t)
-            if name in ("Epoch", "Nanoseconds"):
-                continue
+            if name == "Epoch" or (name == "Nanoseconds" and variable):
+                continue  # (in a fixed bucket Nanoseconds is an ordinary column)
             if name in columns:
                 raise WireError(f"column {name!r} appears twice")
             columns[name] = dtype
