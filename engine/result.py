@@ -149,10 +149,10 @@ class Result:
                 name, n = f"{base}_{n}", n + 1
             names.append(str(name))
             arrays.append(_numpy_column(col))
-        data = np.empty(table.num_rows, dtype=[(n, a.dtype) for n, a in zip(names, arrays,
+        data = np.empty(table.num_rows, dtype=[(c, a.dtype) for c, a in zip(names, arrays,
                                                                             strict=True)])
-        for n, a in zip(names, arrays, strict=True):
-            data[n] = a
+        for c, a in zip(names, arrays, strict=True):
+            data[c] = a
         out = cls(key, data, names, timezone)
         if names == list(table.column_names):
             out._arrow = table

@@ -86,7 +86,7 @@ def _walk(obj: Any) -> Iterator[dict[str, Any]]:
 
 
 def _cte_names(node: Any) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for d in _walk(node):
         cte = d.get("cte_map")
         if isinstance(cte, dict):
