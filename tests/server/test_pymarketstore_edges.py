@@ -1,6 +1,6 @@
 """Compatibility edges found with the real pymarketstore client against a real `mkts start`:
 long symbols, a `Nanoseconds` column in a fixed bucket, and Create with no columns
-(docs/server.md "Departures and edges")."""
+(docs/server.md "Verified against the client")."""
 
 from __future__ import annotations
 
