@@ -80,6 +80,12 @@ class Result:
         return len(self._data)
 
     @property
+    def ticks(self) -> bool:
+        """True when the row times include the `Nanoseconds` column (a tick bucket's); in a
+        fixed bucket a column of that name is ordinary data."""
+        return self._ticks and "Nanoseconds" in self._columns
+
+    @property
     def array(self) -> np.ndarray:
         """All columns as one read-only numpy structured array."""
         unfilled = self._unfilled
@@ -94,7 +100,7 @@ class Result:
     def timestamps(self) -> np.ndarray:
         """Row times as datetime64[ns] (UTC)."""
         ns = self["Epoch"].astype(np.int64) * NS
-        if self._ticks and "Nanoseconds" in self._columns:
+        if self.ticks:
             ns = ns + self._data["Nanoseconds"]
         return ns.view("datetime64[ns]")
 

@@ -326,9 +326,9 @@ def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
 
 def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]:
     cols = r.columns
-    nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in cols else None
-    names = list(cols) if raw_epoch else ["Epoch"] + [c for c in cols
-                                                      if c not in ("Epoch", "Nanoseconds")]
+    nanos = np.asarray(r["Nanoseconds"]) if r.ticks else None
+    names = list(cols) if raw_epoch else ["Epoch"] + [
+        c for c in cols if c != "Epoch" and not (c == "Nanoseconds" and r.ticks)]
     # numpy scalars print their shortest round-trip form for their own width (f4 185.3, not
     # the float64 185.3000030517578)
     texts = [[str(v) for v in np.asarray(r[c])] for c in names]
@@ -364,7 +364,7 @@ def _write_csv(out: Any, results: dict[str, Any], raw_epoch: bool, keyed: bool) 
     tables = []
     for key, r in results.items():
         names, rows = _rows(r, "UTC", raw_epoch)
-        if keyed and "Nanoseconds" in r.columns and "Nanoseconds" not in names:
+        if keyed and r.ticks and "Nanoseconds" not in names:
             names = [*names, "Nanoseconds"]
             rows = [[*row, str(ns)] for row, ns in zip(rows, np.asarray(r["Nanoseconds"]),
                                                        strict=True)]
@@ -492,7 +492,7 @@ def _long_row(db: Any, key: str) -> list[str]:
     times = ["-", "-"]
     for i, r in enumerate((db.read(key, limit=1, limit_from_start=True), db.read(key, limit=1))):
         if len(r):
-            nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in r.columns else None
+            nanos = np.asarray(r["Nanoseconds"]) if r.ticks else None
             times[i] = _format_times(np.asarray(r["Epoch"]), nanos, db.timezone)[0]
     allocated = apparent = 0
     with os.scandir(os.path.join(db.root, *key.split("/"))) as entries:
@@ -516,8 +516,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("columns:    " + ", ".join(f"{c} {t}" for c, t in info["columns"].items()))
         print("years:      " + (", ".join(str(y) for y in info["years"]) or "none"))
         if len(first):
-            nf = np.asarray(first["Nanoseconds"]) if "Nanoseconds" in first.columns else None
-            nl = np.asarray(last["Nanoseconds"]) if "Nanoseconds" in last.columns else None
+            nf = np.asarray(first["Nanoseconds"]) if first.ticks else None
+            nl = np.asarray(last["Nanoseconds"]) if last.ticks else None
             print(f"first:      {_format_times(np.asarray(first['Epoch']), nf, db.timezone)[0]}")
             print(f"last:       {_format_times(np.asarray(last['Epoch']), nl, db.timezone)[0]}")
         else:
