@@ -1,6 +1,7 @@
 """SQL over buckets (`db.sql`): DuckDB runs one SELECT; every bucket key it names as a table
 is read from its year files and handed over as Arrow. Epoch bounds found in DuckDB's own
-parse of the WHERE clause limit what is read; DuckDB still applies the exact filter.
+parse of the WHERE clause limit what is read, and only the columns it mentions are read;
+DuckDB still applies the exact filter.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mkts.engine.timeutil import MAX_DATETIME64_S, NS
 if TYPE_CHECKING:
     from mkts.engine.database import Database
 
-__all__ = ["run_sql", "parse_sql", "epoch_bounds", "SQL_KEY", "Bounds"]
+__all__ = ["run_sql", "parse_sql", "epoch_bounds", "used_columns", "SQL_KEY", "Bounds"]
 
 SQL_KEY = "SQL"  # the key of a db.sql() Result
 NEEDS = "db.sql() needs duckdb and pyarrow: pip install 'mkts[sql]'"
@@ -227,6 +228,32 @@ def _union(a: Bounds | None, b: Bounds) -> Bounds:
     return lo, hi
 
 
+def used_columns(node: dict[str, Any]) -> set[str] | None:
+    """The lower-cased names of every column the statement mentions, or None when it may use
+    any column: `*` or COLUMNS(...), `#1`, a table renaming its columns (`t(a, b)`), a
+    NATURAL join, PIVOT, or a table used as a row value (`SELECT t FROM ... t`). Names are
+    matched loosely (every part of `a.b`, lambda parameters too): a superset is safe."""
+    tables = {str(d.get("alias") or d.get("table_name", "")).lower()
+              for d in _walk(node) if d.get("type") == "BASE_TABLE"}
+    names: set[str] = set()
+    for d in _walk(node):
+        kind = str(d.get("type", ""))
+        if kind in ("STAR", "POSITIONAL_REFERENCE") or "PIVOT" in kind:
+            return None
+        if kind == "BASE_TABLE" and d.get("column_name_alias"):
+            return None
+        if kind == "JOIN":
+            if d.get("ref_type") not in (None, "REGULAR"):
+                return None
+            names.update(str(c).lower() for c in d.get("using_columns") or [])
+        if d.get("class") == "COLUMN_REF":
+            parts = [str(c).lower() for c in d.get("column_names") or []]
+            if not parts or (len(parts) == 1 and parts[0] in tables):
+                return None
+            names.update(parts)
+    return names
+
+
 def bucket_reads(db: Database, node: dict[str, Any]) -> dict[str, Bounds]:
     """{bucket key: Epoch bounds to read} for every table of the statement that is a bucket
     (a key, quoted: "AAPL/1Min/OHLCV"); a bucket named twice reads the union of both."""
@@ -250,15 +277,19 @@ def bucket_reads(db: Database, node: dict[str, Any]) -> dict[str, Bounds]:
     return reads
 
 
-def _read(db: Database, key: str, bounds: Bounds) -> Result:
-    """The bucket's rows with lo <= Epoch <= hi (a tick's whole second at hi); lo > hi reads
-    no year file at all."""
+def _read(db: Database, key: str, bounds: Bounds, used: set[str] | None) -> Result:
+    """The bucket's rows with lo <= Epoch <= hi (a tick's whole second at hi; lo > hi reads
+    no year file at all), and of its columns those in `used` (None: all)."""
+    columns = None
+    if used is not None:
+        names = db.catalog.get(parse_key(key)).schema.names
+        columns = [c for c in names if c.lower() in used]
     lo, hi = bounds
     lo = None if lo is None else min(max(lo, -MAX_DATETIME64_S), MAX_DATETIME64_S)
     hi = None if hi is None else min(max(hi, -MAX_DATETIME64_S - 1), MAX_DATETIME64_S - 1)
     start = None if lo is None else np.datetime64(lo * NS, "ns")
     end = None if hi is None else np.datetime64(hi * NS + NS - 1, "ns")
-    return db.read(key, start, end)
+    return db.read(key, start, end, columns=columns)
 
 
 def run_sql(db: Database, statement: str, *, external_access: bool = True,
@@ -268,8 +299,9 @@ def run_sql(db: Database, statement: str, *, external_access: bool = True,
     con = connect(external_access=external_access)
     try:
         node = parse_sql(con, statement)
+        used = used_columns(node)
         for name, bounds in bucket_reads(db, node).items():
-            con.register(name, _read(db, name, bounds).to_arrow())
+            con.register(name, _read(db, name, bounds, used).to_arrow())
         duckdb = _duckdb()
         try:
             table = con.sql(statement).to_arrow_table()

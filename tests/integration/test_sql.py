@@ -149,6 +149,28 @@ def test_the_result_converts_like_a_read(three_years: Path) -> None:
         assert repr(n) == "<Result SQL: 1 rows x 2 columns>"
 
 
+@pytest.mark.parametrize(("statement", "expected"), [
+    ('SELECT close FROM "MSFT/1Min/OHLCV" ORDER BY Epoch LIMIT 2', [(1000.0,), (1001.0,)]),
+    ('SELECT t.Close FROM "MSFT/1Min/OHLCV" t(e, c, v) WHERE e = 1707523260', "Binder"),
+    ('SELECT c FROM "MSFT/1Min/OHLCV" t(e, c, v) WHERE e = 1707523260', [(1001.0,)]),
+    ('SELECT #3 FROM "MSFT/1Min/OHLCV" WHERE Epoch = 1707523260', [(101,)]),
+    ('SELECT COLUMNS(\'V.*\') FROM "MSFT/1Min/OHLCV" WHERE Epoch = 1707523260', [(101,)]),
+    ('SELECT t.Volume FROM "MSFT/1Min/OHLCV" t NATURAL JOIN "AAPL/1Min/OHLCV" LIMIT 1', []),
+    ('SELECT t FROM "MSFT/1Min/OHLCV" t WHERE Epoch = 1707523260',
+     [({"Epoch": 1707523260, "Close": 1001.0, "Volume": 101},)]),
+])
+def test_column_pruning_never_drops_a_column_in_use(three_years: Path, statement: str,
+                                                    expected: Any) -> None:
+    with mkts.engine.open(three_years, readonly=True) as db:
+        if isinstance(expected, str):
+            with pytest.raises(mkts.SqlError, match=expected):
+                db.sql(statement)
+            return
+        r = db.sql(statement)
+        assert r.to_arrow().to_pylist() == [dict(zip(r.columns, row, strict=True))
+                                            for row in expected]
+
+
 def test_bad_statements_are_named_errors(three_years: Path) -> None:
     with mkts.engine.open(three_years, readonly=True) as db:
         with pytest.raises(mkts.BucketNotFoundError, match="NOPE/1Min/OHLCV"):

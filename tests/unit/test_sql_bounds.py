@@ -1,6 +1,7 @@
-"""engine/sql.py `epoch_bounds`: which Epoch range each table of a SELECT's own FROM clause
-must be read over, from DuckDB's parse of the statement. A bound must never exclude a row
-the statement can select; terms it cannot use give no bound."""
+"""engine/sql.py `epoch_bounds` and `used_columns`: which Epoch range of each table of a
+SELECT's own FROM clause, and which columns, must be read, from DuckDB's parse of the
+statement. Neither may leave out a row or a column the statement can use; what they cannot
+judge reads everything."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 pytest.importorskip("duckdb")
 
-from mkts.engine.sql import connect, epoch_bounds, parse_sql  # noqa: E402
+from mkts.engine.sql import connect, epoch_bounds, parse_sql, used_columns  # noqa: E402
 
 
 def bounds(statement: str) -> list[tuple[int | None, int | None]]:
@@ -73,3 +74,32 @@ def test_a_statement_without_where_or_not_a_plain_select_has_no_bounds() -> None
     finally:
         con.close()
     assert epoch_bounds(node) == {}
+
+
+def used(statement: str) -> set[str] | None:
+    con = connect()
+    try:
+        return used_columns(parse_sql(con, statement))
+    finally:
+        con.close()
+
+
+def test_the_columns_a_statement_mentions_are_read() -> None:
+    assert used('SELECT Close FROM "A/1Min/B" WHERE epoch > 5 ORDER BY Volume') == {
+        "close", "epoch", "volume"}
+    assert used('SELECT count(*) FROM "A/1Min/B"') == set()
+    assert used('SELECT a.Close FROM "A/1Min/B" a JOIN "C/1Min/B" c USING (Epoch)') == {
+        "a", "close", "epoch"}
+
+
+@pytest.mark.parametrize("statement", [
+    'SELECT * FROM "A/1Min/B"',
+    'SELECT a.* FROM "A/1Min/B" a',
+    "SELECT COLUMNS('C.*') FROM \"A/1Min/B\"",
+    'SELECT #2 FROM "A/1Min/B"',
+    'SELECT x FROM "A/1Min/B" t(x, y)',
+    'SELECT Close FROM "A/1Min/B" NATURAL JOIN "C/1Min/B"',
+    'SELECT t FROM "A/1Min/B" t',
+])
+def test_what_may_use_any_column_reads_them_all(statement: str) -> None:
+    assert used(statement) is None
