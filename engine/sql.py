@@ -23,7 +23,8 @@ from mkts.engine.timeutil import MAX_DATETIME64_S, NS
 if TYPE_CHECKING:
     from mkts.engine.database import Database
 
-__all__ = ["run_sql", "parse_sql", "epoch_bounds", "used_columns", "SQL_KEY", "Bounds"]
+__all__ = ["run_sql", "connect", "parse_sql", "constant", "epoch_bounds", "used_columns", "SQL_KEY",
+           "Bounds"]
 
 SQL_KEY = "SQL"  # the key of a db.sql() Result
 NEEDS = "db.sql() needs duckdb and pyarrow: pip install 'mkts[sql]'"
@@ -259,7 +260,6 @@ def bucket_reads(db: Database, node: dict[str, Any]) -> dict[str, Bounds]:
     (a key, quoted: "AAPL/1Min/OHLCV"); a bucket named twice reads the union of both."""
     bounded = epoch_bounds(node)
     ctes = _cte_names(node)
-    known = set(db.list_keys())
     reads: dict[str, Bounds] = {}
     for d in _walk(node):
         if d.get("type") != "BASE_TABLE" or d.get("schema_name") or d.get("catalog_name"):
@@ -267,11 +267,11 @@ def bucket_reads(db: Database, node: dict[str, Any]) -> dict[str, Bounds]:
         name = str(d.get("table_name", ""))
         if name.lower() in ctes:
             continue
-        if name not in known:
-            try:
-                parse_key(name)
-            except InvalidKeyError:
-                continue  # not a key: DuckDB's own table, file or error
+        try:
+            key = parse_key(name)
+        except InvalidKeyError:
+            continue  # not a key: DuckDB's own table, a file, or DuckDB's error
+        if key not in db.catalog.buckets:
             raise BucketNotFoundError(f"SQL table {name!r}: no such bucket (see db.list_keys())")
         reads[name] = _union(reads.get(name), bounded.get(id(d), _ALL))
     return reads
