@@ -40,9 +40,12 @@ def run_wire_sql(db: engine.Database, text: Any) -> dict[str, Any]:
     (the statement's text up to its first ':')."""
     if not isinstance(text, str) or not text.strip():
         raise WireError("sql_statement is empty; " + SUBSET)
-    statement = translate(db, text)
-    key = text.split(":", 1)[0]
-    result = run_sql(db, statement, external_access=False, key=key)
+    try:
+        statement = translate(db, text)
+        key = text.split(":", 1)[0]
+        result = run_sql(db, statement, external_access=False, key=key)
+    except ImportError as exc:  # duckdb missing where the server runs
+        raise WireError(f"SQL is not available on this server: {exc}") from None
     return encode_dataset([(key, result)])
 
 

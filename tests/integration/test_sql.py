@@ -187,11 +187,30 @@ def test_bad_statements_are_named_errors(three_years: Path) -> None:
             db.sql("  ")
 
 
-def test_missing_duckdb_names_the_extra(three_years: Path, monkeypatch: Any) -> None:
+def test_missing_duckdb_names_the_extra(three_years: Path, monkeypatch: Any,
+                                        capsys: Any) -> None:
+    from mkts.cli import main
+
     monkeypatch.setitem(sys.modules, "duckdb", None)
     with mkts.engine.open(three_years, readonly=True) as db:
         with pytest.raises(ImportError, match=r"mkts\[sql\]"):
             db.sql('SELECT * FROM "AAPL/1Min/OHLCV"')
+    assert main(["sql", "--root", str(three_years), 'SELECT * FROM "AAPL/1Min/OHLCV"']) == 1
+    assert capsys.readouterr().err == (
+        "mkts sql: db.sql() needs duckdb and pyarrow: pip install 'mkts[sql]'\n")
+
+
+def test_sql_over_rpc_without_duckdb_names_the_extra(three_years: Path, monkeypatch: Any
+                                                     ) -> None:
+    from mkts.rpc import DataService, RpcError
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    with mkts.engine.open(three_years, readonly=True) as db:
+        service = DataService(db, "v")
+        request = {"requests": [{"is_sqlstatement": True,
+                                 "sql_statement": "SELECT * FROM `AAPL/1Min/OHLCV`"}]}
+        with pytest.raises(RpcError, match=r"not available on this server: .*mkts\[sql\]"):
+            service.call("DataService.Query", request)
 
 
 def test_cli_sql_prints_like_query(three_years: Path, capsys: Any) -> None:
