@@ -65,3 +65,22 @@ def test_a_bucket_created_with_no_columns_holds_epoch_alone(tmp_path: Path) -> N
     with mkts.open(root) as db:
         assert db.read("BARE/1Min/OHLCV")["Epoch"].tolist() == [T0, T0 + 60]
         assert db.info("BARE/1Min/OHLCV")["rows"] == 2
+
+
+def test_dask_and_parquet_keep_an_ordinary_nanoseconds_column_as_data(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pytest.importorskip("dask")
+    root = tmp_path / "db"
+    with mkts.open(root) as db:
+        db.write("Q/1Min/QUOTE", quotes(), variable=False)
+    frame = mkts.read_dask(root, "Q/1Min/QUOTE").compute(scheduler="sync")
+    assert list(frame.columns) == ["Symbol", "Ask", "Nanoseconds"]
+    assert frame.index.equals(pd.DatetimeIndex(pd.to_datetime(quotes()["Epoch"], unit="s",
+                                                             utc=True), name="Epoch"))
+    assert frame["Nanoseconds"].tolist() == [7, 8, 9]
+    mkts.export_parquet(root, tmp_path / "out", progress=False)
+    (path,) = (tmp_path / "out").rglob("*.parquet")
+    table = pq.read_table(path)
+    assert table.column("Epoch").to_pylist()[0] == pd.Timestamp(T0, unit="s", tz="UTC")
+    assert table.column("Nanoseconds").to_pylist() == [7, 8, 9]
