@@ -24,6 +24,7 @@ from mkts.engine.errors import (
     ReadOnlyError,
     RootNotFoundError,
     SchemaError,
+    SqlError,
     StoreFailedError,
     UnknownColumnError,
     UnsupportedFormatError,
@@ -72,6 +73,7 @@ __all__ = [
     "StoreFailedError",
     "ClosedError",
     "CorruptFileError",
+    "SqlError",
     "CorruptWALError",
     "UnsupportedFormatError",
 ]

@@ -17,7 +17,7 @@ from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_dura
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
 from mkts.engine.filecache import FileCache, default_max_open_files
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
-from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.keys import MAX_ATTR, MAX_PART, BucketKey, parse_key
 from mkts.engine.schema import Schema
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
@@ -29,6 +29,7 @@ TEMPLATE_NAME = "bucket.hdr"
 # docs/format.md "Durability": a bucket being destroyed is renamed `SYM/TF/.ATTR.destroying`
 # in one step (no key part starts with "."), then removed; open finishes what a crash cut.
 DESTROYING = ".destroying"
+assert MAX_ATTR + len(f".{DESTROYING}") <= MAX_PART  # the aside name fits (engine/keys.py)
 # docs/format.md "Durability": a destroy of several buckets at once (a base and the buckets
 # a trigger maintains from it) first writes their keys, one a line, to `<root>/.destroy`;
 # open finishes the destroy of every key listed there, then removes the file.

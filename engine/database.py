@@ -367,6 +367,18 @@ class Database:
         except BucketNotFoundError:
             return None
 
+    def sql(self, statement: str) -> Result:
+        """Run one SQL SELECT with DuckDB (`pip install 'mkts[sql]'`) over the buckets: a
+        bucket key in double quotes is a table (`SELECT * FROM "AAPL/1Min/OHLCV"`) with the
+        columns a read returns (Epoch int64 seconds first; a tick bucket's Nanoseconds
+        last). `Epoch` bounds ANDed in the WHERE clause limit the year files and slots read.
+        Returns the rows as a Result keyed "SQL" (`to_arrow()`, `to_polars()`,
+        `to_pandas()`); each bucket is read as `read()` would, not as one snapshot of all."""
+        from mkts.engine.sql import run_sql
+
+        self._check_open()
+        return run_sql(self, statement)
+
     def list_keys(self) -> list[str]:
         self._check_open()
         with self._meta_lock:

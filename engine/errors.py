@@ -23,6 +23,7 @@ __all__ = [
     "StoreFailedError",
     "ClosedError",
     "CorruptFileError",
+    "SqlError",
     "CorruptWALError",
     "UnsupportedFormatError",
     "WalError",
@@ -87,3 +88,8 @@ class ClosedError(MktsError, ValueError):
 
 class CorruptFileError(MktsError, OSError):
     """A data file is damaged (bad header checksum, misplaced record, damaged blob)."""
+
+
+class SqlError(InvalidInputError):
+    """An SQL statement that cannot be parsed or run (db.sql, `mkts sql`, SQL over the
+    server); the message names the statement and the construct or DuckDB's reason."""

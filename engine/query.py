@@ -113,7 +113,8 @@ def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: lis
         ep = np.concatenate(separate) if separate else None
     if cols is not full and cols != full:
         data = data[cols]
-    return Result(str(bucket.key), data, cols, tz, epochs=ep)
+    return Result(str(bucket.key), data, cols, tz, epochs=ep,
+                  ticks=bucket.schema.kind == "variable")
 
 
 def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,

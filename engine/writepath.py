@@ -157,7 +157,8 @@ class WritePath:
             bucket = self.catalog.buckets.get(key)
             if bucket is None:
                 kind = VARIABLE if variable else FIXED
-                schema = ingest.infer_schema(key.tf, kind, cols, str(key))
+                schema = ingest.infer_schema(key.tf, kind, cols, str(key),
+                                             nanos_column=variable is False)
             else:
                 schema = bucket.schema
                 if variable is not None and (schema.kind == VARIABLE) != variable:

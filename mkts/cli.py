@@ -287,6 +287,24 @@ def cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    target = _Target(args)
+    with target.open_readonly() as db:
+        try:
+            r = db.sql(args.statement)
+        except ImportError as exc:
+            raise CliError(str(exc)) from None
+        if not len(r):
+            _say("sql", "no rows")
+        # Epoch (int64 seconds) prints as a time unless --epoch; other columns as they are
+        timed = not args.epoch and "Epoch" in r.columns and r["Epoch"].dtype.kind in "iu"
+        if args.csv:
+            _write_csv(sys.stdout, {"SQL": r}, not timed, keyed=False)
+        else:
+            _write_table(sys.stdout, r, db.timezone, not timed)
+    return EXIT_OK
+
+
 def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
     """What to say about each part of `pattern` (one alternative per key part: a key, or a
     pattern with globs) that matches none of `keys`."""
@@ -308,9 +326,9 @@ def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
 
 def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]:
     cols = r.columns
-    nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in cols else None
-    names = list(cols) if raw_epoch else ["Epoch"] + [c for c in cols
-                                                      if c not in ("Epoch", "Nanoseconds")]
+    nanos = np.asarray(r["Nanoseconds"]) if r.ticks else None
+    names = list(cols) if raw_epoch else ["Epoch"] + [
+        c for c in cols if c != "Epoch" and not (c == "Nanoseconds" and r.ticks)]
     # numpy scalars print their shortest round-trip form for their own width (f4 185.3, not
     # the float64 185.3000030517578)
     texts = [[str(v) for v in np.asarray(r[c])] for c in names]
@@ -346,7 +364,7 @@ def _write_csv(out: Any, results: dict[str, Any], raw_epoch: bool, keyed: bool) 
     tables = []
     for key, r in results.items():
         names, rows = _rows(r, "UTC", raw_epoch)
-        if keyed and "Nanoseconds" in r.columns and "Nanoseconds" not in names:
+        if keyed and r.ticks and "Nanoseconds" not in names:
             names = [*names, "Nanoseconds"]
             rows = [[*row, str(ns)] for row, ns in zip(rows, np.asarray(r["Nanoseconds"]),
                                                        strict=True)]
@@ -474,7 +492,7 @@ def _long_row(db: Any, key: str) -> list[str]:
     times = ["-", "-"]
     for i, r in enumerate((db.read(key, limit=1, limit_from_start=True), db.read(key, limit=1))):
         if len(r):
-            nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in r.columns else None
+            nanos = np.asarray(r["Nanoseconds"]) if r.ticks else None
             times[i] = _format_times(np.asarray(r["Epoch"]), nanos, db.timezone)[0]
     allocated = apparent = 0
     with os.scandir(os.path.join(db.root, *key.split("/"))) as entries:
@@ -498,8 +516,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("columns:    " + ", ".join(f"{c} {t}" for c, t in info["columns"].items()))
         print("years:      " + (", ".join(str(y) for y in info["years"]) or "none"))
         if len(first):
-            nf = np.asarray(first["Nanoseconds"]) if "Nanoseconds" in first.columns else None
-            nl = np.asarray(last["Nanoseconds"]) if "Nanoseconds" in last.columns else None
+            nf = np.asarray(first["Nanoseconds"]) if first.ticks else None
+            nl = np.asarray(last["Nanoseconds"]) if last.ticks else None
             print(f"first:      {_format_times(np.asarray(first['Epoch']), nf, db.timezone)[0]}")
             print(f"last:       {_format_times(np.asarray(last['Epoch']), nl, db.timezone)[0]}")
         else:
@@ -714,6 +732,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epoch", action="store_true", help="raw Epoch seconds (and Nanoseconds) "
                    "instead of ISO times")
     s.set_defaults(func=cmd_query)
+
+    s = sub.add_parser("sql", parents=[db_opts], help="run an SQL SELECT over buckets",
+                       description="Run one SQL SELECT with DuckDB (pip install 'mkts[sql]'); "
+                       'a bucket key in double quotes is a table: SELECT * FROM '
+                       '"AAPL/1Min/OHLCV" WHERE Epoch >= 1704067200. Opens the database '
+                       "read-only, so it works beside a running server.")
+    s.add_argument("statement", metavar="SQL")
+    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC)")
+    s.add_argument("--epoch", action="store_true", help="raw Epoch seconds instead of ISO "
+                   "times")
+    s.set_defaults(func=cmd_sql)
 
     s = sub.add_parser("import", parents=[db_opts, prog_opts], help="load a CSV file",
                        description="Load FILE.csv (header row; a time column) into KEY, or "

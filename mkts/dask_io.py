@@ -80,9 +80,10 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
     _check_one_schema(pattern, keys, list(infos.values()))
     pieces = plan_pieces(engine.get_calendar(tz), infos, start_ns, end_ns)
     schema: dict[str, str] = infos[keys[0]]["columns"]
-    names = _output_columns(keys[0], schema, columns)
+    ticks = infos[keys[0]]["kind"] == "variable"  # (a fixed bucket's Nanoseconds is data)
+    names = _output_columns(keys[0], schema, columns, ticks)
     empty = np.zeros(0, dtype=[(n, t) for n, t in schema.items()])
-    meta = _frame(empty, tz, "", None)
+    meta = _frame(empty, tz, "", None, ticks)
     if not pieces:  # nothing in range: one empty partition with the right dtypes
         return dd.from_pandas(meta[names], npartitions=1, sort=False)
     specs: list[_Spec] = [(root_path, p.key, p.year, p.start_ns, p.end_ns) for p in pieces]
@@ -112,11 +113,10 @@ def _describe(info: dict[str, Any]) -> str:
     return ", ".join(f"{c} {t}" for c, t in info["columns"].items()) + f" ({info['kind']})"
 
 
-def _output_columns(key: str, schema: dict[str, str], columns: Sequence[str] | None
-                    ) -> list[str]:
+def _output_columns(key: str, schema: dict[str, str], columns: Sequence[str] | None,
+                    ticks: bool) -> list[str]:
     """Symbol first, then the requested (or all) columns, Nanoseconds last for ticks."""
-    values = [c for c in schema if c not in ("Epoch", "Nanoseconds")]
-    ticks = "Nanoseconds" in schema
+    values = [c for c in schema if c != "Epoch" and not (ticks and c == "Nanoseconds")]
     if columns is None:
         chosen = values
     else:
@@ -124,7 +124,7 @@ def _output_columns(key: str, schema: dict[str, str], columns: Sequence[str] | N
             columns = [columns]
         chosen = []
         for c in columns:
-            if c in (SYMBOL, "Epoch", "Nanoseconds") or c in chosen:
+            if c in (SYMBOL, "Epoch") or (ticks and c == "Nanoseconds") or c in chosen:
                 continue
             if c not in values:
                 raise engine.UnknownColumnError(
@@ -142,21 +142,24 @@ def _divisions(pieces: list[Piece], tz: str, pd: Any) -> tuple[Any, ...]:
     return (*(ts(p.first_ns) for p in pieces), ts(pieces[-1].end_ns))
 
 
-def _frame(arr: np.ndarray, tz: str, symbol: str, columns: Sequence[str] | None) -> Any:
-    """A result array as the frame of one partition (also builds the meta from an empty one)."""
+def _frame(arr: np.ndarray, tz: str, symbol: str, columns: Sequence[str] | None,
+           ticks: bool) -> Any:
+    """A result array as the frame of one partition (also builds the meta from an empty one);
+    `ticks`: Nanoseconds is part of the row times."""
     import pandas as pd
     import pyarrow as pa
 
     ns = arr["Epoch"].astype(np.int64) * NS
     names = arr.dtype.names or ()
-    if "Nanoseconds" in names:
+    ticks = ticks and "Nanoseconds" in names
+    if ticks:
         ns += arr["Nanoseconds"]
     index = pd.DatetimeIndex(ns.view("datetime64[ns]"), name="Epoch").tz_localize("UTC")
     if tz != "UTC":
         index = index.tz_convert(tz)
     if columns is None:
-        columns = [SYMBOL, *(n for n in names if n not in ("Epoch", "Nanoseconds")),
-                   *(["Nanoseconds"] if "Nanoseconds" in names else [])]
+        columns = [SYMBOL, *(n for n in names if n != "Epoch" and not (ticks and n == "Nanoseconds")),
+                   *(["Nanoseconds"] if ticks else [])]
     data: dict[str, Any] = {}
     for c in columns:
         if c == SYMBOL:  # one string repeated: an Arrow take, not len(arr) Python strings
@@ -178,7 +181,7 @@ def _read_piece(spec: _Spec, columns: Sequence[str] | None = None) -> Any:
                     columns=wanted)
         tz = db.timezone
     log.debug("read %s year %d: %d rows, columns %s", key, year, len(r), r.columns)
-    return _frame(r.array, tz, key.split("/", 1)[0], columns)
+    return _frame(r.array, tz, key.split("/", 1)[0], columns, r.ticks)
 
 
 class _Handle:

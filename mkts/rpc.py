@@ -15,6 +15,7 @@ import numpy as np
 
 from mkts import engine
 from mkts.engine.timeutil import MAX_DATETIME64_S, NS
+from mkts.sqlwire import run_wire_sql
 from mkts.wire import (
     MSGPACK,
     BodyLimitError,
@@ -201,9 +202,8 @@ class DataService:
         return {"responses": responses, "version": self.version, "timezone": self.db.timezone}
 
     def _query_one(self, req: Mapping[str, Any]) -> dict[str, Any]:
-        if req.get("is_sqlstatement") or req.get("sql_statement"):
-            raise WireError("SQL statements are not supported by mkts; query with destination, "
-                            "epoch_start, epoch_end, limit_record_count and columns")
+        if req.get("is_sqlstatement"):  # MarketStore's SQL subset (mkts/sqlwire.py)
+            return run_wire_sql(self.db, req.get("sql_statement"))
         category = req.get("key_category")
         if category not in (None, "", "Symbol/Timeframe/AttributeGroup"):
             raise WireError(f"key_category {category!r} is not supported; mkts keys are "
@@ -307,8 +307,8 @@ class DataService:
             if not isinstance(name, str):
                 raise WireError(f"column names must be strings, not {_tname(name)}")
             dtype = parse_wire_type(t)
-            if name in ("Epoch", "Nanoseconds"):
-                continue
+            if name == "Epoch" or (name == "Nanoseconds" and variable):
+                continue  # (in a fixed bucket Nanoseconds is an ordinary column)
             if name in columns:
                 raise WireError(f"column {name!r} appears twice")
             columns[name] = dtype

@@ -294,8 +294,6 @@ def test_bad_keys_and_arguments_surface_as_exceptions(client: Any) -> None:
     client.write(bars(1), "COLS/1Min/OHLCV")
     with pytest.raises(Exception, match="'Nope' is not in bucket"):
         query(client, "COLS", "1Min", "OHLCV", columns=["Nope"])
-    with pytest.raises(Exception, match="SQL statements are not supported"):
-        client.sql("SELECT * FROM `AAPL/1Min/OHLCV`")
     with pytest.raises(Exception, match='no function in the UDA Registry named "nope"'):
         client.query(pymkts.Params("COLS", "1Min", "OHLCV", functions=["nope(Close)"]))
 
