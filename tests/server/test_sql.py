@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from server.transports import TRANSPORTS, replies
 
 pymkts = pytest.importorskip("pymarketstore")
