@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.plan import RowWrite, SlotWrite
 from mkts.engine.ticks import TickWrite
 
@@ -19,8 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Write", "Writes", "Trigger", "BgWorker"]
 
-Write: TypeAlias = SlotWrite | RowWrite | TickWrite
-"""One year file's share of a transaction, as planned, logged, applied and published."""
+Write: TypeAlias = SlotWrite | RowWrite | TickWrite | SchemaWrite
+"""One year file's share of a transaction, as planned, logged, applied and published (or a
+bucket's column change, which is logged and applied but not published to triggers)."""
 
 Writes: TypeAlias = Sequence[Write]
 """Everything one transaction writes, in plan (and log) order."""

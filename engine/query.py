@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.columns import translate
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
@@ -203,7 +204,13 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                                       backwards)
             if len(idx):
                 epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
-                chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+                h = f.header
+                if h.table is bucket.table or h.columns.version == bucket.columns.version:
+                    chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+                else:  # written before a column change (docs/format.md "Column changes")
+                    rows = words.view(h.schema.result_dtype).reshape(len(idx))
+                    chunks.append(translate(rows, (h.schema, h.columns),
+                                            (schema, bucket.columns), schema.result_dtype))
         finally:
             catalog.release(f)
         if remaining is not None:
@@ -241,7 +248,11 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
             recs = _gather(f.slots, idx)
             _check_slots(f, recs[SLOT_FIELD], idx + 1)
             f.verify_slots(idx, recs)
-            src = BlockSource(f, schema, f.path)
+            h = f.header
+            # written before a column change: decode as written, then translate (below)
+            own = h.table is bucket.table or h.columns.version == bucket.columns.version
+            file_schema = schema if own else h.schema
+            src = BlockSource(f, file_schema, f.path)
             k = len(idx)
             if remaining is not None:
                 counts = recs["nrows"][::-1] if backwards else recs["nrows"]
@@ -250,7 +261,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 part = slice(len(idx) - k, len(idx)) if backwards else slice(0, k)
                 sl, nrows = idx[part], recs["nrows"][part].astype(np.int64)
                 # 1Sec: offsets are below 10^9 and go straight into the Nanoseconds column.
-                out, ns = read_rows(src, sl, recs[part], schema.result_dtype,
+                out, ns = read_rows(src, sl, recs[part], file_schema.result_dtype,
                                     "Nanoseconds" if tf.seconds == 1 else None)
                 labels = calendar.labels(y, sl, tf)
                 # Only the first and the last interval can reach outside [start_ns, end_ns].
@@ -274,6 +285,9 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 epochs += q
             if (a, b) != (0, len(ns)):
                 out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
+            if not own:
+                out = translate(out, (h.schema, h.columns), (schema, bucket.columns),
+                                schema.result_dtype)
             out["Epoch"] = epochs
             if tf.seconds != 1:
                 out["Nanoseconds"] = ns
