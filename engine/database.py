@@ -315,8 +315,7 @@ class Database:
             with pipeline.quiesced():
                 with pipeline.fatal_io(f"changing the columns of {k}"):
                     use_format_3(self._fs, self.root, self.timezone)
-                writes = [change]
-                return pipeline.commit_quiesced(journal.encode(writes), writes)
+                return pipeline.commit_quiesced(journal.encode([change]), [change])
 
     def _migrate(self, pipeline: CommitPipeline, targets: list[tuple[Bucket, int]]) -> None:
         """Rewrite year files of before a column change in their bucket's columns, each

@@ -204,7 +204,7 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
         if m:
             report.files += 1
             _check_year_file(fs, root, key_text, fpath, int(m.group(1)), schema, calendar, tz,
-                             report)
+                             report, template.columns.version)
         elif name.endswith(".tmp"):
             report.note(_rel(root, fpath), "left over from an interrupted write; removed at "
                                            "the next writable open")
@@ -212,7 +212,10 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
 
 
 def _check_year_file(fs: OsFileSystem, root: str, key: str, path: str, year: int,
-                     schema: Schema, calendar: Any, tz: str, report: Report) -> None:
+                     schema: Schema, calendar: Any, tz: str, report: Report,
+                     version: int = 1) -> None:
+    """`version`: the bucket's schema version; a file of an older one (written before a
+    column change, docs/format.md "Column changes") is checked in its own columns."""
     where = _rel(root, path)
     try:
         f = YearFile.open(fs, path, writable=False)
@@ -224,7 +227,10 @@ def _check_year_file(fs: OsFileSystem, root: str, key: str, path: str, year: int
         problems = []
         if h.year != year:
             problems.append(f"header says year {h.year}")
-        if not same_schema(h.schema, schema):
+        if h.columns.version < version and h.schema.kind == schema.kind \
+                and h.schema.timeframe == schema.timeframe:
+            schema = h.schema  # read through the translation; its own blocks and slots
+        elif h.columns.version != version or not same_schema(h.schema, schema):
             problems.append("header columns or kind differ from the bucket's")
         if h.timezone != tz:
             problems.append(f"header time zone {h.timezone!r} differs from the root's {tz!r}")
