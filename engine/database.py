@@ -15,6 +15,7 @@ from typing import Any
 from mkts.engine import alter, journal, query
 from mkts.engine.background import Background
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.dispatch import Dispatcher, Subscription
@@ -23,6 +24,7 @@ from mkts.engine.errors import (
     ClosedError,
     InvalidInputError,
     ReadOnlyError,
+    SchemaError,
 )
 from mkts.engine.events import WriteEvent, event_records, merged_records
 from mkts.engine.header import same_schema
@@ -309,13 +311,35 @@ class Database:
         k = parse_key(key)
         self._dispatcher.flush()  # triggered work for earlier writes, with the old columns
         with self._meta_lock:
-            change = alter.plan_change(self.catalog.get(k), op, args)
+            changes = self._column_changes(k, op, args)
             # Checkpoint first: no log record may refer to the old columns (replay decodes
             # every record with the bucket's schema as bucket.hdr and op 4 records leave it).
             with pipeline.quiesced():
                 with pipeline.fatal_io(f"changing the columns of {k}"):
                     use_format_3(self._fs, self.root, self.timezone)
-                return pipeline.commit_quiesced(journal.encode([change]), [change])
+                return pipeline.commit_quiesced(journal.encode(changes), changes)
+
+    def _column_changes(self, k: BucketKey, op: str, args: tuple[Any, ...]
+                        ) -> list[SchemaWrite]:
+        """The change of `k` and those the triggers make to the buckets they maintain from
+        it (one transaction); SchemaError when a maintained bucket is changed directly."""
+        bucket = self.catalog.get(k)
+        makers = self._dispatcher.sources_of(k) if self._dispatcher.maintaining else ()
+        if makers:
+            raise SchemaError(
+                f"{k} is maintained by a trigger from its base bucket(s); change the columns "
+                "of the base instead (the trigger changes this bucket with it)")
+        changes = [alter.plan_change(bucket, op, args)]
+        for key_text, dop, dargs in self._dispatcher.column_changes(k, bucket.schema.names,
+                                                                    op, args):
+            derived = self.catalog.buckets.get(parse_key(key_text))
+            if derived is None or derived.key == k:
+                continue
+            names = derived.schema.names
+            if (dop == "drop" and dargs[0] not in names) or (dop == "add" and dargs[0] in names):
+                continue  # already as the change would make it
+            changes.append(alter.plan_change(derived, dop, dargs))
+        return changes
 
     def _migrate(self, pipeline: CommitPipeline, targets: list[tuple[Bucket, int]]) -> None:
         """Rewrite year files of before a column change in their bucket's columns, each

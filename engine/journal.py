@@ -7,7 +7,7 @@ Layout in docs/wal.md §10.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -37,11 +37,11 @@ def fixed_prefix(key: BucketKey, year: int, record_size: int, rows: int) -> byte
     return _TXN.pack(1) + _OP.pack(OP_FIXED_SLOTS, len(kb), year, record_size, rows) + kb
 
 
-def encode(writes: list[SlotWrite | RowWrite | TickWrite | SchemaWrite]) -> bytes:
+def encode(writes: Sequence[SlotWrite | RowWrite | TickWrite | SchemaWrite]) -> bytes:
     return b"".join(encode_parts(writes))
 
 
-def encode_parts(writes: list[SlotWrite | RowWrite | TickWrite | SchemaWrite]
+def encode_parts(writes: Sequence[SlotWrite | RowWrite | TickWrite | SchemaWrite]
                  ) -> tuple[bytes | memoryview, ...]:
     """The payload of `writes` as buffers to be logged back to back (records not copied)."""
     parts: list[bytes | memoryview] = [_TXN.pack(len(writes))]
