@@ -61,10 +61,13 @@ STEPS: list[Callable[[Any], object]] = [
 
 
 def _state(db: Any) -> dict[str, dict[str, list[Any]]]:
+    """Every bucket's rows. An empty bucket is left out: a crash between creating a bucket
+    and logging its first write leaves one (docs/format.md "Directory")."""
     out = {}
     for key in db.list_keys():
         r = db.read(key)
-        out[key] = {c: np.asarray(r[c]).tolist() for c in r.columns}
+        if len(r["Epoch"]):
+            out[key] = {c: np.asarray(r[c]).tolist() for c in r.columns}
     return out
 
 
