@@ -34,15 +34,20 @@ def plan_change(bucket: Bucket, op: str, args: tuple[Any, ...]) -> SchemaWrite:
     new) of `bucket`'s columns; SchemaError (nothing changed) when it is not allowed."""
     key = str(bucket.key)
     schema, table = bucket.schema, bucket.columns
-    if op == "add":
-        name, dtype, fill = args
-        new = columns.add_column(schema, table, name, dtype, fill, key)
-    elif op == "drop":
-        new = columns.drop_column(schema, table, args[0], key)
-    elif op == "rename":
-        new = columns.rename_column(schema, table, args[0], args[1], key)
-    else:
-        raise InvalidInputError(f"{key}: column change {op!r} must be one of {', '.join(OPS)}")
+    try:
+        if op == "add":
+            name, dtype, fill = args
+            new = columns.add_column(schema, table, name, dtype, fill, key)
+        elif op == "drop":
+            new = columns.drop_column(schema, table, args[0], key)
+        elif op == "rename":
+            new = columns.rename_column(schema, table, args[0], args[1], key)
+        else:
+            raise InvalidInputError(f"column change {op!r} must be one of {', '.join(OPS)}")
+    except InvalidInputError as exc:  # name the bucket in every message
+        if str(exc).startswith(key):
+            raise
+        raise type(exc)(f"{key}: {exc}") from None
     header = encode_header(new[0], 0, 0, 0, bucket.timezone, new[1])
     return SchemaWrite(bucket.key, new[0], new[1], header)
 

@@ -66,7 +66,7 @@ def check_fill(value: Any, dtype: np.dtype, column: str) -> Fill:
                               f"{dtype.str.lstrip('<|')} ({info.min}..{info.max})")
         return int(value)
     out = float(value)
-    if dtype.itemsize == 4 and np.isfinite(out) and not np.isfinite(np.float32(out)):
+    if dtype.itemsize == 4 and np.isfinite(out) and abs(out) > float(np.finfo(np.float32).max):
         raise SchemaError(f"column {column!r}: fill {value!r} does not fit f4")
     return out
 

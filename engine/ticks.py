@@ -486,7 +486,7 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str, *,
     try:
         out.pwrite(head, 0)
         out.truncate(new.file_size)
-        idx = np.flatnonzero(f.slots[SLOT_FIELD]).astype(np.int64)
+        idx = np.array(f.occupied(), dtype=np.int64)  # visits only the file's data
         recs = np.array(f.slots[idx])
         f.verify_slots(idx, recs)
         pos = new.file_size
