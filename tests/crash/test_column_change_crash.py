@@ -17,8 +17,6 @@ from crash.crashrun import STRICT_MODES, Failures, case_seed, crash_fs, fresh_fs
 from harness.crashpoints import SimulatedCrash
 from harness.faultfs import FaultFS
 
-from mkts import engine
-
 # hourly buckets: FaultFS keeps whole files in memory, and a year of 1Min or 1Sec slots is
 # tens of megabytes or more
 BARS, TICKS = "AAPL/1H/OHLCV", "AAPL/1H/TRADE"
