@@ -58,6 +58,10 @@ class Bucket:
     def columns(self) -> ColumnTable:
         return self.table or ColumnTable.initial(self.schema)
 
+    @property
+    def schema_version(self) -> int:
+        return 1 if self.table is None else self.table.version
+
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
 
@@ -164,10 +168,10 @@ class Catalog:
         """Note the year files written with an older schema than the bucket's (one header
         read each; only for buckets whose columns were changed)."""
         bucket.stale.clear()
-        want = bucket.columns.version
+        want = bucket.schema_version
         for y in bucket.years:
             try:
-                v = read_header(self.fs, os.path.join(bucket.path, f"{y}.bin")).columns.version
+                v = read_header(self.fs, os.path.join(bucket.path, f"{y}.bin")).schema_version
             except (CorruptFileError, OSError):
                 continue  # a damaged file: reads of it raise, as for any bucket
             if v != want:
@@ -221,7 +225,7 @@ class Catalog:
                     prefetch = (h.header_size + lo * h.record_size, size)
             f = YearFile.open(self.fs, path, writable=not self.readonly, prefetch=prefetch)
             h = f.header
-            v, want = h.columns.version, bucket.columns.version
+            v, want = h.schema_version, bucket.schema_version
             if h.year != year or (h.schema != bucket.schema if v == want else (
                     v > want or h.schema.kind != bucket.schema.kind
                     or h.schema.timeframe != bucket.schema.timeframe)):

@@ -6,6 +6,7 @@ schema. Pure; no I/O. Logging and applying a change is engine/alter.py's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 from mkts.engine.errors import SchemaError, UnknownColumnError
 from mkts.engine.schema import Schema, normalise_dtype
 
-__all__ = ["ColumnTable", "SchemaWrite", "translate", "check_fill", "add_column", "drop_column",
+__all__ = ["ColumnTable", "SchemaWrite", "translate", "view_dtype", "check_fill", "add_column", "drop_column",
            "rename_column", "fill_values"]
 
 Fill = int | float | str
@@ -135,24 +136,67 @@ def translate(rows: np.ndarray, src: tuple[Schema, ColumnTable],
     a column the file has is copied (whatever it is called now), a column it lacks takes its
     fill value, a column the bucket dropped is left out. Fields that are not columns (Epoch,
     Nanoseconds, `_slot`) are copied by name. For sealed files as for live ones: callers skip
-    this when the file's schema version is the bucket's (the rows are then already `dtype`)."""
+    this when the file's schema version is the bucket's (the rows are then already `dtype`),
+    and `view_dtype` avoids the copy when a read needs only columns the file has."""
     (s_schema, s_table), (d_schema, d_table) = src, dst
     by_id = dict(zip(s_table.ids, s_schema.names, strict=True))
+    rows = np.ascontiguousarray(rows)
     out = np.empty(len(rows), dtype=dtype)
-    column_names = set(d_schema.names)
-    have = rows.dtype.names or ()
-    for field in dtype.names or ():
-        if field not in column_names:
-            if field in have:
-                out[field] = rows[field]
-            else:
-                out[field] = 0
+    have = rows.dtype.fields or {}
+    want = dtype.fields or {}
+    # One copy of the bytes both layouts share (an added column moves nothing before it),
+    # then only the fields that moved, and the fills.
+    common = min(rows.dtype.itemsize, dtype.itemsize)
+    if len(rows) and common:
+        _prefix(out, common)[...] = _prefix(rows, common)
+    sources = {n: n for n in want if n not in d_schema.names}
+    fills = {}
     for name, cid, fill in zip(d_schema.names, d_table.ids, d_table.fills, strict=True):
-        if name not in (dtype.names or ()):
-            continue
-        old = by_id.get(cid)
-        out[name] = rows[old] if old is not None else fill
+        if name in want:
+            old = by_id.get(cid)
+            if old is None:
+                fills[name] = fill
+            else:
+                sources[name] = old
+    for name, old in sources.items():
+        if old not in have:
+            out[name] = 0
+        elif have[old][1] != want[name][1] or have[old][0] != want[name][0]:
+            out[name] = rows[old]  # it moved (or is new to this layout): copy it
+    for name, fill in fills.items():
+        out[name] = fill
     return out
+
+
+def _prefix(rows: np.ndarray, size: int) -> np.ndarray:
+    """The first `size` bytes of each row: as 8-byte words when they are whole words (a
+    vectorised copy), else as one opaque item per row."""
+    item = rows.dtype.itemsize
+    if size % 8 == 0 and item % 8 == 0:
+        return rows.view(np.int64).reshape(len(rows), item // 8)[:, : size // 8]
+    head = np.dtype({"names": ["b"], "formats": [f"V{size}"], "offsets": [0], "itemsize": item})
+    return rows.view(head)["b"]
+
+
+def view_dtype(src: tuple[Schema, ColumnTable], dst: tuple[Schema, ColumnTable],
+               names: Sequence[str], layout: np.dtype) -> np.dtype | None:
+    """A dtype that views rows of the file's `layout` (its record or result dtype) as the
+    fields `names` of the bucket's current schema (Epoch, Nanoseconds and columns by their
+    current names), without a copy; None when a named column is not in the file (it must be
+    filled: `translate`). A read of columns a change did not touch costs what it did."""
+    (s_schema, s_table), (d_schema, d_table) = src, dst
+    by_id = dict(zip(s_table.ids, s_schema.names, strict=True))
+    current = dict(zip(d_schema.names, d_table.ids, strict=True))
+    fields = layout.fields or {}
+    formats, offsets = [], []
+    for name in names:
+        old = by_id.get(current[name]) if name in current else name
+        if old is None or old not in fields:
+            return None
+        formats.append(fields[old][0])
+        offsets.append(fields[old][1])
+    return np.dtype({"names": list(names), "formats": formats, "offsets": offsets,
+                     "itemsize": layout.itemsize})
 
 
 class SchemaWrite:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,10 +56,14 @@ class Header:
     version: int = FORMAT_VERSION
     table: ColumnTable | None = None  # format 3 only (None: ids 1..n, schema version 1)
 
-    @property
+    @cached_property
     def columns(self) -> ColumnTable:
         """Column ids, fills and the schema version this file was written with."""
         return self.table or ColumnTable.initial(self.schema)
+
+    @property
+    def schema_version(self) -> int:
+        return 1 if self.table is None else self.table.version
 
     @property
     def slot_checks(self) -> bool:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
-from mkts.engine.columns import translate
+from mkts.engine.columns import translate, view_dtype
+from mkts.engine.header import Header
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
@@ -110,11 +111,23 @@ def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: lis
         data = chunks[0]
         ep = separate[0] if separate else None
     else:
+        if any(c.dtype != chunks[0].dtype for c in chunks):  # years before a column change
+            chunks = [_packed(c, cols) for c in chunks]
         data = np.concatenate(chunks)
         ep = np.concatenate(separate) if separate else None
-    if cols is not full and cols != full:
+    if cols is not full and cols != full and data.dtype.names != tuple(cols):
         data = data[cols]
     return Result(str(bucket.key), data, cols, tz, epochs=ep)
+
+
+def _packed(rows: np.ndarray, cols: list[str]) -> np.ndarray:
+    """The fields `cols` of `rows` as a packed array (chunks of several layouts: files
+    written before and after a column change)."""
+    fields = rows.dtype.fields or {}
+    out = np.empty(len(rows), dtype=[(n, fields[n][0]) for n in cols])
+    for n in cols:
+        out[n] = rows[n]
+    return out
 
 
 def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
@@ -205,12 +218,11 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
             if len(idx):
                 epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
                 h = f.header
-                if h.table is bucket.table or h.columns.version == bucket.columns.version:
+                if h.table is bucket.table or h.schema_version == bucket.schema_version:
                     chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
                 else:  # written before a column change (docs/format.md "Column changes")
-                    rows = words.view(h.schema.result_dtype).reshape(len(idx))
-                    chunks.append(translate(rows, (h.schema, h.columns),
-                                            (schema, bucket.columns), schema.result_dtype))
+                    chunks.append(_translated(words.view(h.schema.result_dtype).reshape(
+                        len(idx)), h, bucket, cols))
         finally:
             catalog.release(f)
         if remaining is not None:
@@ -221,6 +233,27 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         chunks.reverse()
         epochs.reverse()
     return _result(bucket, chunks, cols, full, calendar.tz, epochs)
+
+
+# (id of a file's header, bucket schema version, row size, columns) -> (that header, the
+# view dtype or None): reads of an unchanged file through a changed schema plan once.
+_VIEWS: dict[tuple[int, int, int, tuple[str, ...]], tuple[Header, np.dtype | None]] = {}
+
+
+def _translated(rows: np.ndarray, h: Header, bucket: Bucket, cols: list[str]) -> np.ndarray:
+    """Rows of a file written before a column change, as the bucket's columns `cols`: a view
+    when the file has all of them (no copy), else a translated copy (engine/columns.py)."""
+    src, dst = (h.schema, h.columns), (bucket.schema, bucket.columns)
+    key = (id(h), bucket.schema_version, rows.dtype.itemsize, tuple(cols))
+    hit = _VIEWS.get(key)
+    if hit is None or hit[0] is not h:  # a view dtype per file, schema and columns read
+        if len(_VIEWS) > 1024:
+            _VIEWS.clear()
+        names = ["Epoch", *(c for c in cols if c != "Epoch")]
+        hit = _VIEWS[key] = (h, view_dtype(src, dst, names, rows.dtype))
+    if hit[1] is not None:
+        return rows.view(hit[1])
+    return translate(rows, src, dst, bucket.schema.result_dtype)[cols]
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -250,7 +283,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
             f.verify_slots(idx, recs)
             h = f.header
             # written before a column change: decode as written, then translate (below)
-            own = h.table is bucket.table or h.columns.version == bucket.columns.version
+            own = h.table is bucket.table or h.schema_version == bucket.schema_version
             file_schema = schema if own else h.schema
             src = BlockSource(f, file_schema, f.path)
             k = len(idx)
@@ -286,8 +319,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
             if (a, b) != (0, len(ns)):
                 out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
             if not own:
-                out = translate(out, (h.schema, h.columns), (schema, bucket.columns),
-                                schema.result_dtype)
+                out = _translated(out, h, bucket, cols)
             out["Epoch"] = epochs
             if tf.seconds != 1:
                 out["Nanoseconds"] = ns
