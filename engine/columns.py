@@ -6,7 +6,7 @@ schema. Pure; no I/O. Logging and applying a change is engine/alter.py's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,8 +142,8 @@ def translate(rows: np.ndarray, src: tuple[Schema, ColumnTable],
     by_id = dict(zip(s_table.ids, s_schema.names, strict=True))
     rows = np.ascontiguousarray(rows)
     out = np.empty(len(rows), dtype=dtype)
-    have = rows.dtype.fields or {}
-    want = dtype.fields or {}
+    have: Mapping[str, Any] = rows.dtype.fields or {}
+    want: Mapping[str, Any] = dtype.fields or {}
     # One copy of the bytes both layouts share (an added column moves nothing before it),
     # then only the fields that moved, and the fills.
     common = min(rows.dtype.itemsize, dtype.itemsize)
@@ -187,7 +187,7 @@ def view_dtype(src: tuple[Schema, ColumnTable], dst: tuple[Schema, ColumnTable],
     (s_schema, s_table), (d_schema, d_table) = src, dst
     by_id = dict(zip(s_table.ids, s_schema.names, strict=True))
     current = dict(zip(d_schema.names, d_table.ids, strict=True))
-    fields = layout.fields or {}
+    fields: Mapping[str, Any] = layout.fields or {}
     formats, offsets = [], []
     for name in names:
         old = by_id.get(current[name]) if name in current else name

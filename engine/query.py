@@ -6,14 +6,15 @@ floor(start) <= label <= end. With a limit, rows come from the end unless limit_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.columns import translate, view_dtype
-from mkts.engine.header import Header
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
+from mkts.engine.header import Header
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
 from mkts.engine.tickread import BlockSource, read_rows
@@ -123,7 +124,7 @@ def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: lis
 def _packed(rows: np.ndarray, cols: list[str]) -> np.ndarray:
     """The fields `cols` of `rows` as a packed array (chunks of several layouts: files
     written before and after a column change)."""
-    fields = rows.dtype.fields or {}
+    fields: Mapping[str, Any] = rows.dtype.fields or {}
     out = np.empty(len(rows), dtype=[(n, fields[n][0]) for n in cols])
     for n in cols:
         out[n] = rows[n]
