@@ -19,6 +19,7 @@ import numpy as np
 
 from mkts import engine
 from mkts.engine.catalog import DESTROY_INTENT, DESTROYING, TEMPLATE_NAME, read_header
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
@@ -385,9 +386,12 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
         for rec in log.records():
             report.wal_pending += 1
             try:
-                journal.decode(rec.payload, schema_of,
-                               f"txn {rec.txn} in {os.path.basename(rec.segment)} at offset "
-                               f"{rec.offset}")
+                ops = journal.decode(rec.payload, schema_of,
+                                     f"txn {rec.txn} in {os.path.basename(rec.segment)} at "
+                                     f"offset {rec.offset}")
+                for op in ops:  # a column change: later records use the new schema
+                    if isinstance(op, SchemaWrite):
+                        schemas[op.key] = op.schema
             except engine.MktsError as exc:
                 if shown < MAX_PER_KIND:
                     shown += 1

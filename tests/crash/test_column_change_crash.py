@@ -8,7 +8,14 @@ and nothing is half changed (a schema without its data, a file in two layouts).
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +23,8 @@ import pytest
 from crash.crashrun import STRICT_MODES, Failures, case_seed, crash_fs, fresh_fs, open_db
 from harness.crashpoints import SimulatedCrash
 from harness.faultfs import FaultFS
+
+from mkts import engine
 
 # hourly buckets: FaultFS keeps whole files in memory, and a year of 1Min or 1Sec slots is
 # tens of megabytes or more
@@ -201,3 +210,44 @@ def test_replaying_a_column_change_twice_gives_the_same_bytes() -> None:
     for year in (2023, 2024):  # no data file was touched by the change or its replays
         path = f"/data/db/{BARS}/{year}.bin"
         assert again.read_bytes(path) == before[path]
+
+
+_CHILD = """
+import os, sys, time
+sys.path[:0] = [{tests!r}, {repo!r}]
+from crash import test_column_change_crash as t
+from mkts import engine
+db = engine.open({root!r}, sync="always")
+for i, step in enumerate(t.STEPS):
+    step(db)
+    os.write(1, f"A {{i + 1}}\\n".encode())
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("after", [4, 5, 6, 9])
+def test_kill9_of_a_real_process_during_column_changes(tmp_path: Path, after: int) -> None:
+    # a real process killed with SIGKILL right after step `after` returned, a few
+    # milliseconds into the next one (a column change or a migrating write)
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.fspath(tmp_path / "db")
+    code = _CHILD.format(tests=tests, repo=os.path.dirname(tests), root=root)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    acked = 0
+    assert proc.stdout is not None
+    try:
+        while acked < after:
+            line = proc.stdout.readline()
+            assert line, "the writer died before the kill"
+            acked = int(line.split()[1])
+        time.sleep(random.Random(after).uniform(0, 0.02))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        rest = proc.communicate(timeout=60)[0]
+    acked = max([acked, *(int(x.split()[1]) for x in rest.splitlines())])
+    db = engine.open(root)
+    try:
+        got = _state(db)
+    finally:
+        db.close()
+    assert got in (EXPECTED[acked], EXPECTED[min(acked + 1, len(EXPECTED) - 1)])
