@@ -171,3 +171,18 @@ def test_translate_of_tick_records_keeps_nanoseconds() -> None:
     out = translate(rows, (s0, t0), (s1, t1), s1.result_dtype)
     assert out["Nanoseconds"].tolist() == [5, 6] and out["Venue"].tolist() == ["", ""]
     assert list(out.dtype.names or ()) == ["Epoch", "Price", "Size", "Venue", "Nanoseconds"]
+
+
+@pytest.mark.parametrize("added", ["i2", "f8", "U3"])
+def test_translate_between_row_sizes_of_any_alignment(added: str) -> None:
+    # 24-byte rows (a multiple of 8) into rows of 26, 32 or 36 bytes, and back
+    s0 = _schema({"Price": "f8", "Size": "i4"}, VARIABLE)
+    t0 = ColumnTable.initial(s0)
+    s1, t1 = add_column(s0, t0, "X", added, 0, KEY)
+    rows = np.zeros(3, dtype=s0.result_dtype)
+    rows["Price"], rows["Size"], rows["Nanoseconds"] = [1.5, 2.5, 3.5], [1, 2, 3], [7, 8, 9]
+    out = translate(rows, (s0, t0), (s1, t1), s1.result_dtype)
+    assert out["Price"].tolist() == [1.5, 2.5, 3.5] and out["Size"].tolist() == [1, 2, 3]
+    assert out["Nanoseconds"].tolist() == [7, 8, 9]
+    back = translate(out, (s1, t1), (s0, t0), s0.result_dtype)
+    assert back.tobytes() == rows.tobytes()
