@@ -37,7 +37,10 @@ class Trigger(Protocol):
     Optional, looked up by name: ``start(db)`` (once, before the first fire), ``stop()``
     (once at close), the attributes ``coalesce`` and ``coalesce_window_s``, and
     ``sources(key) -> str | None`` (the key pattern of the buckets it writes `key` from:
-    reads of `key` wait for its pending work on them, destroying one destroys `key`).
+    reads of `key` wait for its pending work on them, destroying one destroys `key`), and
+    ``columns_changed(key, names, op, args)`` (the column changes that follow, for the buckets
+    it maintains, from a change of `key`'s columns; docs/plugins.md "Column changes of a
+    base").
     """
 
     def fire(self, key_path: str, records: Records) -> None: ...
