@@ -32,7 +32,13 @@ from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
 from mkts.engine.result import Result
-from mkts.engine.rootmeta import root_timezone, take_root, use_format_3
+from mkts.engine.rootmeta import (
+    ROOT_FORMAT,
+    ROOT_FORMAT_3,
+    root_timezone,
+    take_root,
+    use_format_3,
+)
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.ticks import compact_bucket, tick_usage
@@ -159,7 +165,10 @@ class Database:
         self.catalog.load()
         self.timezone = root_timezone(
             fs, root, timezone, readonly=self.readonly,
-            bucket_zones={b.timezone for b in self.catalog.buckets.values()})
+            bucket_zones={b.timezone for b in self.catalog.buckets.values()},
+            root_format=ROOT_FORMAT_3 if any(b.table is not None
+                                             for b in self.catalog.buckets.values())
+            else ROOT_FORMAT)
         self.calendar = self.catalog.calendar = get_calendar(self.timezone)
         self._writes = WritePath(self.catalog, self.calendar, self._dispatcher,
                                  allow_missing_columns=self._allow_missing)

@@ -103,7 +103,7 @@ def take_root(fs: FileSystem, root: str, *, readonly: bool, create: bool,
 
 
 def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly: bool,
-                  bucket_zones: Collection[str] = ()) -> str:
+                  bucket_zones: Collection[str] = (), root_format: int = ROOT_FORMAT) -> str:
     """The database time zone: the one `mkts.root` records, which `requested` (if given) must
     match; for a new root `requested` or UTC, recorded durably unless `readonly`.
 
@@ -141,7 +141,8 @@ def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly:
                     path, tz, "not recreated (read-only)" if readonly else "recreated")
     if readonly:
         return tz
-    meta_bytes = json.dumps({"format": ROOT_FORMAT, "timezone": tz}).encode()
+    # a lost mkts.root of a root whose buckets use format-3 files is written with format 2
+    meta_bytes = json.dumps({"format": root_format, "timezone": tz}).encode()
     atomic_write(fs, path, meta_bytes + b"\n")
     return tz
 

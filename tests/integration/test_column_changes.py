@@ -232,7 +232,7 @@ def test_a_change_is_replayed_from_the_log_after_a_crash(root: str, tmp_path: Pa
     assert read_root_meta(OsFileSystem(), copy).format == 2  # type: ignore[union-attr]
 
 
-def test_mkts_root_refuses_an_mkts_of_database_format_1(root: str) -> None:
+def test_a_column_change_records_database_format_2(root: str) -> None:
     with engine.open(root) as db:
         _filled(db)
         db.drop_column(BARS, "Volume")
@@ -303,3 +303,13 @@ def test_renaming_an_aggregated_price_or_changing_an_aggregate_is_refused(root: 
         assert "VWAP" not in db.info("AAPL/5Min/OHLCV")["columns"]
         db.write(BARS, {**_ohlc(2024, 2, 9.0), "VWAP": np.array([1.0, 2.0])})
         _assert_aggregates(db)
+
+
+def test_a_lost_mkts_root_is_written_again_with_database_format_2(root: str) -> None:
+    with engine.open(root) as db:
+        _filled(db)
+        db.add_column(BARS, "VWAP", "f8")
+    os.unlink(os.path.join(root, "mkts.root"))
+    with engine.open(root, timezone="UTC") as db:
+        assert _cols(db.read(BARS))["VWAP"] == [0.0] * 12
+    assert read_root_meta(OsFileSystem(), root).format == 2  # type: ignore[union-attr]
