@@ -118,9 +118,10 @@ def test_a_write_must_carry_the_new_columns(root: str) -> None:
         db.add_column(BARS, "VWAP", "f8")
         with pytest.raises(engine.SchemaError, match="missing column.*'VWAP'"):
             db.write(BARS, _bars(2024, first=50))
+        db.add_column(TICKS, "Venue", "U4")
         with pytest.raises(engine.SchemaError, match="missing column.*'Venue'"):
-            db.add_column(TICKS, "Venue", "U4")
             db.write(TICKS, _ticks(2024), variable=True)
+        assert len(db.read(BARS)) == 12 and len(db.read(TICKS)) == 15  # nothing written
 
 
 def test_a_write_into_an_older_year_migrates_only_that_file(root: str) -> None:
