@@ -322,6 +322,26 @@ def test_alter_drop_without_a_terminal_needs_yes(configured: Path, mkts: Run) ->
     assert "Volume" in mkts("info", "AAPL/1Min/OHLCV").stdout
 
 
+def test_alter_drop_asks_on_a_terminal(configured: Path, mkts: Run) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mkts.cli", "alter", "AAPL/1Min/OHLCV",
+                                 "drop", "Volume"], stdin=slave, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=str(configured), env=_env(),
+                                text=True)
+        os.write(master, b"n\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 1 and out == ""
+    assert err.startswith("delete column Volume of AAPL/1Min/OHLCV (its values in every "
+                          "year)? This cannot be undone. [y/N] ")
+    assert "Volume" in mkts("info", "AAPL/1Min/OHLCV").stdout
+
+
 def test_alter_errors_are_one_line_and_change_nothing(configured: Path, mkts: Run) -> None:
     for args, says in [(("add", "Open", "f8"), "exists already"),
                        (("add", "Flag", "u1", "--fill", "300"), "does not fit"),
