@@ -354,6 +354,25 @@ class CommitPipeline:
         self.checkpointed_txn = self._log.last_txn
         return True
 
+    def commit_quiesced(self, payload: Payload, writes: Writes) -> int:
+        """Inside `quiesced()`: log one transaction, fsync the log whatever the sync mode,
+        apply and publish it; its number. For changes that must be durable when the call
+        returns and that no other transaction may interleave with (column changes)."""
+        self.check()
+        self._target.admit(writes)
+        try:
+            txn = self._log.append([payload])
+            self._log.sync()
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        entry = _Entry(None, payload, writes)
+        entry.txn = self._logged_txn = txn
+        self._apply_entries([entry])
+        if entry.error is not None:
+            raise entry.error
+        return txn
+
     @contextmanager
     def quiesced(self) -> Iterator[None]:
         """Checkpoint, then hold the commit lock for the block: no transaction is logged

@@ -12,10 +12,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mkts.engine import alter, journal, query
 from mkts.engine import functions as _functions
-from mkts.engine import query
 from mkts.engine.background import Background
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.dispatch import Dispatcher, Subscription
@@ -25,6 +26,7 @@ from mkts.engine.errors import (
     ClosedError,
     InvalidInputError,
     ReadOnlyError,
+    SchemaError,
 )
 from mkts.engine.events import WriteEvent, event_records, merged_records
 from mkts.engine.header import same_schema
@@ -32,7 +34,13 @@ from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
 from mkts.engine.result import Result
-from mkts.engine.rootmeta import root_timezone, take_root
+from mkts.engine.rootmeta import (
+    ROOT_FORMAT,
+    ROOT_FORMAT_3,
+    root_timezone,
+    take_root,
+    use_format_3,
+)
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.ticks import compact_bucket, tick_usage
@@ -67,6 +75,7 @@ def open_database(
     workers: Sequence[BgWorker] = (),
     create: bool = True,
     max_open_files: int | None = DEFAULTS.max_open_files,
+    allow_missing_columns: bool = DEFAULTS.allow_missing_columns,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
@@ -81,11 +90,14 @@ def open_database(
     close its optional `stop()` is called. A worker that raises is logged, not fatal.
     `max_open_files` bounds the year files kept open (None: derived from the process's
     RLIMIT_NOFILE, see docs/format.md "Open files"); more are opened and closed as needed.
+    `allow_missing_columns`: a write may leave out columns of an existing bucket, which then
+    take their fill value (README.md "Changing columns"); otherwise that is a SchemaError.
     """
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
-                    workers=workers, create=create, max_open_files=max_open_files)
+                    workers=workers, create=create, max_open_files=max_open_files,
+                    allow_missing_columns=allow_missing_columns)
 
 
 class Database:
@@ -101,7 +113,7 @@ class Database:
                  recovery: str, fs: FileSystem | None,
                  triggers: Sequence[tuple[str, Trigger]],
                  workers: Sequence[BgWorker] = (), create: bool = True,
-                 max_open_files: int | None = None) -> None:
+                 max_open_files: int | None = None, allow_missing_columns: bool = False) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -114,6 +126,7 @@ class Database:
             raise InvalidInputError(f"max_open_files={max_open_files!r} must be a positive "
                                     "integer or None")
         self._max_open_files = max_open_files
+        self._allow_missing = bool(allow_missing_columns)
         self.root = os.path.abspath(root)
         self.readonly = readonly
         self.sync_mode = sync
@@ -154,9 +167,13 @@ class Database:
         self.catalog.load()
         self.timezone = root_timezone(
             fs, root, timezone, readonly=self.readonly,
-            bucket_zones={b.timezone for b in self.catalog.buckets.values()})
+            bucket_zones={b.timezone for b in self.catalog.buckets.values()},
+            root_format=ROOT_FORMAT_3 if any(b.table is not None
+                                             for b in self.catalog.buckets.values())
+            else ROOT_FORMAT)
         self.calendar = self.catalog.calendar = get_calendar(self.timezone)
-        self._writes = WritePath(self.catalog, self.calendar, self._dispatcher)
+        self._writes = WritePath(self.catalog, self.calendar, self._dispatcher,
+                                 allow_missing_columns=self._allow_missing)
         if self.readonly:
             return
         self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
@@ -215,6 +232,9 @@ class Database:
                 with self._rw.write(), pipeline.fatal_io("creating a bucket"):
                     for key, schema in txn.creates:
                         self.catalog.create(key, schema)
+            stale = self._writes.stale_targets(txn)
+            if stale:  # year files of before a column change: migrate them first
+                self._migrate(pipeline, stale)
         return pipeline.commit(txn.build)
 
     def create(self, key: str, columns: Any, *, variable: bool = False) -> None:
@@ -271,6 +291,76 @@ class Database:
                 before, after = compact_bucket(self._fs, self.catalog, bucket)
                 self._writes.forget(k)
         return {"before": before, "after": after}
+
+    # -- column changes (docs/format.md "Column changes") ----------------------------------
+    def add_column(self, key: str, name: str, dtype: Any, fill: Any = 0) -> int:
+        """Add column `name` of type `dtype` (as in `create`) to bucket `key`, last; rows
+        written before it read `fill` (a number the type holds exactly; "" for strings).
+        Returns the transaction number. See `rename_column` for what every change promises."""
+        return self._alter(key, "add", (name, dtype, fill))
+
+    def drop_column(self, key: str, name: str) -> int:
+        """Remove column `name` from bucket `key` (not Epoch, not Nanoseconds, not the last
+        one); its values are no longer read. Returns the transaction number."""
+        return self._alter(key, "drop", (name,))
+
+    def rename_column(self, key: str, old: str, new: str) -> int:
+        """Rename column `old` of bucket `key` to `new`. Returns the transaction number.
+
+        A column change is one transaction, durable in the log when the call returns (in
+        every sync mode), and costs the same whatever the bucket holds: no data file is
+        rewritten. Every year file, live or not, reads in the new columns at once. Later
+        writes must carry the new columns (or leave some out with
+        `allow_missing_columns=True`); the first write into a year file written before the
+        change rewrites that file once. A bad name or type, a name taken, an unknown column
+        or a fill the type cannot hold raise SchemaError (UnknownColumnError for an unknown
+        column) and change nothing."""
+        return self._alter(key, "rename", (old, new))
+
+    def _alter(self, key: str, op: str, args: tuple[Any, ...]) -> int:
+        pipeline = self._check_writable()
+        k = parse_key(key)
+        self._dispatcher.flush()  # triggered work for earlier writes, with the old columns
+        with self._meta_lock:
+            changes = self._column_changes(k, op, args)
+            # Checkpoint first: no log record may refer to the old columns (replay decodes
+            # every record with the bucket's schema as bucket.hdr and op 4 records leave it).
+            with pipeline.quiesced():
+                with pipeline.fatal_io(f"changing the columns of {k}"):
+                    use_format_3(self._fs, self.root, self.timezone)
+                return pipeline.commit_quiesced(journal.encode(changes), changes)
+
+    def _column_changes(self, k: BucketKey, op: str, args: tuple[Any, ...]
+                        ) -> list[SchemaWrite]:
+        """The change of `k` and those the triggers make to the buckets they maintain from
+        it (one transaction); SchemaError when a maintained bucket is changed directly."""
+        bucket = self.catalog.get(k)
+        makers = self._dispatcher.sources_of(k) if self._dispatcher.maintaining else ()
+        if makers:
+            raise SchemaError(
+                f"{k} is maintained by a trigger from its base bucket(s); change the columns "
+                "of the base instead (the trigger changes this bucket with it)")
+        changes = [alter.plan_change(bucket, op, args)]
+        for key_text, dop, dargs in self._dispatcher.column_changes(k, bucket.schema.names,
+                                                                    op, args):
+            derived = self.catalog.buckets.get(parse_key(key_text))
+            if derived is None or derived.key == k:
+                continue
+            names = derived.schema.names
+            if (dop == "drop" and dargs[0] not in names) or (dop == "add" and dargs[0] in names):
+                continue  # already as the change would make it
+            changes.append(alter.plan_change(derived, dop, dargs))
+        return changes
+
+    def _migrate(self, pipeline: CommitPipeline, targets: list[tuple[Bucket, int]]) -> None:
+        """Rewrite year files of before a column change in their bucket's columns, each
+        swapped in atomically, after a checkpoint (docs/format.md "Column changes")."""
+        with pipeline.quiesced(), self._rw.write(), \
+                pipeline.fatal_io(f"migrating year files of {targets[0][0].key}"):
+            for bucket, year in targets:
+                if year in bucket.stale:
+                    alter.migrate_year(self.catalog, bucket, year)
+                    self._writes.forget(bucket.key)
 
     def checkpoint(self) -> None:
         """Make every write that returned before this call durable in the data files, in

@@ -408,6 +408,20 @@ class Dispatcher:
             return False
         return all(t is not trigger for t, _ in self.sources_of(base))
 
+    def column_changes(self, key: Any, names: Sequence[str], op: str, args: tuple[Any, ...]
+                       ) -> list[tuple[str, str, tuple[Any, ...]]]:
+        """The column changes ((bucket key, op, args), ...) that the triggers listening to
+        `key` make to the buckets they maintain when `op` changes its columns `names` (each
+        trigger's optional `columns_changed(key, names, op, args)`; docs/plugins.md "Column
+        changes of a base"). A trigger refuses the change by raising (SchemaError)."""
+        out: list[tuple[str, str, tuple[Any, ...]]] = []
+        plain, coalescing = self._routes(key)
+        for trigger in (*plain, *coalescing):
+            hook = getattr(trigger, "columns_changed", None)
+            if callable(hook):
+                out.extend(hook(str(key), list(names), op, tuple(args)) or ())
+        return out
+
     def derived(self, base: Any, keys: Iterable[Any]) -> list[Any]:
         """Those of `keys` that a trigger maintains from `base` (destroyed with it)."""
         if not self.maintaining:

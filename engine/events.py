@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine.catalog import Catalog
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.contracts import Writes
 from mkts.engine.dispatch import Records
 from mkts.engine.plan import RowWrite, SlotWrite
@@ -49,6 +50,8 @@ def event_records(catalog: Catalog, calendar: Calendar, event: WriteEvent) -> li
         if isinstance(w, TickWrite):
             out.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
             continue
+        if isinstance(w, SchemaWrite):  # pragma: no cover - never published (writepath)
+            continue
         epochs = calendar.labels(w.year, w.slots, schema.timeframe)
         out.append(Records(w.key, w.year, event.txn, event.replayed, w.slots, w.records,
                            epochs, schema.names))
@@ -66,6 +69,8 @@ def merged_records(catalog: Catalog, calendar: Calendar, events: Sequence[WriteE
             if isinstance(w, TickWrite):
                 schema = catalog.get(w.key).schema
                 ticks.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
+                continue
+            if isinstance(w, SchemaWrite):  # pragma: no cover - never published (writepath)
                 continue
             fixed.setdefault((w.key, w.year, event.replayed, w.dtype), []).append((event.txn, w))
     out = []

@@ -168,8 +168,11 @@ def infer_schema(tf: Timeframe, kind: str, cols: dict[str, np.ndarray], key: str
     return Schema(tf, kind, tuple(spec))
 
 
-def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key: str) -> Batch:
-    """Validate columns against the bucket's schema and cast them; raise before any write."""
+def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key: str, *,
+            fills: dict[str, Any] | None = None) -> Batch:
+    """Validate columns against the bucket's schema and cast them; raise before any write.
+    With `fills` ({column: fill value}: `allow_missing_columns`), a missing column takes its
+    fill value in every row instead of being an error."""
     if "Epoch" not in cols:
         raise SchemaError(f"write to {key}: the data has no Epoch column (or DatetimeIndex)")
     n = len(cols["Epoch"])
@@ -177,7 +180,14 @@ def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key
         raise InvalidInputError(f"write to {key}: {n} rows in one call; split it below {MAX_ROWS}")
     names = set(schema.names)
     nanos_is_data = schema.kind == FIXED and "Nanoseconds" in names
-    given = set(cols) - ({"Epoch"} if nanos_is_data else {"Epoch", "Nanoseconds"})
+    ignored = {"Epoch"} if nanos_is_data else {"Epoch", "Nanoseconds"}
+    given = set(cols) - ignored
+    if fills is not None:
+        cols = dict(cols)
+        for name, dt in schema.columns:
+            if name not in given:
+                cols[name] = np.full(n, fills[name], dtype=dt)
+        given = set(cols) - ignored
     missing = [c for c in schema.names if c not in given]
     extra = sorted(given - names)
     if missing or extra:

@@ -7,20 +7,23 @@ Layout in docs/wal.md §10.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mkts.engine.errors import CorruptWALError
+from mkts.engine.columns import SchemaWrite
+from mkts.engine.errors import CorruptFileError, CorruptWALError
+from mkts.engine.header import decode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.plan import RowWrite, SlotWrite
 from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from mkts.engine.ticks import TickWrite
 
-__all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS"]
+__all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS", "OP_SCHEMA"]
 
 OP_FIXED_SLOTS = 1
 OP_TICKS = 2
+OP_SCHEMA = 4  # docs/wal.md §10: a column change, the bucket's new bucket.hdr
 _TXN = struct.Struct("<I")
 _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row count
 _REGION = struct.Struct("<qQ")  # tick region offset, length
@@ -34,16 +37,22 @@ def fixed_prefix(key: BucketKey, year: int, record_size: int, rows: int) -> byte
     return _TXN.pack(1) + _OP.pack(OP_FIXED_SLOTS, len(kb), year, record_size, rows) + kb
 
 
-def encode(writes: list[SlotWrite | RowWrite | TickWrite]) -> bytes:
+def encode(writes: Sequence[SlotWrite | RowWrite | TickWrite | SchemaWrite]) -> bytes:
     return b"".join(encode_parts(writes))
 
 
-def encode_parts(writes: list[SlotWrite | RowWrite | TickWrite]
+def encode_parts(writes: Sequence[SlotWrite | RowWrite | TickWrite | SchemaWrite]
                  ) -> tuple[bytes | memoryview, ...]:
     """The payload of `writes` as buffers to be logged back to back (records not copied)."""
     parts: list[bytes | memoryview] = [_TXN.pack(len(writes))]
     for w in writes:
         key = str(w.key).encode("utf-8")
+        if type(w) is SchemaWrite:  # op 4: year 0, "record size" = header bytes, 1 record
+            parts.append(_OP.pack(OP_SCHEMA, len(key), 0, len(w.header), 1))
+            parts.append(key)
+            parts.append(w.header)
+            continue
+        assert not isinstance(w, SchemaWrite)
         if type(w) is RowWrite:  # one record, already its stored bytes
             parts.append(_OP.pack(OP_FIXED_SLOTS, len(key), w.year, w.dtype.itemsize, 1))
             parts.append(key)
@@ -61,21 +70,28 @@ def encode_parts(writes: list[SlotWrite | RowWrite | TickWrite]
 
 
 def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema],
-           where: str = "") -> list[SlotWrite | TickWrite]:
-    """Decode a payload; `schema_of(key)` gives each bucket's schema (raises if unknown)."""
+           where: str = "") -> list[SlotWrite | TickWrite | SchemaWrite]:
+    """Decode a payload; `schema_of(key)` gives each bucket's schema (raises if unknown).
+    A transaction with a column change (op 4) holds only column changes (docs/wal.md §10),
+    so every operation decodes with the schema its bucket has before the payload."""
     view = memoryview(payload)
     try:
         (count,) = _TXN.unpack_from(view, 0)
         pos = _TXN.size
-        out: list[SlotWrite | TickWrite] = []
+        out: list[SlotWrite | TickWrite | SchemaWrite] = []
         for _ in range(count):
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size
-            if op not in (OP_FIXED_SLOTS, OP_TICKS):
+            if op not in (OP_FIXED_SLOTS, OP_TICKS, OP_SCHEMA):
                 raise ValueError(f"unknown operation {op}")
             key = parse_key(bytes(view[pos : pos + klen]).decode("utf-8"))
             pos += klen
             schema = schema_of(key)
+            if op == OP_SCHEMA:
+                sw = _schema_write(key, bytes(view[pos : pos + recsize]), schema, recsize, n)
+                pos += recsize
+                out.append(sw)
+                continue
             if (op == OP_TICKS) != (schema.kind == "variable"):
                 raise ValueError(f"operation {op} does not match the kind of bucket {key}")
             region = b""
@@ -105,9 +121,23 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
         if pos != len(view):
             raise ValueError("trailing bytes after the last operation")
         return out
+    except CorruptFileError as exc:
+        raise CorruptWALError(f"log record {where}: its bucket header is damaged: {exc}") from exc
     except KeyError as exc:
         raise CorruptWALError(
             f"log record {where} refers to a bucket that does not exist: {exc}"
         ) from exc
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise CorruptWALError(f"log record {where} cannot be decoded: {exc}") from exc
+
+
+def _schema_write(key: BucketKey, header: bytes, schema: Schema, size: int, n: int
+                  ) -> SchemaWrite:
+    """An op-4 body: the new bucket.hdr of `key`, checked (checksum included) before use."""
+    if n != 1 or len(header) != size:
+        raise ValueError("a schema operation is cut short")
+    h = decode_header(header, f"the bucket header of {key} in the log")
+    if h.year != 0 or h.table is None or h.schema.kind != schema.kind \
+            or h.schema.timeframe != schema.timeframe:
+        raise ValueError(f"the schema operation does not fit bucket {key}")
+    return SchemaWrite(key, h.schema, h.table, header)

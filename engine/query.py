@@ -6,12 +6,15 @@ floor(start) <= label <= end. With a limit, rows come from the end unless limit_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.columns import translate, view_dtype
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
+from mkts.engine.header import Header
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
 from mkts.engine.tickread import BlockSource, read_rows
@@ -109,12 +112,24 @@ def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: lis
         data = chunks[0]
         ep = separate[0] if separate else None
     else:
+        if any(c.dtype != chunks[0].dtype for c in chunks):  # years before a column change
+            chunks = [_packed(c, cols) for c in chunks]
         data = np.concatenate(chunks)
         ep = np.concatenate(separate) if separate else None
-    if cols is not full and cols != full:
+    if cols is not full and cols != full and data.dtype.names != tuple(cols):
         data = data[cols]
     return Result(str(bucket.key), data, cols, tz, epochs=ep,
                   ticks=bucket.schema.kind == "variable")
+
+
+def _packed(rows: np.ndarray, cols: list[str]) -> np.ndarray:
+    """The fields `cols` of `rows` as a packed array (chunks of several layouts: files
+    written before and after a column change)."""
+    fields: Mapping[str, Any] = rows.dtype.fields or {}
+    out = np.empty(len(rows), dtype=[(n, fields[n][0]) for n in cols])
+    for n in cols:
+        out[n] = rows[n]
+    return out
 
 
 def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
@@ -204,7 +219,12 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                                       backwards)
             if len(idx):
                 epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
-                chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+                h = f.header
+                if h.table is bucket.table or h.schema_version == bucket.schema_version:
+                    chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
+                else:  # written before a column change (docs/format.md "Column changes")
+                    chunks.append(_translated(words.view(h.schema.result_dtype).reshape(
+                        len(idx)), h, bucket, cols))
         finally:
             catalog.release(f)
         if remaining is not None:
@@ -215,6 +235,27 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         chunks.reverse()
         epochs.reverse()
     return _result(bucket, chunks, cols, full, calendar.tz, epochs)
+
+
+# (id of a file's header, bucket schema version, row size, columns) -> (that header, the
+# view dtype or None): reads of an unchanged file through a changed schema plan once.
+_VIEWS: dict[tuple[int, int, int, tuple[str, ...]], tuple[Header, np.dtype | None]] = {}
+
+
+def _translated(rows: np.ndarray, h: Header, bucket: Bucket, cols: list[str]) -> np.ndarray:
+    """Rows of a file written before a column change, as the bucket's columns `cols`: a view
+    when the file has all of them (no copy), else a translated copy (engine/columns.py)."""
+    src, dst = (h.schema, h.columns), (bucket.schema, bucket.columns)
+    key = (id(h), bucket.schema_version, rows.dtype.itemsize, tuple(cols))
+    hit = _VIEWS.get(key)
+    if hit is None or hit[0] is not h:  # a view dtype per file, schema and columns read
+        if len(_VIEWS) > 1024:
+            _VIEWS.clear()
+        names = ["Epoch", *(c for c in cols if c != "Epoch")]
+        hit = _VIEWS[key] = (h, view_dtype(src, dst, names, rows.dtype))
+    if hit[1] is not None:
+        return rows.view(hit[1])
+    return translate(rows, src, dst, bucket.schema.result_dtype)[cols]
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -242,7 +283,11 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
             recs = _gather(f.slots, idx)
             _check_slots(f, recs[SLOT_FIELD], idx + 1)
             f.verify_slots(idx, recs)
-            src = BlockSource(f, schema, f.path)
+            h = f.header
+            # written before a column change: decode as written, then translate (below)
+            own = h.table is bucket.table or h.schema_version == bucket.schema_version
+            file_schema = schema if own else h.schema
+            src = BlockSource(f, file_schema, f.path)
             k = len(idx)
             if remaining is not None:
                 counts = recs["nrows"][::-1] if backwards else recs["nrows"]
@@ -251,7 +296,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 part = slice(len(idx) - k, len(idx)) if backwards else slice(0, k)
                 sl, nrows = idx[part], recs["nrows"][part].astype(np.int64)
                 # 1Sec: offsets are below 10^9 and go straight into the Nanoseconds column.
-                out, ns = read_rows(src, sl, recs[part], schema.result_dtype,
+                out, ns = read_rows(src, sl, recs[part], file_schema.result_dtype,
                                     "Nanoseconds" if tf.seconds == 1 else None)
                 labels = calendar.labels(y, sl, tf)
                 # Only the first and the last interval can reach outside [start_ns, end_ns].
@@ -275,6 +320,8 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 epochs += q
             if (a, b) != (0, len(ns)):
                 out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
+            if not own:
+                out = _translated(out, h, bucket, cols)
             out["Epoch"] = epochs
             if tf.seconds != 1:
                 out["Nanoseconds"] = ns

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.columns import ColumnTable, translate
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.header import decode_header, encode_header
 from mkts.engine.keys import BucketKey
@@ -457,33 +458,39 @@ def compact_bucket(fs: FileSystem, catalog: Catalog, bucket: Bucket) -> tuple[in
             path, tmp = f.path, f.path + ".tmp"
             if fs.exists(tmp):
                 fs.unlink(tmp)
-            compact_year_file(fs, f, bucket.schema, tmp)
+            compact_year_file(fs, f, bucket.schema, tmp, table=bucket.table)
         catalog.cache.drop(bucket.files, y)
         fs.replace(tmp, path)
         fs.fsync_dir(bucket.path)
+        bucket.stale.pop(y, None)  # written in the bucket's current columns
         with catalog.pinned(bucket, y) as g:
             assert g is not None
             after += g.size() - g.data_start
     return before, after
 
 
-def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> None:
+def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str, *,
+                      table: ColumnTable | None = None) -> None:
     """Write a copy of `f` whose intervals each have a chain of one block and no garbage to
-    `tmp_path`, synced. The caller renames it over the original and fsyncs the directory."""
+    `tmp_path`, synced, in `schema` (the bucket's; with `table`, its format-3 column table:
+    rows of a file written before a column change are translated, docs/format.md "Column
+    changes"). The caller renames it over the original and fsyncs the directory."""
     h = f.header
     # A fresh header: the copy is written in the current format (version 2: checksummed
-    # slots), so compaction also upgrades a version-1 tick file.
-    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone)
+    # slots, or 3 after a column change), so compaction also upgrades a version-1 tick file.
+    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone, table)
+    old = (h.schema, h.columns)
+    same = table is None or h.columns.version == table.version
     new = decode_header(head, tmp_path)
     out = fs.open(tmp_path, create=True)
     try:
         out.pwrite(head, 0)
         out.truncate(new.file_size)
-        idx = np.flatnonzero(f.slots[SLOT_FIELD]).astype(np.int64)
+        idx = np.array(f.occupied(), dtype=np.int64)  # visits only the file's data
         recs = np.array(f.slots[idx])
         f.verify_slots(idx, recs)
         pos = new.file_size
-        src = BlockSource(f, schema, f.path)
+        src = BlockSource(f, old[0], f.path)
         # Chunks of about a million rows: memory stays bounded on a large year.
         cum = np.cumsum(recs["nrows"].astype(np.int64))
         chunk = (cum - recs["nrows"]) // 1_000_000
@@ -492,8 +499,11 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> No
         for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
             if a == b:
                 continue
-            rows, ns = read_rows(src, idx[a:b], recs[a:b], schema.row_dtype)
+            rows, ns = read_rows(src, idx[a:b], recs[a:b], old[0].row_dtype)
             src.cache.clear()
+            if not same:
+                assert table is not None
+                rows = translate(rows, old, (schema, table), schema.row_dtype)
             counts = recs["nrows"][a:b].astype(np.int64)
             blocks, which, shares = build_blocks(schema, idx[a:b], counts, zero[a:b], zero[a:b],
                                                  zero[a:b], ns, rows, f.path)

@@ -547,6 +547,48 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alter(args: argparse.Namespace) -> int:
+    """`mkts alter KEY add NAME DTYPE [--fill V] | drop NAME | rename OLD NEW`."""
+    target = _Target(args)
+    op, names = args.op, list(args.names)
+    want = {"add": 2, "drop": 1, "rename": 2}[op]
+    usage = {"add": "add NAME DTYPE [--fill V]", "drop": "drop NAME", "rename": "rename OLD NEW"}
+    if len(names) != want or (args.fill is not None and op != "add"):
+        raise CliError(f"mkts alter KEY {usage[op]}", EXIT_USAGE)
+    if op == "drop":
+        with target.open_readonly() as db:  # an unknown column is an error, not a question
+            cols = db.info(args.key)["columns"]
+        if names[0] not in cols:
+            raise CliError(f"{args.key} has no column {names[0]!r}; it has "
+                           f"{', '.join(c for c in cols if c not in ('Epoch', 'Nanoseconds'))}")
+        confirm_deletion(f"column {names[0]} of {args.key} (its values in every year)", args)
+    with target.open_writable() as db:
+        if op == "add":
+            db.add_column(args.key, names[0], names[1], _fill_arg(args.fill))
+            print(f"{args.key}: added column {names[0]} ({names[1]})")
+        elif op == "drop":
+            db.drop_column(args.key, names[0])
+            print(f"{args.key}: dropped column {names[0]}")
+        else:
+            db.rename_column(args.key, names[0], names[1])
+            print(f"{args.key}: renamed column {names[0]} to {names[1]}")
+        cols = db.info(args.key)["columns"]
+    print(f"columns:    {', '.join(f'{n} {t}' for n, t in cols.items())}")
+    return EXIT_OK
+
+
+def _fill_arg(text: str | None) -> int | float | str:
+    """--fill as given: an integer, else a number, else the text itself."""
+    if text is None:
+        return 0
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
 def cmd_compact(args: argparse.Namespace) -> int:
     with _Target(args).open_writable() as db:
         res = db.compact(args.key)
@@ -806,6 +848,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "a terminal).")
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_destroy)
+
+    s = sub.add_parser("alter", parents=[db_opts, yes_opts], help="add, drop or rename a "
+                       "column", description="Change a bucket's columns: `add NAME DTYPE "
+                       "[--fill V]` (rows written before read V, default 0), `drop NAME`, "
+                       "`rename OLD NEW`. One logged transaction; no data file is rewritten. "
+                       "drop asks for confirmation on a terminal (--yes skips it).")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("op", choices=("add", "drop", "rename"))
+    s.add_argument("names", nargs="+", metavar="NAME")
+    s.add_argument("--fill", metavar="V", help="add: the value of the new column in rows "
+                   "written before it (default 0; '' for strings)")
+    s.set_defaults(func=cmd_alter)
 
     s = sub.add_parser("check", parents=[db_opts, prog_opts], help="verify files, log and "
                        "aggregates", description="Verify headers, slot arrays, tick blobs, the "

@@ -72,6 +72,8 @@ class StorageConfig:
     """The data files (docs/format.md "Open files")."""
 
     max_open_files: int = field(default=0, metadata=rules(check=_not_negative))  # 0: automatic
+    # docs/format.md "Column changes": a write may leave out columns (they take their fill)
+    allow_missing_columns: bool = DEFAULTS.allow_missing_columns
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ class Config:
         return {"timezone": self.timezone, "sync": w.sync, "sync_interval_ms": w.sync_interval_ms,
                 "checkpoint_interval_s": w.checkpoint_interval_s, "max_wal_mb": w.max_size_mb,
                 "recovery": w.recovery,
-                "max_open_files": self.storage.max_open_files or None}
+                "max_open_files": self.storage.max_open_files or None,
+                "allow_missing_columns": self.storage.allow_missing_columns}
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -64,6 +64,14 @@ naming the plugin. The trigger object has:
     base destroys ``key`` with it, all or nothing (docs/plugins.md "Buckets a trigger
     maintains"). Triggers are not told of destroys.
 
+``columns_changed(key, names, op, args)`` (optional)
+    Called, under the database's lock and before anything is written, when the columns
+    ``names`` of bucket ``key`` (one the trigger listens to) are about to change by ``op``
+    (``"add"`` with ``(name, dtype, fill)``, ``"drop"`` with ``(name,)``, ``"rename"`` with
+    ``(old, new)``). Returns the changes to make, in the same transaction, to the buckets it
+    maintains (``[(bucket key, op, args)]``), or raises ``SchemaError`` to refuse the change
+    (docs/plugins.md "Column changes of a base"). Column changes never call ``fire``.
+
 ``on:`` is a key pattern over ``SYMBOL/TIMEFRAME/ATTRGROUP`` (``engine.patterns``, the
 language of ``db.query``): ``*`` matches every value of a part, ``AA*`` is a glob inside one
 part, ``AAPL,MSFT`` a list; the match is anchored, so ``*/1Min/OHLC`` does not match

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mkts.engine import NS, InvalidKeyError, parse_pattern, parse_timeframe
+from mkts.engine import NS, InvalidKeyError, SchemaError, parse_pattern, parse_timeframe
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
 from mkts.plugins.errors import PluginConfigError, PluginError
@@ -138,6 +138,41 @@ class OnDiskAgg:
         if not any(d.name == tf for d in self.destinations):
             return None
         return f"{sym}/*/{'*' if attr == TICK_OUTPUT_ATTR else attr}"
+
+    def columns_changed(self, key: str, names: Sequence[str], op: str, args: tuple[Any, ...]
+                        ) -> list[tuple[str, str, tuple[Any, ...]]]:
+        """The column changes that keep this trigger's destinations of base `key` equal to a
+        from-scratch aggregation after `op` ("add" name dtype fill | "drop" name | "rename"
+        old new) of its columns `names` (docs/plugins.md "Column changes of a base"):
+        losing the summed column (Volume of bars, Size of ticks) drops Volume from the
+        destinations; gaining it with fill 0 adds Volume (fill 0); other columns are not
+        aggregated and change nothing. Dropping or renaming an aggregated price column, or
+        gaining the summed column with another fill, raises SchemaError: nothing changes."""
+        sym, tfname, attr = key.split("/")
+        kind = aggfuncs.base_kind(names)
+        if kind is None or (kind == BARS and any(d.name == tfname for d in self.destinations)):
+            return []
+        prices, summed = (OHLC, "Volume") if kind == BARS else (("Price",), "Size")
+        out_attr = attr if kind == BARS else TICK_OUTPUT_ATTR
+        dests = [f"{sym}/{d.name}/{out_attr}" for d in self.destinations]
+        gone = args[0] if op in ("drop", "rename") else None
+        gained = args[0] if op == "add" else args[1] if op == "rename" else None
+        if gone in prices:
+            raise SchemaError(
+                f"{key}: ondiskagg aggregates column {gone!r} into {', '.join(dests)}; "
+                f"{op}ping it would leave those bars without their source. Destroy the "
+                "aggregates and detach the trigger first (or add a new column instead)")
+        if gone == summed:
+            return [(d, "drop", ("Volume",)) for d in dests]
+        if gained == summed and summed not in names:
+            if op == "rename" or args[2] != 0:
+                raise SchemaError(
+                    f"{key}: a {summed} column is summed by ondiskagg into the Volume of "
+                    f"{', '.join(dests)}; add it with fill=0 so that the bars of earlier rows "
+                    "stay equal to their sum")
+            vol = aggfuncs.volume_dtype(np.dtype(args[1]))
+            return [(d, "add", ("Volume", vol.str, 0)) for d in dests]
+        return []
 
     # -- the trigger -------------------------------------------------------------------
     def fire(self, key_path: str, records: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "check", "wal",
+COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "alter", "check", "wal",
             "compact", "rebuild-aggregates", "export", "bench"]
 BARS_CSV = """time,Open,High,Low,Close,Volume
 2024-01-02 09:30:00,10,11,9,10.5,100
@@ -299,6 +299,58 @@ def test_destroy_asks_on_a_terminal(configured: Path, mkts: Run) -> None:
     status, out, err = _destroy_on_a_terminal(configured, b"y\n")
     assert status == 0 and out == "destroyed AAPL/5Min/OHLCV\n", err
     assert "AAPL/5Min/OHLCV" not in mkts("list").stdout.split()
+
+
+def test_alter_adds_renames_and_drops_a_column(configured: Path, mkts: Run) -> None:
+    res = mkts("alter", "AAPL/1Min/OHLCV", "add", "VWAP", "f8", "--fill", "1.5")
+    assert res.stdout.splitlines() == [
+        "AAPL/1Min/OHLCV: added column VWAP (f8)",
+        "columns:    Epoch i8, Open f8, High f8, Low f8, Close f8, Volume i8, VWAP f8"]
+    assert "1.5" in mkts("query", "AAPL/1Min/OHLCV", "--csv").stdout.splitlines()[1]
+    mkts("alter", "AAPL/1Min/OHLCV", "rename", "VWAP", "Vwap")
+    # Volume of a base is summed by the configured ondiskagg: its aggregates drop it too
+    res = mkts("alter", "--yes", "AAPL/1Min/OHLCV", "drop", "Volume", stdin="")
+    assert res.stdout.splitlines()[0] == "AAPL/1Min/OHLCV: dropped column Volume"
+    assert "Volume" not in mkts("info", "AAPL/5Min/OHLCV").stdout
+    assert mkts("check").returncode == 0
+
+
+def test_alter_drop_without_a_terminal_needs_yes(configured: Path, mkts: Run) -> None:
+    line = one_error_line(mkts("alter", "AAPL/1Min/OHLCV", "drop", "Volume", stdin="y\n",
+                               ok=False), "alter")
+    assert "stdin is not a terminal; pass --yes" in line
+    assert "Volume" in mkts("info", "AAPL/1Min/OHLCV").stdout
+
+
+def test_alter_drop_asks_on_a_terminal(configured: Path, mkts: Run) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mkts.cli", "alter", "AAPL/1Min/OHLCV",
+                                 "drop", "Volume"], stdin=slave, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=str(configured), env=_env(),
+                                text=True)
+        os.write(master, b"n\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 1 and out == ""
+    assert err.startswith("delete column Volume of AAPL/1Min/OHLCV (its values in every "
+                          "year)? This cannot be undone. [y/N] ")
+    assert "Volume" in mkts("info", "AAPL/1Min/OHLCV").stdout
+
+
+def test_alter_errors_are_one_line_and_change_nothing(configured: Path, mkts: Run) -> None:
+    for args, says in [(("add", "Open", "f8"), "exists already"),
+                       (("add", "Flag", "u1", "--fill", "300"), "does not fit"),
+                       (("rename", "Close", "Last"), "ondiskagg aggregates column 'Close'"),
+                       (("drop", "Nope"), "has no column 'Nope'"),
+                       (("add", "Flag"), "mkts alter KEY add NAME DTYPE")]:
+        line = one_error_line(mkts("alter", "AAPL/1Min/OHLCV", *args, ok=False), "alter")
+        assert says in line, line
+    assert "Flag" not in mkts("info", "AAPL/1Min/OHLCV").stdout
 
 
 def test_root_option_works_without_a_config(tmp_path: Path, mkts: Run) -> None:

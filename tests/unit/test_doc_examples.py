@@ -216,3 +216,25 @@ def test_hex_dumps_are_read_as_the_pages_write_them() -> None:
             hex_bytes(bad)
     with pytest.raises(ValueError):
         hex_bytes("0004: 01", size=4)
+
+
+# --- docs/format.md "Worked example: a column added" -------------------------------------
+def test_format_3_header_example_is_the_bucket_header_add_column_writes(tmp_path: Path) -> None:
+    doc = hex_bytes(_blocks(FORMAT, "Worked example: a column added")[0], size=4096)
+    with engine.open(tmp_path / "db") as db:
+        db.write(BAR_KEY, _bar_array())
+        db.add_column(BAR_KEY, "VWAP", "f8", fill=0)
+    assert (tmp_path / "db" / BAR_KEY / "bucket.hdr").read_bytes() == doc
+    # the year file keeps its format-1 header: the worked example of a 1Min bar
+    year = (tmp_path / "db" / BAR_KEY / "2024.bin").read_bytes()[:4096]
+    assert year == hex_bytes(_blocks(FORMAT, "Worked example: a 1Min bar")[0], size=4096)
+
+
+def test_format_3_header_example_decodes_to_the_documented_fields() -> None:
+    doc = hex_bytes(_blocks(FORMAT, "Worked example: a column added")[0], size=4096)
+    h = decode_header(doc, "docs example")
+    assert (h.version, h.year, h.header_size, h.record_size) == (3, 0, 4096, 40)
+    assert h.schema.describe() == {"Epoch": "i8", **BAR_COLUMNS, "VWAP": "f8"}
+    assert h.table is not None
+    assert (h.table.version, h.table.ids, h.table.last_id) == (2, (1, 2, 3, 4, 5, 6), 6)
+    assert h.table.fills == (0, 0, 0, 0, 0, 0.0)
