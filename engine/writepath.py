@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from mkts.engine import fastpath, ingest, journal
-from mkts.engine.catalog import Catalog
+from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.clears import ClearWrite, DropYear
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import Write, Writes
 from mkts.engine.dispatch import Dispatcher
@@ -224,7 +225,7 @@ class WritePath:
         or records of the old size into a recreated bucket."""
         buckets = self.catalog.buckets
         for w in writes:
-            if isinstance(w, TickWrite):
+            if isinstance(w, (TickWrite, ClearWrite, DropYear)):
                 continue  # planned by the leader itself, in commit order
             bucket = buckets.get(w.key)
             if bucket is None:
@@ -243,6 +244,9 @@ class WritePath:
         catalog = self.catalog
         for w in writes:
             bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
+            if isinstance(w, (ClearWrite, DropYear)):
+                self._apply_clear(bucket, w)
+                continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
             try:
@@ -257,6 +261,25 @@ class WritePath:
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
             finally:
                 catalog.release(f)
+
+    def _apply_clear(self, bucket: Bucket, w: ClearWrite | DropYear) -> None:
+        """Ops 3 and 5 (docs/wal.md §10): zero the occupied slots of a range, or remove a
+        year file; both leave the same bytes when applied again."""
+        if isinstance(w, DropYear):
+            self.catalog.drop_year(bucket, w.year)
+            self.ticks.forget(w.key, w.year)
+            return
+        if w.token is not None:
+            self.ticks.applied(w.token)
+        if w.year not in bucket.years or w.last < w.first:
+            return
+        f = self.catalog.acquire(bucket, w.year)
+        if f is None:
+            return
+        try:
+            f.clear_range(w.first, w.last)
+        finally:
+            self.catalog.release(f)
 
     def publish(self, txn: int, writes: Writes, replayed: bool) -> None:
         if self._dispatcher.wants():
