@@ -347,8 +347,10 @@ def _plan_ticks(ctx: _Context, bucket: Bucket, year: int, s: int, e: int, whole:
     gone_slots = inside[clear]
     first = int(gone_slots[0]) if len(gone_slots) else 0
     last = int(gone_slots[-1]) if len(gone_slots) else first - 1
-    token = path.ticks.clear(key, year, f, data_start, gone_slots)
-    ctx.tokens.append(token)
+    token = None
+    if len(gone_slots):
+        token = path.ticks.clear(key, year, f, data_start, gone_slots)
+        ctx.tokens.append(token)
     ops: list[Write] = [ClearWrite(key, year, first, last, s, e, TICK_SLOT_DTYPE.itemsize,
                                    removed_rows=n, token=token)]
     for slot, rows in keep.items():
