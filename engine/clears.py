@@ -50,11 +50,14 @@ class ClearWrite:
 
 @dataclass
 class DropYear:
-    """Remove the files `files` (FILE_* bits) of one year of a bucket: every row of the
-    year is gone."""
+    """Remove the files `files` (FILE_* bits) of one year of a bucket. `start_ns`..`end_ns`
+    is the time range the delete removed (the year held no rows outside it), what triggers
+    are told."""
 
     key: BucketKey
     year: int
+    start_ns: int
+    end_ns: int
     files: int = FILE_BIN
     removed_rows: int = 0
 

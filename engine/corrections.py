@@ -297,7 +297,7 @@ def _plan_live(ctx: _Context, bucket: Bucket, year: int, s: int, e: int
         if not n and not exists:
             return [], 0
         ctx.drop(bucket.key, year)
-        return [DropYear(bucket.key, year, removed_rows=n)], n
+        return [DropYear(bucket.key, year, s, e, removed_rows=n)], n
     if not n:
         return [], 0
     ctx.views[(bucket.key, year)] = np.concatenate((view[:a], view[b:]))
@@ -341,7 +341,7 @@ def _plan_ticks(ctx: _Context, bucket: Bucket, year: int, s: int, e: int, whole:
         if not n and not exists:
             return [], 0
         ctx.drop(key, year)
-        return [DropYear(key, year, removed_rows=n)], n
+        return [DropYear(key, year, s, e, removed_rows=n)], n
     if not n:
         return [], 0
     gone_slots = inside[clear]

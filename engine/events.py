@@ -99,11 +99,8 @@ def merged_records(catalog: Catalog, calendar: Calendar, events: Sequence[WriteE
 def removal_records(w: ClearWrite | DropYear, schema: Schema, calendar: Calendar, txn: int,
                     replayed: bool) -> Records:
     """The `Records` of a range delete in one year file: no rows, `removed` = the inclusive
-    range of nanoseconds whose rows are gone (a dropped year: the whole year)."""
-    if isinstance(w, ClearWrite):
-        removed = (w.start_ns, w.end_ns)
-    else:
-        removed = (calendar.year_start(w.year) * NS, calendar.year_start(w.year + 1) * NS - 1)
+    range of nanoseconds whose rows are gone."""
+    removed = (w.start_ns, w.end_ns)
     variable = schema.kind == "variable"
     empty = np.zeros(0, dtype=np.int64)
     rows = np.zeros(0, dtype=schema.row_dtype if variable else schema.record_dtype)

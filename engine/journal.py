@@ -26,7 +26,7 @@ OP_TICKS = 2
 OP_CLEAR = 3  # docs/wal.md §10 "Range deletes"
 OP_DROP_YEAR = 5
 _CLEAR = struct.Struct("<qqBqq")  # first slot, last slot, mode, removed start ns, end ns
-_DROP = struct.Struct("<B")  # which files (FILE_* bits)
+_DROP = struct.Struct("<Bqq")  # which files (FILE_* bits), removed start ns, end ns
 _TXN = struct.Struct("<I")
 _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row count
 _REGION = struct.Struct("<qQ")  # tick region offset, length
@@ -65,7 +65,7 @@ def encode_parts(writes: list[Op]) -> tuple[bytes | memoryview, ...]:
         if isinstance(w, DropYear):
             parts.append(_OP.pack(OP_DROP_YEAR, len(key), w.year, 0, 0))
             parts.append(key)
-            parts.append(_DROP.pack(w.files))
+            parts.append(_DROP.pack(w.files, w.start_ns, w.end_ns))
             continue
         rec = np.ascontiguousarray(w.records)
         op = OP_TICKS if isinstance(w, TickWrite) else OP_FIXED_SLOTS
@@ -141,11 +141,13 @@ def _decode_clear(view: memoryview, pos: int, op: int, key: BucketKey, year: int
     if n != 0:
         raise ValueError(f"operation {op} carries {n} records; it carries none")
     if op == OP_DROP_YEAR:
-        (files,) = _DROP.unpack_from(view, pos)
+        files, start_ns, end_ns = _DROP.unpack_from(view, pos)
         if files != FILE_BIN:
             raise ValueError(f"drop year of files {files:#x}: this version has live year "
                              "files (.bin) only")
-        return DropYear(key, year, files), pos + _DROP.size
+        if start_ns > end_ns:
+            raise ValueError(f"drop year with times {start_ns}..{end_ns} is not a range")
+        return DropYear(key, year, start_ns, end_ns, files), pos + _DROP.size
     first, last, mode, start_ns, end_ns = _CLEAR.unpack_from(view, pos)
     want = TICK_SLOT_DTYPE.itemsize if schema.kind == "variable" else schema.record_dtype.itemsize
     if recsize != want:
