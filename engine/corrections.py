@@ -185,6 +185,7 @@ class _Context:
     written: dict[tuple[BucketKey, int], list[np.ndarray]] = field(default_factory=dict)
     dropped: set[tuple[BucketKey, int]] = field(default_factory=set)
     tokens: list[TickWrite] = field(default_factory=list)
+    tick_years: set[tuple[BucketKey, int]] = field(default_factory=set)
     pins: dict[tuple[BucketKey, int], YearFile | None] = field(default_factory=dict)
 
     def file(self, bucket: Bucket, year: int) -> YearFile | None:
@@ -237,6 +238,7 @@ class _Context:
                          batch.columns, lambda y: self.file(bucket, y),
                          lambda y: path.catalog.year_header(bucket, y).file_size)
         self.tokens.extend(out)
+        self.tick_years.update((key, w.year) for w in out)
         return out
 
 
@@ -264,7 +266,8 @@ def plan_delete(ctx: _Context, key: BucketKey, start_ns: int | None, end_ns: int
         return [], 0
     y0, y1 = cal.year_of_one(s // NS), cal.year_of_one(e // NS)
     years = {y for y in bucket.years if y0 <= y <= y1}
-    years |= {y for (k, y) in [*ctx.views, *ctx.written] if k == key and y0 <= y <= y1}
+    years |= {y for (k, y) in [*ctx.views, *ctx.written, *ctx.tick_years]
+              if k == key and y0 <= y <= y1}
     out: list[Write] = []
     total = 0
     for y in sorted(years):
@@ -321,11 +324,10 @@ def _plan_ticks(ctx: _Context, bucket: Bucket, year: int, s: int, e: int, whole:
     cut_b = e < int(edges[2]) - 1  # the last one ends after it
     clear = np.ones(len(inside), dtype=bool)
     keep: dict[int, IntervalRows] = {}
-    n = 0
-    for i, slot in enumerate(inside.tolist()):
-        if not ((slot == sa and cut_a) or (slot == sb and cut_b)):
-            n += int(irecs[i]["nrows"])
-            continue
+    cut = ((inside == sa) & cut_a) | ((inside == sb) & cut_b)
+    n = int(irecs["nrows"][~cut].sum())
+    for i in np.flatnonzero(cut).tolist():  # at most the first and the last interval
+        slot = int(inside[i])
         rows = path.ticks.rows_of(key, schema, year, f, slot, irecs[i])
         label = int(path.calendar.labels(year, np.array([slot]), schema.timeframe)[0]) * NS
         t = label + rows.ns

@@ -214,3 +214,16 @@ def test_aggregates_follow_deletes_and_check_verifies_them(root: str) -> None:
         db.delete("A/1Min/OHLCV", T0, T0 + 60)
     errors = check_root(root, aggregates=spec).errors
     assert errors and "differ" in str(errors[0])
+
+
+def test_a_transaction_deletes_what_it_wrote_before_in_a_new_year(db: engine.Database) -> None:
+    next_year = 1_735_689_600 + 3600  # 2025-01-01 01:00 UTC: no year file yet
+    db.write("T/1Sec/TRADE", ticks([T0 * NS]), variable=True)
+    with db.transaction() as tx:
+        tx.write("T/1Sec/TRADE", ticks([next_year * NS, next_year * NS + 1]))
+        tx.write("A/1Min/OHLCV", bars([next_year]))
+        tx.delete("T/1Sec/TRADE", np.datetime64(next_year * NS + 1, "ns"))
+        tx.delete("A/1Min/OHLCV", "2025-01-01")
+    assert tx.removed == {"T/1Sec/TRADE": 1, "A/1Min/OHLCV": 1}
+    assert tick_times(db.read("T/1Sec/TRADE")) == [T0 * NS, next_year * NS]
+    assert len(db.read("A/1Min/OHLCV")) == 0 and db.info("A/1Min/OHLCV")["years"] == []
