@@ -114,12 +114,16 @@ class CommitPipeline:
         is left empty). It waits for the commit in progress, applies what the interval
         sync mode still holds back, then logs, syncs and applies this transaction alone;
         when it returns the transaction is applied in every sync mode (so its effects
-        are known), and durable as the sync mode promises."""
-        entry = _Entry(build, b"", ())
+        are known), and durable as the sync mode promises. A transaction that turns out to
+        change nothing (a delete of an empty range) is not logged: 0 is returned."""
         with self._io:
             self.check()
             self._flush_locked()
             self.check()
+            payload, writes = build()  # raises: nothing is logged
+            if not writes:
+                return 0
+            entry = _Entry(None, payload, writes)
             self._process([entry])
             if entry.error is None and self.sync_mode == "interval":
                 self._flush_locked()  # apply now: the caller reports what it removed
