@@ -227,7 +227,7 @@ def test_corrections_match_the_model_and_a_fresh_aggregation(
     run_state_machine_as_test(
         CorrectionsModel,
         settings=settings(
-            max_examples=300 if slow else 25,
+            max_examples=300 if slow else 15,
             stateful_step_count=40 if slow else 20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
