@@ -201,7 +201,8 @@ class Database:
         together, or none of it; invalid input anywhere writes nothing.
 
         Returns the transaction number, as `write` does (one number for all the buckets; 0
-        when no bucket got a row)."""
+        when no bucket got a row). To mix writes with deletes and updates in one
+        transaction, use `transaction()`."""
         pipeline = self._check_writable()
         if not isinstance(items, Mapping):
             raise InvalidInputError("write_many() takes a dict {bucket key: data}")
