@@ -302,6 +302,18 @@ class Catalog:
         self.fs.unlink(path)
         self.fs.fsync_dir(self.root)
 
+    def drop_year(self, bucket: Bucket, year: int) -> bool:
+        """Remove `<YYYY>.bin` of the bucket durably (WAL op 5, docs/wal.md §10: a year a
+        delete left empty); False when it was not there. The caller holds the write lock."""
+        self.cache.drop(bucket.files, year)
+        path = os.path.join(bucket.path, f"{year}.bin")
+        bucket.years.discard(year)
+        if not self.fs.exists(path):
+            return False
+        self.fs.unlink(path)
+        self.fs.fsync_dir(bucket.path)
+        return True
+
     def sync_dirty(self) -> int:
         """fsync every open year file written since the last call (files closed meanwhile
         were fsynced when closed); returns how many."""

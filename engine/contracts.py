@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
+from mkts.engine.clears import ClearWrite, DropYear
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.plan import RowWrite, SlotWrite
 from mkts.engine.ticks import TickWrite
@@ -20,9 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Write", "Writes", "Trigger", "BgWorker"]
 
-Write: TypeAlias = SlotWrite | RowWrite | TickWrite | SchemaWrite
-"""One year file's share of a transaction, as planned, logged, applied and published (or a
-bucket's column change, which is logged and applied but not published to triggers)."""
+Write: TypeAlias = SlotWrite | RowWrite | TickWrite | SchemaWrite | ClearWrite | DropYear
+"""One year file's share of a transaction, as planned, logged, applied and published (a
+bucket's column change, SchemaWrite, is logged and applied but not published to triggers;
+ClearWrite and DropYear: a range delete's, engine/clears.py)."""
 
 Writes: TypeAlias = Sequence[Write]
 """Everything one transaction writes, in plan (and log) order."""

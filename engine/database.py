@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mkts.engine import alter, journal, query
+from mkts.engine import alter, corrections, journal, query
 from mkts.engine import functions as _functions
 from mkts.engine.background import Background
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
@@ -220,7 +220,8 @@ class Database:
         together, or none of it; invalid input anywhere writes nothing.
 
         Returns the transaction number, as `write` does (one number for all the buckets; 0
-        when no bucket got a row)."""
+        when no bucket got a row). To mix writes with deletes and updates in one
+        transaction, use `transaction()`."""
         pipeline = self._check_writable()
         if not isinstance(items, Mapping):
             raise InvalidInputError("write_many() takes a dict {bucket key: data}")
@@ -236,6 +237,59 @@ class Database:
             if stale:  # year files of before a column change: migrate them first
                 self._migrate(pipeline, stale)
         return pipeline.commit(txn.build)
+
+    def delete(self, key: str, start: Any = None, end: Any = None) -> int:
+        """Remove the rows of bucket `key` with start <= time <= end, as one transaction;
+        returns how many rows were removed.
+
+        Times follow the read rules (`read`); both ends are optional. A fixed bucket's rows
+        go by their interval label (deleting from 10:02 keeps the 10:00 bar of a 5Min
+        bucket), a tick bucket's by their nanosecond time. A year file left without rows
+        is removed. Durable as the sync mode promises, and applied when it returns (also
+        with sync="interval"); triggers hear which range was removed (`Records.removed`)."""
+        with self.transaction() as tx:
+            tx.delete(key, start, end)
+        return sum(tx.removed.values())
+
+    def update(self, key: str, data: Any, *, start: Any = None, end: Any = None,
+               variable: bool | None = None) -> int:
+        """Replace the rows of bucket `key` in [start, end] by `data`, atomically: the
+        delete of that range (`delete`; by default from the first to the last row of
+        `data`) and the write of `data` are one transaction, and no reader sees the range
+        half-replaced. Returns the transaction number (0 when nothing changed)."""
+        with self.transaction() as tx:
+            tx.update(key, data, start=start, end=end, variable=variable)
+        return tx.txn
+
+    def transaction(self) -> _TransactionScope:
+        """`with db.transaction() as tx:` gathers `tx.write(key, data)`,
+        `tx.delete(key, start, end)` and `tx.update(key, data, start=, end=)` across
+        buckets, in call order, and commits them as one transaction when the block ends
+        without an exception (nothing is written if it raises, or if any step is invalid).
+        Afterwards `tx.txn` is its number and `tx.removed` the rows each bucket's deletes
+        removed ({key: rows})."""
+        self._check_writable()
+        return _TransactionScope(self)
+
+    def _commit_changes(self, changes: corrections.Changes) -> None:
+        pipeline = self._check_writable()
+        with self._meta_lock:
+            plan = corrections.prepare(self._writes, changes, self.timezone)
+            if plan is None:
+                return
+            if plan.creates:
+                with self._rw.write(), pipeline.fatal_io("creating a bucket"):
+                    for key, schema in plan.creates:
+                        if key not in self.catalog.buckets:
+                            self.catalog.create(key, schema)
+            # year files of before a column change are migrated first: a delete plans and
+            # clears their slots in the bucket's current layout (docs/format.md "Column changes")
+            stale = [(b, y) for k in sorted(plan.keys(), key=str)
+                     if (b := self.catalog.buckets.get(k)) is not None for y in sorted(b.stale)]
+            if stale:
+                self._migrate(pipeline, stale)
+        changes.txn = pipeline.commit_exclusive(plan.build)
+        changes.removed = plan.removed
 
     def create(self, key: str, columns: Any, *, variable: bool = False) -> None:
         """Create an empty bucket; columns as {"Open": "f4", ...} or a structured dtype.
@@ -608,6 +662,21 @@ class Database:
     def __repr__(self) -> str:
         mode = "readonly" if self.readonly else f"sync={self.sync_mode}"
         return f"<mkts.Database {self.root} {mode}{' closed' if self._closed else ''}>"
+
+
+class _TransactionScope(corrections.Changes):
+    """What `Database.transaction()` returns: the steps, committed when the block ends."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self._db = db
+
+    def __enter__(self) -> _TransactionScope:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self._db._commit_changes(self)
 
 
 def _range_args(start: Any, end: Any, limit: int | None, tz: str

@@ -39,13 +39,19 @@ class Records:
 
     `slots` (slot index of each record), `rows` (the stored records), `epochs` (each row's
     time in epoch seconds), `columns()` ({name: array} with Epoch first), `txn`, `replayed`.
+    `removed`: None, or (start_ns, end_ns) when a range delete or update removed every row
+    of this year file whose time (interval label for fixed buckets) lies in that inclusive
+    range of nanoseconds; such records carry no rows, and are never merged with others.
     """
 
-    __slots__ = ("key", "year", "txn", "replayed", "slots", "rows", "epochs", "nanos", "_names")
+    __slots__ = ("key", "year", "txn", "replayed", "slots", "rows", "epochs", "nanos", "_names",
+                 "removed")
 
     def __init__(self, key: BucketKey, year: int, txn: int, replayed: bool, slots: np.ndarray,
                  rows: np.ndarray, epochs: np.ndarray, names: Sequence[str],
-                 nanos: np.ndarray | None = None) -> None:
+                 nanos: np.ndarray | None = None,
+                 removed: tuple[int, int] | None = None) -> None:
+        self.removed = removed
         self.key = key
         self.year = year
         self.txn = txn
@@ -78,7 +84,8 @@ class Records:
         the order of their first records."""
         groups: dict[tuple[Any, ...], list[Records]] = {}
         for r in parts:
-            groups.setdefault((r.key, r.year, r.replayed, r.rows.dtype), []).append(r)
+            removal = None if r.removed is None else id(r)  # removals stay apart
+            groups.setdefault((r.key, r.year, r.replayed, r.rows.dtype, removal), []).append(r)
         out = []
         for g in groups.values():
             if len(g) == 1:
@@ -93,7 +100,9 @@ class Records:
         return out
 
     def __repr__(self) -> str:
-        return f"<Records {self.key_path} txn={self.txn} n={len(self)} replayed={self.replayed}>"
+        rm = "" if self.removed is None else f" removed={self.removed}"
+        return (f"<Records {self.key_path} txn={self.txn} n={len(self)} "
+                f"replayed={self.replayed}{rm}>")
 
 
 class _Subscription:
@@ -342,6 +351,8 @@ class Dispatcher:
             for rec in records:
                 for trigger in self._routes(rec.key)[0]:
                     self._fire(trigger, rec)
+                if not len(rec):
+                    continue  # subscribers get rows; a delete sends them nothing
                 for sub in subs:
                     if sub.pattern.matches(rec.key):
                         sub.offer(str(rec.key), rec.columns())

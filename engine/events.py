@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine.catalog import Catalog
+from mkts.engine.clears import ClearWrite, DropYear
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.contracts import Writes
 from mkts.engine.dispatch import Records
@@ -24,7 +25,7 @@ from mkts.engine.schema import Schema
 from mkts.engine.ticks import TickWrite, tick_event_rows
 from mkts.engine.timeutil import NS, Calendar
 
-__all__ = ["WriteEvent", "event_records", "merged_records"]
+__all__ = ["WriteEvent", "event_records", "merged_records", "removal_records"]
 
 
 class WriteEvent:
@@ -47,6 +48,9 @@ def event_records(catalog: Catalog, calendar: Calendar, event: WriteEvent) -> li
     out = []
     for w in event.writes:
         schema = catalog.get(w.key).schema
+        if isinstance(w, (ClearWrite, DropYear)):
+            out.append(removal_records(w, schema, calendar, event.txn, event.replayed))
+            continue
         if isinstance(w, TickWrite):
             out.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
             continue
@@ -64,8 +68,13 @@ def merged_records(catalog: Catalog, calendar: Calendar, events: Sequence[WriteE
     last transaction that wrote the file."""
     fixed: dict[tuple[Any, ...], list[tuple[int, SlotWrite | RowWrite]]] = {}
     ticks: list[Records] = []
+    removals: list[Records] = []
     for event in events:
         for w in event.writes:
+            if isinstance(w, (ClearWrite, DropYear)):
+                schema = catalog.get(w.key).schema
+                removals.append(removal_records(w, schema, calendar, event.txn, event.replayed))
+                continue
             if isinstance(w, TickWrite):
                 schema = catalog.get(w.key).schema
                 ticks.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
@@ -90,7 +99,20 @@ def merged_records(catalog: Catalog, calendar: Calendar, events: Sequence[WriteE
         out.append(Records(key, year, group[-1][0], replayed, slots, rows, epochs, schema.names))
     if ticks:
         out.extend(Records.merge(ticks))
+    out.extend(removals)  # triggers recompute from the database: order does not matter
     return out
+
+
+def removal_records(w: ClearWrite | DropYear, schema: Schema, calendar: Calendar, txn: int,
+                    replayed: bool) -> Records:
+    """The `Records` of a range delete in one year file: no rows, `removed` = the inclusive
+    range of nanoseconds whose rows are gone."""
+    removed = (w.start_ns, w.end_ns)
+    variable = schema.kind == "variable"
+    empty = np.zeros(0, dtype=np.int64)
+    rows = np.zeros(0, dtype=schema.row_dtype if variable else schema.record_dtype)
+    return Records(w.key, w.year, txn, replayed, empty, rows, empty, schema.names,
+                   np.zeros(0, dtype=np.int32) if variable else None, removed)
 
 
 def _tick_records(w: TickWrite, schema: Schema, calendar: Calendar, txn: int,

@@ -164,6 +164,61 @@ class TickPlanner:
         if st.end == w.offset + len(w.region):
             st.end = w.offset
 
+    # -- range deletes (engine/corrections.py) -----------------------------------------
+    def view(self, key: BucketKey, year: int, f: YearFile | None, data_start: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """(occupied slots, their records) as the log will leave the file: the file's
+        slots with the pending plans laid over them (a cleared slot is pending zeros)."""
+        st = self._state(key, year, f, data_start)
+        occ = np.zeros(0, np.int64) if f is None else np.array(f.occupied(), dtype=np.int64)
+        for p in st.pending:
+            occ = np.union1d(occ, p.slots)
+        where = f.path if f is not None else f"{key}/{year}.bin"
+        recs = self._current(st, f, occ, where)
+        live = recs[SLOT_FIELD] != 0
+        return occ[live], recs[live]
+
+    def rows_of(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
+                slot: int, rec: np.ndarray) -> IntervalRows:
+        """The rows of one interval (its record `rec` from `view`), pending blocks included."""
+        st = self._files.get((key, year))
+        src = BlockSource(f, schema, f.path if f is not None else f"{key}/{year}.bin",
+                          None if st is None else st.blobs)
+        rows, ns = read_rows(src, np.array([slot], dtype=np.int64), np.array([rec]).reshape(1),
+                             schema.row_dtype)
+        return IntervalRows(ns, rows)
+
+    def clear(self, key: BucketKey, year: int, f: YearFile | None, data_start: int,
+              slots: np.ndarray) -> TickWrite:
+        """Plan the clearing of `slots` (pending zero records, so later plans of the same
+        transaction start fresh chains there); the token is never logged itself."""
+        st = self._state(key, year, f, data_start)
+        w = TickWrite(key, year, st.end, b"", slots.astype(np.int64),
+                      np.zeros(len(slots), TICK_SLOT_DTYPE))
+        st.pending.append(w)
+        return w
+
+    def rewrite(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
+                data_start: int, slot: int, data: IntervalRows) -> TickWrite:
+        """Plan a chain of one block holding `data` for interval `slot` (what is left of an
+        interval a delete cut); triggers hear of it as no new rows."""
+        st = self._state(key, year, f, data_start)
+        where = f.path if f is not None else f"{key}/{year}.bin"
+        one = np.array([slot], dtype=np.int64)
+        zero = np.zeros(1, dtype=np.int64)
+        blocks, _, shares = build_blocks(schema, one, np.array([len(data)], dtype=np.int64),
+                                         zero, zero, zero, data.ns, data.rows, where)
+        (block,) = blocks
+        off = st.end
+        recs = np.zeros(1, dtype=TICK_SLOT_DTYPE)
+        recs[0] = (slot + 1, off, len(block), len(data), 1, 0, int(shares[0]), len(data))
+        w = TickWrite(key, year, off, block, one, recs, np.zeros(0, np.int64),
+                      np.zeros(0, np.int64), np.zeros(0, schema.row_dtype))
+        st.pending.append(w)
+        st.blobs[off] = (w, block)
+        st.end = off + len(block)
+        return w
+
     def _current(self, st: _FileState, f: YearFile | None, uslots: np.ndarray,
                  where: str) -> np.ndarray:
         """The slot records of `uslots` as the log will leave them: pending heads first."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from mkts.engine import alter, fastpath, ingest, journal
 from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.clears import ClearWrite, DropYear
 from mkts.engine.columns import SchemaWrite, fill_values
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import Write, Writes
@@ -262,8 +263,8 @@ class WritePath:
         or records of the old size into a recreated bucket."""
         buckets = self.catalog.buckets
         for w in writes:
-            if isinstance(w, (TickWrite, SchemaWrite)):
-                continue  # planned by the leader itself / under the commit lock
+            if isinstance(w, (TickWrite, SchemaWrite, ClearWrite, DropYear)):
+                continue  # planned by the leader itself, in commit order / under the commit lock
             bucket = buckets.get(w.key)
             if bucket is None:
                 raise BucketNotFoundError(
@@ -285,6 +286,9 @@ class WritePath:
                 self.forget(w.key)
                 continue
             bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
+            if isinstance(w, (ClearWrite, DropYear)):
+                self._apply_clear(bucket, w)
+                continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
             try:
@@ -300,6 +304,25 @@ class WritePath:
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
             finally:
                 catalog.release(f)
+
+    def _apply_clear(self, bucket: Bucket, w: ClearWrite | DropYear) -> None:
+        """Ops 3 and 5 (docs/wal.md §10): zero the occupied slots of a range, or remove a
+        year file; both leave the same bytes when applied again."""
+        if isinstance(w, DropYear):
+            self.catalog.drop_year(bucket, w.year)
+            self.ticks.forget(w.key, w.year)
+            return
+        if w.token is not None:
+            self.ticks.applied(w.token)
+        if w.year not in bucket.years or w.last < w.first:
+            return
+        f = self.catalog.acquire(bucket, w.year)
+        if f is None:
+            return
+        try:
+            f.clear_range(w.first, w.last)
+        finally:
+            self.catalog.release(f)
 
     def publish(self, txn: int, writes: Writes, replayed: bool) -> None:
         if self._dispatcher.wants():

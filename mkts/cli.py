@@ -1,5 +1,5 @@
-"""The `mkts` command: init, start, query, import, list, info, destroy, check, wal inspect,
-compact, rebuild-aggregates, export, bench. See docs/cli.md.
+"""The `mkts` command: init, start, query, import, list, info, destroy, delete, check,
+wal inspect, compact, rebuild-aggregates, export, bench. See docs/cli.md.
 
 Owns argument parsing, opening the database the right way for each command, and printing.
 Every failure is one line on stderr (`mkts <command>: <what went wrong>`) and a non-zero exit
@@ -425,7 +425,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                              types=types or None, skip=tuple(_columns_arg(args.skip) or ()),
                              rename=rename, delimiter=args.delimiter,
                              symbol_column=args.symbol_column, key_column=args.key_column,
-                             progress=progress)
+                             progress=progress, replace=args.replace)
         except CsvProblem as exc:
             for line in exc.problems:
                 print(f"{file}: {line}", file=sys.stderr)
@@ -587,6 +587,21 @@ def _fill_arg(text: str | None) -> int | float | str:
         except ValueError:
             pass
     return text
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    target = _Target(args)
+    start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
+    span = f"from {args.start or 'the first row'} to {args.end or 'the last row'}"
+    if not getattr(args, "yes", False):
+        with target.open_readonly() as db:  # a missing bucket is an error, not a question
+            info = db.info(args.key)
+        confirm_deletion(f"the rows of {info['key']} {span}", args)
+    with target.open_writable() as db:
+        n = db.delete(args.key, start, end)
+        db.wait_for_triggers()
+    print(f"deleted {n} row{'s' if n != 1 else ''} of {args.key} {span}")
+    return EXIT_OK
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
@@ -821,6 +836,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "its own columns")
     s.add_argument("--ticks", action="store_true", help="create a tick (variable) bucket: any "
                    "number of rows per interval, exact nanoseconds")
+    s.add_argument("--replace", action="store_true", help="replace the rows each bucket holds "
+                   "in the file's span (its first to its last time) instead of adding to "
+                   "them: a corrected day of ticks without duplicates")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("list", parents=[db_opts], help="list buckets",
@@ -860,6 +878,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fill", metavar="V", help="add: the value of the new column in rows "
                    "written before it (default 0; '' for strings)")
     s.set_defaults(func=cmd_alter)
+    s = sub.add_parser("delete", parents=[db_opts, yes_opts], help="delete a range of rows",
+                       description="Remove the rows of KEY with START <= time <= END (interval "
+                       "labels for bars, exact times for ticks; both ends optional), as one "
+                       "transaction; a year left without rows loses its file. The buckets "
+                       "the configured triggers maintain from KEY are recomputed. Asks for "
+                       "confirmation on a terminal; --yes skips the question (and is required "
+                       "when stdin is not a terminal).")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; without an offset "
+                   "in the database's time zone), inclusive; default: the first row")
+    s.add_argument("--end", help="last time, inclusive (a date alone: the whole day); "
+                   "default: the last row")
+    s.set_defaults(func=cmd_delete)
 
     s = sub.add_parser("check", parents=[db_opts, prog_opts], help="verify files, log and "
                        "aggregates", description="Verify headers, slot arrays, tick blobs, the "

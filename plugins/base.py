@@ -30,7 +30,12 @@ naming the plugin. The trigger object has:
       ``.year``, ``.txn``, ``.replayed``, ``.slots`` (slot index of each record),
       ``.rows`` (the stored rows), ``.epochs`` (each row's label in epoch seconds) and
       ``.columns()`` (``{name: array}``, ``Epoch`` first; tick buckets add ``Nanoseconds``).
-      Records are in write order, not sorted.
+      Records are in write order, not sorted. ``records.removed`` is None, or, for a
+      range delete or update, ``(start_ns, end_ns)``: the records carry no rows, and every
+      row of the year file whose time (interval label for bars) lies in that inclusive
+      range of nanoseconds is gone (docs/plugins.md "Deletes and updates"). Such records
+      are never merged by ``coalesce``; a trigger keeping derived data recomputes what
+      overlaps the range.
     * **Replay**: transactions replayed from the write-ahead log at startup fire again, with
       ``records.replayed == True``. Delivery is therefore *at least once*: a transaction whose
       triggers had already run before a crash may fire again, so ``fire`` must be idempotent

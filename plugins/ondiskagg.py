@@ -180,7 +180,8 @@ class OnDiskAgg:
         if db is None:
             raise PluginError("ondiskagg: fire() before start(db); attach it with "
                               "engine.open(..., triggers=[(pattern, trigger)])")
-        if not len(records):
+        removed = getattr(records, "removed", None)
+        if not len(records) and removed is None:
             return
         key = str(records.key)
         # the stored rows' dtype names the bucket's columns: plan once per bucket and schema
@@ -192,8 +193,34 @@ class OnDiskAgg:
                 return
             self._known[known] = plan
         self.fires += 1
+        if removed is not None:
+            self._recompute_removed(db, key, removed, records.nanos is not None, *plan)
+            return
         out = self._recompute(db, key, records.epochs, records.nanos is not None, *plan)
         self._write(db, out)
+
+    def _recompute_removed(self, db: Any, key: str, removed: tuple[int, int], variable: bool,
+                           kind: str, dests: Sequence[Any], out_key: str, cols: Sequence[str]
+                           ) -> None:
+        """After a delete (or update) removed base rows in [start_ns, end_ns]: every
+        destination bar overlapping that range is recomputed from the base, and the bars
+        left without base rows are deleted, in one transaction for all destinations."""
+        cal = db.calendar
+        lo, hi = removed[0] // NS, removed[1] // NS
+        existing = set(db.list_keys())
+        with db.transaction() as tx:
+            for d in dests:
+                labels = aggfuncs.bar_labels(cal, np.array([lo, hi], dtype=np.int64), d)
+                _, ends = aggfuncs.bar_bounds(cal, labels, d)
+                a, b = int(labels[0]), int(ends[1])
+                rows = _read_runs(db, key, np.array([a]), np.array([b]), cols, variable)
+                bars = self._bars(cal, rows, kind, d)
+                dest = out_key.format(d.name)
+                if len(bars["Epoch"]):
+                    tx.update(dest, _records(bars), start=a, end=b - 1)
+                    self.bars_written += len(bars["Epoch"])
+                elif dest in existing:
+                    tx.delete(dest, a, b - 1)
 
     def _plan(self, key: str, names: Sequence[str]) -> tuple[Any, ...] | None:
         """(kind, destinations, output attr, columns to read) for a base bucket, or None to

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "alter", "check", "wal",
-            "compact", "rebuild-aggregates", "export", "bench"]
+COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "delete", "alter",
+            "check", "wal", "compact", "rebuild-aggregates", "export", "bench"]
 BARS_CSV = """time,Open,High,Low,Close,Volume
 2024-01-02 09:30:00,10,11,9,10.5,100
 2024-01-02 09:31:00,10.5,12,10,11.5,200
@@ -538,3 +538,40 @@ def test_the_multi_bucket_csv_of_query_imports_back_with_ticks(tmp_path: Path, m
             for c in ra.columns:
                 assert np.array_equal(rb[c], ra[c]), (key, c)
         assert b.info("AAPL/1Min/TRADES")["rows"] == 3  # still ticks: duplicates kept
+
+
+# -- delete and import --replace ------------------------------------------------------------
+def test_delete_removes_a_range_and_the_aggregates_follow(configured: Path, mkts: Run) -> None:
+    res = mkts("delete", "AAPL/1Min/OHLCV", "--start", "2024-01-02 09:31", "--end",
+               "2024-01-02 09:32", "--yes", stdin="")
+    assert res.stdout.strip() == ("deleted 2 rows of AAPL/1Min/OHLCV from 2024-01-02 09:31 "
+                                  "to 2024-01-02 09:32")
+    out = mkts("query", "AAPL/1Min/OHLCV", "--csv", "--epoch").stdout.splitlines()
+    assert [line.split(",")[0] for line in out[1:]] == ["1704187800", "1704188100"]
+    assert mkts("check").stdout.strip().endswith(": ok")  # the 5Min bar was recomputed
+    five = mkts("query", "AAPL/5Min/OHLCV", "--csv").stdout.splitlines()
+    assert [float(x) for x in five[1].split(",")[1:]] == [10, 11, 9, 10.5, 100]
+
+
+def test_delete_without_a_terminal_needs_yes(configured: Path, mkts: Run) -> None:
+    line = one_error_line(mkts("delete", "AAPL/1Min/OHLCV", stdin="y\n", ok=False), "delete")
+    assert "stdin is not a terminal; pass --yes" in line
+    assert len(mkts("query", "AAPL/1Min/OHLCV", "--csv").stdout.splitlines()) == 5
+    line = one_error_line(mkts("delete", "NOPE/1Min/OHLCV", "--yes", ok=False), "delete")
+    assert "NOPE/1Min/OHLCV" in line
+
+
+def test_import_replace_loads_a_corrected_day_without_duplicates(tmp_path: Path,
+                                                                 mkts: Run) -> None:
+    (tmp_path / "day.csv").write_text("Epoch,Price,Size\n2024-01-02T10:00:00.1Z,1,1\n"
+                                      "2024-01-02T10:00:00.2Z,2,1\n"
+                                      "2024-01-02T10:00:01.3Z,3,1\n")
+    (tmp_path / "fixed.csv").write_text("Epoch,Price,Size\n2024-01-02T10:00:00.1Z,10,1\n"
+                                        "2024-01-02T10:00:01.3Z,30,1\n")
+    mkts("import", "--root", "db", "X/1Sec/TRADE", "day.csv", "--ticks")
+    for _ in range(2):  # loading the correction twice changes nothing the second time
+        mkts("import", "--root", "db", "X/1Sec/TRADE", "fixed.csv", "--replace")
+        rows = mkts("query", "--root", "db", "X/1Sec/TRADE", "--csv").stdout.splitlines()
+        assert [r.split(",")[1] for r in rows[1:]] == ["10", "30"]
+    mkts("import", "--root", "db", "X/1Sec/TRADE", "fixed.csv")  # without: added again
+    assert len(mkts("query", "--root", "db", "X/1Sec/TRADE", "--csv").stdout.splitlines()) == 5

@@ -314,3 +314,33 @@ def test_a_lost_mkts_root_is_written_again_with_database_format_2(root: str) -> 
     with engine.open(root, timezone="UTC") as db:
         assert _cols(db.read(BARS))["VWAP"] == [0.0] * 12
     assert read_root_meta(OsFileSystem(), root).format == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("key", [BARS, TICKS])
+def test_delete_and_update_in_a_year_written_before_a_column_change(tmp_path: Path,
+                                                                   key: str) -> None:
+    """A delete clears slots and an update rewrites them in the bucket's current layout:
+    a year file of an older schema is migrated first, so its other rows keep their values
+    and the added column reads its fill (then the updated value)."""
+    root = str(tmp_path / "db")
+    with engine.open(root) as db:
+        _filled(db)
+        db.add_column(key, "Extra", "f8", fill=1.5)
+        before = _cols(db.read(key, f"{2023}-01-01", f"{2023}-12-31"))
+        t0 = int(np.asarray(db.read(key, "2023-01-01", "2023-12-31")["Epoch"])[0])
+        last = np.datetime64(t0 * 10**9 + 999_999_999, "ns")  # ticks: the whole first second
+        removed = db.delete(key, t0, last)
+        assert removed >= 1
+        after = _cols(db.read(key, "2023-01-01", "2023-12-31"))
+        assert after == {c: v[removed:] for c, v in before.items()}
+        assert _file_version(root, key, 2023) == 2  # migrated before the clear
+        new = _bars(2023, n=1, first=99.0) if key == BARS else _ticks(2023, n=1, first=99.0)
+        new["Extra"] = np.array([7.0])
+        db.update(key, new)
+        got = _cols(db.read(key, "2023-01-01", "2023-12-31"))
+        assert got["Extra"][0] == 7.0 and got["Extra"][1:] == [1.5] * (len(got["Extra"]) - 1)
+        assert got["Epoch"][1:] == after["Epoch"]
+        other = _cols(db.read(key, "2022-01-01", "2022-12-31"))
+    with engine.open(root) as db:  # replay and reopen give the same rows
+        assert _cols(db.read(key, "2023-01-01", "2023-12-31")) == got
+        assert _cols(db.read(key, "2022-01-01", "2022-12-31")) == other
