@@ -16,6 +16,7 @@ from types import TracebackType
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
 from mkts.engine.filecache import FileCache, default_max_open_files
+from mkts.engine.filerecord import current_year, update_record
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import Schema
@@ -46,6 +47,9 @@ class Bucket:
     # Open year files by year: a view of the catalog's FileCache, changed only under its lock.
     files: dict[int, YearFile] = field(default_factory=dict)
     timezone: str = ""  # the zone its bucket.hdr records (must be the root's)
+    # Years whose file was created or written since its file record was last written
+    # (engine/filerecord.py): the next checkpoint records them.
+    touched: set[int] = field(default_factory=set)
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -211,6 +215,7 @@ class Catalog:
         atomic_write(self.fs, os.path.join(bucket.path, f"{year}.bin"), data,
                      size=header.file_size)
         bucket.years.add(year)
+        bucket.touched.add(year)
 
     def year_header(self, bucket: Bucket, year: int) -> Header:
         from mkts.engine.header import header_size_for
@@ -271,6 +276,22 @@ class Catalog:
         """fsync every open year file written since the last call (files closed meanwhile
         were fsynced when closed); returns how many."""
         return self.cache.sync_dirty()
+
+    def record_files(self, buckets: list[Bucket] | None = None) -> int:
+        """Write the file record (`bucket.files`, engine/filerecord.py) of every bucket
+        touched since its last one (or of `buckets`): after the data files are durable, at a
+        checkpoint. Returns how many records were written."""
+        this_year = current_year(self.calendar.tz)
+        written = 0
+        for bucket in list(self.buckets.values()) if buckets is None else buckets:
+            if not bucket.touched and buckets is None:
+                continue
+            touched = {f"{y}.bin" for y in bucket.touched}
+            names = {f"{y}.bin" for y in bucket.years}
+            if update_record(self.fs, bucket.path, names, touched, this_year):
+                written += 1
+            bucket.touched.clear()
+        return written
 
     def close(self) -> None:
         self.cache.close()

@@ -268,6 +268,8 @@ class Database:
                     pipeline.fatal_io(f"compacting bucket {k}"):
                 before, after = compact_bucket(self._fs, self.catalog, bucket)
                 self._writes.forget(k)
+                bucket.touched.update(bucket.years)  # new contents: new checksums
+                self.catalog.record_files([bucket])
         return {"before": before, "after": after}
 
     def checkpoint(self) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from mkts import engine
 from mkts.engine.catalog import DESTROY_INTENT, DESTROYING, TEMPLATE_NAME, read_header
+from mkts.engine.filerecord import DATA_FILE, RECORD_NAME, FileEntry, file_crc, read_record
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
@@ -58,6 +59,10 @@ class Report:
     wal_pending: int = 0
     aggregates_checked: int = 0
     in_use_by: str | None = None
+    # (bucket key, year) of every file a transaction not yet checkpointed writes
+    pending: set[tuple[str, int]] = field(default_factory=set)
+    # bucket key -> (bucket directory, its file record) for the record check
+    file_records: dict[str, tuple[str, dict[str, FileEntry] | None]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Finding]:
@@ -93,6 +98,7 @@ def check_root(root: str, *, aggregates: Sequence[Any] = (),
             schemas[parse_key(key_text)] = schema
     _check_strays(root, report)
     _check_wal(fs, root, schemas, report)
+    _check_records(fs, root, report)
     if aggregates:
         _check_aggregates(root, aggregates, schemas, report)
     return report
@@ -151,12 +157,18 @@ def _check_strays(root: str, report: Report) -> None:
             report.note(_rel(root, ap), f"the destroy of bucket {key} was interrupted; "
                                         "the next writable open finishes it")
         elif os.path.isdir(ap) and not os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
-            years = [n for n in os.listdir(ap) if _YEAR_FILE.match(n)]
+            names = os.listdir(ap)
+            years = [n for n in names if DATA_FILE.match(n)]
             if years:
                 report.error(_rel(root, ap), f"orphan: {len(years)} year file(s) but no "
                                              f"{TEMPLATE_NAME}, so mkts does not see them (a "
-                                             "destroy of an older mkts cut short?); restore "
-                                             "the bucket header or delete the directory")
+                                             "lost bucket header, or a destroy of an older mkts "
+                                             "cut short); restore the bucket header from a "
+                                             "backup or delete the directory")
+            elif RECORD_NAME in names:
+                report.error(_rel(root, ap), f"the bucket header {TEMPLATE_NAME} is missing "
+                                             f"(its {RECORD_NAME} remains), so mkts does not "
+                                             "see this bucket; restore it from a backup")
 
 
 def _third_level(root: str) -> Iterable[tuple[str, str, str, str]]:
@@ -198,6 +210,11 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
                                f"says {tz!r}; mkts refuses to open it. If the buckets are "
                                f"right, delete {ROOT_META} and open once with timezone="
                                f"{template.timezone!r}")
+    try:
+        report.file_records[key_text] = (path, read_record(fs, path))
+    except engine.MktsError as exc:
+        report.error(_rel(root, os.path.join(path, RECORD_NAME)), str(exc).replace(
+            os.path.join(path, RECORD_NAME) + " ", ""))
     for name in sorted(os.listdir(path)):
         m = _YEAR_FILE.match(name)
         fpath = os.path.join(path, name)
@@ -379,9 +396,10 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
         for rec in log.records():
             report.wal_pending += 1
             try:
-                journal.decode(rec.payload, schema_of,
-                               f"txn {rec.txn} in {os.path.basename(rec.segment)} at offset "
-                               f"{rec.offset}")
+                writes = journal.decode(rec.payload, schema_of,
+                                        f"txn {rec.txn} in {os.path.basename(rec.segment)} "
+                                        f"at offset {rec.offset}")
+                report.pending.update((str(w.key), int(w.year)) for w in writes)
             except engine.MktsError as exc:
                 if shown < MAX_PER_KIND:
                     shown += 1
@@ -398,6 +416,47 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
             report.note("wal", f"{report.wal_pending} transaction(s) were not checkpointed (the "
                                "last process did not close cleanly); they are replayed, with "
                                "their triggers, at the next writable open")
+
+
+def _check_records(fs: OsFileSystem, root: str, report: Report) -> None:
+    """Every bucket's data files against its file record (engine/filerecord.py): a file the
+    record names must exist, and a closed one must have its recorded size and checksum. A
+    file that a transaction not yet checkpointed writes is only noted (replay rewrites it)."""
+    for key, (path, record) in sorted(report.file_records.items()):
+        on_disk = {n for n in os.listdir(path) if DATA_FILE.match(n)}
+        if record is None:
+            if on_disk:
+                report.note(key, f"has no {RECORD_NAME} (written by an older mkts, or not "
+                                 "checkpointed yet): lost year files cannot be told; the next "
+                                 "checkpoint that writes the bucket records them")
+            continue
+        for name, entry in sorted(record.items()):
+            where = _rel(root, os.path.join(path, name))
+            pending = (key, int(name[:4])) in report.pending
+            problem: str | None = None
+            if name not in on_disk:
+                problem = (f"is missing: the bucket's {RECORD_NAME} says it exists, so its "
+                           "rows are lost; restore the file from a backup")
+            elif entry.size is not None:
+                try:
+                    size, crc = file_crc(fs, os.path.join(path, name))
+                except OSError as exc:
+                    problem = f"cannot be read to verify its checksum: {exc}"
+                else:
+                    if size != entry.size:
+                        problem = (f"is {size} bytes; the record says {entry.size} (a closed "
+                                   "year does not change): damaged or truncated, restore it "
+                                   "from a backup")
+                    elif crc != entry.crc32c:
+                        problem = (f"fails its checksum (CRC-32C {crc:#010x}, recorded "
+                                   f"{entry.crc32c:#010x}): damaged, restore it from a backup")
+            if problem is None:
+                continue
+            if pending:
+                report.note(where, f"{problem.split(':')[0]}, but a transaction in the log "
+                                   "writes it: the next writable open replays it")
+            else:
+                report.error(where, problem)
 
 
 def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, Schema],
