@@ -14,6 +14,7 @@ from typing import Any
 
 from mkts.engine import query
 from mkts.engine.background import Background
+from mkts.engine.backup import BackupResult, backup_root
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import BgWorker, Trigger
@@ -271,6 +272,19 @@ class Database:
                 bucket.touched.update(bucket.years)  # new contents: new checksums
                 self.catalog.record_files([bucket])
         return {"before": before, "after": after}
+
+    def backup(self, dest: str | os.PathLike[str]) -> BackupResult:
+        """Copy the database into the directory `dest` while writers keep writing
+        (docs/backup.md): the copy holds it as of one transaction (`result.txn`: every
+        transaction up to it, none after) and opens like any root (restore = open the
+        copy). Starts with a checkpoint (writers wait as for any checkpoint), then copies
+        files without blocking anyone. A later backup into the same `dest` copies only the
+        files that changed; an interrupted one leaves `dest` as it was."""
+        self._check_open()
+        if self._pipeline is not None:
+            self.checkpoint()
+        return backup_root(self.root, os.fspath(dest), fs=self._fs
+                           if isinstance(self._fs, OsFileSystem) else None)
 
     def checkpoint(self) -> None:
         """Make every write that returned before this call durable in the data files, in
