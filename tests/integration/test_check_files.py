@@ -25,7 +25,7 @@ T2020, T2023 = 1_577_836_800, 1_672_531_200  # 1 January, UTC
 def _now_year_epoch() -> int:
     import datetime as dt
 
-    return int(dt.datetime(current_year("UTC"), 1, 2, tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime(current_year("UTC"), 1, 2, tzinfo=dt.UTC).timestamp())
 
 
 def _bars(*epochs: int) -> dict[str, np.ndarray]:
