@@ -13,22 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mkts.engine.catalog import DESTROY_INTENT, TEMPLATE_NAME, read_header
+from mkts.engine.backuplog import HeldLog, copy_log, pin_segments
+from mkts.engine.catalog import DESTROY_INTENT, TEMPLATE_NAME
 from mkts.engine.durable import atomic_write, remove_tree_durable
 from mkts.engine.errors import InvalidInputError, MktsError
 from mkts.engine.filerecord import DATA_FILE, RECORD_NAME
 from mkts.engine.keys import BucketKey
 from mkts.engine.rootmeta import ROOT_META
-from mkts.engine.schema import Schema
-from mkts.wal.format import (
-    FLAG_BASE,
-    encode_segment_header,
-    parse_segment_name,
-    segment_name,
-)
-from mkts.wal.fs import File, OsFileSystem
-from mkts.wal.recovery import write_highest
-from mkts.wal.scan import read_header as read_segment_header
+from mkts.wal.fs import OsFileSystem
 
 __all__ = ["BackupResult", "BackupConflictError", "backup_root", "MANIFEST", "STAGING"]
 
@@ -81,9 +73,7 @@ class _Source:
 @dataclass
 class _Attempt:
     files: dict[str, _Source] = field(default_factory=dict)
-    segments: dict[int, File] = field(default_factory=dict)  # held open: pinned
-    base_seq: int = 0
-    base_txn: int = 0
+    log: HeldLog = field(default_factory=HeldLog)
     copied: int = 0
     linked: int = 0
     nbytes: int = 0
@@ -111,8 +101,7 @@ def backup_root(root: str, dest: str, *, fs: OsFileSystem | None = None,
         try:
             ok = _copy_once(fs, root, dest, staging, manifest, a)
         finally:
-            for f in a.segments.values():
-                f.close()
+            a.log.close()
         if not ok:
             log.info("backup of %s: files were replaced during attempt %d; copying again",
                      root, attempt)
@@ -122,7 +111,7 @@ def backup_root(root: str, dest: str, *, fs: OsFileSystem | None = None,
         if before_swap is not None:
             before_swap(staging)
         _swap(fs, staging, dest)
-        return BackupResult(dest, txn, a.base_txn, a.copied, a.linked, a.nbytes,
+        return BackupResult(dest, txn, a.log.base_txn, a.copied, a.linked, a.nbytes,
                             time.monotonic() - started, attempt)
     remove_tree_durable(fs, staging)
     raise BackupConflictError(
@@ -225,12 +214,12 @@ def _copy_once(fs: OsFileSystem, root: str, dest: str, staging: str,
     """Copy the data files (fuzzy), then the log records written since the checkpoint they
     start from. False when a file was replaced or removed meanwhile (start again)."""
     wal_dir = os.path.join(root, "wal")
-    _pin_segments(fs, wal_dir, a, first=True)
+    pin_segments(fs, wal_dir, a.log, first=True)
     for rel in _source_files(fs, root):
         _take(fs, root, dest, staging, rel, manifest, a)
     # Every transaction applied to a file above was logged before: the log now covers them.
     a.captured_ns = time.time_ns()
-    if not _pin_segments(fs, wal_dir, a, first=False):
+    if not pin_segments(fs, wal_dir, a.log, first=False):
         return False
     for rel, src in list(a.files.items()):
         try:
@@ -241,7 +230,17 @@ def _copy_once(fs: OsFileSystem, root: str, dest: str, staging: str,
             return False  # replaced outside the log (compaction) or destroyed and re-created
         if src.linked and (st.st_size, st.st_mtime_ns) != (src.st.st_size, src.st.st_mtime_ns):
             _unlink_copy(fs, root, staging, rel, a)
-    touched = _copy_log(fs, root, staging, a)
+    def need_header(key: BucketKey) -> str:
+        """The copy's `bucket.hdr` of `key`; a bucket created during the copy gets it now
+        (the replay needs its schema)."""
+        rel = f"{key}/{TEMPLATE_NAME}"
+        if rel not in a.files:
+            _makedirs(fs, os.path.join(staging, str(key)), staging)
+            _copy_file(fs, os.path.join(root, rel), os.path.join(staging, rel))
+            a.files[rel] = _Source(rel, fs.stat(os.path.join(root, rel)))
+        return os.path.join(staging, rel)
+
+    touched = copy_log(fs, staging, a.log, need_header)
     if touched is None:
         return False
     for rel in touched:  # the replay writes these: never into a file the old backup shares
@@ -353,104 +352,6 @@ def _fsync_tree(fs: OsFileSystem, path: str) -> None:
         if fs.isdir(p):
             _fsync_tree(fs, p)
     fs.fsync_dir(path)
-
-
-# -- the log ---------------------------------------------------------------------------------
-def _pin_segments(fs: OsFileSystem, wal_dir: str, a: _Attempt, *, first: bool) -> bool:
-    """Open (and so keep readable even if a checkpoint deletes them) the log's segments from
-    its newest base on. The first call picks the base: the data files hold every transaction
-    up to `base_txn`. False when a segment after the base vanished before it was opened."""
-    if not fs.isdir(wal_dir):
-        return True
-    seqs = sorted(s for s in (parse_segment_name(n) for n in fs.listdir(wal_dir))
-                  if s is not None)
-    for seq in seqs:
-        if seq in a.segments or (not first and seq < a.base_seq):
-            continue
-        try:
-            f = fs.open(os.path.join(wal_dir, segment_name(seq)))
-        except FileNotFoundError:
-            if first:
-                continue
-            return False
-        try:
-            header = read_segment_header(f, f.size())
-        except Exception:  # a segment being created or damaged: the log's own open judges
-            f.close()
-            continue
-        if first and header.is_base:
-            for old in a.segments.values():
-                old.close()
-            a.segments.clear()
-            a.base_seq, a.base_txn = seq, header.first_txn - 1
-        a.segments[seq] = f
-    held = sorted(a.segments)
-    if held and held != list(range(held[0], held[0] + len(held))):
-        return False  # a segment was deleted before it could be held: its records are lost
-    return True
-
-
-def _copy_log(fs: OsFileSystem, root: str, staging: str, a: _Attempt) -> set[str] | None:
-    """Copy the held segments into the copy's log (the base's BASE flag only: a checkpoint
-    during the copy made a later base, whose records the copy still needs); returns the
-    data files the copied records write, None if they cannot be decoded (start again)."""
-    from mkts.engine import journal
-    from mkts.wal import WriteAheadLog
-
-    wal_dir = os.path.join(staging, "wal")
-    fs.mkdir(wal_dir)
-    if not a.segments:
-        return set()
-    for seq, f in sorted(a.segments.items()):
-        dst = fs.open(os.path.join(wal_dir, segment_name(seq)), create=True)
-        try:
-            size = f.size()
-            off = 0
-            while off < size:
-                chunk = f.pread(min(_CHUNK, size - off), off)
-                if not chunk:
-                    break
-                dst.pwrite(chunk, off)
-                off += len(chunk)
-            header = read_segment_header(f, size)
-            if seq != a.base_seq and header.is_base:
-                dst.pwrite(encode_segment_header(seq, header.first_txn,
-                                                 flags=header.flags & ~FLAG_BASE,
-                                                 salt=header.salt), 0)
-            dst.sync()
-        finally:
-            dst.close()
-    fs.fsync_dir(wal_dir)
-    write_highest(fs, wal_dir, max(a.segments))
-    schemas: dict[BucketKey, Schema] = {}
-
-    def schema_of(key: BucketKey) -> Schema:
-        if key not in schemas:
-            rel = f"{key}/{TEMPLATE_NAME}"
-            if rel not in a.files:  # a bucket created during the copy: the replay needs it
-                _makedirs(fs, os.path.join(staging, str(key)), staging)
-                _copy_file(fs, os.path.join(root, rel), os.path.join(staging, rel))
-                a.files[rel] = _Source(rel, fs.stat(os.path.join(root, rel)))
-            schemas[key] = read_header(fs, os.path.join(staging, rel)).schema
-        return schemas[key]
-
-    touched: set[str] = set()
-    try:
-        log_ = WriteAheadLog.open(wal_dir, fs, readonly=True)
-    except MktsError:
-        return None
-    try:
-        for rec in log_.records():
-            try:
-                writes = journal.decode(rec.payload, schema_of, f"txn {rec.txn}")
-            except (MktsError, OSError):
-                return None
-            touched.update(f"{w.key}/{w.year}.bin" for w in writes)
-    except MktsError:
-        return None
-    finally:
-        log_.close()
-    return touched
 
 
 def _finish(staging: str) -> int:

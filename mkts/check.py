@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from mkts import engine
+from mkts.checkfiles import check_records
 from mkts.engine.catalog import DESTROY_INTENT, DESTROYING, TEMPLATE_NAME, read_header
-from mkts.engine.filerecord import DATA_FILE, RECORD_NAME, FileEntry, file_crc, read_record
+from mkts.engine.filerecord import DATA_FILE, RECORD_NAME, FileEntry, read_record
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
@@ -98,7 +99,7 @@ def check_root(root: str, *, aggregates: Sequence[Any] = (),
             schemas[parse_key(key_text)] = schema
     _check_strays(root, report)
     _check_wal(fs, root, schemas, report)
-    _check_records(fs, root, report)
+    check_records(fs, root, report)
     if aggregates:
         _check_aggregates(root, aggregates, schemas, report)
     return report
@@ -416,47 +417,6 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
             report.note("wal", f"{report.wal_pending} transaction(s) were not checkpointed (the "
                                "last process did not close cleanly); they are replayed, with "
                                "their triggers, at the next writable open")
-
-
-def _check_records(fs: OsFileSystem, root: str, report: Report) -> None:
-    """Every bucket's data files against its file record (engine/filerecord.py): a file the
-    record names must exist, and a closed one must have its recorded size and checksum. A
-    file that a transaction not yet checkpointed writes is only noted (replay rewrites it)."""
-    for key, (path, record) in sorted(report.file_records.items()):
-        on_disk = {n for n in os.listdir(path) if DATA_FILE.match(n)}
-        if record is None:
-            if on_disk:
-                report.note(key, f"has no {RECORD_NAME} (written by an older mkts, or not "
-                                 "checkpointed yet): lost year files cannot be told; the next "
-                                 "checkpoint that writes the bucket records them")
-            continue
-        for name, entry in sorted(record.items()):
-            where = _rel(root, os.path.join(path, name))
-            pending = (key, int(name[:4])) in report.pending
-            problem: str | None = None
-            if name not in on_disk:
-                problem = (f"is missing: the bucket's {RECORD_NAME} says it exists, so its "
-                           "rows are lost; restore the file from a backup")
-            elif entry.size is not None:
-                try:
-                    size, crc = file_crc(fs, os.path.join(path, name))
-                except OSError as exc:
-                    problem = f"cannot be read to verify its checksum: {exc}"
-                else:
-                    if size != entry.size:
-                        problem = (f"is {size} bytes; the record says {entry.size} (a closed "
-                                   "year does not change): damaged or truncated, restore it "
-                                   "from a backup")
-                    elif crc != entry.crc32c:
-                        problem = (f"fails its checksum (CRC-32C {crc:#010x}, recorded "
-                                   f"{entry.crc32c:#010x}): damaged, restore it from a backup")
-            if problem is None:
-                continue
-            if pending:
-                report.note(where, f"{problem.split(':')[0]}, but a transaction in the log "
-                                   "writes it: the next writable open replays it")
-            else:
-                report.error(where, problem)
 
 
 def _check_aggregates(root: str, specs: Sequence[Any], schemas: dict[BucketKey, Schema],

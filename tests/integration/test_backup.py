@@ -5,6 +5,8 @@ backup into the same destination copies only what changed, never touching the fi
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from mkts.check import check_root
 from mkts.engine.backup import MANIFEST, backup_root
 from mkts.wal.crc import crc32c
 
+REPO = Path(__file__).resolve().parents[2]
 T0 = 1_699_999_200  # 2023-11-14 22:00 UTC: a whole hour
 Y2024 = 1_704_067_200
 
@@ -216,7 +219,7 @@ def test_bucket_compacted_during_the_copy_is_copied_again(tmp_path: Path,
     try:
         for i in range(5):  # the same interval again and again: garbage to reclaim
             db.write("T/1Sec/TICK", _tick(T0, i, float(i)), variable=True)
-        real = backup._pin_segments
+        real = backup.pin_segments
         compacted = []
 
         def pin(fs: Any, wal_dir: str, a: Any, *, first: bool) -> bool:
@@ -224,7 +227,7 @@ def test_bucket_compacted_during_the_copy_is_copied_again(tmp_path: Path,
                 compacted.append(db.compact("T/1Sec/TICK"))
             return real(fs, wal_dir, a, first=first)
 
-        monkeypatch.setattr(backup, "_pin_segments", pin)
+        monkeypatch.setattr(backup, "pin_segments", pin)
         result = backup_root(str(src), str(tmp_path / "bk"))
     finally:
         db.close()
@@ -268,3 +271,32 @@ def test_backup_destination_holds_a_manifest_and_no_leftovers(tmp_path: Path) ->
         db.backup(tmp_path / "bk")
     assert (tmp_path / "bk" / MANIFEST).is_file()
     assert sorted(os.listdir(tmp_path)) == ["bk", "db"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, "-m", "mkts.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_cli_backup_names_the_transaction_and_the_copy_passes_check(tmp_path: Path) -> None:
+    with mkts.open(tmp_path / "db") as db:
+        txn = db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+    res = _cli("backup", str(tmp_path / "db"), str(tmp_path / "bk"))
+    assert res.returncode == 0, res.stderr
+    assert f"as of transaction {txn} in {tmp_path / 'bk'}" in res.stdout
+    assert "restore: open" in res.stdout
+    res = _cli("check", "--root", str(tmp_path / "bk"))
+    assert res.returncode == 0 and res.stdout.rstrip().endswith(": ok"), res.stderr
+
+
+def test_cli_backup_into_a_foreign_directory_is_one_error_line(tmp_path: Path) -> None:
+    with mkts.open(tmp_path / "db") as db:
+        db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+    (tmp_path / "bk").mkdir()
+    (tmp_path / "bk" / "notes.txt").write_text("mine")
+    res = _cli("backup", str(tmp_path / "db"), str(tmp_path / "bk"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds no mkts backup" in lines[0]
