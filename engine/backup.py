@@ -99,15 +99,20 @@ def backup_root(root: str, dest: str, *, fs: OsFileSystem | None = None,
         fs.fsync_dir(parent)
         a = _Attempt()
         try:
-            ok = _copy_once(fs, root, dest, staging, manifest, a)
-        finally:
-            a.log.close()
-        if not ok:
-            log.info("backup of %s: files were replaced during attempt %d; copying again",
-                     root, attempt)
-            continue
-        txn = _finish(staging)
-        _write_manifest(fs, staging, a, txn)
+            try:
+                ok = _copy_once(fs, root, dest, staging, manifest, a)
+            finally:
+                a.log.close()
+            if not ok:
+                log.info("backup of %s: files were replaced during attempt %d; copying again",
+                         root, attempt)
+                continue
+            txn = _finish(staging)
+            _write_manifest(fs, staging, a, txn)
+        except BaseException:
+            if fs.exists(staging):  # DEST was not touched; leave nothing else behind
+                remove_tree_durable(fs, staging)
+            raise
         if before_swap is not None:
             before_swap(staging)
         _swap(fs, staging, dest)
@@ -243,9 +248,13 @@ def _copy_once(fs: OsFileSystem, root: str, dest: str, staging: str,
     touched = copy_log(fs, staging, a.log, need_header)
     if touched is None:
         return False
-    for rel in touched:  # the replay writes these: never into a file the old backup shares
-        shared = a.files.get(rel)
-        if shared is not None and shared.linked:
+    # The replay writes the files of these years (whatever their kind: `.bin`, and a sealed
+    # year's files): never into a file the previous backup shares.
+    for rel, shared in list(a.files.items()):
+        name = os.path.basename(rel)
+        year = DATA_FILE.match(name)
+        if shared.linked and year is not None \
+                and (os.path.dirname(rel), int(year.group(1))) in touched:
             _unlink_copy(fs, root, staging, rel, a)
     _fsync_tree(fs, staging)
     return True

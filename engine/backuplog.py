@@ -10,10 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mkts.engine.catalog import read_header
-from mkts.engine.errors import MktsError
 from mkts.engine.keys import BucketKey
 from mkts.engine.schema import Schema
-from mkts.wal.format import FLAG_BASE, encode_segment_header, parse_segment_name, segment_name
+from mkts.wal.format import (
+    FLAG_BASE,
+    HeaderProblem,
+    encode_segment_header,
+    parse_segment_name,
+    segment_name,
+)
 from mkts.wal.fs import File, OsFileSystem
 from mkts.wal.recovery import write_highest
 from mkts.wal.scan import read_header as read_segment_header
@@ -56,7 +61,7 @@ def pin_segments(fs: OsFileSystem, wal_dir: str, a: HeldLog, *, first: bool) -> 
             return False
         try:
             header = read_segment_header(f, f.size())
-        except Exception:  # a segment being created or damaged: the log's own open judges
+        except (HeaderProblem, OSError):  # being created, or damaged: the copy's open judges
             f.close()
             continue
         if first and header.is_base:
@@ -72,10 +77,11 @@ def pin_segments(fs: OsFileSystem, wal_dir: str, a: HeldLog, *, first: bool) -> 
 
 
 def copy_log(fs: OsFileSystem, staging: str, a: HeldLog,
-             need_header: Callable[[BucketKey], str]) -> set[str] | None:
+             need_header: Callable[[BucketKey], str]) -> set[tuple[str, int]] | None:
     """Copy the held segments into the copy's log (the base's BASE flag only: a checkpoint
     during the copy made a later base, whose records the copy still needs); returns the
-    data files the copied records write, None if they cannot be decoded (start again)."""
+    (bucket key, year) of every year the copied records write; None when a bucket they
+    write is gone from the source (start again)."""
     from mkts.engine import journal
     from mkts.wal import WriteAheadLog
 
@@ -111,20 +117,17 @@ def copy_log(fs: OsFileSystem, staging: str, a: HeldLog,
             schemas[key] = read_header(fs, need_header(key)).schema
         return schemas[key]
 
-    touched: set[str] = set()
-    try:
-        log_ = WriteAheadLog.open(wal_dir, fs, readonly=True)
-    except MktsError:
-        return None
+    touched: set[tuple[str, int]] = set()
+    # A damaged source log is an error of its own (the copy's open names it); a bucket gone
+    # since its record was logged (destroyed during the copy) starts the backup again.
+    log_ = WriteAheadLog.open(wal_dir, fs, readonly=True)
     try:
         for rec in log_.records():
             try:
                 writes = journal.decode(rec.payload, schema_of, f"txn {rec.txn}")
-            except (MktsError, OSError):
+            except FileNotFoundError:
                 return None
-            touched.update(f"{w.key}/{w.year}.bin" for w in writes)
-    except MktsError:
-        return None
+            touched.update((str(w.key), int(w.year)) for w in writes)
     finally:
         log_.close()
     return touched

@@ -4,6 +4,7 @@ backup into the same destination copies only what changed, never touching the fi
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from mkts import engine
 from mkts.check import check_root
 from mkts.engine.backup import MANIFEST, backup_root
 from mkts.wal.crc import crc32c
+from mkts.wal.fs import OsFileSystem
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_699_999_200  # 2023-11-14 22:00 UTC: a whole hour
@@ -300,3 +302,64 @@ def test_cli_backup_into_a_foreign_directory_is_one_error_line(tmp_path: Path) -
     assert res.returncode == 1 and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "holds no mkts backup" in lines[0]
+
+
+def test_backup_of_a_damaged_log_fails_and_leaves_the_destination(tmp_path: Path) -> None:
+    src = tmp_path / "db"
+    with mkts.open(src) as db:
+        db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+        first = db.backup(tmp_path / "bk")
+    db = mkts.open(src, checkpoint_interval_s=3600)
+    try:
+        for i in range(3):
+            db.write("AAPL/1Min/OHLCV", _bar(T0 + 60 * (i + 1), float(i)))
+        seg = sorted((src / "wal").glob("*.wal"))[-1]
+        with open(seg, "r+b") as fh:  # a byte of the first record's payload: mid-log damage
+            fh.seek(40 + 20 + 4)
+            b = fh.read(1)
+            fh.seek(40 + 20 + 4)
+            fh.write(bytes([b[0] ^ 0xFF]))
+        with pytest.raises(engine.CorruptWALError):
+            backup_root(str(src), str(tmp_path / "bk"))
+    finally:
+        db.close()
+    assert sorted(os.listdir(tmp_path)) == ["bk", "db"]
+    with mkts.open(tmp_path / "bk", readonly=True) as copy:
+        assert len(copy.read("AAPL/1Min/OHLCV")) == 1 and first.txn >= 1
+
+
+class _NoExchange(OsFileSystem):
+    """A file system that cannot swap two directories in one step; `fail_into` makes the
+    rename of the new backup into place fail once (a crash between the two renames)."""
+
+    def __init__(self, fail_into: str | None = None) -> None:
+        self.fail_into = fail_into
+
+    def exchange(self, a: str, b: str) -> None:
+        raise OSError(errno.EINVAL, "exchange not supported", a)
+
+    def replace(self, src: str, dst: str) -> None:
+        if self.fail_into is not None and dst == self.fail_into and "mkts-backup-new" in src:
+            self.fail_into = None
+            raise OSError(errno.EIO, "simulated crash", src)
+        super().replace(src, dst)
+
+
+def test_swap_by_two_renames_and_a_crash_between_them(tmp_path: Path) -> None:
+    src, dest = tmp_path / "db", tmp_path / "bk"
+    with mkts.open(src) as db:
+        db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+        backup_root(str(src), str(dest), fs=_NoExchange())
+        db.write("AAPL/1Min/OHLCV", _bar(T0 + 60, 2.0))
+        db.checkpoint()
+        with pytest.raises(OSError, match="simulated crash"):
+            backup_root(str(src), str(dest), fs=_NoExchange(fail_into=str(dest)))
+        assert not dest.exists()  # cut between the renames: the old backup is aside
+        aside = tmp_path / ".bk.mkts-backup-old"
+        with mkts.open(aside, readonly=True) as old:  # the previous backup, whole
+            assert np.asarray(old.read("AAPL/1Min/OHLCV")["Close"]).tolist() == [1.0]
+        backup_root(str(src), str(dest), fs=_NoExchange())
+        db.write("AAPL/1Min/OHLCV", _bar(T0 + 120, 3.0))
+    with mkts.open(dest, readonly=True) as copy:
+        assert np.asarray(copy.read("AAPL/1Min/OHLCV")["Close"]).tolist() == [1.0, 2.0]
+    assert sorted(os.listdir(tmp_path)) == ["bk", "db"]
