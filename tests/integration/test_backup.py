@@ -214,22 +214,13 @@ def test_bucket_compacted_during_the_copy_is_copied_again(tmp_path: Path,
                                                           ) -> None:
     """A file replaced outside the log during the copy (compaction rewrites it) makes the
     backup start again; the copy then holds the compacted file."""
-    from mkts.engine import backup
-
     src = tmp_path / "db"
     db = mkts.open(src)
     try:
         for i in range(5):  # the same interval again and again: garbage to reclaim
             db.write("T/1Sec/TICK", _tick(T0, i, float(i)), variable=True)
-        real = backup.pin_segments
-        compacted = []
-
-        def pin(fs: Any, wal_dir: str, a: Any, *, first: bool) -> bool:
-            if not first and not compacted:
-                compacted.append(db.compact("T/1Sec/TICK"))
-            return real(fs, wal_dir, a, first=first)
-
-        monkeypatch.setattr(backup, "pin_segments", pin)
+        compacted: list[dict[str, int]] = []
+        _during_copy(monkeypatch, lambda: compacted.append(db.compact("T/1Sec/TICK")))
         result = backup_root(str(src), str(tmp_path / "bk"))
     finally:
         db.close()
@@ -363,3 +354,57 @@ def test_swap_by_two_renames_and_a_crash_between_them(tmp_path: Path) -> None:
     with mkts.open(dest, readonly=True) as copy:
         assert np.asarray(copy.read("AAPL/1Min/OHLCV")["Close"]).tolist() == [1.0, 2.0]
     assert sorted(os.listdir(tmp_path)) == ["bk", "db"]
+
+
+def _during_copy(monkeypatch: pytest.MonkeyPatch, action: Any) -> list[int]:
+    """Run `action()` once, after the data files were copied and before the log is
+    captured (docs/backup.md step 4)."""
+    from mkts.engine import backup
+
+    real = backup.pin_segments
+    done: list[int] = []
+
+    def pin(fs: Any, wal_dir: str, a: Any, *, first: bool) -> bool:
+        if not first and not done:
+            done.append(1)
+            action()
+        return real(fs, wal_dir, a, first=first)
+
+    monkeypatch.setattr(backup, "pin_segments", pin)
+    return done
+
+
+def test_buckets_and_years_created_during_the_copy_are_in_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "db"
+    with mkts.open(src) as db:
+        db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+
+        def create() -> None:
+            db.write("NEW/1Min/OHLCV", _bar(T0, 7.0))
+            db.write("AAPL/1Min/OHLCV", _bar(Y2024, 2.0))  # a new year file
+            db.write("T/1Sec/TICK", _tick(T0, 5, 1.5), variable=True)
+
+        _during_copy(monkeypatch, create)
+        result = backup_root(str(src), str(tmp_path / "bk"))
+        want = _read(db, ["AAPL/1Min/OHLCV", "NEW/1Min/OHLCV", "T/1Sec/TICK"])
+    assert result.attempts == 1 and result.txn == 4
+    with mkts.open(tmp_path / "bk", readonly=True) as copy:
+        assert _read(copy, ["AAPL/1Min/OHLCV", "NEW/1Min/OHLCV", "T/1Sec/TICK"]) == want
+    assert check_root(str(tmp_path / "bk")).errors == []
+
+
+def test_a_bucket_destroyed_during_the_copy_is_not_in_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "db"
+    with mkts.open(src) as db:
+        db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+        db.write("GONE/1Min/OHLCV", _bar(T0, 2.0))
+        db.write("GONE/1Min/OHLCV", _bar(T0 + 60, 3.0))  # a logged write to the bucket
+
+        _during_copy(monkeypatch, lambda: db.destroy("GONE/1Min/OHLCV"))
+        result = backup_root(str(src), str(tmp_path / "bk"))
+    assert result.attempts == 2
+    with mkts.open(tmp_path / "bk", readonly=True) as copy:
+        assert copy.list_keys() == ["AAPL/1Min/OHLCV"]
+    assert check_root(str(tmp_path / "bk")).errors == []
