@@ -181,10 +181,8 @@ def _write_manifest(fs: OsFileSystem, staging: str, a: _Attempt, txn: int) -> No
     for rel, src in sorted(a.files.items()):
         st = src.st
         # A file modified shortly before the log was captured could be written again after
-        # it without a new mtime (coarse clocks): not trusted, copied next time too. Small
-        # metadata files are always copied.
-        if DATA_FILE.match(os.path.basename(rel)) is None \
-                or a.captured_ns - st.st_mtime_ns < RACY_NS:
+        # it without a new mtime (coarse clocks): not trusted, copied next time too.
+        if a.captured_ns - st.st_mtime_ns < RACY_NS:
             continue
         files[rel] = {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size,
                       "mtime_ns": st.st_mtime_ns}

@@ -163,9 +163,8 @@ def _check_strays(root: str, report: Report) -> None:
             if years:
                 report.error(_rel(root, ap), f"orphan: {len(years)} year file(s) but no "
                                              f"{TEMPLATE_NAME}, so mkts does not see them (a "
-                                             "lost bucket header, or a destroy of an older mkts "
-                                             "cut short); restore the bucket header from a "
-                                             "backup or delete the directory")
+                                             "destroy of an older mkts cut short?); restore "
+                                             "the bucket header or delete the directory")
             elif RECORD_NAME in names:
                 report.error(_rel(root, ap), f"the bucket header {TEMPLATE_NAME} is missing "
                                              f"(its {RECORD_NAME} remains), so mkts does not "

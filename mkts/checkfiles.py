@@ -20,7 +20,9 @@ __all__ = ["check_records"]
 def check_records(fs: OsFileSystem, root: str, report: Report) -> None:
     """Every bucket's data files against its file record (engine/filerecord.py): a file the
     record names must exist, and a closed one must have its recorded size and checksum. A
-    file that a transaction not yet checkpointed writes is only noted (replay rewrites it)."""
+    file that a transaction not yet checkpointed writes is only noted (replay rewrites it);
+    a file whose damage the detailed checks already named gets no checksum finding."""
+    damaged = {f.where for f in report.errors}  # files the detailed checks found damaged
     for key, (path, record) in sorted(report.file_records.items()):
         on_disk = {n for n in os.listdir(path) if DATA_FILE.match(n)}
         if record is None:
@@ -36,7 +38,7 @@ def check_records(fs: OsFileSystem, root: str, report: Report) -> None:
             if name not in on_disk:
                 problem = (f"is missing: the bucket's {RECORD_NAME} says it exists, so its "
                            "rows are lost; restore the file from a backup")
-            elif entry.size is not None:
+            elif entry.size is not None and where not in damaged:  # named once is enough
                 try:
                     size, crc = file_crc(fs, os.path.join(path, name))
                 except OSError as exc:
