@@ -16,7 +16,7 @@ from types import TracebackType
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
 from mkts.engine.filecache import FileCache, default_max_open_files
-from mkts.engine.filerecord import current_year, update_record
+from mkts.engine.filerecord import current_year, is_closed, update_record
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import Schema
@@ -50,6 +50,8 @@ class Bucket:
     # Years whose file was created or written since its file record was last written
     # (engine/filerecord.py): the next checkpoint records them.
     touched: set[int] = field(default_factory=set)
+    # Closed years written at the last record, whose checksum waits until they settle.
+    unsummed: set[int] = field(default_factory=set)
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -277,19 +279,25 @@ class Catalog:
         were fsynced when closed); returns how many."""
         return self.cache.sync_dirty()
 
-    def record_files(self, buckets: list[Bucket] | None = None) -> int:
-        """Write the file record (`bucket.files`, engine/filerecord.py) of every bucket
-        touched since its last one (or of `buckets`): after the data files are durable, at a
-        checkpoint. Returns how many records were written."""
+    def record_files(self, buckets: list[Bucket] | None = None, *, settle: bool = False) -> int:
+        """Write the file record (`bucket.files`, docs/format.md "File record") of every
+        bucket touched since its last one (or of `buckets`), after the data files are
+        durable: at a checkpoint. The checksum of a closed year written since is computed
+        once it is no longer being written (a checkpoint that finds it untouched since the
+        previous one), or now with `settle` (compaction, close). Returns how many records
+        were written."""
         this_year = current_year(self.calendar.tz)
         written = 0
         for bucket in list(self.buckets.values()) if buckets is None else buckets:
-            if not bucket.touched and buckets is None:
+            if buckets is None and not bucket.touched and not bucket.unsummed:
                 continue
             touched = {f"{y}.bin" for y in bucket.touched}
             names = {f"{y}.bin" for y in bucket.years}
-            if update_record(self.fs, bucket.path, names, touched, this_year):
+            defer = set() if settle else {n for n in touched if is_closed(n, this_year)}
+            redo = (touched | {f"{y}.bin" for y in bucket.unsummed}) - defer
+            if update_record(self.fs, bucket.path, names, redo, this_year, defer=defer):
                 written += 1
+            bucket.unsummed = {y for y in bucket.touched if f"{y}.bin" in defer}
             bucket.touched.clear()
         return written
 

@@ -270,7 +270,7 @@ class Database:
                 before, after = compact_bucket(self._fs, self.catalog, bucket)
                 self._writes.forget(k)
                 bucket.touched.update(bucket.years)  # new contents: new checksums
-                self.catalog.record_files([bucket])
+                self.catalog.record_files([bucket], settle=True)
         return {"before": before, "after": after}
 
     def backup(self, dest: str | os.PathLike[str]) -> BackupResult:
@@ -456,6 +456,9 @@ class Database:
         try:
             if self._pipeline is not None and self._pipeline.failed is None:
                 self._pipeline.checkpoint()
+                # the checksums of closed years written lately (docs/format.md "File record")
+                with self._pipeline.fatal_io("recording the data files"):
+                    self.catalog.record_files(settle=True)
         finally:
             self._release()
 

@@ -125,23 +125,25 @@ def encode_record(entries: dict[str, FileEntry]) -> bytes:
             ).encode()
 
 
-def update_record(fs: FileSystem, bucket_dir: str, names: set[str], touched: set[str],
-                  this_year: int) -> bool:
-    """Write the record of `bucket_dir` for the data files `names`, keeping the checksums of
-    closed files not in `touched` (written since the last record) and computing the others
-    once; atomically (docs/format.md "Durability"), and only when it changed. Returns
+def update_record(fs: FileSystem, bucket_dir: str, names: set[str], redo: set[str],
+                  this_year: int, *, defer: set[str] | None = None) -> bool:
+    """Write the record of `bucket_dir` for the data files `names`: a closed file keeps its
+    checksum from the previous record unless it is in `redo` (written since) or has none,
+    is computed once otherwise, and is left without one when in `defer` (still being
+    written). Atomic (docs/format.md "Durability"), and only when it changed. Returns
     whether it was written."""
     try:
         old = read_record(fs, bucket_dir)
     except CorruptFileError:
         old = None
     old = old or {}
+    defer = defer or set()
     new: dict[str, FileEntry] = {}
     for name in names:
         prev = old.get(name)
-        if not is_closed(name, this_year):
+        if not is_closed(name, this_year) or name in defer:
             new[name] = FileEntry(name)
-        elif prev is not None and prev.crc32c is not None and name not in touched:
+        elif prev is not None and prev.crc32c is not None and name not in redo:
             new[name] = prev
         else:
             size, crc = file_crc(fs, os.path.join(bucket_dir, name))

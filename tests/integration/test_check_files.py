@@ -131,3 +131,31 @@ def test_compaction_records_the_new_checksums(tmp_path: Path) -> None:
         res = db.compact(key)
     assert res["after"] < res["before"]
     assert _errors(tmp_path / "db") == []
+
+
+def test_a_closed_year_being_written_gets_its_checksum_once_it_settles(tmp_path: Path) -> None:
+    """Back-filling history: checkpoints while a closed year is written leave its checksum
+    out (no read of the whole file per checkpoint); the first checkpoint after the writes
+    stop, or the close, records it."""
+    fs = OsFileSystem()
+    db = mkts.open(tmp_path / "db", checkpoint_interval_s=3600)
+    try:
+        db.write(KEY, _bars(T2023))
+        db.checkpoint()
+        record = read_record(fs, str(tmp_path / "db" / KEY))
+        assert record is not None and record["2023.bin"].crc32c is None  # being written
+        db.write(KEY, _bars(T2023 + 60))
+        db.checkpoint()
+        record = read_record(fs, str(tmp_path / "db" / KEY))
+        assert record is not None and record["2023.bin"].crc32c is None
+        db.write(KEY, _bars(_now_year_epoch()))  # only the live year since
+        db.checkpoint()
+        record = read_record(fs, str(tmp_path / "db" / KEY))
+        assert record is not None and record["2023.bin"].crc32c is not None  # settled
+        db.write(KEY, _bars(T2023 + 120))
+        db.checkpoint()
+    finally:
+        db.close()
+    record = read_record(fs, str(tmp_path / "db" / KEY))
+    assert record is not None and record["2023.bin"].crc32c is not None  # the close settles
+    assert _errors(tmp_path / "db") == []
