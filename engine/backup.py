@@ -326,7 +326,14 @@ def _copy_file(fs: OsFileSystem, src_path: str, dst_path: str) -> int:
             ranges = getattr(src, "data_ranges", None)
             spans = ranges(0, size) if ranges is not None else [(0, size)]
             done = 0
+            fast = getattr(src, "copy_range", None) if type(src) is type(out) else None
             for lo, hi in spans:
+                if fast is not None:
+                    try:
+                        done += fast(out, lo, hi - lo)
+                        continue
+                    except OSError:  # not between these file systems: copy through memory
+                        fast = None
                 off = lo
                 while off < hi:
                     chunk = src.pread(min(_CHUNK, hi - off), off)

@@ -176,6 +176,19 @@ class OsFile:
             if n:
                 views[0] = views[0][n:]
 
+    def copy_range(self, dst: OsFile, offset: int, length: int) -> int:
+        """Copy [offset, offset + length) of this file to the same offset of `dst` inside the
+        kernel (copy_file_range); returns the bytes copied, fewer at this file's end
+        (optional: callers fall back to pread and pwrite)."""
+        done = 0
+        while done < length:
+            n = os.copy_file_range(self._fd, dst._fd, length - done, offset + done,
+                                   offset + done)
+            if n == 0:
+                break
+            done += n
+        return done
+
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
