@@ -408,3 +408,13 @@ def test_a_bucket_destroyed_during_the_copy_is_not_in_it(
     with mkts.open(tmp_path / "bk", readonly=True) as copy:
         assert copy.list_keys() == ["AAPL/1Min/OHLCV"]
     assert check_root(str(tmp_path / "bk")).errors == []
+
+
+def test_backup_from_a_readonly_handle_and_not_from_a_closed_one(tmp_path: Path) -> None:
+    with mkts.open(tmp_path / "db") as db:
+        txn = db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+    with mkts.open(tmp_path / "db", readonly=True) as ro:
+        assert ro.backup(tmp_path / "bk").txn == txn
+    with pytest.raises(engine.ClosedError):
+        ro.backup(tmp_path / "bk2")
+    assert not (tmp_path / "bk2").exists()
