@@ -31,6 +31,10 @@ MANIFEST_FORMAT = 1
 STAGING = ".mkts-backup-new"  # suffix of the sibling directory a backup is built in
 _OLD = ".mkts-backup-old"  # suffix of the previous backup while two renames swap them
 ATTEMPTS = 5  # a compaction or destroy during the copy starts the copy again, this often
+# Files only ever replaced whole (atomic_write) and whose copy taken during the copy is right
+# for the copy whatever happens to the source's later (docs/backup.md step 5): a checkpoint
+# rewriting a file record during the copy is no reason to start again.
+_ASIDE_OF_LOG = frozenset({RECORD_NAME, ROOT_META, DESTROY_INTENT})
 RACY_NS = 2_000_000_000  # a file modified this recently may change without a new mtime
 _CHUNK = 8 << 20
 
@@ -225,6 +229,8 @@ def _copy_once(fs: OsFileSystem, root: str, dest: str, staging: str,
     if not pin_segments(fs, wal_dir, a.log, first=False):
         return False
     for rel, src in list(a.files.items()):
+        if os.path.basename(rel) in _ASIDE_OF_LOG:
+            continue
         try:
             st = fs.stat(os.path.join(root, rel))
         except FileNotFoundError:

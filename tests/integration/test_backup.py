@@ -418,3 +418,24 @@ def test_backup_from_a_readonly_handle_and_not_from_a_closed_one(tmp_path: Path)
     with pytest.raises(engine.ClosedError):
         ro.backup(tmp_path / "bk2")
     assert not (tmp_path / "bk2").exists()
+
+
+def test_a_checkpoint_during_the_copy_does_not_start_it_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint that rewrites file records (and starts a new log base) during the copy:
+    the copy goes on and still replays from its own base."""
+    src = tmp_path / "db"
+    with mkts.open(src) as db:
+        db.write("AAPL/1Min/OHLCV", _bar(T0, 1.0))
+
+        def write_and_checkpoint() -> None:
+            db.write("AAPL/1Min/OHLCV", _bar(Y2024, 2.0))  # a new year: a new record
+            db.checkpoint()
+            db.write("AAPL/1Min/OHLCV", _bar(T0 + 60, 3.0))
+
+        _during_copy(monkeypatch, write_and_checkpoint)
+        result = backup_root(str(src), str(tmp_path / "bk"))
+    assert result.attempts == 1 and result.txn == 3 and result.base_txn == 0
+    with mkts.open(tmp_path / "bk", readonly=True) as copy:
+        assert np.asarray(copy.read("AAPL/1Min/OHLCV")["Close"]).tolist() == [1.0, 3.0, 2.0]
+    assert check_root(str(tmp_path / "bk")).errors == []
