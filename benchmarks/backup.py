@@ -37,13 +37,16 @@ def build(root: str, size: D.Size) -> None:
             db.write(D.TICK_KEY.format("AAPL"), ticks, variable=True)
 
 
-def data_bytes(root: str) -> int:
-    """Allocated bytes of the root's files (what any sparse-aware copy has to move)."""
-    total = 0
+def data_bytes(root: str) -> tuple[int, int]:
+    """(allocated, apparent) bytes of the root's files: what a sparse-aware copy has to
+    move, and what a copy that fills the holes writes."""
+    alloc = apparent = 0
     for dirpath, _, names in os.walk(root):
         for n in names:
-            total += os.stat(os.path.join(dirpath, n)).st_blocks * 512
-    return total
+            st = os.stat(os.path.join(dirpath, n))
+            alloc += st.st_blocks * 512
+            apparent += st.st_size
+    return alloc, apparent
 
 
 def fsync_tree(path: str) -> None:
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"building the {size.name} universe in {root} ...", file=sys.stderr)
         build(fresh(root), size)
         time.sleep(2.1)  # the universe was written before the backups, not during them
-    mb = data_bytes(root) / 1e6
+    alloc, apparent = data_bytes(root)
+    mb = alloc / 1e6
     cases: dict[str, list[float]] = {}
     dest = os.path.join(work, "dest")
 
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["cp", "-a", root, fresh(dest)], check=True)
 
     def cp_fsync() -> None:
-        cp_auto()
+        cp()
         fsync_tree(dest)
 
     def copytree() -> None:
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):  # interleaved, so machine load hits every case alike
         for name, fn in (("mkts backup (full)", backup), ("cp -a", cp_auto),
                          ("cp -a --sparse=always", cp),
-                         ("cp -a, then fsync every file", cp_fsync),
+                         ("cp -a --sparse=always, then fsync every file", cp_fsync),
                          ("shutil.copytree", copytree)):
             cases.setdefault(name, []).append(timed(fn))
     # incremental: one new day of bars for 5 symbols, then a backup into the previous one
@@ -128,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             copied, linked = r.files_copied, r.files_linked
     cases["mkts backup (incremental: 5 bar files changed, db.backup with its checkpoint)"] = inc
     base = statistics.median(cases["cp -a"])
-    print(f"\n{size.name} universe: {mb:.1f} MB of data in {root}; {args.repeats} runs, "
+    print(f"\n{size.name} universe: {mb:.1f} MB of data ({apparent / 1e6:.0f} MB with the "
+          f"holes) in {root}; {args.repeats} runs, "
           f"medians; machine: {os.cpu_count()} CPU(s)\n")
     print("| copy | median s | min s | MB/s (median) | time vs cp -a |")
     print("|---|---:|---:|---:|---:|")
