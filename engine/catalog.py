@@ -56,6 +56,11 @@ class Bucket:
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
 
+    def data_files(self, years: set[int] | None = None) -> set[str]:
+        """The names of the data files of `years` (default: all of the bucket's), as its
+        file record lists them (docs/format.md "File record")."""
+        return {f"{y}.bin" for y in (self.years if years is None else years)}
+
 
 class _Pin:
     """`with catalog.pinned(bucket, year) as f:` - f stays open inside the block."""
@@ -291,13 +296,14 @@ class Catalog:
         for bucket in list(self.buckets.values()) if buckets is None else buckets:
             if buckets is None and not bucket.touched and not bucket.unsummed:
                 continue
-            touched = {f"{y}.bin" for y in bucket.touched}
-            names = {f"{y}.bin" for y in bucket.years}
+            touched = bucket.data_files(bucket.touched & bucket.years)
             defer = set() if settle else {n for n in touched if is_closed(n, this_year)}
-            redo = (touched | {f"{y}.bin" for y in bucket.unsummed}) - defer
-            if update_record(self.fs, bucket.path, names, redo, this_year, defer=defer):
+            redo = (touched | bucket.data_files(bucket.unsummed & bucket.years)) - defer
+            if update_record(self.fs, bucket.path, bucket.data_files(), redo, this_year,
+                             defer=defer):
                 written += 1
-            bucket.unsummed = {y for y in bucket.touched if f"{y}.bin" in defer}
+            bucket.unsummed = {y for y in bucket.touched & bucket.years
+                               if bucket.data_files({y}) <= defer}
             bucket.touched.clear()
         return written
 
