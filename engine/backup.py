@@ -323,7 +323,7 @@ def _unlink_copy(fs: OsFileSystem, root: str, staging: str, rel: str, a: _Attemp
 
 
 def _copy_file(fs: OsFileSystem, src_path: str, dst_path: str) -> int:
-    """Copy a file, keeping its holes; fsynced. Returns the bytes copied."""
+    """Copy a file, keeping its holes (not fsynced yet). Returns the bytes copied."""
     src = fs.open(src_path)
     try:
         out = fs.open(dst_path, create=True)
@@ -348,8 +348,7 @@ def _copy_file(fs: OsFileSystem, src_path: str, dst_path: str) -> int:
                     out.pwrite(chunk, off)
                     off += len(chunk)
                     done += len(chunk)
-            out.truncate(size)
-            out.sync()
+            out.truncate(size)  # fsynced with the whole copy (_fsync_tree): one wait, not one per file
             return done
         finally:
             out.close()
@@ -367,10 +366,18 @@ def _makedirs(fs: OsFileSystem, path: str, stop: str) -> None:
 
 
 def _fsync_tree(fs: OsFileSystem, path: str) -> None:
+    """fsync every file and directory under `path` (after all were written, so the kernel
+    has been writing them back meanwhile)."""
     for n in fs.listdir(path):
         p = os.path.join(path, n)
         if fs.isdir(p):
             _fsync_tree(fs, p)
+        else:
+            f = fs.open(p)
+            try:
+                f.sync()
+            finally:
+                f.close()
     fs.fsync_dir(path)
 
 
