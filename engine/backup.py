@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mkts.engine.backuplog import HeldLog, copy_log, pin_segments
+from mkts.engine.backuplog import EVERY, HeldLog, copy_log, pin_segments
 from mkts.engine.catalog import DESTROY_INTENT, TEMPLATE_NAME
 from mkts.engine.durable import atomic_write, remove_tree_durable
 from mkts.engine.errors import InvalidInputError, MktsError
@@ -257,8 +257,8 @@ def _copy_once(fs: OsFileSystem, root: str, dest: str, staging: str,
     for rel, shared in list(a.files.items()):
         name = os.path.basename(rel)
         year = DATA_FILE.match(name)
-        if shared.linked and year is not None \
-                and (os.path.dirname(rel), int(year.group(1))) in touched:
+        if shared.linked and year is not None and (
+                EVERY in touched or (os.path.dirname(rel), int(year.group(1))) in touched):
             _unlink_copy(fs, root, staging, rel, a)
     _fsync_tree(fs, staging)
     return True

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mkts.engine.catalog import read_header
+from mkts.engine.errors import MktsError
 from mkts.engine.keys import BucketKey
 from mkts.engine.schema import Schema
 from mkts.wal.format import (
@@ -23,7 +24,9 @@ from mkts.wal.fs import File, OsFileSystem
 from mkts.wal.recovery import write_highest
 from mkts.wal.scan import read_header as read_segment_header
 
-__all__ = ["HeldLog", "pin_segments", "copy_log"]
+__all__ = ["HeldLog", "pin_segments", "copy_log", "EVERY"]
+
+EVERY = ("*", -1)  # in the set copy_log returns: the records may write any year file
 
 _CHUNK = 8 << 20
 
@@ -127,7 +130,15 @@ def copy_log(fs: OsFileSystem, staging: str, a: HeldLog,
                 writes = journal.decode(rec.payload, schema_of, f"txn {rec.txn}")
             except FileNotFoundError:
                 return None
-            touched.update((str(w.key), int(w.year)) for w in writes)
+            except (MktsError, ValueError):
+                # A record this static decoding cannot read (a column change earlier in the
+                # log changed the schema it was written with): every year may be written.
+                # The replay itself decodes in order and reports real damage.
+                touched.add(EVERY)
+                continue
+            # operations on the bucket rather than a year file (a column change) name none
+            touched.update((str(w.key), int(y)) for w in writes
+                           if (y := getattr(w, "year", None)) is not None)
     finally:
         log_.close()
     return touched

@@ -399,7 +399,8 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
                 writes = journal.decode(rec.payload, schema_of,
                                         f"txn {rec.txn} in {os.path.basename(rec.segment)} "
                                         f"at offset {rec.offset}")
-                report.pending.update((str(w.key), int(w.year)) for w in writes)
+                report.pending.update((str(w.key), int(y)) for w in writes
+                                      if (y := getattr(w, "year", None)) is not None)
             except engine.MktsError as exc:
                 if shown < MAX_PER_KIND:
                     shown += 1

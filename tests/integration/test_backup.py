@@ -183,9 +183,24 @@ def _crc(path: Path) -> int:
     return int(crc32c(path.read_bytes()))
 
 
-def test_incremental_backup_never_writes_into_the_previous_backup(tmp_path: Path) -> None:
+@pytest.mark.parametrize("decodable", [True, False])
+def test_incremental_backup_never_writes_into_the_previous_backup(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decodable: bool) -> None:
     """A file that looks unchanged (same inode, size, mtime) but that a logged transaction
-    writes is copied, not linked: the replay must not reach the old backup's file."""
+    writes is copied, not linked: the replay must not reach the old backup's file. When the
+    backup cannot tell which files the records write (a record it cannot decode on its own,
+    as after a column change), it copies every linked year file."""
+    if not decodable:
+        from mkts.engine import journal
+
+        real = journal.decode
+
+        def decode(payload: Any, schema_of: Any, where: str = "") -> Any:
+            if " in " not in where:  # the backup's own look at the records, not the replay
+                raise ValueError("cannot decode this record alone")
+            return real(payload, schema_of, where)
+
+        monkeypatch.setattr(journal, "decode", decode)
     src = tmp_path / "db"
     db = mkts.open(src, checkpoint_interval_s=3600)
     try:
