@@ -77,3 +77,7 @@ __all__ = [
     "CorruptWALError",
     "UnsupportedFormatError",
 ]
+
+from mkts.engine.backup import BackupConflictError, BackupResult  # noqa: E402
+
+__all__ += ["BackupResult", "BackupConflictError"]

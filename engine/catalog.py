@@ -17,6 +17,7 @@ from mkts.engine.columns import ColumnTable
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
 from mkts.engine.filecache import FileCache, default_max_open_files
+from mkts.engine.filerecord import current_year, is_closed, update_record
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import MAX_ATTR, MAX_PART, BucketKey, parse_key
 from mkts.engine.schema import Schema
@@ -62,9 +63,19 @@ class Bucket:
     @property
     def schema_version(self) -> int:
         return 1 if self.table is None else self.table.version
+    # Years whose file was created or written since its file record was last written
+    # (engine/filerecord.py): the next checkpoint records them.
+    touched: set[int] = field(default_factory=set)
+    # Closed years written at the last record, whose checksum waits until they settle.
+    unsummed: set[int] = field(default_factory=set)
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
+
+    def data_files(self, years: set[int] | None = None) -> set[str]:
+        """The names of the data files of `years` (default: all of the bucket's), as its
+        file record lists them (docs/format.md "File record")."""
+        return {f"{y}.bin" for y in (self.years if years is None else years)}
 
 
 class _Pin:
@@ -245,6 +256,7 @@ class Catalog:
         atomic_write(self.fs, os.path.join(bucket.path, f"{year}.bin"), data,
                      size=header.file_size)
         bucket.years.add(year)
+        bucket.touched.add(year)
 
     def year_header(self, bucket: Bucket, year: int) -> Header:
         from mkts.engine.header import header_size_for
@@ -308,6 +320,7 @@ class Catalog:
         self.cache.drop(bucket.files, year)
         path = os.path.join(bucket.path, f"{year}.bin")
         bucket.years.discard(year)
+        bucket.touched.add(year)  # the file record stops listing it (engine/filerecord.py)
         if not self.fs.exists(path):
             return False
         self.fs.unlink(path)
@@ -318,6 +331,29 @@ class Catalog:
         """fsync every open year file written since the last call (files closed meanwhile
         were fsynced when closed); returns how many."""
         return self.cache.sync_dirty()
+
+    def record_files(self, buckets: list[Bucket] | None = None, *, settle: bool = False) -> int:
+        """Write the file record (`bucket.files`, docs/format.md "File record") of every
+        bucket touched since its last one (or of `buckets`), after the data files are
+        durable: at a checkpoint. The checksum of a closed year written since is computed
+        once it is no longer being written (a checkpoint that finds it untouched since the
+        previous one), or now with `settle` (compaction, close). Returns how many records
+        were written."""
+        this_year = current_year(self.calendar.tz)
+        written = 0
+        for bucket in list(self.buckets.values()) if buckets is None else buckets:
+            if buckets is None and not bucket.touched and not bucket.unsummed:
+                continue
+            touched = bucket.data_files(bucket.touched & bucket.years)
+            defer = set() if settle else {n for n in touched if is_closed(n, this_year)}
+            redo = (touched | bucket.data_files(bucket.unsummed & bucket.years)) - defer
+            if update_record(self.fs, bucket.path, bucket.data_files(), redo, this_year,
+                             defer=defer):
+                written += 1
+            bucket.unsummed = {y for y in bucket.touched & bucket.years
+                               if bucket.data_files({y}) <= defer}
+            bucket.touched.clear()
+        return written
 
     def close(self) -> None:
         self.cache.close()

@@ -15,6 +15,7 @@ from typing import Any
 from mkts.engine import alter, corrections, journal, query
 from mkts.engine import functions as _functions
 from mkts.engine.background import Background
+from mkts.engine.backup import BackupResult, backup_root
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.commit import CommitPipeline
@@ -344,6 +345,8 @@ class Database:
                     pipeline.fatal_io(f"compacting bucket {k}"):
                 before, after = compact_bucket(self._fs, self.catalog, bucket)
                 self._writes.forget(k)
+                bucket.touched.update(bucket.years)  # new contents: new checksums
+                self.catalog.record_files([bucket], settle=True)
         return {"before": before, "after": after}
 
     # -- column changes (docs/format.md "Column changes") ----------------------------------
@@ -415,6 +418,19 @@ class Database:
                 if year in bucket.stale:
                     alter.migrate_year(self.catalog, bucket, year)
                     self._writes.forget(bucket.key)
+
+    def backup(self, dest: str | os.PathLike[str]) -> BackupResult:
+        """Copy the database into the directory `dest` while writers keep writing
+        (docs/backup.md): the copy holds it as of one transaction (`result.txn`: every
+        transaction up to it, none after) and opens like any root (restore = open the
+        copy). Starts with a checkpoint (writers wait as for any checkpoint), then copies
+        files without blocking anyone. A later backup into the same `dest` copies only the
+        files that changed; an interrupted one leaves `dest` as it was."""
+        self._check_open()
+        if self._pipeline is not None:
+            self.checkpoint()
+        return backup_root(self.root, os.fspath(dest), fs=self._fs
+                           if isinstance(self._fs, OsFileSystem) else None)
 
     def checkpoint(self) -> None:
         """Make every write that returned before this call durable in the data files, in
@@ -639,6 +655,9 @@ class Database:
         try:
             if self._pipeline is not None and self._pipeline.failed is None:
                 self._pipeline.checkpoint()
+                # the checksums of closed years written lately (docs/format.md "File record")
+                with self._pipeline.fatal_io("recording the data files"):
+                    self.catalog.record_files(settle=True)
         finally:
             self._release()
 

@@ -291,6 +291,7 @@ class WritePath:
                 continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
+            bucket.touched.add(w.year)
             try:
                 if type(w) is RowWrite:
                     f.write_row(w.slot, w.record)
@@ -334,6 +335,7 @@ class WritePath:
 
     def sync_data(self) -> None:
         self.catalog.sync_dirty()
+        self.catalog.record_files()
 
     def can_retire(self) -> bool:
         return self._dispatcher.idle()

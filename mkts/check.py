@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from mkts import engine
+from mkts.checkfiles import check_records
 from mkts.engine.catalog import DESTROY_INTENT, DESTROYING, TEMPLATE_NAME, read_header
 from mkts.engine.columns import SchemaWrite
+from mkts.engine.filerecord import DATA_FILE, RECORD_NAME, FileEntry, read_record
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
@@ -59,6 +61,10 @@ class Report:
     wal_pending: int = 0
     aggregates_checked: int = 0
     in_use_by: str | None = None
+    # (bucket key, year) of every file a transaction not yet checkpointed writes
+    pending: set[tuple[str, int]] = field(default_factory=set)
+    # bucket key -> (bucket directory, its file record) for the record check
+    file_records: dict[str, tuple[str, dict[str, FileEntry] | None]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Finding]:
@@ -94,6 +100,7 @@ def check_root(root: str, *, aggregates: Sequence[Any] = (),
             schemas[parse_key(key_text)] = schema
     _check_strays(root, report)
     _check_wal(fs, root, schemas, report)
+    check_records(fs, root, report)
     if aggregates:
         _check_aggregates(root, aggregates, schemas, report)
     return report
@@ -152,12 +159,17 @@ def _check_strays(root: str, report: Report) -> None:
             report.note(_rel(root, ap), f"the destroy of bucket {key} was interrupted; "
                                         "the next writable open finishes it")
         elif os.path.isdir(ap) and not os.path.exists(os.path.join(ap, TEMPLATE_NAME)):
-            years = [n for n in os.listdir(ap) if _YEAR_FILE.match(n)]
+            names = os.listdir(ap)
+            years = [n for n in names if DATA_FILE.match(n)]
             if years:
                 report.error(_rel(root, ap), f"orphan: {len(years)} year file(s) but no "
                                              f"{TEMPLATE_NAME}, so mkts does not see them (a "
                                              "destroy of an older mkts cut short?); restore "
                                              "the bucket header or delete the directory")
+            elif RECORD_NAME in names:
+                report.error(_rel(root, ap), f"the bucket header {TEMPLATE_NAME} is missing "
+                                             f"(its {RECORD_NAME} remains), so mkts does not "
+                                             "see this bucket; restore it from a backup")
 
 
 def _third_level(root: str) -> Iterable[tuple[str, str, str, str]]:
@@ -199,6 +211,11 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
                                f"says {tz!r}; mkts refuses to open it. If the buckets are "
                                f"right, delete {ROOT_META} and open once with timezone="
                                f"{template.timezone!r}")
+    try:
+        report.file_records[key_text] = (path, read_record(fs, path))
+    except engine.MktsError as exc:
+        report.error(_rel(root, os.path.join(path, RECORD_NAME)), str(exc).replace(
+            os.path.join(path, RECORD_NAME) + " ", ""))
     for name in sorted(os.listdir(path)):
         m = _YEAR_FILE.match(name)
         fpath = os.path.join(path, name)
@@ -392,6 +409,8 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
                 for op in ops:  # a column change: later records use the new schema
                     if isinstance(op, SchemaWrite):
                         schemas[op.key] = op.schema
+                report.pending.update((str(w.key), int(y)) for w in ops
+                                      if (y := getattr(w, "year", None)) is not None)
             except engine.MktsError as exc:
                 if shown < MAX_PER_KIND:
                     shown += 1

@@ -16,6 +16,21 @@ from typing import Protocol
 __all__ = ["File", "FileSystem", "OsFileSystem", "OsFile"]
 
 _IOV_MAX = 1024  # buffers per pwritev call (POSIX minimum of IOV_MAX)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: str, b: str) -> None:
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available", a)
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), a, None, b)
 
 
 class File(Protocol):
@@ -161,6 +176,19 @@ class OsFile:
             if n:
                 views[0] = views[0][n:]
 
+    def copy_range(self, dst: OsFile, offset: int, length: int) -> int:
+        """Copy [offset, offset + length) of this file to the same offset of `dst` inside the
+        kernel (copy_file_range); returns the bytes copied, fewer at this file's end
+        (optional: callers fall back to pread and pwrite)."""
+        done = 0
+        while done < length:
+            n = os.copy_file_range(self._fd, dst._fd, length - done, offset + done,
+                                   offset + done)
+            if n == 0:
+                break
+            done += n
+        return done
+
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
@@ -234,6 +262,20 @@ class OsFileSystem:
 
     def file_size(self, path: str) -> int:
         return os.stat(path).st_size
+
+    # Optional (a FileSystem without them is not a backup source or target; engine/backup.py)
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
+
+    def link(self, src: str, dst: str) -> None:
+        """A hard link `dst` to `src`. Not durable until fsync_dir of dst's parent."""
+        os.link(src, dst)
+
+    def exchange(self, a: str, b: str) -> None:
+        """Swap the paths `a` and `b` in one atomic step (renameat2 RENAME_EXCHANGE). Raises
+        OSError (ENOSYS, EINVAL) where the kernel or filesystem cannot. Not durable until
+        fsync_dir of their parent."""
+        _exchange(a, b)
 
     def allocated_size(self, path: str) -> int:
         return os.stat(path).st_blocks * 512

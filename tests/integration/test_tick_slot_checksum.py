@@ -74,7 +74,9 @@ def test_a_slot_word_damaged_to_zero_is_reported_by_check(root: str) -> None:
 
 
 def _downgrade_to_version_1(path: str) -> None:
-    """What an earlier mkts wrote: version 1, zero padding where the checksum now is."""
+    """What an earlier mkts wrote: version 1, zero padding where the checksum now is, and no
+    file record (docs/format.md "File record")."""
+    os.unlink(os.path.join(os.path.dirname(path), "bucket.files"))
     with open(path, "r+b") as f:
         head = bytearray(f.read(HEADER))
         struct.pack_into("<H", head, 8, 1)
