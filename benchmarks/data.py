@@ -22,7 +22,7 @@ from mkts.plugins import synth
 
 __all__ = ["SEED", "Size", "SIZES", "size_from_env", "bars", "bar_set", "trading_days",
            "tick_days", "tick_batches", "append_rows", "day_bounds", "BAR_DTYPE", "TICK_DTYPE",
-           "BAR_KEY", "TICK_KEY"]
+           "BAR_KEY", "TICK_KEY", "multi_year_bars"]
 
 SEED = 7
 BAR_DTYPE = synth.BAR_DTYPE
@@ -86,6 +86,18 @@ def _bars(symbol: str, start: dt.date, end: dt.date) -> np.ndarray:
 def bars(symbol: str, size: Size) -> np.ndarray:
     """One symbol's 1Min bars over the size's year (read-only, cached)."""
     return _bars(symbol, size.bar_start, size.bar_end)
+
+
+@functools.lru_cache(maxsize=4)
+def multi_year_bars(size: Size) -> np.ndarray:
+    """The first symbol's 1Min bars over two year files: the year before the size's year
+    (from the same month and day as the size's start) and the size's own range."""
+    start = size.bar_start.replace(year=size.bar_start.year - 1)
+    first = synth.minute_bars(synth.symbols(1)[0], start, start.replace(month=12, day=31),
+                              seed=SEED)
+    out = np.concatenate([first, bars(synth.symbols(1)[0], size)])
+    out.flags.writeable = False
+    return out
 
 
 def bar_set(size: Size) -> dict[str, np.ndarray]:

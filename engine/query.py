@@ -164,14 +164,19 @@ class _LiveSlots:
         else:
             np.take(self.f.words, idx, axis=0, out=words, mode="clip")
         stored = words[:, 0]
-        _check_slots(self.f, stored, idx + 1)
-        labels = stored if epochs is None else epochs
+        if epochs is None:  # the labels overwrite word 0
+            _check_slots(self.f, stored, idx + 1)
+            labels = stored
+        else:  # slot + 1 goes where the labels go, then becomes them: no temporary
+            np.add(idx, 1, out=epochs)
+            _check_slots(self.f, stored, epochs)
+            labels = epochs
         tf = self.tf
         if tf.is_daily:
             labels[:] = self.calendar.labels(self.year, idx, tf)
-        else:  # label = year start + slot x seconds
-            np.multiply(idx, tf.seconds, out=labels)
-            labels += self.calendar.year_start(self.year)
+        else:  # label = year start + slot x seconds = (slot + 1) x seconds + start - seconds
+            labels *= tf.seconds
+            labels += self.calendar.year_start(self.year) - tf.seconds
 
 
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
