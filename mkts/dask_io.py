@@ -74,7 +74,7 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
             raise engine.BucketNotFoundError(
                 f"no bucket in {root_path} matches {pattern!r}; `mkts list --root "
                 f"{root_path}` shows the keys")
-        infos = {k: db.info(k) for k in keys}
+        infos = {k: db.info(k, rows=False) for k in keys}  # no row counts: no scan
         tz = db.timezone
     start_ns, end_ns = time_arg(start, "start", tz), time_arg(end, "end", tz)
     _check_one_schema(pattern, keys, list(infos.values()))
