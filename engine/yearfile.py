@@ -139,15 +139,8 @@ class YearFile:
         ranges = getattr(self._f, "data_ranges", None)
         spans = [(lo, hi)]
         if ranges is not None and hi > lo:
-            spans = []
-            gap = SCAN_GAP_BYTES // rs
-            for a, b in ranges(h.header_size + lo * rs, h.header_size + hi * rs):
-                s0 = max(lo, (a - h.header_size) // rs)
-                s1 = min(hi, -(-(b - h.header_size) // rs))
-                if spans and s0 <= spans[-1][1] + gap:
-                    spans[-1] = (spans[-1][0], max(spans[-1][1], s1))
-                elif s1 > s0:
-                    spans.append((s0, s1))
+            spans = self._spans(ranges(h.header_size + lo * rs, h.header_size + hi * rs),
+                                lo, hi)
         if prefetch:
             self._prefetch(spans)
         words = self.words
@@ -159,6 +152,26 @@ class YearFile:
         if not parts:
             return np.zeros(0, dtype=np.int64)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _spans(self, ranges: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+        """The byte ranges holding data as slot spans within [lo, hi), sorted, those
+        less than SCAN_GAP_BYTES apart merged (numpy: a year has hundreds of ranges)."""
+        h = self.header
+        rs = h.record_size
+        if not ranges:
+            return []
+        r = np.array(ranges, dtype=np.int64) - h.header_size
+        s0 = np.maximum(r[:, 0] // rs, lo)
+        s1 = np.minimum(-(-r[:, 1] // rs), hi)
+        keep = s1 > s0
+        s0, s1 = s0[keep], s1[keep]
+        if not len(s0):
+            return []
+        reach = np.maximum.accumulate(s1)  # the furthest slot covered so far
+        new = np.flatnonzero(s0[1:] > reach[:-1] + SCAN_GAP_BYTES // rs) + 1
+        firsts = np.concatenate(([0], new))
+        lasts = np.concatenate((new - 1, [len(s0) - 1]))
+        return list(zip(s0[firsts].tolist(), reach[lasts].tolist(), strict=True))
 
     def _prefetch(self, spans: list[tuple[int, int]]) -> None:
         """Ask the kernel to start reading these slot ranges now (MADV_WILLNEED): a cold scan

@@ -200,13 +200,25 @@ def _frame(parts: list[tuple[str, engine.Result]], tz: str, columns: Sequence[st
                    *(["Nanoseconds"] if "Nanoseconds" in names else [])]
     data: dict[str, Any] = {}
     for c in columns:
-        if c == SYMBOL:  # each symbol once, taken per row: an Arrow take, no Python strings
-            codes = np.repeat(np.arange(len(parts), dtype=np.int32), [len(r) for _, r in parts])
-            rep = pa.array([sym for sym, _ in parts]).take(pa.array(codes))
-            data[c] = pd.array(rep, dtype=pd.StringDtype("pyarrow"))
+        if c == SYMBOL:
+            data[c] = pd.array(_symbols(pa, parts), dtype=pd.StringDtype("pyarrow"))
         else:
             data[c] = column(c)
     return pd.DataFrame(data, index=index, columns=list(columns), copy=False)
+
+
+def _symbols(pa: Any, parts: list[tuple[str, engine.Result]]) -> Any:
+    """The Symbol column as an Arrow large_string array (pandas' own storage for
+    string[pyarrow]) built from its two buffers: each symbol's bytes repeated once per row
+    of its piece, and the offsets. No Python string per row, no Arrow take (5x slower)."""
+    encoded = [sym.encode() for sym, _ in parts]
+    counts = [len(r) for _, r in parts]
+    lengths = np.repeat(np.array([len(e) for e in encoded], dtype=np.int64), counts)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = b"".join(e * n for e, n in zip(encoded, counts, strict=True))
+    return pa.LargeStringArray.from_buffers(len(lengths), pa.py_buffer(offsets),
+                                            pa.py_buffer(data))
 
 
 def _read_pieces(specs: tuple[_Spec, ...], columns: Sequence[str] | None = None) -> Any:
