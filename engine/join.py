@@ -1,8 +1,11 @@
-"""Joining the per-year parts of one read into a single result with one allocation.
+"""Reads across year files: which year files a range covers, in which order, and one
+result from their parts with one allocation.
 
-Owns the output buffer of a read: the reader first learns how many rows each year file
-contributes (a `Part`), then one array is allocated and each part writes its rows into its
-own slice. What a year file holds and how its rows are found belong to engine/query.py.
+Owns the plan of a read over years (`year_spans`, the limit cut `take_limit`) and its output
+buffer: the reader first learns how many rows each year file contributes (a `Part`), then
+one array is allocated and each part writes its rows into its own slice. What a year file
+holds and how its rows are found belong to engine/query.py (live files) and the readers of
+other kinds of year file, each a `Part`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,49 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Part", "fill_parts", "concat_rows"]
+from mkts.engine.catalog import Bucket
+from mkts.engine.timeutil import NS, Calendar
+
+__all__ = ["Part", "fill_parts", "concat_rows", "year_spans", "take_limit"]
+
+
+_BOUNDS: dict[Calendar, tuple[int, int]] = {}  # (min_epoch, max_epoch - 1) per calendar
+
+
+def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None
+                ) -> tuple[tuple[int, int], tuple[int, int]]:
+    tf = bucket.schema.timeframe
+    bounds = _BOUNDS.get(calendar)
+    if bounds is None:
+        bounds = _BOUNDS[calendar] = (calendar.min_epoch, calendar.max_epoch - 1)
+    first, last = bounds
+    lo = first if start_ns is None else max(start_ns // NS, first)
+    hi = last if end_ns is None else min(end_ns // NS, last)
+    return calendar.slot_of(lo, tf), calendar.slot_of(hi, tf)
+
+
+def year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
+               backwards: bool) -> list[tuple[int, int, int]]:
+    """(year, lo, hi) for each year of the bucket the range overlaps, in read order: slots
+    [lo, hi) of that year, hi = -1 meaning "to the end of the year file"."""
+    if start_ns is not None and end_ns is not None and start_ns > end_ns:
+        return []
+    (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
+    if y0 == y1:  # the common case: no need to sort the bucket's years
+        return [(y0, s0, s1 + 1)] if y0 in bucket.years else []
+    spans = [(y, s0 if y == y0 else 0, s1 + 1 if y == y1 else -1)
+             for y in bucket.sorted_years() if y0 <= y <= y1]
+    if backwards:
+        spans.reverse()
+    return spans
+
+
+def take_limit(idx: np.ndarray, remaining: int | None, backwards: bool) -> np.ndarray:
+    """At most `remaining` of a year's ascending slots (None: all): the last ones when the
+    read counts its limit from the end (`backwards`), else the first ones."""
+    if remaining is not None and len(idx) > remaining:
+        return idx[len(idx) - remaining :] if backwards else idx[:remaining]
+    return idx
 
 
 class Part(Protocol):

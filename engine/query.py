@@ -12,7 +12,7 @@ import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
-from mkts.engine.join import concat_rows, fill_parts
+from mkts.engine.join import Part, concat_rows, fill_parts, take_limit, year_spans
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
 from mkts.engine.tickread import BlockSource, read_rows
@@ -53,21 +53,6 @@ def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
     return out
 
 
-_BOUNDS: dict[Calendar, tuple[int, int]] = {}  # (min_epoch, max_epoch - 1) per calendar
-
-
-def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None
-                ) -> tuple[tuple[int, int], tuple[int, int]]:
-    tf = bucket.schema.timeframe
-    bounds = _BOUNDS.get(calendar)
-    if bounds is None:
-        bounds = _BOUNDS[calendar] = (calendar.min_epoch, calendar.max_epoch - 1)
-    first, last = bounds
-    lo = first if start_ns is None else max(start_ns // NS, first)
-    hi = last if end_ns is None else min(end_ns // NS, last)
-    return calendar.slot_of(lo, tf), calendar.slot_of(hi, tf)
-
-
 def _check_slots(f: YearFile, stored: np.ndarray, expected: np.ndarray) -> None:
     """Every gathered record must carry its own slot number + 1 (`expected`, as
     docs/format.md "Slots" says). For a few rows comparing the bytes is cheaper than numpy's
@@ -101,28 +86,6 @@ def _project(bucket: Bucket, data: np.ndarray, cols: list[str], full: list[str],
     return Result(str(bucket.key), data, cols, tz, epochs=epochs)
 
 
-def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
-                 backwards: bool) -> list[tuple[int, int, int]]:
-    """(year, lo, hi) for each year of the bucket the range overlaps, in read order: slots
-    [lo, hi) of that year, hi = -1 meaning "to the end of the year file"."""
-    if start_ns is not None and end_ns is not None and start_ns > end_ns:
-        return []
-    (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
-    if y0 == y1:  # the common case: no need to sort the bucket's years
-        return [(y0, s0, s1 + 1)] if y0 in bucket.years else []
-    spans = [(y, s0 if y == y0 else 0, s1 + 1 if y == y1 else -1)
-             for y in bucket.sorted_years() if y0 <= y <= y1]
-    if backwards:
-        spans.reverse()
-    return spans
-
-
-def _take(idx: np.ndarray, remaining: int | None, backwards: bool) -> np.ndarray:
-    if remaining is not None and len(idx) > remaining:
-        return idx[len(idx) - remaining :] if backwards else idx[:remaining]
-    return idx
-
-
 class _LiveSlots:
     """The occupied slots of one live year file in a range: a `join.Part`.
 
@@ -148,9 +111,9 @@ class _LiveSlots:
         if (hi - lo) * f.header.record_size <= SMALL_READ_BYTES:
             block = f.read_words(lo, hi)
             self.block = block
-            self.idx = _take((block[:, 0] != 0).nonzero()[0], remaining, backwards) + lo
+            self.idx = take_limit((block[:, 0] != 0).nonzero()[0], remaining, backwards) + lo
         else:
-            self.idx = _take(f.occupied_in(lo, hi), remaining, backwards)
+            self.idx = take_limit(f.occupied_in(lo, hi), remaining, backwards)
 
     @property
     def rows(self) -> int:
@@ -192,19 +155,20 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     full = schema.result_names
     cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
-    parts: list[_LiveSlots] = []
+    parts: list[Part] = []
     pinned: list[YearFile] = []
     remaining = limit
     try:
-        for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
+        for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
             # Year files open lazily; each stays pinned (the open-file cache closes no file
             # in use) until its rows are copied.
             f = catalog.acquire(bucket, y, reads=(lo, hi))
             if f is None:  # pragma: no cover - years come from the catalog
                 continue
             pinned.append(f)
-            part = _LiveSlots(f, y, calendar, schema.timeframe, lo,
-                              f.header.nslots if hi < 0 else hi, remaining, backwards)
+            # One Part per year file: another kind of year file (sealed) brings its own.
+            part: Part = _LiveSlots(f, y, calendar, schema.timeframe, lo,
+                                    f.header.nslots if hi < 0 else hi, remaining, backwards)
             if part.rows:
                 parts.append(part)
             if remaining is not None:
@@ -240,7 +204,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
     remaining = limit
-    for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
+    for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
         f = catalog.acquire(bucket, y)
         if f is None:  # pragma: no cover - years come from the catalog
             continue
