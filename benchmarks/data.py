@@ -28,7 +28,7 @@ __all__ = ["SEED", "PRICES", "OLD_PRICES", "Size", "SIZES", "size_from_env", "ba
 SEED = 7
 # What the bars' prices are, recorded with every comparison report (issue 17 moved them).
 PRICES = "on the $0.01 grid"
-OLD_PRICES = "raw float random walks, off the cent grid (before issue 17)"
+OLD_PRICES = "raw float random walks, off the cent grid (the data before December 2026)"
 BAR_DTYPE = synth.BAR_DTYPE
 TICK_DTYPE = synth.TICK_DTYPE
 BAR_KEY = "{}/1Min/OHLCV"
