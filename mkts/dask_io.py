@@ -53,10 +53,10 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
       order, years ascending, each equal to `db.read(key, ...).to_pandas()` over that year
       with a `Symbol` column first (tick pieces keep `Nanoseconds`, last), come in
       partitions of `pieces_per_partition` consecutive pieces (the last may hold fewer).
-      By default (None) that is 1 when the pattern matches one bucket, and for several
-      buckets enough to make at most about MIN_PARTITIONS partitions, at most
-      MAX_GROUP pieces each (`group_size`): every task costs the scheduler and the
-      workers about as much as reading a small piece;
+      By default (None) that is 1 when the pattern matches one bucket and, for several
+      buckets, npieces // MIN_PARTITIONS (at least 1, at most MAX_GROUP; `group_size`),
+      about MIN_PARTITIONS partitions: every task costs the scheduler and the workers
+      about as much as reading a small piece;
     - the index is `Epoch`, a DatetimeIndex in the database's time zone (UTC unless the root
       was created with another), exact to the nanosecond for ticks;
     - when the pattern matches one bucket, divisions are known (the year starts of each
