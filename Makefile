@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BENCH_VENV ?= .venv-bench
 BENCH_ARGS ?=
 
-.PHONY: demo test test-all bench bench-pytest lint venv clean
+.PHONY: demo test test-all bench bench-pytest lint venv clean proto
 
 venv: $(STAMP)
 
@@ -40,6 +40,17 @@ bench:
 # The pytest-benchmark scenarios of mkts itself, each beside its raw baseline.
 bench-pytest: venv
 	$(PY) -m pytest -q benchmarks --benchmark-only
+
+# The gRPC modules beside mkts/proto/marketstore.proto (grpcio-tools, from the dev extra;
+# commit the result). The generated module registers its messages in a descriptor pool of its
+# own: pymarketstore registers the same names (package `proto`) in protobuf's default pool,
+# and both must load in one process (a notebook serving mkts and using pymarketstore).
+proto: venv
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
+		mkts/proto/marketstore.proto
+	sed -i 's/_descriptor_pool\.Default()\.AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' \
+		mkts/proto/marketstore_pb2.py
+	grep -q '_descriptor_pool.DescriptorPool().AddSerializedFile' mkts/proto/marketstore_pb2.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ from mkts.engine.errors import (
     ClosedError,
     CorruptFileError,
     CorruptWALError,
+    FunctionError,
     InvalidInputError,
     InvalidKeyError,
     LockedError,
@@ -23,10 +24,12 @@ from mkts.engine.errors import (
     ReadOnlyError,
     RootNotFoundError,
     SchemaError,
+    SqlError,
     StoreFailedError,
     UnknownColumnError,
     UnsupportedFormatError,
 )
+from mkts.engine.functions import Function, FunctionArgs, FunctionContext
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.patterns import KeyPattern, parse_pattern
 from mkts.engine.result import Result
@@ -44,6 +47,9 @@ __all__ = [
     "Subscription",
     "Trigger",
     "BgWorker",
+    "Function",
+    "FunctionArgs",
+    "FunctionContext",
     "BucketKey",
     "parse_key",
     "Timeframe",
@@ -58,6 +64,7 @@ __all__ = [
     "InvalidKeyError",
     "SchemaError",
     "UnknownColumnError",
+    "FunctionError",
     "BucketNotFoundError",
     "BucketExistsError",
     "ReadOnlyError",
@@ -66,6 +73,7 @@ __all__ = [
     "StoreFailedError",
     "ClosedError",
     "CorruptFileError",
+    "SqlError",
     "CorruptWALError",
     "UnsupportedFormatError",
 ]

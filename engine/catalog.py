@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from mkts.engine.columns import ColumnTable
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
 from mkts.engine.filecache import FileCache, default_max_open_files
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
-from mkts.engine.keys import BucketKey, parse_key
+from mkts.engine.keys import MAX_ATTR, MAX_PART, BucketKey, parse_key
 from mkts.engine.schema import Schema
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
@@ -29,6 +30,7 @@ TEMPLATE_NAME = "bucket.hdr"
 # docs/format.md "Durability": a bucket being destroyed is renamed `SYM/TF/.ATTR.destroying`
 # in one step (no key part starts with "."), then removed; open finishes what a crash cut.
 DESTROYING = ".destroying"
+assert MAX_ATTR + len(f".{DESTROYING}") <= MAX_PART  # the aside name fits (engine/keys.py)
 # docs/format.md "Durability": a destroy of several buckets at once (a base and the buckets
 # a trigger maintains from it) first writes their keys, one a line, to `<root>/.destroy`;
 # open finishes the destroy of every key listed there, then removes the file.
@@ -46,6 +48,20 @@ class Bucket:
     # Open year files by year: a view of the catalog's FileCache, changed only under its lock.
     files: dict[int, YearFile] = field(default_factory=dict)
     timezone: str = ""  # the zone its bucket.hdr records (must be the root's)
+    # docs/format.md "Column changes": column ids, fills and the schema version; None until
+    # the bucket's columns are first changed (its files are then format 1 or 2, version 1)
+    table: ColumnTable | None = None
+    # year -> schema version of year files written with an older schema than the bucket's
+    # (read through engine.columns.translate, migrated before a write into them)
+    stale: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> ColumnTable:
+        return self.table or ColumnTable.initial(self.schema)
+
+    @property
+    def schema_version(self) -> int:
+        return 1 if self.table is None else self.table.version
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -138,14 +154,29 @@ class Catalog:
         except InvalidKeyError:
             return  # not ours (a stray directory); never touched
         header = read_header(self.fs, os.path.join(path, TEMPLATE_NAME))
-        bucket = Bucket(key, header.schema, path, timezone=header.timezone)
+        bucket = Bucket(key, header.schema, path, timezone=header.timezone, table=header.table)
         for name in self.fs.listdir(path):
             m = _YEAR_FILE.match(name)
             if m:
                 bucket.years.add(int(m.group(1)))
             elif name.endswith(".tmp") and not self.readonly:
                 self.fs.unlink(os.path.join(path, name))  # an interrupted atomic write
+        if header.table is not None and header.table.version > 1:
+            self.find_stale(bucket)
         self.buckets[key] = bucket
+
+    def find_stale(self, bucket: Bucket) -> None:
+        """Note the year files written with an older schema than the bucket's (one header
+        read each; only for buckets whose columns were changed)."""
+        bucket.stale.clear()
+        want = bucket.schema_version
+        for y in bucket.years:
+            try:
+                v = read_header(self.fs, os.path.join(bucket.path, f"{y}.bin")).schema_version
+            except (CorruptFileError, OSError):
+                continue  # a damaged file: reads of it raise, as for any bucket
+            if v != want:
+                bucket.stale[y] = v
 
     # -- lookups -------------------------------------------------------------------------
     def get(self, key: BucketKey) -> Bucket:
@@ -195,7 +226,10 @@ class Catalog:
                     prefetch = (h.header_size + lo * h.record_size, size)
             f = YearFile.open(self.fs, path, writable=not self.readonly, prefetch=prefetch)
             h = f.header
-            if h.year != year or h.schema != bucket.schema:
+            v, want = h.schema_version, bucket.schema_version
+            if h.year != year or (h.schema != bucket.schema if v == want else (
+                    v > want or h.schema.kind != bucket.schema.kind
+                    or h.schema.timeframe != bucket.schema.timeframe)):
                 f.close()
                 raise CorruptFileError(
                     f"{path}: header says year {h.year} / a different schema than the bucket"
@@ -207,7 +241,7 @@ class Catalog:
         """Create a year file durably (by the writer, which alone creates files)."""
         header = self.year_header(bucket, year)
         data = encode_header(header.schema, year, header.nslots, header.year_start,
-                             self.calendar.tz)
+                             self.calendar.tz, bucket.table)
         atomic_write(self.fs, os.path.join(bucket.path, f"{year}.bin"), data,
                      size=header.file_size)
         bucket.years.add(year)
@@ -218,7 +252,8 @@ class Catalog:
         schema = bucket.schema
         return Header(schema, year, self.calendar.nslots(year, schema.timeframe),
                       self.calendar.year_start(year), self.calendar.tz,
-                      header_size_for(len(schema.columns)))
+                      header_size_for(len(schema.columns), bucket.table, schema),
+                      table=bucket.table)
 
     # -- changes -------------------------------------------------------------------------
     def create(self, key: BucketKey, schema: Schema) -> Bucket:
@@ -266,6 +301,18 @@ class Catalog:
         # by a stale intent after a crash
         self.fs.unlink(path)
         self.fs.fsync_dir(self.root)
+
+    def drop_year(self, bucket: Bucket, year: int) -> bool:
+        """Remove `<YYYY>.bin` of the bucket durably (WAL op 5, docs/wal.md §10: a year a
+        delete left empty); False when it was not there. The caller holds the write lock."""
+        self.cache.drop(bucket.files, year)
+        path = os.path.join(bucket.path, f"{year}.bin")
+        bucket.years.discard(year)
+        if not self.fs.exists(path):
+            return False
+        self.fs.unlink(path)
+        self.fs.fsync_dir(bucket.path)
+        return True
 
     def sync_dirty(self) -> int:
         """fsync every open year file written since the last call (files closed meanwhile

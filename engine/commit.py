@@ -108,6 +108,30 @@ class CommitPipeline:
         """`commit` of a transaction whose payload and writes depend on no earlier one."""
         return self._commit(_Entry(None, payload, writes))
 
+    def commit_exclusive(self, build: Build) -> int:
+        """`commit` of a transaction whose plan reads the data files as every earlier
+        transaction left them (deletes and updates: which slots hold rows, whether a year
+        is left empty). It waits for the commit in progress, applies what the interval
+        sync mode still holds back, then logs, syncs and applies this transaction alone;
+        when it returns the transaction is applied in every sync mode (so its effects
+        are known), and durable as the sync mode promises. A transaction that turns out to
+        change nothing (a delete of an empty range) is not logged: 0 is returned."""
+        with self._io:
+            self.check()
+            self._flush_locked()
+            self.check()
+            payload, writes = build()  # raises: nothing is logged
+            if not writes:
+                return 0
+            entry = _Entry(None, payload, writes)
+            self._process([entry])
+            if entry.error is None and self.sync_mode == "interval":
+                self._flush_locked()  # apply now: the caller reports what it removed
+        if entry.error is not None:
+            raise entry.error
+        self.check()
+        return entry.txn
+
     def _commit(self, entry: _Entry) -> int:
         mu = self._mu
         with mu:
@@ -353,6 +377,25 @@ class CommitPipeline:
             raise
         self.checkpointed_txn = self._log.last_txn
         return True
+
+    def commit_quiesced(self, payload: Payload, writes: Writes) -> int:
+        """Inside `quiesced()`: log one transaction, fsync the log whatever the sync mode,
+        apply and publish it; its number. For changes that must be durable when the call
+        returns and that no other transaction may interleave with (column changes)."""
+        self.check()
+        self._target.admit(writes)
+        try:
+            txn = self._log.append([payload])
+            self._log.sync()
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        entry = _Entry(None, payload, writes)
+        entry.txn = self._logged_txn = txn
+        self._apply_entries([entry])
+        if entry.error is not None:
+            raise entry.error
+        return txn
 
     @contextmanager
     def quiesced(self) -> Iterator[None]:

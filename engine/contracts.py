@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
+from mkts.engine.clears import ClearWrite, DropYear
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.plan import RowWrite, SlotWrite
 from mkts.engine.ticks import TickWrite
 
@@ -19,8 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Write", "Writes", "Trigger", "BgWorker"]
 
-Write: TypeAlias = SlotWrite | RowWrite | TickWrite
-"""One year file's share of a transaction, as planned, logged, applied and published."""
+Write: TypeAlias = SlotWrite | RowWrite | TickWrite | SchemaWrite | ClearWrite | DropYear
+"""One year file's share of a transaction, as planned, logged, applied and published (a
+bucket's column change, SchemaWrite, is logged and applied but not published to triggers;
+ClearWrite and DropYear: a range delete's, engine/clears.py)."""
 
 Writes: TypeAlias = Sequence[Write]
 """Everything one transaction writes, in plan (and log) order."""
@@ -35,7 +39,10 @@ class Trigger(Protocol):
     Optional, looked up by name: ``start(db)`` (once, before the first fire), ``stop()``
     (once at close), the attributes ``coalesce`` and ``coalesce_window_s``, and
     ``sources(key) -> str | None`` (the key pattern of the buckets it writes `key` from:
-    reads of `key` wait for its pending work on them, destroying one destroys `key`).
+    reads of `key` wait for its pending work on them, destroying one destroys `key`), and
+    ``columns_changed(key, names, op, args)`` (the column changes that follow, for the buckets
+    it maintains, from a change of `key`'s columns; docs/plugins.md "Column changes of a
+    base").
     """
 
     def fire(self, key_path: str, records: Records) -> None: ...

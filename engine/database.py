@@ -12,17 +12,21 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mkts.engine import query
+from mkts.engine import alter, corrections, journal, query
+from mkts.engine import functions as _functions
 from mkts.engine.background import Background
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import BgWorker, Trigger
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
     BucketExistsError,
+    BucketNotFoundError,
     ClosedError,
     InvalidInputError,
     ReadOnlyError,
+    SchemaError,
 )
 from mkts.engine.events import WriteEvent, event_records, merged_records
 from mkts.engine.header import same_schema
@@ -30,7 +34,13 @@ from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
 from mkts.engine.result import Result
-from mkts.engine.rootmeta import root_timezone, take_root
+from mkts.engine.rootmeta import (
+    ROOT_FORMAT,
+    ROOT_FORMAT_3,
+    root_timezone,
+    take_root,
+    use_format_3,
+)
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.ticks import compact_bucket, tick_usage
@@ -65,6 +75,7 @@ def open_database(
     workers: Sequence[BgWorker] = (),
     create: bool = True,
     max_open_files: int | None = DEFAULTS.max_open_files,
+    allow_missing_columns: bool = DEFAULTS.allow_missing_columns,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
@@ -79,11 +90,14 @@ def open_database(
     close its optional `stop()` is called. A worker that raises is logged, not fatal.
     `max_open_files` bounds the year files kept open (None: derived from the process's
     RLIMIT_NOFILE, see docs/format.md "Open files"); more are opened and closed as needed.
+    `allow_missing_columns`: a write may leave out columns of an existing bucket, which then
+    take their fill value (README.md "Changing columns"); otherwise that is a SchemaError.
     """
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
-                    workers=workers, create=create, max_open_files=max_open_files)
+                    workers=workers, create=create, max_open_files=max_open_files,
+                    allow_missing_columns=allow_missing_columns)
 
 
 class Database:
@@ -99,7 +113,7 @@ class Database:
                  recovery: str, fs: FileSystem | None,
                  triggers: Sequence[tuple[str, Trigger]],
                  workers: Sequence[BgWorker] = (), create: bool = True,
-                 max_open_files: int | None = None) -> None:
+                 max_open_files: int | None = None, allow_missing_columns: bool = False) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -112,6 +126,7 @@ class Database:
             raise InvalidInputError(f"max_open_files={max_open_files!r} must be a positive "
                                     "integer or None")
         self._max_open_files = max_open_files
+        self._allow_missing = bool(allow_missing_columns)
         self.root = os.path.abspath(root)
         self.readonly = readonly
         self.sync_mode = sync
@@ -152,9 +167,13 @@ class Database:
         self.catalog.load()
         self.timezone = root_timezone(
             fs, root, timezone, readonly=self.readonly,
-            bucket_zones={b.timezone for b in self.catalog.buckets.values()})
+            bucket_zones={b.timezone for b in self.catalog.buckets.values()},
+            root_format=ROOT_FORMAT_3 if any(b.table is not None
+                                             for b in self.catalog.buckets.values())
+            else ROOT_FORMAT)
         self.calendar = self.catalog.calendar = get_calendar(self.timezone)
-        self._writes = WritePath(self.catalog, self.calendar, self._dispatcher)
+        self._writes = WritePath(self.catalog, self.calendar, self._dispatcher,
+                                 allow_missing_columns=self._allow_missing)
         if self.readonly:
             return
         self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
@@ -201,7 +220,8 @@ class Database:
         together, or none of it; invalid input anywhere writes nothing.
 
         Returns the transaction number, as `write` does (one number for all the buckets; 0
-        when no bucket got a row)."""
+        when no bucket got a row). To mix writes with deletes and updates in one
+        transaction, use `transaction()`."""
         pipeline = self._check_writable()
         if not isinstance(items, Mapping):
             raise InvalidInputError("write_many() takes a dict {bucket key: data}")
@@ -213,7 +233,63 @@ class Database:
                 with self._rw.write(), pipeline.fatal_io("creating a bucket"):
                     for key, schema in txn.creates:
                         self.catalog.create(key, schema)
+            stale = self._writes.stale_targets(txn)
+            if stale:  # year files of before a column change: migrate them first
+                self._migrate(pipeline, stale)
         return pipeline.commit(txn.build)
+
+    def delete(self, key: str, start: Any = None, end: Any = None) -> int:
+        """Remove the rows of bucket `key` with start <= time <= end, as one transaction;
+        returns how many rows were removed.
+
+        Times follow the read rules (`read`); both ends are optional. A fixed bucket's rows
+        go by their interval label (deleting from 10:02 keeps the 10:00 bar of a 5Min
+        bucket), a tick bucket's by their nanosecond time. A year file left without rows
+        is removed. Durable as the sync mode promises, and applied when it returns (also
+        with sync="interval"); triggers hear which range was removed (`Records.removed`)."""
+        with self.transaction() as tx:
+            tx.delete(key, start, end)
+        return sum(tx.removed.values())
+
+    def update(self, key: str, data: Any, *, start: Any = None, end: Any = None,
+               variable: bool | None = None) -> int:
+        """Replace the rows of bucket `key` in [start, end] by `data`, atomically: the
+        delete of that range (`delete`; by default from the first to the last row of
+        `data`) and the write of `data` are one transaction, and no reader sees the range
+        half-replaced. Returns the transaction number (0 when nothing changed)."""
+        with self.transaction() as tx:
+            tx.update(key, data, start=start, end=end, variable=variable)
+        return tx.txn
+
+    def transaction(self) -> _TransactionScope:
+        """`with db.transaction() as tx:` gathers `tx.write(key, data)`,
+        `tx.delete(key, start, end)` and `tx.update(key, data, start=, end=)` across
+        buckets, in call order, and commits them as one transaction when the block ends
+        without an exception (nothing is written if it raises, or if any step is invalid).
+        Afterwards `tx.txn` is its number and `tx.removed` the rows each bucket's deletes
+        removed ({key: rows})."""
+        self._check_writable()
+        return _TransactionScope(self)
+
+    def _commit_changes(self, changes: corrections.Changes) -> None:
+        pipeline = self._check_writable()
+        with self._meta_lock:
+            plan = corrections.prepare(self._writes, changes, self.timezone)
+            if plan is None:
+                return
+            if plan.creates:
+                with self._rw.write(), pipeline.fatal_io("creating a bucket"):
+                    for key, schema in plan.creates:
+                        if key not in self.catalog.buckets:
+                            self.catalog.create(key, schema)
+            # year files of before a column change are migrated first: a delete plans and
+            # clears their slots in the bucket's current layout (docs/format.md "Column changes")
+            stale = [(b, y) for k in sorted(plan.keys(), key=str)
+                     if (b := self.catalog.buckets.get(k)) is not None for y in sorted(b.stale)]
+            if stale:
+                self._migrate(pipeline, stale)
+        changes.txn = pipeline.commit_exclusive(plan.build)
+        changes.removed = plan.removed
 
     def create(self, key: str, columns: Any, *, variable: bool = False) -> None:
         """Create an empty bucket; columns as {"Open": "f4", ...} or a structured dtype.
@@ -270,6 +346,76 @@ class Database:
                 self._writes.forget(k)
         return {"before": before, "after": after}
 
+    # -- column changes (docs/format.md "Column changes") ----------------------------------
+    def add_column(self, key: str, name: str, dtype: Any, fill: Any = 0) -> int:
+        """Add column `name` of type `dtype` (as in `create`) to bucket `key`, last; rows
+        written before it read `fill` (a number the type holds exactly; "" for strings).
+        Returns the transaction number. See `rename_column` for what every change promises."""
+        return self._alter(key, "add", (name, dtype, fill))
+
+    def drop_column(self, key: str, name: str) -> int:
+        """Remove column `name` from bucket `key` (not Epoch, not Nanoseconds, not the last
+        one); its values are no longer read. Returns the transaction number."""
+        return self._alter(key, "drop", (name,))
+
+    def rename_column(self, key: str, old: str, new: str) -> int:
+        """Rename column `old` of bucket `key` to `new`. Returns the transaction number.
+
+        A column change is one transaction, durable in the log when the call returns (in
+        every sync mode), and costs the same whatever the bucket holds: no data file is
+        rewritten. Every year file, live or not, reads in the new columns at once. Later
+        writes must carry the new columns (or leave some out with
+        `allow_missing_columns=True`); the first write into a year file written before the
+        change rewrites that file once. A bad name or type, a name taken, an unknown column
+        or a fill the type cannot hold raise SchemaError (UnknownColumnError for an unknown
+        column) and change nothing."""
+        return self._alter(key, "rename", (old, new))
+
+    def _alter(self, key: str, op: str, args: tuple[Any, ...]) -> int:
+        pipeline = self._check_writable()
+        k = parse_key(key)
+        self._dispatcher.flush()  # triggered work for earlier writes, with the old columns
+        with self._meta_lock:
+            changes = self._column_changes(k, op, args)
+            # Checkpoint first: no log record may refer to the old columns (replay decodes
+            # every record with the bucket's schema as bucket.hdr and op 4 records leave it).
+            with pipeline.quiesced():
+                with pipeline.fatal_io(f"changing the columns of {k}"):
+                    use_format_3(self._fs, self.root, self.timezone)
+                return pipeline.commit_quiesced(journal.encode(changes), changes)
+
+    def _column_changes(self, k: BucketKey, op: str, args: tuple[Any, ...]
+                        ) -> list[SchemaWrite]:
+        """The change of `k` and those the triggers make to the buckets they maintain from
+        it (one transaction); SchemaError when a maintained bucket is changed directly."""
+        bucket = self.catalog.get(k)
+        makers = self._dispatcher.sources_of(k) if self._dispatcher.maintaining else ()
+        if makers:
+            raise SchemaError(
+                f"{k} is maintained by a trigger from its base bucket(s); change the columns "
+                "of the base instead (the trigger changes this bucket with it)")
+        changes = [alter.plan_change(bucket, op, args)]
+        for key_text, dop, dargs in self._dispatcher.column_changes(k, bucket.schema.names,
+                                                                    op, args):
+            derived = self.catalog.buckets.get(parse_key(key_text))
+            if derived is None or derived.key == k:
+                continue
+            names = derived.schema.names
+            if (dop == "drop" and dargs[0] not in names) or (dop == "add" and dargs[0] in names):
+                continue  # already as the change would make it
+            changes.append(alter.plan_change(derived, dop, dargs))
+        return changes
+
+    def _migrate(self, pipeline: CommitPipeline, targets: list[tuple[Bucket, int]]) -> None:
+        """Rewrite year files of before a column change in their bucket's columns, each
+        swapped in atomically, after a checkpoint (docs/format.md "Column changes")."""
+        with pipeline.quiesced(), self._rw.write(), \
+                pipeline.fatal_io(f"migrating year files of {targets[0][0].key}"):
+            for bucket, year in targets:
+                if year in bucket.stale:
+                    alter.migrate_year(self.catalog, bucket, year)
+                    self._writes.forget(bucket.key)
+
     def checkpoint(self) -> None:
         """Make every write that returned before this call durable in the data files, in
         every sync mode, and retire the write-ahead log.
@@ -288,29 +434,40 @@ class Database:
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, key: str, start: Any = None, end: Any = None, *, limit: int | None = None,
-             limit_from_start: bool = False, columns: Sequence[str] | None = None) -> Result:
-        """Rows of one bucket whose interval overlaps [start, end] (both inclusive)."""
+             limit_from_start: bool = False, columns: Sequence[str] | None = None,
+             functions: Sequence[str] | None = None) -> Result:
+        """Rows of one bucket whose interval overlaps [start, end] (both inclusive).
+
+        `functions` (MarketStore's call strings, e.g.
+        ``["candlecandler('1H',Open,High,Low,Close,Sum::Volume)"]``) run left to right on
+        the rows after the range, limit and projection, each on the previous one's output
+        (docs/plugins.md "Query functions"); a bad call is a FunctionError before any read."""
         self._check_open()
         k = parse_key(key)
         start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
+        chain = _functions.prepare(functions) if functions else None
         self._visible()
         if self._dispatcher.maintaining:
             self._settle(k)
         with self._rw.read():
             bucket = self.catalog.get(k)
             fn = query.read_ticks if bucket.schema.kind == VARIABLE else query.read_fixed
-            return fn(self.catalog, bucket, start_ns, end_ns, limit=limit,
-                      limit_from_start=limit_from_start, columns=columns)
+            result = fn(self.catalog, bucket, start_ns, end_ns, limit=limit,
+                        limit_from_start=limit_from_start, columns=columns)
+        return result if chain is None else self._apply(chain, result)
 
     def query(self, pattern: str, start: Any = None, end: Any = None, *,
               limit: int | None = None, limit_from_start: bool = False,
-              columns: Sequence[str] | None = None) -> dict[str, Result]:
+              columns: Sequence[str] | None = None,
+              functions: Sequence[str] | None = None) -> dict[str, Result]:
         """Read every bucket matching the key pattern (`AAPL,MSFT/1Min/OHLCV`,
         `AA*/1Min/*`; engine.patterns); {key: Result} in request order (symbols as listed,
-        sorted within a glob or `*`). Unknown symbols are absent."""
+        sorted within a glob or `*`). Unknown symbols are absent. `functions` run on each
+        bucket's rows separately, as in `read`."""
         self._check_open()
         pat = parse_pattern(pattern)
         start_ns, end_ns, limit = _range_args(start, end, limit, self.timezone)
+        chain = _functions.prepare(functions) if functions else None
         self._visible()
         if self._dispatcher.maintaining:
             named = pat.keys()  # a list of names: buckets the triggers may not have made yet
@@ -323,7 +480,48 @@ class Database:
                 out[str(k)] = query.read_bucket(self.catalog, bucket, start_ns, end_ns,
                                                limit=limit, limit_from_start=limit_from_start,
                                                columns=columns)
+        if chain is not None:
+            out = {k: self._apply(chain, r) for k, r in out.items()}
         return out
+
+    def resample(self, key: str, timeframe: str, start: Any = None, end: Any = None, *,
+                 calendar: str | None = None, price: str | None = None,
+                 volume: str | None = None) -> Result:
+        """OHLCV bars of any length (`N` x `Sec|Min|H|D|W|M`, stored or not) from a bar
+        bucket (Open/High/Low/Close) or a tick bucket (`price`, default Price), Volume the
+        exact sum of `volume` (default Volume, or Size for ticks). Equal to pandas'
+        ``resample(tf, label="left", closed="left")`` on the same rows in the database zone
+        (boundaries: docs/plugins.md "Candle boundaries"); empty bars are omitted. With
+        `calendar` (an exchange calendar such as "XNYS"), only rows inside its sessions
+        count."""
+        self._check_open()
+        bucket = self.catalog.get(parse_key(key))
+        calls = _functions.resample_calls(bucket.schema.names, timeframe, calendar=calendar,
+                                          price=price, volume=volume)
+        return self.read(key, start, end, functions=calls)
+
+    def _apply(self, chain: Sequence[_functions.Function], result: Result) -> Result:
+        ctx = _functions.FunctionContext(result.key, self.calendar, self._read_all)
+        return _functions.apply_functions(chain, result, ctx)
+
+    def _read_all(self, key: str) -> dict[str, Any] | None:
+        """Every row of another bucket as columns, for a function (adjust's actions)."""
+        try:
+            return _functions.columns_of(self.read(key))
+        except BucketNotFoundError:
+            return None
+
+    def sql(self, statement: str) -> Result:
+        """Run one SQL SELECT with DuckDB (`pip install 'mkts[sql]'`) over the buckets: a
+        bucket key in double quotes is a table (`SELECT * FROM "AAPL/1Min/OHLCV"`) with the
+        columns a read returns (Epoch int64 seconds first; a tick bucket's Nanoseconds
+        last). `Epoch` bounds ANDed in the WHERE clause limit the year files and slots read.
+        Returns the rows as a Result keyed "SQL" (`to_arrow()`, `to_polars()`,
+        `to_pandas()`); each bucket is read as `read()` would, not as one snapshot of all."""
+        from mkts.engine.sql import run_sql
+
+        self._check_open()
+        return run_sql(self, statement)
 
     def list_keys(self) -> list[str]:
         self._check_open()
@@ -409,6 +607,7 @@ class Database:
         return {
             "triggers_fired": self._dispatcher.fired,
             "trigger_errors": self._dispatcher.errors,
+            "trigger_lag_s": self._dispatcher.lag_s(),
             "worker_errors": self.worker_errors,
             "sync": self.sync_mode,
             "last_txn": wal.last_txn if wal is not None else 0,
@@ -467,6 +666,21 @@ class Database:
     def __repr__(self) -> str:
         mode = "readonly" if self.readonly else f"sync={self.sync_mode}"
         return f"<mkts.Database {self.root} {mode}{' closed' if self._closed else ''}>"
+
+
+class _TransactionScope(corrections.Changes):
+    """What `Database.transaction()` returns: the steps, committed when the block ends."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self._db = db
+
+    def __enter__(self) -> _TransactionScope:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self._db._commit_changes(self)
 
 
 def _range_args(start: Any, end: Any, limit: int | None, tz: str

@@ -39,13 +39,19 @@ class Records:
 
     `slots` (slot index of each record), `rows` (the stored records), `epochs` (each row's
     time in epoch seconds), `columns()` ({name: array} with Epoch first), `txn`, `replayed`.
+    `removed`: None, or (start_ns, end_ns) when a range delete or update removed every row
+    of this year file whose time (interval label for fixed buckets) lies in that inclusive
+    range of nanoseconds; such records carry no rows, and are never merged with others.
     """
 
-    __slots__ = ("key", "year", "txn", "replayed", "slots", "rows", "epochs", "nanos", "_names")
+    __slots__ = ("key", "year", "txn", "replayed", "slots", "rows", "epochs", "nanos", "_names",
+                 "removed")
 
     def __init__(self, key: BucketKey, year: int, txn: int, replayed: bool, slots: np.ndarray,
                  rows: np.ndarray, epochs: np.ndarray, names: Sequence[str],
-                 nanos: np.ndarray | None = None) -> None:
+                 nanos: np.ndarray | None = None,
+                 removed: tuple[int, int] | None = None) -> None:
+        self.removed = removed
         self.key = key
         self.year = year
         self.txn = txn
@@ -78,7 +84,8 @@ class Records:
         the order of their first records."""
         groups: dict[tuple[Any, ...], list[Records]] = {}
         for r in parts:
-            groups.setdefault((r.key, r.year, r.replayed, r.rows.dtype), []).append(r)
+            removal = None if r.removed is None else id(r)  # removals stay apart
+            groups.setdefault((r.key, r.year, r.replayed, r.rows.dtype, removal), []).append(r)
         out = []
         for g in groups.values():
             if len(g) == 1:
@@ -93,7 +100,9 @@ class Records:
         return out
 
     def __repr__(self) -> str:
-        return f"<Records {self.key_path} txn={self.txn} n={len(self)} replayed={self.replayed}>"
+        rm = "" if self.removed is None else f" removed={self.removed}"
+        return (f"<Records {self.key_path} txn={self.txn} n={len(self)} "
+                f"replayed={self.replayed}{rm}>")
 
 
 class _Subscription:
@@ -224,6 +233,16 @@ class Dispatcher:
     def triggers(self) -> list[Trigger]:
         return [t for _, t in self._triggers]
 
+    def lag_s(self) -> float:
+        """Seconds since the oldest write event not yet fully delivered to the triggers and
+        subscribers was published (0.0 when they are idle): how far they trail the writes."""
+        with self._lock:
+            heads = [q[0] for q in (self._inflight, self._pending, self._queue) if q]
+        if not heads:
+            return 0.0
+        now = time.monotonic()
+        return max(0.0, now - min(getattr(e, "published", now) for e in heads))
+
     def wants(self) -> bool:
         return bool(self._triggers or self._subs)
 
@@ -332,6 +351,8 @@ class Dispatcher:
             for rec in records:
                 for trigger in self._routes(rec.key)[0]:
                     self._fire(trigger, rec)
+                if not len(rec):
+                    continue  # subscribers get rows; a delete sends them nothing
                 for sub in subs:
                     if sub.pattern.matches(rec.key):
                         sub.offer(str(rec.key), rec.columns())
@@ -397,6 +418,20 @@ class Dispatcher:
         if trigger not in plain and trigger not in coalescing:
             return False
         return all(t is not trigger for t, _ in self.sources_of(base))
+
+    def column_changes(self, key: Any, names: Sequence[str], op: str, args: tuple[Any, ...]
+                       ) -> list[tuple[str, str, tuple[Any, ...]]]:
+        """The column changes ((bucket key, op, args), ...) that the triggers listening to
+        `key` make to the buckets they maintain when `op` changes its columns `names` (each
+        trigger's optional `columns_changed(key, names, op, args)`; docs/plugins.md "Column
+        changes of a base"). A trigger refuses the change by raising (SchemaError)."""
+        out: list[tuple[str, str, tuple[Any, ...]]] = []
+        plain, coalescing = self._routes(key)
+        for trigger in (*plain, *coalescing):
+            hook = getattr(trigger, "columns_changed", None)
+            if callable(hook):
+                out.extend(hook(str(key), list(names), op, tuple(args)) or ())
+        return out
 
     def derived(self, base: Any, keys: Iterable[Any]) -> list[Any]:
         """Those of `keys` that a trigger maintains from `base` (destroyed with it)."""

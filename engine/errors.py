@@ -14,6 +14,7 @@ __all__ = [
     "InvalidKeyError",
     "SchemaError",
     "UnknownColumnError",
+    "FunctionError",
     "BucketNotFoundError",
     "BucketExistsError",
     "RootNotFoundError",
@@ -22,6 +23,7 @@ __all__ = [
     "StoreFailedError",
     "ClosedError",
     "CorruptFileError",
+    "SqlError",
     "CorruptWALError",
     "UnsupportedFormatError",
     "WalError",
@@ -45,6 +47,11 @@ class UnknownColumnError(SchemaError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class FunctionError(InvalidInputError):
+    """A query function call that cannot run: unparseable, unknown, badly bound, or given
+    input it cannot use. The message is MarketStore's text where MarketStore has one."""
 
 
 class BucketNotFoundError(MktsError, KeyError):
@@ -81,3 +88,8 @@ class ClosedError(MktsError, ValueError):
 
 class CorruptFileError(MktsError, OSError):
     """A data file is damaged (bad header checksum, misplaced record, damaged blob)."""
+
+
+class SqlError(InvalidInputError):
+    """An SQL statement that cannot be parsed or run (db.sql, `mkts sql`, SQL over the
+    server); the message names the statement and the construct or DuckDB's reason."""

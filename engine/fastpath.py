@@ -77,8 +77,8 @@ def input_plan(key: BucketKey, schema: Schema, dtype: np.dtype, calendar: Calend
     bucket holds ticks, Epoch is not little-endian int64 seconds, or the fields are not
     exactly Epoch plus the bucket's columns with the bucket's types."""
     fields = dtype.fields
-    if schema.kind != FIXED or fields is None or dtype.names is None:
-        return None
+    if schema.kind != FIXED or fields is None or dtype.names is None or not schema.columns:
+        return None  # (a bucket of Epoch alone takes the general path)
     epoch = fields.get("Epoch")
     if epoch is None or epoch[0] != _EPOCH or len(dtype.names) != len(schema.columns) + 1:
         return None

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine.errors import InvalidInputError, SchemaError
-from mkts.engine.schema import Schema, cast_column, normalise_dtype
+from mkts.engine.schema import FIXED, Schema, cast_column, normalise_dtype
 from mkts.engine.timeframes import Timeframe
 from mkts.engine.timeutil import MAX_DATETIME64_S, NS, Calendar
 
@@ -145,11 +145,14 @@ def epoch_ns(values: np.ndarray, key: str) -> np.ndarray:
     )
 
 
-def infer_schema(tf: Timeframe, kind: str, cols: dict[str, np.ndarray], key: str) -> Schema:
-    """The schema a first write creates: the data's columns, in the data's order."""
+def infer_schema(tf: Timeframe, kind: str, cols: dict[str, np.ndarray], key: str, *,
+                 nanos_column: bool = False) -> Schema:
+    """The schema a first write creates: the data's columns, in the data's order.
+    `nanos_column`: a fixed bucket keeps a Nanoseconds column as an ordinary column (the
+    write said variable=False), instead of refusing it as a tick time."""
     spec = []
     for name, arr in cols.items():
-        if name in ("Epoch", "Nanoseconds"):
+        if name == "Epoch" or (name == "Nanoseconds" and not (nanos_column and kind == FIXED)):
             continue
         if arr.dtype.kind == "b":
             raise SchemaError(f"write to {key}: column {name!r} is bool; cast it to u1 or i1")
@@ -165,15 +168,26 @@ def infer_schema(tf: Timeframe, kind: str, cols: dict[str, np.ndarray], key: str
     return Schema(tf, kind, tuple(spec))
 
 
-def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key: str) -> Batch:
-    """Validate columns against the bucket's schema and cast them; raise before any write."""
+def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key: str, *,
+            fills: dict[str, Any] | None = None) -> Batch:
+    """Validate columns against the bucket's schema and cast them; raise before any write.
+    With `fills` ({column: fill value}: `allow_missing_columns`), a missing column takes its
+    fill value in every row instead of being an error."""
     if "Epoch" not in cols:
         raise SchemaError(f"write to {key}: the data has no Epoch column (or DatetimeIndex)")
     n = len(cols["Epoch"])
     if n > MAX_ROWS:
         raise InvalidInputError(f"write to {key}: {n} rows in one call; split it below {MAX_ROWS}")
     names = set(schema.names)
-    given = set(cols) - {"Epoch", "Nanoseconds"}
+    nanos_is_data = schema.kind == FIXED and "Nanoseconds" in names
+    ignored = {"Epoch"} if nanos_is_data else {"Epoch", "Nanoseconds"}
+    given = set(cols) - ignored
+    if fills is not None:
+        cols = dict(cols)
+        for name, dt in schema.columns:
+            if name not in given:
+                cols[name] = np.full(n, fills[name], dtype=dt)
+        given = set(cols) - ignored
     missing = [c for c in schema.names if c not in given]
     extra = sorted(given - names)
     if missing or extra:
@@ -182,14 +196,15 @@ def prepare(cols: dict[str, np.ndarray], schema: Schema, calendar: Calendar, key
             parts.append(f"missing column(s) {', '.join(map(repr, missing))}")
         if extra:
             parts.append(f"unknown column(s) {', '.join(map(repr, extra))}")
-        raise SchemaError(
-            f"write to {key}: {'; '.join(parts)}; the bucket has columns "
-            f"{', '.join(schema.names)}"
-        )
-    if "Nanoseconds" in cols and schema.kind == "fixed":
+        has = (f"the bucket has columns {', '.join(schema.names)}" if schema.names else
+               "the bucket has no columns besides Epoch (it was created with none): write "
+               "Epoch alone, or destroy it and write again to create it from the data")
+        raise SchemaError(f"write to {key}: {'; '.join(parts)}; {has}")
+    if "Nanoseconds" in cols and schema.kind == FIXED and not nanos_is_data:
         raise SchemaError(
             f"write to {key}: Nanoseconds is only for tick buckets (variable=True); "
-            "this bucket is fixed"
+            "this bucket is fixed (a new bucket written with variable=False keeps "
+            "Nanoseconds as an ordinary column)"
         )
     ns = epoch_ns(cols["Epoch"], key)
     nanos = None

@@ -7,20 +7,29 @@ Layout in docs/wal.md §10.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mkts.engine.errors import CorruptWALError
+from mkts.engine.clears import CLEAR_ZERO, FILE_BIN, ClearWrite, DropYear
+from mkts.engine.columns import SchemaWrite
+from mkts.engine.errors import CorruptFileError, CorruptWALError
+from mkts.engine.header import decode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.plan import RowWrite, SlotWrite
 from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from mkts.engine.ticks import TickWrite
 
-__all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS"]
+__all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS", "OP_CLEAR",
+           "OP_SCHEMA", "OP_DROP_YEAR"]
 
 OP_FIXED_SLOTS = 1
 OP_TICKS = 2
+OP_CLEAR = 3  # docs/wal.md §10 "Range deletes"
+OP_SCHEMA = 4  # docs/wal.md §10: a column change, the bucket's new bucket.hdr
+OP_DROP_YEAR = 5
+_CLEAR = struct.Struct("<qqBqq")  # first slot, last slot, mode, removed start ns, end ns
+_DROP = struct.Struct("<Bqq")  # which files (FILE_* bits), removed start ns, end ns
 _TXN = struct.Struct("<I")
 _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row count
 _REGION = struct.Struct("<qQ")  # tick region offset, length
@@ -34,20 +43,38 @@ def fixed_prefix(key: BucketKey, year: int, record_size: int, rows: int) -> byte
     return _TXN.pack(1) + _OP.pack(OP_FIXED_SLOTS, len(kb), year, record_size, rows) + kb
 
 
-def encode(writes: list[SlotWrite | RowWrite | TickWrite]) -> bytes:
+Op = SlotWrite | RowWrite | TickWrite | SchemaWrite | ClearWrite | DropYear
+
+
+def encode(writes: Sequence[Op]) -> bytes:
     return b"".join(encode_parts(writes))
 
 
-def encode_parts(writes: list[SlotWrite | RowWrite | TickWrite]
-                 ) -> tuple[bytes | memoryview, ...]:
+def encode_parts(writes: Sequence[Op]) -> tuple[bytes | memoryview, ...]:
     """The payload of `writes` as buffers to be logged back to back (records not copied)."""
     parts: list[bytes | memoryview] = [_TXN.pack(len(writes))]
     for w in writes:
         key = str(w.key).encode("utf-8")
+        if type(w) is SchemaWrite:  # op 4: year 0, "record size" = header bytes, 1 record
+            parts.append(_OP.pack(OP_SCHEMA, len(key), 0, len(w.header), 1))
+            parts.append(key)
+            parts.append(w.header)
+            continue
+        assert not isinstance(w, SchemaWrite)
         if type(w) is RowWrite:  # one record, already its stored bytes
             parts.append(_OP.pack(OP_FIXED_SLOTS, len(key), w.year, w.dtype.itemsize, 1))
             parts.append(key)
             parts.append(w.record)
+            continue
+        if isinstance(w, ClearWrite):
+            parts.append(_OP.pack(OP_CLEAR, len(key), w.year, w.record_size, 0))
+            parts.append(key)
+            parts.append(_CLEAR.pack(w.first, w.last, w.mode, w.start_ns, w.end_ns))
+            continue
+        if isinstance(w, DropYear):
+            parts.append(_OP.pack(OP_DROP_YEAR, len(key), w.year, 0, 0))
+            parts.append(key)
+            parts.append(_DROP.pack(w.files, w.start_ns, w.end_ns))
             continue
         rec = np.ascontiguousarray(w.records)
         op = OP_TICKS if isinstance(w, TickWrite) else OP_FIXED_SLOTS
@@ -61,21 +88,33 @@ def encode_parts(writes: list[SlotWrite | RowWrite | TickWrite]
 
 
 def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema],
-           where: str = "") -> list[SlotWrite | TickWrite]:
-    """Decode a payload; `schema_of(key)` gives each bucket's schema (raises if unknown)."""
+           where: str = "") -> list[SlotWrite | TickWrite | SchemaWrite | ClearWrite | DropYear]:
+    """Decode a payload; `schema_of(key)` gives each bucket's schema (raises if unknown).
+    A transaction with a column change (op 4) holds only column changes (docs/wal.md §10),
+    so every operation decodes with the schema its bucket has before the payload."""
     view = memoryview(payload)
     try:
         (count,) = _TXN.unpack_from(view, 0)
         pos = _TXN.size
-        out: list[SlotWrite | TickWrite] = []
+        out: list[SlotWrite | TickWrite | SchemaWrite | ClearWrite | DropYear] = []
         for _ in range(count):
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size
-            if op not in (OP_FIXED_SLOTS, OP_TICKS):
+            if op not in (OP_FIXED_SLOTS, OP_TICKS, OP_CLEAR, OP_SCHEMA,
+                          OP_DROP_YEAR):
                 raise ValueError(f"unknown operation {op}")
             key = parse_key(bytes(view[pos : pos + klen]).decode("utf-8"))
             pos += klen
             schema = schema_of(key)
+            if op == OP_SCHEMA:
+                sw = _schema_write(key, bytes(view[pos : pos + recsize]), schema, recsize, n)
+                pos += recsize
+                out.append(sw)
+                continue
+            if op in (OP_CLEAR, OP_DROP_YEAR):
+                w, pos = _decode_clear(view, pos, op, key, year, recsize, n, schema)
+                out.append(w)
+                continue
             if (op == OP_TICKS) != (schema.kind == "variable"):
                 raise ValueError(f"operation {op} does not match the kind of bucket {key}")
             region = b""
@@ -105,9 +144,49 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
         if pos != len(view):
             raise ValueError("trailing bytes after the last operation")
         return out
+    except CorruptFileError as exc:
+        raise CorruptWALError(f"log record {where}: its bucket header is damaged: {exc}") from exc
     except KeyError as exc:
         raise CorruptWALError(
             f"log record {where} refers to a bucket that does not exist: {exc}"
         ) from exc
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise CorruptWALError(f"log record {where} cannot be decoded: {exc}") from exc
+
+
+def _schema_write(key: BucketKey, header: bytes, schema: Schema, size: int, n: int
+                  ) -> SchemaWrite:
+    """An op-4 body: the new bucket.hdr of `key`, checked (checksum included) before use."""
+    if n != 1 or len(header) != size:
+        raise ValueError("a schema operation is cut short")
+    h = decode_header(header, f"the bucket header of {key} in the log")
+    if h.year != 0 or h.table is None or h.schema.kind != schema.kind \
+            or h.schema.timeframe != schema.timeframe:
+        raise ValueError(f"the schema operation does not fit bucket {key}")
+    return SchemaWrite(key, h.schema, h.table, header)
+
+
+def _decode_clear(view: memoryview, pos: int, op: int, key: BucketKey, year: int,
+                  recsize: int, n: int, schema: Schema) -> tuple[ClearWrite | DropYear, int]:
+    """An op 3 (clear slots) or op 5 (drop year) body at `pos`; raises ValueError."""
+    if n != 0:
+        raise ValueError(f"operation {op} carries {n} records; it carries none")
+    if op == OP_DROP_YEAR:
+        files, start_ns, end_ns = _DROP.unpack_from(view, pos)
+        if files != FILE_BIN:
+            raise ValueError(f"drop year of files {files:#x}: this version has live year "
+                             "files (.bin) only")
+        if start_ns > end_ns:
+            raise ValueError(f"drop year with times {start_ns}..{end_ns} is not a range")
+        return DropYear(key, year, start_ns, end_ns, files), pos + _DROP.size
+    first, last, mode, start_ns, end_ns = _CLEAR.unpack_from(view, pos)
+    want = TICK_SLOT_DTYPE.itemsize if schema.kind == "variable" else schema.record_dtype.itemsize
+    if recsize != want:
+        raise ValueError(f"record size {recsize} does not match bucket {key}")
+    if mode != CLEAR_ZERO:
+        raise ValueError(f"clear mode {mode}: tombstones need sealed years, which this "
+                         "version does not have")
+    if first < 0 or last < first - 1 or start_ns > end_ns:
+        raise ValueError(f"clear of slots {first}..{last} (times {start_ns}..{end_ns}) "
+                         "is not a range")
+    return ClearWrite(key, year, first, last, start_ns, end_ns, recsize, mode), pos + _CLEAR.size

@@ -9,10 +9,16 @@ from typing import NamedTuple
 from mkts.engine.errors import InvalidKeyError
 from mkts.engine.timeframes import Timeframe, parse_timeframe
 
-__all__ = ["BucketKey", "parse_key", "check_part", "PART_CHARS", "MAX_PART", "MAX_KEY"]
+__all__ = ["BucketKey", "parse_key", "check_part", "PART_CHARS", "MAX_PART", "MAX_ATTR",
+           "MAX_KEY"]
 
-MAX_PART = 64
-MAX_KEY = 200
+# Each key part is a directory name: at most 255 bytes in one path component (ext4, XFS,
+# APFS, NTFS, ZFS); the characters allowed are ASCII, so characters = bytes. The attribute
+# group leaves room for the name destroy renames its directory to (`.<attr>.destroying`,
+# engine/catalog.py DESTROYING).
+MAX_PART = 255
+MAX_ATTR = MAX_PART - len("..destroying")
+MAX_KEY = 2 * MAX_PART + MAX_ATTR + 2
 # Letters, digits and the punctuation real tickers use (BRK.B, BTC-USD, ^GSPC, ES=F).
 # Excluded: path separators, NUL, whitespace and every other control character, ',' (symbol
 # lists), '*' (wildcard), ':' (TBK). Always fullmatch: `$` would match before a final newline.
@@ -40,8 +46,12 @@ def check_part(part: str, what: str, key: str, label: str = "bucket key") -> Non
     "attribute group") of a key; the message starts with `label` and `key`."""
     if not part:
         raise InvalidKeyError(f"{label} {key!r}: the {what} part is empty; use SYMBOL/TIMEFRAME/ATTRGROUP")
-    if len(part) > MAX_PART:
-        raise InvalidKeyError(f"{label} {key!r}: the {what} part is longer than {MAX_PART} characters")
+    most = MAX_ATTR if what == "attribute group" else MAX_PART
+    if len(part) > most:
+        raise InvalidKeyError(
+            f"{label} {key[:40]!r}...: the {what} part has {len(part)} characters; at most "
+            f"{most}, as a directory name is at most {MAX_PART} bytes"
+            + (" with room for .<name>.destroying" if most != MAX_PART else ""))
     if part in (".", "..") or part.startswith("."):
         raise InvalidKeyError(f"{label} {key!r}: the {what} part {part!r} may not start with '.'")
     if not _PART.fullmatch(part):
@@ -71,7 +81,8 @@ def _parse_key(key: str) -> BucketKey:
     if not isinstance(key, str):
         raise InvalidKeyError(f"bucket key must be a string like 'AAPL/1Min/OHLCV', not {type(key).__name__}")
     if len(key) > MAX_KEY:
-        raise InvalidKeyError(f"bucket key {key[:40]!r}... is longer than {MAX_KEY} characters")
+        raise InvalidKeyError(f"bucket key {key[:40]!r}... is longer than {MAX_KEY} characters "
+                              f"(each part is a directory name of at most {MAX_PART} bytes)")
     parts = key.split("/")
     if len(parts) != 3:
         raise InvalidKeyError(f"bucket key {key!r} must have three parts: SYMBOL/TIMEFRAME/ATTRGROUP")

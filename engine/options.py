@@ -33,6 +33,7 @@ class EngineOptions:
     max_wal_mb: int = 256
     recovery: RecoveryMode = DEFAULT_RECOVERY
     max_open_files: int | None = None  # derived from RLIMIT_NOFILE (docs/format.md "Open files")
+    allow_missing_columns: bool = False  # a write may leave out columns: they take their fill
 
 
 DEFAULTS = EngineOptions()

@@ -6,12 +6,15 @@ floor(start) <= label <= end. With a limit, rows come from the end unless limit_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.columns import translate, view_dtype
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
+from mkts.engine.header import Header
 from mkts.engine.join import Part, concat_rows, fill_parts, take_limit, year_spans
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
@@ -83,7 +86,51 @@ def _project(bucket: Bucket, data: np.ndarray, cols: list[str], full: list[str],
     if given, is the Epoch column, not yet written into `data` (see Result)."""
     if cols is not full and cols != full:
         data = data[cols]
-    return Result(str(bucket.key), data, cols, tz, epochs=epochs)
+    return Result(str(bucket.key), data, cols, tz, epochs=epochs,
+                  ticks=bucket.schema.kind == "variable")
+
+def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: list[str],
+            tz: str, epochs: list[np.ndarray | None] | None = None) -> Result:
+    """Join the per-year chunks (already in ascending order) and project. `epochs`, if
+    given, has per chunk its Epoch column when that is not yet written into the chunk
+    (see Result), else None."""
+    separate = [e for e in epochs or () if e is not None]
+    if separate and len(separate) < len(chunks):  # mixed: write them all into the chunks
+        for c, e in zip(chunks, epochs or (), strict=True):
+            if e is not None:
+                c["Epoch"] = e
+        separate = []
+    ep: np.ndarray | None = None
+    if not chunks:
+        data = np.zeros(0, dtype=bucket.schema.result_dtype)
+    elif len(chunks) == 1:
+        data = chunks[0]
+        ep = separate[0] if separate else None
+    else:
+        if any(c.dtype != chunks[0].dtype for c in chunks):  # years before a column change
+            chunks = [_packed(c, cols) for c in chunks]
+        data = np.concatenate(chunks)
+        ep = np.concatenate(separate) if separate else None
+    if cols is not full and cols != full and data.dtype.names != tuple(cols):
+        data = data[cols]
+    return Result(str(bucket.key), data, cols, tz, epochs=ep,
+                  ticks=bucket.schema.kind == "variable")
+
+
+def _packed(rows: np.ndarray, cols: list[str]) -> np.ndarray:
+    """The fields `cols` of `rows` as a packed array (chunks of several layouts: files
+    written before and after a column change)."""
+    fields: Mapping[str, Any] = rows.dtype.fields or {}
+    out = np.empty(len(rows), dtype=[(n, fields[n][0]) for n in cols])
+    for n in cols:
+        out[n] = rows[n]
+    return out
+
+
+def _own_layout(f: YearFile, bucket: Bucket) -> bool:
+    """The file's records have the bucket's current layout (no column change since)."""
+    h = f.header
+    return h.table is bucket.table or h.schema_version == bucket.schema_version
 
 
 class _LiveSlots:
@@ -118,6 +165,16 @@ class _LiveSlots:
     @property
     def rows(self) -> int:
         return len(self.idx)
+
+    def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
+        """The rows on their own, Epoch written in, as the bucket's columns `cols` (a file
+        written before a column change is translated: `_translated`)."""
+        h = self.f.header
+        rows = np.empty(self.rows, dtype=h.schema.result_dtype)
+        self.fill(rows, None)
+        if _own_layout(self.f, bucket):
+            return rows
+        return _translated(rows, h, bucket, cols)
 
     def fill(self, out: np.ndarray, epochs: np.ndarray | None) -> None:
         idx = self.idx
@@ -155,7 +212,7 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     full = schema.result_names
     cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
-    parts: list[Part] = []
+    parts: list[_LiveSlots] = []
     pinned: list[YearFile] = []
     remaining = limit
     try:
@@ -167,8 +224,8 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 continue
             pinned.append(f)
             # One Part per year file: another kind of year file (sealed) brings its own.
-            part: Part = _LiveSlots(f, y, calendar, schema.timeframe, lo,
-                                    f.header.nslots if hi < 0 else hi, remaining, backwards)
+            part = _LiveSlots(f, y, calendar, schema.timeframe, lo,
+                              f.header.nslots if hi < 0 else hi, remaining, backwards)
             if part.rows:
                 parts.append(part)
             if remaining is not None:
@@ -180,12 +237,39 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         # Up to SMALL_ROWS rows the labels overwrite word 0 in place; for more they are a
         # contiguous column of their own and word 0 is left as is: writing it is a strided
         # pass over every row, which Result does only if the structured array is asked for.
+        if not all(_own_layout(p.f, bucket) for p in parts):
+            # A year written before a column change (docs/format.md "Column changes"): its
+            # rows are translated to the bucket's columns, year by year, then joined.
+            return _result(bucket, [p.chunk(bucket, cols) for p in parts], cols, full,
+                           calendar.tz)
         separate = sum(p.rows for p in parts) > SMALL_ROWS
-        data, epochs = fill_parts(parts, schema.result_dtype, separate)
+        joined: list[Part] = list(parts)
+        data, epochs = fill_parts(joined, schema.result_dtype, separate)
     finally:
         for f in pinned:
             catalog.release(f)
     return _project(bucket, data, cols, full, calendar.tz, epochs)
+
+
+# (id of a file's header, bucket schema version, row size, columns) -> (that header, the
+# view dtype or None): reads of an unchanged file through a changed schema plan once.
+_VIEWS: dict[tuple[int, int, int, tuple[str, ...]], tuple[Header, np.dtype | None]] = {}
+
+
+def _translated(rows: np.ndarray, h: Header, bucket: Bucket, cols: list[str]) -> np.ndarray:
+    """Rows of a file written before a column change, as the bucket's columns `cols`: a view
+    when the file has all of them (no copy), else a translated copy (engine/columns.py)."""
+    src, dst = (h.schema, h.columns), (bucket.schema, bucket.columns)
+    key = (id(h), bucket.schema_version, rows.dtype.itemsize, tuple(cols))
+    hit = _VIEWS.get(key)
+    if hit is None or hit[0] is not h:  # a view dtype per file, schema and columns read
+        if len(_VIEWS) > 1024:
+            _VIEWS.clear()
+        names = ["Epoch", *(c for c in cols if c != "Epoch")]
+        hit = _VIEWS[key] = (h, view_dtype(src, dst, names, rows.dtype))
+    if hit[1] is not None:
+        return rows.view(hit[1])
+    return translate(rows, src, dst, bucket.schema.result_dtype)[cols]
 
 
 def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -213,7 +297,11 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
             recs = _gather(f.slots, idx)
             _check_slots(f, recs[SLOT_FIELD], idx + 1)
             f.verify_slots(idx, recs)
-            src = BlockSource(f, schema, f.path)
+            h = f.header
+            # written before a column change: decode as written, then translate (below)
+            own = h.table is bucket.table or h.schema_version == bucket.schema_version
+            file_schema = schema if own else h.schema
+            src = BlockSource(f, file_schema, f.path)
             k = len(idx)
             if remaining is not None:
                 counts = recs["nrows"][::-1] if backwards else recs["nrows"]
@@ -222,7 +310,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 part = slice(len(idx) - k, len(idx)) if backwards else slice(0, k)
                 sl, nrows = idx[part], recs["nrows"][part].astype(np.int64)
                 # 1Sec: offsets are below 10^9 and go straight into the Nanoseconds column.
-                out, ns = read_rows(src, sl, recs[part], schema.result_dtype,
+                out, ns = read_rows(src, sl, recs[part], file_schema.result_dtype,
                                     "Nanoseconds" if tf.seconds == 1 else None)
                 labels = calendar.labels(y, sl, tf)
                 # Only the first and the last interval can reach outside [start_ns, end_ns].
@@ -246,6 +334,8 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 epochs += q
             if (a, b) != (0, len(ns)):
                 out, epochs, ns = out[a:b], epochs[a:b], ns[a:b]
+            if not own:
+                out = _translated(out, h, bucket, cols)
             out["Epoch"] = epochs
             if tf.seconds != 1:
                 out["Nanoseconds"] = ns
@@ -259,8 +349,11 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 break
     if backwards:
         chunks.reverse()
-    return _project(bucket, concat_rows(chunks, schema.result_dtype), cols,
-                    schema.result_names, calendar.tz)
+    if all(c.dtype == schema.result_dtype for c in chunks):
+        return _project(bucket, concat_rows(chunks, schema.result_dtype), cols,
+                        schema.result_names, calendar.tz)
+    # a year written before a column change came translated (a view of its columns)
+    return _result(bucket, chunks, cols, schema.result_names, calendar.tz)
 
 
 def read_bucket(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,

@@ -21,13 +21,17 @@ from mkts.engine.errors import (
 from mkts.engine.timeutil import get_calendar
 from mkts.wal.fs import FileSystem
 
-__all__ = ["ROOT_META", "ROOT_FORMAT", "LOCK_FILE", "RootMeta", "read_root_meta", "take_root",
+__all__ = ["ROOT_META", "ROOT_FORMAT", "ROOT_FORMAT_3", "LOCK_FILE", "use_format_3", "RootMeta", "read_root_meta", "take_root",
            "root_timezone", "lock_holder", "writer_of", "check_root_dir"]
 
 log = logging.getLogger("mkts.engine")
 
 ROOT_META = "mkts.root"
 ROOT_FORMAT = 1
+# docs/format.md "Format 3: corrections, column changes and sealed years": a root whose
+# buckets use format-3 files records database format 2; an mkts that reads only format 1
+# refuses it (UnsupportedFormatError) instead of misreading those files.
+ROOT_FORMAT_3 = 2
 LOCK_FILE = "LOCK"
 
 
@@ -57,9 +61,10 @@ def read_root_meta(fs: FileSystem, root: str) -> RootMeta | None:
         fmt = int(meta["format"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptFileError(f"{path} is damaged: {exc}") from exc
-    if fmt != ROOT_FORMAT:
+    if fmt not in (ROOT_FORMAT, ROOT_FORMAT_3):
         raise UnsupportedFormatError(
-            f"{path}: database format {fmt}; this mkts reads format {ROOT_FORMAT}"
+            f"{path}: database format {fmt}; this mkts reads formats {ROOT_FORMAT} and "
+            f"{ROOT_FORMAT_3}"
         )
     return RootMeta(fmt, stored)
 
@@ -98,7 +103,7 @@ def take_root(fs: FileSystem, root: str, *, readonly: bool, create: bool,
 
 
 def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly: bool,
-                  bucket_zones: Collection[str] = ()) -> str:
+                  bucket_zones: Collection[str] = (), root_format: int = ROOT_FORMAT) -> str:
     """The database time zone: the one `mkts.root` records, which `requested` (if given) must
     match; for a new root `requested` or UTC, recorded durably unless `readonly`.
 
@@ -136,9 +141,20 @@ def root_timezone(fs: FileSystem, root: str, requested: str | None, *, readonly:
                     path, tz, "not recreated (read-only)" if readonly else "recreated")
     if readonly:
         return tz
-    meta_bytes = json.dumps({"format": ROOT_FORMAT, "timezone": tz}).encode()
+    # a lost mkts.root of a root whose buckets use format-3 files is written with format 2
+    meta_bytes = json.dumps({"format": root_format, "timezone": tz}).encode()
     atomic_write(fs, path, meta_bytes + b"\n")
     return tz
+
+
+def use_format_3(fs: FileSystem, root: str, timezone: str) -> None:
+    """Record database format 2 in `mkts.root` (durably, before the first format-3 file is
+    written); nothing to do when it says so already."""
+    meta = read_root_meta(fs, root)
+    if meta is not None and meta.format == ROOT_FORMAT_3:
+        return
+    data = json.dumps({"format": ROOT_FORMAT_3, "timezone": timezone}).encode()
+    atomic_write(fs, os.path.join(root, ROOT_META), data + b"\n")
 
 
 def lock_holder(fs: FileSystem, path: str) -> str:

@@ -64,10 +64,11 @@ def normalise_dtype(spec: Any, column: str) -> np.dtype:
     return out
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, kind: str) -> None:
     if not isinstance(name, str) or not name:
         raise SchemaError(f"column name {name!r} must be a non-empty string")
-    if name in _SPECIAL or name == SLOT_FIELD:
+    # A fixed bucket may have an ordinary column named Nanoseconds (MarketStore allows it).
+    if name in (_SPECIAL if kind == VARIABLE else {"Epoch"}) or name == SLOT_FIELD:
         raise SchemaError(f"column name {name!r} is reserved")
     raw = name.encode("utf-8")
     if len(raw) > NAME_BYTES or "\0" in name:
@@ -90,13 +91,14 @@ class Schema:
     def __post_init__(self) -> None:
         if self.kind not in (FIXED, VARIABLE):
             raise SchemaError(f"record kind {self.kind!r} must be 'fixed' or 'variable'")
-        if not self.columns:
-            raise SchemaError("a bucket needs at least one column besides Epoch")
+        if not self.columns and self.kind == VARIABLE:  # a fixed bucket may be Epoch alone
+            raise SchemaError("a tick bucket needs at least one column besides Epoch and "
+                              "Nanoseconds")
         if len(self.columns) > MAX_COLUMNS:
             raise SchemaError(f"a bucket has at most {MAX_COLUMNS} columns, not {len(self.columns)}")
         seen: set[str] = set()
         for name, _ in self.columns:
-            _check_name(name)
+            _check_name(name, self.kind)
             if name in seen:
                 raise SchemaError(f"column {name!r} appears twice")
             seen.add(name)
@@ -159,7 +161,8 @@ class Schema:
 
     @classmethod
     def from_spec(cls, timeframe: Timeframe, kind: str, columns: Any) -> Schema:
-        """Build from {name: dtype} or a numpy dtype (an Epoch/Nanoseconds field is skipped)."""
+        """Build from {name: dtype} or a numpy dtype (an Epoch field is skipped, and so is
+        Nanoseconds for a tick bucket; in a fixed bucket it is an ordinary column)."""
         if isinstance(columns, np.dtype):
             if columns.names is None:
                 raise SchemaError("columns given as a numpy dtype must be a structured dtype")
@@ -174,7 +177,8 @@ class Schema:
                     "columns must be a dict {name: dtype} or a structured numpy dtype"
                 ) from exc
         cols = tuple(
-            (str(n), normalise_dtype(d, str(n))) for n, d in items if n not in _SPECIAL
+            (str(n), normalise_dtype(d, str(n))) for n, d in items
+            if n != "Epoch" and not (n == "Nanoseconds" and kind == VARIABLE)
         )
         return cls(timeframe, kind, cols)
 

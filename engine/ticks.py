@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.columns import ColumnTable, translate
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.header import decode_header, encode_header
 from mkts.engine.keys import BucketKey
@@ -162,6 +163,61 @@ class TickPlanner:
             del st.blobs[off]
         if st.end == w.offset + len(w.region):
             st.end = w.offset
+
+    # -- range deletes (engine/corrections.py) -----------------------------------------
+    def view(self, key: BucketKey, year: int, f: YearFile | None, data_start: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """(occupied slots, their records) as the log will leave the file: the file's
+        slots with the pending plans laid over them (a cleared slot is pending zeros)."""
+        st = self._state(key, year, f, data_start)
+        occ = np.zeros(0, np.int64) if f is None else np.array(f.occupied(), dtype=np.int64)
+        for p in st.pending:
+            occ = np.union1d(occ, p.slots)
+        where = f.path if f is not None else f"{key}/{year}.bin"
+        recs = self._current(st, f, occ, where)
+        live = recs[SLOT_FIELD] != 0
+        return occ[live], recs[live]
+
+    def rows_of(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
+                slot: int, rec: np.ndarray) -> IntervalRows:
+        """The rows of one interval (its record `rec` from `view`), pending blocks included."""
+        st = self._files.get((key, year))
+        src = BlockSource(f, schema, f.path if f is not None else f"{key}/{year}.bin",
+                          None if st is None else st.blobs)
+        rows, ns = read_rows(src, np.array([slot], dtype=np.int64), np.array([rec]).reshape(1),
+                             schema.row_dtype)
+        return IntervalRows(ns, rows)
+
+    def clear(self, key: BucketKey, year: int, f: YearFile | None, data_start: int,
+              slots: np.ndarray) -> TickWrite:
+        """Plan the clearing of `slots` (pending zero records, so later plans of the same
+        transaction start fresh chains there); the token is never logged itself."""
+        st = self._state(key, year, f, data_start)
+        w = TickWrite(key, year, st.end, b"", slots.astype(np.int64),
+                      np.zeros(len(slots), TICK_SLOT_DTYPE))
+        st.pending.append(w)
+        return w
+
+    def rewrite(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
+                data_start: int, slot: int, data: IntervalRows) -> TickWrite:
+        """Plan a chain of one block holding `data` for interval `slot` (what is left of an
+        interval a delete cut); triggers hear of it as no new rows."""
+        st = self._state(key, year, f, data_start)
+        where = f.path if f is not None else f"{key}/{year}.bin"
+        one = np.array([slot], dtype=np.int64)
+        zero = np.zeros(1, dtype=np.int64)
+        blocks, _, shares = build_blocks(schema, one, np.array([len(data)], dtype=np.int64),
+                                         zero, zero, zero, data.ns, data.rows, where)
+        (block,) = blocks
+        off = st.end
+        recs = np.zeros(1, dtype=TICK_SLOT_DTYPE)
+        recs[0] = (slot + 1, off, len(block), len(data), 1, 0, int(shares[0]), len(data))
+        w = TickWrite(key, year, off, block, one, recs, np.zeros(0, np.int64),
+                      np.zeros(0, np.int64), np.zeros(0, schema.row_dtype))
+        st.pending.append(w)
+        st.blobs[off] = (w, block)
+        st.end = off + len(block)
+        return w
 
     def _current(self, st: _FileState, f: YearFile | None, uslots: np.ndarray,
                  where: str) -> np.ndarray:
@@ -457,33 +513,39 @@ def compact_bucket(fs: FileSystem, catalog: Catalog, bucket: Bucket) -> tuple[in
             path, tmp = f.path, f.path + ".tmp"
             if fs.exists(tmp):
                 fs.unlink(tmp)
-            compact_year_file(fs, f, bucket.schema, tmp)
+            compact_year_file(fs, f, bucket.schema, tmp, table=bucket.table)
         catalog.cache.drop(bucket.files, y)
         fs.replace(tmp, path)
         fs.fsync_dir(bucket.path)
+        bucket.stale.pop(y, None)  # written in the bucket's current columns
         with catalog.pinned(bucket, y) as g:
             assert g is not None
             after += g.size() - g.data_start
     return before, after
 
 
-def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> None:
+def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str, *,
+                      table: ColumnTable | None = None) -> None:
     """Write a copy of `f` whose intervals each have a chain of one block and no garbage to
-    `tmp_path`, synced. The caller renames it over the original and fsyncs the directory."""
+    `tmp_path`, synced, in `schema` (the bucket's; with `table`, its format-3 column table:
+    rows of a file written before a column change are translated, docs/format.md "Column
+    changes"). The caller renames it over the original and fsyncs the directory."""
     h = f.header
     # A fresh header: the copy is written in the current format (version 2: checksummed
-    # slots), so compaction also upgrades a version-1 tick file.
-    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone)
+    # slots, or 3 after a column change), so compaction also upgrades a version-1 tick file.
+    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone, table)
+    old = (h.schema, h.columns)
+    same = table is None or h.columns.version == table.version
     new = decode_header(head, tmp_path)
     out = fs.open(tmp_path, create=True)
     try:
         out.pwrite(head, 0)
         out.truncate(new.file_size)
-        idx = np.flatnonzero(f.slots[SLOT_FIELD]).astype(np.int64)
+        idx = np.array(f.occupied(), dtype=np.int64)  # visits only the file's data
         recs = np.array(f.slots[idx])
         f.verify_slots(idx, recs)
         pos = new.file_size
-        src = BlockSource(f, schema, f.path)
+        src = BlockSource(f, old[0], f.path)
         # Chunks of about a million rows: memory stays bounded on a large year.
         cum = np.cumsum(recs["nrows"].astype(np.int64))
         chunk = (cum - recs["nrows"]) // 1_000_000
@@ -492,8 +554,11 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str) -> No
         for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
             if a == b:
                 continue
-            rows, ns = read_rows(src, idx[a:b], recs[a:b], schema.row_dtype)
+            rows, ns = read_rows(src, idx[a:b], recs[a:b], old[0].row_dtype)
             src.cache.clear()
+            if not same:
+                assert table is not None
+                rows = translate(rows, old, (schema, table), schema.row_dtype)
             counts = recs["nrows"][a:b].astype(np.int64)
             blocks, which, shares = build_blocks(schema, idx[a:b], counts, zero[a:b], zero[a:b],
                                                  zero[a:b], ns, rows, f.path)

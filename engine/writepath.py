@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from mkts.engine import fastpath, ingest, journal
-from mkts.engine.catalog import Catalog
+from mkts.engine import alter, fastpath, ingest, journal
+from mkts.engine.catalog import Bucket, Catalog
+from mkts.engine.clears import ClearWrite, DropYear
+from mkts.engine.columns import SchemaWrite, fill_values
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import Write, Writes
 from mkts.engine.dispatch import Dispatcher
@@ -86,10 +88,14 @@ class Transaction:
 class WritePath:
     """Planning, applying and publishing for one open, writable root."""
 
-    def __init__(self, catalog: Catalog, calendar: Calendar, dispatcher: Dispatcher) -> None:
+    def __init__(self, catalog: Catalog, calendar: Calendar, dispatcher: Dispatcher, *,
+                 allow_missing_columns: bool = False) -> None:
         self.catalog = catalog
         self.calendar = calendar
         self._dispatcher = dispatcher
+        # docs/format.md "Column changes": a write may leave out columns, which take their
+        # fill value (README "Changing columns")
+        self.allow_missing_columns = allow_missing_columns
         self.ticks = TickPlanner()
         self._fast: dict[str, fastpath.InputPlan] = {}  # key text -> plan of its last input
 
@@ -104,8 +110,8 @@ class WritePath:
             plan = self._input_plan(key, data.dtype)
             if plan is None:
                 return None
-            return plan.one(data.tobytes()) if len(data) == 1 else plan.rows(data)
-        if type(data) is dict:
+            built = plan.one(data.tobytes()) if len(data) == 1 else plan.rows(data)
+        elif type(data) is dict:
             got = fastpath.columns_dtype(data)
             if got is None:
                 return None
@@ -113,8 +119,13 @@ class WritePath:
             if plan is None:
                 return None
             rows = fastpath.pack_columns(data, *got)
-            return plan.one(rows) if isinstance(rows, bytes) else plan.rows(rows)
-        return None
+            built = plan.one(rows) if isinstance(rows, bytes) else plan.rows(rows)
+        else:
+            return None
+        stale = None if plan.bucket is None else plan.bucket.stale
+        if built is not None and stale and any(w.year in stale for w in built[1]):
+            return None  # a year file to migrate first: the general path does (write_many)
+        return built
 
     def _input_plan(self, key: str, dtype: np.dtype) -> fastpath.InputPlan | None:
         """The fast-path plan for rows of `dtype` into the existing fixed bucket `key`
@@ -157,7 +168,8 @@ class WritePath:
             bucket = self.catalog.buckets.get(key)
             if bucket is None:
                 kind = VARIABLE if variable else FIXED
-                schema = ingest.infer_schema(key.tf, kind, cols, str(key))
+                schema = ingest.infer_schema(key.tf, kind, cols, str(key),
+                                             nanos_column=variable is False)
             else:
                 schema = bucket.schema
                 if variable is not None and (schema.kind == VARIABLE) != variable:
@@ -175,7 +187,10 @@ class WritePath:
                     fixed.extend(first)
                     size += sum(w.nbytes for w in first)
                     continue
-            batch = ingest.prepare(cols, schema, self.calendar, str(key))
+            fills = None
+            if self.allow_missing_columns and bucket is not None:
+                fills = fill_values(schema, bucket.columns)
+            batch = ingest.prepare(cols, schema, self.calendar, str(key), fills=fills)
             if len(batch) == 0:
                 continue
             if bucket is None:
@@ -196,13 +211,37 @@ class WritePath:
             )
         return Transaction(self, fixed, ticks, creates)
 
+    def stale_targets(self, txn: Transaction) -> list[tuple[Bucket, int]]:
+        """(bucket, year) of the year files `txn` writes that have an older schema than their
+        bucket: each must be migrated (engine/alter.py) before the transaction is logged."""
+        out: list[tuple[Bucket, int]] = []
+        buckets = self.catalog.buckets
+        for w in txn.fixed:
+            b = buckets.get(w.key)
+            if b is not None and w.year in b.stale and (b, w.year) not in out:
+                out.append((b, w.year))
+        for key, schema, batch in txn.ticks:
+            b = buckets.get(key)
+            if b is None or not b.stale or not len(batch):
+                continue
+            y0 = self.calendar.slot_of(int(batch.epochs.min()), schema.timeframe)[0]
+            y1 = self.calendar.slot_of(int(batch.epochs.max()), schema.timeframe)[0]
+            out.extend((b, y) for y in alter.stale_years(b, range(y0, y1 + 1)))
+        return out
+
     def plan_ticks(self, key: BucketKey, schema: Schema, batch: ingest.Batch) -> list[TickWrite]:
         """Runs on the commit leader, in commit order (blob offsets depend on earlier ones)."""
         bucket = self.catalog.get(key)
         assert batch.nanos is not None
+        if bucket.schema is not schema:
+            raise SchemaError(f"the columns of {key} changed while this write to it was being "
+                              "committed; write it again with the new columns")
         pinned: list[YearFile] = []  # the files the plan reads, open until it is done
 
         def file_of(y: int) -> YearFile | None:
+            if y in bucket.stale:  # pragma: no cover - migrated before commit (write_many)
+                raise SchemaError(f"year {y} of {key} has the columns of before a column "
+                                  "change; write it again")
             f = self.catalog.acquire(bucket, y)
             if f is not None:
                 pinned.append(f)
@@ -224,8 +263,8 @@ class WritePath:
         or records of the old size into a recreated bucket."""
         buckets = self.catalog.buckets
         for w in writes:
-            if isinstance(w, TickWrite):
-                continue  # planned by the leader itself, in commit order
+            if isinstance(w, (TickWrite, SchemaWrite, ClearWrite, DropYear)):
+                continue  # planned by the leader itself, in commit order / under the commit lock
             bucket = buckets.get(w.key)
             if bucket is None:
                 raise BucketNotFoundError(
@@ -233,16 +272,23 @@ class WritePath:
                 )
             want = bucket.schema.record_dtype
             have = w.dtype
-            if have is not want and have != want:
+            if have is not want and have != want or (bucket.stale and w.year in bucket.stale):
                 raise SchemaError(
-                    f"bucket {w.key} was destroyed and created again with other columns while "
-                    "this write to it was being committed; write it again"
+                    f"the columns of bucket {w.key} changed (or it was destroyed and created "
+                    "again) while this write to it was being committed; write it again"
                 )
 
     def apply(self, writes: Writes) -> None:
         catalog = self.catalog
         for w in writes:
+            if type(w) is SchemaWrite:  # op 4: bucket.hdr, durably (docs/format.md)
+                alter.apply_change(catalog, w)
+                self.forget(w.key)
+                continue
             bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
+            if isinstance(w, (ClearWrite, DropYear)):
+                self._apply_clear(bucket, w)
+                continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
             try:
@@ -254,12 +300,36 @@ class WritePath:
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
                     self.ticks.applied(w)
                 else:
+                    assert not isinstance(w, SchemaWrite)
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
             finally:
                 catalog.release(f)
 
+    def _apply_clear(self, bucket: Bucket, w: ClearWrite | DropYear) -> None:
+        """Ops 3 and 5 (docs/wal.md §10): zero the occupied slots of a range, or remove a
+        year file; both leave the same bytes when applied again."""
+        if isinstance(w, DropYear):
+            self.catalog.drop_year(bucket, w.year)
+            self.ticks.forget(w.key, w.year)
+            return
+        if w.token is not None:
+            self.ticks.applied(w.token)
+        if w.year not in bucket.years or w.last < w.first:
+            return
+        f = self.catalog.acquire(bucket, w.year)
+        if f is None:
+            return
+        try:
+            f.clear_range(w.first, w.last)
+        finally:
+            self.catalog.release(f)
+
     def publish(self, txn: int, writes: Writes, replayed: bool) -> None:
         if self._dispatcher.wants():
+            if any(type(w) is SchemaWrite for w in writes):  # column changes fire nothing
+                writes = [w for w in writes if type(w) is not SchemaWrite]
+                if not writes:
+                    return
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
 
     def sync_data(self) -> None:
@@ -269,8 +339,10 @@ class WritePath:
         return self._dispatcher.idle()
 
     def forget(self, key: BucketKey) -> None:
-        """Drop what is cached about `key`'s files (after they were rewritten)."""
+        """Drop what is cached about `key`'s files (after they were rewritten) and its
+        columns (after they changed)."""
         self.ticks.forget(key)
+        self._fast.clear()
 
     # -- opening -----------------------------------------------------------------------
     def recover(self, wal: WriteAheadLog, *, rwlock: RWLock, sync: str,

@@ -26,6 +26,7 @@ from mkts.engine import (
     CorruptFileError,
     CorruptWALError,
     Database,
+    FunctionError,
     InvalidInputError,
     InvalidKeyError,
     KeyPattern,
@@ -36,6 +37,7 @@ from mkts.engine import (
     Result,
     RootNotFoundError,
     SchemaError,
+    SqlError,
     StoreFailedError,
     Subscription,
     Timeframe,
@@ -49,7 +51,7 @@ from mkts.engine import (
     to_epoch_ns,
 )
 from mkts.export import export_parquet
-from mkts.plugins.base import BgWorker, Trigger
+from mkts.plugins.base import BgWorker, Function, FunctionArgs, FunctionContext, Trigger
 from mkts.plugins.errors import PluginError
 
 __all__ = [
@@ -63,6 +65,9 @@ __all__ = [
     # plugin contracts
     "Trigger",
     "BgWorker",
+    "Function",
+    "FunctionArgs",
+    "FunctionContext",
     "Records",
     "WriteEvent",
     "Subscription",
@@ -82,6 +87,7 @@ __all__ = [
     "InvalidKeyError",
     "SchemaError",
     "UnknownColumnError",
+    "FunctionError",
     "BucketNotFoundError",
     "BucketExistsError",
     "RootNotFoundError",
@@ -90,6 +96,7 @@ __all__ = [
     "StoreFailedError",
     "ClosedError",
     "CorruptFileError",
+    "SqlError",
     "CorruptWALError",
     "UnsupportedFormatError",
     "PluginError",

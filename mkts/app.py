@@ -31,7 +31,8 @@ def open(source: str | os.PathLike[str] | Config | Mapping[str, Any],
     - A directory (or a path that is neither a file nor named ``*.yml``/``*.yaml``) is a
       database root. `options` are the engine's keywords: ``timezone``, ``readonly``,
       ``sync``, ``sync_interval_ms``, ``checkpoint_interval_s``, ``max_wal_mb``,
-      ``recovery``, ``triggers``, ``workers`` and ``create`` (default True: a missing root is
+      ``recovery``, ``allow_missing_columns``, ``triggers``, ``workers`` and ``create``
+      (default True: a missing root is
       created; with ``create=False``, and always for ``readonly=True``, a missing root is
       `RootNotFoundError` naming the path).
     - A mkts.yml path, a `mkts.config.Config` or a mapping with its keys opens the database

@@ -19,6 +19,7 @@ import numpy as np
 
 from mkts import engine
 from mkts.engine.catalog import DESTROY_INTENT, DESTROYING, TEMPLATE_NAME, read_header
+from mkts.engine.columns import SchemaWrite
 from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
@@ -204,7 +205,7 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
         if m:
             report.files += 1
             _check_year_file(fs, root, key_text, fpath, int(m.group(1)), schema, calendar, tz,
-                             report)
+                             report, template.columns.version)
         elif name.endswith(".tmp"):
             report.note(_rel(root, fpath), "left over from an interrupted write; removed at "
                                            "the next writable open")
@@ -212,7 +213,10 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
 
 
 def _check_year_file(fs: OsFileSystem, root: str, key: str, path: str, year: int,
-                     schema: Schema, calendar: Any, tz: str, report: Report) -> None:
+                     schema: Schema, calendar: Any, tz: str, report: Report,
+                     version: int = 1) -> None:
+    """`version`: the bucket's schema version; a file of an older one (written before a
+    column change, docs/format.md "Column changes") is checked in its own columns."""
     where = _rel(root, path)
     try:
         f = YearFile.open(fs, path, writable=False)
@@ -224,7 +228,10 @@ def _check_year_file(fs: OsFileSystem, root: str, key: str, path: str, year: int
         problems = []
         if h.year != year:
             problems.append(f"header says year {h.year}")
-        if not same_schema(h.schema, schema):
+        if h.columns.version < version and h.schema.kind == schema.kind \
+                and h.schema.timeframe == schema.timeframe:
+            schema = h.schema  # read through the translation; its own blocks and slots
+        elif h.columns.version != version or not same_schema(h.schema, schema):
             problems.append("header columns or kind differ from the bucket's")
         if h.timezone != tz:
             problems.append(f"header time zone {h.timezone!r} differs from the root's {tz!r}")
@@ -379,9 +386,12 @@ def _check_wal(fs: OsFileSystem, root: str, schemas: dict[BucketKey, Schema],
         for rec in log.records():
             report.wal_pending += 1
             try:
-                journal.decode(rec.payload, schema_of,
-                               f"txn {rec.txn} in {os.path.basename(rec.segment)} at offset "
-                               f"{rec.offset}")
+                ops = journal.decode(rec.payload, schema_of,
+                                     f"txn {rec.txn} in {os.path.basename(rec.segment)} at "
+                                     f"offset {rec.offset}")
+                for op in ops:  # a column change: later records use the new schema
+                    if isinstance(op, SchemaWrite):
+                        schemas[op.key] = op.schema
             except engine.MktsError as exc:
                 if shown < MAX_PER_KIND:
                     shown += 1

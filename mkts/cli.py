@@ -1,5 +1,5 @@
-"""The `mkts` command: init, start, query, import, list, info, destroy, check, wal inspect,
-compact, rebuild-aggregates, export, bench. See docs/cli.md.
+"""The `mkts` command: init, start, query, import, list, info, destroy, delete, check,
+wal inspect, compact, rebuild-aggregates, export, bench. See docs/cli.md.
 
 Owns argument parsing, opening the database the right way for each command, and printing.
 Every failure is one line on stderr (`mkts <command>: <what went wrong>`) and a non-zero exit
@@ -244,7 +244,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     from mkts import engine
 
     try:
-        return server.serve(cfg, host=args.host, port=args.port)
+        return server.serve(cfg, host=args.host, port=args.port, grpc_port=args.grpc_port)
     except engine.LockedError as exc:
         raise CliError(f"{_lock_text(exc)}; another mkts server or writing command holds "
                        "it") from None
@@ -287,6 +287,24 @@ def cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    target = _Target(args)
+    with target.open_readonly() as db:
+        try:
+            r = db.sql(args.statement)
+        except ImportError as exc:
+            raise CliError(str(exc)) from None
+        if not len(r):
+            _say("sql", "no rows")
+        # Epoch (int64 seconds) prints as a time unless --epoch; other columns as they are
+        timed = not args.epoch and "Epoch" in r.columns and r["Epoch"].dtype.kind in "iu"
+        if args.csv:
+            _write_csv(sys.stdout, {"SQL": r}, not timed, keyed=False)
+        else:
+            _write_table(sys.stdout, r, db.timezone, not timed)
+    return EXIT_OK
+
+
 def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
     """What to say about each part of `pattern` (one alternative per key part: a key, or a
     pattern with globs) that matches none of `keys`."""
@@ -308,9 +326,9 @@ def _unmatched(pattern: str, keys: list[str], most: int = 1000) -> list[str]:
 
 def _rows(r: Any, tz: str, raw_epoch: bool) -> tuple[list[str], list[list[str]]]:
     cols = r.columns
-    nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in cols else None
-    names = list(cols) if raw_epoch else ["Epoch"] + [c for c in cols
-                                                      if c not in ("Epoch", "Nanoseconds")]
+    nanos = np.asarray(r["Nanoseconds"]) if r.ticks else None
+    names = list(cols) if raw_epoch else ["Epoch"] + [
+        c for c in cols if c != "Epoch" and not (c == "Nanoseconds" and r.ticks)]
     # numpy scalars print their shortest round-trip form for their own width (f4 185.3, not
     # the float64 185.3000030517578)
     texts = [[str(v) for v in np.asarray(r[c])] for c in names]
@@ -346,7 +364,7 @@ def _write_csv(out: Any, results: dict[str, Any], raw_epoch: bool, keyed: bool) 
     tables = []
     for key, r in results.items():
         names, rows = _rows(r, "UTC", raw_epoch)
-        if keyed and "Nanoseconds" in r.columns and "Nanoseconds" not in names:
+        if keyed and r.ticks and "Nanoseconds" not in names:
             names = [*names, "Nanoseconds"]
             rows = [[*row, str(ns)] for row, ns in zip(rows, np.asarray(r["Nanoseconds"]),
                                                        strict=True)]
@@ -407,7 +425,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                              types=types or None, skip=tuple(_columns_arg(args.skip) or ()),
                              rename=rename, delimiter=args.delimiter,
                              symbol_column=args.symbol_column, key_column=args.key_column,
-                             progress=progress)
+                             progress=progress, replace=args.replace)
         except CsvProblem as exc:
             for line in exc.problems:
                 print(f"{file}: {line}", file=sys.stderr)
@@ -474,7 +492,7 @@ def _long_row(db: Any, key: str) -> list[str]:
     times = ["-", "-"]
     for i, r in enumerate((db.read(key, limit=1, limit_from_start=True), db.read(key, limit=1))):
         if len(r):
-            nanos = np.asarray(r["Nanoseconds"]) if "Nanoseconds" in r.columns else None
+            nanos = np.asarray(r["Nanoseconds"]) if r.ticks else None
             times[i] = _format_times(np.asarray(r["Epoch"]), nanos, db.timezone)[0]
     allocated = apparent = 0
     with os.scandir(os.path.join(db.root, *key.split("/"))) as entries:
@@ -498,8 +516,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("columns:    " + ", ".join(f"{c} {t}" for c, t in info["columns"].items()))
         print("years:      " + (", ".join(str(y) for y in info["years"]) or "none"))
         if len(first):
-            nf = np.asarray(first["Nanoseconds"]) if "Nanoseconds" in first.columns else None
-            nl = np.asarray(last["Nanoseconds"]) if "Nanoseconds" in last.columns else None
+            nf = np.asarray(first["Nanoseconds"]) if first.ticks else None
+            nl = np.asarray(last["Nanoseconds"]) if last.ticks else None
             print(f"first:      {_format_times(np.asarray(first['Epoch']), nf, db.timezone)[0]}")
             print(f"last:       {_format_times(np.asarray(last['Epoch']), nl, db.timezone)[0]}")
         else:
@@ -526,6 +544,63 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         gone = db.destroy(args.key)
     also = f" and the buckets its triggers maintain: {', '.join(gone[1:])}" if gone[1:] else ""
     print(f"destroyed {args.key}{also}")
+    return EXIT_OK
+
+
+def cmd_alter(args: argparse.Namespace) -> int:
+    """`mkts alter KEY add NAME DTYPE [--fill V] | drop NAME | rename OLD NEW`."""
+    target = _Target(args)
+    op, names = args.op, list(args.names)
+    want = {"add": 2, "drop": 1, "rename": 2}[op]
+    usage = {"add": "add NAME DTYPE [--fill V]", "drop": "drop NAME", "rename": "rename OLD NEW"}
+    if len(names) != want or (args.fill is not None and op != "add"):
+        raise CliError(f"mkts alter KEY {usage[op]}", EXIT_USAGE)
+    if op == "drop":
+        with target.open_readonly() as db:  # an unknown column is an error, not a question
+            cols = db.info(args.key)["columns"]
+        if names[0] not in cols:
+            raise CliError(f"{args.key} has no column {names[0]!r}; it has "
+                           f"{', '.join(c for c in cols if c not in ('Epoch', 'Nanoseconds'))}")
+        confirm_deletion(f"column {names[0]} of {args.key} (its values in every year)", args)
+    with target.open_writable() as db:
+        if op == "add":
+            db.add_column(args.key, names[0], names[1], _fill_arg(args.fill))
+            print(f"{args.key}: added column {names[0]} ({names[1]})")
+        elif op == "drop":
+            db.drop_column(args.key, names[0])
+            print(f"{args.key}: dropped column {names[0]}")
+        else:
+            db.rename_column(args.key, names[0], names[1])
+            print(f"{args.key}: renamed column {names[0]} to {names[1]}")
+        cols = db.info(args.key)["columns"]
+    print(f"columns:    {', '.join(f'{n} {t}' for n, t in cols.items())}")
+    return EXIT_OK
+
+
+def _fill_arg(text: str | None) -> int | float | str:
+    """--fill as given: an integer, else a number, else the text itself."""
+    if text is None:
+        return 0
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    target = _Target(args)
+    start, end = _time_arg(args.start, "start"), _time_arg(args.end, "end")
+    span = f"from {args.start or 'the first row'} to {args.end or 'the last row'}"
+    if not getattr(args, "yes", False):
+        with target.open_readonly() as db:  # a missing bucket is an error, not a question
+            info = db.info(args.key)
+        confirm_deletion(f"the rows of {info['key']} {span}", args)
+    with target.open_writable() as db:
+        n = db.delete(args.key, start, end)
+        db.wait_for_triggers()
+    print(f"deleted {n} row{'s' if n != 1 else ''} of {args.key} {span}")
     return EXIT_OK
 
 
@@ -684,12 +759,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite an existing file")
     s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("start", parents=[db_opts], help="run the server (/rpc, /ws)",
+    s = sub.add_parser("start", parents=[db_opts], help="run the server (/rpc, /ws, gRPC)",
                        description="Open the database (lock, replay, plugins, workers) and serve "
-                       "MarketStore's JSON-RPC and streaming protocols until SIGINT/SIGTERM.")
+                       "MarketStore's JSON-RPC, streaming and (with grpc_listen_port) gRPC "
+                       "protocols until SIGINT/SIGTERM.")
     s.add_argument("--host", help="listen on this address (overrides listen_host)")
     s.add_argument("--port", type=int, help="listen on this port (overrides listen_port; 0 = "
                    "any free port)")
+    s.add_argument("--grpc-port", type=int, help="serve gRPC on this port (overrides "
+                   "grpc_listen_port; 0 = any free port)")
     s.set_defaults(func=cmd_start)
 
     s = sub.add_parser("query", parents=[db_opts], help="print rows of buckets",
@@ -711,6 +789,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epoch", action="store_true", help="raw Epoch seconds (and Nanoseconds) "
                    "instead of ISO times")
     s.set_defaults(func=cmd_query)
+
+    s = sub.add_parser("sql", parents=[db_opts], help="run an SQL SELECT over buckets",
+                       description="Run one SQL SELECT with DuckDB (pip install 'mkts[sql]'); "
+                       'a bucket key in double quotes is a table: SELECT * FROM '
+                       '"AAPL/1Min/OHLCV" WHERE Epoch >= 1704067200. Opens the database '
+                       "read-only, so it works beside a running server.")
+    s.add_argument("statement", metavar="SQL")
+    s.add_argument("--csv", action="store_true", help="CSV output (times in UTC)")
+    s.add_argument("--epoch", action="store_true", help="raw Epoch seconds instead of ISO "
+                   "times")
+    s.set_defaults(func=cmd_sql)
 
     s = sub.add_parser("import", parents=[db_opts, prog_opts], help="load a CSV file",
                        description="Load FILE.csv (header row; a time column) into KEY, or "
@@ -747,6 +836,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "its own columns")
     s.add_argument("--ticks", action="store_true", help="create a tick (variable) bucket: any "
                    "number of rows per interval, exact nanoseconds")
+    s.add_argument("--replace", action="store_true", help="replace the rows each bucket holds "
+                   "in the file's span (its first to its last time) instead of adding to "
+                   "them: a corrected day of ticks without duplicates")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("list", parents=[db_opts], help="list buckets",
@@ -774,6 +866,31 @@ def build_parser() -> argparse.ArgumentParser:
                        "a terminal).")
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_destroy)
+
+    s = sub.add_parser("alter", parents=[db_opts, yes_opts], help="add, drop or rename a "
+                       "column", description="Change a bucket's columns: `add NAME DTYPE "
+                       "[--fill V]` (rows written before read V, default 0), `drop NAME`, "
+                       "`rename OLD NEW`. One logged transaction; no data file is rewritten. "
+                       "drop asks for confirmation on a terminal (--yes skips it).")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("op", choices=("add", "drop", "rename"))
+    s.add_argument("names", nargs="+", metavar="NAME")
+    s.add_argument("--fill", metavar="V", help="add: the value of the new column in rows "
+                   "written before it (default 0; '' for strings)")
+    s.set_defaults(func=cmd_alter)
+    s = sub.add_parser("delete", parents=[db_opts, yes_opts], help="delete a range of rows",
+                       description="Remove the rows of KEY with START <= time <= END (interval "
+                       "labels for bars, exact times for ticks; both ends optional), as one "
+                       "transaction; a year left without rows loses its file. The buckets "
+                       "the configured triggers maintain from KEY are recomputed. Asks for "
+                       "confirmation on a terminal; --yes skips the question (and is required "
+                       "when stdin is not a terminal).")
+    s.add_argument("key", metavar="KEY")
+    s.add_argument("--start", help="first time (epoch seconds or ISO-8601; without an offset "
+                   "in the database's time zone), inclusive; default: the first row")
+    s.add_argument("--end", help="last time, inclusive (a date alone: the whole day); "
+                   "default: the last row")
+    s.set_defaults(func=cmd_delete)
 
     s = sub.add_parser("check", parents=[db_opts, prog_opts], help="verify files, log and "
                        "aggregates", description="Verify headers, slot arrays, tick blobs, the "

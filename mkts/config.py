@@ -26,8 +26,9 @@ from mkts.plugins.settings import schema_paths as _schema_paths
 
 __all__ = ["Config", "WalConfig", "StorageConfig", "TriggerConfig", "BgWorkerConfig", "ConfigError",
            "load", "from_dict", "schema_paths", "LOG_LEVELS", "DEFAULT_HOST", "DEFAULT_PORT",
-           "DEFAULT_MAX_REQUEST_MB"]
+           "DEFAULT_MAX_REQUEST_MB", "MetricsAccess"]
 
+MetricsAccess = Literal["loopback", "network", "off"]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_HOST = "127.0.0.1"  # this machine only
 DEFAULT_PORT = 5993  # MarketStore's
@@ -40,6 +41,10 @@ def _not_negative(v: Any) -> str | None:
 
 def _port(v: int) -> str | None:
     return None if 1 <= v <= 65535 else "must be a TCP port between 1 and 65535"
+
+
+def _optional_port(v: int | None) -> str | None:
+    return None if v is None else _port(v)
 
 
 def _timezone(v: str) -> str | None:
@@ -67,6 +72,8 @@ class StorageConfig:
     """The data files (docs/format.md "Open files")."""
 
     max_open_files: int = field(default=0, metadata=rules(check=_not_negative))  # 0: automatic
+    # docs/format.md "Column changes": a write may leave out columns (they take their fill)
+    allow_missing_columns: bool = DEFAULTS.allow_missing_columns
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,8 @@ class Config:
     timezone: str = field(default="UTC", metadata=rules(check=_timezone))
     listen_host: str = DEFAULT_HOST
     listen_port: int = field(default=DEFAULT_PORT, metadata=rules(check=_port))
+    grpc_listen_port: int | None = field(default=None, metadata=rules(check=_optional_port))
+    metrics: MetricsAccess = "loopback"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_request_mb: int = field(default=DEFAULT_MAX_REQUEST_MB, metadata=rules(check=positive))
     wal: WalConfig = field(default_factory=WalConfig)
@@ -116,7 +125,8 @@ class Config:
         return {"timezone": self.timezone, "sync": w.sync, "sync_interval_ms": w.sync_interval_ms,
                 "checkpoint_interval_s": w.checkpoint_interval_s, "max_wal_mb": w.max_size_mb,
                 "recovery": w.recovery,
-                "max_open_files": self.storage.max_open_files or None}
+                "max_open_files": self.storage.max_open_files or None,
+                "allow_missing_columns": self.storage.allow_missing_columns}
 
 
 def load(path: str | os.PathLike[str]) -> Config:

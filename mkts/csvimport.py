@@ -729,8 +729,13 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
                types: Mapping[str, Any] | None = None, skip: tuple[str, ...] = (),
                rename: Mapping[str, str] | None = None, delimiter: str | None = None,
                symbol_column: str | None = None, key_column: str | None = None,
-               progress: bool = False) -> ImportResult:
+               progress: bool = False, replace: bool = False) -> ImportResult:
     """Validate all of `path`, then write it to bucket `key` (created on first write).
+
+    With `replace`, the rows each bucket already holds in the file's span for it (its first
+    to its last time) are removed in the transaction that writes the first rows
+    (`Database.update`): a corrected file replaces what was there instead of adding
+    duplicate ticks. A file of one transaction is replaced atomically.
 
     With `symbol_column` (and a `key` whose symbol is `*`) or `key_column` (and `key` None
     or `*/*/*`) the file holds several buckets, written together, one transaction per chunk
@@ -742,7 +747,8 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
                 rename=rename, delimiter=delimiter, progress=progress)
     if symbol_column is not None or key_column is not None:
         return _import_many(db, key, path, variable=variable, types=types,
-                            symbol_column=symbol_column, key_column=key_column, **opts)
+                            symbol_column=symbol_column, key_column=key_column,
+                            replace=replace, **opts)
     if "*" in key:
         raise CsvProblem(f"key {key!r} has a '*': to import a file of several symbols, name "
                          "the symbol column with --symbol-column (or the key column with "
@@ -772,12 +778,29 @@ def import_csv(db: Any, key: str, path: str, *, variable: bool | None = None,
     with progress_bar(n, "writing", unit="row", enabled=progress and txns > 1) as bar:
         for start in range(0, n, per_txn):
             part = {c: a[start : start + per_txn] for c, a in cols.items()}
-            db.write(key, part, variable=is_ticks if existing is None else None)
+            if replace and start == 0:
+                lo, hi = _span(cols)
+                db.update(key, part, start=lo, end=hi,
+                          variable=is_ticks if existing is None else None)
+            else:
+                db.write(key, part, variable=is_ticks if existing is None else None)
             bar.update(len(part["Epoch"]))
     shown = _shown(cols)
     ivals = None if is_ticks else _intervals(db, key, cols["Epoch"].view(np.int64))
     return ImportResult(n, txns, existing is None, shown,
                         [BucketResult(key, n, existing is None, ivals, shown)])
+
+
+def _span(cols: Mapping[str, np.ndarray]) -> tuple[np.datetime64, np.datetime64]:
+    """The first and last time of the rows (nanoseconds, ticks' Nanoseconds included)."""
+    epochs = cols["Epoch"]
+    if epochs.dtype.kind == "M":
+        t = epochs.astype("datetime64[ns]").view(np.int64)
+    else:
+        t = epochs.astype(np.int64) * 1_000_000_000
+    if "Nanoseconds" in cols:
+        t = t + cols["Nanoseconds"].astype(np.int64)
+    return np.datetime64(int(t.min()), "ns"), np.datetime64(int(t.max()), "ns")
 
 
 def _same_types(new: list[CsvData]) -> None:
@@ -800,7 +823,7 @@ def _same_types(new: list[CsvData]) -> None:
 
 def _import_many(db: Any, key: str | None, path: str, *, variable: bool | None,
                  types: Mapping[str, Any] | None, symbol_column: str | None,
-                 key_column: str | None, **opts: Any) -> ImportResult:
+                 key_column: str | None, replace: bool = False, **opts: Any) -> ImportResult:
     from mkts import engine
 
     if symbol_column is not None and key_column is not None:
@@ -866,9 +889,21 @@ def _import_many(db: Any, key: str | None, path: str, *, variable: bool | None,
     size = 0
     with progress_bar(n, "writing", unit="row", enabled=opts.get("progress", False)) as bar:
 
+        first = set(buckets) if replace else set()  # buckets whose span is still to clear
+
         def commit() -> None:
             nonlocal pending, size, txns
-            db.write_many(pending)
+            if first & set(pending):
+                with db.transaction() as tx:
+                    for k, part in pending.items():
+                        if k in first:
+                            first.discard(k)
+                            lo, hi = _span(buckets[k][0])
+                            tx.update(k, part, start=lo, end=hi)
+                        else:
+                            tx.write(k, part)
+            else:
+                db.write_many(pending)
             bar.update(sum(len(p["Epoch"]) for p in pending.values()))
             txns += 1
             pending, size = {}, 0

@@ -96,9 +96,11 @@ def read_dask(root: str | os.PathLike[str], pattern: str, start: Any = None, end
     _check_one_schema(pattern, keys, list(infos.values()))
     pieces = plan_pieces(engine.get_calendar(tz), infos, start_ns, end_ns)
     schema: dict[str, str] = infos[keys[0]]["columns"]
-    names = _output_columns(keys[0], schema, columns)
+    ticks = infos[keys[0]]["kind"] == "variable"  # (a fixed bucket's Nanoseconds is data)
+    names = _output_columns(keys[0], schema, columns, ticks)
     empty = np.zeros(0, dtype=[(n, t) for n, t in schema.items()])
-    meta = _frame([("", engine.Result("", empty, list(schema), tz))], tz, None)
+    meta = _frame([("", engine.Result("", empty, list(schema), tz, ticks=ticks))], tz, None,
+                  ticks)
     if not pieces:  # nothing in range: one empty partition with the right dtypes
         return dd.from_pandas(meta[names], npartitions=1, sort=False)
     g = group_size(len(pieces), len(keys), pieces_per_partition)
@@ -143,11 +145,10 @@ def _describe(info: dict[str, Any]) -> str:
     return ", ".join(f"{c} {t}" for c, t in info["columns"].items()) + f" ({info['kind']})"
 
 
-def _output_columns(key: str, schema: dict[str, str], columns: Sequence[str] | None
-                    ) -> list[str]:
+def _output_columns(key: str, schema: dict[str, str], columns: Sequence[str] | None,
+                    ticks: bool) -> list[str]:
     """Symbol first, then the requested (or all) columns, Nanoseconds last for ticks."""
-    values = [c for c in schema if c not in ("Epoch", "Nanoseconds")]
-    ticks = "Nanoseconds" in schema
+    values = [c for c in schema if c != "Epoch" and not (ticks and c == "Nanoseconds")]
     if columns is None:
         chosen = values
     else:
@@ -155,7 +156,7 @@ def _output_columns(key: str, schema: dict[str, str], columns: Sequence[str] | N
             columns = [columns]
         chosen = []
         for c in columns:
-            if c in (SYMBOL, "Epoch", "Nanoseconds") or c in chosen:
+            if c in (SYMBOL, "Epoch") or (ticks and c == "Nanoseconds") or c in chosen:
                 continue
             if c not in values:
                 raise engine.UnknownColumnError(
@@ -174,11 +175,12 @@ def _divisions(groups: list[list[Piece]], tz: str, pd: Any) -> tuple[Any, ...]:
     return (*(ts(g[0].first_ns) for g in groups), ts(groups[-1][-1].end_ns))
 
 
-def _frame(parts: list[tuple[str, engine.Result]], tz: str, columns: Sequence[str] | None
-           ) -> Any:
+def _frame(parts: list[tuple[str, engine.Result]], tz: str, columns: Sequence[str] | None,
+           ticks: bool) -> Any:
     """The reads of one partition's pieces, (symbol, result) in order, as one frame (also
-    builds the meta from an empty result). Each column is copied once, straight from the
-    results into one contiguous array that the frame takes over without a further copy."""
+    builds the meta from an empty result); `ticks`: Nanoseconds is part of the row times.
+    Each column is copied once, straight from the results into one contiguous array that
+    the frame takes over without a further copy."""
     import pandas as pd
     import pyarrow as pa
 
@@ -190,14 +192,16 @@ def _frame(parts: list[tuple[str, engine.Result]], tz: str, columns: Sequence[st
 
     ns = column("Epoch").astype(np.int64, copy=False)
     ns *= NS
-    if "Nanoseconds" in names:
+    ticks = ticks and "Nanoseconds" in names
+    if ticks:
         ns += column("Nanoseconds")
     index = pd.DatetimeIndex(ns.view("datetime64[ns]"), name="Epoch").tz_localize("UTC")
     if tz != "UTC":
         index = index.tz_convert(tz)
     if columns is None:
-        columns = [SYMBOL, *(n for n in names if n not in ("Epoch", "Nanoseconds")),
-                   *(["Nanoseconds"] if "Nanoseconds" in names else [])]
+        columns = [SYMBOL,
+                   *(n for n in names if n != "Epoch" and not (ticks and n == "Nanoseconds")),
+                   *(["Nanoseconds"] if ticks else [])]
     data: dict[str, Any] = {}
     for c in columns:
         if c == SYMBOL:
@@ -228,7 +232,7 @@ def _read_pieces(specs: tuple[_Spec, ...], columns: Sequence[str] | None = None)
     `columns` is the projection Dask pushes down (any subset of the frame's columns)."""
     wanted = None if columns is None else [c for c in columns if c != SYMBOL]
     parts: list[tuple[str, engine.Result]] = []
-    tz = "UTC"
+    tz, ticks = "UTC", False
     for root, key, year, start_ns, end_ns in specs:
         with _handles.use(root, key, year) as db:
             r = db.read(key, np.datetime64(start_ns, "ns"), np.datetime64(end_ns, "ns"),
@@ -236,7 +240,8 @@ def _read_pieces(specs: tuple[_Spec, ...], columns: Sequence[str] | None = None)
             tz = db.timezone
         log.debug("read %s year %d: %d rows, columns %s", key, year, len(r), r.columns)
         parts.append((key.split("/", 1)[0], r))
-    return _frame(parts, tz, columns)
+        ticks = r.ticks
+    return _frame(parts, tz, columns, ticks)
 
 
 class _Handle:

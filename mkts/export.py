@@ -116,7 +116,7 @@ def _table(pa: Any, r: engine.Result, tz: str) -> Any:
     """Epoch (+ Nanoseconds) as one timestamp[ns, UTC] column, then the result's columns."""
     arr = r.array
     ns = arr["Epoch"].astype(np.int64) * NS
-    if "Nanoseconds" in r.columns:
+    if r.ticks:  # (a fixed bucket's Nanoseconds column is data)
         ns += arr["Nanoseconds"]
     arrays = [pa.array(ns, type=pa.timestamp("ns", tz="UTC"))]
     names = r.columns

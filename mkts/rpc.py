@@ -15,6 +15,7 @@ import numpy as np
 
 from mkts import engine
 from mkts.engine.timeutil import MAX_DATETIME64_S, NS
+from mkts.sqlwire import run_wire_sql
 from mkts.wire import (
     MSGPACK,
     BodyLimitError,
@@ -39,6 +40,7 @@ METHOD_ERROR = -32000  # what MarketStore's gorilla/rpc answers for any method e
 INTERNAL_ERROR = -32603
 MAX_REQUESTS = 10_000  # entries in one "requests" list
 MAX_QUERY_COLUMNS = 200
+MAX_QUERY_FUNCTIONS = 100  # calls in one request's chain
 _INT64_MAX = (1 << 63) - 1
 _TYPE_CODES = {"f4": 0, "i4": 1, "f8": 2, "i8": 3, "i1": 5, "i2": 9, "u1": 10, "u2": 11,
                "u4": 12, "u8": 13, "U16": 14}  # MarketStore's EnumElementType
@@ -200,12 +202,8 @@ class DataService:
         return {"responses": responses, "version": self.version, "timezone": self.db.timezone}
 
     def _query_one(self, req: Mapping[str, Any]) -> dict[str, Any]:
-        if req.get("is_sqlstatement") or req.get("sql_statement"):
-            raise WireError("SQL statements are not supported by mkts; query with destination, "
-                            "epoch_start, epoch_end, limit_record_count and columns")
-        if req.get("functions"):
-            raise WireError("query functions are not supported by mkts; fetch the rows and "
-                            "compute on the client")
+        if req.get("is_sqlstatement"):  # MarketStore's SQL subset (mkts/sqlwire.py)
+            return run_wire_sql(self.db, req.get("sql_statement"))
         category = req.get("key_category")
         if category not in (None, "", "Symbol/Timeframe/AttributeGroup"):
             raise WireError(f"key_category {category!r} is not supported; mkts keys are "
@@ -233,9 +231,16 @@ class DataService:
                 raise WireError(f"{len(columns)} columns asked for; at most {MAX_QUERY_COLUMNS}")
             if not columns:
                 columns = None
+        functions = req.get("functions") or None
+        if functions is not None:
+            if not isinstance(functions, list) or not all(isinstance(f, str) for f in functions):
+                raise WireError("functions must be a list of call strings like \"count(*)\"")
+            if len(functions) > MAX_QUERY_FUNCTIONS:
+                raise WireError(f"{len(functions)} functions asked for; at most "
+                                f"{MAX_QUERY_FUNCTIONS}")
         results = self.db.query(dest, start, end, limit=limit or None,
                                 limit_from_start=_bool(req, "limit_from_start"),
-                                columns=columns)
+                                columns=columns, functions=functions)
         return encode_dataset(list(results.items()))
 
     # -- Write -----------------------------------------------------------------------------
@@ -302,8 +307,8 @@ class DataService:
             if not isinstance(name, str):
                 raise WireError(f"column names must be strings, not {_tname(name)}")
             dtype = parse_wire_type(t)
-            if name in ("Epoch", "Nanoseconds"):
-                continue
+            if name == "Epoch" or (name == "Nanoseconds" and variable):
+                continue  # (in a fixed bucket Nanoseconds is an ordinary column)
             if name in columns:
                 raise WireError(f"column {name!r} appears twice")
             columns[name] = dtype

@@ -1,10 +1,12 @@
-"""The HTTP server `mkts start` runs: `POST /rpc` (MarketStore's msgpack JSON-RPC, so the
-unmodified pymarketstore client works), `GET /ws` (streaming) and `GET /heartbeat`, on aiohttp.
+"""The server `mkts start` runs: `POST /rpc` (MarketStore's msgpack JSON-RPC, so the
+unmodified pymarketstore client works), `GET /ws` (streaming), `GET /heartbeat` and
+`GET /metrics` on aiohttp, and MarketStore's gRPC service when `grpc_listen_port` is set.
 
 Owns transport concerns only: body limits, content types, the version header, threads for
 blocking engine calls, accepting connections (with a backoff when the process is out of
-descriptors), startup and a clean stop. The methods live in `mkts.rpc`, the wire
-formats in `mkts.wire`, the WebSocket protocol in `mkts.streaming`. See docs/server.md.
+descriptors), who may read /metrics, startup and a clean stop. The methods live in
+`mkts.rpc`, the wire formats in `mkts.wire`, the WebSocket protocol in `mkts.streaming`,
+gRPC in `mkts.grpcserver`, the counters in `mkts.metrics`. See docs/server.md.
 
 Programmatic use (what `make demo` does)::
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -26,15 +29,21 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 import mkts
 from mkts import engine, wiring
-from mkts.config import Config
+from mkts.config import Config, MetricsAccess
 from mkts.rpc import INVALID_REQUEST, DataService, handle_body
 from mkts.streaming import WsEndpoint
 from mkts.wire import JSON, MSGPACK, encode_body
+
+if TYPE_CHECKING:
+    from mkts.grpcserver import GrpcServer
+    from mkts.metrics import Metrics
 
 __all__ = ["VERSION", "build_app", "serve", "run_in_thread", "RunningServer", "VERSION_HEADER"]
 
@@ -60,11 +69,15 @@ _BACKLOG = 128
 
 class _Handlers:
     def __init__(self, db: engine.Database, max_request_bytes: int, executor: ThreadPoolExecutor,
-                 ws: WsEndpoint) -> None:
-        self.service = DataService(db, VERSION)
+                 ws: WsEndpoint, metrics: Metrics | None = None,
+                 metrics_access: MetricsAccess = "loopback") -> None:
+        self.service = metrics.service(db, VERSION, "rpc") if metrics is not None \
+            else DataService(db, VERSION)
         self.max_request_bytes = max_request_bytes
         self.executor = executor
         self.ws = ws
+        self.metrics = metrics
+        self.metrics_access = metrics_access
         self.started = time.monotonic()
         self.stopping = False
 
@@ -93,6 +106,8 @@ class _Handlers:
                 "message": f"request body is larger than {limit_mb:g} MiB (max_request_mb in "
                            "mkts.yml); split the write into smaller requests"}}
             log.warning("refused a request body over %g MiB from %s", limit_mb, request.remote)
+            if self.metrics is not None:
+                self.metrics.refused("rpc")
             return web.Response(body=encode_body(error, kind), content_type=_MIME[kind],
                                 headers={"Connection": "close"})
         loop = asyncio.get_running_loop()
@@ -110,6 +125,17 @@ class _Handlers:
             if len(buf) > limit:
                 return None
         return bytes(buf)
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        """Prometheus' text format; for clients on this machine unless `metrics: network`."""
+        if self.metrics is None:
+            return web.Response(status=404, text="metrics are off (metrics: off in mkts.yml)")
+        if self.metrics_access != "network" and not _is_loopback(request.remote):
+            return web.Response(status=403, text="metrics are served to clients on this "
+                                "machine only; set metrics: network in mkts.yml to serve them "
+                                "to every client that can reach the port")
+        body, content_type = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         status = "not queryable" if self.stopping else "queryable"
@@ -135,6 +161,17 @@ class _QuietClientErrors(logging.Filter):
 
 
 _quiet = _QuietClientErrors()
+
+
+def _is_loopback(remote: str | None) -> bool:
+    """Whether a peer address is this machine (127.0.0.0/8, ::1, ::ffff:127.x)."""
+    try:
+        ip = ipaddress.ip_address((remote or "").split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 class _AcceptGuard:
@@ -271,13 +308,17 @@ async def _version_header(request: web.Request, response: web.StreamResponse) ->
 
 
 def build_app(db: engine.Database, *, max_request_mb: float = wiring.DEFAULT_MAX_REQUEST_MB,
-              executor: ThreadPoolExecutor | None = None) -> web.Application:
-    """The aiohttp application serving `db` (which the caller keeps open and closes)."""
+              executor: ThreadPoolExecutor | None = None, metrics: Metrics | None = None,
+              metrics_access: MetricsAccess = "loopback") -> web.Application:
+    """The aiohttp application serving `db` (which the caller keeps open and closes).
+    With `metrics` (a `mkts.metrics.Metrics` watching `db`) /rpc calls are counted and
+    `GET /metrics` serves them to the clients `metrics_access` allows; without, /metrics
+    answers 404."""
     max_bytes = int(max_request_mb * (1 << 20))
     pool = executor or ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4),
                                           thread_name_prefix="mkts-rpc")
     ws = WsEndpoint(db, wiring.stream_subscriber(db))
-    handlers = _Handlers(db, max_bytes, pool, ws)
+    handlers = _Handlers(db, max_bytes, pool, ws, metrics, metrics_access)
     app = web.Application(client_max_size=max_bytes + 1)
     server_log = logging.getLogger("aiohttp.server")
     if _quiet not in server_log.filters:
@@ -285,6 +326,7 @@ def build_app(db: engine.Database, *, max_request_mb: float = wiring.DEFAULT_MAX
     app.router.add_route("*", "/rpc", handlers.rpc)
     app.router.add_get("/ws", ws.handle)
     app.router.add_get("/heartbeat", handlers.heartbeat)
+    app.router.add_get("/metrics", handlers.metrics_text)
     app.on_response_prepare.append(_version_header)
 
     async def on_startup(app: web.Application) -> None:
@@ -309,27 +351,89 @@ def _close_all(sockets: list[socket.socket]) -> None:
         sock.close()
 
 
+@dataclass
+class _Beside:
+    """What serves beside /rpc and /ws: the gRPC server (bound, started with the site) and
+    the metrics (counting both transports)."""
+
+    grpc: GrpcServer | None = None
+    metrics: Metrics | None = None
+    metrics_access: MetricsAccess = "loopback"
+
+    def start_grpc(self, db: engine.Database) -> None:
+        if self.grpc is None:
+            return
+        from mkts.grpcserver import MarketstoreService
+
+        m = self.metrics
+        service = m.service(db, VERSION, "grpc") if m is not None else DataService(db, VERSION)
+        self.grpc.start(MarketstoreService(
+            service, refused=None if m is None else lambda _method: m.refused("grpc")))
+
+    def close_grpc(self) -> None:
+        if self.grpc is not None:
+            self.grpc.close(_SHUTDOWN_GRACE_S)
+
+
+def _bind_grpc(host: str, port: int, max_request_mb: float, port_option: str) -> GrpcServer:
+    """A gRPC server bound to host:port, or OSError saying why it cannot be."""
+    try:
+        from mkts.grpcserver import GrpcServer
+    except ImportError as exc:
+        raise OSError(f"grpc_listen_port needs the grpcio and protobuf packages ({exc}); "
+                      "install mkts[server], or remove grpc_listen_port") from None
+    try:
+        return GrpcServer(host, port, max_request_mb)
+    except RuntimeError:
+        pass
+    try:  # grpc does not say why; a plain bind of the same address does
+        _close_all(bind(host, port))
+    except OSError as exc:
+        raise OSError(exc.errno, "gRPC: " + _listen_error(host, port, exc, port_option)) \
+            from None
+    raise OSError(f"gRPC: cannot listen on {host}:{port}")
+
+
+def _metrics_for(access: MetricsAccess) -> Metrics | None:
+    """The counters of a server whose /metrics is `access`; OSError if they cannot be kept."""
+    if access == "off":
+        return None
+    from mkts.metrics import Metrics, available
+
+    problem = available()
+    if problem is not None:
+        raise OSError(problem)
+    return Metrics()
+
+
 async def _serve_until(db: engine.Database, host: str, sockets: list[socket.socket],
                        max_request_mb: float, stopped: Callable[[], Awaitable[object]],
-                       ready: Callable[[str, int], None]) -> None:
-    """Serve on `sockets` (from `bind`, closed here whatever happens) until `stopped()`."""
+                       ready: Callable[[str, int], None], beside: _Beside) -> None:
+    """Serve on `sockets` (from `bind`, closed here whatever happens) and start `beside`'s
+    gRPC server until `stopped()`; then both stop taking calls at once and finish theirs."""
     try:
-        app = build_app(db, max_request_mb=max_request_mb)
+        app = build_app(db, max_request_mb=max_request_mb, metrics=beside.metrics,
+                        metrics_access=beside.metrics_access)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
         await runner.setup()
     except BaseException:
         _close_all(sockets)
+        beside.close_grpc()
         raise
     try:
         site = _GuardedSite(runner, host, sockets)
         await site.start()
+        beside.start_grpc(db)
         addr = runner.addresses[0]
         ready(str(addr[0]), int(addr[1]))
         await stopped()
         log.info("stopping: no new requests; finishing the ones in flight")
+        if beside.grpc is not None:
+            beside.grpc.stop(_SHUTDOWN_GRACE_S)
     finally:
         await runner.cleanup()
         _close_all(sockets)  # when the site never started; closing twice is harmless
+        await asyncio.get_running_loop().run_in_executor(None, beside.close_grpc)
 
 
 def _listen_error(host: str, port: int, exc: OSError, port_option: str = "--port") -> str:
@@ -346,32 +450,46 @@ def _listen_error(host: str, port: int, exc: OSError, port_option: str = "--port
 
 
 # -- `mkts start` --------------------------------------------------------------------------
-def serve(config: Config, *, host: str | None = None, port: int | None = None) -> int:
-    """Run the server of a loaded config until SIGINT/SIGTERM; the exit status. `host` and
-    `port` override the config's `listen_host` and `listen_port`.
+def serve(config: Config, *, host: str | None = None, port: int | None = None,
+          grpc_port: int | None = None) -> int:
+    """Run the server of a loaded config until SIGINT/SIGTERM; the exit status. `host`,
+    `port` and `grpc_port` override the config's `listen_host`, `listen_port` and
+    `grpc_listen_port` (0 picks a free port).
 
-    Order (docs/design.md §6): bind the port (a busy one fails here, before anything is opened
-    or created), open the database (lock, replay, plugins, workers), then listen.
+    Order (docs/design.md §6): bind the ports (a busy one fails here, before anything is
+    opened or created), open the database (lock, replay, plugins, workers), then listen.
     On a signal: stop listening, finish requests in flight, close /ws clients, then close
     the database (drain triggers, stop workers, checkpoint)."""
     host = host if host is not None else config.listen_host
     port = port if port is not None else config.listen_port
+    grpc_port = grpc_port if grpc_port is not None else config.grpc_listen_port
     max_mb = float(config.max_request_mb)
     try:
         sockets = bind(host, port)
     except OSError as exc:
         print(f"mkts start: {_listen_error(host, port, exc)}", file=sys.stderr)
         return 1
+    beside = _Beside(metrics_access=config.metrics)
+    try:
+        if grpc_port is not None:
+            beside.grpc = _bind_grpc(host, grpc_port, max_mb, "--grpc-port")
+        beside.metrics = _metrics_for(config.metrics)
+    except OSError as exc:
+        _close_all(sockets)
+        beside.close_grpc()
+        print(f"mkts start: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     started = time.monotonic()
     try:
-        db = wiring.open_configured(config)
+        db = _open(config, beside)
     except BaseException:
         _close_all(sockets)
+        beside.close_grpc()
         raise
     log.info("opened %s in %.2f s", db.root, time.monotonic() - started)
     status = 0
     try:
-        status = asyncio.run(_main(db, host, port, sockets, max_mb))
+        status = asyncio.run(_main(db, host, port, sockets, max_mb, beside))
     finally:
         _close_all(sockets)  # already closed when the server ran; closing twice is harmless
         log.info("closing the database (draining triggers, stopping workers, checkpoint)")
@@ -390,21 +508,38 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
     return status
 
 
+def _open(config: Config, beside: _Beside) -> engine.Database:
+    """The configured database; its fsyncs timed and its figures reported when metrics are on."""
+    if beside.metrics is None:
+        return wiring.open_configured(config)
+    db = wiring.open_configured(config, fs=beside.metrics.fs)
+    beside.metrics.watch(db)
+    return db
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 async def _main(db: engine.Database, host: str, port: int, sockets: list[socket.socket],
-                max_mb: float) -> int:
+                max_mb: float, beside: _Beside) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
     def ready(h: str, p: int) -> None:
-        shown = f"[{h}]" if ":" in h else h
-        print(f"mkts {mkts.__version__} listening on http://{shown}:{p} (root {db.root})",
+        if beside.grpc is not None:
+            print(f"mkts {mkts.__version__} serving gRPC on {_shown(h)}:{beside.grpc.port}",
+                  flush=True)
+            log.info("serving gRPC (%s) on %s:%d", "proto.Marketstore", _shown(h),
+                     beside.grpc.port)
+        print(f"mkts {mkts.__version__} listening on http://{_shown(h)}:{p} (root {db.root})",
               flush=True)
-        log.info("listening on http://%s:%d", shown, p)
+        log.info("listening on http://%s:%d", _shown(h), p)
 
     try:
-        await _serve_until(db, host, sockets, max_mb, stop.wait, ready)
+        await _serve_until(db, host, sockets, max_mb, stop.wait, ready, beside)
     except OSError as exc:  # listen() lost a race for the port bound above
         print(f"mkts start: {_listen_error(host, port, exc)}", file=sys.stderr)
         return 1
@@ -416,13 +551,16 @@ async def _main(db: engine.Database, host: str, port: int, sockets: list[socket.
 
 # -- in a thread (tests, demos, notebooks) -------------------------------------------------
 class RunningServer:
-    """A server on a background thread. `url` / `rpc_url` / `ws_url`; `stop()` (or leaving
-    the `with` block) stops it and closes the database if it opened it."""
+    """A server on a background thread. `url` / `rpc_url` / `ws_url` / `metrics_url`, and
+    `grpc_target` when it serves gRPC; `stop()` (or leaving the `with` block) stops it and
+    closes the database if it opened it."""
 
     def __init__(self) -> None:
         self.host = ""
         self.port = 0
+        self.grpc_port: int | None = None
         self.db: engine.Database | None = None
+        self.metrics: Metrics | None = None
         self._owns_db = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -432,7 +570,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{_shown(self.host)}:{self.port}"
 
     @property
     def rpc_url(self) -> str:
@@ -440,7 +578,19 @@ class RunningServer:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
+        return f"ws://{_shown(self.host)}:{self.port}/ws"
+
+    @property
+    def metrics_url(self) -> str:
+        return self.url + "/metrics"
+
+    @property
+    def grpc_target(self) -> str:
+        """`host:port` for `pymarketstore.Client(target, grpc=True)`."""
+        if self.grpc_port is None:
+            raise RuntimeError("this server does not serve gRPC; pass grpc_port= to "
+                               "run_in_thread")
+        return f"{_shown(self.host)}:{self.grpc_port}"
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:
@@ -464,13 +614,17 @@ class RunningServer:
 
 def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
                   host: str | None = None, port: int | None = 0,
-                  max_request_mb: float | None = None, timeout: float = 30.0) -> RunningServer:
+                  max_request_mb: float | None = None, timeout: float = 30.0,
+                  grpc_port: int | None = None,
+                  metrics: MetricsAccess | None = None) -> RunningServer:
     """Serve `target` (a path to mkts.yml, a loaded config, or an open `engine.Database`)
     on a background thread; returns once it listens. `port=0` picks a free port; `None`
-    takes the config's `listen_port`.
+    takes the config's `listen_port`. gRPC is served only when `grpc_port` is given (0
+    picks a free port). `metrics` ("loopback", "network", "off") defaults to the config's
+    (else "loopback"); fsyncs are timed only for a database opened here.
 
     A database passed in stays open after `stop()`; one opened from a config is closed,
-    and is opened only once the port is bound (a busy port is an OSError before the root
+    and is opened only once the ports are bound (a busy port is an OSError before the root
     is created)."""
     srv = RunningServer()
     config: Config | None = None
@@ -483,20 +637,30 @@ def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
         config.listen_port if config is not None else wiring.DEFAULT_PORT)
     mb = max_request_mb if max_request_mb is not None else float(
         config.max_request_mb if config is not None else wiring.DEFAULT_MAX_REQUEST_MB)
+    access: MetricsAccess = metrics if metrics is not None else (
+        config.metrics if config is not None else "loopback")
     try:
         sockets = bind(h, p)
     except OSError as exc:
         raise OSError(exc.errno, _listen_error(h, p, exc, "port=")) from exc
-    if isinstance(target, engine.Database):
-        srv.db = target
-    else:
-        assert config is not None
-        try:
-            srv.db = wiring.open_configured(config)
-        except BaseException:
-            _close_all(sockets)
-            raise
-        srv._owns_db = True
+    beside = _Beside(metrics_access=access)
+    try:
+        if grpc_port is not None:
+            beside.grpc = _bind_grpc(h, grpc_port, mb, "grpc_port=")
+            srv.grpc_port = beside.grpc.port
+        beside.metrics = srv.metrics = _metrics_for(access)
+        if isinstance(target, engine.Database):
+            srv.db = target
+            if beside.metrics is not None:
+                beside.metrics.watch(target)
+        else:
+            assert config is not None
+            srv.db = _open(config, beside)
+            srv._owns_db = True
+    except BaseException:
+        _close_all(sockets)
+        beside.close_grpc()
+        raise
     db = srv.db
 
     def ready(rh: str, rp: int) -> None:
@@ -507,7 +671,7 @@ def run_in_thread(target: str | os.PathLike[str] | Config | engine.Database, *,
         async def go() -> None:
             srv._loop = asyncio.get_running_loop()
             srv._stop = asyncio.Event()
-            await _serve_until(db, h, sockets, mb, srv._stop.wait, ready)
+            await _serve_until(db, h, sockets, mb, srv._stop.wait, ready, beside)
 
         try:
             asyncio.run(go())

@@ -49,12 +49,12 @@ def load_config(path: str) -> Config:
         raise ConfigProblem(str(exc)) from None
 
 
-def open_configured(config: Config) -> engine.Database:
+def open_configured(config: Config, **options: Any) -> engine.Database:
     """Open the database of a config with its plugins loaded and workers started
-    (`mkts.app.open`): lock, replay, triggers, workers."""
+    (`mkts.app.open`): lock, replay, triggers, workers. `options` go to the engine (`fs`)."""
     from mkts import app
 
-    return app.open(config)
+    return app.open(config, **options)
 
 
 def open_root(root: str, *, readonly: bool = False) -> engine.Database:

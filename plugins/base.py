@@ -30,7 +30,12 @@ naming the plugin. The trigger object has:
       ``.year``, ``.txn``, ``.replayed``, ``.slots`` (slot index of each record),
       ``.rows`` (the stored rows), ``.epochs`` (each row's label in epoch seconds) and
       ``.columns()`` (``{name: array}``, ``Epoch`` first; tick buckets add ``Nanoseconds``).
-      Records are in write order, not sorted.
+      Records are in write order, not sorted. ``records.removed`` is None, or, for a
+      range delete or update, ``(start_ns, end_ns)``: the records carry no rows, and every
+      row of the year file whose time (interval label for bars) lies in that inclusive
+      range of nanoseconds is gone (docs/plugins.md "Deletes and updates"). Such records
+      are never merged by ``coalesce``; a trigger keeping derived data recomputes what
+      overlaps the range.
     * **Replay**: transactions replayed from the write-ahead log at startup fire again, with
       ``records.replayed == True``. Delivery is therefore *at least once*: a transaction whose
       triggers had already run before a crash may fire again, so ``fire`` must be idempotent
@@ -64,6 +69,14 @@ naming the plugin. The trigger object has:
     base destroys ``key`` with it, all or nothing (docs/plugins.md "Buckets a trigger
     maintains"). Triggers are not told of destroys.
 
+``columns_changed(key, names, op, args)`` (optional)
+    Called, under the database's lock and before anything is written, when the columns
+    ``names`` of bucket ``key`` (one the trigger listens to) are about to change by ``op``
+    (``"add"`` with ``(name, dtype, fill)``, ``"drop"`` with ``(name,)``, ``"rename"`` with
+    ``(old, new)``). Returns the changes to make, in the same transaction, to the buckets it
+    maintains (``[(bucket key, op, args)]``), or raises ``SchemaError`` to refuse the change
+    (docs/plugins.md "Column changes of a base"). Column changes never call ``fire``.
+
 ``on:`` is a key pattern over ``SYMBOL/TIMEFRAME/ATTRGROUP`` (``engine.patterns``, the
 language of ``db.query``): ``*`` matches every value of a part, ``AA*`` is a glob inside one
 part, ``AAPL,MSFT`` a list; the match is anchored, so ``*/1Min/OHLC`` does not match
@@ -76,6 +89,30 @@ optional ``start(db)`` (called once after replay), ``run()`` (started on a threa
 after ``start``, before the server accepts queries) and an optional ``stop()`` (called at
 close; ``run()`` should return promptly afterwards). An exception from ``run()`` is logged
 and counted in ``db.stats()["worker_errors"]``; the database keeps running.
+
+Query functions
+---------------
+A function module exposes ``NewFunction(args: FunctionArgs) -> Function`` and declares its
+parameters as module attributes: ``REQUIRED`` and ``OPTIONAL`` (tuples of parameter names,
+default empty) and ``INIT_ARGS`` (the least number of single-quoted literals, default 0). It
+is found by name (case-insensitive) in the entry-point group ``mkts.functions`` only, never
+by a module path (a server must not import what a request names)::
+
+    [project.entry-points."mkts.functions"]
+    vwap = "mypkg.vwap"
+
+* **Construction**, once per call string per read, on the reader's thread: ``args.name`` (as
+  typed), ``args.literals``, ``args.columns`` (``{parameter: [column, ...]}``, bound as
+  docs/plugins.md "Query functions" says). An exception refuses the call: the read raises
+  ``FunctionError("init aggfunc during query: <message>")`` before reading anything.
+* ``apply(columns, ctx)``: ``columns`` is the input, ``{name: numpy array}`` with ``Epoch``
+  first (tick rows add ``Nanoseconds``), in time order unless an earlier function reordered
+  it; ``ctx.key`` is the bucket, ``ctx.calendar`` the database calendar (its zone),
+  ``ctx.read(key)`` every row of another bucket (None when it does not exist). It returns the
+  output the same way (equal-length columns, ``Epoch`` first) and must not modify its input.
+  It runs after the range, limit and projection, once per bucket, each call on the previous
+  call's output; an exception fails that read only (a ``MktsError`` reaches the client with
+  its text).
 
 Configuration (``mkts.yml``)
 ----------------------------
@@ -111,11 +148,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mkts.engine import BgWorker, Trigger
+from mkts.engine import BgWorker, Function, FunctionArgs, FunctionContext, Trigger
 
-__all__ = ["Trigger", "BgWorker", "NewTrigger", "NewBgWorker"]
+__all__ = ["Trigger", "BgWorker", "Function", "FunctionArgs", "FunctionContext", "NewTrigger",
+           "NewBgWorker", "NewFunction"]
 
-# `Trigger` and `BgWorker` are the engine's own protocols (`mkts.engine.contracts`),
+# `Trigger`, `BgWorker` and `Function` are the engine's own protocols (`mkts.engine.contracts`,
+# `mkts.engine.functions`),
 # re-exported here so that plugin authors find the contracts in one place.
 
 NewTrigger = Callable[[dict[str, Any]], Trigger]
@@ -123,3 +162,6 @@ NewTrigger = Callable[[dict[str, Any]], Trigger]
 
 NewBgWorker = Callable[[dict[str, Any]], BgWorker]
 """The type of a background-worker module's constructor."""
+
+NewFunction = Callable[[FunctionArgs], Function]
+"""The type of a query-function module's constructor."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from mkts.engine import BgWorker, Trigger
+from mkts.engine.entrypoints import entry_point
 from mkts.plugins.errors import ConfigError, PluginError
 
 __all__ = ["load_trigger", "load_worker", "resolve", "TRIGGER_GROUP", "WORKER_GROUP", "ALIASES"]
@@ -84,7 +85,7 @@ def resolve(module: str, group: str, constructor: str, paths: Sequence[str] = ()
     if module in ALIASES:
         target = _import(ALIASES[module], module, kind)
     else:
-        ep = _entry_point(group, module)
+        ep = entry_point(group, module)
         if ep is not None:
             try:
                 target = ep.load()
@@ -135,11 +136,6 @@ def _build(module: str, config: Mapping[str, Any] | None, group: str, constructo
             f"{kind} plugin {module!r}: {constructor}(config) failed: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-
-
-def _entry_point(group: str, name: str) -> importlib.metadata.EntryPoint | None:
-    matches = list(importlib.metadata.entry_points(group=group, name=name))
-    return matches[0] if matches else None
 
 
 def _implicit_cwd_entries(paths: Sequence[str] = ()) -> list[str]:

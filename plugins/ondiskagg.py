@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mkts.engine import NS, InvalidKeyError, parse_pattern, parse_timeframe
+from mkts.engine import NS, InvalidKeyError, SchemaError, parse_pattern, parse_timeframe
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
 from mkts.plugins.errors import PluginConfigError, PluginError
@@ -139,13 +139,49 @@ class OnDiskAgg:
             return None
         return f"{sym}/*/{'*' if attr == TICK_OUTPUT_ATTR else attr}"
 
+    def columns_changed(self, key: str, names: Sequence[str], op: str, args: tuple[Any, ...]
+                        ) -> list[tuple[str, str, tuple[Any, ...]]]:
+        """The column changes that keep this trigger's destinations of base `key` equal to a
+        from-scratch aggregation after `op` ("add" name dtype fill | "drop" name | "rename"
+        old new) of its columns `names` (docs/plugins.md "Column changes of a base"):
+        losing the summed column (Volume of bars, Size of ticks) drops Volume from the
+        destinations; gaining it with fill 0 adds Volume (fill 0); other columns are not
+        aggregated and change nothing. Dropping or renaming an aggregated price column, or
+        gaining the summed column with another fill, raises SchemaError: nothing changes."""
+        sym, tfname, attr = key.split("/")
+        kind = aggfuncs.base_kind(names)
+        if kind is None or (kind == BARS and any(d.name == tfname for d in self.destinations)):
+            return []
+        prices, summed = (OHLC, "Volume") if kind == BARS else (("Price",), "Size")
+        out_attr = attr if kind == BARS else TICK_OUTPUT_ATTR
+        dests = [f"{sym}/{d.name}/{out_attr}" for d in self.destinations]
+        gone = args[0] if op in ("drop", "rename") else None
+        gained = args[0] if op == "add" else args[1] if op == "rename" else None
+        if gone in prices:
+            raise SchemaError(
+                f"{key}: ondiskagg aggregates column {gone!r} into {', '.join(dests)}; "
+                f"{op}ping it would leave those bars without their source. Destroy the "
+                "aggregates and detach the trigger first (or add a new column instead)")
+        if gone == summed:
+            return [(d, "drop", ("Volume",)) for d in dests]
+        if gained == summed and summed not in names:
+            if op == "rename" or args[2] != 0:
+                raise SchemaError(
+                    f"{key}: a {summed} column is summed by ondiskagg into the Volume of "
+                    f"{', '.join(dests)}; add it with fill=0 so that the bars of earlier rows "
+                    "stay equal to their sum")
+            vol = aggfuncs.volume_dtype(np.dtype(args[1]))
+            return [(d, "add", ("Volume", vol.str, 0)) for d in dests]
+        return []
+
     # -- the trigger -------------------------------------------------------------------
     def fire(self, key_path: str, records: Any) -> None:
         db = self._db
         if db is None:
             raise PluginError("ondiskagg: fire() before start(db); attach it with "
                               "engine.open(..., triggers=[(pattern, trigger)])")
-        if not len(records):
+        removed = getattr(records, "removed", None)
+        if not len(records) and removed is None:
             return
         key = str(records.key)
         # the stored rows' dtype names the bucket's columns: plan once per bucket and schema
@@ -157,8 +193,34 @@ class OnDiskAgg:
                 return
             self._known[known] = plan
         self.fires += 1
+        if removed is not None:
+            self._recompute_removed(db, key, removed, records.nanos is not None, *plan)
+            return
         out = self._recompute(db, key, records.epochs, records.nanos is not None, *plan)
         self._write(db, out)
+
+    def _recompute_removed(self, db: Any, key: str, removed: tuple[int, int], variable: bool,
+                           kind: str, dests: Sequence[Any], out_key: str, cols: Sequence[str]
+                           ) -> None:
+        """After a delete (or update) removed base rows in [start_ns, end_ns]: every
+        destination bar overlapping that range is recomputed from the base, and the bars
+        left without base rows are deleted, in one transaction for all destinations."""
+        cal = db.calendar
+        lo, hi = removed[0] // NS, removed[1] // NS
+        existing = set(db.list_keys())
+        with db.transaction() as tx:
+            for d in dests:
+                labels = aggfuncs.bar_labels(cal, np.array([lo, hi], dtype=np.int64), d)
+                _, ends = aggfuncs.bar_bounds(cal, labels, d)
+                a, b = int(labels[0]), int(ends[1])
+                rows = _read_runs(db, key, np.array([a]), np.array([b]), cols, variable)
+                bars = self._bars(cal, rows, kind, d)
+                dest = out_key.format(d.name)
+                if len(bars["Epoch"]):
+                    tx.update(dest, _records(bars), start=a, end=b - 1)
+                    self.bars_written += len(bars["Epoch"])
+                elif dest in existing:
+                    tx.delete(dest, a, b - 1)
 
     def _plan(self, key: str, names: Sequence[str]) -> tuple[Any, ...] | None:
         """(kind, destinations, output attr, columns to read) for a base bucket, or None to

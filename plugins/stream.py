@@ -182,7 +182,9 @@ class Hub:
 class StreamTrigger:
     """The trigger: each write to a matching bucket becomes one batch on `hub`.
 
-    Replayed transactions are not streamed (they are history, not news)."""
+    Replayed transactions are not streamed (they are history, not news). Subscribers get
+    rows only: a range delete (records without rows, `records.removed` set) sends nothing,
+    an update sends the rows it wrote (docs/plugins.md "stream")."""
 
     def __init__(self, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.hub = Hub(max_pending)

@@ -189,7 +189,10 @@ class OsFile:
 
 
 class OsFileSystem:
-    """The real filesystem."""
+    """The real filesystem. `file_type` is the class of the files it opens (a subclass of
+    OsFile may observe them, e.g. time their fsyncs)."""
+
+    file_type: type[OsFile] = OsFile
 
     def open(self, path: str, *, write: bool = False, create: bool = False) -> OsFile:
         if create:
@@ -199,7 +202,7 @@ class OsFileSystem:
         else:
             flags = os.O_RDONLY
         fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
-        return OsFile(path, fd)
+        return self.file_type(path, fd)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)

@@ -87,3 +87,15 @@ def test_pytest_benchmark_scenarios_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert " passed" in last and "failed" not in last and "error" not in last, last
+
+
+def test_functions_runner_smoke() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.functions", "--size", "smoke", "--rounds", "2",
+         "--tick-rounds", "2"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    for goal in ("candlecandler / read (goal <= 2)", "tickcandler / read (goal <= 2)",
+                 "pandas / db.resample (goal >= 1)"):
+        assert goal in proc.stdout, proc.stdout

@@ -7,7 +7,8 @@ write-ahead rules R3 and R4 of docs/design.md §9 (the labels its messages carry
 - R4, checkpoint before log truncation: a segment is unlinked only when every year file
   written since its last fsync has been synced again, and when the newer segment that replaces
   it (if this trace created one) was synced after its last write and its directory fsynced
-  after its creation.
+  after its creation. A year file unlinked (a year a delete removed, WAL op 5) needs no
+  sync once its directory was fsynced after the unlink.
 
 Valid for sync="always" and sync="interval" traces of one writer (the engine serialises log,
 apply and checkpoint under one lock, so concurrent writers give the same orderings).
@@ -34,6 +35,7 @@ def ordering_violations(trace: list[TraceEntry]) -> list[str]:
     wal_dirty: set[str] = set()  # segments written since their last successful sync
     created: dict[str, int] = {}  # segment -> trace index of its creation
     dir_synced: dict[str, int] = {}  # directory -> trace index of its last fsync
+    unlinked_bins: set[str] = set()  # year files unlinked, directory not yet fsynced
     for i, e in enumerate(trace):
         failed = i + 1 < len(trace) and trace[i + 1].op == "fault"
         if failed:
@@ -61,8 +63,13 @@ def ordering_violations(trace: list[TraceEntry]) -> list[str]:
             dirty_bins.discard(path)
         elif op == "open" and e.detail == "create" and _is_segment(path):
             created[path] = i
+        elif op == "unlink" and path.endswith(".bin"):
+            unlinked_bins.add(path)
         elif op == "fsync_dir":
             dir_synced[path] = i
+            gone = {p for p in unlinked_bins if os.path.dirname(p) == path}
+            dirty_bins -= gone
+            unlinked_bins -= gone
         elif op == "unlink" and _is_segment(path):
             if dirty_bins:
                 out.append(f"#{i} unlink {path}: year files not synced since written: "

@@ -182,12 +182,16 @@ class SectorAtomicRandom(random.Random):
 
 
 def crash_fs(fs: FaultFS, mode: str, seed: int = 0) -> FaultFS:
-    """What survives a crash of `fs` in the named mode (MODES), drawn with `seed`."""
+    """What survives a crash of `fs` in the named mode (MODES), drawn with `seed`; its year
+    files have room to grow under a mapped view (`with_spare_capacity`: a replay that reads
+    the slots of a file, as a range delete does, and then appends to it sees its writes)."""
     if mode == "SECTOR_ATOMIC":
-        return fs.peek_crash(CrashMode.SECTOR_SUBSET, SectorAtomicRandom(seed))
-    if mode == "SECTOR_GARBAGE":
-        return fs.peek_crash(CrashMode.SECTOR_SUBSET, random.Random(seed))
-    return fs.peek_crash(CrashMode[mode], random.Random(seed))
+        out = fs.peek_crash(CrashMode.SECTOR_SUBSET, SectorAtomicRandom(seed))
+    elif mode == "SECTOR_GARBAGE":
+        out = fs.peek_crash(CrashMode.SECTOR_SUBSET, random.Random(seed))
+    else:
+        out = fs.peek_crash(CrashMode[mode], random.Random(seed))
+    return with_spare_capacity(out)
 
 
 def after_kill9(fs: FaultFS) -> FaultFS:

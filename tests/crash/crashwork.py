@@ -56,12 +56,21 @@ def tf_seconds(key: str) -> int:
     return _TF[key.split("/")[1]]
 
 
+Range = tuple[int | None, int | None]  # inclusive nanoseconds; None: open
+
+
 @dataclass
 class Txn:
-    """One write_many() call: `rows[key]` is a list of (epoch, nanos, pos) in input order."""
+    """One write_many() call: `rows[key]` is a list of (epoch, nanos, pos) in input order.
+
+    With `deletes` ((key, start ns, end ns) removed first, fixed rows by label) or `updates`
+    ({key: range}: that range removed, then the key's rows written) it is one
+    `db.transaction()` instead."""
 
     tid: int
     rows: dict[str, list[tuple[int, int, int]]]
+    deletes: list[tuple[str, int | None, int | None]] = field(default_factory=list)
+    updates: dict[str, Range] = field(default_factory=dict)
 
     def payload(self) -> dict[str, dict[str, np.ndarray]]:
         """The write_many() argument: a dict of columns per bucket key."""
@@ -86,6 +95,19 @@ class Txn:
         fast path (engine/fastpath.py; db.write() of one bucket, write_many() otherwise) is
         crashed as often as the general path."""
         items: dict[str, Any] = dict(self.payload())
+        if self.deletes or self.updates:
+            have = set(db.list_keys())  # a delete from a bucket never written is an error
+            with db.transaction() as tx:
+                for key, lo, hi in self.deletes:
+                    if key in have:
+                        tx.delete(key, _ns(lo), _ns(hi))
+                for key, cols in items.items():
+                    if key in self.updates:
+                        lo, hi = self.updates[key]
+                        tx.update(key, cols, start=_ns(lo), end=_ns(hi))
+                    else:
+                        tx.write(key, cols)
+            return int(tx.txn)
         if self.tid % 2:
             for key, cols in items.items():
                 if not is_tick(key):
@@ -99,6 +121,10 @@ class Txn:
         return int(db.write_many(items))
 
 
+def _ns(t: int | None) -> Any:
+    return None if t is None else np.datetime64(t, "ns")
+
+
 @dataclass
 class Workload:
     """Transactions drawn from `seed`; ids count up from `first_id` (step `id_step`).
@@ -107,7 +133,9 @@ class Workload:
     rows on both sides of the year boundary, overwrites, ticks with duplicate timestamps),
     "append" (one bucket, increasing times), "multi" (several buckets, new buckets and new
     year files in most transactions), "overwrite" (a few slots rewritten over and over, across
-    the year boundary), "ticks" (tick bucket, sometimes beside a fixed bucket). `prefix` names
+    the year boundary), "ticks" (tick bucket, sometimes beside a fixed bucket), "corrections"
+    (writes as "mixed" without new buckets, plus range deletes and updates of the fixed and
+    tick buckets: ranges cutting tick intervals, open ends, whole years). `prefix` names
     the buckets (so concurrent writers can keep to their own); `stripe=(k, n)` restricts the
     shared bucket "SHARED/1D/BAR" to day slots congruent to k mod n."""
 
@@ -148,6 +176,8 @@ class Workload:
             rows[f"{p}T/1H/TICK"] = self._tick_rows(r.randint(1, 6))
             if r.random() < 0.4:
                 rows[f"{p}A/1H/BAR"] = self._fixed_rows(f"{p}A/1H/BAR", r.randint(1, 3), span=4)
+        elif self.profile == "corrections":
+            return self._correction(tid)
         else:
             multi = self.profile == "multi"
             if r.random() < 0.6:
@@ -170,6 +200,47 @@ class Workload:
         for key in rows:  # positions count within each bucket, in input order
             rows[key] = [(e, ns, i) for i, (e, ns, _) in enumerate(rows[key])]
         return Txn(tid, rows)
+
+    def _correction(self, tid: int) -> Txn:
+        r = self._rng
+        p = self.prefix
+        keys = (f"{p}A/1H/BAR", f"{p}B/1D/BAR", f"{p}T/1H/TICK")
+        rows: dict[str, list[tuple[int, int, int]]] = {}
+        for key in keys:
+            if r.random() < 0.45:
+                rows[key] = (self._tick_rows(r.randint(1, 6)) if is_tick(key)
+                             else self._fixed_rows(key, r.randint(1, 4), span=5))
+        deletes = [(key, *self._range(key)) for key in keys if r.random() < 0.3]
+        # an update's open end means "to the data's last row", not "to the end of time":
+        # give both ends
+        far = 2 * 365 * 86400 * 1_000_000_000
+        b = BOUNDARY * 1_000_000_000
+        updates = {key: self._range(key) for key in rows if r.random() < 0.35}
+        updates = {k: (b - far if lo is None else lo, b + far if hi is None else hi)
+                   for k, (lo, hi) in updates.items()}
+        if not rows and not deletes:
+            deletes.append((keys[0], *self._range(keys[0])))
+        rows = {k: [(e, ns, i) for i, (e, ns, _) in enumerate(v)] for k, v in rows.items()}
+        return Txn(tid, rows, deletes, updates)
+
+    def _range(self, key: str) -> Range:
+        """A delete range around the boundary: tick times to the nanosecond (cutting
+        intervals between duplicates), an open end now and then, or a whole year."""
+        r = self._rng
+        pick = r.random()
+        year = 365 * 86400 * 1_000_000_000
+        b = BOUNDARY * 1_000_000_000
+        if pick < 0.1:
+            return (b - year, b - 1)  # all of 2023: its year file goes
+        if pick < 0.15:
+            return (b, None) if r.random() < 0.5 else (None, b - 1)
+        if is_tick(key):
+            lo = b + r.choice(_TICK_SECONDS) * 1_000_000_000 + r.choice(_TICK_NANOS)
+            hi = b + r.choice(_TICK_SECONDS) * 1_000_000_000 + r.choice(_TICK_NANOS)
+            return (min(lo, hi), max(lo, hi))
+        tf = tf_seconds(key)
+        lo = BOUNDARY + tf * r.randrange(-5, 5) + r.randrange(tf)
+        return (lo * 1_000_000_000, (lo + tf * r.randrange(0, 4)) * 1_000_000_000)
 
     def _fixed_rows(self, key: str, n: int, span: int) -> list[tuple[int, int, int]]:
         """`n` rows in the 2*span intervals around the boundary (an instant anywhere inside
@@ -233,6 +304,14 @@ class Model:
         return copy.deepcopy(self)
 
     def apply(self, txn: Txn) -> None:
+        for key, lo, hi in [*txn.deletes, *((k, *v) for k, v in txn.updates.items())]:
+            lo = -(1 << 62) if lo is None else lo
+            hi = 1 << 62 if hi is None else hi
+            if is_tick(key):
+                self.ticks[key] = [t for t in self.ticks.get(key, []) if not lo <= t[0] <= hi]
+            else:
+                self.fixed[key] = {label: v for label, v in self.fixed.get(key, {}).items()
+                                   if not lo <= label * 1_000_000_000 <= hi}
         for key, rows in txn.rows.items():
             if is_tick(key):
                 self.ticks.setdefault(key, []).extend(

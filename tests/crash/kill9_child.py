@@ -60,7 +60,8 @@ def writer(job: dict) -> None:
     def write_loop(t: int) -> None:
         wl = crashwork.Workload(job["seeds"][t], first_id=job["first_ids"][t],
                                 prefix=job["prefixes"][t], known=list(job["known"][t]),
-                                stripe=(t, threads) if threads > 1 else None)
+                                stripe=(t, threads) if threads > 1 else None,
+                                profile=job.get("profile", "mixed"))
         started = time.monotonic()
         for _ in range(50_000):
             txn = wl.next()

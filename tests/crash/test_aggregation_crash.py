@@ -1,7 +1,8 @@
 """Aggregates after kill -9: a child process writes 1Min bars through the real write-ahead log
-and is killed after the writes were acknowledged but while its ondiskagg trigger is stalled;
-reopening with the trigger re-fires it for the replayed transactions (replayed=True) and,
-after flush(), every destination equals a from-scratch aggregation."""
+(then, in one case, range deletes and updates) and is killed after they were acknowledged
+but while its ondiskagg trigger is stalled; reopening with the trigger re-fires it for the
+replayed transactions (replayed=True) and, after flush(), every destination equals a
+from-scratch aggregation."""
 
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ CHILD = textwrap.dedent("""\
     from mkts import engine
     from mkts.plugins import ondiskagg
     sys.path.insert(0, sys.argv[3])
-    from test_aggregation_crash import workload, DESTS, TZ, BASE
+    from test_aggregation_crash import workload, corrections, DESTS, TZ, BASE
 
     root, aggregate_first, write = sys.argv[1], int(sys.argv[2]), sys.argv[4] == "1"
+    correct = sys.argv[5] == "1"
 
     class Stalling:
         def __init__(self):
@@ -56,6 +58,11 @@ CHILD = textwrap.dedent("""\
                      triggers=[("*/1Min/OHLCV", Stalling())])
     for rows in workload() if write else []:
         db.write(BASE, rows)
+    for start, end, rows in corrections() if correct else []:
+        if rows is None:
+            db.delete(BASE, start, end)
+        else:
+            db.update(BASE, rows, start=start, end=end)
     os.write(1, b"written\\n")
     time.sleep(600)  # wait to be killed
 """)
@@ -83,10 +90,27 @@ def workload() -> list[np.ndarray]:
     return out
 
 
-def run_child_and_kill(root: str, aggregate_first: int, write: bool = True) -> None:
+def corrections() -> list[tuple[int, int, np.ndarray | None]]:
+    """(start, end, rows): deletes (rows None) and updates after `workload`: three hours of
+    31 December, 23:00-01:00 across the year end replaced by 5-minute rows, all of 2023."""
+    from mkts.plugins import synth
+
+    start = 1_703_998_800  # 2023-12-31 00:00 New York
+    rows = np.zeros(25, dtype=synth.BAR_DTYPE)
+    rows["Epoch"] = start + 23 * 3600 + 300 * np.arange(25)
+    rows["Open"] = rows["High"] = rows["Low"] = rows["Close"] = 99.0
+    rows["Volume"] = 3
+    return [(start + 10 * 3600, start + 13 * 3600 - 1, None),
+            (start + 23 * 3600, start + 25 * 3600, rows),
+            (start, start + 86400 - 1, None)]
+
+
+def run_child_and_kill(root: str, aggregate_first: int, write: bool = True,
+                       correct: bool = False) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", CHILD, root, str(aggregate_first),
-                             str(Path(__file__).parent), "1" if write else "0"], stdout=subprocess.PIPE,
+                             str(Path(__file__).parent), "1" if write else "0",
+                             "1" if correct else "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
     watchdog = threading.Timer(60, proc.kill)
     watchdog.start()
@@ -115,10 +139,10 @@ class Replays:
         self.replayed.append(bool(records.replayed))
 
 
-def assert_aggregates_match_scratch(db: engine.Database) -> None:
+def assert_aggregates_match_scratch(db: engine.Database, rows: int = 2 * 1440) -> None:
     r = db.read(BASE)
     cols = {c: np.asarray(r[c]) for c in r.columns}
-    assert len(r) == 2 * 1440
+    assert len(r) == rows
     for d in DESTS:
         exp = aggfuncs.aggregate(cols, db.calendar, d)
         got = db.read(f"AAPL/{d}/OHLCV")
@@ -149,3 +173,19 @@ def test_a_second_crash_during_recovery_still_recomputes(tmp_path: Path) -> None
     with engine.open(root, triggers=[("*/1Min/OHLCV", agg)]) as db:
         assert db.flush(timeout=60)
         assert_aggregates_match_scratch(db)
+
+
+@pytest.mark.parametrize("aggregate_first", [0, 12])
+def test_aggregates_follow_deletes_and_updates_replayed_after_kill(tmp_path: Path,
+                                                                   aggregate_first: int) -> None:
+    root = str(tmp_path / "db")
+    run_child_and_kill(root, aggregate_first, correct=True)
+    agg = ondiskagg.NewTrigger({"destinations": DESTS})
+    with engine.open(root, triggers=[("*/1Min/OHLCV", agg)]) as db:
+        assert db.flush(timeout=60)
+        # 2023 (all of 31 December) is gone with its file; 2024 keeps 1 440 - 60 + 12 rows
+        assert db.info(BASE)["years"] == [2024]
+        assert_aggregates_match_scratch(db, 1440 - 60 + 12)
+        assert db.info("AAPL/1D/OHLCV")["years"] == [2024]
+    with engine.open(root) as db:
+        assert_aggregates_match_scratch(db, 1440 - 60 + 12)

@@ -166,6 +166,7 @@ class Writer:
     next_id: int
     known: list[str] = field(default_factory=list)
     model: Model = field(default_factory=Model)
+    profile: str = "mixed"
     # Runs not verified yet: (transactions, how many of them were acknowledged).
     unverified: list[tuple[list[Txn], int]] = field(default_factory=list)
 
@@ -177,7 +178,8 @@ class Writer:
 
     def record_run(self, seed: int, acked: list[int]) -> None:
         wl = Workload(seed, first_id=self.next_id, prefix=self.prefix, known=list(self.known),
-                      stripe=(self.index, self.threads) if self.threads > 1 else None)
+                      stripe=(self.index, self.threads) if self.threads > 1 else None,
+                      profile=self.profile)
         txns = wl.take(len(acked) + 1)  # the acknowledged ones and the one in flight
         assert [t.tid for t in txns[:-1]] == acked, "the child wrote other transactions"
         self.unverified.append((txns, len(acked)))
@@ -205,13 +207,13 @@ class Writer:
             f"acknowledged) {runs}:\n" + "\n".join(tried))
 
 
-def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: int
-                  ) -> list[str]:
-    """Run `rounds` kills; returns the round log."""
+def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: int,
+                  profile: str = "mixed") -> list[str]:
+    """Run `rounds` kills of writers of the Workload `profile`; returns the round log."""
     rng = random.Random(seed)
     root = str(tmp_path / "db")
-    writers = [Writer(t, threads, f"W{t}" if threads > 1 else "", next_id=t * 10**9 + 1)
-               for t in range(threads)]
+    writers = [Writer(t, threads, f"W{t}" if threads > 1 else "", next_id=t * 10**9 + 1,
+                      profile=profile) for t in range(threads)]
     log: list[str] = []
     server = ForkServer(tmp_path)
     early = replays = 0
@@ -224,7 +226,7 @@ def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: in
                 "first_ids": [w.next_id for w in writers], "known": [w.known for w in writers],
                 "checkpoint_s": rng.choice((0.05, 0.2, 60.0)),
                 "checkpoint_odds": rng.choice((0.0, 0.02, 0.1)),
-                "sync_interval_ms": 20,
+                "sync_interval_ms": 20, "profile": profile,
             })
             pick = rng.random()
             if pick < 0.12:  # during start-up: open, replay of the last run, lock
@@ -295,6 +297,12 @@ def test_kill9_four_writer_threads_group_commit(tmp_path: Path) -> None:
 def test_kill9_interval_mode_keeps_acknowledged_writes(tmp_path: Path) -> None:
     """sync=interval survives a process crash (README "Durability")."""
     _kill9_rounds(tmp_path, max(10, _runs(100) // 5), 1, "interval", _seed(9003))
+
+
+def test_kill9_during_deletes_and_updates(tmp_path: Path) -> None:
+    """Writers whose transactions mix writes, range deletes (cut tick intervals, whole
+    years) and updates: acknowledged means durable, nothing is half there."""
+    _kill9_rounds(tmp_path, max(10, _runs(100) // 4), 1, "always", _seed(9006), "corrections")
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ WORKLOADS = {
     "overwrite": ("overwrite", 13, 8, 3, 6),
     "ticks": ("ticks", 14, 9, 5, 7),
 }
-PROFILES = ("mixed", "append", "multi", "overwrite", "ticks")
+PROFILES = ("mixed", "append", "multi", "overwrite", "ticks", "corrections")
 
 
 def _steps(name: str) -> list:

@@ -36,6 +36,7 @@ LOGS = {
     "multi": ("multi", 21, 6),
     "mixed": ("mixed", 22, 10),
     "ticks": ("ticks", 23, 8),
+    "corrections": ("corrections", 24, 10),
 }
 
 

@@ -34,11 +34,11 @@ def test_check_reads_the_time_zone_that_open_recorded(root: str) -> None:
 
 
 def test_check_refuses_a_root_of_another_format(root: str) -> None:
-    Path(root, "mkts.root").write_text(json.dumps({"format": 2, "timezone": "UTC"}))
+    Path(root, "mkts.root").write_text(json.dumps({"format": 3, "timezone": "UTC"}))
     errors = [str(f) for f in check_root(root).errors]
     assert len(errors) == 1
     assert "mkts.root: cannot be read" in errors[0]
-    assert "database format 2; this mkts reads format 1" in errors[0]
+    assert "database format 3; this mkts reads formats 1 and 2" in errors[0]
     with pytest.raises(engine.UnsupportedFormatError):
         engine.open(root, readonly=True)
 

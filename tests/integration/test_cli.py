@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "check", "wal",
-            "compact", "rebuild-aggregates", "export", "bench"]
+COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "delete", "alter",
+            "check", "wal", "compact", "rebuild-aggregates", "export", "bench"]
 BARS_CSV = """time,Open,High,Low,Close,Volume
 2024-01-02 09:30:00,10,11,9,10.5,100
 2024-01-02 09:31:00,10.5,12,10,11.5,200
@@ -301,6 +301,58 @@ def test_destroy_asks_on_a_terminal(configured: Path, mkts: Run) -> None:
     assert "AAPL/5Min/OHLCV" not in mkts("list").stdout.split()
 
 
+def test_alter_adds_renames_and_drops_a_column(configured: Path, mkts: Run) -> None:
+    res = mkts("alter", "AAPL/1Min/OHLCV", "add", "VWAP", "f8", "--fill", "1.5")
+    assert res.stdout.splitlines() == [
+        "AAPL/1Min/OHLCV: added column VWAP (f8)",
+        "columns:    Epoch i8, Open f8, High f8, Low f8, Close f8, Volume i8, VWAP f8"]
+    assert "1.5" in mkts("query", "AAPL/1Min/OHLCV", "--csv").stdout.splitlines()[1]
+    mkts("alter", "AAPL/1Min/OHLCV", "rename", "VWAP", "Vwap")
+    # Volume of a base is summed by the configured ondiskagg: its aggregates drop it too
+    res = mkts("alter", "--yes", "AAPL/1Min/OHLCV", "drop", "Volume", stdin="")
+    assert res.stdout.splitlines()[0] == "AAPL/1Min/OHLCV: dropped column Volume"
+    assert "Volume" not in mkts("info", "AAPL/5Min/OHLCV").stdout
+    assert mkts("check").returncode == 0
+
+
+def test_alter_drop_without_a_terminal_needs_yes(configured: Path, mkts: Run) -> None:
+    line = one_error_line(mkts("alter", "AAPL/1Min/OHLCV", "drop", "Volume", stdin="y\n",
+                               ok=False), "alter")
+    assert "stdin is not a terminal; pass --yes" in line
+    assert "Volume" in mkts("info", "AAPL/1Min/OHLCV").stdout
+
+
+def test_alter_drop_asks_on_a_terminal(configured: Path, mkts: Run) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "mkts.cli", "alter", "AAPL/1Min/OHLCV",
+                                 "drop", "Volume"], stdin=slave, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=str(configured), env=_env(),
+                                text=True)
+        os.write(master, b"n\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 1 and out == ""
+    assert err.startswith("delete column Volume of AAPL/1Min/OHLCV (its values in every "
+                          "year)? This cannot be undone. [y/N] ")
+    assert "Volume" in mkts("info", "AAPL/1Min/OHLCV").stdout
+
+
+def test_alter_errors_are_one_line_and_change_nothing(configured: Path, mkts: Run) -> None:
+    for args, says in [(("add", "Open", "f8"), "exists already"),
+                       (("add", "Flag", "u1", "--fill", "300"), "does not fit"),
+                       (("rename", "Close", "Last"), "ondiskagg aggregates column 'Close'"),
+                       (("drop", "Nope"), "has no column 'Nope'"),
+                       (("add", "Flag"), "mkts alter KEY add NAME DTYPE")]:
+        line = one_error_line(mkts("alter", "AAPL/1Min/OHLCV", *args, ok=False), "alter")
+        assert says in line, line
+    assert "Flag" not in mkts("info", "AAPL/1Min/OHLCV").stdout
+
+
 def test_root_option_works_without_a_config(tmp_path: Path, mkts: Run) -> None:
     (tmp_path / "bars.csv").write_text(BARS_CSV)
     mkts("import", "--root", "plain", "X/1Min/OHLCV", "bars.csv")
@@ -486,3 +538,40 @@ def test_the_multi_bucket_csv_of_query_imports_back_with_ticks(tmp_path: Path, m
             for c in ra.columns:
                 assert np.array_equal(rb[c], ra[c]), (key, c)
         assert b.info("AAPL/1Min/TRADES")["rows"] == 3  # still ticks: duplicates kept
+
+
+# -- delete and import --replace ------------------------------------------------------------
+def test_delete_removes_a_range_and_the_aggregates_follow(configured: Path, mkts: Run) -> None:
+    res = mkts("delete", "AAPL/1Min/OHLCV", "--start", "2024-01-02 09:31", "--end",
+               "2024-01-02 09:32", "--yes", stdin="")
+    assert res.stdout.strip() == ("deleted 2 rows of AAPL/1Min/OHLCV from 2024-01-02 09:31 "
+                                  "to 2024-01-02 09:32")
+    out = mkts("query", "AAPL/1Min/OHLCV", "--csv", "--epoch").stdout.splitlines()
+    assert [line.split(",")[0] for line in out[1:]] == ["1704187800", "1704188100"]
+    assert mkts("check").stdout.strip().endswith(": ok")  # the 5Min bar was recomputed
+    five = mkts("query", "AAPL/5Min/OHLCV", "--csv").stdout.splitlines()
+    assert [float(x) for x in five[1].split(",")[1:]] == [10, 11, 9, 10.5, 100]
+
+
+def test_delete_without_a_terminal_needs_yes(configured: Path, mkts: Run) -> None:
+    line = one_error_line(mkts("delete", "AAPL/1Min/OHLCV", stdin="y\n", ok=False), "delete")
+    assert "stdin is not a terminal; pass --yes" in line
+    assert len(mkts("query", "AAPL/1Min/OHLCV", "--csv").stdout.splitlines()) == 5
+    line = one_error_line(mkts("delete", "NOPE/1Min/OHLCV", "--yes", ok=False), "delete")
+    assert "NOPE/1Min/OHLCV" in line
+
+
+def test_import_replace_loads_a_corrected_day_without_duplicates(tmp_path: Path,
+                                                                 mkts: Run) -> None:
+    (tmp_path / "day.csv").write_text("Epoch,Price,Size\n2024-01-02T10:00:00.1Z,1,1\n"
+                                      "2024-01-02T10:00:00.2Z,2,1\n"
+                                      "2024-01-02T10:00:01.3Z,3,1\n")
+    (tmp_path / "fixed.csv").write_text("Epoch,Price,Size\n2024-01-02T10:00:00.1Z,10,1\n"
+                                        "2024-01-02T10:00:01.3Z,30,1\n")
+    mkts("import", "--root", "db", "X/1Sec/TRADE", "day.csv", "--ticks")
+    for _ in range(2):  # loading the correction twice changes nothing the second time
+        mkts("import", "--root", "db", "X/1Sec/TRADE", "fixed.csv", "--replace")
+        rows = mkts("query", "--root", "db", "X/1Sec/TRADE", "--csv").stdout.splitlines()
+        assert [r.split(",")[1] for r in rows[1:]] == ["10", "30"]
+    mkts("import", "--root", "db", "X/1Sec/TRADE", "fixed.csv")  # without: added again
+    assert len(mkts("query", "--root", "db", "X/1Sec/TRADE", "--csv").stdout.splitlines()) == 5

@@ -135,7 +135,7 @@ def test_rejected_dataframe_write_changes_nothing(filled: engine.Database, root:
 
 
 @pytest.mark.parametrize("key", ["../1Min/OHLCV", "AAPL/7Min/OHLCV", "AAPL/2D/OHLCV", "wal/1Min/X",
-                                 "AAPL//OHLCV", "A\0/1Min/X", "AAPL/1Min/OHLCV/x", "S" * 65 + "/1Min/X"])
+                                 "AAPL//OHLCV", "A\0/1Min/X", "AAPL/1Min/OHLCV/x", "S" * 256 + "/1Min/X"])
 def test_bad_keys_are_rejected_before_touching_the_filesystem(
         db: engine.Database, root: str, snapshot: Snapshot, key: str) -> None:
     before = snapshot(root)

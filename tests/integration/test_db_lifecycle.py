@@ -266,7 +266,7 @@ def test_create_with_a_conflicting_schema_is_an_error(db: engine.Database, root:
 
 
 def test_create_rejects_bad_columns(db: engine.Database) -> None:
-    for columns in ({}, {"Close": "c16"}, {"Close": "U"}, {"_slot": "i8"}):
+    for columns in ({"Close": "c16"}, {"Close": "U"}, {"_slot": "i8"}):
         with pytest.raises(engine.SchemaError):
             db.create(KEY, columns)
     assert db.list_keys() == []

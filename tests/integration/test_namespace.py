@@ -96,12 +96,14 @@ def test_wheel_holds_only_the_mkts_package(tmp_path: Path) -> None:
     assert tops == {"mkts", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
     # the three layers are real files inside the package, not links, and the config is there
     for module in ("mkts/engine/database.py", "mkts/wal/log.py", "mkts/plugins/ondiskagg.py",
-                   "mkts/mkts.yml", "mkts/cli.py"):
+                   "mkts/mkts.yml", "mkts/cli.py", "mkts/plugins/functions/candles.py"):
         assert module in names
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "ondiskagg = mkts.plugins.ondiskagg" in entry_points
     assert "mkts = mkts.cli:main" in entry_points
+    assert "[mkts.functions]" in entry_points
+    assert "candlecandler = mkts.plugins.functions.candlecandler" in entry_points
 
 
 def test_mkts_exports_the_public_api() -> None:

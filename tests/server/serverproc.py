@@ -17,6 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 READY = re.compile(r"listening on http://([\d.]+):(\d+)")
+GRPC_READY = re.compile(r"serving gRPC on ([\d.]+):(\d+)")
 START_TIMEOUT_S = 30.0
 
 DEFAULT_TRIGGERS = [
@@ -58,13 +59,17 @@ class ServerProcess:
             env=server_env(), preexec_fn=preexec_fn)
         self.host = ""
         self.port = 0
+        self.grpc_port: int | None = None
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = READY.search(self.out_path.read_text(errors="replace"))
+            out = self.out_path.read_text(errors="replace")
+            m = READY.search(out)
             if m:
                 self.host, self.port = m.group(1), int(m.group(2))
+                g = GRPC_READY.search(out)  # printed before the ready line
+                self.grpc_port = int(g.group(2)) if g else None
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError(f"mkts start exited with {self.proc.returncode}:\n"
@@ -80,6 +85,15 @@ class ServerProcess:
     @property
     def rpc_url(self) -> str:
         return self.url + "/rpc"
+
+    @property
+    def metrics_url(self) -> str:
+        return self.url + "/metrics"
+
+    @property
+    def grpc_target(self) -> str:
+        assert self.grpc_port is not None, "this server was started without gRPC"
+        return f"{self.host}:{self.grpc_port}"
 
     def stderr(self) -> str:
         return self.err_path.read_text(errors="replace")
@@ -103,5 +117,7 @@ class ServerProcess:
         return rc
 
 
-def start_server(directory: Path, **settings: Any) -> ServerProcess:
-    return ServerProcess(write_config(directory, **settings)).wait_ready()
+def start_server(directory: Path, *, grpc: bool = False, **settings: Any) -> ServerProcess:
+    """A ready server of a config with `settings`; with `grpc`, gRPC on a free port too."""
+    extra = ("--grpc-port", "0") if grpc else ()
+    return ServerProcess(write_config(directory, **settings), extra=extra).wait_ready()

@@ -1,5 +1,5 @@
-"""Keys with control characters are refused over RPC (Write, Create, Query) and create
-nothing in the root; a type string with a trailing newline is an ordinary error."""
+"""Keys with control characters are refused over JSON-RPC and gRPC (Write, Create, Query)
+and create nothing in the root; a type string with a trailing newline is an ordinary error."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 from harness.waiting import wait_until
+from server.transports import TRANSPORTS, errors
 
 pymkts = pytest.importorskip("pymarketstore")
 
 
 T0 = 1_704_187_800
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def root_of(server: Any) -> str:
@@ -26,10 +32,9 @@ def test_control_characters_in_keys_are_refused_over_rpc(server: Any, client: An
     rows = np.zeros(2, dtype=[("Epoch", "i8"), ("Close", "f4")])
     rows["Epoch"] = T0 + 60 * np.arange(2)
     reply = client.write(rows, key)
-    assert reply["responses"] and "character that is not allowed" in \
-        reply["responses"][0]["error"]
+    assert errors(reply) and "character that is not allowed" in errors(reply)[0]
     created = client.create(key, [("Epoch", "i8"), ("Close", "f4")])
-    assert "character that is not allowed" in created["responses"][0]["error"]
+    assert "character that is not allowed" in errors(created)[0]
     with pytest.raises(Exception, match="character that is not allowed"):
         client.query(pymkts.Params(key.split("/")[0], key.split("/")[1], key.split("/")[2]))
     names = os.listdir(root_of(server))
@@ -39,7 +44,7 @@ def test_control_characters_in_keys_are_refused_over_rpc(server: Any, client: An
 
 def test_a_type_string_with_a_newline_is_refused(client: Any) -> None:
     created = client.create("TYPES/1Min/OHLCV", [("Epoch", "i8"), ("Close", "U16\n")])
-    assert "unsupported type string" in created["responses"][0]["error"]
+    assert "unsupported type string" in errors(created)[0]
 
 
 def test_a_stream_pattern_with_a_newline_is_refused(server: Any) -> None:
@@ -67,4 +72,4 @@ def test_a_stream_pattern_with_a_newline_is_refused(server: Any) -> None:
 def test_a_string_type_wider_than_the_limit_is_refused_over_rpc(client: Any) -> None:
     created = client.create("WIDE/1Min/OHLCV", [("Epoch", "i8"), ("Note", "U100000")])
     assert "U100000 is 100000 characters wide; string columns hold at most 256" in \
-        created["responses"][0]["error"]
+        errors(created)[0]

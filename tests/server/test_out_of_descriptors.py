@@ -88,7 +88,7 @@ def test_stop_after_the_handle_failed_is_not_a_clean_stop(tmp_path: Path, monkey
     async def served(*args: Any) -> int:  # the server ran and was stopped by a signal
         return 0
 
-    monkeypatch.setattr(wiring, "open_configured", lambda config: db)
+    monkeypatch.setattr(wiring, "open_configured", lambda config, **options: db)
     monkeypatch.setattr(server, "_main", served)
     with caplog.at_level(logging.INFO, logger="mkts.server"):
         status = server.serve(cfg, port=0)

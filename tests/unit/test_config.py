@@ -127,7 +127,7 @@ def test_engine_options_carry_the_wal_settings(tmp_path: Path) -> None:
     assert cfg.engine_options() == {
         "timezone": "America/New_York", "sync": "interval", "sync_interval_ms": 5,
         "checkpoint_interval_s": 2.5, "max_wal_mb": 8, "recovery": "point_in_time",
-        "max_open_files": None}
+        "max_open_files": None, "allow_missing_columns": False}
 
 
 def test_bare_yaml_on_key_is_the_trigger_glob(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_worker_name_defaults_to_the_module(tmp_path: Path) -> None:
          "triggers[0].conf", "did you mean triggers[0].config"),
         ("root_directory: d\nbgworkers: [{module: m, zzz: 1}]\n", "bgworkers[0].zzz",
          "known keys here: module, name, config"),
-        ("root_directory: d\ngrpc_listen_port: 5995\n", "grpc_listen_port", "unknown key"),
+        ("root_directory: d\nreplication: {enabled: true}\n", "replication", "unknown key"),
     ],
 )
 def test_unknown_key_is_an_error_naming_it(tmp_path: Path, text: str, path: str,
@@ -222,6 +222,9 @@ def test_wrong_type_is_an_error_naming_the_key(tmp_path: Path, text: str, path: 
          "SYMBOL/TIMEFRAME/ATTRGROUP"),
         ("root_directory: d\ntriggers: [{module: ' ', on: '*/*/*'}]\n", "triggers[0].module",
          "must not be empty"),
+        ("root_directory: d\ngrpc_listen_port: 70000\n", "grpc_listen_port",
+         "between 1 and 65535"),
+        ("root_directory: d\nmetrics: public\n", "metrics", "loopback"),
     ],
 )
 def test_bad_value_is_an_error_naming_the_key_and_the_fix(tmp_path: Path, text: str, path: str,
@@ -243,6 +246,14 @@ def test_bad_value_is_an_error_naming_the_key_and_the_fix(tmp_path: Path, text: 
 def test_missing_required_key_is_named(tmp_path: Path, text: str, path: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"{path}: is required")):
         config.load(_write(tmp_path, text))
+
+
+def test_grpc_is_off_and_metrics_are_local_unless_configured(tmp_path: Path) -> None:
+    cfg = config.load(_write(tmp_path, "root_directory: d\n"))
+    assert cfg.grpc_listen_port is None and cfg.metrics == "loopback"
+    cfg = config.load(_write(tmp_path, "root_directory: d\ngrpc_listen_port: 5995\n"
+                                       "metrics: network\n"))
+    assert cfg.grpc_listen_port == 5995 and cfg.metrics == "network"
 
 
 def test_config_error_is_a_value_error_and_a_mkts_error() -> None:

@@ -137,6 +137,28 @@ def test_flush_times_out_while_a_trigger_is_busy_and_stop_drains() -> None:
     assert [txn for _, _, txn in log] == [1, 2]
 
 
+def test_lag_is_the_age_of_the_oldest_undelivered_event_and_zero_when_idle() -> None:
+    import time
+
+    release = threading.Event()
+
+    class Stuck:
+        def fire(self, key_path: str, records: Records) -> None:
+            release.wait(5)
+
+    d, _ = _dispatcher([("*/*/*", Stuck())])
+    assert d.lag_s() == 0.0
+    old = _Event(1, "A/1Min/OHLCV")
+    old.published = time.monotonic() - 30.0  # type: ignore[attr-defined]
+    d.publish(old)
+    d.publish(_Event(2, "A/1Min/OHLCV"))
+    assert d.lag_s() >= 30.0  # the stuck first event, not the newer one
+    release.set()
+    assert wait_until(d.idle)
+    assert d.lag_s() == 0.0
+    d.stop()
+
+
 # -- coalescing triggers -------------------------------------------------------------------
 
 

@@ -170,7 +170,8 @@ def test_tick_block_example_decodes_to_the_trades(tmp_path: Path) -> None:
 def _payload_doc() -> bytes:
     text = section(read_page(WAL), "10")
     blocks = code_blocks(text)
-    assert len(blocks) == 2, "docs/wal.md §10 should hold the layout and the worked example"
+    assert len(blocks) == 5, ("docs/wal.md §10 should hold the layout, the worked example, "
+                              "and the layout and the two examples of range deletes")
     m = re.search(r"this payload of (\d+) bytes", text)
     doc = hex_bytes(blocks[1])
     assert m is not None and int(m.group(1)) == len(doc)
@@ -206,6 +207,47 @@ def test_payload_example_decodes_to_the_documented_write() -> None:
     assert {k: rec[k].item() for k in BAR_VALUES} == BAR_VALUES
 
 
+# --- docs/wal.md §10 "Range deletes: ops 3 and 5" ---------------------------------------------
+def _delete_docs() -> tuple[bytes, bytes]:
+    text = section(read_page(WAL), "Range deletes: ops 3 and 5")
+    blocks = code_blocks(text)
+    clear, drop = hex_bytes(blocks[1]), hex_bytes(blocks[2])
+    sizes = re.search(r"payload, (\d+) bytes.*payload, (\d+) bytes", text, re.S)
+    assert sizes is not None and (len(clear), len(drop)) == tuple(map(int, sizes.groups()))
+    return clear, drop
+
+
+def test_delete_examples_are_what_deletes_log(tmp_path: Path) -> None:
+    db = engine.open(tmp_path / "db")
+    try:
+        db.create(BAR_KEY, BAR_COLUMNS)
+        db.write(BAR_KEY, {"Epoch": [BAR_EPOCH, BAR_EPOCH + 300],
+                           **{k: [v, v] for k, v in BAR_VALUES.items()}})
+        assert db.delete(BAR_KEY, "2024-01-02T14:30:00Z", "2024-01-02T14:31:59Z") == 1
+        assert db.delete(BAR_KEY) == 1
+        assert _logged_payloads(tmp_path / "db")[1:] == list(_delete_docs())
+    finally:
+        db.close()
+
+
+def test_delete_examples_decode_to_a_clear_and_a_drop() -> None:
+    from mkts.engine.clears import ClearWrite, DropYear
+
+    schema = _bar_schema()
+    clear, drop = _delete_docs()
+    (c,) = journal.decode(clear, lambda key: schema, "docs example")
+    assert isinstance(c, ClearWrite)
+    ns = 1_000_000_000
+    assert (str(c.key), c.year, c.first, c.last, c.mode, c.start_ns, c.end_ns) == (
+        BAR_KEY, 2024, 2310, 2311, 0, BAR_EPOCH * ns, (BAR_EPOCH + 119) * ns)
+    (d,) = journal.decode(drop, lambda key: schema, "docs example")
+    assert isinstance(d, DropYear)
+    assert (d.year, d.files, d.start_ns, d.end_ns) == (
+        2024, 1, YEAR_START_2024 * ns, 1_735_689_600 * ns - 1)
+    with pytest.raises(engine.CorruptWALError, match="tombstones"):
+        journal.decode(clear[:-17] + b"\x01" + clear[-16:], lambda key: schema, "mode 1")
+
+
 # --- the dump reader the tests above rely on -------------------------------------------------
 def test_hex_dumps_are_read_as_the_pages_write_them() -> None:
     assert hex_bytes("01 02   annotation 03\n0a 0b") == bytes([1, 2, 10, 11])
@@ -216,3 +258,25 @@ def test_hex_dumps_are_read_as_the_pages_write_them() -> None:
             hex_bytes(bad)
     with pytest.raises(ValueError):
         hex_bytes("0004: 01", size=4)
+
+
+# --- docs/format.md "Worked example: a column added" -------------------------------------
+def test_format_3_header_example_is_the_bucket_header_add_column_writes(tmp_path: Path) -> None:
+    doc = hex_bytes(_blocks(FORMAT, "Worked example: a column added")[0], size=4096)
+    with engine.open(tmp_path / "db") as db:
+        db.write(BAR_KEY, _bar_array())
+        db.add_column(BAR_KEY, "VWAP", "f8", fill=0)
+    assert (tmp_path / "db" / BAR_KEY / "bucket.hdr").read_bytes() == doc
+    # the year file keeps its format-1 header: the worked example of a 1Min bar
+    year = (tmp_path / "db" / BAR_KEY / "2024.bin").read_bytes()[:4096]
+    assert year == hex_bytes(_blocks(FORMAT, "Worked example: a 1Min bar")[0], size=4096)
+
+
+def test_format_3_header_example_decodes_to_the_documented_fields() -> None:
+    doc = hex_bytes(_blocks(FORMAT, "Worked example: a column added")[0], size=4096)
+    h = decode_header(doc, "docs example")
+    assert (h.version, h.year, h.header_size, h.record_size) == (3, 0, 4096, 40)
+    assert h.schema.describe() == {"Epoch": "i8", **BAR_COLUMNS, "VWAP": "f8"}
+    assert h.table is not None
+    assert (h.table.version, h.table.ids, h.table.last_id) == (2, (1, 2, 3, 4, 5, 6), 6)
+    assert h.table.fills == (0, 0, 0, 0, 0, 0.0)

@@ -110,8 +110,8 @@ def test_zeroed_header_is_corrupt_not_empty() -> None:
 
 def test_unknown_version_is_unsupported_even_with_a_valid_checksum() -> None:
     buf = bytearray(_encoded())
-    struct.pack_into("<H", buf, 8, 3)
-    with pytest.raises(UnsupportedFormatError, match="version 3"):
+    struct.pack_into("<H", buf, 8, 4)
+    with pytest.raises(UnsupportedFormatError, match="version 4"):
         decode_header(_with_crc(buf), PATH)
 
 

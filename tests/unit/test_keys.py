@@ -11,7 +11,7 @@ from mkts.engine.keys import parse_key
 @pytest.mark.parametrize(
     "key",
     ["AAPL/1Min/OHLCV", "BRK.B/1D/OHLCV", "BTC-USD/1H/OHLCV", "^GSPC/1D/OHLCV", "ES=F/5Min/TRADE",
-     "a_b/10Sec/x1", "S" * 64 + "/1Min/OHLCV"],
+     "a_b/10Sec/x1", "S" * 64 + "/1Min/OHLCV", "S" * 255 + "/1Min/" + "A" * 243],
 )
 def test_valid_keys_parse_into_their_parts(key: str) -> None:
     k = parse_key(key)
@@ -44,9 +44,9 @@ def test_key_timeframe_is_parsed() -> None:
         "AAPL/1Min/OHLCV/extra",
         "/AAPL/1Min/OHLCV",
         "AAPL/1Min/OHLCV/",
-        "S" * 65 + "/1Min/OHLCV",  # overlong part
-        "AAPL/1Min/" + "A" * 65,
-        "A" * 300,  # overlong key
+        "S" * 256 + "/1Min/OHLCV",  # a part longer than a directory name may be
+        "AAPL/1Min/" + "A" * 244,  # no room for destroy's .<attr>.destroying
+        "A" * 800,  # overlong key
         "AAPL,MSFT/1Min/OHLCV",  # a pattern is not a key
         "*/1Min/OHLCV",
         "AAPL/*/OHLCV",
@@ -83,5 +83,5 @@ def test_invalid_key_error_is_a_value_error_and_an_mkts_error() -> None:
 
 
 def test_overlong_part_message_names_the_limit() -> None:
-    with pytest.raises(InvalidKeyError, match="64"):
-        parse_key("S" * 65 + "/1Min/OHLCV")
+    with pytest.raises(InvalidKeyError, match="at most 255, as a directory name is at most 255 bytes"):
+        parse_key("S" * 256 + "/1Min/OHLCV")

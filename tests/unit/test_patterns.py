@@ -88,7 +88,7 @@ def test_patterns_are_values() -> None:
     ("AAPL/7Min/OHLCV", "the timeframe part: timeframe '7Min'"),
     ("AAPL/2D/OHLCV", "the timeframe part: timeframe '2D'"),
     ("AAPL/1Minute/OHLCV", "the timeframe part: timeframe '1Minute' is not valid"),
-    ("S" * 65 + "/1Min/OHLCV", "longer than 64 characters"),
+    ("S" * 256 + "/1Min/OHLCV", "longer than 255 characters"),
     ("AAPL/1Min", "must have three parts"),
     ("AAPL/1Min/OHLCV/x", "must have three parts"),
     ("", "must have three parts"),

@@ -172,12 +172,29 @@ def test_record_layout_is_packed_and_padded_to_8_bytes() -> None:
 
 @pytest.mark.parametrize(
     "columns",
-    [{}, {"Epoch": "i8"}, {"_slot": "i8"}, {"": "f4"}, {"x" * 33: "f4"}, {"a\0b": "f4"},
+    [{"_slot": "i8"}, {"": "f4"}, {"x" * 33: "f4"}, {"a\0b": "f4"},
      {f"c{i}": "f4" for i in range(97)}, {"Open": "f2"}],
 )
 def test_bad_schemas_are_rejected(columns: dict[str, str]) -> None:
     with pytest.raises(SchemaError):
         Schema.from_spec(TF, FIXED, columns)
+
+
+@pytest.mark.parametrize("columns", [{}, {"Epoch": "i8"}])
+def test_a_fixed_bucket_may_hold_epoch_alone(columns: dict[str, str]) -> None:
+    s = Schema.from_spec(TF, FIXED, columns)
+    assert s.names == [] and s.result_names == ["Epoch"]
+    assert s.record_dtype.itemsize == 8
+    with pytest.raises(SchemaError, match="tick bucket needs at least one column"):
+        Schema.from_spec(TF, VARIABLE, columns)
+
+
+def test_nanoseconds_is_ordinary_in_fixed_buckets_and_the_time_in_tick_buckets() -> None:
+    spec = {"Ask": "f4", "Nanoseconds": "i4"}
+    assert Schema.from_spec(TF, FIXED, spec).result_names == ["Epoch", "Ask", "Nanoseconds"]
+    assert Schema.from_spec(TF, VARIABLE, spec).names == ["Ask"]
+    with pytest.raises(SchemaError, match="reserved"):
+        Schema(TF, VARIABLE, (("Nanoseconds", np.dtype("i4")),))
 
 
 def test_duplicate_column_is_rejected() -> None:
