@@ -813,10 +813,12 @@ def markdown(report: dict[str, Any]) -> str:
             L.append(f"- **{e['label']} failed**: {e['error']}")
         if e.get("checks_failed"):
             L.append(f"- **{e['label']} returned wrong rows**: {'; '.join(e['checks_failed'])}")
+    # Reports written before issue 17 have no "prices": their bars were raw float walks.
+    prices = size.get("prices", D.OLD_PRICES)
     L.append(f"- Data: plugins.synth, seed {D.SEED}: {size['symbols']} symbols × 1Min bars "
              f"{size['bar_start']}..{size['bar_end']} (market hours, holidays, 1% missing "
-             f"minutes); ticks: {size['tick_days']} days × {size['ticks_per_day']:,} bursty "
-             f"trades of one symbol, exact to the ns.")
+             f"minutes; bar prices: {prices}); ticks: {size['tick_days']} days × "
+             f"{size['ticks_per_day']:,} bursty trades of one symbol, exact to the ns.")
     L.append(f"- Medians over {report['repeats']} runs (latencies: over every call). Ratios "
              "are competitor ÷ mkts in the same run (for `higher` metrics > 1 means the "
              "competitor is faster; for `lower` metrics > 1 means it is slower); durable "
@@ -1000,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": cmdline.strip(),
         "machine": m,
         "size": {**{k: (str(v) if isinstance(v, dt.date) else v)
-                    for k, v in size.__dict__.items()}},
+                    for k, v in size.__dict__.items()}, "prices": D.PRICES},
         "repeats": repeats,
         "engines": [{k: v for k, v in e.items() if k != "results"} for e in engines],
         "rows": rows,

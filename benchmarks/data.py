@@ -1,8 +1,9 @@
 """Deterministic benchmark datasets, built once per process from a fixed seed.
 
 Everything comes from `plugins.synth` (realistic 1Min OHLCV with market hours, holidays and
-a few missing minutes; bursty trades exact to the nanosecond), so every engine in a run, and
-every run on every machine, sees the same rows.
+a few missing minutes; bursty trades exact to the nanosecond; every price on the $0.01 grid
+since issue 17, raw float random walks before), so every engine in a run, and every run on
+every machine, sees the same rows.
 
 Sizes: `full` (the numbers in benchmarks/README.md), `quick` (`--quick`, < 2 min for the
 side-by-side runner), `smoke` (CI: each scenario once on tiny data). Chosen with the
@@ -20,11 +21,14 @@ import numpy as np
 
 from mkts.plugins import synth
 
-__all__ = ["SEED", "Size", "SIZES", "size_from_env", "bars", "bar_set", "trading_days",
-           "tick_days", "tick_batches", "append_rows", "day_bounds", "BAR_DTYPE", "TICK_DTYPE",
-           "BAR_KEY", "TICK_KEY"]
+__all__ = ["SEED", "PRICES", "OLD_PRICES", "Size", "SIZES", "size_from_env", "bars", "bar_set",
+           "trading_days", "tick_days", "tick_batches", "append_rows", "day_bounds", "BAR_DTYPE",
+           "TICK_DTYPE", "BAR_KEY", "TICK_KEY", "multi_year_bars"]
 
 SEED = 7
+# What the bars' prices are, recorded with every comparison report (issue 17 moved them).
+PRICES = "on the $0.01 grid"
+OLD_PRICES = "raw float random walks, off the cent grid (the data before December 2026)"
 BAR_DTYPE = synth.BAR_DTYPE
 TICK_DTYPE = synth.TICK_DTYPE
 BAR_KEY = "{}/1Min/OHLCV"
@@ -88,6 +92,18 @@ def bars(symbol: str, size: Size) -> np.ndarray:
     return _bars(symbol, size.bar_start, size.bar_end)
 
 
+@functools.lru_cache(maxsize=4)
+def multi_year_bars(size: Size) -> np.ndarray:
+    """The first symbol's 1Min bars over two year files: the year before the size's year
+    (from the same month and day as the size's start) and the size's own range."""
+    start = size.bar_start.replace(year=size.bar_start.year - 1)
+    first = synth.minute_bars(synth.symbols(1)[0], start, start.replace(month=12, day=31),
+                              seed=SEED)
+    out = np.concatenate([first, bars(synth.symbols(1)[0], size)])
+    out.flags.writeable = False
+    return out
+
+
 def bar_set(size: Size) -> dict[str, np.ndarray]:
     """{symbol: bars} for the bulk write: `size.symbols` symbols x one year."""
     return {s: bars(s, size) for s in synth.symbols(size.symbols)}
@@ -128,10 +144,10 @@ def append_rows(start_epoch: int, n: int, *, step: int = 60, seed: int = SEED) -
     rng = np.random.default_rng(seed)
     out = np.empty(n, dtype=BAR_DTYPE)
     out["Epoch"] = start_epoch + step * np.arange(n, dtype=np.int64)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, n)))
+    close = synth.on_cents(100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, n))))
     out["Open"] = close
-    out["High"] = close * 1.001
-    out["Low"] = close * 0.999
+    out["High"] = synth.on_cents(close * 1.001)
+    out["Low"] = synth.on_cents(close * 0.999)
     out["Close"] = close
     out["Volume"] = rng.integers(100, 5000, n)
     return out

@@ -2,8 +2,10 @@
 
 - universe_scan: sum of Volume and mean of Close over every 1Min bar of `size.symbols`
   symbols x one year, through `mkts.read_dask` on a dask.distributed LocalCluster of two
-  worker processes (one thread each; cluster start-up not timed), against one process
-  reading the same columns with `db.read`. Warm page cache for both.
+  worker processes (one thread each; cluster start-up not timed; as Dask starts its workers
+  and without its MALLOC_TRIM_THRESHOLD_), against one process reading the same columns
+  with `db.read`, and one process building every partition's frame as a worker does
+  (the workers' share of the time, without Dask). Warm page cache for all.
 - parquet_export: `mkts.export_parquet` of the same universe into a fresh directory (read,
   convert, zstd, fsync and rename per partition); bytes and bytes per row in extra_info,
   against `pyarrow.parquet.write_table` of the same rows from memory, zstd, one fsynced
@@ -33,13 +35,23 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Creating scratch directories is taking a surprisingly long time:UserWarning")
 
 
-@pytest.fixture(scope="module")
-def cluster_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+@pytest.fixture(scope="module", params=["dask defaults", "malloc trim unset"])
+def cluster_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Any]:
+    """The cluster as Dask starts it, and the same without the MALLOC_TRIM_THRESHOLD_=65536
+    that Dask's nanny puts in each worker's environment (it makes glibc map and unmap
+    every array above 128 KiB afresh, so each read's result pays its page faults again)."""
+    import dask
     from distributed import Client, LocalCluster
 
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if request.param == "malloc trim unset":
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     scratch = os.fspath(tmp_path_factory.mktemp("dask-scratch"))
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                      local_directory=scratch) as cluster, Client(cluster) as client:
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                         dashboard_address=None, local_directory=scratch) as cluster, \
+            Client(cluster) as client:
         yield client
 
 
@@ -66,6 +78,40 @@ def test_universe_scan_dask_2_workers(benchmark: Any, size: D.Size, bars_root: s
 
     benchmark.extra_info["rows"] = rows
     benchmark.extra_info["partitions"] = mkts.read_dask(bars_root, PATTERN).npartitions
+    volume, close = benchmark.pedantic(run, rounds=size.repeats, iterations=1)
+    want_volume, want_close = _expected(bar_data)
+    assert volume == want_volume and close == pytest.approx(want_close, rel=1e-6)
+    if benchmark.stats is not None:
+        benchmark.extra_info["rows_per_s"] = rows / benchmark.stats.stats.median
+
+
+@pytest.mark.benchmark(group="universe_scan")
+def test_universe_scan_partitions_one_process(benchmark: Any, size: D.Size, bars_root: str,
+                                              bar_data: dict[str, np.ndarray]) -> None:
+    """The workers' share without Dask: every partition of the scan read and turned into its
+    pandas frame (`mkts.dask_io._read_pieces`) in this process, one after the other."""
+    from mkts import dask_io, engine
+    from mkts.scale import plan_pieces
+
+    rows = sum(len(v) for v in bar_data.values())
+    with engine.open(bars_root, readonly=True) as db:
+        keys = engine.parse_pattern(PATTERN).select(db.list_keys())
+        infos = {k: db.info(k, rows=False) for k in keys}
+        pieces = plan_pieces(engine.get_calendar(db.timezone), infos, None, None)
+    g = dask_io.group_size(len(pieces), len(keys), None)
+    groups = [tuple((bars_root, p.key, p.year, p.start_ns, p.end_ns) for p in pieces[i : i + g])
+              for i in range(0, len(pieces), g)]
+
+    def run() -> tuple[int, float]:
+        volume, total, n = 0, 0.0, 0
+        for group in groups:
+            frame = dask_io._read_pieces(group, ["Symbol", "Close", "Volume"])
+            volume += int(frame["Volume"].sum())
+            total += float(frame["Close"].sum())
+            n += len(frame)
+        return volume, total / n
+
+    benchmark.extra_info.update(rows=rows, partitions=len(groups))
     volume, close = benchmark.pedantic(run, rounds=size.repeats, iterations=1)
     want_volume, want_close = _expected(bar_data)
     assert volume == want_volume and close == pytest.approx(want_close, rel=1e-6)

@@ -549,9 +549,11 @@ class Database:
         with self._meta_lock:
             return sorted({k.symbol for k in self.catalog.buckets})
 
-    def info(self, key: str) -> dict[str, Any]:
+    def info(self, key: str, *, rows: bool = True) -> dict[str, Any]:
         """{"key", "timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years",
-        "rows"}; tick buckets add "live_bytes" and "garbage_bytes" (engine.ticks.tick_usage)."""
+        "rows"}; tick buckets add "live_bytes" and "garbage_bytes" (engine.ticks.tick_usage).
+        `rows=False` leaves out "rows" and the tick byte counts, which look at every year
+        file's slots; the rest comes from the catalog (what planning a scan needs)."""
         self._check_open()
         self._visible()  # interval mode: "years" must include this handle's own writes
         k = parse_key(key)
@@ -564,15 +566,17 @@ class Database:
                 "kind": bucket.schema.kind,
                 "years": bucket.sorted_years(),
             }
+            if not rows:
+                return out
             with self._rw.read():
                 if bucket.schema.kind == VARIABLE:
                     out.update(tick_usage(self.catalog, bucket))
                 else:  # one record per occupied slot
-                    rows = 0
+                    count = 0
                     for y in out["years"]:
                         with self.catalog.pinned(bucket, y) as f:
-                            rows += 0 if f is None else len(f.occupied())
-                    out["rows"] = rows
+                            count += 0 if f is None else len(f.occupied())
+                    out["rows"] = count
             return out
 
     # -- triggers --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.columns import translate, view_dtype
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
 from mkts.engine.header import Header
+from mkts.engine.join import Part, concat_rows, fill_parts, take_limit, year_spans
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
 from mkts.engine.tickread import BlockSource, read_rows
@@ -24,9 +25,9 @@ from mkts.engine.yearfile import YearFile
 
 __all__ = ["read_fixed", "read_ticks", "read_bucket", "resolve_columns"]
 
-# Ranges up to this many bytes of slots are read with one pread (see _gather_span).
+# Ranges up to this many bytes of slots are read with one pread (see _LiveSlots).
 SMALL_READ_BYTES = 1 << 17
-# Up to this many rows a read chunk is "small" for _to_epochs.
+# Up to this many rows a result is "small": Epochs go into the rows (see read_fixed).
 SMALL_ROWS = 4096
 
 
@@ -55,21 +56,6 @@ def resolve_columns(bucket: Bucket, columns: Sequence[str] | None) -> list[str]:
     return out
 
 
-_BOUNDS: dict[Calendar, tuple[int, int]] = {}  # (min_epoch, max_epoch - 1) per calendar
-
-
-def _slot_range(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None
-                ) -> tuple[tuple[int, int], tuple[int, int]]:
-    tf = bucket.schema.timeframe
-    bounds = _BOUNDS.get(calendar)
-    if bounds is None:
-        bounds = _BOUNDS[calendar] = (calendar.min_epoch, calendar.max_epoch - 1)
-    first, last = bounds
-    lo = first if start_ns is None else max(start_ns // NS, first)
-    hi = last if end_ns is None else min(end_ns // NS, last)
-    return calendar.slot_of(lo, tf), calendar.slot_of(hi, tf)
-
-
 def _check_slots(f: YearFile, stored: np.ndarray, expected: np.ndarray) -> None:
     """Every gathered record must carry its own slot number + 1 (`expected`, as
     docs/format.md "Slots" says). For a few rows comparing the bytes is cheaper than numpy's
@@ -93,6 +79,15 @@ def _gather(slots: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return np.take(words, idx, axis=0).view(slots.dtype).reshape(len(idx))
     return np.asarray(slots[idx])
 
+
+def _project(bucket: Bucket, data: np.ndarray, cols: list[str], full: list[str], tz: str,
+             epochs: np.ndarray | None = None) -> Result:
+    """The joined rows as a Result of the requested columns (a view, no copy). `epochs`,
+    if given, is the Epoch column, not yet written into `data` (see Result)."""
+    if cols is not full and cols != full:
+        data = data[cols]
+    return Result(str(bucket.key), data, cols, tz, epochs=epochs,
+                  ticks=bucket.schema.kind == "variable")
 
 def _result(bucket: Bucket, chunks: list[np.ndarray], cols: list[str], full: list[str],
             tz: str, epochs: list[np.ndarray | None] | None = None) -> Result:
@@ -132,109 +127,128 @@ def _packed(rows: np.ndarray, cols: list[str]) -> np.ndarray:
     return out
 
 
-def _year_spans(calendar: Calendar, bucket: Bucket, start_ns: int | None, end_ns: int | None,
-                 backwards: bool) -> list[tuple[int, int, int]]:
-    """(year, lo, hi) for each year of the bucket the range overlaps, in read order: slots
-    [lo, hi) of that year, hi = -1 meaning "to the end of the year file"."""
-    if start_ns is not None and end_ns is not None and start_ns > end_ns:
-        return []
-    (y0, s0), (y1, s1) = _slot_range(calendar, bucket, start_ns, end_ns)
-    if y0 == y1:  # the common case: no need to sort the bucket's years
-        return [(y0, s0, s1 + 1)] if y0 in bucket.years else []
-    spans = [(y, s0 if y == y0 else 0, s1 + 1 if y == y1 else -1)
-             for y in bucket.sorted_years() if y0 <= y <= y1]
-    if backwards:
-        spans.reverse()
-    return spans
+def _own_layout(f: YearFile, bucket: Bucket) -> bool:
+    """The file's records have the bucket's current layout (no column change since)."""
+    h = f.header
+    return h.table is bucket.table or h.schema_version == bucket.schema_version
 
 
-def _take(idx: np.ndarray, remaining: int | None, backwards: bool) -> np.ndarray:
-    if remaining is not None and len(idx) > remaining:
-        return idx[len(idx) - remaining :] if backwards else idx[:remaining]
-    return idx
+class _LiveSlots:
+    """The occupied slots of one live year file in a range: a `join.Part`.
 
+    Made while the file is pinned, before the result is allocated; `fill` copies the
+    records (whole, as 8-byte words: the file may change after we return) into their place
+    in the result, checks that word 0 of each is its slot + 1 (docs/format.md "Slots") and
+    writes the slots' labels, the Epoch column."""
 
-def _gather_span(f: YearFile, lo: int, hi: int, remaining: int | None, backwards: bool
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(slots, words): the occupied slots in [lo, hi) (at most `remaining`, from the end when
-    `backwards`) and their records as a private (n, record words) int64 array.
+    __slots__ = ("f", "year", "idx", "block", "lo", "calendar", "tf")
 
-    A small range is read with one pread of exactly its slots and its occupancy taken from
-    their `_slot` words: no whole-file occupancy index, so a cold read costs one I/O of the
-    range, and it always sees the file's current content. A larger range uses the file's
-    occupancy (yearfile.py) and gathers from the mapping. Both see the same bytes: the file
-    is the only state (docs/format.md "Slots": a slot is occupied iff its `_slot` is not 0).
-    """
-    if (hi - lo) * f.header.record_size <= SMALL_READ_BYTES:
-        block = f.read_words(lo, hi)
-        idx = _take((block[:, 0] != 0).nonzero()[0], remaining, backwards)
-        words = block.take(idx, axis=0)
-        idx += lo
-        return idx, words
-    idx = _take(f.occupied_in(lo, hi), remaining, backwards)
-    return idx, f.words.take(idx, axis=0)
+    def __init__(self, f: YearFile, year: int, calendar: Calendar, tf: Timeframe, lo: int,
+                 hi: int, remaining: int | None, backwards: bool) -> None:
+        """Slots [lo, hi), at most `remaining` of them (from the end when `backwards`).
 
+        A small range is read now with one pread of exactly its slots and its occupancy
+        taken from their `_slot` words: no whole-file occupancy index, so a cold read costs
+        one I/O of the range, and it always sees the file's current content. A larger range
+        uses the file's occupancy (yearfile.py) and is gathered from the mapping by `fill`.
+        Both see the same bytes: the file is the only state (docs/format.md "Slots": a slot
+        is occupied iff its `_slot` is not 0)."""
+        self.f, self.year, self.calendar, self.tf, self.lo = f, year, calendar, tf, lo
+        self.block: np.ndarray | None = None
+        if (hi - lo) * f.header.record_size <= SMALL_READ_BYTES:
+            block = f.read_words(lo, hi)
+            self.block = block
+            self.idx = take_limit((block[:, 0] != 0).nonzero()[0], remaining, backwards) + lo
+        else:
+            self.idx = take_limit(f.occupied_in(lo, hi), remaining, backwards)
 
-def _to_epochs(f: YearFile, calendar: Calendar, year: int, tf: Timeframe, idx: np.ndarray,
-               words: np.ndarray) -> np.ndarray | None:
-    """Check that word 0 of every gathered record is its slot + 1 (docs/format.md "Slots"),
-    then compute the slots' labels, the Epoch column of the result. For up to SMALL_ROWS
-    rows they overwrite word 0 in place (returns None); for more they are returned as a
-    contiguous array and word 0 is left as is: writing it is a strided pass over every row,
-    which Result does only if the structured array is asked for."""
-    stored = words[:, 0]
-    expected = idx + 1
-    _check_slots(f, stored, expected)
-    small = len(idx) <= SMALL_ROWS
-    out = stored if small else expected  # equal now
-    if tf.is_daily:
-        out[:] = calendar.labels(year, idx, tf)
-    else:  # label = year start + slot x seconds = (slot + 1) x seconds + year start - seconds
-        np.multiply(out, tf.seconds, out=out)
-        out += calendar.year_start(year) - tf.seconds
-    return None if small else expected
+    @property
+    def rows(self) -> int:
+        return len(self.idx)
+
+    def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
+        """The rows on their own, Epoch written in, as the bucket's columns `cols` (a file
+        written before a column change is translated: `_translated`)."""
+        h = self.f.header
+        rows = np.empty(self.rows, dtype=h.schema.result_dtype)
+        self.fill(rows, None)
+        if _own_layout(self.f, bucket):
+            return rows
+        return _translated(rows, h, bucket, cols)
+
+    def fill(self, out: np.ndarray, epochs: np.ndarray | None) -> None:
+        idx = self.idx
+        words = out.view(np.int64).reshape(len(out), out.dtype.itemsize // 8)
+        if self.block is not None:
+            np.take(self.block, idx - self.lo, axis=0, out=words, mode="clip")
+        else:
+            np.take(self.f.words, idx, axis=0, out=words, mode="clip")
+        stored = words[:, 0]
+        if epochs is None:  # the labels overwrite word 0
+            _check_slots(self.f, stored, idx + 1)
+            labels = stored
+        else:  # slot + 1 goes where the labels go, then becomes them: no temporary
+            np.add(idx, 1, out=epochs)
+            _check_slots(self.f, stored, epochs)
+            labels = epochs
+        tf = self.tf
+        if tf.is_daily:
+            labels[:] = self.calendar.labels(self.year, idx, tf)
+        else:  # label = year start + slot x seconds = (slot + 1) x seconds + start - seconds
+            labels *= tf.seconds
+            labels += self.calendar.year_start(self.year) - tf.seconds
 
 
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
                limit: int | None = None, limit_from_start: bool = False,
                columns: Sequence[str] | None = None) -> Result:
+    """Rows with floor(start) <= label <= end, limit counting from the end unless
+    `limit_from_start`. Each year file in range first says which of its slots the read
+    takes (a `_LiveSlots`; the limit is applied here, so a read that has its rows opens no
+    further year), then one result is allocated and each year copies its rows into place
+    (engine/join.py): a read across years costs per row what a read of one does."""
     calendar = catalog.calendar
     schema = bucket.schema
     full = schema.result_names
     cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
-    chunks: list[np.ndarray] = []
-    epochs: list[np.ndarray | None] = []
+    parts: list[_LiveSlots] = []
+    pinned: list[YearFile] = []
     remaining = limit
-    for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
-        # Year files open lazily: a read that has its limit stops before the next one.
-        f = catalog.acquire(bucket, y, reads=(lo, hi))
-        if f is None:  # pragma: no cover - years come from the catalog
-            continue
-        try:  # pinned: the open-file cache closes no file in use
-            # Whole records are gathered as rows of 8-byte words (a copy: the file may
-            # change after we return); word 0 is `_slot`, checked; the Epochs are a column
-            # of their own.
-            idx, words = _gather_span(f, lo, f.header.nslots if hi < 0 else hi, remaining,
-                                      backwards)
-            if len(idx):
-                epochs.append(_to_epochs(f, calendar, y, schema.timeframe, idx, words))
-                h = f.header
-                if h.table is bucket.table or h.schema_version == bucket.schema_version:
-                    chunks.append(words.view(schema.result_dtype).reshape(len(idx)))
-                else:  # written before a column change (docs/format.md "Column changes")
-                    chunks.append(_translated(words.view(h.schema.result_dtype).reshape(
-                        len(idx)), h, bucket, cols))
-        finally:
+    try:
+        for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
+            # Year files open lazily; each stays pinned (the open-file cache closes no file
+            # in use) until its rows are copied.
+            f = catalog.acquire(bucket, y, reads=(lo, hi))
+            if f is None:  # pragma: no cover - years come from the catalog
+                continue
+            pinned.append(f)
+            # One Part per year file: another kind of year file (sealed) brings its own.
+            part = _LiveSlots(f, y, calendar, schema.timeframe, lo,
+                              f.header.nslots if hi < 0 else hi, remaining, backwards)
+            if part.rows:
+                parts.append(part)
+            if remaining is not None:
+                remaining -= part.rows
+                if remaining <= 0:
+                    break
+        if backwards:
+            parts.reverse()
+        # Up to SMALL_ROWS rows the labels overwrite word 0 in place; for more they are a
+        # contiguous column of their own and word 0 is left as is: writing it is a strided
+        # pass over every row, which Result does only if the structured array is asked for.
+        if not all(_own_layout(p.f, bucket) for p in parts):
+            # A year written before a column change (docs/format.md "Column changes"): its
+            # rows are translated to the bucket's columns, year by year, then joined.
+            return _result(bucket, [p.chunk(bucket, cols) for p in parts], cols, full,
+                           calendar.tz)
+        separate = sum(p.rows for p in parts) > SMALL_ROWS
+        joined: list[Part] = list(parts)
+        data, epochs = fill_parts(joined, schema.result_dtype, separate)
+    finally:
+        for f in pinned:
             catalog.release(f)
-        if remaining is not None:
-            remaining -= len(idx)
-            if remaining <= 0:
-                break
-    if backwards:
-        chunks.reverse()
-        epochs.reverse()
-    return _result(bucket, chunks, cols, full, calendar.tz, epochs)
+    return _project(bucket, data, cols, full, calendar.tz, epochs)
 
 
 # (id of a file's header, bucket schema version, row size, columns) -> (that header, the
@@ -274,7 +288,7 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     backwards = limit is not None and not limit_from_start
     chunks: list[np.ndarray] = []
     remaining = limit
-    for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
+    for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
         f = catalog.acquire(bucket, y)
         if f is None:  # pragma: no cover - years come from the catalog
             continue
@@ -335,6 +349,10 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
                 break
     if backwards:
         chunks.reverse()
+    if all(c.dtype == schema.result_dtype for c in chunks):
+        return _project(bucket, concat_rows(chunks, schema.result_dtype), cols,
+                        schema.result_names, calendar.tz)
+    # a year written before a column change came translated (a view of its columns)
     return _result(bucket, chunks, cols, schema.result_names, calendar.tz)
 
 

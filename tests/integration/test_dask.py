@@ -160,6 +160,58 @@ def test_several_symbols_give_a_partition_per_symbol_year(universe: str, client:
     assert counts.to_dict() == dict.fromkeys(SYMBOLS, HOURS)
 
 
+def test_pieces_grouped_into_partitions_equal_the_engine_reads(universe: str,
+                                                               client: Any) -> None:
+    _reads(client)
+    ddf = mkts.read_dask(universe, "*/1H/OHLCV", pieces_per_partition=2)
+    assert ddf.npartitions == 5  # 9 pieces (3 symbols x 3 years), two per partition
+    assert not ddf.known_divisions
+    want = pd.concat([_engine_frame(universe, BARS.format(s)) for s in sorted(SYMBOLS)])
+    pd.testing.assert_frame_equal(ddf.compute(), want)
+    assert sorted((k, y) for k, y, _ in _reads(client)) == sorted(
+        (BARS.format(s), y) for s in SYMBOLS for y in (2022, 2023, 2024))  # each piece once
+    close = mkts.read_dask(universe, "*/1H/OHLCV", "2023-06-01", columns=["Close"],
+                           pieces_per_partition=4)
+    assert close.npartitions == 2
+    pd.testing.assert_frame_equal(close.compute(), pd.concat(
+        [_engine_frame(universe, BARS.format(s), "2023-06-01", columns=["Close"])
+         for s in sorted(SYMBOLS)]))
+
+
+def test_grouped_tick_pieces_keep_their_nanoseconds(universe: str, client: Any) -> None:
+    ddf = mkts.read_dask(universe, TICKS, pieces_per_partition=3)
+    assert ddf.npartitions == 1
+    got = ddf.compute()
+    pd.testing.assert_frame_equal(got, _engine_frame(universe, TICKS))
+    assert list(got.columns) == ["Symbol", "Price", "Size", "Nanoseconds"]
+
+
+def test_one_bucket_in_groups_keeps_known_divisions(universe: str, client: Any) -> None:
+    ddf = mkts.read_dask(universe, "AAPL/1H/OHLCV", pieces_per_partition=2)
+    assert ddf.npartitions == 2 and ddf.known_divisions
+    assert ddf.divisions[1] == _ts("2024-01-01")  # the first piece of the second partition
+    _reads(client)
+    got = ddf.loc["2024-03-01":"2024-03-02"].compute()
+    assert len(got) == 48
+    assert [(k, y) for k, y, _ in _reads(client)] == [("AAPL/1H/OHLCV", 2024)]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_pieces_per_partition_must_be_a_positive_whole_number(universe: str, bad: Any) -> None:
+    with pytest.raises(engine.InvalidInputError, match="pieces_per_partition"):
+        mkts.read_dask(universe, "*/1H/OHLCV", pieces_per_partition=bad)
+
+
+def test_default_grouping_only_for_several_buckets_and_enough_pieces() -> None:
+    from mkts.dask_io import MAX_GROUP, MIN_PARTITIONS, group_size
+
+    assert group_size(100, 1, None) == 1  # one bucket: a partition per year
+    assert group_size(2 * MIN_PARTITIONS - 1, 40, None) == 1
+    assert group_size(100, 100, None) == 100 // MIN_PARTITIONS
+    assert group_size(100_000, 100_000, None) == MAX_GROUP
+    assert group_size(100, 100, 7) == 7 and group_size(3, 1, 5) == 5
+
+
 def test_column_projection_reads_only_those_columns(universe: str, client: Any) -> None:
     _reads(client)
     ddf = mkts.read_dask(universe, "IBM/1H/OHLCV", columns=["Volume", "Open"])

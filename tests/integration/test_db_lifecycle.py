@@ -52,6 +52,27 @@ def test_info_counts_the_rows_of_fixed_buckets(root: str) -> None:
         assert "live_bytes" not in db.info(KEY)  # tick buckets only
 
 
+@pytest.mark.parametrize("readonly", [False, True])
+def test_info_without_rows_reads_no_year_file(root: str, readonly: bool,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rows=False` is the catalog's description alone: no year file is scanned."""
+    from mkts.engine.yearfile import YearFile
+
+    with engine.open(root) as db:
+        db.write(KEY, rows([T10, T10 - 86_400 * 400], [1, 2]))
+    with engine.open(root, readonly=readonly) as db:
+        full = db.info(KEY)
+
+        def no_scan(self: YearFile, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"{self.path} was scanned")
+
+        monkeypatch.setattr(YearFile, "_scan", no_scan)
+        monkeypatch.setattr(YearFile, "occupied", no_scan)
+        lean = db.info(KEY, rows=False)
+        assert lean == {k: v for k, v in full.items() if k != "rows"}
+        assert lean["years"] == [2022, 2024] and "rows" not in lean
+
+
 def test_open_creates_a_missing_root_but_not_its_parents(tmp_path: Any) -> None:
     root = tmp_path / "new"
     with engine.open(root) as db:

@@ -1,5 +1,5 @@
 """The fixed-bucket read has two ways to find and gather rows (engine/query.py
-`_gather_span`): a small range is read with one pread of its slots, a larger one through the
+`_LiveSlots`): a small range is read with one pread of its slots, a larger one through the
 occupancy index (writable handle) or a scan of the file's data extents (read-only handle).
 Every way must return exactly what an in-memory oracle says, for any range, limit and
 projection, across year boundaries, after overwrites, and for writable handles whose
@@ -120,8 +120,8 @@ def small_read_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(params=[0, 1000, query.SMALL_ROWS], ids=["epochs apart", "mixed", "default"])
 def small_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Chunks of more rows than this get their Epochs as a separate column (query.py
-    _to_epochs); 1000 mixes both kinds in one multi-year read."""
+    """Results of more rows than this get their Epochs as a separate column (query.py
+    read_fixed); with 1000 some multi-year reads are above, some below."""
     monkeypatch.setattr(query, "SMALL_ROWS", request.param)
     return int(request.param)
 
