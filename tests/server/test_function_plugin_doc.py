@@ -1,7 +1,7 @@
 """docs/plugins.md "Writing a function", copied literally into a project: the user's `vwap`
 function, installed (its entry point in a dist-info beside it, what `pip install -e .`
 writes), works embedded (`python query.py`) and through pymarketstore against `mkts start`
-(`python client.py`), printing what the page shows."""
+(`python client.py`, over JSON-RPC and over gRPC), printing what the page shows."""
 
 from __future__ import annotations
 
@@ -85,10 +85,18 @@ def test_the_documented_vwap_function_works_embedded_and_over_the_wire(
 
     monkeypatch.setenv("PYTHONPATH", str(project))  # the server's environment too
     (tmp_path / "srv").mkdir()
-    srv = start_server(tmp_path / "srv", root_directory=str(project / "data"), triggers=[])
+    srv = start_server(tmp_path / "srv", grpc=True, root_directory=str(project / "data"),
+                       triggers=[])
     try:
         client = project / "client.py"
-        client.write_text(client.read_text().replace("localhost:5993", f"{srv.host}:{srv.port}"))
+        documented = client.read_text()
+        client.write_text(documented.replace("localhost:5993", f"{srv.host}:{srv.port}"))
+        assert _run(project, "client.py", env) == printed["python client.py"]
+        # The same client over gRPC (`Client("host:port", grpc=True)`) prints the same.
+        over_grpc = documented.replace('"http://localhost:5993/rpc"',
+                                       f'"{srv.grpc_target}", grpc=True')
+        assert over_grpc != documented
+        client.write_text(over_grpc)
         assert _run(project, "client.py", env) == printed["python client.py"]
     finally:
         assert srv.stop() == 0, srv.stderr()
