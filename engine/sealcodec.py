@@ -1,0 +1,149 @@
+"""Column chunk codecs of sealed year files: exact encodings of one column of one row group
+(integers narrowed by frame of reference or deltas, floats as decimal-scaled integers when
+bit-exact, then zstd). Pure; layout in docs/format.md "Sealed file (`MKTSSEAL`, version 1)".
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import zstandard
+
+from mkts.engine.errors import CorruptFileError
+
+__all__ = ["encode_chunk", "decode_chunk", "scale_floats", "unscale", "MAX_DIGITS",
+           "T_RAW", "T_FOR", "T_DELTA"]
+
+MAX_DIGITS = 4  # decimal digits a float column may be scaled by (prices in 1/10 000)
+LEVEL = 1  # zstd level of every chunk
+# Transform (codec bits 8-9): stored as the column's own type; v - base as unsigned w-byte
+# integers (base = the chunk's minimum); v[i] - v[i-1] as signed w-byte integers (base = v[0]).
+T_RAW, T_FOR, T_DELTA = 0, 1, 2
+_BASE = struct.Struct("<q")
+_cctx = zstandard.ZstdCompressor(level=LEVEL, write_content_size=True)
+_dctx = zstandard.ZstdDecompressor()
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_SIGNED = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def unscale(k: np.ndarray, digits: int, dt: np.dtype) -> np.ndarray:
+    """Floats from decimal-scaled integers: k / 10**digits computed in f8, rounded once to
+    `dt`. A writer stores a column scaled only if this gives back every value bit for bit."""
+    out = k.astype(np.float64)
+    out /= 10.0**digits
+    return out if dt == out.dtype else out.astype(dt)
+
+
+def scale_floats(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None:
+    """A float column as (int64 k, digits) with unscale(k, digits) == col bit for bit (-0.0,
+    NaN and inf never qualify), the fewest digits first; None when no digits up to
+    MAX_DIGITS give every value back."""
+    c = np.asarray(col, dtype=np.float64)
+    if not len(c) or not bool(np.isfinite(c).all()):
+        return None
+    bits = np.dtype(f"<u{dt.itemsize}")
+    for digits in range(MAX_DIGITS + 1):
+        scale = 10.0**digits
+        ki = None
+        for part in (c[:64], c):  # a cheap sample first
+            k = np.rint(part * scale)
+            if not bool((np.abs(k) < 2.0**53).all()):
+                break
+            ki = k.astype(np.int64)
+            want = np.ascontiguousarray(col[: len(part)], dtype=dt).view(bits)
+            if not bool((unscale(ki, digits, dt).view(bits) == want).all()):
+                break
+        else:
+            assert ki is not None
+            return ki, digits
+    return None
+
+
+def _width(span: int, signed: bool) -> int:
+    """Bytes of the narrowest (un)signed integer holding 0..span (signed: -span..span)."""
+    for w in (1, 2, 4):
+        if (span < (1 << (8 * w - 1))) if signed else (span < (1 << (8 * w))):
+            return w
+    return 8
+
+
+def _as_int64(col: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """An integer column as int64 (u8 by its bits: the transforms wrap around consistently)."""
+    if dt.kind == "u" and dt.itemsize == 8:
+        return np.ascontiguousarray(col, dtype=dt).view(np.int64)
+    return np.asarray(col, dtype=np.int64)
+
+
+def _transform(v: np.ndarray) -> tuple[int, int, int, np.ndarray]:
+    """(transform, width, base, stored) for int64 values: frame of reference or deltas,
+    whichever is narrower (ties: frame of reference, which decodes faster)."""
+    lo, hi = int(v.min()), int(v.max())
+    w_for = _width(hi - lo, False)
+    if len(v) > 1:
+        d = np.diff(v)  # wraps around like the decoder's cumsum
+        dl, dh = int(d.min()), int(d.max())
+        w_delta = _width(max(-dl - 1, dh, 0), True) if dl < 0 else _width(dh, True)
+        if w_delta < w_for:
+            stored = np.empty(len(v), dtype=_SIGNED[w_delta])
+            stored[0] = 0
+            stored[1:] = d
+            return T_DELTA, w_delta, int(v[0]), stored
+    if w_for == 8:
+        return T_FOR, 8, lo, (v - np.int64(lo)).view(np.uint64)
+    return T_FOR, w_for, lo, (v - np.int64(lo)).astype(_UNSIGNED[w_for])
+
+
+def encode_chunk(col: np.ndarray, dt: np.dtype) -> tuple[int, bytes]:
+    """(codec, stored bytes) of one column chunk of `dt` values (at least one).
+
+    codec: bits 0-3 width w of the stored integers (0 with T_RAW), bits 4-7 s (0: none;
+    1..5: a float column stored as integers k with value k / 10^(s-1)), bits 8-9 transform.
+    Stored bytes: zstd frame of [base i8][n stored values] (T_RAW: the values as `dt`)."""
+    s = 0
+    if dt.kind in "iu":
+        v = _as_int64(col, dt)
+    elif dt.kind == "f" and (sc := scale_floats(col, dt)) is not None:
+        v, digits = sc
+        s = digits + 1
+    else:
+        raw = np.ascontiguousarray(col, dtype=dt)
+        return T_RAW, _cctx.compress(raw.data.cast("B"))
+    t, w, base, stored = _transform(v)
+    payload = _BASE.pack(base) + np.ascontiguousarray(stored).tobytes()
+    return w | (s << 4) | (t << 8), _cctx.compress(payload)
+
+
+def decode_chunk(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where: str
+                 ) -> np.ndarray:
+    """The `n` values of a chunk as `dt`; CorruptFileError (`where` names file, column and
+    row group) when the codec or the decompressed size is not what the footer says."""
+    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
+    want = n * dt.itemsize if t == T_RAW else _BASE.size + n * w
+    if t > T_DELTA or (t != T_RAW and w not in _SIGNED) or s > MAX_DIGITS + 1 or \
+            (t == T_RAW and (w or s)) or (s and dt.kind != "f") or \
+            (t != T_RAW and not s and dt.kind not in "iu"):
+        raise CorruptFileError(f"{where}: unknown chunk codec {codec:#x}; the file is damaged")
+    try:
+        raw = _dctx.decompress(data, max_output_size=want)
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
+    if len(raw) != want:
+        raise CorruptFileError(f"{where}: chunk holds {len(raw)} bytes, not {want}")
+    if t == T_RAW:
+        return np.frombuffer(raw, dtype=dt, count=n)
+    (base,) = _BASE.unpack_from(raw, 0)
+    stored = np.frombuffer(raw, dtype=(_SIGNED if t == T_DELTA else _UNSIGNED)[w], count=n,
+                           offset=_BASE.size)
+    if t == T_DELTA:
+        v = np.cumsum(stored, dtype=np.int64)
+    elif w == 8:
+        v = stored.view(np.int64).copy()
+    else:
+        v = stored.astype(np.int64)
+    v += np.int64(base)
+    if s:
+        return unscale(v, s - 1, dt)
+    if dt.kind == "u" and dt.itemsize == 8:
+        return v.view(np.uint64)
+    return v.astype(dt) if dt != v.dtype else v
