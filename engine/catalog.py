@@ -1,7 +1,8 @@
 """The catalog: which buckets exist under the root, their schemas, and their open year files.
 
 A bucket is a directory `<root>/SYM/TF/ATTR/` holding `bucket.hdr` (its schema, durable
-before any data refers to it) and one `<YYYY>.bin` per year (docs/format.md "Directory").
+before any data refers to it) and one `<YYYY>.bin` or `<YYYY>.sealed` per year
+(docs/format.md "Directory", "The three states of a year").
 How many year files stay open, and when one is closed, belongs to engine/filecache.py.
 """
 
@@ -19,6 +20,8 @@ from mkts.engine.filecache import FileCache, default_max_open_files
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import Schema
+from mkts.engine.sealfile import SealedReader
+from mkts.engine.sealing import live_name, open_sealed, sealed_name, tidy_year_files, write_live
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
 from mkts.wal.fs import FileSystem
@@ -33,7 +36,7 @@ DESTROYING = ".destroying"
 # a trigger maintains from it) first writes their keys, one a line, to `<root>/.destroy`;
 # open finishes the destroy of every key listed there, then removes the file.
 DESTROY_INTENT = ".destroy"
-_YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
+_YEAR_FILE = re.compile(r"^(\d{4})\.(bin|sealed)\Z")
 PREFETCH_BYTES = 1 << 17  # a read of up to this many slot bytes is prefetched with the header
 
 
@@ -46,6 +49,11 @@ class Bucket:
     # Open year files by year: a view of the catalog's FileCache, changed only under its lock.
     files: dict[int, YearFile] = field(default_factory=dict)
     timezone: str = ""  # the zone its bucket.hdr records (must be the root's)
+    # Sealed years (`<YYYY>.sealed`), each with its reader once opened; a subset of `years`.
+    sealed: dict[int, SealedReader | None] = field(default_factory=dict)
+    # Writes applied per year since open: a seal built from a snapshot is installed only if
+    # the year's count did not move meanwhile (engine/database.py `seal`).
+    written: dict[int, int] = field(default_factory=dict)
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -139,10 +147,12 @@ class Catalog:
             return  # not ours (a stray directory); never touched
         header = read_header(self.fs, os.path.join(path, TEMPLATE_NAME))
         bucket = Bucket(key, header.schema, path, timezone=header.timezone)
-        for name in self.fs.listdir(path):
+        for name in tidy_year_files(self.fs, path, self.fs.listdir(path), self.readonly):
             m = _YEAR_FILE.match(name)
             if m:
                 bucket.years.add(int(m.group(1)))
+                if m.group(2) == "sealed":
+                    bucket.sealed[int(m.group(1))] = None
             elif name.endswith(".tmp") and not self.readonly:
                 self.fs.unlink(os.path.join(path, name))  # an interrupted atomic write
         self.buckets[key] = bucket
@@ -158,15 +168,23 @@ class Catalog:
         return os.path.join(self.root, key.symbol, key.timeframe, key.attrgroup)
 
     def acquire(self, bucket: Bucket, year: int, *, create: bool = False,
-                reads: tuple[int, int] | None = None) -> YearFile | None:
+                reads: tuple[int, int] | None = None, unseal: bool = False
+                ) -> YearFile | None:
         """The year file, open and pinned (None if absent and not `create`): it is not
         closed until `release(f)`. `reads` (lo, hi): the slots the caller reads next (hi =
         -1: to the end); when the file is opened now and they are few, their bytes are
         requested together with the header (YearFile.open's prefetch), so a cold short read
         waits for one I/O, not two in a row. Pin for one use (a read, an apply, a plan),
-        not for the life of an object."""
-        if create and year not in bucket.years:
-            self._create_year(bucket, year)  # its fsyncs outside the cache's lock
+        not for the life of an object. A sealed year has no live file (None) unless
+        `create` or `unseal` (a writer's, which holds every reader out) rebuilds it first."""
+        if create:
+            if year not in bucket.years:
+                self._create_year(bucket, year)  # its fsyncs outside the cache's lock
+            bucket.written[year] = bucket.written.get(year, 0) + 1
+        if bucket.sealed and year in bucket.sealed:
+            if not (create or unseal) or self.readonly:
+                return None
+            self.unseal(bucket, year)
         return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, reads)
 
     def pinned(self, bucket: Bucket, year: int, *, create: bool = False,
@@ -184,8 +202,8 @@ class Catalog:
 
     def _open_year(self, bucket: Bucket, year: int, reads: tuple[int, int] | None
                    ) -> YearFile | None:
-        path = os.path.join(bucket.path, f"{year}.bin")
-        if year in bucket.years:
+        path = os.path.join(bucket.path, live_name(year))
+        if year in bucket.years and year not in bucket.sealed:
             prefetch = None
             if reads is not None:  # where the header the file should have puts those slots
                 h = self.year_header(bucket, year)
@@ -203,12 +221,52 @@ class Catalog:
             return f
         return None
 
+    # -- sealed years (engine/sealing.py) -------------------------------------------------
+    def sealed_reader(self, bucket: Bucket, year: int) -> SealedReader:
+        """The reader of a sealed year (header and footer read and checked once)."""
+        r = bucket.sealed.get(year)
+        if r is None:
+            r = open_sealed(self.fs, os.path.join(bucket.path, sealed_name(year)))
+            m = r.meta
+            if m.year != year or m.schema != bucket.schema:
+                raise CorruptFileError(
+                    f"{r.path}: header says year {m.year} / a different schema than the bucket")
+            bucket.sealed[year] = r
+        return r
+
+    def install_sealed(self, bucket: Bucket, year: int, tmp: str) -> None:
+        """Make the fsynced sealed file `tmp` the year's (the swap of docs/format.md
+        "Sealing, re-sealing and the swap"): rename, fsync the directory, then remove the
+        live file. The caller holds writers and readers out and checkpointed first."""
+        self.fs.replace(tmp, os.path.join(bucket.path, sealed_name(year)))
+        self.fs.fsync_dir(bucket.path)
+        self.cache.drop(bucket.files, year)
+        bucket.sealed[year] = None
+        live = os.path.join(bucket.path, live_name(year))
+        if self.fs.exists(live):
+            self.fs.unlink(live)
+            self.fs.fsync_dir(bucket.path)
+
+    def unseal(self, bucket: Bucket, year: int) -> None:
+        """Turn a sealed year back into a live file before a write into it: rebuild
+        `<YYYY>.bin` (temporary name, fsync, rename, directory fsync), then remove the sealed
+        file. The rebuild is deterministic, so replaying a write planned against it after a
+        crash meets the same bytes. The caller holds readers out."""
+        reader = self.sealed_reader(bucket, year)
+        live = os.path.join(bucket.path, live_name(year))
+        write_live(self.fs, live + ".tmp", reader, self.calendar)
+        self.fs.replace(live + ".tmp", live)
+        self.fs.fsync_dir(bucket.path)
+        self.fs.unlink(reader.path)
+        self.fs.fsync_dir(bucket.path)
+        del bucket.sealed[year]
+
     def _create_year(self, bucket: Bucket, year: int) -> None:
         """Create a year file durably (by the writer, which alone creates files)."""
         header = self.year_header(bucket, year)
         data = encode_header(header.schema, year, header.nslots, header.year_start,
                              self.calendar.tz)
-        atomic_write(self.fs, os.path.join(bucket.path, f"{year}.bin"), data,
+        atomic_write(self.fs, os.path.join(bucket.path, live_name(year)), data,
                      size=header.file_size)
         bucket.years.add(year)
 

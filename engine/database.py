@@ -33,6 +33,7 @@ from mkts.engine.result import Result
 from mkts.engine.rootmeta import root_timezone, take_root
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
+from mkts.engine.sealjob import seal_years
 from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
 from mkts.engine.writepath import WritePath
@@ -270,6 +271,16 @@ class Database:
                 self._writes.forget(k)
         return {"before": before, "after": after}
 
+    def seal(self, key: str | None = None, year: int | None = None) -> list[str]:
+        """Seal year files (docs/format.md "The three states of a year"): every closed year
+        (before the current one in the database's zone) of every bucket, or of `key`, or
+        just `year` (the current year too). Returns "KEY/YEAR" of each year sealed now.
+        Reads return exactly what they returned before; a later write into a sealed year
+        makes it live again. Writers wait only for the swap (engine/sealjob.py)."""
+        pipeline = self._check_writable()
+        self._dispatcher.flush()
+        return seal_years(self, pipeline, key, year)
+
     def checkpoint(self) -> None:
         """Make every write that returned before this call durable in the data files, in
         every sync mode, and retire the write-ahead log.
@@ -356,6 +367,9 @@ class Database:
                 else:  # one record per occupied slot
                     rows = 0
                     for y in out["years"]:
+                        if y in bucket.sealed:
+                            rows += self.catalog.sealed_reader(bucket, y).rows
+                            continue
                         with self.catalog.pinned(bucket, y) as f:
                             rows += 0 if f is None else len(f.occupied())
                     out["rows"] = rows

@@ -14,6 +14,7 @@ from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
+from mkts.engine.sealread import read_sealed_fixed, read_sealed_ticks
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeframes import Timeframe
 from mkts.engine.timeutil import NS, Calendar
@@ -191,6 +192,16 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     epochs: list[np.ndarray | None] = []
     remaining = limit
     for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
+        if bucket.sealed and y in bucket.sealed:
+            rows = read_sealed_fixed(catalog, bucket, y, lo, hi, remaining, backwards, cols)
+            if len(rows):
+                chunks.append(rows)
+                epochs.append(None)
+            if remaining is not None:
+                remaining -= len(rows)
+                if remaining <= 0:
+                    break
+            continue
         # Year files open lazily: a read that has its limit stops before the next one.
         f = catalog.acquire(bucket, y, reads=(lo, hi))
         if f is None:  # pragma: no cover - years come from the catalog
@@ -233,6 +244,16 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     chunks: list[np.ndarray] = []
     remaining = limit
     for y, lo, hi in _year_spans(calendar, bucket, start_ns, end_ns, backwards):
+        if bucket.sealed and y in bucket.sealed:
+            out = read_sealed_ticks(catalog, bucket, y, start_ns, end_ns, remaining, backwards,
+                                    cols)
+            if len(out):
+                chunks.append(out)
+            if remaining is not None:
+                remaining -= len(out)
+                if remaining <= 0:
+                    break
+            continue
         f = catalog.acquire(bucket, y)
         if f is None:  # pragma: no cover - years come from the catalog
             continue

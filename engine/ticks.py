@@ -435,6 +435,11 @@ def tick_usage(catalog: Catalog, bucket: Bucket) -> dict[str, int]:
     `compact_bucket` would reclaim is the garbage)."""
     live = garbage = rows = 0
     for y in bucket.sorted_years():
+        if y in bucket.sealed:  # sealed: dense, no garbage
+            r = catalog.sealed_reader(bucket, y)
+            live += r.file_size
+            rows += r.rows
+            continue
         with catalog.pinned(bucket, y) as f:
             assert f is not None
             occupied = f.slots[f.occupied()]
@@ -451,6 +456,8 @@ def compact_bucket(fs: FileSystem, catalog: Catalog, bucket: Bucket) -> tuple[in
     data regions (before, after). The caller excludes commits meanwhile."""
     before = after = 0
     for y in bucket.sorted_years():
+        if y in bucket.sealed:
+            continue  # a sealed year holds no garbage
         with catalog.pinned(bucket, y) as f:
             assert f is not None
             before += f.size() - f.data_start

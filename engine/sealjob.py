@@ -1,0 +1,94 @@
+"""Sealing as a database operation: which years to seal, building each sealed file from a
+snapshot of its live file without holding writers, and the swap under the locks
+(docs/format.md "Sealing, re-sealing and the swap"). Called by `Database.seal` and by the
+checkpoint thread for years closed for `seal_after_days`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from mkts.engine.catalog import Bucket
+from mkts.engine.errors import CorruptFileError, InvalidInputError
+from mkts.engine.keys import parse_key
+from mkts.engine.sealfile import SealMeta
+from mkts.engine.sealing import live_rows, sealed_name, write_sealed
+
+if TYPE_CHECKING:
+    from mkts.engine.commit import CommitPipeline
+    from mkts.engine.database import Database
+
+__all__ = ["seal_years", "due_years"]
+
+
+def _closed_before(db: Database, now: float, days: float) -> int:
+    """Years that ended at least `days` ago in the database's zone are those below this."""
+    cal = db.catalog.calendar
+    y = cal.year_of_one(int(now - days * 86_400))
+    return y  # year y itself is still open (or closed less than `days` ago)
+
+
+def due_years(db: Database, days: float, now: float | None = None) -> list[tuple[Bucket, int]]:
+    """(bucket, year) of every live year closed for at least `days` days."""
+    limit = _closed_before(db, time.time() if now is None else now, days)
+    out: list[tuple[Bucket, int]] = []
+    for k in sorted(db.catalog.buckets):
+        b = db.catalog.buckets[k]
+        out.extend((b, y) for y in b.sorted_years() if y < limit and y not in b.sealed)
+    return out
+
+
+def seal_years(db: Database, pipeline: CommitPipeline, key: str | None, year: int | None
+               ) -> list[str]:
+    """`Database.seal`: the years to seal, then each one (see `seal_one`)."""
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
+        raise InvalidInputError(f"year must be an integer like 2023, not {year!r}")
+    with db._meta_lock:
+        if key is not None:
+            buckets = [db.catalog.get(parse_key(key))]
+        else:
+            buckets = [db.catalog.buckets[k] for k in sorted(db.catalog.buckets)]
+        if key is not None and year is not None and year not in buckets[0].years:
+            raise InvalidInputError(
+                f"bucket {key} has no year {year} to seal; it has {buckets[0].sorted_years()}")
+    current = db.catalog.calendar.year_of_one(int(time.time()))
+    todo = [(b, y) for b in buckets for y in b.sorted_years()
+            if y not in b.sealed and (y == year if year is not None else y < current)]
+    return [f"{b.key}/{y}" for b, y in todo if seal_one(db, pipeline, b, y)]
+
+
+def seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) -> bool:
+    """Seal one live year. The sealed file is built from the live file as a checkpoint left
+    it, with writers running; the swap (rename, directory fsync, removal of the live file)
+    happens with writers and readers held, and only if no write reached the year meanwhile
+    (False then: the year stays live, nothing else changed)."""
+    cat = db.catalog
+    with db._meta_lock:
+        if cat.buckets.get(bucket.key) is not bucket or year in bucket.sealed or \
+                year not in bucket.years:
+            return False
+        with pipeline.quiesced():  # the live file is complete and durable; the log retired
+            before = bucket.written.get(year, 0)
+    tmp = os.path.join(bucket.path, sealed_name(year) + ".tmp")
+    try:
+        with cat.pinned(bucket, year) as f:
+            if f is None:
+                return False
+            h = f.header
+            meta = SealMeta(bucket.schema, year, h.nslots, h.year_start, h.timezone)
+            keys, cols = live_rows(f, bucket.schema, cat.calendar)
+    except CorruptFileError:
+        if bucket.written.get(year, 0) != before:
+            return False  # a write raced the snapshot: try again another time
+        raise
+    write_sealed(db._fs, tmp, meta, keys, cols)
+    with db._meta_lock, pipeline.quiesced(), db._rw.write():
+        if cat.buckets.get(bucket.key) is not bucket or bucket.written.get(year, 0) != before \
+                or year in bucket.sealed:
+            db._fs.unlink(tmp)
+            return False
+        cat.install_sealed(bucket, year, tmp)
+        db._writes.forget(bucket.key)
+    return True
