@@ -23,6 +23,7 @@ from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.rootmeta import ROOT_META, read_root_meta, writer_of
 from mkts.engine.schema import SLOT_FIELD, VARIABLE, Schema
+from mkts.engine.sealing import open_sealed
 from mkts.engine.slotcheck import bad_checks
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeutil import NS, get_calendar
@@ -33,6 +34,7 @@ from mkts.wal.fs import FileSystem, OsFileSystem
 __all__ = ["Finding", "Report", "check_root"]
 
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
+_SEALED_FILE = re.compile(r"^(\d{4})\.sealed\Z")
 MAX_PER_KIND = 5  # findings of one kind listed per file before they are only counted
 
 
@@ -205,10 +207,32 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
             report.files += 1
             _check_year_file(fs, root, key_text, fpath, int(m.group(1)), schema, calendar, tz,
                              report)
+        elif (ms := _SEALED_FILE.match(name)) is not None:
+            report.files += 1
+            _check_sealed_file(fs, root, fpath, int(ms.group(1)), schema, report)
         elif name.endswith(".tmp"):
             report.note(_rel(root, fpath), "left over from an interrupted write; removed at "
                                            "the next writable open")
     return schema
+
+
+def _check_sealed_file(fs: OsFileSystem, root: str, path: str, year: int, schema: Schema,
+                       report: Report) -> None:
+    """A sealed year: header and footer, then every chunk's CRC-32C and decoding; each
+    damaged chunk is reported with its column and row group (docs/format.md "Sealed file")."""
+    where = _rel(root, path)
+    try:
+        r = open_sealed(fs, path)
+    except engine.MktsError as exc:
+        report.error(where, str(exc).replace(path + ": ", ""))
+        return
+    if r.meta.year != year or not same_schema(r.meta.schema, schema):
+        report.error(where, f"header says year {r.meta.year} / columns that differ from the "
+                            "bucket's")
+        return
+    report.records += r.rows
+    for msg in r.verify():
+        report.error(where, msg.replace(path + ": ", ""))
 
 
 def _check_year_file(fs: OsFileSystem, root: str, key: str, path: str, year: int,
