@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -54,6 +55,7 @@ class Bucket:
     # Writes applied per year since open: a seal built from a snapshot is installed only if
     # the year's count did not move meanwhile (engine/database.py `seal`).
     written: dict[int, int] = field(default_factory=dict)
+    last_write: dict[int, float] = field(default_factory=dict)  # time.monotonic() per year
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -181,6 +183,7 @@ class Catalog:
             if year not in bucket.years:
                 self._create_year(bucket, year)  # its fsyncs outside the cache's lock
             bucket.written[year] = bucket.written.get(year, 0) + 1
+            bucket.last_write[year] = time.monotonic()
         if bucket.sealed and year in bucket.sealed:
             if not (create or unseal) or self.readonly:
                 return None

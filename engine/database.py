@@ -33,7 +33,7 @@ from mkts.engine.result import Result
 from mkts.engine.rootmeta import root_timezone, take_root
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
-from mkts.engine.sealjob import seal_years
+from mkts.engine.sealjob import AutoSealer, seal_years
 from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
 from mkts.engine.writepath import WritePath
@@ -66,6 +66,7 @@ def open_database(
     workers: Sequence[BgWorker] = (),
     create: bool = True,
     max_open_files: int | None = DEFAULTS.max_open_files,
+    seal_after_days: float = DEFAULTS.seal_after_days,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
@@ -84,7 +85,8 @@ def open_database(
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
-                    workers=workers, create=create, max_open_files=max_open_files)
+                    workers=workers, create=create, max_open_files=max_open_files,
+                    seal_after_days=seal_after_days)
 
 
 class Database:
@@ -100,7 +102,8 @@ class Database:
                  recovery: str, fs: FileSystem | None,
                  triggers: Sequence[tuple[str, Trigger]],
                  workers: Sequence[BgWorker] = (), create: bool = True,
-                 max_open_files: int | None = None) -> None:
+                 max_open_files: int | None = None,
+                 seal_after_days: float = DEFAULTS.seal_after_days) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -112,7 +115,13 @@ class Database:
                                            or max_open_files < 1):
             raise InvalidInputError(f"max_open_files={max_open_files!r} must be a positive "
                                     "integer or None")
+        if isinstance(seal_after_days, bool) or not isinstance(seal_after_days, (int, float)) \
+                or not seal_after_days >= 0:
+            raise InvalidInputError(f"seal_after_days={seal_after_days!r} must be a number of "
+                                    "days >= 0 (0: never seal by itself)")
         self._max_open_files = max_open_files
+        self._sealer: AutoSealer | None = None
+        self._seal_after_days = float(seal_after_days)
         self.root = os.path.abspath(root)
         self.readonly = readonly
         self.sync_mode = sync
@@ -161,8 +170,12 @@ class Database:
         self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
         self._pipeline = self._writes.recover(self._log, rwlock=self._rw, sync=self.sync_mode,
                                               max_log_bytes=max_wal_mb << 20)
+        if self._seal_after_days > 0:
+            self._sealer = AutoSealer(self, self._pipeline, self._seal_after_days)
         self._background.start(self, self._pipeline, sync_interval_s=sync_interval_ms / 1000,
-                               checkpoint_interval_s=checkpoint_interval_s)
+                               checkpoint_interval_s=checkpoint_interval_s,
+                               after_checkpoint=None if self._sealer is None
+                               else self._sealer.kick)
 
     # -- helpers ---------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -451,6 +464,8 @@ class Database:
         self._background.drain()  # triggers' own writes must still be accepted meanwhile
         self._closed = True
         self._background.stop()
+        if self._sealer is not None:
+            self._sealer.stop()
         try:
             if self._pipeline is not None and self._pipeline.failed is None:
                 self._pipeline.checkpoint()

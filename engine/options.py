@@ -33,6 +33,9 @@ class EngineOptions:
     max_wal_mb: int = 256
     recovery: RecoveryMode = DEFAULT_RECOVERY
     max_open_files: int | None = None  # derived from RLIMIT_NOFILE (docs/format.md "Open files")
+    # A year closed this many days is sealed at a checkpoint, in the background (0: never;
+    # docs/format.md "Sealing, re-sealing and the swap").
+    seal_after_days: float = 7.0
 
 
 DEFAULTS = EngineOptions()

@@ -6,7 +6,9 @@ checkpoint thread for years closed for `seal_after_days`.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -20,7 +22,12 @@ if TYPE_CHECKING:
     from mkts.engine.commit import CommitPipeline
     from mkts.engine.database import Database
 
-__all__ = ["seal_years", "due_years"]
+__all__ = ["seal_years", "due_years", "AutoSealer"]
+
+log = logging.getLogger("mkts.engine")
+# A closed year written less than this long ago is not sealed by itself yet: a write into a
+# sealed year rebuilds its live file, so sealing in the middle of a backfill would repeat.
+QUIET_S = 3600.0
 
 
 def _closed_before(db: Database, now: float, days: float) -> int:
@@ -30,13 +37,18 @@ def _closed_before(db: Database, now: float, days: float) -> int:
     return y  # year y itself is still open (or closed less than `days` ago)
 
 
-def due_years(db: Database, days: float, now: float | None = None) -> list[tuple[Bucket, int]]:
-    """(bucket, year) of every live year closed for at least `days` days."""
-    limit = _closed_before(db, time.time() if now is None else now, days)
+def due_years(db: Database, days: float, quiet_s: float = QUIET_S
+              ) -> list[tuple[Bucket, int]]:
+    """(bucket, year) of every live year closed for at least `days` days and not written
+    for `quiet_s` seconds (a backfill into a closed year is not sealed under its feet)."""
+    limit = _closed_before(db, time.time(), days)
+    recent = time.monotonic() - quiet_s
     out: list[tuple[Bucket, int]] = []
-    for k in sorted(db.catalog.buckets):
-        b = db.catalog.buckets[k]
-        out.extend((b, y) for y in b.sorted_years() if y < limit and y not in b.sealed)
+    with db._meta_lock:  # buckets come and go under it
+        buckets = [db.catalog.buckets[k] for k in sorted(db.catalog.buckets)]
+    for b in buckets:
+        out.extend((b, y) for y in b.sorted_years() if y < limit and y not in b.sealed
+                   and b.last_write.get(y, -1e300) < recent)
     return out
 
 
@@ -92,3 +104,48 @@ def seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) 
         cat.install_sealed(bucket, year, tmp)
         db._writes.forget(bucket.key)
     return True
+
+
+class AutoSealer:
+    """The `mkts-seal` thread: after a checkpoint (`kick`), seals every live year closed for
+    `days` days, one at a time, each with writers held only for its swap. A failure is
+    logged and tried again after a later checkpoint; `stop` waits for the year in hand."""
+
+    def __init__(self, db: Database, pipeline: CommitPipeline, days: float) -> None:
+        self._db = db
+        self._pipeline = pipeline
+        self._days = days
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.quiet_s = QUIET_S
+        self.sealed = 0
+
+    def kick(self) -> None:
+        with self._lock:
+            if self._stop.is_set() or (self._thread is not None and self._thread.is_alive()):
+                return
+            if not due_years(self._db, self._days, self.quiet_s):
+                return
+            self._thread = threading.Thread(target=self._run, name="mkts-seal", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for bucket, year in due_years(self._db, self._days, self.quiet_s):
+                if self._stop.is_set() or self._pipeline.failed is not None:
+                    return
+                if seal_one(self._db, self._pipeline, bucket, year):
+                    self.sealed += 1
+                    log.info("sealed %s/%d (closed for %g days or more)", bucket.key, year,
+                             self._days)
+        except Exception:
+            log.exception("sealing closed years failed; it is tried again after a later "
+                          "checkpoint")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop.set()
+            t = self._thread
+        if t is not None:
+            t.join()

@@ -38,6 +38,10 @@ def _not_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be 0 (derived from the descriptor limit) or more"
 
 
+def _days(v: Any) -> str | None:
+    return None if v >= 0 else "must be a number of days, 0 (never) or more"
+
+
 def _port(v: int) -> str | None:
     return None if 1 <= v <= 65535 else "must be a TCP port between 1 and 65535"
 
@@ -67,6 +71,8 @@ class StorageConfig:
     """The data files (docs/format.md "Open files")."""
 
     max_open_files: int = field(default=0, metadata=rules(check=_not_negative))  # 0: automatic
+    seal_after_days: float = field(default=DEFAULTS.seal_after_days,
+                                   metadata=rules(check=_days))  # 0: never
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,8 @@ class Config:
         return {"timezone": self.timezone, "sync": w.sync, "sync_interval_ms": w.sync_interval_ms,
                 "checkpoint_interval_s": w.checkpoint_interval_s, "max_wal_mb": w.max_size_mb,
                 "recovery": w.recovery,
-                "max_open_files": self.storage.max_open_files or None}
+                "max_open_files": self.storage.max_open_files or None,
+                "seal_after_days": self.storage.seal_after_days}
 
 
 def load(path: str | os.PathLike[str]) -> Config:

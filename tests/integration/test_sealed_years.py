@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.waiting import wait_until
 
 from mkts import engine
 from mkts.check import check_root
@@ -203,3 +204,30 @@ def test_cli_seal_then_check_is_clean(tmp_path: Path) -> None:
     assert not report.errors and report.records == 100
     assert isinstance(open_sealed(engine_fs(), os.path.join(root, KEY, "2023.sealed")),
                       SealedReader)
+
+
+def test_a_closed_quiet_year_is_sealed_after_a_checkpoint_and_writes_go_on(root: str) -> None:
+    db = engine.open(root, checkpoint_interval_s=0.05, seal_after_days=7)
+    try:
+        assert db._sealer is not None
+        db._sealer.quiet_s = 0.0  # the hour of quiet a backfill gets, shortened for the test
+        rows = _bars(2_000)
+        db.write(KEY, rows[:1_000])
+        want = db.read(KEY)
+        assert wait_until(lambda: _files(db, KEY) == ["2023.sealed", "bucket.hdr"],
+                          timeout=30), "the closed year was not sealed by the background thread"
+        assert _same(db.read(KEY), want)
+        db.write(KEY, rows[1_000:])  # into the sealed year: it becomes live again
+        assert len(db.read(KEY)) == 2_000
+    finally:
+        db.close()
+
+
+def test_seal_after_days_zero_never_seals_and_bad_values_are_refused(root: str) -> None:
+    with pytest.raises(engine.InvalidInputError, match="seal_after_days"):
+        engine.open(root, seal_after_days=-1)
+    db = engine.open(root, checkpoint_interval_s=0.05, seal_after_days=0)
+    try:
+        assert db._sealer is None
+    finally:
+        db.close()
