@@ -139,6 +139,7 @@ class Database:
         self._background = Background(self._dispatcher, workers)
         self._rw = RWLock()
         self._meta_lock = threading.RLock()  # create/destroy and catalog changes
+        self._seal_lock = threading.Lock()  # one seal at a time (engine/sealjob.py)
         self._log: WriteAheadLog | None = None
         self._pipeline: CommitPipeline | None = None
         try:
@@ -289,7 +290,8 @@ class Database:
         (before the current one in the database's zone) of every bucket, or of `key`, or
         just `year` (the current year too). Returns "KEY/YEAR" of each year sealed now.
         Reads return exactly what they returned before; a later write into a sealed year
-        makes it live again. Writers wait only for the swap (engine/sealjob.py)."""
+        makes it live again. Checkpoints first, like `checkpoint()`; writers wait only for
+        the swap (engine/sealjob.py)."""
         pipeline = self._check_writable()
         self._dispatcher.flush()
         return seal_years(self, pipeline, key, year)

@@ -54,9 +54,11 @@ def due_years(db: Database, days: float, quiet_s: float = QUIET_S
 
 def seal_years(db: Database, pipeline: CommitPipeline, key: str | None, year: int | None
                ) -> list[str]:
-    """`Database.seal`: the years to seal, then each one (see `seal_one`)."""
+    """`Database.seal`: a checkpoint (every acknowledged write applied and durable, so the
+    years it created are seen), the years to seal, then each one (see `seal_one`)."""
     if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
         raise InvalidInputError(f"year must be an integer like 2023, not {year!r}")
+    pipeline.checkpoint()
     with db._meta_lock:
         if key is not None:
             buckets = [db.catalog.get(parse_key(key))]
@@ -75,7 +77,12 @@ def seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) 
     """Seal one live year. The sealed file is built from the live file as a checkpoint left
     it, with writers running; the swap (rename, directory fsync, removal of the live file)
     happens with writers and readers held, and only if no write reached the year meanwhile
-    (False then: the year stays live, nothing else changed)."""
+    (False then: the year stays live, nothing else changed). One seal runs at a time."""
+    with db._seal_lock:
+        return _seal_one(db, pipeline, bucket, year)
+
+
+def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) -> bool:
     cat = db.catalog
     with db._meta_lock:
         if cat.buckets.get(bucket.key) is not bucket or year in bucket.sealed or \

@@ -219,7 +219,8 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
 def _check_sealed_file(fs: OsFileSystem, root: str, path: str, year: int, schema: Schema,
                        report: Report) -> None:
     """A sealed year: header and footer, then every chunk's CRC-32C and decoding; each
-    damaged chunk is reported with its column and row group (docs/format.md "Sealed file")."""
+    damaged chunk is reported with its column and row group (docs/format.md "Sealed file
+    (`MKTSSEAL`, version 1)")."""
     where = _rel(root, path)
     try:
         r = open_sealed(fs, path)

@@ -43,18 +43,21 @@ from mkts import engine
 
 CRASH_OPS = ("sync", "fsync_dir", "replace", "pwrite")
 WORKLOADS = {
-    # name: (profile, seed, transactions, checkpoint before txn #, close+open before txn #)
+    # name: (profile, seed, transactions, checkpoint before txn #, close+open before txn #
+    # [, seal of 2023 before txn #])
     "append": ("append", 11, 8, 4, None),
     "multi": ("multi", 12, 7, None, 4),
     "overwrite": ("overwrite", 13, 8, 3, 6),
     "ticks": ("ticks", 14, 9, 5, 7),
+    "sealed": ("mixed", 15, 8, None, 6, 3),
 }
 PROFILES = ("mixed", "append", "multi", "overwrite", "ticks")
 
 
 def _steps(name: str) -> list:
-    profile, seed, n, ckpt, reopen = WORKLOADS[name]
-    return scenario(profile, seed, n, checkpoint_at=ckpt, reopen_at=reopen)
+    profile, seed, n, ckpt, reopen, *seal = WORKLOADS[name]
+    return scenario(profile, seed, n, checkpoint_at=ckpt, reopen_at=reopen,
+                    seal_at=seal[0] if seal else None)
 
 
 def _count_ops(steps: list, sync: str) -> dict[str, int]:
