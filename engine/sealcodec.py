@@ -39,24 +39,27 @@ def scale_floats(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None
     """A float column as (int64 k, digits) with unscale(k, digits) == col bit for bit (-0.0,
     NaN and inf never qualify), the fewest digits first; None when no digits up to
     MAX_DIGITS give every value back."""
-    c = np.asarray(col, dtype=np.float64)
-    if not len(c) or not bool(np.isfinite(c).all()):
+    col = np.ascontiguousarray(col, dtype=dt)
+    if not len(col):
         return None
-    bits = np.dtype(f"<u{dt.itemsize}")
+    bits = col.view(f"<u{dt.itemsize}")
+    c = col.astype(np.float64)
     for digits in range(MAX_DIGITS + 1):
         scale = 10.0**digits
-        ki = None
-        for part in (c[:64], c):  # a cheap sample first
-            k = np.rint(part * scale)
-            if not bool((np.abs(k) < 2.0**53).all()):
+        k = None
+        for part in (slice(0, 64), slice(None)):  # a cheap sample first
+            k = c[part] * scale
+            np.rint(k, out=k)
+            if not len(k) or not float(np.abs(k).max()) < 2.0**53:  # NaN and inf fail too
                 break
-            ki = k.astype(np.int64)
-            want = np.ascontiguousarray(col[: len(part)], dtype=dt).view(bits)
-            if not bool((unscale(ki, digits, dt).view(bits) == want).all()):
+            back = k / scale  # k holds exact integers: this is unscale(k, digits)
+            if dt != back.dtype:
+                back = back.astype(dt)
+            if not bool((back.view(bits.dtype) == bits[part]).all()):
                 break
         else:
-            assert ki is not None
-            return ki, digits
+            assert k is not None
+            return k.astype(np.int64), digits
     return None
 
 
