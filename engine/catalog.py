@@ -1,8 +1,8 @@
 """The catalog: which buckets exist under the root, their schemas, and their open year files.
 
 A bucket is a directory `<root>/SYM/TF/ATTR/` holding `bucket.hdr` (its schema, durable
-before any data refers to it) and one `<YYYY>.bin` or `<YYYY>.sealed` per year
-(docs/format.md "Directory", "The three states of a year").
+before any data refers to it) and per year one `<YYYY>.bin`, or a `<YYYY>.sealed` with
+perhaps a `<YYYY>.overlay` of corrections (docs/format.md "The three states of a year").
 How many year files stay open, and when one is closed, belongs to engine/filecache.py.
 """
 
@@ -22,7 +22,13 @@ from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.schema import Schema
 from mkts.engine.sealfile import SealedReader
-from mkts.engine.sealing import live_name, open_sealed, sealed_name, tidy_year_files, write_live
+from mkts.engine.sealing import (
+    live_name,
+    open_sealed,
+    overlay_name,
+    sealed_name,
+    tidy_year_files,
+)
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
 from mkts.wal.fs import FileSystem
@@ -37,7 +43,7 @@ DESTROYING = ".destroying"
 # a trigger maintains from it) first writes their keys, one a line, to `<root>/.destroy`;
 # open finishes the destroy of every key listed there, then removes the file.
 DESTROY_INTENT = ".destroy"
-_YEAR_FILE = re.compile(r"^(\d{4})\.(bin|sealed)\Z")
+_YEAR_FILE = re.compile(r"^(\d{4})\.(bin|sealed|overlay)\Z")
 PREFETCH_BYTES = 1 << 17  # a read of up to this many slot bytes is prefetched with the header
 
 
@@ -52,6 +58,7 @@ class Bucket:
     timezone: str = ""  # the zone its bucket.hdr records (must be the root's)
     # Sealed years (`<YYYY>.sealed`), each with its reader once opened; a subset of `years`.
     sealed: dict[int, SealedReader | None] = field(default_factory=dict)
+    overlays: set[int] = field(default_factory=set)  # sealed years with a `<YYYY>.overlay`
     # Writes applied per year since open: a seal built from a snapshot is installed only if
     # the year's count did not move meanwhile (engine/database.py `seal`).
     written: dict[int, int] = field(default_factory=dict)
@@ -152,9 +159,13 @@ class Catalog:
         for name in tidy_year_files(self.fs, path, self.fs.listdir(path), self.readonly):
             m = _YEAR_FILE.match(name)
             if m:
-                bucket.years.add(int(m.group(1)))
+                y = int(m.group(1))
+                if m.group(2) == "overlay":
+                    bucket.overlays.add(y)
+                    continue
+                bucket.years.add(y)
                 if m.group(2) == "sealed":
-                    bucket.sealed[int(m.group(1))] = None
+                    bucket.sealed[y] = None
             elif name.endswith(".tmp") and not self.readonly:
                 self.fs.unlink(os.path.join(path, name))  # an interrupted atomic write
         self.buckets[key] = bucket
@@ -170,24 +181,21 @@ class Catalog:
         return os.path.join(self.root, key.symbol, key.timeframe, key.attrgroup)
 
     def acquire(self, bucket: Bucket, year: int, *, create: bool = False,
-                reads: tuple[int, int] | None = None, unseal: bool = False
-                ) -> YearFile | None:
+                reads: tuple[int, int] | None = None) -> YearFile | None:
         """The year file, open and pinned (None if absent and not `create`): it is not
         closed until `release(f)`. `reads` (lo, hi): the slots the caller reads next (hi =
         -1: to the end); when the file is opened now and they are few, their bytes are
         requested together with the header (YearFile.open's prefetch), so a cold short read
         waits for one I/O, not two in a row. Pin for one use (a read, an apply, a plan),
-        not for the life of an object. A sealed year has no live file (None) unless
-        `create` or `unseal` (a writer's, which holds every reader out) rebuilds it first."""
+        not for the life of an object. For a sealed year the file is its overlay (None if
+        it has none; `create` creates it, docs/format.md "The three states of a year")."""
         if create:
             if year not in bucket.years:
                 self._create_year(bucket, year)  # its fsyncs outside the cache's lock
             bucket.written[year] = bucket.written.get(year, 0) + 1
             bucket.last_write[year] = time.monotonic()
-        if bucket.sealed and year in bucket.sealed:
-            if not (create or unseal) or self.readonly:
-                return None
-            self.unseal(bucket, year)
+        if create and bucket.sealed and year in bucket.sealed and year not in bucket.overlays:
+            self._create_overlay(bucket, year)
         return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, reads)
 
     def pinned(self, bucket: Bucket, year: int, *, create: bool = False,
@@ -205,8 +213,9 @@ class Catalog:
 
     def _open_year(self, bucket: Bucket, year: int, reads: tuple[int, int] | None
                    ) -> YearFile | None:
-        path = os.path.join(bucket.path, live_name(year))
-        if year in bucket.years and year not in bucket.sealed:
+        sealed = year in bucket.sealed
+        path = os.path.join(bucket.path, overlay_name(year) if sealed else live_name(year))
+        if year in bucket.years and (not sealed or year in bucket.overlays):
             prefetch = None
             if reads is not None:  # where the header the file should have puts those slots
                 h = self.year_header(bucket, year)
@@ -221,6 +230,10 @@ class Catalog:
                 raise CorruptFileError(
                     f"{path}: header says year {h.year} / a different schema than the bucket"
                 )
+            if sealed and h.base_generation != self.sealed_reader(bucket, year).meta.generation:
+                f.close()
+                raise CorruptFileError(f"{path}: overlay of generation {h.base_generation} "
+                                       "beside a sealed file of another generation")
             return f
         return None
 
@@ -240,29 +253,28 @@ class Catalog:
     def install_sealed(self, bucket: Bucket, year: int, tmp: str) -> None:
         """Make the fsynced sealed file `tmp` the year's (the swap of docs/format.md
         "Sealing, re-sealing and the swap"): rename, fsync the directory, then remove the
-        live file. The caller holds writers and readers out and checkpointed first."""
+        live file or the overlay it merged. The caller holds writers and readers out and
+        checkpointed first."""
         self.fs.replace(tmp, os.path.join(bucket.path, sealed_name(year)))
         self.fs.fsync_dir(bucket.path)
         self.cache.drop(bucket.files, year)
         bucket.sealed[year] = None
-        live = os.path.join(bucket.path, live_name(year))
-        if self.fs.exists(live):
-            self.fs.unlink(live)
-            self.fs.fsync_dir(bucket.path)
+        bucket.overlays.discard(year)
+        for name in (live_name(year), overlay_name(year)):
+            path = os.path.join(bucket.path, name)
+            if self.fs.exists(path):
+                self.fs.unlink(path)
+                self.fs.fsync_dir(bucket.path)
 
-    def unseal(self, bucket: Bucket, year: int) -> None:
-        """Turn a sealed year back into a live file before a write into it: rebuild
-        `<YYYY>.bin` (temporary name, fsync, rename, directory fsync), then remove the sealed
-        file. The rebuild is deterministic, so replaying a write planned against it after a
-        crash meets the same bytes. The caller holds readers out."""
-        reader = self.sealed_reader(bucket, year)
-        live = os.path.join(bucket.path, live_name(year))
-        write_live(self.fs, live + ".tmp", reader, self.calendar)
-        self.fs.replace(live + ".tmp", live)
-        self.fs.fsync_dir(bucket.path)
-        self.fs.unlink(reader.path)
-        self.fs.fsync_dir(bucket.path)
-        del bucket.sealed[year]
+    def _create_overlay(self, bucket: Bucket, year: int) -> None:
+        """Create the overlay of a sealed year durably, empty, as a live file is created; its
+        header names the sealed file's generation."""
+        gen = self.sealed_reader(bucket, year).meta.generation
+        h = self.year_header(bucket, year)
+        data = encode_header(h.schema, year, h.nslots, h.year_start, self.calendar.tz, gen)
+        atomic_write(self.fs, os.path.join(bucket.path, overlay_name(year)), data,
+                     size=h.file_size)
+        bucket.overlays.add(year)
 
     def _create_year(self, bucket: Bucket, year: int) -> None:
         """Create a year file durably (by the writer, which alone creates files)."""

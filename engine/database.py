@@ -34,6 +34,7 @@ from mkts.engine.rootmeta import root_timezone, take_root
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.sealjob import AutoSealer, seal_years
+from mkts.engine.sealread import merged_fixed
 from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
 from mkts.engine.writepath import WritePath
@@ -382,8 +383,8 @@ class Database:
                 else:  # one record per occupied slot
                     rows = 0
                     for y in out["years"]:
-                        if y in bucket.sealed:
-                            rows += self.catalog.sealed_reader(bucket, y).rows
+                        if y in bucket.sealed:  # its keys only, merged with its overlay
+                            rows += len(merged_fixed(self.catalog, bucket, y, 0, 2**62, [])[0])
                             continue
                         with self.catalog.pinned(bucket, y) as f:
                             rows += 0 if f is None else len(f.occupied())

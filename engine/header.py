@@ -43,6 +43,9 @@ class Header:
     timezone: str
     header_size: int
     version: int = FORMAT_VERSION
+    # `<YYYY>.overlay` only: the generation of the sealed file it corrects (docs/format.md
+    # "Overlays as built"); 0 in every other file.
+    base_generation: int = 0
 
     @property
     def slot_checks(self) -> bool:
@@ -63,7 +66,8 @@ def header_size_for(ncols: int) -> int:
     return -(-need // PAGE) * PAGE
 
 
-def encode_header(schema: Schema, year: int, nslots: int, year_start: int, timezone: str) -> bytes:
+def encode_header(schema: Schema, year: int, nslots: int, year_start: int, timezone: str,
+                  base_generation: int = 0) -> bytes:
     size = header_size_for(len(schema.columns))
     buf = bytearray(size)
     tz = timezone.encode("utf-8")
@@ -72,7 +76,8 @@ def encode_header(schema: Schema, year: int, nslots: int, year_start: int, timez
     version = TICK_FORMAT_VERSION if schema.kind == VARIABLE and year else FORMAT_VERSION
     _FIXED.pack_into(
         buf, 0, MAGIC, version, _KINDS[schema.kind], size, year, len(schema.columns),
-        schema.timeframe.seconds, schema.record_dtype.itemsize, 0, nslots, year_start, tz,
+        schema.timeframe.seconds, schema.record_dtype.itemsize, base_generation, nslots,
+        year_start, tz,
         schema.timeframe.name.encode("ascii"),
     )
     pos = _FIXED.size
@@ -88,7 +93,7 @@ def decode_header(read: bytes, path: str) -> Header:
     if len(read) < _FIXED.size:
         raise CorruptFileError(f"{path}: file is too short ({len(read)} bytes) to hold a header")
     try:
-        (magic, version, kind, size, year, ncols, tf_seconds, recsize, _reserved, nslots,
+        (magic, version, kind, size, year, ncols, tf_seconds, recsize, base_generation, nslots,
          year_start, tz, tf_name) = _FIXED.unpack_from(read, 0)
     except struct.error as exc:  # pragma: no cover - length checked above
         raise CorruptFileError(f"{path}: unreadable header") from exc
@@ -123,7 +128,7 @@ def decode_header(read: bytes, path: str) -> Header:
         raise CorruptFileError(f"{path}: header timeframe or record size is inconsistent")
     if version == TICK_FORMAT_VERSION and (schema.kind != VARIABLE or not year):
         raise CorruptFileError(f"{path}: format version 2 is only for tick year files")
-    return Header(schema, year, nslots, year_start, timezone, size, version)
+    return Header(schema, year, nslots, year_start, timezone, size, version, base_generation)
 
 
 def same_schema(a: Schema, b: Schema) -> bool:

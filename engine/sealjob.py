@@ -10,13 +10,18 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from mkts.engine.catalog import Bucket
 from mkts.engine.errors import CorruptFileError, InvalidInputError
 from mkts.engine.keys import parse_key
+from mkts.engine.schema import FIXED
 from mkts.engine.sealfile import SealMeta
 from mkts.engine.sealing import live_rows, sealed_name, write_sealed
+from mkts.engine.sealread import merged_fixed, merged_ticks
 
 if TYPE_CHECKING:
     from mkts.engine.commit import CommitPipeline
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["seal_years", "due_years", "AutoSealer"]
 
 log = logging.getLogger("mkts.engine")
+_FIRST, _LAST = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 # A closed year written less than this long ago is not sealed by itself yet: a write into a
 # sealed year rebuilds its live file, so sealing in the middle of a backfill would repeat.
 QUIET_S = 3600.0
@@ -47,7 +53,7 @@ def due_years(db: Database, days: float, quiet_s: float = QUIET_S
     with db._meta_lock:  # buckets come and go under it
         buckets = [db.catalog.buckets[k] for k in sorted(db.catalog.buckets)]
     for b in buckets:
-        out.extend((b, y) for y in b.sorted_years() if y < limit and y not in b.sealed
+        out.extend((b, y) for y in b.sorted_years() if y < limit and _open(b, y)
                    and b.last_write.get(y, -1e300) < recent)
     return out
 
@@ -69,15 +75,21 @@ def seal_years(db: Database, pipeline: CommitPipeline, key: str | None, year: in
                 f"bucket {key} has no year {year} to seal; it has {buckets[0].sorted_years()}")
     current = db.catalog.calendar.year_of_one(int(time.time()))
     todo = [(b, y) for b in buckets for y in b.sorted_years()
-            if y not in b.sealed and (y == year if year is not None else y < current)]
+            if _open(b, y) and (y == year if year is not None else y < current)]
     return [f"{b.key}/{y}" for b, y in todo if seal_one(db, pipeline, b, y)]
 
 
+def _open(bucket: Bucket, year: int) -> bool:
+    """Whether the year has something to seal: it is live, or sealed with an overlay."""
+    return year not in bucket.sealed or year in bucket.overlays
+
+
 def seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) -> bool:
-    """Seal one live year. The sealed file is built from the live file as a checkpoint left
-    it, with writers running; the swap (rename, directory fsync, removal of the live file)
-    happens with writers and readers held, and only if no write reached the year meanwhile
-    (False then: the year stays live, nothing else changed). One seal runs at a time."""
+    """Seal one live year, or re-seal a sealed year with its overlay into the next
+    generation. The new sealed file is built from the year as a checkpoint left it, with
+    writers running; the swap (rename, directory fsync, removal of the live file or the
+    overlay) happens with writers and readers held, and only if no write reached the year
+    meanwhile (False then: nothing changed). One seal runs at a time."""
     with db._seal_lock:
         return _seal_one(db, pipeline, bucket, year)
 
@@ -85,19 +97,29 @@ def seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) 
 def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) -> bool:
     cat = db.catalog
     with db._meta_lock:
-        if cat.buckets.get(bucket.key) is not bucket or year in bucket.sealed or \
+        if cat.buckets.get(bucket.key) is not bucket or not _open(bucket, year) or \
                 year not in bucket.years:
             return False
+        resealing = year in bucket.sealed
         with pipeline.quiesced():  # the live file is complete and durable; the log retired
             before = bucket.written.get(year, 0)
     tmp = os.path.join(bucket.path, sealed_name(year) + ".tmp")
     try:
-        with cat.pinned(bucket, year) as f:
-            if f is None:
-                return False
-            h = f.header
-            meta = SealMeta(bucket.schema, year, h.nslots, h.year_start, h.timezone)
-            keys, cols = live_rows(f, bucket.schema, cat.calendar)
+        if resealing:
+            old = cat.sealed_reader(bucket, year).meta
+            meta = replace(old, generation=old.generation + 1)
+            names = bucket.schema.names
+            if bucket.schema.kind == FIXED:
+                keys, cols = merged_fixed(cat, bucket, year, 0, old.nslots - 1, names)
+            else:
+                keys, cols = merged_ticks(cat, bucket, year, _FIRST, _LAST, names)
+        else:
+            with cat.pinned(bucket, year) as f:
+                if f is None:
+                    return False
+                h = f.header
+                meta = SealMeta(bucket.schema, year, h.nslots, h.year_start, h.timezone)
+                keys, cols = live_rows(f, bucket.schema, cat.calendar)
     except CorruptFileError:
         if bucket.written.get(year, 0) != before:
             return False  # a write raced the snapshot: try again another time
@@ -105,7 +127,7 @@ def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int)
     write_sealed(db._fs, tmp, meta, keys, cols)
     with db._meta_lock, pipeline.quiesced(), db._rw.write():
         if cat.buckets.get(bucket.key) is not bucket or bucket.written.get(year, 0) != before \
-                or year in bucket.sealed:
+                or (year in bucket.sealed) != resealing:
             db._fs.unlink(tmp)
             return False
         cat.install_sealed(bucket, year, tmp)

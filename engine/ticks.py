@@ -19,7 +19,14 @@ from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.header import decode_header, encode_header
 from mkts.engine.keys import BucketKey
-from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
+from mkts.engine.schema import (
+    SLOT_FIELD,
+    TICK_BLOCK_COUNT,
+    TICK_REPLACING,
+    TICK_SLOT_DTYPE,
+    Schema,
+)
+from mkts.engine.sealread import merged_ticks
 from mkts.engine.tickblock import (
     BLOCK_TARGET,
     ENTRY_DTYPE,
@@ -170,7 +177,8 @@ class TickPlanner:
         if f is not None:
             cur[:] = f.slots[uslots]
             stored = cur[SLOT_FIELD]
-            bad = (stored != 0) & (stored != uslots + 1)
+            # -(slot + 1): an overlay's tombstone (docs/format.md "Deletes and updates")
+            bad = (stored != 0) & (stored != uslots + 1) & (stored != -(uslots + 1))
             if bool(bad.any()):
                 raise CorruptFileError(
                     f"{where}: slot {int(uslots[np.flatnonzero(bad)[0]])} holds another slot's "
@@ -198,6 +206,14 @@ class TickPlanner:
         uslots = slots[starts].astype(np.int64)
         counts = ends - starts
         cur = self._current(st, f, uslots, where)
+        tomb = cur[SLOT_FIELD] < 0
+        # An overlay's flags stay (an append after a tombstone replaces the sealed interval);
+        # the chain arithmetic below sees the block count only.
+        flags = np.where(tomb, TICK_REPLACING,
+                         cur["nblobs"].astype(np.int64) & ~TICK_BLOCK_COUNT)
+        if bool(tomb.any()):
+            cur[tomb] = np.zeros(1, dtype=TICK_SLOT_DTYPE)
+        cur["nblobs"] &= TICK_BLOCK_COUNT
         has = cur[SLOT_FIELD] != 0
         prev = np.where(has, cur["head"], 0).astype(np.int64)
         prev_b = np.where(has, cur["head_bytes"], 0).astype(np.int64)
@@ -230,7 +246,7 @@ class TickPlanner:
         recs["head"] = offs[which]
         recs["head_bytes"] = sizes[which]
         recs["head_rows"] = counts
-        recs["nblobs"] = nblobs + 1
+        recs["nblobs"] = (nblobs + 1) | flags
         recs["total_bytes"] = total + shares
         recs["nrows"] = nrows
         w.region = blocks[0] if len(blocks) == 1 else b"".join(blocks)
@@ -258,13 +274,15 @@ class TickPlanner:
             pass
         elif f is not None:
             cur = f.slots[slot].tolist()
-            if cur[0] not in (0, slot + 1):
+            if cur[0] not in (0, slot + 1, -(slot + 1)):
                 raise CorruptFileError(f"{where}: slot {slot} holds another slot's record; "
                                        "the file is damaged")
         else:
             cur = (0, 0, 0, 0, 0, 0, 0, 0)
         stored, head, hb, hr, nbl, _, tot, nrows = cur
-        if not stored:
+        flags = TICK_REPLACING if stored < 0 else nbl & ~TICK_BLOCK_COUNT
+        nbl &= TICK_BLOCK_COUNT
+        if stored <= 0:
             head = hb = hr = nbl = tot = nrows = 0
         data = IntervalRows(ns, rows)
         if nbl and hr <= len(data):
@@ -282,7 +300,7 @@ class TickPlanner:
                                    "in one tick block")
         off = st.end
         recs = np.zeros(1, dtype=TICK_SLOT_DTYPE)
-        recs[0] = (slot + 1, off, len(block), len(data), nbl + 1, 0, tot + len(block),
+        recs[0] = (slot + 1, off, len(block), len(data), (nbl + 1) | flags, 0, tot + len(block),
                    nrows + len(ns))
         w = TickWrite(key, year, off, block, np.array([slot], dtype=np.int64), recs,
                       np.full(len(ns), slot, dtype=np.int64), ns, rows)
@@ -435,10 +453,9 @@ def tick_usage(catalog: Catalog, bucket: Bucket) -> dict[str, int]:
     `compact_bucket` would reclaim is the garbage)."""
     live = garbage = rows = 0
     for y in bucket.sorted_years():
-        if y in bucket.sealed:  # sealed: dense, no garbage
-            r = catalog.sealed_reader(bucket, y)
-            live += r.file_size
-            rows += r.rows
+        if y in bucket.sealed:  # sealed: dense, no garbage (an overlay's is not counted)
+            live += catalog.sealed_reader(bucket, y).file_size
+            rows += len(merged_ticks(catalog, bucket, y, -(2**63), 2**63 - 1, [])[0])
             continue
         with catalog.pinned(bucket, y) as f:
             assert f is not None

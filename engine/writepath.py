@@ -92,7 +92,6 @@ class WritePath:
         self._dispatcher = dispatcher
         self.ticks = TickPlanner()
         self._fast: dict[str, fastpath.InputPlan] = {}  # key text -> plan of its last input
-        self._rw: RWLock | None = None  # the database's, set by `recover`
 
     # -- stages 1-2 --------------------------------------------------------------------
     def fast(self, key: str, data: object) -> tuple[Payload, FixedWrites] | None:
@@ -201,15 +200,6 @@ class WritePath:
         """Runs on the commit leader, in commit order (blob offsets depend on earlier ones)."""
         bucket = self.catalog.get(key)
         assert batch.nanos is not None
-        if bucket.sealed:
-            # A sealed year the ticks go to becomes live first (docs/format.md "The three
-            # states of a year"): its blocks are planned against the rebuilt file. Readers wait.
-            years = {int(y) for y in np.unique(self.calendar.year_of(batch.epochs))}
-            for y in sorted(years & set(bucket.sealed)):
-                assert self._rw is not None
-                with self._rw.write():
-                    self.catalog.unseal(bucket, y)
-                self.ticks.forget(key, y)
         pinned: list[YearFile] = []  # the files the plan reads, open until it is done
 
         def file_of(y: int) -> YearFile | None:
@@ -286,7 +276,6 @@ class WritePath:
     def recover(self, wal: WriteAheadLog, *, rwlock: RWLock, sync: str,
                 max_log_bytes: int) -> CommitPipeline:
         """Replay the log (docs/design.md §6 steps 6-7), then the pipeline that commits after it."""
-        self._rw = rwlock
         replayed = self.replay(wal)
         pipeline = CommitPipeline(wal, self, rwlock=rwlock, sync=sync,
                                   max_log_bytes=max_log_bytes)

@@ -96,31 +96,50 @@ def test_seal_keeps_every_read_identical_and_removes_the_live_file(db: Any) -> N
 
 
 @pytest.mark.parametrize("key", [KEY, TICKS])
-def test_a_write_into_a_sealed_year_makes_it_live_and_is_kept(root: str, key: str) -> None:
+def test_a_write_into_a_sealed_year_goes_to_an_overlay_and_a_reseal_merges_it(
+        tmp_path: Path, key: str) -> None:
+    """The oracle is a database that never sealed: after each step both read the same."""
     ticks = key == TICKS
     rows = _ticks(5_000) if ticks else _bars(5_000)
-    db = engine.open(root)
-    db.write(key, rows[:4_000], variable=ticks)
-    db.seal(key, 2023)
-    db.write(key, rows[4_000:], variable=ticks)
-    assert _files(db, key) == ["2023.bin", "bucket.hdr"]
-    want = db.read(key)
-    db.close()  # and after a crash (no checkpoint): the log is replayed into a rebuilt file
-    db = engine.open(root)
-    db.seal(key, 2023)
-    db.write(key, rows[4_000:], variable=ticks)
-    shutil.copytree(root, root + ".crash")  # the log holds the write, not yet checkpointed
-    db.close()
-    for r in (root, root + ".crash"):
-        again = engine.open(r)
-        try:
-            got = again.read(key)
-            if ticks:  # the second write doubled the last 1 000 ticks
-                assert len(got) == 6_000
-            else:
-                assert _same(got, want)
-        finally:
-            again.close()
+    root, ref_root = str(tmp_path / "db"), str(tmp_path / "ref")
+    db, ref = engine.open(root), engine.open(ref_root)
+    try:
+        for d in (db, ref):
+            d.write(key, rows[:4_000], variable=ticks)
+        db.seal(key, 2023)
+        for d in (db, ref):  # overlaps the sealed rows: bars replaced, ticks added
+            d.write(key, rows[3_000:], variable=ticks)
+        assert _files(db, key) == ["2023.overlay", "2023.sealed", "bucket.hdr"]
+        assert _same(db.read(key), ref.read(key))
+        assert db.info(key)["rows"] == ref.info(key)["rows"]
+        mid = Y2023 + 86_400 * 60
+        assert _same(db.read(key, mid, limit=50), ref.read(key, mid, limit=50))
+        # A crash now (the overlay's write in the log, not checkpointed): replay redoes it.
+        shutil.copytree(root, str(tmp_path / "crash"))
+        path = db.catalog.buckets[engine.parse_key(key)].path
+        stale = Path(path, "2023.overlay").read_bytes()
+        assert db.seal(key) == [f"{key}/2023"]  # re-seal: sealed + overlay, generation 2
+        assert _files(db, key) == ["2023.sealed", "bucket.hdr"]
+        assert db.catalog.sealed_reader(db.catalog.get(engine.parse_key(key)),
+                                        2023).meta.generation == 2
+        assert _same(db.read(key), ref.read(key))
+        want = ref.read(key)
+    finally:
+        db.close()
+        ref.close()
+    again = engine.open(str(tmp_path / "crash"))
+    try:
+        assert _same(again.read(key), want)
+    finally:
+        again.close()
+    # A crash after the re-seal's rename left the merged overlay: open removes it.
+    Path(path, "2023.overlay").write_bytes(stale)
+    again = engine.open(root)
+    try:
+        assert _files(again, key) == ["2023.sealed", "bucket.hdr"]
+        assert _same(again.read(key), want)
+    finally:
+        again.close()
 
 
 def test_open_finishes_a_swap_a_crash_cut_short(root: str) -> None:
@@ -217,7 +236,7 @@ def test_a_closed_quiet_year_is_sealed_after_a_checkpoint_and_writes_go_on(root:
         assert wait_until(lambda: _files(db, KEY) == ["2023.sealed", "bucket.hdr"],
                           timeout=30), "the closed year was not sealed by the background thread"
         assert _same(db.read(KEY), want)
-        db.write(KEY, rows[1_000:])  # into the sealed year: it becomes live again
+        db.write(KEY, rows[1_000:])  # into the sealed year: its overlay
         assert len(db.read(KEY)) == 2_000
     finally:
         db.close()
