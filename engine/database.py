@@ -291,7 +291,7 @@ class Database:
         (before the current one in the database's zone) of every bucket, or of `key`, or
         just `year` (the current year too). Returns "KEY/YEAR" of each year sealed now.
         Reads return exactly what they returned before; a later write into a sealed year
-        makes it live again. Checkpoints first, like `checkpoint()`; writers wait only for
+        goes to its overlay, which the next seal of the year merges. Checkpoints first, like `checkpoint()`; writers wait only for
         the swap (engine/sealjob.py)."""
         pipeline = self._check_writable()
         self._dispatcher.flush()

@@ -43,8 +43,8 @@ class Header:
     timezone: str
     header_size: int
     version: int = FORMAT_VERSION
-    # `<YYYY>.overlay` only: the generation of the sealed file it corrects (docs/format.md
-    # "Overlays as built"); 0 in every other file.
+    # `<YYYY>.overlay` only: the generation of the sealed file it corrects, at offset 36
+    # (docs/format.md "Sealing, re-sealing and the swap"); 0 in every other file.
     base_generation: int = 0
 
     @property

@@ -35,6 +35,7 @@ __all__ = ["Finding", "Report", "check_root"]
 
 _YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
 _SEALED_FILE = re.compile(r"^(\d{4})\.sealed\Z")
+_OVERLAY_FILE = re.compile(r"^(\d{4})\.overlay\Z")
 MAX_PER_KIND = 5  # findings of one kind listed per file before they are only counted
 
 
@@ -210,6 +211,9 @@ def _check_bucket(fs: OsFileSystem, root: str, key_text: str, path: str, calenda
         elif (ms := _SEALED_FILE.match(name)) is not None:
             report.files += 1
             _check_sealed_file(fs, root, fpath, int(ms.group(1)), schema, report)
+        elif _OVERLAY_FILE.match(name) is not None:
+            report.files += 1
+            _check_overlay_header(fs, root, fpath, report)
         elif name.endswith(".tmp"):
             report.note(_rel(root, fpath), "left over from an interrupted write; removed at "
                                            "the next writable open")
@@ -234,6 +238,15 @@ def _check_sealed_file(fs: OsFileSystem, root: str, path: str, year: int, schema
     report.records += r.rows
     for msg in r.verify():
         report.error(where, msg.replace(path + ": ", ""))
+
+
+def _check_overlay_header(fs: OsFileSystem, root: str, path: str, report: Report) -> None:
+    """An overlay of a sealed year: its header (the overlay's slots, which may hold
+    tombstones, are checked by the reads that merge them)."""
+    try:
+        YearFile.open(fs, path, writable=False).close()
+    except engine.MktsError as exc:
+        report.error(_rel(root, path), str(exc).replace(path + ": ", ""))
 
 
 def _check_year_file(fs: OsFileSystem, root: str, key: str, path: str, year: int,
