@@ -122,9 +122,11 @@ class SealedReader:
     """A sealed file opened through `pread`: header and footer are read and verified once;
     `read(lo, hi)` returns the rows with lo <= key <= hi."""
 
-    def __init__(self, pread: Pread, file_size: int, path: str) -> None:
+    def __init__(self, pread: Pread, file_size: int, path: str, *,
+                 later: Pread | None = None) -> None:
+        """`pread` reads header and footer now; `later` (default: `pread`) every chunk."""
         self.path = path
-        self._pread = pread
+        self._pread = later or pread
         head = pread(0, PAGE)
         if len(head) < _HEAD.size:
             raise CorruptFileError(f"{path}: file is too short to hold a sealed header")

@@ -12,7 +12,7 @@ import numpy as np
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.header import MAX_HEADER, Header, decode_header
 from mkts.engine.schema import FIXED, SLOT_FIELD, Schema
-from mkts.engine.sealfile import SealedReader, SealMeta, encode_sealed
+from mkts.engine.sealfile import PAGE, SealedReader, SealMeta, encode_sealed
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeutil import NS, Calendar
 from mkts.engine.yearfile import YearFile
@@ -22,6 +22,7 @@ __all__ = ["live_rows", "write_sealed", "open_sealed", "sealed_name", "overlay_n
            "live_name", "tidy_year_files", "SEALED_SUFFIX"]
 
 SEALED_SUFFIX = ".sealed"
+TAIL_BYTES = 1 << 16  # the end of a sealed file read ahead with its header (the footer)
 
 
 def sealed_name(year: int) -> str:
@@ -89,9 +90,13 @@ def open_sealed(fs: FileSystem, path: str) -> SealedReader:
     f = fs.open(path)
     try:
         size = f.size()
+        hint = getattr(f, "prefetch", None)
+        if hint is not None:  # header and footer requested together: one wait, not two
+            hint(0, PAGE)
+            hint(max(0, size - TAIL_BYTES), min(size, TAIL_BYTES))
+        return SealedReader(lambda offset, n: f.pread(n, offset), size, path, later=pread)
     finally:
         f.close()
-    return SealedReader(pread, size, path)
 
 
 def tidy_year_files(fs: FileSystem, path: str, names: list[str], readonly: bool
