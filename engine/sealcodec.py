@@ -12,7 +12,8 @@ import zstandard
 
 from mkts.engine.errors import CorruptFileError
 
-__all__ = ["encode_chunk", "decode_chunk", "scale_floats", "unscale", "MAX_DIGITS",
+__all__ = ["encode_chunk", "decode_chunk", "decode_values", "stored_size", "scale_floats",
+           "unscale", "MAX_DIGITS",
            "T_RAW", "T_FOR", "T_DELTA"]
 
 MAX_DIGITS = 4  # decimal digits a float column may be scaled by (prices in 1/10 000)
@@ -117,22 +118,24 @@ def encode_chunk(col: np.ndarray, dt: np.dtype) -> tuple[int, bytes]:
     return w | (s << 4) | (t << 8), _cctx.compress(payload)
 
 
-def decode_chunk(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where: str
-                 ) -> np.ndarray:
-    """The `n` values of a chunk as `dt`; CorruptFileError (`where` names file, column and
-    row group) when the codec or the decompressed size is not what the footer says."""
+def stored_size(codec: int, dt: np.dtype, n: int, where: str) -> int:
+    """Bytes of the decompressed chunk of `n` values of `dt` stored with `codec`;
+    CorruptFileError (`where` names file, column and row group) for a codec no writer uses."""
     w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
-    want = n * dt.itemsize if t == T_RAW else _BASE.size + n * w
     if t > T_DELTA or (t != T_RAW and w not in _SIGNED) or s > MAX_DIGITS + 1 or \
             (t == T_RAW and (w or s)) or (s and dt.kind != "f") or \
             (t != T_RAW and not s and dt.kind not in "iu"):
         raise CorruptFileError(f"{where}: unknown chunk codec {codec:#x}; the file is damaged")
-    try:
-        raw = _dctx.decompress(data, max_output_size=want)
-    except zstandard.ZstdError as exc:
-        raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
+    return n * dt.itemsize if t == T_RAW else _BASE.size + n * w
+
+
+def decode_values(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int, where: str
+                  ) -> np.ndarray:
+    """The `n` values of `dt` from a decompressed chunk (`stored_size` bytes)."""
+    want = stored_size(codec, dt, n, where)
     if len(raw) != want:
         raise CorruptFileError(f"{where}: chunk holds {len(raw)} bytes, not {want}")
+    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
     if t == T_RAW:
         return np.frombuffer(raw, dtype=dt, count=n)
     (base,) = _BASE.unpack_from(raw, 0)
@@ -150,3 +153,14 @@ def decode_chunk(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, whe
     if dt.kind == "u" and dt.itemsize == 8:
         return v.view(np.uint64)
     return v.astype(dt) if dt != v.dtype else v
+
+
+def decode_chunk(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where: str
+                 ) -> np.ndarray:
+    """The `n` values of a stored (compressed) chunk as `dt`."""
+    want = stored_size(codec, dt, n, where)
+    try:
+        raw = _dctx.decompress(data, max_output_size=want)
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
+    return decode_values(codec, raw, dt, n, where)

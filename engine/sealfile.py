@@ -10,10 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import zstandard
 
 from mkts.engine.errors import CorruptFileError, SchemaError, UnsupportedFormatError
 from mkts.engine.schema import FIXED, MAX_COLUMNS, NAME_BYTES, VARIABLE, Schema, normalise_dtype
-from mkts.engine.sealcodec import decode_chunk, encode_chunk
+from mkts.engine.sealcodec import decode_chunk, decode_values, encode_chunk, stored_size
+from mkts.engine.tickblock import decompress_frames
 from mkts.engine.timeframes import parse_timeframe
 from mkts.wal.crc import crc32c
 
@@ -23,7 +25,7 @@ __all__ = ["SealMeta", "SealedReader", "encode_sealed", "group_rows", "SEAL_MAGI
 SEAL_MAGIC = b"MKTSSEAL"
 SEAL_VERSION = 1
 PAGE = 4096
-FIXED_GROUP_ROWS = 1 << 16  # rows per row group of a fixed bucket
+FIXED_GROUP_ROWS = 1 << 14  # rows per row group of a fixed bucket (2 months of 1Min bars)
 TICK_GROUP_BYTES = 1 << 20  # raw bytes of tick columns per row group (about)
 # magic, version, kind, header size, year, columns, timeframe seconds, schema version,
 # generation, slot count, year start, time zone, timeframe name, rows, footer offset,
@@ -185,6 +187,12 @@ class SealedReader:
             raise CorruptFileError(f"{path}: sealed footer points outside the file")
         self._first = self.groups["first"]
         self._last = self.groups["last"]
+        # The footer as Python lists: a read touches a few scalars per chunk.
+        self._off: list[list[int]] = self.chunks["offset"].tolist()
+        self._len: list[list[int]] = self.chunks["length"].tolist()
+        self._codec: list[list[int]] = self.chunks["codec"].tolist()
+        self._crc: list[list[int]] = self.chunks["crc"].tolist()
+        self._rows: list[int] = self.groups["rows"].tolist()
         self._names = [KEY_NAME, *schema.names]
         self._dtypes = [np.dtype("<i8"), *(d for _, d in schema.columns)]
 
@@ -194,16 +202,41 @@ class SealedReader:
         g1 = int(np.searchsorted(self._first, hi, "right"))
         return range(g0, max(g0, g1))
 
+    def _where(self, g: int, c: int) -> str:
+        return f"{self.path}: column {self._names[c]}, row group {g}"
+
     def _chunk(self, g: int, c: int, buf: bytes, base: int) -> np.ndarray:
-        ch = self.chunks[g, c]
-        off, length = int(ch["offset"]) - base, int(ch["length"])
+        """One chunk, checked and decoded (`buf` holds the file from offset `base`)."""
+        off, length = self._off[g][c] - base, self._len[g][c]
         data = memoryview(buf)[off : off + length]
-        where = f"{self.path}: column {self._names[c]}, row group {g}"
-        if len(data) != length or crc32c(data) != int(ch["crc"]):
-            raise CorruptFileError(f"{where}: chunk checksum does not match; the file is "
-                                   "damaged")
-        return decode_chunk(int(ch["codec"]), data, self._dtypes[c], int(self.groups[g]["rows"]),
-                            where)
+        if len(data) != length or crc32c(data) != self._crc[g][c]:
+            raise CorruptFileError(f"{self._where(g, c)}: chunk checksum does not match; "
+                                   "the file is damaged")
+        return decode_chunk(self._codec[g][c], data, self._dtypes[c], self._rows[g],
+                            self._where(g, c))
+
+    def _chunks(self, items: list[tuple[int, int]], buf: bytes, base: int) -> list[np.ndarray]:
+        """Chunks (row group, column), checked, then decompressed in one batch (on two
+        threads when large, as tick blocks are) and decoded."""
+        view = memoryview(buf)
+        frames, sizes = [], []
+        for g, c in items:
+            off, length = self._off[g][c] - base, self._len[g][c]
+            data = view[off : off + length]
+            if len(data) != length or crc32c(data) != self._crc[g][c]:
+                raise CorruptFileError(f"{self._where(g, c)}: chunk checksum does not match; "
+                                       "the file is damaged")
+            frames.append(data)
+            sizes.append(stored_size(self._codec[g][c], self._dtypes[c], self._rows[g],
+                                     self._where(g, c)))
+        try:
+            raws = decompress_frames(frames, sizes)
+        except zstandard.ZstdError:  # name the chunk
+            for (g, c) in items:
+                self._chunk(g, c, buf, base)
+            raise
+        return [decode_values(self._codec[g][c], raw, self._dtypes[c], self._rows[g],
+                              self._where(g, c)) for (g, c), raw in zip(items, raws, strict=True)]
 
     def read(self, lo: int, hi: int, names: Sequence[str] | None = None
              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -215,16 +248,17 @@ class SealedReader:
         keys: list[np.ndarray] = []
         cols: list[list[np.ndarray]] = [[] for _ in want[1:]]
         if len(gr):
-            sel = self.chunks[gr.start : gr.stop][:, want]
-            base = int(sel["offset"].min())
-            buf = self._pread(base, int((sel["offset"] + sel["length"]).max()) - base)
+            base = min(self._off[g][c] for g in gr for c in want)
+            end = max(self._off[g][c] + self._len[g][c] for g in gr for c in want)
+            buf = self._pread(base, end - base)
+            got = iter(self._chunks([(g, c) for g in gr for c in want], buf, base))
             for g in gr:
-                k = self._chunk(g, 0, buf, base)
+                k = next(got)
                 a = int(np.searchsorted(k, lo, "left")) if g == gr.start else 0
                 b = int(np.searchsorted(k, hi, "right")) if g == gr.stop - 1 else len(k)
                 keys.append(k[a:b])
-                for j, c in enumerate(want[1:]):
-                    cols[j].append(self._chunk(g, c, buf, base)[a:b])
+                for j in range(len(want) - 1):
+                    cols[j].append(next(got)[a:b])
         out = {self._names[c]: _join(parts, self._dtypes[c]) for c, parts in zip(want[1:], cols,
                                                                                   strict=True)}
         return _join(keys, np.dtype("<i8")), out
@@ -235,10 +269,9 @@ class SealedReader:
         bad: list[str] = []
         for g in range(len(self.groups)):
             for c in range(self.chunks.shape[1]):
-                ch = self.chunks[g, c]
                 try:
-                    buf = self._pread(int(ch["offset"]), int(ch["length"]))
-                    self._chunk(g, c, buf, int(ch["offset"]))
+                    buf = self._pread(self._off[g][c], self._len[g][c])
+                    self._chunk(g, c, buf, self._off[g][c])
                 except CorruptFileError as exc:
                     bad.append(str(exc))
         return bad

@@ -7,6 +7,7 @@ a year", "Deletes and updates", "Sealed file (`MKTSSEAL`, version 1)".
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,14 @@ def _take(n: int, remaining: int | None, backwards: bool) -> slice:
     if remaining is None or n <= remaining:
         return slice(0, n)
     return slice(n - remaining, n) if backwards else slice(0, remaining)
+
+
+def _rows(dtype: np.dtype, n: int, every_field: bool) -> np.ndarray:
+    """An array for `n` result rows: uninitialised when every field will be written and the
+    dtype has no padding (the common full read), else zeros (no stray bytes)."""
+    fields: Any = dtype.fields or {}
+    dense = sum(f[0].itemsize for f in fields.values()) == dtype.itemsize
+    return (np.empty if every_field and dense else np.zeros)(n, dtype=dtype)
 
 
 def _overlay_records(f: YearFile, idx: np.ndarray) -> np.ndarray:
@@ -126,7 +135,7 @@ def read_sealed_fixed(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: 
     keys, cols = merged_fixed(catalog, bucket, year, lo, _LAST if hi < 0 else hi - 1, want)
     part = _take(len(keys), remaining, backwards)
     keys = keys[part]
-    out = np.zeros(len(keys), dtype=schema.result_dtype)
+    out = _rows(schema.result_dtype, len(keys), len(want) == len(schema.columns))
     out["Epoch"] = catalog.calendar.labels(year, keys, schema.timeframe)
     for n in want:
         out[n] = cols[n][part]
@@ -144,7 +153,7 @@ def read_sealed_ticks(catalog: Catalog, bucket: Bucket, year: int, start_ns: int
                               _LAST if end_ns is None else end_ns, want)
     part = _take(len(keys), remaining, backwards)
     keys = keys[part]
-    out = np.zeros(len(keys), dtype=schema.result_dtype)
+    out = _rows(schema.result_dtype, len(keys), len(want) == len(schema.columns))
     secs, nanos = np.divmod(keys, NS)
     out["Epoch"] = secs
     out["Nanoseconds"] = nanos

@@ -22,7 +22,7 @@ from mkts.engine.sealcodec import unscale as _unscale
 from mkts.wal.crc import crc32c
 
 __all__ = ["Block", "BLOCK_HEADER", "BLOCK_MAGIC", "ENTRY_DTYPE", "BLOCK_TARGET", "MAX_BLOCK",
-           "IntervalRows", "encode_blocks", "decode_blocks", "apportion"]
+           "IntervalRows", "encode_blocks", "decode_blocks", "apportion", "decompress_frames"]
 
 BLOCK_MAGIC = b"MKTK"
 _OLD_MAGIC = b"MKTB"  # the pre-release format of one blob per interval
@@ -219,8 +219,8 @@ def _decompress_some(frames: Sequence[bytes | bytearray | memoryview], sizes: Se
                                                                          strict=True))
 
 
-def _decompress(frames: Sequence[bytes | bytearray | memoryview], sizes: Sequence[int]
-                ) -> list[Any]:
+def decompress_frames(frames: Sequence[bytes | bytearray | memoryview], sizes: Sequence[int]
+                      ) -> list[Any]:
     """Decompress frames; a large set is split in two halves (by raw bytes) decoded on two
     threads (zstandard releases the GIL). Raises ZstdError if any frame is damaged."""
     total = sum(sizes)
@@ -261,7 +261,7 @@ def decode_blocks(bufs: Sequence[tuple[int, bytes | memoryview]], schema: Schema
                                                     for _, b in bufs]
     raws: list[Any] = []
     try:
-        raws = _decompress(frames, sizes)
+        raws = decompress_frames(frames, sizes)
     except zstandard.ZstdError:
         raws = []
         dctx = zstandard.ZstdDecompressor()
