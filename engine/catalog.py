@@ -260,11 +260,12 @@ class Catalog:
         self.cache.drop(bucket.files, year)
         bucket.sealed[year] = None
         bucket.overlays.discard(year)
+        # No directory fsync after the removal: a crash that loses it leaves a `.bin` beside
+        # a valid `.sealed`, or an overlay of an older generation, which open removes.
         for name in (live_name(year), overlay_name(year)):
             path = os.path.join(bucket.path, name)
             if self.fs.exists(path):
                 self.fs.unlink(path)
-                self.fs.fsync_dir(bucket.path)
 
     def _create_overlay(self, bucket: Bucket, year: int) -> None:
         """Create the overlay of a sealed year durably, empty, as a live file is created; its
