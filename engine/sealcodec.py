@@ -51,6 +51,7 @@ def scale_floats(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None
         for part in (slice(0, 64), slice(None)):  # a cheap sample first
             k = c[part] * scale
             np.rint(k, out=k)
+            k += 0.0  # -0.0 becomes 0.0, as it does as an integer: -0.0 never scales
             if not len(k) or not float(np.abs(k).max()) < 2.0**53:  # NaN and inf fail too
                 break
             back = k / scale  # k holds exact integers: this is unscale(k, digits)

@@ -21,9 +21,11 @@ def _values(rng: np.random.Generator, dt: np.dtype, n: int, style: int) -> np.nd
     if dt.kind == "f":
         if style == 0:  # cents: stored as scaled integers
             return (np.round(rng.normal(100, 5, n), 2)).astype(dt)
-        if style == 1:  # specials never scale
-            v = rng.normal(0, 1e6, n).astype(dt)
-            v[rng.integers(0, n, 3)] = np.array([np.nan, -0.0, np.inf], dtype=dt)
+        if style == 1:  # specials never scale: -0.0 alone among cents, or with NaN and inf
+            v = (np.round(rng.normal(100, 5, n), 2) if n % 2 else rng.normal(0, 1e6, n)
+                 ).astype(dt)
+            v[rng.integers(0, n, 3)] = np.array([-0.0, -0.0, -0.0] if n % 2 else
+                                                [np.nan, -0.0, np.inf], dtype=dt)
             return v
         return rng.standard_normal(n).astype(dt)
     info = np.iinfo(dt)
