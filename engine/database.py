@@ -363,7 +363,7 @@ class Database:
             return sorted({k.symbol for k in self.catalog.buckets})
 
     def info(self, key: str) -> dict[str, Any]:
-        """{"key", "timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years",
+        """{"key", "timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years", "sealed",
         "rows"}; tick buckets add "live_bytes" and "garbage_bytes" (engine.ticks.tick_usage)."""
         self._check_open()
         self._visible()  # interval mode: "years" must include this handle's own writes
@@ -376,6 +376,7 @@ class Database:
                 "columns": bucket.schema.describe(),
                 "kind": bucket.schema.kind,
                 "years": bucket.sorted_years(),
+                "sealed": sorted(bucket.sealed),  # docs/format.md "The three states of a year"
             }
             with self._rw.read():
                 if bucket.schema.kind == VARIABLE:

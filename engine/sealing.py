@@ -1,6 +1,7 @@
 """The files of a bucket-year's states: the rows of a live year file in read order, writing
-`<YYYY>.sealed` from them, opening one, and the open-time cleanup rules (docs/format.md
-"Sealing, re-sealing and the swap").
+`<YYYY>.sealed` from them, opening one, tombstones in an overlay (the apply side of WAL op 3
+mode 1 that the delete path calls), and the open-time cleanup rules (docs/format.md
+"Sealing, re-sealing and the swap", "Deletes and updates").
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import os
 
 import numpy as np
 
-from mkts.engine.errors import CorruptFileError
+from mkts.engine.errors import CorruptFileError, InvalidInputError
 from mkts.engine.header import MAX_HEADER, Header, decode_header
 from mkts.engine.schema import FIXED, SLOT_FIELD, Schema
 from mkts.engine.sealfile import PAGE, SealedReader, SealMeta, encode_sealed
@@ -19,7 +20,8 @@ from mkts.engine.yearfile import YearFile
 from mkts.wal.fs import FileSystem
 
 __all__ = ["live_rows", "write_sealed", "open_sealed", "sealed_name", "overlay_name",
-           "live_name", "tidy_year_files", "SEALED_SUFFIX"]
+           "live_name", "tidy_year_files", "SEALED_SUFFIX", "tombstone_records",
+           "apply_tombstones"]
 
 SEALED_SUFFIX = ".sealed"
 TAIL_BYTES = 1 << 16  # the end of a sealed file read ahead with its header (the footer)
@@ -144,3 +146,30 @@ def read_header(fs: FileSystem, path: str) -> Header:
     finally:
         f.close()
     return decode_header(head, path)
+
+
+TOMBSTONE_CHUNK = 1 << 16  # slots written per call: a year of 1Sec ticks is 31.6 M slots
+
+
+def tombstone_records(schema: Schema, slots: np.ndarray) -> np.ndarray:
+    """Overlay records that delete whatever the sealed file holds in `slots`: `_slot` =
+    -(slot + 1), every other byte zero (a tick slot: no chain, no rows)."""
+    recs = np.zeros(len(slots), dtype=schema.record_dtype)
+    recs[SLOT_FIELD] = -(np.asarray(slots, dtype=np.int64) + 1)
+    return recs
+
+
+def apply_tombstones(f: YearFile, first: int, last: int) -> None:
+    """Make slots first..last (inclusive) of the overlay `f` tombstones (WAL op 3 mode 1).
+    For a tick bucket the caller passes the intervals wholly inside the deleted range; an
+    interval the range cuts becomes a replacing slot instead (TICK_REPLACING). Writing the
+    same range again leaves the same bytes."""
+    h = f.header
+    if h.base_generation < 1:
+        raise InvalidInputError(f"{f.path} is not an overlay: tombstones go only into the "
+                                "overlay of a sealed year")
+    if not 0 <= first <= last < h.nslots:
+        raise InvalidInputError(f"{f.path}: slots {first}..{last} are outside 0..{h.nslots - 1}")
+    for a in range(first, last + 1, TOMBSTONE_CHUNK):
+        slots = np.arange(a, min(last + 1, a + TOMBSTONE_CHUNK), dtype=np.int64)
+        f.write_slots(slots, tombstone_records(h.schema, slots).data.cast("B"))

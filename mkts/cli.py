@@ -496,7 +496,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"kind:       {info['kind']}" + (" (ticks)" if info["kind"] == "variable" else ""))
         print(f"timeframe:  {info['timeframe']}")
         print("columns:    " + ", ".join(f"{c} {t}" for c, t in info["columns"].items()))
-        print("years:      " + (", ".join(str(y) for y in info["years"]) or "none"))
+        print("years:      " + (", ".join(f"{y} (sealed)" if y in info["sealed"] else str(y)
+                                           for y in info["years"]) or "none"))
         if len(first):
             nf = np.asarray(first["Nanoseconds"]) if "Nanoseconds" in first.columns else None
             nl = np.asarray(last["Nanoseconds"]) if "Nanoseconds" in last.columns else None

@@ -1,4 +1,4 @@
-"""Tombstones in the overlay of a sealed year (engine/tombstones.py; docs/format.md
+"""Tombstones in the overlay of a sealed year (engine/sealing.py `apply_tombstones`; docs/format.md
 "Deletes and updates"): the apply side of WAL op 3 mode 1 that the delete path calls, and the
 read side that hides sealed rows, for bars and ticks, across a re-seal and a reopen."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mkts import engine
-from mkts.engine.tombstones import apply_tombstones
+from mkts.engine.sealing import apply_tombstones
 
 Y2023 = 1_672_531_200
 NS = 10**9

@@ -84,6 +84,7 @@ def test_seal_keeps_every_read_identical_and_removes_the_live_file(db: Any) -> N
     after = run()
     assert all(_same(x, y) for x, y in zip(before, after, strict=True))
     assert db.info(KEY)["rows"] == 20_000 and db.info(TICKS)["rows"] == 30_000
+    assert db.info(KEY)["sealed"] == [2023]
     assert db.seal() == []  # already sealed: nothing to do
     db.close()
     again = engine.open(db.root)
@@ -219,6 +220,9 @@ def test_cli_seal_then_check_is_clean(tmp_path: Path) -> None:
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"sealed {KEY}/2023"
+    info = subprocess.run([sys.executable, "-m", "mkts.cli", "info", "--root", root, KEY],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert "years:      2023 (sealed)" in info.stdout, info.stdout
     report = check_root(root)
     assert not report.errors and report.records == 100
     assert isinstance(open_sealed(engine_fs(), os.path.join(root, KEY, "2023.sealed")),
