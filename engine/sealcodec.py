@@ -13,14 +13,15 @@ import zstandard
 from mkts.engine.errors import CorruptFileError
 
 __all__ = ["encode_chunk", "decode_chunk", "decode_values", "stored_size", "scale_floats",
-           "unscale", "MAX_DIGITS",
+           "unscale", "MAX_DIGITS", "T_PLANES",
            "T_RAW", "T_FOR", "T_DELTA"]
 
 MAX_DIGITS = 4  # decimal digits a float column may be scaled by (prices in 1/10 000)
 LEVEL = 1  # zstd level of every chunk
 # Transform (codec bits 8-9): stored as the column's own type; v - base as unsigned w-byte
-# integers (base = the chunk's minimum); v[i] - v[i-1] as signed w-byte integers (base = v[0]).
-T_RAW, T_FOR, T_DELTA = 0, 1, 2
+# integers (base = the chunk's minimum); v[i] - v[i-1] as signed w-byte integers (base = v[0]);
+# byte planes (a float column that does not scale: byte 0 of every value, then byte 1, ...).
+T_RAW, T_FOR, T_DELTA, T_PLANES = 0, 1, 2, 3
 _BASE = struct.Struct("<q")
 _cctx = zstandard.ZstdCompressor(level=LEVEL, write_content_size=True)
 _dctx = zstandard.ZstdDecompressor()
@@ -102,15 +103,20 @@ def _transform(v: np.ndarray) -> tuple[int, int, int, np.ndarray]:
 def encode_chunk(col: np.ndarray, dt: np.dtype) -> tuple[int, bytes]:
     """(codec, stored bytes) of one column chunk of `dt` values (at least one).
 
-    codec: bits 0-3 width w of the stored integers (0 with T_RAW), bits 4-7 s (0: none;
-    1..5: a float column stored as integers k with value k / 10^(s-1)), bits 8-9 transform.
-    Stored bytes: zstd frame of [base i8][n stored values] (T_RAW: the values as `dt`)."""
+    codec: bits 0-3 width w of the stored integers (0 with T_RAW, T_PLANES), bits 4-7 s (0:
+    none; 1..5: a float column stored as integers k with value k / 10^(s-1)), bits 8-9 the
+    transform. Stored bytes: zstd frame of [base i8][n stored values] (T_RAW: the values as
+    `dt`; T_PLANES: their byte planes)."""
     s = 0
     if dt.kind in "iu":
         v = _as_int64(col, dt)
     elif dt.kind == "f" and (sc := scale_floats(col, dt)) is not None:
         v, digits = sc
         s = digits + 1
+    elif dt.kind == "f":  # byte planes: exponents and high mantissa bytes compress apart
+        raw = np.ascontiguousarray(col, dtype=dt)
+        planes = raw.view(np.uint8).reshape(len(raw), dt.itemsize).T.copy()
+        return T_PLANES << 8, _cctx.compress(planes.data.cast("B"))
     else:
         raw = np.ascontiguousarray(col, dtype=dt)
         return T_RAW, _cctx.compress(raw.data.cast("B"))
@@ -123,11 +129,12 @@ def stored_size(codec: int, dt: np.dtype, n: int, where: str) -> int:
     """Bytes of the decompressed chunk of `n` values of `dt` stored with `codec`;
     CorruptFileError (`where` names file, column and row group) for a codec no writer uses."""
     w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
-    if t > T_DELTA or (t != T_RAW and w not in _SIGNED) or s > MAX_DIGITS + 1 or \
-            (t == T_RAW and (w or s)) or (s and dt.kind != "f") or \
-            (t != T_RAW and not s and dt.kind not in "iu"):
+    whole = t in (T_RAW, T_PLANES)  # the values as they are (or their byte planes)
+    if t > T_PLANES or (not whole and w not in _SIGNED) or s > MAX_DIGITS + 1 or (whole and (w or s)) or \
+            (s and dt.kind != "f") or (not whole and not s and dt.kind not in "iu") or \
+            (t == T_PLANES and dt.kind != "f"):
         raise CorruptFileError(f"{where}: unknown chunk codec {codec:#x}; the file is damaged")
-    return n * dt.itemsize if t == T_RAW else _BASE.size + n * w
+    return n * dt.itemsize if whole else _BASE.size + n * w
 
 
 def decode_values(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int, where: str
@@ -139,6 +146,11 @@ def decode_values(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int, whe
     w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
     if t == T_RAW:
         return np.frombuffer(raw, dtype=dt, count=n)
+    if t == T_PLANES:
+        out = np.empty(n, dtype=dt)
+        out.view(np.uint8).reshape(n, dt.itemsize)[:] = \
+            np.frombuffer(raw, dtype=np.uint8).reshape(dt.itemsize, n).T
+        return out
     (base,) = _BASE.unpack_from(raw, 0)
     stored = np.frombuffer(raw, dtype=(_SIGNED if t == T_DELTA else _UNSIGNED)[w], count=n,
                            offset=_BASE.size)

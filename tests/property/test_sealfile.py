@@ -80,3 +80,17 @@ def test_chunk_codec_round_trips_bit_for_bit(seed: int, t: str, style: int, n: i
     codec, data = encode_chunk(col, dt)
     back = decode_chunk(codec, data, dt, n, "x")
     assert back.dtype == dt and np.array_equal(_bits(back), _bits(col))
+
+
+@given(codec=st.integers(0, 0xFFFF), t=st.sampled_from(TYPES[:10]), data=st.binary(max_size=64))
+@settings(max_examples=300, deadline=None)
+def test_any_codec_and_bytes_decode_or_raise_corrupt_file_error(codec: int, t: str,
+                                                                 data: bytes) -> None:
+    """A damaged footer or chunk never escapes as a numpy or zstd exception."""
+    from mkts.engine.errors import CorruptFileError
+
+    dt = np.dtype(t).newbyteorder("<")
+    try:
+        decode_chunk(codec, data, dt, 3, "x")
+    except CorruptFileError:
+        pass
