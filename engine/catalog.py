@@ -156,7 +156,9 @@ class Catalog:
             return  # not ours (a stray directory); never touched
         header = read_header(self.fs, os.path.join(path, TEMPLATE_NAME))
         bucket = Bucket(key, header.schema, path, timezone=header.timezone)
-        for name in tidy_year_files(self.fs, path, self.fs.listdir(path), self.readonly):
+        readers: dict[str, SealedReader] = {}
+        for name in tidy_year_files(self.fs, path, self.fs.listdir(path), self.readonly,
+                                    readers):
             m = _YEAR_FILE.match(name)
             if m:
                 y = int(m.group(1))
@@ -166,6 +168,9 @@ class Catalog:
                 bucket.years.add(y)
                 if m.group(2) == "sealed":
                     bucket.sealed[y] = None
+                    r = readers.get(name)
+                    if r is not None and r.meta.year == y and r.meta.schema == bucket.schema:
+                        bucket.sealed[y] = r  # else a read opens it again and says why
             elif name.endswith(".tmp") and not self.readonly:
                 self.fs.unlink(os.path.join(path, name))  # an interrupted atomic write
         self.buckets[key] = bucket
@@ -242,12 +247,17 @@ class Catalog:
         """The reader of a sealed year (header and footer read and checked once)."""
         r = bucket.sealed.get(year)
         if r is None:
-            r = open_sealed(self.fs, os.path.join(bucket.path, sealed_name(year)))
-            m = r.meta
-            if m.year != year or m.schema != bucket.schema:
-                raise CorruptFileError(
-                    f"{r.path}: header says year {m.year} / a different schema than the bucket")
-            bucket.sealed[year] = r
+            r = self._checked_reader(
+                bucket, year, open_sealed(self.fs, os.path.join(bucket.path, sealed_name(year))))
+        return r
+
+    @staticmethod
+    def _checked_reader(bucket: Bucket, year: int, r: SealedReader) -> SealedReader:
+        m = r.meta
+        if m.year != year or m.schema != bucket.schema:
+            raise CorruptFileError(
+                f"{r.path}: header says year {m.year} / a different schema than the bucket")
+        bucket.sealed[year] = r
         return r
 
     def install_sealed(self, bucket: Bucket, year: int, tmp: str) -> None:

@@ -101,10 +101,11 @@ def open_sealed(fs: FileSystem, path: str) -> SealedReader:
         f.close()
 
 
-def tidy_year_files(fs: FileSystem, path: str, names: list[str], readonly: bool
-                    ) -> list[str]:
+def tidy_year_files(fs: FileSystem, path: str, names: list[str], readonly: bool,
+                    readers: dict[str, SealedReader] | None = None) -> list[str]:
     """Apply the open-time rules to one bucket directory's file names and return the names
-    that remain: `.bin` beside a valid `.sealed` is removed (a crash after a seal's rename);
+    that remain (`readers` receives the reader of each valid sealed file, by name: a read
+    then finds header and footer already in memory): `.bin` beside a valid `.sealed` is removed (a crash after a seal's rename);
     a `.sealed` that does not read beside a `.bin` is removed (the `.bin` holds the rows); an
     `.overlay` whose base generation is older than its sealed file's is removed (a re-seal
     merged it). A readonly open changes nothing and ignores what it would remove."""
@@ -122,7 +123,10 @@ def tidy_year_files(fs: FileSystem, path: str, names: list[str], readonly: bool
             continue
         stem = name[: -len(SEALED_SUFFIX)]
         try:
-            gen = open_sealed(fs, os.path.join(path, name)).meta.generation
+            reader = open_sealed(fs, os.path.join(path, name))
+            gen = reader.meta.generation
+            if readers is not None:
+                readers[name] = reader
         except CorruptFileError:
             if stem + ".bin" in have:
                 drop(name)
