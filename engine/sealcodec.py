@@ -154,7 +154,8 @@ def decode_values(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int, whe
         for i in range(dt.itemsize - 2, -1, -1):
             u <<= 8
             u |= planes[i]
-        return u.view(dt)
+        out: np.ndarray = u.view(dt)
+        return out
     (base,) = _BASE.unpack_from(raw, 0)
     stored = np.frombuffer(raw, dtype=(_SIGNED if t == T_DELTA else _UNSIGNED)[w], count=n,
                            offset=_BASE.size)
