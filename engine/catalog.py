@@ -60,7 +60,7 @@ class Bucket:
     sealed: dict[int, SealedReader | None] = field(default_factory=dict)
     overlays: set[int] = field(default_factory=set)  # sealed years with a `<YYYY>.overlay`
     # Writes applied per year since open: a seal built from a snapshot is installed only if
-    # the year's count did not move meanwhile (engine/database.py `seal`).
+    # the year's count did not move meanwhile (engine/sealjob.py).
     written: dict[int, int] = field(default_factory=dict)
     last_write: dict[int, float] = field(default_factory=dict)  # time.monotonic() per year
 

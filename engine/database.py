@@ -291,8 +291,8 @@ class Database:
         (before the current one in the database's zone) of every bucket, or of `key`, or
         just `year` (the current year too). Returns "KEY/YEAR" of each year sealed now.
         Reads return exactly what they returned before; a later write into a sealed year
-        goes to its overlay, which the next seal of the year merges. Checkpoints first, like `checkpoint()`; writers wait only for
-        the swap (engine/sealjob.py)."""
+        goes to its overlay, which the next seal of the year merges. Checkpoints first,
+        like `checkpoint()`; writers wait only for the swap (engine/sealjob.py)."""
         pipeline = self._check_writable()
         self._dispatcher.flush()
         return seal_years(self, pipeline, key, year)
@@ -363,8 +363,9 @@ class Database:
             return sorted({k.symbol for k in self.catalog.buckets})
 
     def info(self, key: str) -> dict[str, Any]:
-        """{"key", "timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years", "sealed",
-        "rows"}; tick buckets add "live_bytes" and "garbage_bytes" (engine.ticks.tick_usage)."""
+        """{"key", "timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years",
+        "sealed" (the sealed years), "rows"}; tick buckets add "live_bytes" and
+        "garbage_bytes" (engine.ticks.tick_usage)."""
         self._check_open()
         self._visible()  # interval mode: "years" must include this handle's own writes
         k = parse_key(key)
