@@ -816,6 +816,9 @@ def goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         r = get("mkts", "9", case)
         if r is not None:
             abs_goal(f"sealing ≥ 50 M rows/s per core ({case})", r, r["value"], 50e6, "rows/s")
+    ratio_goal("durable bulk load (written sealed) ≥ 2× ArcticDB",
+               get("mkts", "1", "bulk write", "sync=always, bulk load"),
+               get("arcticdb", "1", "bulk write"), 2.0)
     m_bulk = get("mkts", "1", "bulk write", "sync=always")
     ratio_goal("durable bulk write ≥ 2× ArcticDB", m_bulk,
                get("arcticdb", "1", "bulk write"), 2.0)

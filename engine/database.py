@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mkts.engine import query
+from mkts.engine import journal, query
 from mkts.engine.background import Background
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.commit import CommitPipeline
-from mkts.engine.contracts import BgWorker, Trigger
+from mkts.engine.contracts import BgWorker, Trigger, Write
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
     BucketExistsError,
@@ -29,6 +29,7 @@ from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
+from mkts.engine.plan import IngestWrite
 from mkts.engine.result import Result
 from mkts.engine.rootmeta import root_timezone, take_root
 from mkts.engine.rwlock import RWLock
@@ -68,6 +69,7 @@ def open_database(
     create: bool = True,
     max_open_files: int | None = DEFAULTS.max_open_files,
     seal_after_days: float = DEFAULTS.seal_after_days,
+    bulk_load_rows: int = DEFAULTS.bulk_load_rows,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
@@ -87,7 +89,7 @@ def open_database(
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
                     workers=workers, create=create, max_open_files=max_open_files,
-                    seal_after_days=seal_after_days)
+                    seal_after_days=seal_after_days, bulk_load_rows=bulk_load_rows)
 
 
 class Database:
@@ -104,7 +106,8 @@ class Database:
                  triggers: Sequence[tuple[str, Trigger]],
                  workers: Sequence[BgWorker] = (), create: bool = True,
                  max_open_files: int | None = None,
-                 seal_after_days: float = DEFAULTS.seal_after_days) -> None:
+                 seal_after_days: float = DEFAULTS.seal_after_days,
+                 bulk_load_rows: int = DEFAULTS.bulk_load_rows) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -120,6 +123,11 @@ class Database:
                 or not seal_after_days >= 0:
             raise InvalidInputError(f"seal_after_days={seal_after_days!r} must be a number of "
                                     "days >= 0 (0: never seal by itself)")
+        if isinstance(bulk_load_rows, bool) or not isinstance(bulk_load_rows, int) \
+                or bulk_load_rows < 0:
+            raise InvalidInputError(f"bulk_load_rows={bulk_load_rows!r} must be an integer "
+                                    ">= 0 (0: never write a bulk load sealed)")
+        self._bulk_load_rows = bulk_load_rows
         self._max_open_files = max_open_files
         self._sealer: AutoSealer | None = None
         self._seal_after_days = float(seal_after_days)
@@ -166,7 +174,8 @@ class Database:
             fs, root, timezone, readonly=self.readonly,
             bucket_zones={b.timezone for b in self.catalog.buckets.values()})
         self.calendar = self.catalog.calendar = get_calendar(self.timezone)
-        self._writes = WritePath(self.catalog, self.calendar, self._dispatcher)
+        self._writes = WritePath(self.catalog, self.calendar, self._dispatcher,
+                                 bulk_load_rows=self._bulk_load_rows)
         if self.readonly:
             return
         self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
@@ -209,6 +218,9 @@ class Database:
             if pipeline is not None and pipeline.failed is None and not self._closed:
                 built = self._writes.fast(key, data)
                 if built is not None:
+                    writes: list[Write] = list(self._writes.ingest(built[1]))
+                    if any(type(w) is IngestWrite for w in writes):  # a bulk load
+                        return pipeline.commit_built(journal.encode_parts(writes), writes)
                     return pipeline.commit_built(built[0], built[1])
         return self.write_many({key: data}, variable=variable)
 
@@ -229,6 +241,9 @@ class Database:
                 with self._rw.write(), pipeline.fatal_io("creating a bucket"):
                     for key, schema in txn.creates:
                         self.catalog.create(key, schema)
+        # Bulk loads write their sealed files here, outside the lock (docs/format.md
+        # "Bulk loads": a write that reached the year first is merged at apply).
+        txn.fixed = self._writes.ingest(txn.fixed)
         return pipeline.commit(txn.build)
 
     def create(self, key: str, columns: Any, *, variable: bool = False) -> None:

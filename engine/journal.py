@@ -13,7 +13,7 @@ import numpy as np
 
 from mkts.engine.errors import CorruptWALError
 from mkts.engine.keys import BucketKey, parse_key
-from mkts.engine.plan import RowWrite, SlotWrite
+from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite
 from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from mkts.engine.ticks import TickWrite
 
@@ -21,6 +21,8 @@ __all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS"]
 
 OP_FIXED_SLOTS = 1
 OP_TICKS = 2
+OP_INGEST = 7  # docs/wal.md §10: a bulk-loaded sealed file becomes the year's
+_INGEST = struct.Struct("<IQQI")  # generation, ingest id, file size, footer CRC-32C
 _TXN = struct.Struct("<I")
 _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row count
 _REGION = struct.Struct("<qQ")  # tick region offset, length
@@ -44,6 +46,11 @@ def encode_parts(writes: list[SlotWrite | RowWrite | TickWrite]
     parts: list[bytes | memoryview] = [_TXN.pack(len(writes))]
     for w in writes:
         key = str(w.key).encode("utf-8")
+        if type(w) is IngestWrite:
+            parts.append(_OP.pack(OP_INGEST, len(key), w.year, 0, 0))
+            parts.append(key)
+            parts.append(_INGEST.pack(w.generation, w.ingest_id, w.size, w.footer_crc))
+            continue
         if type(w) is RowWrite:  # one record, already its stored bytes
             parts.append(_OP.pack(OP_FIXED_SLOTS, len(key), w.year, w.dtype.itemsize, 1))
             parts.append(key)
@@ -71,11 +78,19 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
         for _ in range(count):
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size
-            if op not in (OP_FIXED_SLOTS, OP_TICKS):
+            if op not in (OP_FIXED_SLOTS, OP_TICKS, OP_INGEST):
                 raise ValueError(f"unknown operation {op}")
             key = parse_key(bytes(view[pos : pos + klen]).decode("utf-8"))
             pos += klen
             schema = schema_of(key)
+            if op == OP_INGEST:
+                if schema.kind == "variable" or recsize or n:
+                    raise ValueError(f"bulk load record for {key} is malformed")
+                gen, iid, size, crc = _INGEST.unpack_from(view, pos)
+                pos += _INGEST.size
+                out.append(IngestWrite(key, year, np.zeros(0, np.int64),
+                                       np.zeros(0, schema.record_dtype), iid, size, crc, gen))
+                continue
             if (op == OP_TICKS) != (schema.kind == "variable"):
                 raise ValueError(f"operation {op} does not match the kind of bucket {key}")
             region = b""

@@ -167,6 +167,7 @@ class SealedReader:
                                    f"({file_size} bytes); the file is damaged or cut short")
         self.meta = SealMeta(schema, year, nslots, year_start, timezone, generation,
                              schema_version)
+        self.footer_crc = foot_crc
         self.rows = rows
         self.file_size = file_size
         foot = pread(foot_at, foot_len)

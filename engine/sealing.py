@@ -20,6 +20,7 @@ from mkts.engine.yearfile import YearFile
 from mkts.wal.fs import FileSystem
 
 __all__ = ["live_rows", "write_sealed", "open_sealed", "sealed_name", "overlay_name",
+           "ingest_name", "write_ingest", "INGEST_SUFFIX",
            "live_name", "tidy_year_files", "SEALED_SUFFIX", "tombstone_records",
            "apply_tombstones"]
 
@@ -37,6 +38,26 @@ def live_name(year: int) -> str:
 
 def overlay_name(year: int) -> str:
     return f"{year}.overlay"
+
+
+INGEST_SUFFIX = ".ingest"
+
+
+def ingest_name(year: int, ingest_id: int) -> str:
+    """`<YYYY>.sealed.<id>.ingest`: a bulk load's sealed file before WAL op 7 adopts it."""
+    return f"{year}.sealed.{ingest_id:016x}{INGEST_SUFFIX}"
+
+
+def write_ingest(fs: FileSystem, directory: str, meta: SealMeta, slots: np.ndarray,
+                 records: np.ndarray) -> tuple[int, int, int]:
+    """Write the sealed file of a bulk load of fixed rows (`records` at ascending `slots`)
+    as a new `.ingest` file of `directory`, durable (file and directory fsynced) before the
+    caller logs it; (ingest id, size, footer CRC-32C)."""
+    ingest_id = int.from_bytes(os.urandom(8), "little")
+    path = os.path.join(directory, ingest_name(meta.year, ingest_id))
+    size = write_sealed(fs, path, meta, slots, {n: records[n] for n in meta.schema.names})
+    fs.fsync_dir(directory)
+    return ingest_id, size, open_sealed(fs, path).footer_crc
 
 
 def live_rows(f: YearFile, schema: Schema, calendar: Calendar

@@ -73,6 +73,8 @@ class StorageConfig:
     max_open_files: int = field(default=0, metadata=rules(check=_not_negative))  # 0: automatic
     seal_after_days: float = field(default=DEFAULTS.seal_after_days,
                                    metadata=rules(check=_days))  # 0: never
+    bulk_load_rows: int = field(default=DEFAULTS.bulk_load_rows,
+                                metadata=rules(check=_not_negative))  # 0: never
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ class Config:
                 "checkpoint_interval_s": w.checkpoint_interval_s, "max_wal_mb": w.max_size_mb,
                 "recovery": w.recovery,
                 "max_open_files": self.storage.max_open_files or None,
-                "seal_after_days": self.storage.seal_after_days}
+                "seal_after_days": self.storage.seal_after_days,
+                "bulk_load_rows": self.storage.bulk_load_rows}
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -59,7 +59,8 @@ def _same(a: engine.Result, b: engine.Result) -> bool:
         a[c].tobytes() == b[c].tobytes() for c in a.columns)
 
 
-def test_seal_keeps_every_read_identical_and_removes_the_live_file(db: Any) -> None:
+def test_seal_keeps_every_read_identical_and_removes_the_live_file(root: str) -> None:
+    db = engine.open(root, bulk_load_rows=0)  # written live first (not a bulk load)
     db.write(KEY, _bars(20_000))
     db.write(TICKS, _ticks(30_000), variable=True)
     queries: list[tuple[str, Any, Any, dict[str, Any]]] = [
