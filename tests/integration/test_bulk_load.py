@@ -20,6 +20,7 @@ from mkts.engine.sealing import ingest_name
 
 KEY = "BULK/1Min/OHLCV"
 Y2023 = 1_672_531_200
+BULK = 10_000  # the bulk_load_rows these tests open with (off by default)
 
 
 def _bars(n: int) -> np.ndarray:
@@ -41,7 +42,7 @@ def _log_bytes(root: str) -> int:
 
 def test_a_bulk_load_of_a_closed_year_is_sealed_and_its_rows_skip_the_log(root: str) -> None:
     rows = _bars(50_000)
-    db = engine.open(root)
+    db = engine.open(root, bulk_load_rows=BULK)
     try:
         before = _log_bytes(root)
         assert db.write(KEY, rows) >= 1
@@ -56,7 +57,8 @@ def test_a_bulk_load_of_a_closed_year_is_sealed_and_its_rows_skip_the_log(root: 
         shutil.copytree(root, root + ".crash")  # the log still holds op 7 and the write
     finally:
         db.close()
-    again = engine.open(root + ".crash")  # replay finds the sealed file op 7 made
+    # replay finds the sealed file op 7 made
+    again = engine.open(root + ".crash", bulk_load_rows=BULK)
     try:
         assert len(again.read(KEY)) == 50_000 and again.info(KEY)["sealed"] == [2023]
     finally:
@@ -64,7 +66,7 @@ def test_a_bulk_load_of_a_closed_year_is_sealed_and_its_rows_skip_the_log(root: 
 
 
 def test_small_writes_and_the_current_year_take_the_log(root: str) -> None:
-    db = engine.open(root)
+    db = engine.open(root, bulk_load_rows=BULK)
     try:
         db.write(KEY, _bars(100))  # under the bulk threshold
         now = np.array([int(np.datetime64("now", "s").astype(np.int64)) // 60 * 60])
@@ -87,7 +89,7 @@ def _planned(db: Any, rows: np.ndarray) -> list[Any]:
 
 def test_a_write_that_reached_the_year_first_gets_the_bulk_rows_merged(root: str) -> None:
     rows = _bars(20_000)
-    db = engine.open(root)
+    db = engine.open(root, bulk_load_rows=BULK)
     try:
         db.create(KEY, {"Close": "f8", "Volume": "i8"})
         writes = db._writes.ingest(_planned(db, rows))  # the sealed file is written now
@@ -101,7 +103,7 @@ def test_a_write_that_reached_the_year_first_gets_the_bulk_rows_merged(root: str
     finally:
         db.close()
     for r in (root, root + ".crash"):
-        again = engine.open(r)
+        again = engine.open(r, bulk_load_rows=BULK)
         try:
             got = again.read(KEY)
             assert got["Volume"].tolist() == rows["Volume"].tolist()
@@ -112,7 +114,7 @@ def test_a_write_that_reached_the_year_first_gets_the_bulk_rows_merged(root: str
 
 def test_a_lost_rename_is_redone_and_an_orphan_is_removed(root: str) -> None:
     rows = _bars(20_000)
-    db = engine.open(root)
+    db = engine.open(root, bulk_load_rows=BULK)
     db.create(KEY, {"Close": "f8", "Volume": "i8"})
     writes = db._writes.ingest(_planned(db, rows))
     iid = writes[0].ingest_id
@@ -122,7 +124,7 @@ def test_a_lost_rename_is_redone_and_an_orphan_is_removed(root: str) -> None:
     db.close()
     crash = os.path.join(root + ".crash", KEY)
     os.replace(os.path.join(crash, "2023.sealed"), os.path.join(crash, ingest_name(2023, iid)))
-    again = engine.open(root + ".crash")  # the crash came before the rename
+    again = engine.open(root + ".crash", bulk_load_rows=BULK)  # crashed before the rename
     try:
         assert len(again.read(KEY)) == 20_000
         assert sorted(os.listdir(crash)) == ["2023.sealed", "bucket.hdr"]
@@ -131,7 +133,7 @@ def test_a_lost_rename_is_redone_and_an_orphan_is_removed(root: str) -> None:
 
 
 def test_a_bulk_load_whose_file_is_gone_is_reported(root: str) -> None:
-    db = engine.open(root)
+    db = engine.open(root, bulk_load_rows=BULK)
     db.create(KEY, {"Close": "f8", "Volume": "i8"})
     writes = db._writes.ingest(_planned(db, _bars(20_000)))
     db._pipeline.commit_built(journal.encode_parts(list(writes)), writes)
@@ -139,4 +141,15 @@ def test_a_bulk_load_whose_file_is_gone_is_reported(root: str) -> None:
     db.close()
     os.remove(os.path.join(root + ".crash", KEY, "2023.sealed"))
     with pytest.raises(engine.MktsError, match="bulk load a log record names is missing"):
-        engine.open(root + ".crash")
+        engine.open(root + ".crash", bulk_load_rows=BULK)
+
+
+def test_bulk_loads_are_off_by_default_and_refuse_bad_settings(root: str) -> None:
+    with pytest.raises(engine.InvalidInputError, match="bulk_load_rows"):
+        engine.open(root, bulk_load_rows=-1)
+    db = engine.open(root)
+    try:
+        db.write(KEY, _bars(20_000))
+        assert _files(root) == ["2023.bin", "bucket.hdr"]
+    finally:
+        db.close()
