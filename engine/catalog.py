@@ -15,19 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-import numpy as np
-
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
 from mkts.engine.filecache import FileCache, default_max_open_files
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import BucketKey, parse_key
-from mkts.engine.plan import IngestWrite
-from mkts.engine.schema import SLOT_FIELD, Schema
+from mkts.engine.schema import Schema
 from mkts.engine.sealfile import SealedReader
 from mkts.engine.sealing import (
-    INGEST_SUFFIX,
-    ingest_name,
     live_name,
     open_sealed,
     overlay_name,
@@ -282,42 +277,6 @@ class Catalog:
             if self.fs.exists(path):
                 self.fs.unlink(path)
 
-    def install_ingest(self, bucket: Bucket, w: IngestWrite) -> None:
-        """Apply WAL op 7 (docs/format.md "Bulk loads"): the bulk load's `.ingest` file
-        becomes `<YYYY>.sealed` (rename, directory fsync: durable before a checkpoint can
-        retire the record). If the year got a file meanwhile (a write logged before this
-        one), its rows are written into that file instead, as any slot write, and the
-        `.ingest` file stays until the next open. Replaying the record again finds the
-        sealed file it made (same size and footer checksum) and does nothing."""
-        path = os.path.join(bucket.path, ingest_name(w.year, w.ingest_id))
-        year = w.year
-        if self.fs.exists(path):
-            if year not in bucket.years:
-                self.fs.replace(path, os.path.join(bucket.path, sealed_name(year)))
-                self.fs.fsync_dir(bucket.path)
-                bucket.years.add(year)
-                bucket.sealed[year] = None
-                return
-            keys, cols = open_sealed(self.fs, path).read(-(2**63), 2**63 - 1)
-            recs = np.zeros(len(keys), dtype=bucket.schema.record_dtype)
-            recs[SLOT_FIELD] = keys + 1
-            for n in bucket.schema.names:
-                recs[n] = cols[n]
-            f = self.acquire(bucket, year, create=True)
-            assert f is not None
-            try:
-                if len(keys):
-                    f.write_slots(keys, recs.data.cast("B"))
-            finally:
-                self.release(f)
-            return
-        if year in bucket.sealed:
-            r = self.sealed_reader(bucket, year)
-            if r.file_size == w.size and r.footer_crc == w.footer_crc:
-                return  # applied before (the rename survived, the log was not retired)
-        raise CorruptFileError(f"{path}: the bulk load a log record names is missing; "
-                               "its rows are lost (the file was removed by hand?)")
-
     def _create_overlay(self, bucket: Bucket, year: int) -> None:
         """Create the overlay of a sealed year durably, empty, as a live file is created; its
         header names the sealed file's generation."""
@@ -391,19 +350,6 @@ class Catalog:
         # by a stale intent after a crash
         self.fs.unlink(path)
         self.fs.fsync_dir(self.root)
-
-    def remove_ingests(self) -> int:
-        """Remove every `.ingest` file left (after replay: no log record still needs one);
-        how many (docs/format.md "Bulk loads")."""
-        total = 0
-        for bucket in self.buckets.values():
-            gone = [n for n in self.fs.listdir(bucket.path) if n.endswith(INGEST_SUFFIX)]
-            for name in gone:
-                self.fs.unlink(os.path.join(bucket.path, name))
-            if gone:
-                self.fs.fsync_dir(bucket.path)
-            total += len(gone)
-        return total
 
     def sync_dirty(self) -> int:
         """fsync every open year file written since the last call (files closed meanwhile

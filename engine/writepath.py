@@ -34,7 +34,7 @@ from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite, plan_fixed
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.sealfile import SealMeta
-from mkts.engine.sealing import write_ingest
+from mkts.engine.sealing import install_ingest, remove_ingests, write_ingest
 from mkts.engine.ticks import TickPlanner, TickWrite, plan_ticks
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile
@@ -273,7 +273,7 @@ class WritePath:
         for w in writes:
             bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
             if type(w) is IngestWrite:
-                catalog.install_ingest(bucket, w)
+                install_ingest(catalog, bucket, w)
                 continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
@@ -313,7 +313,7 @@ class WritePath:
                 max_log_bytes: int) -> CommitPipeline:
         """Replay the log (docs/design.md §6 steps 6-7), then the pipeline that commits after it."""
         replayed = self.replay(wal)
-        self.catalog.remove_ingests()  # bulk loads no log record names (docs/format.md)
+        remove_ingests(self.catalog)  # bulk loads no log record names (docs/format.md)
         pipeline = CommitPipeline(wal, self, rwlock=rwlock, sync=sync,
                                   max_log_bytes=max_log_bytes)
         if not replayed:
