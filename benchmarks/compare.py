@@ -53,6 +53,8 @@ SCENARIOS = {
          "{agg_writes} writes back to back, then flush(); cost per write (mkts only)",
     "8b": "One 1-row 1Min write + flush() (aggregates current) with ondiskagg vs without: "
           "latency (mkts only)",
+    "9": "Sealed years: sealing the bars of scenario 1 and the ticks of scenario 6, then the "
+         "reads of scenarios 3, 4 and 6 on the sealed files (mkts only)",
 }
 
 
@@ -216,6 +218,67 @@ class Worker:
         self.emit("5", "multi-symbol read, warm", median(lat) * 1e3, "ms p50", "lower",
                   rows_per_s=n / median(lat), rows=n, runs_s=lat)
         log(f"  multi-symbol {median(lat) * 1e3:.1f} ms ({n} rows)")
+        eng.close()
+
+    # -- scenario 9 (mkts) --------------------------------------------------------------
+    def sealed(self, root: str, data: dict[str, np.ndarray]) -> None:
+        """Sealed years (docs/format.md "The three states of a year"): sealing the bar
+        universe written by scenario 1 (rows/s, one thread), its size, and the reads of
+        scenarios 3 and 4 on the sealed files."""
+        eng = self.eng
+        total = sum(len(v) for v in data.values())
+        sym = next(iter(data))
+        want = len(data[sym])
+        eng.open_bars(root)
+        # The encoding alone (CPU, one thread): one symbol-year's rows, already in memory.
+        from mkts.engine.sealfile import SealMeta, encode_sealed
+        from mkts.engine.sealing import live_rows
+
+        bucket = eng.db.catalog.get(eng.engine.parse_key(D.BAR_KEY.format(sym)))
+        year = self.size.bar_start.year
+        with eng.db.catalog.pinned(bucket, year) as f:
+            keys, cols = live_rows(f, bucket.schema, eng.db.calendar)
+            h = f.header
+        meta = SealMeta(bucket.schema, year, h.nslots, h.year_start, h.timezone)
+        enc = [timed(lambda: encode_sealed(meta, keys, cols))[0] for _ in range(max(5, self.R))]
+        self.emit("9", "sealing, encoding only (one thread)", len(keys) / median(enc), "rows/s",
+                  "higher", rows=len(keys), runs_s=enc)
+        el, done = timed(lambda: eng.db.seal(year=year))
+        self.check(len(done) == len(data), f"sealed {len(done)} years, expected {len(data)}")
+        eng.close()
+        self.emit("9", "sealing the bars", total / el, "rows/s", "higher", seconds=el,
+                  rows=total, years=len(done))
+        apparent, allocated = raw.disk_usage(root)
+        self.emit("7", "bars: bytes per row, sealed (apparent)", apparent / total, "B/row",
+                  "lower", bytes=apparent, allocated=allocated)
+        log(f"  sealed {len(done)} years at {total / el / 1e6:.1f} M rows/s; "
+            f"{apparent / total:.1f} B/row apparent")
+        eng.open_bars(root)
+        n = eng.read_full(sym)
+        self.check(n == want, f"sealed full read returned {n} rows, expected {want}")
+        warm = [timed(lambda: eng.read_full(sym))[0] for _ in range(max(25, self.R * 8))]
+        self.emit("9", "sealed full symbol-year read, warm", want / median(warm), "rows/s",
+                  "higher", latency_ms=median(warm) * 1e3, rows=want, runs_s=warm)
+        cold, resident = self.cold(root, eng.open_bars, lambda: eng.read_full(sym),
+                                   max(3, self.R))
+        self.emit("9", "sealed full symbol-year read, cold", want / median(cold), "rows/s",
+                  "higher", latency_ms=median(cold) * 1e3, rows=want, runs_s=cold,
+                  resident_after_drop=resident)
+        days = D.trading_days(self.size.bar_start, self.size.bar_end)
+        rng = np.random.default_rng(D.SEED)
+        picks = [days[i] for i in rng.integers(0, len(days), self.size.day_reads)]
+        eng.open_bars(root)
+        lat = [timed(lambda d=d: eng.read_range(sym, *D.day_bounds(d)))[0] for d in picks]
+        self.emit("9", "sealed one-day read, warm", median(lat) * 1e6, "µs p50", "lower",
+                  p50_us=median(lat) * 1e6, p99_us=pct(lat, 99) * 1e6, n=len(lat))
+        s, e = D.day_bounds(picks[0])
+        cold, resident = self.cold(root, eng.open_bars, lambda: eng.read_range(sym, s, e),
+                                   max(5, self.R * 3))
+        self.emit("9", "sealed one-day read, cold", median(cold) * 1e6, "µs p50", "lower",
+                  p50_us=median(cold) * 1e6, p99_us=pct(cold, 99) * 1e6, n=len(cold),
+                  resident_after_drop=resident)
+        log(f"  sealed full read warm {want / median(warm) / 1e6:.1f} M rows/s; one-day "
+            f"warm p50 {median(lat) * 1e6:.0f} µs, cold p50 {median(cold) * 1e6:.0f} µs")
         eng.close()
 
     # -- scenario 2 ------------------------------------------------------------------
@@ -382,6 +445,22 @@ class Worker:
                   resident_after_drop=resident)
         log(f"  tick day read warm {median(warm) * 1e3:.0f} ms, cold {median(cold) * 1e3:.0f} ms")
         eng.close()
+        if isinstance(eng, Mkts):  # scenario 9: the same ticks sealed
+            eng.open_ticks(keep)
+            el, done = timed(lambda: eng.db.seal(year=day.year))
+            eng.close()
+            apparent, allocated = raw.disk_usage(keep)
+            self.emit("7", "ticks: bytes per tick, sealed (apparent)", apparent / total,
+                      "B/row", "lower", bytes=apparent, allocated=allocated)
+            self.emit("9", "sealing the ticks", total / el, "rows/s", "higher", seconds=el,
+                      rows=total)
+            eng.open_ticks(keep)
+            warm = [timed(lambda: eng.tick_read(s, e))[0] for _ in range(max(3, self.R))]
+            self.emit("9", "sealed tick day read, warm", n / median(warm), "rows/s", "higher",
+                      latency_ms=median(warm) * 1e3, rows=n, runs_s=warm)
+            log(f"  sealed ticks: {apparent / total:.1f} B/tick, sealing "
+                f"{total / el / 1e6:.1f} M rows/s, day read warm {median(warm) * 1e3:.0f} ms")
+            eng.close()
         shutil.rmtree(keep)
 
     def single_ticks(self) -> None:
@@ -553,6 +632,10 @@ class Worker:
         self.step("bulk write")
         self.settle()
         self.reads(root, data)
+        if isinstance(self.eng, Mkts):
+            self.settle()
+            self.sealed(root, data)
+            self.step("sealed")
         shutil.rmtree(root)
         self.step("reads")
         self.settle()
@@ -685,7 +768,7 @@ def goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
 
     def ratio_goal(text: str, a: dict[str, Any] | None, b: dict[str, Any] | None, need: float,
-                   *, lower_better: bool = False) -> None:
+                   *, lower_better: bool = False, what: str = "takes {r:.2f}× the time") -> None:
         """a = mkts, b = the reference; `need` is the required a/b for rates. For latencies
         (lower_better) mkts may take at most 1/need times the reference's latency."""
         if a is None or b is None:
@@ -693,7 +776,7 @@ def goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         vals = f"{fmt(a['value'], a['unit'])} vs {fmt(b['value'], b['unit'])} {a['unit']}"
         if lower_better:
             r = a["value"] / b["value"]
-            out.append((text, f"mkts takes {r:.2f}× the time ({vals}; needs ≤ {1 / need:g}×)",
+            out.append((text, f"mkts {what.format(r=r)} ({vals}; needs ≤ {1 / need:g}×)",
                         "met" if r <= 1 / need else "NOT met"))
             return
         r = a["value"] / b["value"]
@@ -707,6 +790,35 @@ def goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         ok = value <= need if lower_better else value >= need
         out.append((text, f"{fmt(value, unit)} {unit}", "met" if ok else "NOT met"))
 
+    sealed_bars = get("mkts", "7", "bars: bytes per row, sealed (apparent)")
+    ratio_goal("sealed bars: bytes per row ≤ 0.8× DuckDB's", sealed_bars,
+               get("duckdb", "7", "bars: bytes per row (apparent)"), 1 / 0.8, lower_better=True,
+               what="stores {r:.2f}× the bytes")
+    if sealed_bars is not None:
+        abs_goal("sealed bars ≤ 12 bytes per bar (cent-grid prices)", sealed_bars,
+                 sealed_bars["value"], 12, "B/row", lower_better=True)
+    ratio_goal("sealed ticks: bytes per tick ≤ DuckDB's",
+               get("mkts", "7", "ticks: bytes per tick, sealed (apparent)"),
+               get("duckdb", "7", "ticks: bytes per tick (apparent)"), 1.0, lower_better=True,
+               what="stores {r:.2f}× the bytes")
+    ratio_goal("sealed full-year read warm ≥ 2× ArcticDB",
+               get("mkts", "9", "sealed full symbol-year read, warm"),
+               get("arcticdb", "3", "full symbol-year read, warm"), 2.0)
+    ratio_goal("sealed full-year read cold ≥ 2× the live year cold",
+               get("mkts", "9", "sealed full symbol-year read, cold"),
+               get("mkts", "3", "full symbol-year read, cold"), 2.0)
+    for case, need in (("warm", 300.0), ("cold", 2000.0)):
+        r = get("mkts", "9", f"sealed one-day read, {case}")
+        if r is not None:
+            abs_goal(f"sealed one-day read {case} p50 ≤ {need:g} µs", r, r["value"], need,
+                     "µs p50", lower_better=True)
+    for case in ("sealing the bars", "sealing, encoding only (one thread)"):
+        r = get("mkts", "9", case)
+        if r is not None:
+            abs_goal(f"sealing ≥ 50 M rows/s per core ({case})", r, r["value"], 50e6, "rows/s")
+    ratio_goal("durable bulk load (written sealed) ≥ 2× ArcticDB",
+               get("mkts", "1", "bulk write", "sync=always, bulk load"),
+               get("arcticdb", "1", "bulk write"), 2.0)
     m_bulk = get("mkts", "1", "bulk write", "sync=always")
     ratio_goal("durable bulk write ≥ 2× ArcticDB", m_bulk,
                get("arcticdb", "1", "bulk write"), 2.0)

@@ -87,7 +87,8 @@ def migrate_year(catalog: Catalog, bucket: Bucket, year: int) -> None:
 def _migrate_fixed(fs: Any, f: YearFile, bucket: Bucket, tmp: str) -> None:
     h = f.header
     schema = bucket.schema
-    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone, bucket.table)
+    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone, bucket.table,
+                         base_generation=h.base_generation)  # an overlay stays one
     new = decode_header(head, tmp)
     out = fs.open(tmp, create=True)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mkts.engine.commit import CommitPipeline
@@ -42,12 +42,14 @@ class Background:
         self._checkpointer: Checkpointer | None = None
 
     def start(self, db: Database, pipeline: CommitPipeline, *, sync_interval_s: float,
-              checkpoint_interval_s: float) -> None:
+              checkpoint_interval_s: float,
+              after_checkpoint: Callable[[], None] | None = None) -> None:
         self._dispatcher.start()
         self.workers.start(db)
         self._checkpointer = Checkpointer(pipeline, self._dispatcher,
                                           sync_interval_s=sync_interval_s,
-                                          checkpoint_interval_s=checkpoint_interval_s)
+                                          checkpoint_interval_s=checkpoint_interval_s,
+                                          after_checkpoint=after_checkpoint)
         self._checkpointer.start()
 
     def wait_for_triggers(self, pipeline: CommitPipeline | None, timeout: float | None) -> bool:
@@ -83,8 +85,10 @@ class Checkpointer:
     that would retire records whose triggered work is not done waits for the next tick)."""
 
     def __init__(self, pipeline: CommitPipeline, dispatcher: Dispatcher, *,
-                 sync_interval_s: float, checkpoint_interval_s: float) -> None:
+                 sync_interval_s: float, checkpoint_interval_s: float,
+                 after_checkpoint: Callable[[], None] | None = None) -> None:
         self._pipeline = pipeline
+        self._after = after_checkpoint  # e.g. starting the sealing of closed years
         self._dispatcher = dispatcher
         self._interval_s = sync_interval_s
         self._checkpoint_s = checkpoint_interval_s
@@ -115,6 +119,8 @@ class Checkpointer:
                         self._dispatcher.flush(timeout=tick)
                         if pipeline.checkpoint(force=False):
                             last_checkpoint = time.monotonic()
+                            if self._after is not None:
+                                self._after()
             except Exception:
                 log.exception("background sync or checkpoint failed; the handle refuses writes")
 

@@ -1,7 +1,8 @@
 """The catalog: which buckets exist under the root, their schemas, and their open year files.
 
 A bucket is a directory `<root>/SYM/TF/ATTR/` holding `bucket.hdr` (its schema, durable
-before any data refers to it) and one `<YYYY>.bin` per year (docs/format.md "Directory").
+before any data refers to it) and per year one `<YYYY>.bin`, or a `<YYYY>.sealed` with
+perhaps a `<YYYY>.overlay` of corrections (docs/format.md "The three states of a year").
 How many year files stay open, and when one is closed, belongs to engine/filecache.py.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -21,6 +23,14 @@ from mkts.engine.filerecord import current_year, is_closed, update_record
 from mkts.engine.header import PAGE, Header, decode_header, encode_header
 from mkts.engine.keys import MAX_ATTR, MAX_PART, BucketKey, parse_key
 from mkts.engine.schema import Schema
+from mkts.engine.sealfile import SealedReader
+from mkts.engine.sealing import (
+    live_name,
+    open_sealed,
+    overlay_name,
+    sealed_name,
+    tidy_year_files,
+)
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
 from mkts.wal.fs import FileSystem
@@ -36,7 +46,7 @@ assert MAX_ATTR + len(f".{DESTROYING}") <= MAX_PART  # the aside name fits (engi
 # a trigger maintains from it) first writes their keys, one a line, to `<root>/.destroy`;
 # open finishes the destroy of every key listed there, then removes the file.
 DESTROY_INTENT = ".destroy"
-_YEAR_FILE = re.compile(r"^(\d{4})\.bin\Z")
+_YEAR_FILE = re.compile(r"^(\d{4})\.(bin|sealed|overlay)\Z")
 PREFETCH_BYTES = 1 << 17  # a read of up to this many slot bytes is prefetched with the header
 
 
@@ -68,6 +78,13 @@ class Bucket:
     touched: set[int] = field(default_factory=set)
     # Closed years written at the last record, whose checksum waits until they settle.
     unsummed: set[int] = field(default_factory=set)
+    # Sealed years (`<YYYY>.sealed`), each with its reader once opened; a subset of `years`.
+    sealed: dict[int, SealedReader | None] = field(default_factory=dict)
+    overlays: set[int] = field(default_factory=set)  # sealed years with a `<YYYY>.overlay`
+    # Writes applied per year since open: a seal built from a snapshot is installed only if
+    # the year's count did not move meanwhile (engine/sealjob.py).
+    written: dict[int, int] = field(default_factory=dict)
+    last_write: dict[int, float] = field(default_factory=dict)  # time.monotonic() per year
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -75,7 +92,15 @@ class Bucket:
     def data_files(self, years: set[int] | None = None) -> set[str]:
         """The names of the data files of `years` (default: all of the bucket's), as its
         file record lists them (docs/format.md "File record")."""
-        return {f"{y}.bin" for y in (self.years if years is None else years)}
+        out: set[str] = set()
+        for y in self.years if years is None else years:
+            if y in self.sealed:  # docs/format.md "The three states of a year"
+                out.add(sealed_name(y))
+                if y in self.overlays:
+                    out.add(overlay_name(y))
+            else:
+                out.add(live_name(y))
+        return out
 
 
 class _Pin:
@@ -166,10 +191,24 @@ class Catalog:
             return  # not ours (a stray directory); never touched
         header = read_header(self.fs, os.path.join(path, TEMPLATE_NAME))
         bucket = Bucket(key, header.schema, path, timezone=header.timezone, table=header.table)
-        for name in self.fs.listdir(path):
+        readers: dict[str, SealedReader] = {}
+        for name in tidy_year_files(self.fs, path, self.fs.listdir(path), self.readonly,
+                                    readers):
             m = _YEAR_FILE.match(name)
             if m:
-                bucket.years.add(int(m.group(1)))
+                y = int(m.group(1))
+                if m.group(2) == "overlay":
+                    bucket.overlays.add(y)
+                    continue
+                bucket.years.add(y)
+                if m.group(2) == "sealed":
+                    bucket.sealed[y] = None
+                    r = readers.get(name)
+                    if r is not None:  # else a read opens it again and says why
+                        try:
+                            self._checked_reader(bucket, y, r)
+                        except CorruptFileError:
+                            bucket.sealed[y] = None
             elif name.endswith(".tmp") and not self.readonly:
                 self.fs.unlink(os.path.join(path, name))  # an interrupted atomic write
         if header.table is not None and header.table.version > 1:
@@ -182,8 +221,11 @@ class Catalog:
         bucket.stale.clear()
         want = bucket.schema_version
         for y in bucket.years:
+            if y in bucket.sealed and y not in bucket.overlays:
+                continue  # sealed files are read translated, never migrated
+            name = overlay_name(y) if y in bucket.sealed else live_name(y)
             try:
-                v = read_header(self.fs, os.path.join(bucket.path, f"{y}.bin")).schema_version
+                v = read_header(self.fs, os.path.join(bucket.path, name)).schema_version
             except (CorruptFileError, OSError):
                 continue  # a damaged file: reads of it raise, as for any bucket
             if v != want:
@@ -206,9 +248,15 @@ class Catalog:
         -1: to the end); when the file is opened now and they are few, their bytes are
         requested together with the header (YearFile.open's prefetch), so a cold short read
         waits for one I/O, not two in a row. Pin for one use (a read, an apply, a plan),
-        not for the life of an object."""
-        if create and year not in bucket.years:
-            self._create_year(bucket, year)  # its fsyncs outside the cache's lock
+        not for the life of an object. For a sealed year the file is its overlay (None if
+        it has none; `create` creates it, docs/format.md "The three states of a year")."""
+        if create:
+            if year not in bucket.years:
+                self._create_year(bucket, year)  # its fsyncs outside the cache's lock
+            bucket.written[year] = bucket.written.get(year, 0) + 1
+            bucket.last_write[year] = time.monotonic()
+        if create and bucket.sealed and year in bucket.sealed and year not in bucket.overlays:
+            self._create_overlay(bucket, year)
         return self.cache.acquire(bucket.files, year, self._open_year, bucket, year, reads)
 
     def pinned(self, bucket: Bucket, year: int, *, create: bool = False,
@@ -226,8 +274,9 @@ class Catalog:
 
     def _open_year(self, bucket: Bucket, year: int, reads: tuple[int, int] | None
                    ) -> YearFile | None:
-        path = os.path.join(bucket.path, f"{year}.bin")
-        if year in bucket.years:
+        sealed = year in bucket.sealed
+        path = os.path.join(bucket.path, overlay_name(year) if sealed else live_name(year))
+        if year in bucket.years and (not sealed or year in bucket.overlays):
             prefetch = None
             if reads is not None:  # where the header the file should have puts those slots
                 h = self.year_header(bucket, year)
@@ -245,15 +294,73 @@ class Catalog:
                 raise CorruptFileError(
                     f"{path}: header says year {h.year} / a different schema than the bucket"
                 )
+            if sealed and h.base_generation != self.sealed_reader(bucket, year).meta.generation:
+                f.close()
+                raise CorruptFileError(f"{path}: overlay of generation {h.base_generation} "
+                                       "beside a sealed file of another generation")
             return f
         return None
+
+    # -- sealed years (engine/sealing.py) -------------------------------------------------
+    def sealed_reader(self, bucket: Bucket, year: int) -> SealedReader:
+        """The reader of a sealed year (header and footer read and checked once)."""
+        r = bucket.sealed.get(year)
+        if r is None:
+            r = self._checked_reader(
+                bucket, year, open_sealed(self.fs, os.path.join(bucket.path, sealed_name(year))))
+        return r
+
+    @staticmethod
+    def _checked_reader(bucket: Bucket, year: int, r: SealedReader) -> SealedReader:
+        m = r.meta
+        v, want = m.schema_version, bucket.schema_version
+        # a file of an older schema version is read through engine/columns.py translation
+        if m.year != year or (m.schema != bucket.schema if v == want else (
+                v > want or m.schema.kind != bucket.schema.kind
+                or m.schema.timeframe != bucket.schema.timeframe)):
+            raise CorruptFileError(
+                f"{r.path}: header says year {m.year} / a different schema than the bucket")
+        bucket.sealed[year] = r
+        return r
+
+    def install_sealed(self, bucket: Bucket, year: int, tmp: str) -> None:
+        """Make the fsynced sealed file `tmp` the year's (the swap of docs/format.md
+        "Sealing, re-sealing and the swap"): rename, fsync the directory, then remove the
+        live file or the overlay it merged. The caller holds writers and readers out and
+        checkpointed first."""
+        self.fs.replace(tmp, os.path.join(bucket.path, sealed_name(year)))
+        self.fs.fsync_dir(bucket.path)
+        self.cache.drop(bucket.files, year)
+        bucket.sealed[year] = None
+        bucket.overlays.discard(year)
+        # No directory fsync after the removal: a crash that loses it leaves a `.bin` beside
+        # a valid `.sealed`, or an overlay of an older generation, which open removes.
+        for name in (live_name(year), overlay_name(year)):
+            path = os.path.join(bucket.path, name)
+            if self.fs.exists(path):
+                self.fs.unlink(path)
+        # the file record names the sealed file (with its checksum) from now on
+        bucket.touched.add(year)
+        self.record_files([bucket], settle=True)
+
+    def _create_overlay(self, bucket: Bucket, year: int) -> None:
+        """Create the overlay of a sealed year durably, empty, as a live file is created; its
+        header names the sealed file's generation."""
+        gen = self.sealed_reader(bucket, year).meta.generation
+        h = self.year_header(bucket, year)
+        data = encode_header(h.schema, year, h.nslots, h.year_start, self.calendar.tz, bucket.table,
+                             base_generation=gen)
+        atomic_write(self.fs, os.path.join(bucket.path, overlay_name(year)), data,
+                     size=h.file_size)
+        bucket.overlays.add(year)
+        bucket.touched.add(year)
 
     def _create_year(self, bucket: Bucket, year: int) -> None:
         """Create a year file durably (by the writer, which alone creates files)."""
         header = self.year_header(bucket, year)
         data = encode_header(header.schema, year, header.nslots, header.year_start,
                              self.calendar.tz, bucket.table)
-        atomic_write(self.fs, os.path.join(bucket.path, f"{year}.bin"), data,
+        atomic_write(self.fs, os.path.join(bucket.path, live_name(year)), data,
                      size=header.file_size)
         bucket.years.add(year)
         bucket.touched.add(year)

@@ -168,6 +168,37 @@ def translate(rows: np.ndarray, src: tuple[Schema, ColumnTable],
     return out
 
 
+def translate_columns(cols: Mapping[str, np.ndarray], n: int, src: tuple[Schema, ColumnTable],
+                      dst: tuple[Schema, ColumnTable], names: Sequence[str]
+                      ) -> dict[str, np.ndarray]:
+    """`translate` for rows held as columns ({name in the file's schema: values}, `n` rows,
+    as sealed files decode them): the bucket's columns `names` by id, a column the file
+    lacks as its fill."""
+    (s_schema, s_table), (d_schema, d_table) = src, dst
+    by_id = dict(zip(s_table.ids, s_schema.names, strict=True))
+    out: dict[str, np.ndarray] = {}
+    for name, dt in d_schema.columns:
+        if name not in names:
+            continue
+        cid = d_table.id_of(d_schema, name)
+        old = by_id.get(cid)
+        if old is None:
+            fill = d_table.fills[d_schema.names.index(name)]
+            out[name] = np.full(n, fill, dtype=dt)
+        else:
+            out[name] = cols[old]
+    return out
+
+
+def source_names(src: tuple[Schema, ColumnTable], dst: tuple[Schema, ColumnTable],
+                 names: Sequence[str]) -> list[str]:
+    """The file's names of the bucket's columns `names` that the file has (what a columnar
+    read of an older file decodes before `translate_columns`)."""
+    (s_schema, s_table), (d_schema, d_table) = src, dst
+    by_id = dict(zip(s_table.ids, s_schema.names, strict=True))
+    return [by_id[c] for c in (d_table.id_of(d_schema, n) for n in names) if c in by_id]
+
+
 def _prefix(rows: np.ndarray, size: int) -> np.ndarray:
     """The first `size` bytes of each row as one opaque item (a copy is one memcpy a row:
     faster than numpy's copy of the same bytes as a 2-D array of words)."""

@@ -19,7 +19,7 @@ from mkts.engine.backup import BackupResult, backup_root
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.commit import CommitPipeline
-from mkts.engine.contracts import BgWorker, Trigger
+from mkts.engine.contracts import BgWorker, Trigger, Write
 from mkts.engine.dispatch import Dispatcher, Subscription
 from mkts.engine.errors import (
     BucketExistsError,
@@ -34,6 +34,7 @@ from mkts.engine.header import same_schema
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.options import DEFAULTS, RECOVERY_MODES, SYNC_MODES
 from mkts.engine.patterns import parse_pattern
+from mkts.engine.plan import IngestWrite
 from mkts.engine.result import Result
 from mkts.engine.rootmeta import (
     ROOT_FORMAT,
@@ -44,6 +45,8 @@ from mkts.engine.rootmeta import (
 )
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
+from mkts.engine.sealjob import AutoSealer, seal_years
+from mkts.engine.sealread import merged_fixed
 from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
 from mkts.engine.writepath import WritePath
@@ -77,6 +80,8 @@ def open_database(
     create: bool = True,
     max_open_files: int | None = DEFAULTS.max_open_files,
     allow_missing_columns: bool = DEFAULTS.allow_missing_columns,
+    seal_after_days: float = DEFAULTS.seal_after_days,
+    bulk_load_rows: int = DEFAULTS.bulk_load_rows,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
@@ -98,7 +103,8 @@ def open_database(
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
                     workers=workers, create=create, max_open_files=max_open_files,
-                    allow_missing_columns=allow_missing_columns)
+                    allow_missing_columns=allow_missing_columns,
+                    seal_after_days=seal_after_days, bulk_load_rows=bulk_load_rows)
 
 
 class Database:
@@ -114,7 +120,9 @@ class Database:
                  recovery: str, fs: FileSystem | None,
                  triggers: Sequence[tuple[str, Trigger]],
                  workers: Sequence[BgWorker] = (), create: bool = True,
-                 max_open_files: int | None = None, allow_missing_columns: bool = False) -> None:
+                 max_open_files: int | None = None, allow_missing_columns: bool = False,
+                 seal_after_days: float = DEFAULTS.seal_after_days,
+                 bulk_load_rows: int = DEFAULTS.bulk_load_rows) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -126,8 +134,19 @@ class Database:
                                            or max_open_files < 1):
             raise InvalidInputError(f"max_open_files={max_open_files!r} must be a positive "
                                     "integer or None")
+        if isinstance(seal_after_days, bool) or not isinstance(seal_after_days, (int, float)) \
+                or not seal_after_days >= 0:
+            raise InvalidInputError(f"seal_after_days={seal_after_days!r} must be a number of "
+                                    "days >= 0 (0: never seal by itself)")
+        if isinstance(bulk_load_rows, bool) or not isinstance(bulk_load_rows, int) \
+                or bulk_load_rows < 0:
+            raise InvalidInputError(f"bulk_load_rows={bulk_load_rows!r} must be an integer "
+                                    ">= 0 (0: never write a bulk load sealed)")
+        self._bulk_load_rows = bulk_load_rows
         self._max_open_files = max_open_files
         self._allow_missing = bool(allow_missing_columns)
+        self._sealer: AutoSealer | None = None
+        self._seal_after_days = float(seal_after_days)
         self.root = os.path.abspath(root)
         self.readonly = readonly
         self.sync_mode = sync
@@ -145,6 +164,7 @@ class Database:
         self._background = Background(self._dispatcher, workers)
         self._rw = RWLock()
         self._meta_lock = threading.RLock()  # create/destroy and catalog changes
+        self._seal_lock = threading.Lock()  # one seal at a time (engine/sealjob.py)
         self._log: WriteAheadLog | None = None
         self._pipeline: CommitPipeline | None = None
         try:
@@ -174,14 +194,19 @@ class Database:
             else ROOT_FORMAT)
         self.calendar = self.catalog.calendar = get_calendar(self.timezone)
         self._writes = WritePath(self.catalog, self.calendar, self._dispatcher,
-                                 allow_missing_columns=self._allow_missing)
+                                 allow_missing_columns=self._allow_missing,
+                                 bulk_load_rows=self._bulk_load_rows)
         if self.readonly:
             return
         self._log = WriteAheadLog.open(os.path.join(root, "wal"), fs, recovery=recovery)
         self._pipeline = self._writes.recover(self._log, rwlock=self._rw, sync=self.sync_mode,
                                               max_log_bytes=max_wal_mb << 20)
+        if self._seal_after_days > 0:
+            self._sealer = AutoSealer(self, self._pipeline, self._seal_after_days)
         self._background.start(self, self._pipeline, sync_interval_s=sync_interval_ms / 1000,
-                               checkpoint_interval_s=checkpoint_interval_s)
+                               checkpoint_interval_s=checkpoint_interval_s,
+                               after_checkpoint=None if self._sealer is None
+                               else self._sealer.kick)
 
     # -- helpers ---------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -213,6 +238,9 @@ class Database:
             if pipeline is not None and pipeline.failed is None and not self._closed:
                 built = self._writes.fast(key, data)
                 if built is not None:
+                    writes: list[Write] = list(self._writes.ingest(built[1]))
+                    if any(type(w) is IngestWrite for w in writes):  # a bulk load
+                        return pipeline.commit_built(journal.encode_parts(writes), writes)
                     return pipeline.commit_built(built[0], built[1])
         return self.write_many({key: data}, variable=variable)
 
@@ -237,6 +265,9 @@ class Database:
             stale = self._writes.stale_targets(txn)
             if stale:  # year files of before a column change: migrate them first
                 self._migrate(pipeline, stale)
+        # Bulk loads write their sealed files here, outside the lock (docs/format.md
+        # "Bulk loads": a write that reached the year first is merged at apply).
+        txn.fixed = self._writes.ingest(txn.fixed)
         return pipeline.commit(txn.build)
 
     def delete(self, key: str, start: Any = None, end: Any = None) -> int:
@@ -432,6 +463,17 @@ class Database:
         return backup_root(self.root, os.fspath(dest), fs=self._fs
                            if isinstance(self._fs, OsFileSystem) else None)
 
+    def seal(self, key: str | None = None, year: int | None = None) -> list[str]:
+        """Seal year files (docs/format.md "The three states of a year"): every closed year
+        (before the current one in the database's zone) of every bucket, or of `key`, or
+        just `year` (the current year too). Returns "KEY/YEAR" of each year sealed now.
+        Reads return exactly what they returned before; a later write into a sealed year
+        goes to its overlay, which the next seal of the year merges. Checkpoints first,
+        like `checkpoint()`; writers wait only for the swap (engine/sealjob.py)."""
+        pipeline = self._check_writable()
+        self._dispatcher.flush()
+        return seal_years(self, pipeline, key, year)
+
     def checkpoint(self) -> None:
         """Make every write that returned before this call durable in the data files, in
         every sync mode, and retire the write-ahead log.
@@ -551,9 +593,10 @@ class Database:
 
     def info(self, key: str, *, rows: bool = True) -> dict[str, Any]:
         """{"key", "timeframe", "columns" ({name: dtype}, Epoch first), "kind", "years",
-        "rows"}; tick buckets add "live_bytes" and "garbage_bytes" (engine.ticks.tick_usage).
-        `rows=False` leaves out "rows" and the tick byte counts, which look at every year
-        file's slots; the rest comes from the catalog (what planning a scan needs)."""
+        "sealed" (the sealed years), "rows"}; tick buckets add "live_bytes" and
+        "garbage_bytes" (engine.ticks.tick_usage). `rows=False` leaves out "rows" and the tick
+        byte counts, which look at every year file's slots; the rest comes from the catalog
+        (what planning a scan needs)."""
         self._check_open()
         self._visible()  # interval mode: "years" must include this handle's own writes
         k = parse_key(key)
@@ -565,6 +608,7 @@ class Database:
                 "columns": bucket.schema.describe(),
                 "kind": bucket.schema.kind,
                 "years": bucket.sorted_years(),
+                "sealed": sorted(bucket.sealed),  # docs/format.md "The three states of a year"
             }
             if not rows:
                 return out
@@ -574,6 +618,10 @@ class Database:
                 else:  # one record per occupied slot
                     count = 0
                     for y in out["years"]:
+                        if y in bucket.sealed:  # its keys only, merged with its overlay
+                            count += len(merged_fixed(self.catalog, bucket, y, 0, 2**62,
+                                                      [])[0])
+                            continue
                         with self.catalog.pinned(bucket, y) as f:
                             count += 0 if f is None else len(f.occupied())
                     out["rows"] = count
@@ -656,6 +704,8 @@ class Database:
         self._background.drain()  # triggers' own writes must still be accepted meanwhile
         self._closed = True
         self._background.stop()
+        if self._sealer is not None:
+            self._sealer.stop()
         try:
             if self._pipeline is not None and self._pipeline.failed is None:
                 self._pipeline.checkpoint()

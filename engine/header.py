@@ -42,6 +42,7 @@ _COLUMN3 = struct.Struct(f"<{NAME_BYTES}s8sHH4s")
 _WIDE = struct.Struct("<8s")  # a fill table entry: an 8-byte value
 _KINDS = {FIXED: 0, VARIABLE: 1}
 _KIND_NAMES = {v: k for k, v in _KINDS.items()}
+_OVERLAY = 0x100  # record kind bit 8, format 3: the file is a `<YYYY>.overlay`
 MAX_HEADER = PAGE * 4
 
 
@@ -64,6 +65,14 @@ class Header:
     @property
     def schema_version(self) -> int:
         return 1 if self.table is None else self.table.version
+    # `<YYYY>.overlay` only (record kind bit 8): the generation of the sealed file it
+    # corrects, at offset 136 of its format-3 header (docs/format.md "Header, format 3");
+    # 0 in every other file.
+    base_generation: int = 0
+
+    @property
+    def overlay(self) -> bool:
+        return self.base_generation != 0
 
     @property
     def slot_checks(self) -> bool:
@@ -91,8 +100,12 @@ def header_size_for(ncols: int, table: ColumnTable | None = None,
 
 
 def encode_header(schema: Schema, year: int, nslots: int, year_start: int, timezone: str,
-                  table: ColumnTable | None = None) -> bytes:
-    """The header bytes; format 3 when `table` is given (a bucket whose columns changed)."""
+                  table: ColumnTable | None = None, base_generation: int = 0) -> bytes:
+    """The header bytes; format 3 when `table` is given (a bucket whose columns changed) or
+    for an overlay (`base_generation` > 0: the generation of the sealed file it corrects),
+    which is always format 3 (docs/format.md "Header, format 3")."""
+    if base_generation and table is None:
+        table = ColumnTable.initial(schema)
     size = header_size_for(len(schema.columns), table, schema)
     buf = bytearray(size)
     tz = timezone.encode("utf-8")
@@ -102,7 +115,8 @@ def encode_header(schema: Schema, year: int, nslots: int, year_start: int, timez
     if table is not None:
         version = COLUMNS_FORMAT_VERSION
     _FIXED.pack_into(
-        buf, 0, MAGIC, version, _KINDS[schema.kind], size, year, len(schema.columns),
+        buf, 0, MAGIC, version, _KINDS[schema.kind] | (_OVERLAY if base_generation else 0),
+        size, year, len(schema.columns),
         schema.timeframe.seconds, schema.record_dtype.itemsize,
         0 if table is None else table.version, nslots, year_start, tz,
         schema.timeframe.name.encode("ascii"),
@@ -113,7 +127,7 @@ def encode_header(schema: Schema, year: int, nslots: int, year_start: int, timez
             _COLUMN.pack_into(buf, pos, name.encode("utf-8"), dt.str.encode("ascii"))
             pos += _COLUMN.size
     else:
-        _GEN.pack_into(buf, pos, 0, table.last_id)
+        _GEN.pack_into(buf, pos, base_generation, table.last_id)
         pos += _GEN.size
         wide: list[bytes] = []
         for (name, dt), cid, fill in zip(schema.columns, table.ids, table.fills, strict=True):
@@ -140,7 +154,7 @@ def decode_header(read: bytes, path: str) -> Header:
     if len(read) < _FIXED.size:
         raise CorruptFileError(f"{path}: file is too short ({len(read)} bytes) to hold a header")
     try:
-        (magic, version, kind, size, year, ncols, tf_seconds, recsize, _reserved, nslots,
+        (magic, version, kind, size, year, ncols, tf_seconds, recsize, schema_version, nslots,
          year_start, tz, tf_name) = _FIXED.unpack_from(read, 0)
     except struct.error as exc:  # pragma: no cover - length checked above
         raise CorruptFileError(f"{path}: unreadable header") from exc
@@ -161,7 +175,7 @@ def decode_header(read: bytes, path: str) -> Header:
     table = None
     try:
         if version == COLUMNS_FORMAT_VERSION:
-            cols, table = _columns3(read, ncols, size, _reserved)
+            cols, table = _columns3(read, ncols, size, schema_version)
         else:
             cols = []
             pos = _FIXED.size
@@ -171,7 +185,8 @@ def decode_header(read: bytes, path: str) -> Header:
                 name = name_b.rstrip(b"\0").decode("utf-8")
                 cols.append((name, normalise_dtype(dt_b.rstrip(b"\0").decode("ascii"), name)))
         timeframe = parse_timeframe(tf_name.rstrip(b"\0").decode("ascii"))
-        schema = Schema(timeframe, _KIND_NAMES[kind], tuple(cols))
+        schema = Schema(timeframe, _KIND_NAMES[kind & ~_OVERLAY if version ==
+                                               COLUMNS_FORMAT_VERSION else kind], tuple(cols))
         timezone = tz.rstrip(b"\0").decode("utf-8")
     except (KeyError, UnicodeDecodeError, SchemaError, ValueError, struct.error) as exc:
         raise CorruptFileError(f"{path}: header fields are invalid ({exc})") from exc
@@ -179,7 +194,13 @@ def decode_header(read: bytes, path: str) -> Header:
         raise CorruptFileError(f"{path}: header timeframe or record size is inconsistent")
     if version == TICK_FORMAT_VERSION and (schema.kind != VARIABLE or not year):
         raise CorruptFileError(f"{path}: format version 2 is only for tick year files")
-    return Header(schema, year, nslots, year_start, timezone, size, version, table)
+    base_generation = 0
+    if version == COLUMNS_FORMAT_VERSION and kind & _OVERLAY:
+        base_generation = _GEN.unpack_from(read, _FIXED.size)[0]
+        if not base_generation or not year:
+            raise CorruptFileError(f"{path}: overlay header without a base generation / year")
+    return Header(schema, year, nslots, year_start, timezone, size, version, table,
+                  base_generation)
 
 
 def _columns3(read: bytes, ncols: int, size: int, schema_version: int

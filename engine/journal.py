@@ -16,7 +16,7 @@ from mkts.engine.columns import SchemaWrite
 from mkts.engine.errors import CorruptFileError, CorruptWALError
 from mkts.engine.header import decode_header
 from mkts.engine.keys import BucketKey, parse_key
-from mkts.engine.plan import RowWrite, SlotWrite
+from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite
 from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from mkts.engine.ticks import TickWrite
 
@@ -30,6 +30,8 @@ OP_SCHEMA = 4  # docs/wal.md §10: a column change, the bucket's new bucket.hdr
 OP_DROP_YEAR = 5
 _CLEAR = struct.Struct("<qqBqq")  # first slot, last slot, mode, removed start ns, end ns
 _DROP = struct.Struct("<Bqq")  # which files (FILE_* bits), removed start ns, end ns
+OP_INGEST = 7  # docs/wal.md §10: a bulk-loaded sealed file becomes the year's
+_INGEST = struct.Struct("<IQQI")  # generation, ingest id, file size, footer CRC-32C
 _TXN = struct.Struct("<I")
 _OP = struct.Struct("<BHiII")  # op type, key length, year, record size, row count
 _REGION = struct.Struct("<qQ")  # tick region offset, length
@@ -61,6 +63,11 @@ def encode_parts(writes: Sequence[Op]) -> tuple[bytes | memoryview, ...]:
             parts.append(w.header)
             continue
         assert not isinstance(w, SchemaWrite)
+        if type(w) is IngestWrite:
+            parts.append(_OP.pack(OP_INGEST, len(key), w.year, 0, 0))
+            parts.append(key)
+            parts.append(_INGEST.pack(w.generation, w.ingest_id, w.size, w.footer_crc))
+            continue
         if type(w) is RowWrite:  # one record, already its stored bytes
             parts.append(_OP.pack(OP_FIXED_SLOTS, len(key), w.year, w.dtype.itemsize, 1))
             parts.append(key)
@@ -101,7 +108,7 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size
             if op not in (OP_FIXED_SLOTS, OP_TICKS, OP_CLEAR, OP_SCHEMA,
-                          OP_DROP_YEAR):
+                          OP_DROP_YEAR, OP_INGEST):
                 raise ValueError(f"unknown operation {op}")
             key = parse_key(bytes(view[pos : pos + klen]).decode("utf-8"))
             pos += klen
@@ -114,6 +121,14 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
             if op in (OP_CLEAR, OP_DROP_YEAR):
                 w, pos = _decode_clear(view, pos, op, key, year, recsize, n, schema)
                 out.append(w)
+                continue
+            if op == OP_INGEST:
+                if schema.kind == "variable" or recsize or n:
+                    raise ValueError(f"bulk load record for {key} is malformed")
+                gen, iid, size, crc = _INGEST.unpack_from(view, pos)
+                pos += _INGEST.size
+                out.append(IngestWrite(key, year, np.zeros(0, np.int64),
+                                       np.zeros(0, schema.record_dtype), iid, size, crc, gen))
                 continue
             if (op == OP_TICKS) != (schema.kind == "variable"):
                 raise ValueError(f"operation {op} does not match the kind of bucket {key}")

@@ -34,6 +34,12 @@ class EngineOptions:
     recovery: RecoveryMode = DEFAULT_RECOVERY
     max_open_files: int | None = None  # derived from RLIMIT_NOFILE (docs/format.md "Open files")
     allow_missing_columns: bool = False  # a write may leave out columns: they take their fill
+    # A year closed this many days is sealed at a checkpoint, in the background (0: never;
+    # docs/format.md "Sealing, re-sealing and the swap").
+    seal_after_days: float = 7.0
+    # A write of at least this many rows into a closed year its fixed bucket does not hold
+    # is written sealed directly (docs/format.md "Bulk loads"; 0: never, the default).
+    bulk_load_rows: int = 0
 
 
 DEFAULTS = EngineOptions()

@@ -12,7 +12,7 @@ from mkts.engine.keys import BucketKey
 from mkts.engine.schema import SLOT_FIELD, Schema
 from mkts.engine.timeutil import Calendar
 
-__all__ = ["SlotWrite", "RowWrite", "plan_fixed", "split_years", "last_wins_order"]
+__all__ = ["SlotWrite", "IngestWrite", "RowWrite", "plan_fixed", "split_years", "last_wins_order"]
 
 
 class SlotWrite:
@@ -37,6 +37,31 @@ class SlotWrite:
 
     def __repr__(self) -> str:
         return f"SlotWrite({self.key}, {self.year}, {len(self.slots)} slots)"
+
+
+class IngestWrite(SlotWrite):
+    """A bulk load of a year the bucket does not hold (docs/format.md "Bulk loads"): its rows
+    are in `<YYYY>.sealed.<id>.ingest`, written and fsynced before the transaction is logged;
+    the log carries only this record (WAL op 7). Applying it renames the file to
+    `<YYYY>.sealed`. `slots`/`records` hold the rows for triggers while the writer has them
+    (empty when decoded from the log)."""
+
+    __slots__ = ("ingest_id", "size", "footer_crc", "generation")
+
+    def __init__(self, key: BucketKey, year: int, slots: np.ndarray, records: np.ndarray,
+                 ingest_id: int, size: int, footer_crc: int, generation: int = 1) -> None:
+        super().__init__(key, year, slots, records)
+        self.ingest_id = ingest_id
+        self.size = size
+        self.footer_crc = footer_crc
+        self.generation = generation
+
+    @property
+    def nbytes(self) -> int:
+        return 64  # what the log carries
+
+    def __repr__(self) -> str:
+        return f"IngestWrite({self.key}, {self.year}, id {self.ingest_id:016x})"
 
 
 class RowWrite:

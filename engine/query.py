@@ -18,6 +18,7 @@ from mkts.engine.header import Header
 from mkts.engine.join import Part, concat_rows, fill_parts, take_limit, year_spans
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
+from mkts.engine.sealread import read_sealed_fixed, read_sealed_ticks
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeframes import Timeframe
 from mkts.engine.timeutil import NS, Calendar
@@ -166,6 +167,9 @@ class _LiveSlots:
     def rows(self) -> int:
         return len(self.idx)
 
+    def own_layout(self, bucket: Bucket) -> bool:
+        return _own_layout(self.f, bucket)
+
     def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
         """The rows on their own, Epoch written in, as the bucket's columns `cols` (a file
         written before a column change is translated: `_translated`)."""
@@ -199,6 +203,32 @@ class _LiveSlots:
             labels += self.calendar.year_start(self.year) - tf.seconds
 
 
+class _SealedRows:
+    """The rows of a sealed year in a range (engine/sealread.py: decoded, merged with the
+    year's overlay, translated to the bucket's columns): a `join.Part` whose `fill` copies
+    them into their place in the result."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data  # the bucket's result dtype, Epoch written
+
+    @property
+    def rows(self) -> int:
+        return len(self.data)
+
+    def own_layout(self, bucket: Bucket) -> bool:
+        return True
+
+    def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
+        return self.data
+
+    def fill(self, out: np.ndarray, epochs: np.ndarray | None) -> None:
+        out.view(np.uint8)[:] = self.data.view(np.uint8).reshape(-1)
+        if epochs is not None:
+            epochs[:] = self.data["Epoch"]
+
+
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
                limit: int | None = None, limit_from_start: bool = False,
                columns: Sequence[str] | None = None) -> Result:
@@ -212,20 +242,24 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     full = schema.result_names
     cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
-    parts: list[_LiveSlots] = []
+    parts: list[_LiveSlots | _SealedRows] = []
     pinned: list[YearFile] = []
     remaining = limit
     try:
         for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
-            # Year files open lazily; each stays pinned (the open-file cache closes no file
-            # in use) until its rows are copied.
-            f = catalog.acquire(bucket, y, reads=(lo, hi))
-            if f is None:  # pragma: no cover - years come from the catalog
-                continue
-            pinned.append(f)
-            # One Part per year file: another kind of year file (sealed) brings its own.
-            part = _LiveSlots(f, y, calendar, schema.timeframe, lo,
-                              f.header.nslots if hi < 0 else hi, remaining, backwards)
+            part: _LiveSlots | _SealedRows
+            if bucket.sealed and y in bucket.sealed:  # decoded and merged with its overlay
+                part = _SealedRows(read_sealed_fixed(catalog, bucket, y, lo, hi, remaining,
+                                                     backwards, cols))
+            else:
+                # Year files open lazily; each stays pinned (the open-file cache closes no
+                # file in use) until its rows are copied.
+                f = catalog.acquire(bucket, y, reads=(lo, hi))
+                if f is None:  # pragma: no cover - years come from the catalog
+                    continue
+                pinned.append(f)
+                part = _LiveSlots(f, y, calendar, schema.timeframe, lo,
+                                  f.header.nslots if hi < 0 else hi, remaining, backwards)
             if part.rows:
                 parts.append(part)
             if remaining is not None:
@@ -237,7 +271,7 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         # Up to SMALL_ROWS rows the labels overwrite word 0 in place; for more they are a
         # contiguous column of their own and word 0 is left as is: writing it is a strided
         # pass over every row, which Result does only if the structured array is asked for.
-        if not all(_own_layout(p.f, bucket) for p in parts):
+        if not all(p.own_layout(bucket) for p in parts):
             # A year written before a column change (docs/format.md "Column changes"): its
             # rows are translated to the bucket's columns, year by year, then joined.
             return _result(bucket, [p.chunk(bucket, cols) for p in parts], cols, full,
@@ -289,6 +323,16 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     chunks: list[np.ndarray] = []
     remaining = limit
     for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
+        if bucket.sealed and y in bucket.sealed:
+            out = read_sealed_ticks(catalog, bucket, y, start_ns, end_ns, remaining, backwards,
+                                    cols)
+            if len(out):
+                chunks.append(out)
+            if remaining is not None:
+                remaining -= len(out)
+                if remaining <= 0:
+                    break
+            continue
         f = catalog.acquire(bucket, y)
         if f is None:  # pragma: no cover - years come from the catalog
             continue

@@ -13,7 +13,7 @@ from mkts.engine.errors import SchemaError
 from mkts.engine.timeframes import Timeframe
 
 __all__ = ["Schema", "normalise_dtype", "cast_column", "FIXED", "VARIABLE", "MAX_COLUMNS",
-           "MAX_STRING_CHARS", "MAX_RECORD_BYTES"]
+           "MAX_STRING_CHARS", "MAX_RECORD_BYTES", "TICK_REPLACING", "TICK_BLOCK_COUNT"]
 
 FIXED = "fixed"
 VARIABLE = "variable"
@@ -31,6 +31,11 @@ SLOT_FIELD = "_slot"  # on disk: 1-based slot number, 0 = empty slot (docs/forma
 TICK_SLOT_DTYPE = np.dtype([(SLOT_FIELD, "<i8"), ("head", "<i8"), ("head_bytes", "<u4"),
                             ("head_rows", "<u4"), ("nblobs", "<u4"), ("_check", "<u4"),
                             ("total_bytes", "<i8"), ("nrows", "<i8")])
+# An overlay's tick slot flags are the high 16 bits of `nblobs`, the chain's block count its
+# low 16 (docs/format.md "Deletes and updates"): REPLACING = the overlay's rows replace the
+# sealed interval's instead of adding to them.
+TICK_REPLACING = 1 << 16
+TICK_BLOCK_COUNT = 0xFFFF
 
 
 def normalise_dtype(spec: Any, column: str) -> np.dtype:

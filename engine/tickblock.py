@@ -17,10 +17,12 @@ import zstandard
 
 from mkts.engine.errors import CorruptFileError, UnsupportedFormatError
 from mkts.engine.schema import Schema
+from mkts.engine.sealcodec import MAX_DIGITS, scale_floats
+from mkts.engine.sealcodec import unscale as _unscale
 from mkts.wal.crc import crc32c
 
 __all__ = ["Block", "BLOCK_HEADER", "BLOCK_MAGIC", "ENTRY_DTYPE", "BLOCK_TARGET", "MAX_BLOCK",
-           "IntervalRows", "encode_blocks", "decode_blocks", "apportion"]
+           "IntervalRows", "encode_blocks", "decode_blocks", "apportion", "decompress_frames"]
 
 BLOCK_MAGIC = b"MKTK"
 _OLD_MAGIC = b"MKTB"  # the pre-release format of one blob per interval
@@ -33,7 +35,6 @@ FLAG_NS32 = 1  # nanosecond offsets stored as u4 (every offset of the block is <
 ENTRY_DTYPE = np.dtype([("slot", "<u4"), ("rows", "<u4"), ("prev", "<i8"),
                         ("prev_bytes", "<u4"), ("prev_rows", "<u4")])
 MAX_BLOCK = 1 << 31
-MAX_DIGITS = 4  # decimal digits a float column may be scaled by (prices in 1/10 000)
 BLOCK_TARGET = 1 << 19  # raw bytes per block a writer aims at (intervals are never split)
 LEVEL = 1
 THREADS = min(2, os.cpu_count() or 1)  # decoding threads for large reads
@@ -129,35 +130,14 @@ def _narrow_int(col: np.ndarray, dt: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(col, dtype=dt)
 
 
-def _unscale(k: np.ndarray, digits: int, dt: np.dtype) -> np.ndarray:
-    """Floats from decimal-scaled integers: k / 10**digits, rounded once to `dt`. The writer
-    stores a column scaled only if this gives back every value bit for bit."""
-    out = k.astype(np.float64)
-    out /= 10.0**digits
-    return out if dt == out.dtype else out.astype(dt)
-
-
 def _scaled(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None:
     """A float column as (narrow integers k, digits) with k / 10**digits == col exactly (bit
     for bit: -0.0, NaN and inf never qualify), when that is narrower than the floats."""
-    c = np.asarray(col, dtype=np.float64)
-    if not len(c) or not bool(np.isfinite(c).all()):
+    sc = scale_floats(col, dt)
+    if sc is None:
         return None
-    bits = np.dtype(f"<u{dt.itemsize}")
-    for digits in range(MAX_DIGITS + 1):
-        scale = 10.0**digits
-        for part in (c[:64], c):  # a cheap sample first
-            k = np.rint(part * scale)
-            if not bool((np.abs(k) < 2.0**53).all()):
-                break
-            ki = k.astype(np.int64)
-            want = np.ascontiguousarray(col[: len(part)], dtype=dt).view(bits)
-            if not bool((_unscale(ki, digits, dt).view(bits) == want).all()):
-                break
-        else:
-            stored = _narrow_int(ki, np.dtype("<i8"))
-            return (stored, digits) if stored.dtype.itemsize < dt.itemsize else None
-    return None
+    stored = _narrow_int(sc[0], np.dtype("<i8"))
+    return (stored, sc[1]) if stored.dtype.itemsize < dt.itemsize else None
 
 
 def _raw(schema: Schema, entries: np.ndarray, ns: np.ndarray,
@@ -239,8 +219,8 @@ def _decompress_some(frames: Sequence[bytes | bytearray | memoryview], sizes: Se
                                                                          strict=True))
 
 
-def _decompress(frames: Sequence[bytes | bytearray | memoryview], sizes: Sequence[int]
-                ) -> list[Any]:
+def decompress_frames(frames: Sequence[bytes | bytearray | memoryview], sizes: Sequence[int]
+                      ) -> list[Any]:
     """Decompress frames; a large set is split in two halves (by raw bytes) decoded on two
     threads (zstandard releases the GIL). Raises ZstdError if any frame is damaged."""
     total = sum(sizes)
@@ -281,7 +261,7 @@ def decode_blocks(bufs: Sequence[tuple[int, bytes | memoryview]], schema: Schema
                                                     for _, b in bufs]
     raws: list[Any] = []
     try:
-        raws = _decompress(frames, sizes)
+        raws = decompress_frames(frames, sizes)
     except zstandard.ZstdError:
         raws = []
         dctx = zstandard.ZstdDecompressor()

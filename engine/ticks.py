@@ -20,7 +20,14 @@ from mkts.engine.columns import ColumnTable, translate
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.header import decode_header, encode_header
 from mkts.engine.keys import BucketKey
-from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
+from mkts.engine.schema import (
+    SLOT_FIELD,
+    TICK_BLOCK_COUNT,
+    TICK_REPLACING,
+    TICK_SLOT_DTYPE,
+    Schema,
+)
+from mkts.engine.sealread import merged_ticks
 from mkts.engine.tickblock import (
     BLOCK_TARGET,
     ENTRY_DTYPE,
@@ -226,7 +233,8 @@ class TickPlanner:
         if f is not None:
             cur[:] = f.slots[uslots]
             stored = cur[SLOT_FIELD]
-            bad = (stored != 0) & (stored != uslots + 1)
+            # -(slot + 1): an overlay's tombstone (docs/format.md "Deletes and updates")
+            bad = (stored != 0) & (stored != uslots + 1) & (stored != -(uslots + 1))
             if bool(bad.any()):
                 raise CorruptFileError(
                     f"{where}: slot {int(uslots[np.flatnonzero(bad)[0]])} holds another slot's "
@@ -254,6 +262,14 @@ class TickPlanner:
         uslots = slots[starts].astype(np.int64)
         counts = ends - starts
         cur = self._current(st, f, uslots, where)
+        tomb = cur[SLOT_FIELD] < 0
+        # An overlay's flags stay (an append after a tombstone replaces the sealed interval);
+        # the chain arithmetic below sees the block count only.
+        flags = np.where(tomb, TICK_REPLACING,
+                         cur["nblobs"].astype(np.int64) & ~TICK_BLOCK_COUNT)
+        if bool(tomb.any()):
+            cur[tomb] = np.zeros(1, dtype=TICK_SLOT_DTYPE)
+        cur["nblobs"] &= TICK_BLOCK_COUNT
         has = cur[SLOT_FIELD] != 0
         prev = np.where(has, cur["head"], 0).astype(np.int64)
         prev_b = np.where(has, cur["head_bytes"], 0).astype(np.int64)
@@ -286,7 +302,7 @@ class TickPlanner:
         recs["head"] = offs[which]
         recs["head_bytes"] = sizes[which]
         recs["head_rows"] = counts
-        recs["nblobs"] = nblobs + 1
+        recs["nblobs"] = (nblobs + 1) | flags
         recs["total_bytes"] = total + shares
         recs["nrows"] = nrows
         w.region = blocks[0] if len(blocks) == 1 else b"".join(blocks)
@@ -314,13 +330,15 @@ class TickPlanner:
             pass
         elif f is not None:
             cur = f.slots[slot].tolist()
-            if cur[0] not in (0, slot + 1):
+            if cur[0] not in (0, slot + 1, -(slot + 1)):
                 raise CorruptFileError(f"{where}: slot {slot} holds another slot's record; "
                                        "the file is damaged")
         else:
             cur = (0, 0, 0, 0, 0, 0, 0, 0)
         stored, head, hb, hr, nbl, _, tot, nrows = cur
-        if not stored:
+        flags = TICK_REPLACING if stored < 0 else nbl & ~TICK_BLOCK_COUNT
+        nbl &= TICK_BLOCK_COUNT
+        if stored <= 0:
             head = hb = hr = nbl = tot = nrows = 0
         data = IntervalRows(ns, rows)
         if nbl and hr <= len(data):
@@ -338,7 +356,7 @@ class TickPlanner:
                                    "in one tick block")
         off = st.end
         recs = np.zeros(1, dtype=TICK_SLOT_DTYPE)
-        recs[0] = (slot + 1, off, len(block), len(data), nbl + 1, 0, tot + len(block),
+        recs[0] = (slot + 1, off, len(block), len(data), (nbl + 1) | flags, 0, tot + len(block),
                    nrows + len(ns))
         w = TickWrite(key, year, off, block, np.array([slot], dtype=np.int64), recs,
                       np.full(len(ns), slot, dtype=np.int64), ns, rows)
@@ -491,6 +509,10 @@ def tick_usage(catalog: Catalog, bucket: Bucket) -> dict[str, int]:
     `compact_bucket` would reclaim is the garbage)."""
     live = garbage = rows = 0
     for y in bucket.sorted_years():
+        if y in bucket.sealed:  # sealed: dense, no garbage (an overlay's is not counted)
+            live += catalog.sealed_reader(bucket, y).file_size
+            rows += len(merged_ticks(catalog, bucket, y, -(2**63), 2**63 - 1, [])[0])
+            continue
         with catalog.pinned(bucket, y) as f:
             assert f is not None
             occupied = f.slots[f.occupied()]
@@ -507,6 +529,8 @@ def compact_bucket(fs: FileSystem, catalog: Catalog, bucket: Bucket) -> tuple[in
     data regions (before, after). The caller excludes commits meanwhile."""
     before = after = 0
     for y in bucket.sorted_years():
+        if y in bucket.sealed:
+            continue  # a sealed year holds no garbage
         with catalog.pinned(bucket, y) as f:
             assert f is not None
             before += f.size() - f.data_start
@@ -533,7 +557,10 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str, *,
     h = f.header
     # A fresh header: the copy is written in the current format (version 2: checksummed
     # slots, or 3 after a column change), so compaction also upgrades a version-1 tick file.
-    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone, table)
+    # an overlay (docs/format.md "The three states of a year") stays one: same base
+    # generation, its tombstones copied as they are, a replacing chain keeps its flag
+    head = encode_header(schema, h.year, h.nslots, h.year_start, h.timezone, table,
+                         base_generation=h.base_generation)
     old = (h.schema, h.columns)
     same = table is None or h.columns.version == table.version
     new = decode_header(head, tmp_path)
@@ -544,6 +571,12 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str, *,
         idx = np.array(f.occupied(), dtype=np.int64)  # visits only the file's data
         recs = np.array(f.slots[idx])
         f.verify_slots(idx, recs)
+        dead = recs[SLOT_FIELD] < 0  # overlay tombstones: no chain, copied as they are
+        if bool(dead.any()):
+            YearFile(tmp_path, new, out).write_slots(idx[dead], recs[dead].data.cast("B"))
+            idx, recs = idx[~dead], recs[~dead]
+        flags = recs["nblobs"].astype(np.int64) & ~TICK_BLOCK_COUNT
+        recs["nblobs"] &= TICK_BLOCK_COUNT
         pos = new.file_size
         src = BlockSource(f, old[0], f.path)
         # Chunks of about a million rows: memory stays bounded on a large year.
@@ -568,7 +601,7 @@ def compact_year_file(fs: Any, f: YearFile, schema: Schema, tmp_path: str, *,
             part["head"] = offs[which]
             part["head_bytes"] = sizes[which]
             part["head_rows"] = counts
-            part["nblobs"] = 1
+            part["nblobs"] = 1 | flags[a:b]
             part["total_bytes"] = shares
             out.pwrite(b"".join(blocks), pos)
             pos += int(sizes.sum())

@@ -32,9 +32,11 @@ from mkts.engine.errors import (
 )
 from mkts.engine.events import WriteEvent
 from mkts.engine.keys import BucketKey, parse_key
-from mkts.engine.plan import RowWrite, SlotWrite, plan_fixed
+from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite, plan_fixed
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
+from mkts.engine.sealfile import SealMeta
+from mkts.engine.sealing import install_ingest, remove_ingests, write_ingest
 from mkts.engine.ticks import TickPlanner, TickWrite, plan_ticks
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile
@@ -89,7 +91,7 @@ class WritePath:
     """Planning, applying and publishing for one open, writable root."""
 
     def __init__(self, catalog: Catalog, calendar: Calendar, dispatcher: Dispatcher, *,
-                 allow_missing_columns: bool = False) -> None:
+                 allow_missing_columns: bool = False, bulk_load_rows: int = 0) -> None:
         self.catalog = catalog
         self.calendar = calendar
         self._dispatcher = dispatcher
@@ -98,6 +100,9 @@ class WritePath:
         self.allow_missing_columns = allow_missing_columns
         self.ticks = TickPlanner()
         self._fast: dict[str, fastpath.InputPlan] = {}  # key text -> plan of its last input
+        # docs/format.md "Bulk loads": a fixed write of at least this many rows into a closed
+        # year its bucket does not hold is written sealed first; the log carries op 7 (0: off)
+        self.bulk_load_rows = bulk_load_rows
 
     # -- stages 1-2 --------------------------------------------------------------------
     def fast(self, key: str, data: object) -> tuple[Payload, FixedWrites] | None:
@@ -256,6 +261,30 @@ class WritePath:
             for f in pinned:
                 self.catalog.release(f)
 
+    def ingest(self, writes: FixedWrites) -> list[SlotWrite | RowWrite]:
+        """`writes` with every bulk load of a closed, absent year turned into an IngestWrite:
+        its sealed file written and made durable now, by the writer's thread, so the log
+        carries a small record instead of the rows. Not while triggers or subscribers are
+        attached (they get the rows of every write, replayed ones included)."""
+        out = list(writes)
+        rows = self.bulk_load_rows
+        if not rows or self._dispatcher.wants():
+            return out
+        closed = self.calendar.year_of_one(int(time.time()))
+        for i, w in enumerate(out):
+            if type(w) is not SlotWrite or len(w.slots) < rows or w.year >= closed:
+                continue
+            bucket = self.catalog.buckets.get(w.key)
+            if bucket is None or w.year in bucket.years:
+                continue
+            h = self.catalog.year_header(bucket, w.year)
+            meta = SealMeta(bucket.schema, w.year, h.nslots, h.year_start, self.calendar.tz,
+                            schema_version=bucket.schema_version, ids=bucket.columns.ids)
+            iid, size, crc = write_ingest(self.catalog.fs, bucket.path, meta, w.slots,
+                                          w.records)
+            out[i] = IngestWrite(w.key, w.year, w.slots, w.records, iid, size, crc)
+        return out
+
     # -- the commit pipeline's target (stages 4-5) ---------------------------------------
     def admit(self, writes: Writes) -> None:
         """Every fixed write's bucket must still be the one it was planned for. A destroy
@@ -289,12 +318,17 @@ class WritePath:
             if isinstance(w, (ClearWrite, DropYear)):
                 self._apply_clear(bucket, w)
                 continue
+            if type(w) is IngestWrite:
+                install_ingest(catalog, bucket, w)
+                continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
             bucket.touched.add(w.year)
             try:
                 if type(w) is RowWrite:
                     f.write_row(w.slot, w.record)
+                elif type(w) is IngestWrite:
+                    pass  # installed below, with the file released
                 elif isinstance(w, TickWrite):
                     if w.region:
                         f.write_region(w.offset, w.region)
@@ -331,6 +365,8 @@ class WritePath:
                 writes = [w for w in writes if type(w) is not SchemaWrite]
                 if not writes:
                     return
+            # A replayed bulk load carries no rows (they are in its sealed file).
+            writes = [w for w in writes if type(w) is not IngestWrite or len(w.slots)]
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
 
     def sync_data(self) -> None:
@@ -351,6 +387,7 @@ class WritePath:
                 max_log_bytes: int) -> CommitPipeline:
         """Replay the log (docs/design.md §6 steps 6-7), then the pipeline that commits after it."""
         replayed = self.replay(wal)
+        remove_ingests(self.catalog)  # bulk loads no log record names (docs/format.md)
         pipeline = CommitPipeline(wal, self, rwlock=rwlock, sync=sync,
                                   max_log_bytes=max_log_bytes)
         if not replayed:

@@ -1,5 +1,5 @@
 """The `mkts` command: init, start, query, import, list, info, destroy, delete, check,
-wal inspect, compact, rebuild-aggregates, export, bench. See docs/cli.md.
+wal inspect, compact, seal, rebuild-aggregates, export, bench. See docs/cli.md.
 
 Owns argument parsing, opening the database the right way for each command, and printing.
 Every failure is one line on stderr (`mkts <command>: <what went wrong>`) and a non-zero exit
@@ -514,7 +514,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"kind:       {info['kind']}" + (" (ticks)" if info["kind"] == "variable" else ""))
         print(f"timeframe:  {info['timeframe']}")
         print("columns:    " + ", ".join(f"{c} {t}" for c, t in info["columns"].items()))
-        print("years:      " + (", ".join(str(y) for y in info["years"]) or "none"))
+        print("years:      " + (", ".join(f"{y} (sealed)" if y in info["sealed"] else str(y)
+                                           for y in info["years"]) or "none"))
         if len(first):
             nf = np.asarray(first["Nanoseconds"]) if first.ticks else None
             nl = np.asarray(last["Nanoseconds"]) if last.ticks else None
@@ -615,6 +616,17 @@ def cmd_compact(args: argparse.Namespace) -> int:
     else:
         print(f"compacted {args.key}: data {before} -> {after} bytes "
               f"({before - after} reclaimed)")
+    return EXIT_OK
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    with _Target(args).open_writable() as db:
+        done = db.seal(args.key, args.year)
+    if not done:
+        print("nothing to seal (no live closed year" + (f" {args.year}" if args.year else "")
+              + (f" in {args.key}" if args.key else "") + ")")
+    for item in done:
+        print(f"sealed {item}")
     return EXIT_OK
 
 
@@ -939,6 +951,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rewrite a tick bucket's files without garbage.")
     s.add_argument("key", metavar="KEY")
     s.set_defaults(func=cmd_compact)
+
+    s = sub.add_parser("seal", parents=[db_opts], help="seal closed years (compressed, "
+                       "immutable, checksummed)",
+                       description="Rewrite closed years as sealed files (docs/format.md "
+                       "\"The three states of a year\"): every year before the current one "
+                       "of every bucket, or of KEY, or only --year.")
+    s.add_argument("key", nargs="?", metavar="KEY")
+    s.add_argument("--year", type=int, default=None, help="seal this year (the current one "
+                   "too)")
+    s.set_defaults(func=cmd_seal)
 
     s = sub.add_parser("rebuild-aggregates", parents=[db_opts, prog_opts],
                        help="recompute ondiskagg outputs from scratch",

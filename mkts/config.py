@@ -39,6 +39,10 @@ def _not_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be 0 (derived from the descriptor limit) or more"
 
 
+def _days(v: Any) -> str | None:
+    return None if v >= 0 else "must be a number of days, 0 (never) or more"
+
+
 def _port(v: int) -> str | None:
     return None if 1 <= v <= 65535 else "must be a TCP port between 1 and 65535"
 
@@ -74,6 +78,10 @@ class StorageConfig:
     max_open_files: int = field(default=0, metadata=rules(check=_not_negative))  # 0: automatic
     # docs/format.md "Column changes": a write may leave out columns (they take their fill)
     allow_missing_columns: bool = DEFAULTS.allow_missing_columns
+    seal_after_days: float = field(default=DEFAULTS.seal_after_days,
+                                   metadata=rules(check=_days))  # 0: never
+    bulk_load_rows: int = field(default=DEFAULTS.bulk_load_rows,
+                                metadata=rules(check=_not_negative))  # 0: never
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,9 @@ class Config:
                 "checkpoint_interval_s": w.checkpoint_interval_s, "max_wal_mb": w.max_size_mb,
                 "recovery": w.recovery,
                 "max_open_files": self.storage.max_open_files or None,
-                "allow_missing_columns": self.storage.allow_missing_columns}
+                "allow_missing_columns": self.storage.allow_missing_columns,
+                "seal_after_days": self.storage.seal_after_days,
+                "bulk_load_rows": self.storage.bulk_load_rows}
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -57,12 +57,13 @@ STRICT_MODES = MODES[:-1]
 RANDOM_MODES = ("RANDOM_PREFIX", "UNSAFE_APPEND", "SECTOR_ATOMIC", "SECTOR_GARBAGE")
 # No background checkpoint or interval fsync: every FS call comes from the workload itself,
 # so a run is deterministic and crash_at(op, k) hits the same call in every rerun.
+SEALED_YEAR = 2023  # the year before the workloads' boundary (crashwork.BOUNDARY)
 QUIET = {"checkpoint_interval_s": 1e9, "sync_interval_ms": 10**7}
 
 
 @dataclass
 class Step:
-    op: str  # "txn" | "checkpoint" | "reopen"
+    op: str  # "txn" | "checkpoint" | "reopen" | "seal"
     txn: Txn | None = None
 
     def __repr__(self) -> str:
@@ -70,9 +71,11 @@ class Step:
 
 
 def scenario(profile: str, seed: int, ntxn: int, *, checkpoint_at: int | None = None,
-             reopen_at: int | None = None) -> list[Step]:
+             reopen_at: int | None = None, seal_at: int | None = None) -> list[Step]:
     """`ntxn` transactions of a Workload profile, with a checkpoint() before transaction
-    `checkpoint_at` and a close()+open() before transaction `reopen_at`."""
+    `checkpoint_at`, a close()+open() before transaction `reopen_at` and a seal of every
+    bucket's year before the workload's year boundary (2023) before transaction `seal_at`
+    (later transactions then write into the sealed year)."""
     wl = Workload(seed, profile=profile)
     steps: list[Step] = []
     for i in range(ntxn):
@@ -80,6 +83,8 @@ def scenario(profile: str, seed: int, ntxn: int, *, checkpoint_at: int | None = 
             steps.append(Step("checkpoint"))
         if i == reopen_at:
             steps.append(Step("reopen"))
+        if i == seal_at:
+            steps.append(Step("seal"))
         steps.append(Step("txn", wl.next()))
     return steps
 
@@ -128,6 +133,9 @@ class Runner:
         elif step.op == "reopen":
             self.close()
             self.db = open_db(self.fs, self.sync)
+        elif step.op == "seal":  # checkpoints first, like checkpoint()
+            self.db.seal(year=SEALED_YEAR)
+            self.checkpointed = len(self.acked)
         else:  # pragma: no cover - a typo in a test
             raise ValueError(step.op)
 

@@ -7,7 +7,7 @@ child prints goes to stdout with one os.write (atomic on a pipe) and starts with
     <job> P <pid>            the server forked the child <pid>
     <job> R                  writer: the database is open
     <job> A <t> <tid> <txn>  writer thread t: write_many() of transaction <tid> returned
-    <job> C                  writer: a checkpoint() returned
+    <job> C                  writer: a checkpoint() (or a seal(), which checkpoints) returned
     <job> O                  replay job: about to open the database (replay, checkpoint)
     <job> D                  replay job: open and close returned
     <job> E <error>          the job failed
@@ -69,6 +69,9 @@ def writer(job: dict) -> None:
             out(f"{jid} A {t} {txn.tid} {n}")
             if t == 0 and rng.random() < job["checkpoint_odds"]:
                 db.checkpoint()
+                out(f"{jid} C")
+            if t == 0 and rng.random() < job.get("seal_odds", 0.0):
+                db.seal(year=2023)  # the year before crashwork.BOUNDARY; checkpoints first
                 out(f"{jid} C")
             if time.monotonic() - started > 120:
                 break

@@ -227,6 +227,7 @@ def _kill9_rounds(tmp_path: Path, rounds: int, threads: int, sync: str, seed: in
                 "checkpoint_s": rng.choice((0.05, 0.2, 60.0)),
                 "checkpoint_odds": rng.choice((0.0, 0.02, 0.1)),
                 "sync_interval_ms": 20, "profile": profile,
+                "seal_odds": 0.03,  # seal 2023; later writes into it go to its overlay
             })
             pick = rng.random()
             if pick < 0.12:  # during start-up: open, replay of the last run, lock

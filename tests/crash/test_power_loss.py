@@ -43,18 +43,21 @@ from mkts import engine
 
 CRASH_OPS = ("sync", "fsync_dir", "replace", "pwrite")
 WORKLOADS = {
-    # name: (profile, seed, transactions, checkpoint before txn #, close+open before txn #)
+    # name: (profile, seed, transactions, checkpoint before txn #, close+open before txn #
+    # [, seal of 2023 before txn #])
     "append": ("append", 11, 8, 4, None),
     "multi": ("multi", 12, 7, None, 4),
     "overwrite": ("overwrite", 13, 8, 3, 6),
     "ticks": ("ticks", 14, 9, 5, 7),
+    "sealed": ("mixed", 15, 8, None, 6, 3),
 }
 PROFILES = ("mixed", "append", "multi", "overwrite", "ticks", "corrections")
 
 
 def _steps(name: str) -> list:
-    profile, seed, n, ckpt, reopen = WORKLOADS[name]
-    return scenario(profile, seed, n, checkpoint_at=ckpt, reopen_at=reopen)
+    profile, seed, n, ckpt, reopen, *seal = WORKLOADS[name]
+    return scenario(profile, seed, n, checkpoint_at=ckpt, reopen_at=reopen,
+                    seal_at=seal[0] if seal else None)
 
 
 def _count_ops(steps: list, sync: str) -> dict[str, int]:
@@ -203,3 +206,29 @@ def test_random_crash_sweep() -> None:
 @pytest.mark.timeout(1800)
 def test_random_crash_sweep_long() -> None:
     _sweep(_sweep_size(20000), int(os.environ.get("MKTS_CRASH_SEED", "1")) + 7)
+
+
+@pytest.mark.parametrize("sync", ["always", "interval"])
+def test_crash_during_bulk_loads(sync: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/format.md "Bulk loads": with the threshold at one row, the first write of every
+    closed year a bucket lacks goes through an `.ingest` file and WAL op 7, later ones to the
+    year file or the overlay; a crash at any sync, rename or write keeps the promise."""
+    import crash.crashrun as crashrun
+
+    monkeypatch.setitem(crashrun.QUIET, "bulk_load_rows", 1)
+    steps = scenario("mixed", 16, 7, checkpoint_at=4, reopen_at=None)
+    counts = _count_ops(steps, sync)
+    assert counts["replace"] > 3  # the ingests' renames happened
+    failures = Failures()
+    for op in CRASH_OPS:
+        for k in range(1, counts[op] + 1):
+            fs = fresh_fs()
+            runner = Runner(fs, steps, sync)
+            fs.crash_at(op, k)
+            assert runner.run_to_crash()
+            for mode in STRICT_MODES:
+                seed = case_seed("bulk", sync, op, k, mode)
+                with failures.case(lambda op=op, k=k, mode=mode, seed=seed: (
+                        f"bulk/{sync}: crash after {op} #{k}, {mode}, seed {seed}")):
+                    check_crash(fs, runner, sync, mode, seed)
+    failures.check()

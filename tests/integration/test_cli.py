@@ -15,7 +15,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ["init", "start", "query", "import", "list", "info", "destroy", "delete", "alter",
-            "check", "wal", "compact", "rebuild-aggregates", "export", "bench"]
+            "check", "wal", "compact", "seal", "rebuild-aggregates", "export", "bench"]
 BARS_CSV = """time,Open,High,Low,Close,Volume
 2024-01-02 09:30:00,10,11,9,10.5,100
 2024-01-02 09:31:00,10.5,12,10,11.5,200

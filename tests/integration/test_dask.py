@@ -345,3 +345,18 @@ def test_pieces_cut_the_range_at_local_year_starts() -> None:
     assert fixed23.end_ns + 1 == fixed24.start_ns == fixed24.first_ns == \
         _ts("2024-01-01", "Asia/Kolkata").value
     assert fixed24.end_ns == _ts("2025-01-01", "Asia/Kolkata").value - 1
+
+
+def test_sealed_years_read_as_they_did_live(universe: str, tmp_path: Any, client: Any) -> None:
+    """docs/format.md "The three states of a year": partitions of sealed years equal the
+    partitions the live years gave (fixed and ticks, whole years and a range)."""
+    import shutil
+
+    sealed = os.fspath(tmp_path / "sealed")
+    shutil.copytree(universe, sealed)
+    with engine.open(sealed) as db:
+        assert db.seal(year=2022) and db.seal(year=2023)
+    for key, kw in ((BARS.format("MSFT"), {}), (TICKS, {}),
+                    (BARS.format("IBM"), {"start": _ts("2022-12-30"), "end": _ts("2023-01-02")})):
+        pd.testing.assert_frame_equal(mkts.read_dask(sealed, key, **kw).compute(),
+                                      mkts.read_dask(universe, key, **kw).compute())

@@ -235,3 +235,24 @@ def test_cli_export(universe: str, tmp_path: Path) -> None:
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("mkts export: database root ")
     p = _cli(universe, dest, "--start", "yesterday")
     assert p.returncode == 1 and p.stderr.startswith("mkts export: --start 'yesterday'")
+
+
+def test_sealed_years_export_the_same_files(universe: str, exported: tuple[str, Any],
+                                            tmp_path: Path) -> None:
+    """docs/format.md "The three states of a year": an export of a root whose years are
+    sealed writes the same rows as the export of the live years."""
+    import shutil
+
+    sealed_root = os.fspath(tmp_path / "sealed")
+    shutil.copytree(universe, sealed_root)
+    with engine.open(sealed_root) as db:
+        assert len(db.seal(year=2022)) == 4 and db.seal(year=2023)  # ticks too
+    dest = os.fspath(tmp_path / "dataset")
+    mkts.export_parquet(sealed_root, dest, progress=False)
+    before, _ = exported
+    names = sorted(_files(before))
+    assert sorted(_files(dest)) == names
+    for rel in names:
+        if rel.endswith(PART_FILE):
+            assert _file_table(os.path.join(dest, rel)) == \
+                _file_table(os.path.join(before, rel)), rel

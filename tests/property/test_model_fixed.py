@@ -1,6 +1,7 @@
 """The database against an in-memory model: a hypothesis state machine writes random rows
 (year boundaries, overwrites, duplicates within a call) into fixed buckets, reads random
-ranges with random limits and projections, queries across buckets, closes and reopens.
+ranges with random limits and projections, queries across buckets, seals years, closes and
+reopens.
 
 The model is a dict {bucket key: {label epoch: (V, N)}}; labels are computed here for the
 UTC database (t // tf * tf), independently of the engine's calendar.
@@ -166,6 +167,16 @@ class FixedBucketModel(RuleBasedStateMachine):
             assert r["V"].tolist() == [float(model[t][0]) for t in labels]
         if "N" in r.columns:
             assert r["N"].tolist() == [model[t][1] for t in labels]
+
+    @precondition(lambda self: bool(self.model))
+    @rule(key=st.sampled_from(KEYS), which=st.integers(0, 3))
+    def seal(self, key: str, which: int) -> None:
+        """Seal one year of a bucket (docs/format.md "The three states of a year"): later
+        reads, writes and reopens must go on matching the model."""
+        if key not in self.model:
+            return
+        years = self.db.info(key)["years"]
+        self.db.seal(key, years[which % len(years)])
 
     # -- lifecycle -------------------------------------------------------------------------
     @rule()

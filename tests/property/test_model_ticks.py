@@ -1,6 +1,6 @@
 """A stateful model of one tick bucket: random small batches with repeated times (near a year
 boundary, a DST change, whole seconds), reads with nanosecond ranges, limits and projections,
-compaction, close/reopen and replay of a copied root, all checked against a Python list kept
+compaction, sealing, close/reopen and replay of a copied root, all checked against a Python list kept
 stably sorted by time (ties in write order)."""
 
 from __future__ import annotations
@@ -147,6 +147,16 @@ class TickBucketMachine(RuleBasedStateMachine):
         assert after["garbage_bytes"] == 0
         assert after["live_bytes"] <= before["live_bytes"]
         assert after["rows"] == len(self.rows)
+
+    @precondition(lambda self: self.created)
+    @rule(which=st.integers(0, 3))
+    def seal(self, which: int) -> None:
+        """Seal one year (docs/format.md "The three states of a year"): every later read,
+        write, compaction and reopen must go on matching the model."""
+        years = self.handle.info(self.key)["years"]
+        year = years[which % len(years)]
+        self.handle.seal(self.key, year)
+        assert self.handle.seal(self.key, year) == []  # sealed already
 
     @precondition(lambda self: self.created)
     @rule()

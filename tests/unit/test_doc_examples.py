@@ -280,3 +280,32 @@ def test_format_3_header_example_decodes_to_the_documented_fields() -> None:
     assert h.table is not None
     assert (h.table.version, h.table.ids, h.table.last_id) == (2, (1, 2, 3, 4, 5, 6), 6)
     assert h.table.fills == (0, 0, 0, 0, 0, 0.0)
+
+
+def test_sealed_file_example_is_what_the_writer_writes() -> None:
+    """docs/format.md "Sealed file (`MKTSSEAL`, version 1)": three bars of `Close` f8 and
+    `Volume` i8 seal into the header, codecs and decompressed chunks the page shows."""
+    from mkts.engine.sealfile import SealedReader, SealMeta, encode_sealed
+
+    example = _blocks(FORMAT, "Sealed file (MKTSSEAL, version 1)")[-1]
+    schema = Schema.from_spec(engine.parse_timeframe("1Min"), FIXED,
+                              {"Close": "f8", "Volume": "i8"})
+    meta = SealMeta(schema, 2024, 527_040, YEAR_START_2024, "UTC")
+    parts = encode_sealed(meta, np.array([2310, 2311, 2313], dtype=np.int64),
+                          {"Close": np.array([187.50, 187.25, 187.52]),
+                           "Volume": np.array([100, 5, 200], dtype=np.int64)})
+    head = example.splitlines()[0].split()[1:]
+    assert parts[0][: len(head) - 1] == bytes.fromhex("".join(head[:-1]))  # up to the "…"
+    blob = b"".join(parts)
+    r = SealedReader(lambda off, n: blob[off : off + n], len(blob), "example")
+    foot = re.search(r"footer at (\d+) \(0x([0-9a-f]+)\), (\d+) bytes", example)
+    assert foot is not None
+    assert len(blob) - len(parts[-1]) == int(foot.group(1)) == int(foot.group(2), 16)
+    assert len(parts[-1]) == int(foot.group(3))
+    rows = re.findall(r"^(key|Close|Volume)\s+0x([0-9a-f]{4})\s+((?:[0-9a-f]{2} )+)", example,
+                      re.MULTILINE)
+    assert [n for n, _, _ in rows] == ["key", "Close", "Volume"]
+    for c, (_, codec, data) in enumerate(rows):
+        assert int(r.chunks[0, c]["codec"]) == int(codec, 16)
+        assert zstandard.ZstdDecompressor().decompress(parts[1 + c]) == bytes.fromhex(data)
+    assert [int(x) for x in r.groups[0]][:3] == [2310, 2313, 3]

@@ -1,0 +1,184 @@
+"""Column chunk codecs of sealed year files: exact encodings of one column of one row group
+(integers narrowed by frame of reference or deltas, floats as decimal-scaled integers when
+bit-exact, then zstd). Pure; layout in docs/format.md "Sealed file (`MKTSSEAL`, version 1)".
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import zstandard
+
+from mkts.engine.errors import CorruptFileError
+
+__all__ = ["encode_chunk", "decode_chunk", "decode_values", "stored_size", "scale_floats",
+           "unscale", "MAX_DIGITS", "T_PLANES",
+           "T_RAW", "T_FOR", "T_DELTA"]
+
+MAX_DIGITS = 4  # decimal digits a float column may be scaled by (prices in 1/10 000)
+LEVEL = 1  # zstd level of every chunk
+# Transform (codec bits 8-9): stored as the column's own type; v - base as unsigned w-byte
+# integers (base = the chunk's minimum); v[i] - v[i-1] as signed w-byte integers (base = v[0]);
+# byte planes (a float column that does not scale: byte 0 of every value, then byte 1, ...).
+T_RAW, T_FOR, T_DELTA, T_PLANES = 0, 1, 2, 3
+_BASE = struct.Struct("<q")
+_cctx = zstandard.ZstdCompressor(level=LEVEL, write_content_size=True)
+_dctx = zstandard.ZstdDecompressor()
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_SIGNED = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def unscale(k: np.ndarray, digits: int, dt: np.dtype) -> np.ndarray:
+    """Floats from decimal-scaled integers: k / 10**digits computed in f8, rounded once to
+    `dt`. A writer stores a column scaled only if this gives back every value bit for bit."""
+    out = k.astype(np.float64)
+    out /= 10.0**digits
+    return out if dt == out.dtype else out.astype(dt)
+
+
+def scale_floats(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None:
+    """A float column as (int64 k, digits) with unscale(k, digits) == col bit for bit (-0.0,
+    NaN and inf never qualify), the fewest digits first; None when no digits up to
+    MAX_DIGITS give every value back."""
+    col = np.ascontiguousarray(col, dtype=dt)
+    if not len(col):
+        return None
+    bits = col.view(f"<u{dt.itemsize}")
+    c = col.astype(np.float64)
+    for digits in range(MAX_DIGITS + 1):
+        scale = 10.0**digits
+        k = None
+        for part in (slice(0, 64), slice(None)):  # a cheap sample first
+            k = c[part] * scale
+            np.rint(k, out=k)
+            k += 0.0  # -0.0 becomes 0.0, as it does as an integer: -0.0 never scales
+            if not len(k) or not float(np.abs(k).max()) < 2.0**53:  # NaN and inf fail too
+                break
+            back = k / scale  # k holds exact integers: this is unscale(k, digits)
+            if dt != back.dtype:
+                back = back.astype(dt)
+            if not bool((back.view(bits.dtype) == bits[part]).all()):
+                break
+        else:
+            assert k is not None
+            return k.astype(np.int64), digits
+    return None
+
+
+def _width(span: int, signed: bool) -> int:
+    """Bytes of the narrowest (un)signed integer holding 0..span (signed: -span..span)."""
+    for w in (1, 2, 4):
+        if (span < (1 << (8 * w - 1))) if signed else (span < (1 << (8 * w))):
+            return w
+    return 8
+
+
+def _as_int64(col: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """An integer column as int64 (u8 by its bits: the transforms wrap around consistently)."""
+    if dt.kind == "u" and dt.itemsize == 8:
+        return np.ascontiguousarray(col, dtype=dt).view(np.int64)
+    return np.asarray(col, dtype=np.int64)
+
+
+def _transform(v: np.ndarray) -> tuple[int, int, int, np.ndarray]:
+    """(transform, width, base, stored) for int64 values: frame of reference or deltas,
+    whichever is narrower (ties: frame of reference, which decodes faster)."""
+    lo, hi = int(v.min()), int(v.max())
+    w_for = _width(hi - lo, False)
+    if len(v) > 1:
+        d = np.diff(v)  # wraps around like the decoder's cumsum
+        dl, dh = int(d.min()), int(d.max())
+        w_delta = _width(max(-dl - 1, dh, 0), True) if dl < 0 else _width(dh, True)
+        if w_delta < w_for:
+            stored = np.empty(len(v), dtype=_SIGNED[w_delta])
+            stored[0] = 0
+            stored[1:] = d
+            return T_DELTA, w_delta, int(v[0]), stored
+    if w_for == 8:
+        return T_FOR, 8, lo, (v - np.int64(lo)).view(np.uint64)
+    return T_FOR, w_for, lo, (v - np.int64(lo)).astype(_UNSIGNED[w_for])
+
+
+def encode_chunk(col: np.ndarray, dt: np.dtype) -> tuple[int, bytes]:
+    """(codec, stored bytes) of one column chunk of `dt` values (at least one).
+
+    codec: bits 0-3 width w of the stored integers (0 with T_RAW, T_PLANES), bits 4-7 s (0:
+    none; 1..5: a float column stored as integers k with value k / 10^(s-1)), bits 8-9 the
+    transform. Stored bytes: zstd frame of [base i8][n stored values] (T_RAW: the values as
+    `dt`; T_PLANES: their byte planes)."""
+    s = 0
+    if dt.kind in "iu":
+        v = _as_int64(col, dt)
+    elif dt.kind == "f" and (sc := scale_floats(col, dt)) is not None:
+        v, digits = sc
+        s = digits + 1
+    elif dt.kind == "f":  # byte planes: exponents and high mantissa bytes compress apart
+        u = np.ascontiguousarray(col, dtype=dt).view(_UNSIGNED[dt.itemsize])
+        planes = np.empty((dt.itemsize, len(u)), dtype=np.uint8)
+        for i in range(dt.itemsize):  # whole-array shifts: far faster than a byte transpose
+            planes[i] = u >> (8 * i) if i else u
+        return T_PLANES << 8, _cctx.compress(planes.data.cast("B"))
+    else:
+        raw = np.ascontiguousarray(col, dtype=dt)
+        return T_RAW, _cctx.compress(raw.data.cast("B"))
+    t, w, base, stored = _transform(v)
+    payload = _BASE.pack(base) + np.ascontiguousarray(stored).tobytes()
+    return w | (s << 4) | (t << 8), _cctx.compress(payload)
+
+
+def stored_size(codec: int, dt: np.dtype, n: int, where: str) -> int:
+    """Bytes of the decompressed chunk of `n` values of `dt` stored with `codec`;
+    CorruptFileError (`where` names file, column and row group) for a codec no writer uses."""
+    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
+    whole = t in (T_RAW, T_PLANES)  # the values as they are (or their byte planes)
+    if t > T_PLANES or (not whole and w not in _SIGNED) or s > MAX_DIGITS + 1 or (whole and (w or s)) or \
+            (s and dt.kind != "f") or (not whole and not s and dt.kind not in "iu") or \
+            (t == T_PLANES and dt.kind != "f"):
+        raise CorruptFileError(f"{where}: unknown chunk codec {codec:#x}; the file is damaged")
+    return n * dt.itemsize if whole else _BASE.size + n * w
+
+
+def decode_values(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int, where: str
+                  ) -> np.ndarray:
+    """The `n` values of `dt` from a decompressed chunk (`stored_size` bytes)."""
+    want = stored_size(codec, dt, n, where)
+    if len(raw) != want:
+        raise CorruptFileError(f"{where}: chunk holds {len(raw)} bytes, not {want}")
+    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
+    if t == T_RAW:
+        return np.frombuffer(raw, dtype=dt, count=n)
+    if t == T_PLANES:
+        planes = np.frombuffer(raw, dtype=np.uint8).reshape(dt.itemsize, n)
+        u = planes[-1].astype(_UNSIGNED[dt.itemsize])
+        for i in range(dt.itemsize - 2, -1, -1):
+            u <<= 8
+            u |= planes[i]
+        out: np.ndarray = u.view(dt)
+        return out
+    (base,) = _BASE.unpack_from(raw, 0)
+    stored = np.frombuffer(raw, dtype=(_SIGNED if t == T_DELTA else _UNSIGNED)[w], count=n,
+                           offset=_BASE.size)
+    if t == T_DELTA:
+        v = np.cumsum(stored, dtype=np.int64)
+    elif w == 8:
+        v = stored.view(np.int64).copy()
+    else:
+        v = stored.astype(np.int64)
+    v += np.int64(base)
+    if s:
+        return unscale(v, s - 1, dt)
+    if dt.kind == "u" and dt.itemsize == 8:
+        return v.view(np.uint64)
+    return v.astype(dt) if dt != v.dtype else v
+
+
+def decode_chunk(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where: str
+                 ) -> np.ndarray:
+    """The `n` values of a stored (compressed) chunk as `dt`."""
+    want = stored_size(codec, dt, n, where)
+    try:
+        raw = _dctx.decompress(data, max_output_size=want)
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
+    return decode_values(codec, raw, dt, n, where)
