@@ -43,7 +43,8 @@ def test_tombstones_hide_sealed_bars_until_a_write_and_survive_a_reseal(root: st
     db.write(key, {"Epoch": np.array([epochs[12]]), "Close": np.array([-1.0])})
     assert db.read(key, int(epochs[10]), int(epochs[19]))["Close"].tolist() == [-1.0]
     db.seal(key, 2023)  # generation 2 holds the result, the overlay is gone
-    assert sorted(p.name for p in Path(root, key).iterdir()) == ["2023.sealed", "bucket.hdr"]
+    assert sorted(p.name for p in Path(root, key).iterdir()) == ["2023.sealed", "bucket.files",
+                                                                 "bucket.hdr"]
     assert len(db.read(key)) == 91
     db.close()
     with engine.open(root, readonly=True) as ro:
