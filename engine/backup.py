@@ -111,7 +111,7 @@ def backup_root(root: str, dest: str, *, fs: OsFileSystem | None = None,
                 log.info("backup of %s: files were replaced during attempt %d; copying again",
                          root, attempt)
                 continue
-            txn = _finish(staging)
+            txn = _finish(fs, staging)
             _write_manifest(fs, staging, a, txn)
         except BaseException:
             if fs.exists(staging):  # DEST was not touched; leave nothing else behind
@@ -381,12 +381,12 @@ def _fsync_tree(fs: OsFileSystem, path: str) -> None:
     fs.fsync_dir(path)
 
 
-def _finish(staging: str) -> int:
-    """Open the copy once: replay the copied records, checkpoint, close. Returns the
-    transaction it now holds the database as of."""
+def _finish(fs: OsFileSystem, staging: str) -> int:
+    """Open the copy once (on the same file system): replay the copied records, checkpoint,
+    close. Returns the transaction it now holds the database as of."""
     from mkts.engine.database import open_database
 
-    db = open_database(staging, create=False, checkpoint_interval_s=3600)
+    db = open_database(staging, create=False, checkpoint_interval_s=3600, fs=fs)
     try:
         txn = int(db.stats()["last_txn"])
     finally:
