@@ -5,8 +5,9 @@ exchange they make, in every crash mode. After each crash the destination is abs
 backup) or opens as the earlier backup or the new one, whole: rows equal to the source's at
 that backup's transaction, `check_root` clean; the source root is byte for byte unchanged.
 
-By default each crash point is checked in DROP_ALL_UNSYNCED and one more mode (rotating);
---run-slow checks every point in every strict mode.
+By default each crash point is checked in DROP_ALL_UNSYNCED and one more mode (rotating), and
+after every fourth one the next backup must complete; --run-slow checks every point in every
+strict mode (three draws of the random ones) and completes a backup after each.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from crash.crashrun import QUIET, STRICT_MODES, Failures, case_seed, crash_fs
+from crash.crashrun import QUIET, RANDOM_MODES, STRICT_MODES, Failures, case_seed, crash_fs
 from harness.crashmodes import CrashMode
 from harness.crashpoints import SimulatedCrash
 from harness.faultfs import FaultFS
@@ -170,11 +171,20 @@ def _check(sc: Scenario, after: FaultFS, tmp: Path, seen: dict[str, str]) -> str
     return found
 
 
-def _modes(k: int, every: bool) -> tuple[str, ...]:
+def _cases(k: int, every: bool) -> list[tuple[str, int]]:
+    """(mode, draw) to check at crash point number k: DROP_ALL_UNSYNCED and one more mode
+    (rotating); with --run-slow every strict mode, the random ones with three draws."""
     if every:
-        return STRICT_MODES
+        return [(m, d) for m in STRICT_MODES for d in range(3 if m in RANDOM_MODES else 1)]
     others = [m for m in STRICT_MODES if m != "DROP_ALL_UNSYNCED"]
-    return ("DROP_ALL_UNSYNCED", others[k % len(others)])
+    return [("DROP_ALL_UNSYNCED", 0), (others[k % len(others)], 0)]
+
+
+def _next_backup_completes(sc: Scenario, after: FaultFS) -> None:
+    """The next backup on the machine after the crash cleans up and gives the new state."""
+    sc.run(after)
+    assert _read(after, DEST) == sc.new
+    assert after.listdir("/data") == ["backup", "db"], "a backup left files behind"
 
 
 def _sweep(name: str, tmp: Path, every: bool,
@@ -198,11 +208,14 @@ def _sweep(name: str, tmp: Path, every: bool,
             else:  # pragma: no cover - the clean run counted it
                 raise AssertionError(f"{op} #{k} of {counts[op]} was never reached")
             points += 1
-            for mode in _modes(k + CRASH_OPS.index(op), every):
-                seed = case_seed("backup", name, op, k, mode)
+            for i, (mode, draw) in enumerate(_cases(points, every)):
+                seed = case_seed("backup", name, op, k, mode, draw)
                 with failures.case(lambda op=op, k=k, mode=mode, seed=seed: (
                         f"{name} backup: crash after {op} #{k}, {mode}, seed {seed}")):
-                    found.add(_check(sc, crash_fs(fs, mode, seed), tmp, seen))
+                    after = crash_fs(fs, mode, seed)
+                    found.add(_check(sc, after, tmp, seen))
+                    if i == 0 and (every or points % 4 == 0):
+                        _next_backup_completes(sc, after)
     failures.check()
     return found, points
 
