@@ -285,3 +285,51 @@ def test_crash_outcomes_are_deterministic() -> None:
     assert outs[0] == outs[1]
 
 
+
+
+def _open_write_back_up(fs: FaultFS, out: list[Any]) -> None:
+    """A writer opens the root, writes a day and calls db.backup (which checkpoints first)."""
+    db = _write_rows(fs, 1.5)
+    out.append(db)
+    db.backup(DEST)
+    db.close()
+
+
+def test_power_loss_during_db_backup_beside_the_writer(tmp_path: Path) -> None:
+    """db.backup on the writer's own file system: a crash anywhere in the writer's open,
+    write, checkpoint or backup leaves no destination or the whole new one, and the source
+    keeps every acknowledged transaction."""
+    sc = _scenarios()["full"]
+    fs0 = sc.fresh()
+    _open_write_back_up(fs0, [])
+    new = _read(fs0, DEST)
+    assert new == _read(fs0, ROOT) == sc.new  # the day rewritten is the one in the log
+    counts = {op: fs0.counts[op] for op in CRASH_OPS}
+    failures = Failures()
+    found: set[str] = set()
+    seen: dict[str, str] = {}
+    after_sc = Scenario("db.backup", sc.base, None, new, None)
+    n = 0
+    for op in CRASH_OPS:
+        for k in range(1, counts[op] + 1):
+            fs = sc.fresh()
+            fs.crash_at(op, k)
+            handles: list[Any] = []
+            with pytest.raises(SimulatedCrash):
+                _open_write_back_up(fs, handles)
+            for db in handles:
+                try:
+                    db.close()
+                except (SimulatedCrash, OSError):
+                    pass
+            n += 1
+            mode, _ = _cases(n, False)[n % 2]
+            seed = case_seed("db.backup", op, k, mode)
+            with failures.case(lambda op=op, k=k, mode=mode, seed=seed: (
+                    f"db.backup: crash after {op} #{k}, {mode}, seed {seed}")):
+                after = crash_fs(fs, mode, seed)
+                after_sc.source = _tree(after, ROOT)  # the writer changed it: checked below
+                found.add(_check(after_sc, after, tmp_path, seen))
+                assert _read(after, ROOT) == new, "the source lost acknowledged rows"
+    failures.check()
+    assert found == {"none", "new"} and n > 40
