@@ -4,6 +4,7 @@ backup run on FaultFS and crash after every fsync, directory fsync, rename, hard
 exchange they make, in every crash mode. After each crash the destination is absent (first
 backup) or opens as the earlier backup or the new one, whole: rows equal to the source's at
 that backup's transaction, `check_root` clean; the source root is byte for byte unchanged.
+`db.backup` beside its writer (open, write, checkpoint, back up) is crashed the same way.
 
 By default each crash point is checked in DROP_ALL_UNSYNCED and one more mode (rotating), and
 after every fourth one the next backup must complete; --run-slow checks every point in every
