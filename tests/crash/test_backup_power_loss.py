@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from harness.faultfs import FaultFS
 
 from mkts import engine
 from mkts.check import check_root
-from mkts.engine.backup import BackupResult, backup_root
+from mkts.engine.backup import MANIFEST, BackupResult, backup_root
 
 ROOT, DEST = "/data/db", "/data/backup"
 CRASH_OPS = ("sync", "fsync_dir", "replace", "link", "exchange")
@@ -104,6 +105,7 @@ class Scenario:
     def __init__(self, name: str, base: FaultFS, old: State | None, new: State,
                  old_txn: int | None) -> None:
         self.name, self.base, self.old, self.new, self.old_txn = name, base, old, new, old_txn
+        self.new_txn: int | None = None  # set by the clean run (_counts)
         self.source = _tree(base, ROOT)
 
     def fresh(self) -> FaultFS:
@@ -137,6 +139,7 @@ def _counts(sc: Scenario, setup: Callable[[FaultFS], None] | None = None) -> dic
     fs.counts.clear()
     result = sc.run(fs)
     assert _read(fs, DEST) == sc.new
+    sc.new_txn = result.txn
     if sc.old is not None:
         assert result.files_linked > 0 and result.files_copied > 0
     return {op: fs.counts[op] for op in CRASH_OPS}
@@ -164,10 +167,13 @@ def _check(sc: Scenario, after: FaultFS, tmp: Path, seen: dict[str, str]) -> str
     assert not report.errors, f"check_root: {report}"
     state = _read(after, DEST)
     if state == sc.new:
-        found = "new"
+        found, txn = "new", sc.new_txn
     else:
         assert state == sc.old, "the destination is neither the old backup nor the new one"
-        found = "old"
+        found, txn = "old", sc.old_txn
+    # the record of what the copy holds goes with it (the next backup links by it)
+    manifest = json.loads(dest[f"{DEST}/{MANIFEST}"] or b"")
+    assert txn is None or manifest["txn"] == txn, f"{MANIFEST} of another backup"
     seen[digest] = found
     return found
 
