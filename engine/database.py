@@ -48,7 +48,7 @@ from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
 from mkts.engine.writepath import WritePath
 from mkts.wal import WriteAheadLog
-from mkts.wal.fs import FileSystem, OsFileSystem
+from mkts.wal.fs import BackupFileSystem, FileSystem, OsFileSystem
 
 __all__ = ["Database", "open_database", "WriteEvent"]
 
@@ -430,7 +430,7 @@ class Database:
         if self._pipeline is not None:
             self.checkpoint()
         return backup_root(self.root, os.fspath(dest), fs=self._fs
-                           if isinstance(self._fs, OsFileSystem) else None)
+                           if isinstance(self._fs, BackupFileSystem) else None)
 
     def checkpoint(self) -> None:
         """Make every write that returned before this call durable in the data files, in
