@@ -20,7 +20,7 @@ from mkts.engine.errors import InvalidInputError, MktsError
 from mkts.engine.filerecord import DATA_FILE, RECORD_NAME
 from mkts.engine.keys import BucketKey
 from mkts.engine.rootmeta import ROOT_META
-from mkts.wal.fs import OsFileSystem
+from mkts.wal.fs import BackupFileSystem, OsFileSystem
 
 __all__ = ["BackupResult", "BackupConflictError", "backup_root", "MANIFEST", "STAGING"]
 
@@ -84,7 +84,7 @@ class _Attempt:
     captured_ns: int = 0  # wall time when the log was captured (the racy-mtime rule)
 
 
-def backup_root(root: str, dest: str, *, fs: OsFileSystem | None = None,
+def backup_root(root: str, dest: str, *, fs: BackupFileSystem | None = None,
                 before_swap: Callable[[str], None] | None = None) -> BackupResult:
     """Back up the database at `root` into `dest` (docs/backup.md). `root` may be open in
     this or another process, with writers writing. `before_swap(staging)` is a test hook."""
@@ -111,7 +111,7 @@ def backup_root(root: str, dest: str, *, fs: OsFileSystem | None = None,
                 log.info("backup of %s: files were replaced during attempt %d; copying again",
                          root, attempt)
                 continue
-            txn = _finish(staging)
+            txn = _finish(fs, staging)
             _write_manifest(fs, staging, a, txn)
         except BaseException:
             if fs.exists(staging):  # DEST was not touched; leave nothing else behind
@@ -129,7 +129,7 @@ def backup_root(root: str, dest: str, *, fs: OsFileSystem | None = None,
 
 
 # -- destination --------------------------------------------------------------------------
-def _check_paths(fs: OsFileSystem, root: str, dest: str) -> None:
+def _check_paths(fs: BackupFileSystem, root: str, dest: str) -> None:
     if not fs.exists(os.path.join(root, ROOT_META)):
         raise InvalidInputError(f"{root} is not an mkts database (it has no {ROOT_META}); "
                                 "give the root of a database as the source")
@@ -149,7 +149,7 @@ def _check_paths(fs: OsFileSystem, root: str, dest: str) -> None:
         raise InvalidInputError(f"backup destination {dest} is a file, not a directory")
 
 
-def _recover_leftovers(fs: OsFileSystem, dest: str) -> None:
+def _recover_leftovers(fs: BackupFileSystem, dest: str) -> None:
     """Finish what an interrupted backup left: a swap by two renames cut between them
     (dest missing, the old backup aside: put it back), and the staging directory."""
     parent, name = os.path.split(dest)
@@ -162,7 +162,7 @@ def _recover_leftovers(fs: OsFileSystem, dest: str) -> None:
         fs.fsync_dir(parent)
 
 
-def _read_manifest(fs: OsFileSystem, dest: str) -> dict[str, dict[str, int]]:
+def _read_manifest(fs: BackupFileSystem, dest: str) -> dict[str, dict[str, int]]:
     path = os.path.join(dest, MANIFEST)
     if not fs.exists(path):
         return {}
@@ -180,7 +180,7 @@ def _read_manifest(fs: OsFileSystem, dest: str) -> dict[str, dict[str, int]]:
         return {}
 
 
-def _write_manifest(fs: OsFileSystem, staging: str, a: _Attempt, txn: int) -> None:
+def _write_manifest(fs: BackupFileSystem, staging: str, a: _Attempt, txn: int) -> None:
     files: dict[str, dict[str, int]] = {}
     for rel, src in sorted(a.files.items()):
         st = src.st
@@ -194,7 +194,7 @@ def _write_manifest(fs: OsFileSystem, staging: str, a: _Attempt, txn: int) -> No
     atomic_write(fs, os.path.join(staging, MANIFEST), (json.dumps(doc) + "\n").encode())
 
 
-def _swap(fs: OsFileSystem, staging: str, dest: str) -> None:
+def _swap(fs: BackupFileSystem, staging: str, dest: str) -> None:
     """Make `staging` the destination in one step; then remove the previous backup."""
     parent, name = os.path.split(dest)
     if not fs.exists(dest):
@@ -216,7 +216,7 @@ def _swap(fs: OsFileSystem, staging: str, dest: str) -> None:
 
 
 # -- one attempt ----------------------------------------------------------------------------
-def _copy_once(fs: OsFileSystem, root: str, dest: str, staging: str,
+def _copy_once(fs: BackupFileSystem, root: str, dest: str, staging: str,
                manifest: dict[str, dict[str, int]], a: _Attempt) -> bool:
     """Copy the data files (fuzzy), then the log records written since the checkpoint they
     start from. False when a file was replaced or removed meanwhile (start again)."""
@@ -264,7 +264,7 @@ def _copy_once(fs: OsFileSystem, root: str, dest: str, staging: str,
     return True
 
 
-def _source_files(fs: OsFileSystem, root: str) -> list[str]:
+def _source_files(fs: BackupFileSystem, root: str) -> list[str]:
     """The root's files a copy needs, relative to it: `mkts.root`, a destroy intent, and
     per bucket its header, file record and data files (never LOCK, the log, leftovers)."""
     out = [n for n in (ROOT_META, DESTROY_INTENT) if fs.exists(os.path.join(root, n))]
@@ -287,7 +287,7 @@ def _source_files(fs: OsFileSystem, root: str) -> list[str]:
     return out
 
 
-def _take(fs: OsFileSystem, root: str, dest: str, staging: str, rel: str,
+def _take(fs: BackupFileSystem, root: str, dest: str, staging: str, rel: str,
           manifest: dict[str, dict[str, int]], a: _Attempt) -> None:
     src_path, dst_path = os.path.join(root, rel), os.path.join(staging, rel)
     _makedirs(fs, os.path.dirname(dst_path), staging)
@@ -309,7 +309,7 @@ def _take(fs: OsFileSystem, root: str, dest: str, staging: str, rel: str,
     a.copied += 1
 
 
-def _unlink_copy(fs: OsFileSystem, root: str, staging: str, rel: str, a: _Attempt) -> None:
+def _unlink_copy(fs: BackupFileSystem, root: str, staging: str, rel: str, a: _Attempt) -> None:
     """Replace a linked file by a copy of its own (from the source: fuzzy, the replay
     finishes it)."""
     dst = os.path.join(staging, rel)
@@ -322,7 +322,7 @@ def _unlink_copy(fs: OsFileSystem, root: str, staging: str, rel: str, a: _Attemp
     a.copied += 1
 
 
-def _copy_file(fs: OsFileSystem, src_path: str, dst_path: str) -> int:
+def _copy_file(fs: BackupFileSystem, src_path: str, dst_path: str) -> int:
     """Copy a file, keeping its holes (not fsynced yet). Returns the bytes copied."""
     src = fs.open(src_path)
     try:
@@ -356,7 +356,7 @@ def _copy_file(fs: OsFileSystem, src_path: str, dst_path: str) -> int:
         src.close()
 
 
-def _makedirs(fs: OsFileSystem, path: str, stop: str) -> None:
+def _makedirs(fs: BackupFileSystem, path: str, stop: str) -> None:
     missing = []
     while path != stop and not fs.isdir(path):
         missing.append(path)
@@ -365,7 +365,7 @@ def _makedirs(fs: OsFileSystem, path: str, stop: str) -> None:
         fs.mkdir(d)
 
 
-def _fsync_tree(fs: OsFileSystem, path: str) -> None:
+def _fsync_tree(fs: BackupFileSystem, path: str) -> None:
     """fsync every file and directory under `path` (after all were written, so the kernel
     has been writing them back meanwhile)."""
     for n in fs.listdir(path):
@@ -381,12 +381,12 @@ def _fsync_tree(fs: OsFileSystem, path: str) -> None:
     fs.fsync_dir(path)
 
 
-def _finish(staging: str) -> int:
-    """Open the copy once: replay the copied records, checkpoint, close. Returns the
-    transaction it now holds the database as of."""
+def _finish(fs: BackupFileSystem, staging: str) -> int:
+    """Open the copy once (on the same file system): replay the copied records, checkpoint,
+    close. Returns the transaction it now holds the database as of."""
     from mkts.engine.database import open_database
 
-    db = open_database(staging, create=False, checkpoint_interval_s=3600)
+    db = open_database(staging, create=False, checkpoint_interval_s=3600, fs=fs)
     try:
         txn = int(db.stats()["last_txn"])
     finally:

@@ -20,7 +20,7 @@ from mkts.wal.format import (
     parse_segment_name,
     segment_name,
 )
-from mkts.wal.fs import File, OsFileSystem
+from mkts.wal.fs import BackupFileSystem, File
 from mkts.wal.recovery import write_highest
 from mkts.wal.scan import read_header as read_segment_header
 
@@ -45,7 +45,7 @@ class HeldLog:
         self.segments.clear()
 
 
-def pin_segments(fs: OsFileSystem, wal_dir: str, a: HeldLog, *, first: bool) -> bool:
+def pin_segments(fs: BackupFileSystem, wal_dir: str, a: HeldLog, *, first: bool) -> bool:
     """Open (and so keep readable even if a checkpoint deletes them) the log's segments from
     its newest base on. The first call picks the base: the data files hold every transaction
     up to `base_txn`. False when a segment after the base vanished before it was opened."""
@@ -79,7 +79,7 @@ def pin_segments(fs: OsFileSystem, wal_dir: str, a: HeldLog, *, first: bool) -> 
     return True
 
 
-def copy_log(fs: OsFileSystem, staging: str, a: HeldLog,
+def copy_log(fs: BackupFileSystem, staging: str, a: HeldLog,
              need_header: Callable[[BucketKey], str]) -> set[tuple[str, int]] | None:
     """Copy the held segments into the copy's log (the base's BASE flag only: a checkpoint
     during the copy made a later base, whose records the copy still needs); returns the

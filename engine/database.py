@@ -51,7 +51,7 @@ from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
 from mkts.engine.writepath import WritePath
 from mkts.wal import WriteAheadLog
-from mkts.wal.fs import FileSystem, OsFileSystem
+from mkts.wal.fs import BackupFileSystem, FileSystem, OsFileSystem
 
 __all__ = ["Database", "open_database", "WriteEvent"]
 
@@ -461,7 +461,7 @@ class Database:
         if self._pipeline is not None:
             self.checkpoint()
         return backup_root(self.root, os.fspath(dest), fs=self._fs
-                           if isinstance(self._fs, OsFileSystem) else None)
+                           if isinstance(self._fs, BackupFileSystem) else None)
 
     def seal(self, key: str | None = None, year: int | None = None) -> list[str]:
         """Seal year files (docs/format.md "The three states of a year"): every closed year

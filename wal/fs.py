@@ -11,9 +11,9 @@ import errno
 import fcntl
 import mmap
 import os
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["File", "FileSystem", "OsFileSystem", "OsFile"]
+__all__ = ["BackupFileSystem", "File", "FileSystem", "OsFileSystem", "OsFile"]
 
 _IOV_MAX = 1024  # buffers per pwritev call (POSIX minimum of IOV_MAX)
 _AT_FDCWD = -100
@@ -98,6 +98,18 @@ class FileSystem(Protocol):
         """Whether some handle (this process's included) holds the lock on `path`. Never
         creates, locks for longer than the probe, or changes the file; False when missing."""
         ...
+
+
+@runtime_checkable
+class BackupFileSystem(FileSystem, Protocol):
+    """A FileSystem with the optional calls backups make (engine/backup.py); OsFileSystem
+    is one, and so is the tests' fault-injecting one."""
+
+    def stat(self, path: str) -> os.stat_result: ...
+
+    def link(self, src: str, dst: str) -> None: ...
+
+    def exchange(self, a: str, b: str) -> None: ...
 
 
 class OsFile:

@@ -22,6 +22,7 @@ __all__ = [
     "Link",
     "Unlink",
     "Rename",
+    "Exchange",
     "DirOp",
     "apply_file_op",
     "apply_dir_op",
@@ -86,7 +87,18 @@ class Rename(Generic[N]):
     node: N
 
 
-DirOp = Link[N] | Unlink | Rename[N]
+@dataclass(frozen=True, slots=True)
+class Exchange(Generic[N]):
+    """Two names of one directory swap their inodes (renameat2 RENAME_EXCHANGE): atomic, so a
+    crash keeps it whole or not at all; across directories it is a Link in each."""
+
+    a: str
+    b: str
+    node_a: N  # what `a` referred to before the swap (now `b`'s)
+    node_b: N
+
+
+DirOp = Link[N] | Unlink | Rename[N] | Exchange[N]
 
 
 def apply_file_op(buf: bytearray, op: FileOp) -> None:
@@ -107,6 +119,8 @@ def apply_dir_op(entries: dict[str, N], op: DirOp[N]) -> None:
         entries[op.name] = op.node
     elif isinstance(op, Unlink):
         entries.pop(op.name, None)
+    elif isinstance(op, Exchange):
+        entries[op.a], entries[op.b] = op.node_b, op.node_a
     else:
         if entries.get(op.src) is op.node:
             del entries[op.src]
@@ -238,8 +252,9 @@ def surviving_entries(
 
     `durable` is the entry set at the last fsync_dir, `volatile` the set now, and `ops` the
     changes since, in order. RANDOM_PREFIX and SECTOR_SUBSET keep each change with
-    probability 1/2 and apply the kept ones in order (a same-directory rename is one change,
-    so it is never half done; a cross-directory one is two changes in two directories)."""
+    probability 1/2 and apply the kept ones in order (a same-directory rename or exchange is
+    one change, so it is never half done; a cross-directory one is two changes in two
+    directories)."""
     if not ops or mode in (CrashMode.PROCESS_CRASH, CrashMode.UNSAFE_APPEND):
         return dict(volatile)
     if mode in (CrashMode.DROP_ALL_UNSYNCED, CrashMode.DROP_UNSYNCED_DIRENTS):

@@ -4,7 +4,9 @@ Each file has durable and volatile content and each directory durable and volati
 File.sync() and fsync_dir() make them durable, crash(mode, rng) returns a new FaultFS holding
 what survives (the per-mode rules are in crashmodes.py). It also injects I/O errors, arms crash
 points (crashpoints.py) and traces every call. Modelled on RocksDB's FaultInjectionTestFS and
-SQLite's crash VFS.
+SQLite's crash VFS. The optional calls of OsFileSystem that backups use are modelled too:
+stat (inode numbers and modification times), hard links (one inode, so one content and one
+durability), exchange of two names, and copy_range.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import fnmatch
 import itertools
 import os
 import random
+import stat as stat_mode
 import threading
+import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, NoReturn
 
 from harness.crashmodes import (
     CrashMode,
     DirOp,
+    Exchange,
     FileOp,
     Link,
     Rename,
@@ -37,6 +43,7 @@ from harness.crashpoints import SimulatedCrash
 __all__ = ["OPS", "CrashMode", "FaultFS", "FaultFile", "SimulatedCrash", "TraceEntry"]
 
 BLOCK = 4096  # the allocation unit allocated_size() counts in
+DEV = 0xFA17  # st_dev of every FaultFS path: one file system
 
 # Every traced operation; inject() and crash_at() take one of these, or "*" for all of them.
 OPS = frozenset(
@@ -44,6 +51,7 @@ OPS = frozenset(
         "open", "exists", "isdir", "listdir", "mkdir", "fsync_dir", "replace", "unlink",
         "rmdir", "file_size", "allocated_size", "lock", "unlock", "is_locked",
         "pread", "pwrite", "size", "truncate", "sync", "map", "close",
+        "stat", "link", "exchange", "copy_range",
     }
 )  # fmt: skip
 _NEVER_FAIL = frozenset({"exists", "isdir"})  # os.path.exists/isdir never raise
@@ -73,16 +81,22 @@ def _err(code: int, path: str | None = None, path2: str | None = None) -> OSErro
 
 class _FileNode:
     """One inode. `buf` is the volatile content (only buf[:size] is the file; the rest is
-    zeroed spare capacity); `durable` the content at the last sync; `ops` the changes since."""
+    zeroed spare capacity); `durable` the content at the last sync; `ops` the changes since.
+    `nlink` counts the directory entries naming it (hard links share the node); `mtime_ns`
+    is set by every change, `durable_mtime_ns` at the last sync."""
 
-    __slots__ = ("buf", "size", "durable", "ops", "lock_owner")
+    __slots__ = ("buf", "size", "durable", "ops", "lock_owner", "ino", "nlink", "mtime_ns",
+                 "durable_mtime_ns")
 
-    def __init__(self, content: bytes | bytearray = b"") -> None:
+    def __init__(self, content: bytes | bytearray = b"", ino: int = 0, mtime_ns: int = 0) -> None:
         self.buf = bytearray(content)
         self.size = len(content)
         self.durable = bytearray(content)
         self.ops: list[FileOp] = []
         self.lock_owner: int | None = None
+        self.ino = ino
+        self.nlink = 0
+        self.mtime_ns = self.durable_mtime_ns = mtime_ns
 
     def content(self) -> memoryview:
         return memoryview(self.buf)[: self.size]
@@ -116,30 +130,45 @@ class _FileNode:
         for op in self.ops:
             apply_file_op(self.durable, op)
         self.ops.clear()
+        self.durable_mtime_ns = self.mtime_ns
+
+
+def _count_link(node: _Node | None, delta: int) -> None:
+    if isinstance(node, _FileNode):
+        node.nlink += delta
 
 
 class _DirNode:
     """A directory: volatile `entries`, `durable` entries at the last fsync_dir, `ops` since."""
 
-    __slots__ = ("entries", "durable", "ops")
+    __slots__ = ("entries", "durable", "ops", "ino")
 
-    def __init__(self) -> None:
+    def __init__(self, ino: int = 0) -> None:
         self.entries: dict[str, _Node] = {}
         self.durable: dict[str, _Node] = {}
         self.ops: list[DirOp[_Node]] = []
+        self.ino = ino
 
     def link(self, name: str, node: _Node) -> None:
+        _count_link(self.entries.get(name), -1)
+        _count_link(node, 1)
         self.entries[name] = node
         self.ops.append(Link(name, node))
 
     def unlink(self, name: str) -> None:
-        del self.entries[name]
+        _count_link(self.entries.pop(name), -1)
         self.ops.append(Unlink(name))
 
     def rename(self, src: str, dst: str) -> None:
         node = self.entries.pop(src)
+        _count_link(self.entries.get(dst), -1)
         self.entries[dst] = node
         self.ops.append(Rename(src, dst, node))
+
+    def exchange(self, a: str, b: str) -> None:
+        na, nb = self.entries[a], self.entries[b]
+        self.entries[a], self.entries[b] = nb, na
+        self.ops.append(Exchange(a, b, na, nb))
 
     def sync(self) -> None:
         self.durable = dict(self.entries)
@@ -222,8 +251,10 @@ class FaultFile:
                 n = len(blob) // 2 if short.short_write is True else int(short.short_write)
                 n = max(0, min(n, len(blob) - 1))
                 node.write(offset, blob[:n])
+                node.mtime_ns = fs._now()
                 fs._fail(short, "pwrite", self.path, n)
             node.write(offset, blob)
+            node.mtime_ns = fs._now()
             fs._done("pwrite", self.path)
 
     def size(self) -> int:
@@ -242,6 +273,7 @@ class FaultFile:
             if not self._writable or size < 0:  # ftruncate on O_RDONLY is EINVAL on Linux
                 raise _err(errno.EINVAL)
             node.truncate(size)
+            node.mtime_ns = fs._now()
             fs._done("truncate", self.path)
 
     def sync(self) -> None:
@@ -270,6 +302,25 @@ class FaultFile:
             fs._done("map", self.path)
             return view
 
+    def copy_range(self, dst: FaultFile, offset: int, length: int) -> int:
+        """Copy [offset, offset + length) of this file to the same offset of `dst` (as
+        OsFile.copy_range: copy_file_range); returns the bytes copied, fewer at this file's
+        end. The copy is an unsynced write to `dst`, like a pwrite."""
+        fs = self._fs
+        with fs._mu:
+            fs._enter("copy_range", self.path, (dst.path, offset, length), (self.path, dst.path))
+            node, out = self._live(), dst._live()
+            if not dst._writable:
+                raise _err(errno.EBADF)
+            if offset < 0 or length < 0 or dst._fs is not fs:
+                raise _err(errno.EINVAL)
+            data = bytes(node.content()[offset : offset + length])
+            if data:
+                out.write(offset, data)
+                out.mtime_ns = fs._now()
+            fs._done("copy_range", self.path, (self.path, dst.path))
+            return len(data)
+
     def close(self) -> None:
         """Idempotent; a no-op after a crash point fired or the FS crashed."""
         fs = self._fs
@@ -295,9 +346,14 @@ class FaultFS:
     Thread-safe: one lock serialises every call.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
         self._mu = threading.RLock()
-        self._root = _DirNode()
+        self._next_ino = 2  # inode numbers, kept by crash(); the root is 1
+        self._root = _DirNode(1)
+        # Modification times come from `clock` (ns), made strictly increasing so that every
+        # change gives a new mtime. A test may pass a clock that lags the real one.
+        self.clock = clock
+        self._last_ns = 0
         self._faults: list[_Trigger] = []
         self._crash_points: list[_Trigger] = []
         self._locks: dict[int, tuple[str, _FileNode]] = {}
@@ -307,6 +363,17 @@ class FaultFS:
         self._dead = False  # set by crash(): this FS and its handles are gone
         self.trace: list[TraceEntry] = []
         self.counts: Counter[str] = Counter()
+
+    def _ino(self) -> int:
+        self._next_ino += 1
+        return self._next_ino - 1
+
+    def _now(self) -> int:
+        self._last_ns = max(self.clock(), self._last_ns + 1)
+        return self._last_ns
+
+    def _new_file(self) -> _FileNode:
+        return _FileNode(ino=self._ino(), mtime_ns=self._now())
 
     # --- faults, crash points and the call wrapper ---------------------------------------
 
@@ -425,7 +492,7 @@ class FaultFS:
             if create:
                 if node is not None or parent is None:
                     raise _err(errno.EEXIST, p)
-                node = _FileNode()
+                node = self._new_file()
                 parent.link(name, node)
             elif node is None:
                 raise _err(errno.ENOENT, p)
@@ -469,7 +536,7 @@ class FaultFS:
             parent, name, node = self._lookup(p)
             if node is not None or parent is None:
                 raise _err(errno.EEXIST, p)
-            parent.link(name, _DirNode())
+            parent.link(name, _DirNode(self._ino()))
             self._done("mkdir", p)
 
     def fsync_dir(self, path: str) -> None:
@@ -546,6 +613,70 @@ class FaultFS:
             parent.unlink(name)
             self._done("rmdir", p)
 
+    # optional calls of OsFileSystem (backups)
+
+    def stat(self, path: str) -> os.stat_result:
+        """os.stat of `path`: mode, inode, device (DEV), link count, size and modification
+        time (ns; a directory's is 0). Hard links give the same inode."""
+        p = _norm(path)
+        with self._mu:
+            self._enter("stat", p, None)
+            node = self._lookup(p)[2]
+            if node is None:
+                raise _err(errno.ENOENT, p)
+            if isinstance(node, _FileNode):
+                mode, nlink, size, mtime = (stat_mode.S_IFREG | 0o644, node.nlink, node.size,
+                                            node.mtime_ns)
+            else:
+                subdirs = sum(isinstance(n, _DirNode) for n in node.entries.values())
+                mode, nlink, size, mtime = stat_mode.S_IFDIR | 0o755, 2 + subdirs, 0, 0
+            sec = mtime // 1_000_000_000
+            result = os.stat_result((mode, node.ino, DEV, nlink, 0, 0, size, sec, sec, sec,
+                                     mtime / 1e9, mtime / 1e9, mtime / 1e9, mtime, mtime, mtime))
+            self._done("stat", p)
+            return result
+
+    def link(self, src: str, dst: str) -> None:
+        """A hard link: `dst` names `src`'s inode (one content, synced by either name).
+        Durable only after fsync_dir of dst's parent."""
+        s, d = _norm(src), _norm(dst)
+        with self._mu:
+            self._enter("link", s, d, (s, d))
+            snode = self._lookup(s, (s, d))[2]
+            dparent, dname, dnode = self._lookup(d, (s, d))
+            if snode is None:
+                raise _err(errno.ENOENT, s, d)
+            if dnode is not None:
+                raise _err(errno.EEXIST, s, d)
+            if isinstance(snode, _DirNode):
+                raise _err(errno.EPERM, s, d)
+            assert dparent is not None
+            dparent.link(dname, snode)
+            self._done("link", s, (s, d))
+
+    def exchange(self, a: str, b: str) -> None:
+        """Swap what `a` and `b` name in one step (renameat2 RENAME_EXCHANGE). In one
+        directory the swap survives a crash whole or not at all; durable after fsync_dir of
+        the parent(s). ENOENT if either is missing, EINVAL if one contains the other.
+        inject("exchange", error=errno.EINVAL) models a file system that cannot."""
+        pa, pb = _norm(a), _norm(b)
+        with self._mu:
+            self._enter("exchange", pa, pb, (pa, pb))
+            aparent, aname, anode = self._lookup(pa, (pa, pb))
+            bparent, bname, bnode = self._lookup(pb, (pa, pb))
+            if anode is None or bnode is None:
+                raise _err(errno.ENOENT, pa, pb)
+            if aparent is None or bparent is None or pb.startswith(pa + "/") \
+                    or pa.startswith(pb + "/"):
+                raise _err(errno.EINVAL, pa, pb)
+            if aparent is bparent:
+                if aname != bname:
+                    aparent.exchange(aname, bname)
+            else:
+                aparent.link(aname, bnode)
+                bparent.link(bname, anode)
+            self._done("exchange", pa, (pa, pb))
+
     def file_size(self, path: str) -> int:
         p = _norm(path)
         with self._mu:
@@ -584,7 +715,7 @@ class FaultFS:
             parent, name, node = self._lookup(p)
             if node is None:
                 assert parent is not None
-                node = _FileNode()
+                node = self._new_file()
                 parent.link(name, node)
             if isinstance(node, _DirNode):
                 raise _err(errno.EISDIR, p)
@@ -595,6 +726,7 @@ class FaultFS:
             self._locks[handle] = (p, node)
             node.truncate(0)
             node.write(0, f"{os.getpid()}\n".encode())
+            node.mtime_ns = self._now()
             self._done("lock", p)
             return handle
 
@@ -637,7 +769,8 @@ class FaultFS:
                 raise ValueError(f"{mode} needs an rng")
             rng = random.Random(0)
         with self._mu:
-            new = FaultFS()
+            new = FaultFS(self.clock)
+            new._next_ino, new._last_ns = self._next_ino, self._last_ns
             copies: dict[int, _Node] = {id(self._root): new._root}
             queue = deque([(self._root, new._root)])
             while queue:  # breadth-first over what survives, names sorted: deterministic
@@ -648,14 +781,20 @@ class FaultFS:
                     copy = copies.get(id(child))
                     if copy is None:
                         if isinstance(child, _DirNode):
-                            copy = _DirNode()
+                            copy = _DirNode(child.ino)
                             queue.append((child, copy))
                         else:
                             content = child.content()
-                            copy = _FileNode(
-                                surviving_content(mode, child.durable, content, child.ops, rng)
+                            kept_bytes = surviving_content(
+                                mode, child.durable, content, child.ops, rng
                             )
+                            # the mtime of the content that survived (metadata of data
+                            # that did not survive is lost with it)
+                            mtime = child.mtime_ns if kept_bytes == content else (
+                                child.durable_mtime_ns)
+                            copy = _FileNode(kept_bytes, child.ino, mtime)
                         copies[id(child)] = copy
+                    _count_link(copy, 1)
                     new_dir.entries[name] = copy
                 new_dir.durable = dict(new_dir.entries)
             return new
@@ -676,7 +815,7 @@ class FaultFS:
             for part in p.split("/")[1:] if p != "/" else []:
                 nxt = cur.entries.get(part)
                 if nxt is None:
-                    nxt = _DirNode()
+                    nxt = _DirNode(self._ino())
                     if durable:
                         cur.entries[part] = cur.durable[part] = nxt
                     else:
@@ -693,15 +832,17 @@ class FaultFS:
             parent, name, node = self._lookup(p)
             if node is None:
                 assert parent is not None
-                node = _FileNode()
+                node = self._new_file()
                 if durable:
                     parent.entries[name] = parent.durable[name] = node
+                    node.nlink = 1
                 else:
                     parent.link(name, node)
             if not isinstance(node, _FileNode):
                 raise _err(errno.EISDIR, p)
             node.truncate(0)
             node.write(0, bytes(data))
+            node.mtime_ns = self._now()
             if durable:
                 node.sync()
 
