@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from mkts.engine.clears import FILE_BIN, FILE_OVERLAY, FILE_SEALED
 from mkts.engine.columns import ColumnTable
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
 from mkts.engine.errors import BucketNotFoundError, CorruptFileError, InvalidKeyError
@@ -421,18 +422,30 @@ class Catalog:
         self.fs.unlink(path)
         self.fs.fsync_dir(self.root)
 
-    def drop_year(self, bucket: Bucket, year: int) -> bool:
-        """Remove `<YYYY>.bin` of the bucket durably (WAL op 5, docs/wal.md §10: a year a
-        delete left empty); False when it was not there. The caller holds the write lock."""
+    def drop_year(self, bucket: Bucket, year: int, files: int = FILE_BIN) -> bool:
+        """Remove the files `files` (FILE_* bits: `<YYYY>.bin`, `.sealed`, `.overlay`) of
+        the bucket's year durably (WAL op 5, docs/wal.md §10: a year a delete left empty);
+        False when none was there. The caller holds the write lock."""
         self.cache.drop(bucket.files, year)
-        path = os.path.join(bucket.path, f"{year}.bin")
-        bucket.years.discard(year)
         bucket.touched.add(year)  # the file record stops listing it (engine/filerecord.py)
-        if not self.fs.exists(path):
-            return False
-        self.fs.unlink(path)
-        self.fs.fsync_dir(bucket.path)
-        return True
+        names = [n for bit, n in ((FILE_OVERLAY, overlay_name(year)),
+                                  (FILE_SEALED, sealed_name(year)), (FILE_BIN, live_name(year)))
+                 if files & bit]
+        if files & FILE_SEALED:
+            bucket.sealed.pop(year, None)
+        if files & FILE_OVERLAY:
+            bucket.overlays.discard(year)
+        if year not in bucket.sealed:
+            bucket.years.discard(year)
+        gone = False
+        for name in names:  # the overlay first: a crash between leaves no orphan overlay
+            path = os.path.join(bucket.path, name)
+            if self.fs.exists(path):
+                self.fs.unlink(path)
+                gone = True
+        if gone:
+            self.fs.fsync_dir(bucket.path)
+        return gone
 
     def sync_dirty(self) -> int:
         """fsync every open year file written since the last call (files closed meanwhile

@@ -13,16 +13,18 @@ from typing import Any
 from mkts.engine.keys import BucketKey
 
 __all__ = ["ClearWrite", "DropYear", "CLEAR_ZERO", "CLEAR_TOMBSTONE", "FILE_BIN",
-           "FILE_SEALED", "FILE_OVERLAY"]
+           "FILE_SEALED", "FILE_OVERLAY", "FILE_ALL"]
 
-# docs/wal.md §10 op 3 `mode`: 0 zeroes the records; 1 writes tombstones into an overlay
-# (sealed years, docs/format.md "Deletes and updates"; not built by this version).
+# docs/wal.md §10 op 3 `mode`: 0 zeroes the records of a live year file; 1 writes tombstones
+# into the overlay of a sealed year (docs/format.md "Deletes and updates").
 CLEAR_ZERO = 0
 CLEAR_TOMBSTONE = 1
-# docs/wal.md §10 op 5 `files`: which files of the year to remove.
+# docs/wal.md §10 op 5 `files`: which files of the year to remove (a live year: FILE_BIN; a
+# sealed one: FILE_SEALED | FILE_OVERLAY).
 FILE_BIN = 1
 FILE_SEALED = 2
 FILE_OVERLAY = 4
+FILE_ALL = FILE_BIN | FILE_SEALED | FILE_OVERLAY
 
 
 @dataclass

@@ -17,21 +17,32 @@ import numpy as np
 
 from mkts.engine import ingest, journal
 from mkts.engine.catalog import Bucket
-from mkts.engine.clears import ClearWrite, DropYear
+from mkts.engine.clears import (
+    CLEAR_TOMBSTONE,
+    CLEAR_ZERO,
+    FILE_BIN,
+    FILE_OVERLAY,
+    FILE_SEALED,
+    ClearWrite,
+    DropYear,
+)
 from mkts.engine.contracts import Write, Writes
 from mkts.engine.errors import BucketNotFoundError, InvalidInputError, SchemaError
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.plan import RowWrite, SlotWrite
 from mkts.engine.schema import TICK_SLOT_DTYPE, VARIABLE, Schema
+from mkts.engine.sealread import merged_fixed
 from mkts.engine.ticks import IntervalRows, TickWrite, plan_ticks
 from mkts.engine.timeutil import NS, to_epoch_ns
 from mkts.engine.writepath import WritePath
 from mkts.engine.yearfile import YearFile
 from mkts.wal.format import Payload
 
-__all__ = ["Changes", "Correction", "prepare", "LIVE"]
+__all__ = ["Changes", "Correction", "prepare", "plan_fixed", "year_range", "LIVE", "SEALED"]
 
-LIVE = "live"  # the state of a year (docs/format.md "The three states of a year")
+# the states of a year (docs/format.md "The three states of a year")
+LIVE = "live"
+SEALED = "sealed"
 
 
 @dataclass
@@ -227,8 +238,12 @@ class _Context:
         at = (bucket.key, year)
         view = self.views.get(at)
         if view is None:
-            f = self.file(bucket, year)
-            occ = np.zeros(0, np.int64) if f is None else np.array(f.occupied(), np.int64)
+            if year in bucket.sealed:  # the sealed rows merged with the overlay's
+                nslots = self.path.catalog.year_header(bucket, year).nslots
+                occ = merged_fixed(self.path.catalog, bucket, year, 0, nslots - 1, [])[0]
+            else:
+                f = self.file(bucket, year)
+                occ = np.zeros(0, np.int64) if f is None else np.array(f.occupied(), np.int64)
             for s in self.written.pop(at, []):
                 occ = np.union1d(occ, s)
             view = self.views[at] = occ
@@ -259,9 +274,9 @@ YearPlan = Callable[[_Context, Bucket, int, int, int], tuple[list[Write], int]]
 
 
 def year_state(bucket: Bucket, year: int) -> str:
-    """The state of a year of the bucket; every year is live in this version (sealed
-    years plug in here, with their plan in `_YEAR_PLANS`)."""
-    return LIVE
+    """The state of a year of the bucket (docs/format.md "The three states of a year"):
+    sealed (with or without an overlay) or live; its plan is in `_YEAR_PLANS`."""
+    return SEALED if year in bucket.sealed else LIVE
 
 
 def plan_delete(ctx: _Context, key: BucketKey, start_ns: int | None, end_ns: int | None
@@ -284,15 +299,18 @@ def plan_delete(ctx: _Context, key: BucketKey, start_ns: int | None, end_ns: int
     for y in sorted(years):
         lo = max(s, cal.year_start(y) * NS)
         hi = min(e, cal.year_start(y + 1) * NS - 1)
-        ops, n = _YEAR_PLANS[year_state(bucket, y)](ctx, bucket, y, lo, hi)
+        # a year this transaction dropped is written again as a live file
+        state = LIVE if (key, y) in ctx.dropped else year_state(bucket, y)
+        ops, n = _YEAR_PLANS[state](ctx, bucket, y, lo, hi)
         out.extend(ops)
         total += n
     return out, total
 
 
-def _plan_live(ctx: _Context, bucket: Bucket, year: int, s: int, e: int
-               ) -> tuple[list[Write], int]:
-    """A live year: clear slots, rewrite cut tick intervals, or drop the file."""
+def year_range(ctx: _Context, bucket: Bucket, year: int, s: int, e: int
+               ) -> tuple[bool, bool, int, int, np.ndarray]:
+    """(whole year in range, the year has files, first slot, last slot, ns labels of the
+    first, the last and the next interval) of [s, e] within one year."""
     cal = ctx.path.calendar
     tf = bucket.schema.timeframe
     whole = s == cal.year_start(year) * NS and e == cal.year_start(year + 1) * NS - 1
@@ -300,8 +318,23 @@ def _plan_live(ctx: _Context, bucket: Bucket, year: int, s: int, e: int
     sa = cal.slot_of(s // NS, tf)[1]
     sb = cal.slot_of(e // NS, tf)[1]
     edges = cal.labels(year, np.array([sa, sb, sb + 1], dtype=np.int64), tf) * NS
+    return whole, exists, sa, sb, edges
+
+
+def _plan_live(ctx: _Context, bucket: Bucket, year: int, s: int, e: int
+               ) -> tuple[list[Write], int]:
+    """A live year: clear slots, rewrite cut tick intervals, or drop the file."""
+    whole, exists, sa, sb, edges = year_range(ctx, bucket, year, s, e)
     if bucket.schema.kind == VARIABLE:
         return _plan_ticks(ctx, bucket, year, s, e, whole, exists, sa, sb, edges)
+    return plan_fixed(ctx, bucket, year, s, e, whole, exists, sa, sb, edges, sealed=False)
+
+
+def plan_fixed(ctx: _Context, bucket: Bucket, year: int, s: int, e: int, whole: bool,
+               exists: bool, sa: int, sb: int, edges: np.ndarray, *, sealed: bool
+               ) -> tuple[list[Write], int]:
+    """A fixed year: clear the occupied slots in range (live: zeros; sealed: tombstones in
+    its overlay, from the first to the last row removed), or drop the year's files."""
     if int(edges[0]) < s:
         sa += 1  # fixed rows go by their label: the first interval starts before s
     view = ctx.fixed_view(bucket, year)
@@ -311,12 +344,15 @@ def _plan_live(ctx: _Context, bucket: Bucket, year: int, s: int, e: int
         if not n and not exists:
             return [], 0
         ctx.drop(bucket.key, year)
-        return [DropYear(bucket.key, year, s, e, removed_rows=n)], n
+        files = FILE_SEALED | FILE_OVERLAY if sealed else FILE_BIN
+        return [DropYear(bucket.key, year, s, e, files, removed_rows=n)], n
     if not n:
         return [], 0
     ctx.views[(bucket.key, year)] = np.concatenate((view[:a], view[b:]))
+    if sealed:
+        sa, sb = int(view[a]), int(view[b - 1])
     return [ClearWrite(bucket.key, year, sa, sb, s, e, bucket.schema.record_dtype.itemsize,
-                       removed_rows=n)], n
+                       CLEAR_TOMBSTONE if sealed else CLEAR_ZERO, removed_rows=n)], n
 
 
 def _plan_ticks(ctx: _Context, bucket: Bucket, year: int, s: int, e: int, whole: bool,
@@ -373,4 +409,13 @@ def _plan_ticks(ctx: _Context, bucket: Bucket, year: int, s: int, e: int, whole:
     return ops, n
 
 
-_YEAR_PLANS: dict[str, YearPlan] = {LIVE: _plan_live}
+def _plan_sealed(ctx: _Context, bucket: Bucket, year: int, s: int, e: int
+                 ) -> tuple[list[Write], int]:
+    """A sealed year (engine/sealdelete.py): tombstones and replacing slots in its overlay,
+    or both files dropped."""
+    from mkts.engine.sealdelete import plan_sealed
+
+    return plan_sealed(ctx, bucket, year, s, e)
+
+
+_YEAR_PLANS: dict[str, YearPlan] = {LIVE: _plan_live, SEALED: _plan_sealed}

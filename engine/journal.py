@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mkts.engine.clears import CLEAR_ZERO, FILE_BIN, ClearWrite, DropYear
+from mkts.engine.clears import CLEAR_TOMBSTONE, CLEAR_ZERO, FILE_ALL, ClearWrite, DropYear
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.errors import CorruptFileError, CorruptWALError
 from mkts.engine.header import decode_header
@@ -188,9 +188,9 @@ def _decode_clear(view: memoryview, pos: int, op: int, key: BucketKey, year: int
         raise ValueError(f"operation {op} carries {n} records; it carries none")
     if op == OP_DROP_YEAR:
         files, start_ns, end_ns = _DROP.unpack_from(view, pos)
-        if files != FILE_BIN:
-            raise ValueError(f"drop year of files {files:#x}: this version has live year "
-                             "files (.bin) only")
+        if not files or files & ~FILE_ALL:
+            raise ValueError(f"drop year of files {files:#x}: the files are bits 1 (.bin), "
+                             "2 (.sealed) and 4 (.overlay)")
         if start_ns > end_ns:
             raise ValueError(f"drop year with times {start_ns}..{end_ns} is not a range")
         return DropYear(key, year, start_ns, end_ns, files), pos + _DROP.size
@@ -198,9 +198,9 @@ def _decode_clear(view: memoryview, pos: int, op: int, key: BucketKey, year: int
     want = TICK_SLOT_DTYPE.itemsize if schema.kind == "variable" else schema.record_dtype.itemsize
     if recsize != want:
         raise ValueError(f"record size {recsize} does not match bucket {key}")
-    if mode != CLEAR_ZERO:
-        raise ValueError(f"clear mode {mode}: tombstones need sealed years, which this "
-                         "version does not have")
+    if mode not in (CLEAR_ZERO, CLEAR_TOMBSTONE):
+        raise ValueError(f"clear mode {mode}: 0 (zero live slots) and 1 (tombstones in the "
+                         "overlay of a sealed year) exist")
     if first < 0 or last < first - 1 or start_ns > end_ns:
         raise ValueError(f"clear of slots {first}..{last} (times {start_ns}..{end_ns}) "
                          "is not a range")

@@ -205,10 +205,23 @@ class TickPlanner:
         st.pending.append(w)
         return w
 
+    def tombstone(self, key: BucketKey, year: int, f: YearFile | None, data_start: int,
+                  slots: np.ndarray) -> TickWrite:
+        """Plan tombstones over `slots` of a sealed year's overlay (pending records
+        -(slot + 1), so later plans of the same transaction start replacing chains there);
+        the token is never logged itself (op 3 mode 1 is)."""
+        st = self._state(key, year, f, data_start)
+        recs = np.zeros(len(slots), TICK_SLOT_DTYPE)
+        recs[SLOT_FIELD] = -(slots.astype(np.int64) + 1)
+        w = TickWrite(key, year, st.end, b"", slots.astype(np.int64), recs)
+        st.pending.append(w)
+        return w
+
     def rewrite(self, key: BucketKey, schema: Schema, year: int, f: YearFile | None,
-                data_start: int, slot: int, data: IntervalRows) -> TickWrite:
+                data_start: int, slot: int, data: IntervalRows, flags: int = 0) -> TickWrite:
         """Plan a chain of one block holding `data` for interval `slot` (what is left of an
-        interval a delete cut); triggers hear of it as no new rows."""
+        interval a delete cut; `flags` TICK_REPLACING in a sealed year's overlay: the
+        sealed rows of the interval are hidden); triggers hear of it as no new rows."""
         st = self._state(key, year, f, data_start)
         where = f.path if f is not None else f"{key}/{year}.bin"
         one = np.array([slot], dtype=np.int64)
@@ -218,7 +231,8 @@ class TickPlanner:
         (block,) = blocks
         off = st.end
         recs = np.zeros(1, dtype=TICK_SLOT_DTYPE)
-        recs[0] = (slot + 1, off, len(block), len(data), 1, 0, int(shares[0]), len(data))
+        recs[0] = (slot + 1, off, len(block), len(data), 1 | flags, 0, int(shares[0]),
+                   len(data))
         w = TickWrite(key, year, off, block, one, recs, np.zeros(0, np.int64),
                       np.zeros(0, np.int64), np.zeros(0, schema.row_dtype))
         st.pending.append(w)

@@ -19,7 +19,7 @@ import numpy as np
 
 from mkts.engine import alter, fastpath, ingest, journal
 from mkts.engine.catalog import Bucket, Catalog
-from mkts.engine.clears import ClearWrite, DropYear
+from mkts.engine.clears import CLEAR_TOMBSTONE, ClearWrite, DropYear
 from mkts.engine.columns import SchemaWrite, fill_values
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import Write, Writes
@@ -36,7 +36,7 @@ from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite, plan_fixed
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.sealfile import SealMeta
-from mkts.engine.sealing import install_ingest, remove_ingests, write_ingest
+from mkts.engine.sealing import apply_tombstones, install_ingest, remove_ingests, write_ingest
 from mkts.engine.ticks import TickPlanner, TickWrite, plan_ticks
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile
@@ -344,19 +344,27 @@ class WritePath:
         """Ops 3 and 5 (docs/wal.md §10): zero the occupied slots of a range, or remove a
         year file; both leave the same bytes when applied again."""
         if isinstance(w, DropYear):
-            self.catalog.drop_year(bucket, w.year)
+            self.catalog.drop_year(bucket, w.year, w.files)
             self.ticks.forget(w.key, w.year)
             return
         if w.token is not None:
             self.ticks.applied(w.token)
-        if w.year not in bucket.years or w.last < w.first:
+        # Mode 0 clears a live file, mode 1 writes tombstones into a sealed year's overlay
+        # (created if need be). A year in the other state when the record is replayed was
+        # dropped by a later record of the log (a year changes state only by op 5 or by a
+        # seal, which checkpoints first): nothing to do.
+        tomb = w.mode == CLEAR_TOMBSTONE
+        if w.year not in bucket.years or w.last < w.first or (w.year in bucket.sealed) != tomb:
             return
         bucket.touched.add(w.year)  # its bytes change: the file record is rewritten
-        f = self.catalog.acquire(bucket, w.year)
+        f = self.catalog.acquire(bucket, w.year, create=tomb)
         if f is None:
             return
         try:
-            f.clear_range(w.first, w.last)
+            if tomb:
+                apply_tombstones(f, w.first, w.last)
+            else:
+                f.clear_range(w.first, w.last)
         finally:
             self.catalog.release(f)
 

@@ -12,7 +12,8 @@ import pytest
 
 from mkts import engine
 from mkts.engine import journal
-from mkts.engine.clears import FILE_SEALED, ClearWrite, DropYear
+from mkts.engine.clears import FILE_OVERLAY, FILE_SEALED, ClearWrite, DropYear
+from mkts.engine.plan import IngestWrite, SlotWrite
 from mkts.engine.schema import FIXED, Schema
 
 KEY = engine.parse_key("AAPL/1Min/OHLCV")
@@ -36,12 +37,29 @@ def test_clear_and_drop_round_trip() -> None:
     assert (got[1].files, got[1].start_ns, got[1].end_ns) == (1, NS, 2 * NS)
 
 
+def test_sealed_year_ops_decode_beside_slot_writes_and_bulk_loads() -> None:
+    """Op 3 mode 1 (tombstones) and op 5 with `.sealed` and `.overlay` decode as logged, in
+    one payload with ops 1 and 7."""
+    rec = np.zeros(1, SCHEMA.record_dtype)
+    rec["_slot"] = 5
+    ops = [SlotWrite(KEY, 2023, np.array([4]), rec),
+           ClearWrite(KEY, 2023, 3, 9, 0, NS, SCHEMA.record_dtype.itemsize, mode=1),
+           DropYear(KEY, 2022, 0, NS, files=FILE_SEALED | FILE_OVERLAY),
+           IngestWrite(KEY, 2021, np.zeros(0, np.int64), rec[:0], 77, 4264, 99, 1)]
+    got = _decode(journal.encode(ops))
+    assert [type(w) for w in got] == [SlotWrite, ClearWrite, DropYear, IngestWrite]
+    assert isinstance(got[1], ClearWrite) and (got[1].mode, got[1].first, got[1].last) == (1, 3, 9)
+    assert isinstance(got[2], DropYear) and got[2].files == FILE_SEALED | FILE_OVERLAY
+    assert isinstance(got[3], IngestWrite) and (got[3].ingest_id, got[3].size) == (77, 4264)
+
+
 @pytest.mark.parametrize("bad, why", [
     (ClearWrite(KEY, 2024, 10, 5, 0, 1, 16), "not a range"),  # last < first - 1
     (ClearWrite(KEY, 2024, 1, 2, 9, 1, 16), "not a range"),  # start after end
     (ClearWrite(KEY, 2024, 1, 2, 0, 1, 24), "record size"),  # not the bucket's record
-    (ClearWrite(KEY, 2024, 1, 2, 0, 1, 16, mode=1), "tombstones"),
-    (DropYear(KEY, 2024, 0, 1, files=FILE_SEALED), "live year files"),
+    (ClearWrite(KEY, 2024, 1, 2, 0, 1, 16, mode=2), "clear mode 2"),
+    (DropYear(KEY, 2024, 0, 1, files=8), "files 0x8"),
+    (DropYear(KEY, 2024, 0, 1, files=0), "files 0x0"),
 ])
 def test_damaged_or_unsupported_ops_are_corrupt(bad: object, why: str) -> None:
     with pytest.raises(engine.CorruptWALError, match=why):

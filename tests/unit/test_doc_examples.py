@@ -244,8 +244,10 @@ def test_delete_examples_decode_to_a_clear_and_a_drop() -> None:
     assert isinstance(d, DropYear)
     assert (d.year, d.files, d.start_ns, d.end_ns) == (
         2024, 1, YEAR_START_2024 * ns, 1_735_689_600 * ns - 1)
-    with pytest.raises(engine.CorruptWALError, match="tombstones"):
-        journal.decode(clear[:-17] + b"\x01" + clear[-16:], lambda key: schema, "mode 1")
+    (t,) = journal.decode(clear[:-17] + b"\x01" + clear[-16:], lambda key: schema, "mode 1")
+    assert isinstance(t, ClearWrite) and t.mode == 1  # tombstones (sealed years)
+    with pytest.raises(engine.CorruptWALError, match="mode 2"):
+        journal.decode(clear[:-17] + b"\x02" + clear[-16:], lambda key: schema, "mode 2")
 
 
 # --- the dump reader the tests above rely on -------------------------------------------------
