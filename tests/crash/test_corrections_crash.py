@@ -61,3 +61,45 @@ def test_power_loss_at_every_step_of_deletes_and_updates(sync: str) -> None:
                     kept.add(check_crash(fs, runner, sync, mode, seed))
     failures.check()
     assert len(kept - {None}) > 3  # the crashes landed all along the workload
+
+
+# Deletes and updates of a sealed year (docs/format.md "Deletes and updates", sealed rows):
+# 2023 is sealed before transaction 2, so the later deletes around the year boundary write
+# tombstones into its overlay, cut tick intervals into replacing slots, or remove the year.
+# Seed 31: tombstones in a tick overlay and a sealed fixed year removed; seed 36: tombstones
+# in a fixed overlay and a sealed tick year removed.
+SEALED_SEEDS = (31, 36)
+
+
+def _sealed_steps(seed: int) -> list:
+    return scenario("corrections", seed, 9, seal_at=2, reopen_at=6)
+
+
+@pytest.mark.parametrize("seed", SEALED_SEEDS)
+def test_sealed_workload_deletes_inside_the_sealed_year(seed: int) -> None:
+    fs = fresh_fs()
+    Runner(fs, _sealed_steps(seed), "always").run()
+    overlay = [e for e in fs.trace if e.path.endswith("2023.overlay")]
+    assert overlay, "no delete or write reached the sealed year's overlay"
+    assert any(e.op == "unlink" and e.path.endswith("2023.sealed") for e in fs.trace) or \
+        any(e.op == "pwrite" for e in overlay)
+
+
+@pytest.mark.parametrize("seed", SEALED_SEEDS)
+def test_power_loss_at_every_fsync_of_deletes_in_a_sealed_year(seed: int) -> None:
+    steps = _sealed_steps(seed)
+    fs0 = fresh_fs()
+    Runner(fs0, steps, "always").run()
+    failures = Failures()
+    for op in ("sync", "fsync_dir", "unlink"):
+        for k in range(1, fs0.counts[op] + 1):
+            fs = fresh_fs()
+            runner = Runner(fs, steps, "always")
+            fs.crash_at(op, k)
+            assert runner.run_to_crash(), f"{op} #{k} of {fs0.counts[op]} was never reached"
+            for mode in STRICT_MODES:
+                draw = case_seed("sealed-corrections", str(seed), op, k, mode)
+                with failures.case(lambda op=op, k=k, mode=mode, draw=draw: (
+                        f"sealed corrections: crash after {op} #{k}, {mode}, seed {draw}")):
+                    check_crash(fs, runner, "always", mode, draw)
+    failures.check()
