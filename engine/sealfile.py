@@ -55,6 +55,10 @@ class SealMeta:
     schema_version: int = 1
     ids: tuple[int, ...] = ()  # column ids (docs/format.md "Header, format 3"); () = 1..n
 
+    def __post_init__(self) -> None:
+        if self.ids == tuple(range(1, len(self.schema.columns) + 1)):
+            object.__setattr__(self, "ids", ())  # one spelling of the first column ids
+
     @property
     def columns(self) -> ColumnTable:
         """The file's column table (fills are the bucket's business: never read here)."""
