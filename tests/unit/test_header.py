@@ -157,3 +157,22 @@ def test_same_schema_compares_kind_timeframe_names_and_types() -> None:
     assert not same_schema(a, _schema({"High": "f4", "Open": "f4", "Low": "f4", "Close": "f4",
                                        "Volume": "i8"}))
     assert np.dtype("f4") == a.dtype_of("Open")
+
+
+@pytest.mark.parametrize("kind", [FIXED, VARIABLE])
+def test_an_overlay_header_is_format_3_with_its_base_generation_at_136(kind: str) -> None:
+    """docs/format.md "Header, format 3": record kind bit 8 marks an overlay, offset 136 its
+    sealed file's generation; offset 36 stays the schema version (1: columns never changed)."""
+    schema = _schema(tf="1Sec" if kind == VARIABLE else "1Min", kind=kind)
+    raw = encode_header(schema, 2024, 1000, YEAR_START_2024, "UTC", base_generation=7)
+    h = decode_header(raw, PATH)
+    assert (h.version, h.base_generation, h.schema_version, h.schema.kind) == (3, 7, 1, kind)
+    assert struct.unpack_from("<H", raw, 10)[0] == 0x100 | (kind == VARIABLE)
+    assert struct.unpack_from("<I", raw, 36)[0] == 1  # schema version
+    assert struct.unpack_from("<I", raw, 136)[0] == 7
+    plain = decode_header(encode_header(schema, 2024, 1000, YEAR_START_2024, "UTC"), PATH)
+    assert plain.base_generation == 0 and not plain.overlay
+    buf = bytearray(raw)
+    struct.pack_into("<I", buf, 136, 0)  # an overlay bit without a generation is damage
+    with pytest.raises(CorruptFileError, match="base generation"):
+        decode_header(_with_crc(buf), PATH)
