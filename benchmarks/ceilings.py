@@ -20,6 +20,8 @@ same cluster and partitions (`read_dask`'s plan), each case once per round:
 - `one process db.read`: the baseline, one process reading the two columns per symbol;
 - `one process frames`: every partition's pandas frame built in one process, no Dask;
 - `dask tasks, no work`: one task per partition returning a tiny tuple: the cluster's floor;
+- `dask dataframe, graph on the client only`: what `dask.compute` does before the scheduler
+  sees the graph (build, optimize, materialize the scan's graph); no task runs;
 - `dask dataframe, precomputed frames`: `dd.from_map` over the same partitions, each
   returning a frame its worker built before the timing, the same reductions: Dask's own
   ceiling for this scan (graph, scheduling, partial reductions, results);
@@ -219,17 +221,24 @@ def _read_only(specs: Any) -> tuple[int, float, int]:
 
 
 @contextmanager
-def _cluster(scratch: str) -> Iterator[Any]:
-    """The scan's cluster shape: 2 worker processes, one thread each, Dask's defaults."""
+def _cluster(scratch: str, malloc_trim: bool = True) -> Iterator[Any]:
+    """The scan's cluster shape: 2 worker processes, one thread each, Dask's defaults; with
+    `malloc_trim=False` the workers start without the MALLOC_TRIM_THRESHOLD_ that Dask's
+    nanny sets (benchmarks/README.md "Dask universe scan", item 4)."""
+    import dask
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                      dashboard_address=None, local_directory=scratch) as cluster, \
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if not malloc_trim:
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                         dashboard_address=None, local_directory=scratch) as cluster, \
             Client(cluster) as client:
         yield client
 
 
-def dask_layers(size: D.Size, rounds: int) -> dict[str, float]:
+def dask_layers(size: D.Size, rounds: int, malloc_trim: bool = True) -> dict[str, float]:
     """Medians in seconds per scan of every layer, the per-worker ratios and the share of
     the gap each layer explains."""
     import warnings
@@ -285,21 +294,36 @@ def dask_layers(size: D.Size, rounds: int) -> dict[str, float]:
             return volume, n
 
         try:
-            with _cluster(os.path.join(tmp, "scratch")) as client:
+            with _cluster(os.path.join(tmp, "scratch"), malloc_trim) as client:
                 def tasks(fn: Callable[..., tuple[int, float, int]]) -> Callable[[], Any]:
                     def run() -> tuple[int, int]:
                         parts = client.gather(client.map(fn, specs, pure=False))
                         return sum(p[0] for p in parts), sum(p[2] for p in parts)
                     return run
 
+                def precomputed_frame() -> Any:
+                    return dd.from_map(_precomputed, specs, meta=meta, label="ceiling",
+                                       enforce_metadata=False, columns=names)
+
                 def precomputed() -> tuple[int, int]:
-                    return scan(dd.from_map(_precomputed, specs, meta=meta, label="ceiling",
-                                            enforce_metadata=False, columns=names))
+                    return scan(precomputed_frame())
+
+                def client_side() -> tuple[int, int]:
+                    """What dask.compute does on the client before the scheduler sees the
+                    graph: build, optimize and materialize it (no task runs)."""
+                    from dask._expr import FinalizeCompute
+                    from dask.base import collections_to_expr
+
+                    ddf = precomputed_frame()
+                    expr = FinalizeCompute(collections_to_expr(
+                        [ddf["Volume"].sum(), ddf["Close"].count()], True)).optimize()
+                    return len(expr.__dask_graph__()), 0
 
                 cases: dict[str, Callable[[], Any]] = {
                     "one process db.read": one_process,
                     "one process frames": frames_one_process,
                     "dask tasks, no work": tasks(_nothing),
+                    "dask dataframe, graph on the client only": client_side,
                     "dask dataframe, precomputed frames": precomputed,
                     "dask tasks, db.read only": tasks(_read_only),
                     "dask tasks, db.read only, again": tasks(_read_only),
@@ -307,14 +331,15 @@ def dask_layers(size: D.Size, rounds: int) -> dict[str, float]:
                 }
                 for name, fn in cases.items():  # warm-up (frames precomputed) and check
                     volume, n = fn()
-                    if name != "dask tasks, no work" and (volume, n) != (want_volume, nrows):
+                    if not name.endswith(("no work", "client only")) and \
+                            (volume, n) != (want_volume, nrows):
                         raise AssertionError(f"{name}: {(volume, n)} != {(want_volume, nrows)}")
                 out.update(_timed_rounds(cases, rounds, 1))
         finally:
             reader.close()
     base = out["one process db.read"]
     for name in list(out):
-        if name.startswith(("dask", "read_dask")):
+        if name.startswith(("dask", "read_dask")) and "client only" not in name:
             out[f"{name}: per-worker rate / one process"] = base / (2 * out[name])
     # read_dask's time above the ideal (the one-process reads split over two workers, base/2)
     # in three layers: Dask's own ceiling (the scan over precomputed frames), the reads'
@@ -356,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=30, help="multi-year rounds")
     p.add_argument("--burst", type=int, default=20, help="multi-year calls per case and round")
     p.add_argument("--dask-rounds", type=int, default=7, help="rounds of the Dask layers")
+    p.add_argument("--no-malloc-trim", action="store_true",
+                   help="start the workers without Dask's MALLOC_TRIM_THRESHOLD_")
     args = p.parse_args(argv)
     size = D.SIZES[args.size]
     only = set(args.only.split(","))
@@ -364,8 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in multiyear(size, args.rounds, args.burst).items():
             print(_show(name, value))
     if "dask" in only:
-        print(f"# Dask universe scan, 2-worker LocalCluster ({args.dask_rounds} rounds)")
-        for name, value in dask_layers(size, args.dask_rounds).items():
+        shape = "without MALLOC_TRIM_THRESHOLD_" if args.no_malloc_trim else "Dask's defaults"
+        print(f"# Dask universe scan, 2-worker LocalCluster, {shape} ({args.dask_rounds} rounds)")
+        for name, value in dask_layers(size, args.dask_rounds, not args.no_malloc_trim).items():
             print(_show(name, value))
     return 0
 
