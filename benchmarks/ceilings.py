@@ -1,38 +1,23 @@
 """Issue 17's two speed goals beside their ceilings on the machine at hand, in the same run
-(as `raw.group_commit_appends` is for group commit): a minimal implementation of the same
-work with nothing of mkts, timed interleaved with mkts so a noisy minute hits both alike.
+(as `raw.group_commit_appends` is for group commit): the same work with nothing of mkts,
+cases interleaved round by round so a noisy minute hits all of them alike.
 
     python -m benchmarks.ceilings [--size full|quick|smoke] [--only multiyear,dask]
-                                  [--rounds N] [--dask-rounds N]
+        [--rounds N] [--burst N] [--dask-rounds N] [--no-malloc-trim]
 
 multiyear: one symbol's 1Min bars over one year file and over two (`data.multi_year_bars`),
-through mkts' writing and read-only handles, and the raw ceiling: the occupied slots of the
-same mapped year files (`np.memmap` of the file, header fields of docs/format.md "Header")
-gathered with `np.take` into one fresh output, whole records as 8-byte words; the slots are
-found once, outside the timing. Each round times a burst of calls per case, each call on its
-own, cases in turn; the median over all of a case's calls is the steady state that repeated
-reads reach (caches and allocator included). Goal: the two-year rate per row >= 0.8x the
-one-year rate.
+through mkts' writing and read-only handles, beside the raw ceiling (the occupied slots of
+the same mapped year files, found outside the timing, gathered with `np.take` into one new
+array; docs/format.md "Header" gives the offsets) and the raw ceiling plus mkts' per-row
+work (slot check, labels). Each call is timed alone; medians over every call of a case.
+Goal: the two-year rate per row >= 0.8x the one-year rate.
 
-dask: the universe scan (Volume sum, Close mean over `size.symbols` symbols x one year) on a
-2-worker-process LocalCluster (one thread each, Dask's defaults), layer by layer, all on the
-same cluster and partitions (`read_dask`'s plan), each case once per round:
-- `one process db.read`: the baseline, one process reading the two columns per symbol;
-- `one process frames`: every partition's pandas frame built in one process, no Dask;
-- `dask tasks, no work`: one task per partition returning a tiny tuple: the cluster's floor;
-- `dask dataframe, graph on the client only`: what `dask.compute` does before the scheduler
-  sees the graph (build, optimize, materialize the scan's graph); no task runs;
-- `dask dataframe, precomputed frames`: `dd.from_map` over the same partitions, each
-  returning a frame its worker built before the timing, the same reductions: Dask's own
-  ceiling for this scan (graph, scheduling, partial reductions, results);
-- `dask tasks, db.read only`: one task per partition reading its pieces with `db.read` (the
-  worker's shared read-only handle) and summing in numpy; no pandas; `..., again` the same
-  at once after it, while the workers' handles (kept `dask_io.HANDLE_TTL_S`) are still open
-  and their year files mapped: the first pays for a handle opened afresh when the rounds
-  are further apart than that, as a scan every few seconds does;
-- `read_dask`: the full scan.
-Goal: read_dask's rate per worker >= 0.8x one process's db.read rate.
-"""
+dask: the universe scan (Volume sum, Close count over `size.symbols` symbols x one year) on a
+2-worker-process LocalCluster (one thread each), read_dask's partitions, layer by layer:
+one process's db.read (the baseline) and frames; tasks doing nothing; the DataFrame graph
+built on the client only; the same scan over frames each worker built before the timing
+(Dask's own ceiling); tasks doing only the db.reads, twice (the second with the workers'
+handles warm); read_dask. Goal: read_dask's rate per worker >= 0.8x one process's rate."""
 
 from __future__ import annotations
 
