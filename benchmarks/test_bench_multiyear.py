@@ -10,7 +10,10 @@ cost of a result twice as large (CPU cache).
   to consecutive minutes of one year.
 
 Each through the writing handle (occupancy kept in memory) and a read-only one (which
-looks at the file's slot words on every read, as another process may be writing).
+looks at the file's slot words on every read, as another process may be writing), and the
+raw ceiling of the first two (`test_multi_year_read_raw`): the occupied slots of the same
+mapped year files gathered with `np.take` into one new array, nothing of mkts
+(`benchmarks.ceilings.raw_gathers`; slots found outside the timing).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks import ceilings
 from benchmarks import data as D
 
 TWO = "MY/1Min/OHLCV"
@@ -65,6 +69,27 @@ def test_multi_year_read_mkts(benchmark: Any, size: D.Size, multi_year_db: Any, 
     years = {int(y) for y in r["Epoch"].astype("datetime64[s]").astype("datetime64[Y]")
              .astype(np.int64) + 1970}
     assert len(years) == (2 if what == "two years" else 1)
+    benchmark.extra_info["rows"] = len(r)
+    if benchmark.stats is not None:
+        benchmark.extra_info["rows_per_s"] = len(r) / benchmark.stats.stats.median
+
+
+@pytest.mark.benchmark(group="multi_year_read")
+@pytest.mark.parametrize("what", ["one year", "two years"])
+def test_multi_year_read_raw(benchmark: Any, size: D.Size, multi_year_db: Any, what: str
+                             ) -> None:
+    handles, rows = multi_year_db
+    handles["writer"].flush()
+    year = size.bar_end.year
+    folder = os.path.join(handles["writer"].root, *TWO.split("/"))
+    years = [year] if what == "one year" else [year - 1, year]
+    sources = []
+    for y in years:
+        words = ceilings._year_words(os.path.join(folder, f"{y}.bin"))
+        sources.append((words, (words[:, 0] != 0).nonzero()[0]))
+    r = benchmark(ceilings.raw_gathers(sources))
+    start = int(dt.datetime(year, 1, 1, tzinfo=dt.UTC).timestamp())
+    assert len(r) == (int((rows["Epoch"] >= start).sum()) if what == "one year" else len(rows))
     benchmark.extra_info["rows"] = len(r)
     if benchmark.stats is not None:
         benchmark.extra_info["rows_per_s"] = len(r) / benchmark.stats.stats.median

@@ -5,7 +5,10 @@
   worker processes (one thread each; cluster start-up not timed; as Dask starts its workers
   and without its MALLOC_TRIM_THRESHOLD_), against one process reading the same columns
   with `db.read`, and one process building every partition's frame as a worker does
-  (the workers' share of the time, without Dask). Warm page cache for all.
+  (the workers' share of the time, without Dask). Warm page cache for all. Beside them, on
+  the same cluster and partitions, Dask's own ceiling (`benchmarks.ceilings`): one task per
+  partition doing nothing, the same Dask DataFrame scan over frames each worker built
+  before the timing, and one task per partition doing only the `db.read`s (no pandas).
 - parquet_export: `mkts.export_parquet` of the same universe into a fresh directory (read,
   convert, zstd, fsync and rename per partition); bytes and bytes per row in extra_info,
   against `pyarrow.parquet.write_table` of the same rows from memory, zstd, one fsynced
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks import ceilings
 from benchmarks import data as D
 
 pytest.importorskip("dask.dataframe")
@@ -115,6 +119,74 @@ def test_universe_scan_partitions_one_process(benchmark: Any, size: D.Size, bars
     volume, close = benchmark.pedantic(run, rounds=size.repeats, iterations=1)
     want_volume, want_close = _expected(bar_data)
     assert volume == want_volume and close == pytest.approx(want_close, rel=1e-6)
+    if benchmark.stats is not None:
+        benchmark.extra_info["rows_per_s"] = rows / benchmark.stats.stats.median
+
+
+def _partition_specs(bars_root: str) -> list[tuple[Any, ...]]:
+    """read_dask's partitions of the universe, as it plans them."""
+    from mkts import dask_io, engine
+    from mkts.scale import plan_pieces
+
+    with engine.open(bars_root, readonly=True) as db:
+        keys = engine.parse_pattern(PATTERN).select(db.list_keys())
+        infos = {k: db.info(k, rows=False) for k in keys}
+        pieces = plan_pieces(engine.get_calendar(db.timezone), infos, None, None)
+    g = dask_io.group_size(len(pieces), len(keys), None)
+    root = os.path.abspath(bars_root)
+    return [tuple((root, p.key, p.year, p.start_ns, p.end_ns) for p in pieces[i : i + g])
+            for i in range(0, len(pieces), g)]
+
+
+@pytest.mark.benchmark(group="universe_scan")
+@pytest.mark.parametrize("tasks", ["no work", "db.read only"])
+def test_universe_scan_dask_tasks(benchmark: Any, bars_root: str,
+                                  bar_data: dict[str, np.ndarray], cluster_client: Any,
+                                  size: D.Size, tasks: str) -> None:
+    """One task per partition on the cluster: doing nothing (the floor of scheduling that
+    many tasks), or reading its pieces with `db.read` and summing in numpy (no pandas)."""
+    specs = _partition_specs(bars_root)
+    fn = ceilings._nothing if tasks == "no work" else ceilings._read_only
+    rows = sum(len(v) for v in bar_data.values())
+
+    def run() -> tuple[int, int]:
+        parts = cluster_client.gather(cluster_client.map(fn, specs, pure=False))
+        return sum(p[0] for p in parts), sum(p[2] for p in parts)
+
+    volume, n = benchmark.pedantic(run, rounds=size.repeats, iterations=1, warmup_rounds=1)
+    if tasks == "db.read only":
+        assert (volume, n) == (_expected(bar_data)[0], rows)
+    benchmark.extra_info.update(rows=rows, partitions=len(specs))
+    if benchmark.stats is not None:
+        benchmark.extra_info["rows_per_s"] = rows / benchmark.stats.stats.median
+
+
+@pytest.mark.benchmark(group="universe_scan")
+def test_universe_scan_dask_precomputed_frames(benchmark: Any, bars_root: str,
+                                               bar_data: dict[str, np.ndarray],
+                                               cluster_client: Any, size: D.Size) -> None:
+    """Dask's own ceiling for the scan: the same DataFrame graph and reductions, each
+    partition's frame built by its worker before the timing (the warm-up round)."""
+    import dask
+    import dask.dataframe as dd
+
+    import mkts
+
+    specs = _partition_specs(bars_root)
+    sample = mkts.read_dask(bars_root, PATTERN)
+    rows = sum(len(v) for v in bar_data.values())
+
+    def run() -> tuple[int, float]:
+        ddf = dd.from_map(ceilings._precomputed, specs, meta=sample._meta, label="ceiling",
+                          enforce_metadata=False, columns=list(sample.columns))
+        volume, close = dask.compute(ddf["Volume"].sum(), ddf["Close"].mean())
+        return int(volume), float(close)
+
+    volume, close = benchmark.pedantic(run, rounds=size.repeats, iterations=1,
+                                       warmup_rounds=1)
+    want_volume, want_close = _expected(bar_data)
+    assert volume == want_volume and close == pytest.approx(want_close, rel=1e-6)
+    benchmark.extra_info.update(rows=rows, partitions=len(specs))
     if benchmark.stats is not None:
         benchmark.extra_info["rows_per_s"] = rows / benchmark.stats.stats.median
 
