@@ -18,7 +18,7 @@ from mkts.engine.header import Header
 from mkts.engine.join import Part, concat_rows, fill_parts, take_limit, year_spans
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
-from mkts.engine.sealread import read_sealed_fixed, read_sealed_ticks
+from mkts.engine.sealread import read_sealed_ticks, sealed_fixed_rows
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeframes import Timeframe
 from mkts.engine.timeutil import NS, Calendar
@@ -204,29 +204,38 @@ class _LiveSlots:
 
 
 class _SealedRows:
-    """The rows of a sealed year in a range (engine/sealread.py: decoded, merged with the
-    year's overlay, translated to the bucket's columns): a `join.Part` whose `fill` copies
-    them into their place in the result."""
+    """The rows of a sealed year in a range (engine/sealread.py: decoded column by column,
+    merged with the year's overlay, translated to the bucket's columns): a `join.Part`
+    whose `fill` writes each decoded column straight into its place in the result."""
 
-    __slots__ = ("data",)
+    __slots__ = ("labels", "cols")
 
-    def __init__(self, data: np.ndarray) -> None:
-        self.data = data  # the bucket's result dtype, Epoch written
+    def __init__(self, labels: np.ndarray, cols: dict[str, np.ndarray]) -> None:
+        self.labels, self.cols = labels, cols
 
     @property
     def rows(self) -> int:
-        return len(self.data)
+        return len(self.labels)
 
     def own_layout(self, bucket: Bucket) -> bool:
         return True
 
     def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
-        return self.data
+        out = np.empty(self.rows, dtype=bucket.schema.result_dtype)
+        self.fill(out, None)
+        return out
 
     def fill(self, out: np.ndarray, epochs: np.ndarray | None) -> None:
-        out.view(np.uint8)[:] = self.data.view(np.uint8).reshape(-1)
+        for name in out.dtype.names or ():
+            if name == "Epoch":
+                if epochs is None:
+                    out[name] = self.labels
+            elif name in self.cols:
+                out[name] = self.cols[name]
+            else:  # a column the read does not return: no stray bytes
+                out[name] = 0
         if epochs is not None:
-            epochs[:] = self.data["Epoch"]
+            epochs[:] = self.labels
 
 
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
@@ -249,8 +258,8 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
         for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
             part: _LiveSlots | _SealedRows
             if bucket.sealed and y in bucket.sealed:  # decoded and merged with its overlay
-                part = _SealedRows(read_sealed_fixed(catalog, bucket, y, lo, hi, remaining,
-                                                     backwards, cols))
+                part = _SealedRows(*sealed_fixed_rows(catalog, bucket, y, lo, hi, remaining,
+                                                      backwards, cols))
             else:
                 # Year files open lazily; each stays pinned (the open-file cache closes no
                 # file in use) until its rows are copied.

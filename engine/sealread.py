@@ -19,7 +19,8 @@ from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeutil import NS
 from mkts.engine.yearfile import YearFile
 
-__all__ = ["read_sealed_fixed", "read_sealed_ticks", "merged_fixed", "merged_ticks"]
+__all__ = ["sealed_fixed_rows", "read_sealed_ticks", "merged_fixed", "merged_ticks",
+           "sealed_columns"]
 
 _LAST = np.iinfo(np.int64).max
 _FIRST = np.iinfo(np.int64).min
@@ -153,22 +154,20 @@ def merged_ticks(catalog: Catalog, bucket: Bucket, year: int, start_ns: int, end
     return _merge(keys, cols, keep, okeys[inside], {n: rows[n][inside] for n in names})
 
 
-def read_sealed_fixed(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int,
+def sealed_fixed_rows(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int,
                       remaining: int | None, backwards: bool, names: Sequence[str]
-                      ) -> np.ndarray:
-    """Rows of slots [lo, hi) (hi < 0: to the end of the year) in the result dtype, Epoch
-    filled; at most `remaining` (from the end when `backwards`). Only `names` are decoded
-    (the other columns are zeros, projected away by the caller)."""
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(Epoch labels, {column: values}) of the rows in slots [lo, hi) (hi < 0: to the end
+    of the year), at most `remaining` (from the end when `backwards`); only the columns of
+    `names` are decoded. The caller writes them into its result (a `join.Part`)."""
     schema = bucket.schema
     want = [n for n in names if n != "Epoch"]
     keys, cols = merged_fixed(catalog, bucket, year, lo, _LAST if hi < 0 else hi - 1, want)
     part = _take(len(keys), remaining, backwards)
-    keys = keys[part]
-    out = _rows(schema.result_dtype, len(keys), len(want) == len(schema.columns))
-    out["Epoch"] = catalog.calendar.labels(year, keys, schema.timeframe)
-    for n in want:
-        out[n] = cols[n][part]
-    return out
+    if part != slice(0, len(keys)):
+        keys = keys[part]
+        cols = {n: c[part] for n, c in cols.items()}
+    return catalog.calendar.labels(year, keys, schema.timeframe), cols
 
 
 def read_sealed_ticks(catalog: Catalog, bucket: Bucket, year: int, start_ns: int | None,

@@ -260,3 +260,22 @@ def test_seal_after_days_zero_never_seals_and_bad_values_are_refused(root: str) 
         assert db._sealer is None
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("n", [3_000, 12_000])  # labels in the rows / a column of their own
+def test_a_read_across_a_sealed_and_a_live_year_is_one_join(tmp_path: Path, n: int) -> None:
+    """engine/join.py: the sealed year is a Part beside the live one; the rows, the column
+    projections and the limits are those of a database that never sealed."""
+    rows = _bars(n, start=1_704_067_200 - 60 * 3 * (n // 2))  # half in 2023, half in 2024
+    db, ref = engine.open(str(tmp_path / "db")), engine.open(str(tmp_path / "ref"))
+    try:
+        for d in (db, ref):
+            d.write(KEY, rows)
+        assert db.seal(KEY, 2023) == [f"{KEY}/2023"]
+        for kw in ({}, {"columns": ["Close"]}, {"limit": n // 2 + 5},
+                   {"limit": n // 2 + 5, "limit_from_start": True}):
+            got, want = db.read(KEY, **kw), ref.read(KEY, **kw)
+            assert _same(got, want) and len(got) == len(want) > 0
+    finally:
+        db.close()
+        ref.close()
