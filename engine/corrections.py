@@ -141,7 +141,7 @@ def prepare(path: WritePath, changes: Changes, tz: str) -> Correction | None:
         key = parse_key(key_text)
         # rows an earlier step of this transaction wrote count as existing (call order)
         existed = key in path.catalog.buckets or key in creates
-        txn = path.plan({key_text: data}, variable)
+        txn = path.plan({key_text: data}, variable, creates)
         step = _WriteStep([], []) if txn is None else _WriteStep(txn.fixed, txn.ticks)
         for k, schema in () if txn is None else txn.creates:
             if k in creates and creates[k] != schema:
