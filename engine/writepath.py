@@ -333,6 +333,7 @@ class WritePath:
         f = self.catalog.acquire(bucket, w.year)
         if f is None:
             return
+        bucket.touched.add(w.year)  # new contents: the file record's checksum is redone
         try:
             f.clear_range(w.first, w.last)
         finally:
