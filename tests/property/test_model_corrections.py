@@ -33,11 +33,14 @@ from hypothesis.stateful import (
 )
 
 from mkts import engine
+from mkts.check import check_root
 from mkts.plugins import aggfuncs, ondiskagg
+from mkts.wiring import AggregationSpec
 
 BARS, TRADES = "A/1Min/OHLCV", "T/1Sec/TRADE"
 KEYS = (BARS, TRADES)
 DESTS = ("5Min", "1H")
+TRIGGER_ON = ("*/1Min/OHLCV", "*/1Sec/TRADE")
 NS = 1_000_000_000
 BOUNDARY = 1_704_067_200  # 2024-01-01 UTC: rows on both sides, so years come and go
 PRICES = {BARS: ("Open", "High", "Low", "Close"), TRADES: ("Price",)}
@@ -104,7 +107,7 @@ class CorrectionsModel(RuleBasedStateMachine):
 
     def _open(self) -> None:
         trig = ondiskagg.NewTrigger({"destinations": list(DESTS), "batch_ms": 0})
-        triggers = [("*/1Min/OHLCV", trig), ("*/1Sec/TRADE", trig)] if self.agg else []
+        triggers = [(p, trig) for p in TRIGGER_ON] if self.agg else []
         self.db = engine.open(self.root, sync=self.sync, triggers=triggers,
                               allow_missing_columns=self.allow_missing)
 
@@ -348,6 +351,18 @@ class CorrectionsModel(RuleBasedStateMachine):
     @rule()
     def close_and_reopen(self) -> None:
         self.handle.close()
+        self._open()
+
+    @rule()
+    def check_finds_nothing_wrong(self) -> None:
+        """Closed, the root passes `mkts check`: every file is where the file record says,
+        with the checksum it records (the data is in closed years), and the aggregates
+        equal a fresh aggregation."""
+        self.handle.close()
+        specs = [AggregationSpec(p, DESTS) for p in TRIGGER_ON] if self.agg else []
+        report = check_root(self.root, aggregates=specs)
+        errs = [str(e) for e in report.errors]
+        assert errs == [], errs
         self._open()
 
     @rule()
