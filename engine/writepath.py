@@ -330,7 +330,6 @@ class WritePath:
             self.ticks.applied(w.token)
         if w.year not in bucket.years or w.last < w.first:
             return
-        bucket.touched.add(w.year)  # its bytes change: the file record is rewritten
         f = self.catalog.acquire(bucket, w.year)
         if f is None:
             return
