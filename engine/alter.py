@@ -82,6 +82,7 @@ def migrate_year(catalog: Catalog, bucket: Bucket, year: int) -> None:
     fs.replace(tmp, path)
     fs.fsync_dir(bucket.path)
     bucket.stale.pop(year, None)
+    bucket.touched.add(year)  # new bytes: the file record's checksum is redone
 
 
 def _migrate_fixed(fs: Any, f: YearFile, bucket: Bucket, tmp: str) -> None:

@@ -150,7 +150,9 @@ def prepare(path: WritePath, changes: Changes, tz: str) -> Correction | None:
         else:
             key_text, data, start, end, variable = args
         key = parse_key(key_text)
-        txn = path.plan({key_text: data}, variable)
+        # rows an earlier step of this transaction wrote count as existing (call order)
+        existed = key in path.catalog.buckets or key in creates
+        txn = path.plan({key_text: data}, variable, creates)
         step = _WriteStep([], []) if txn is None else _WriteStep(txn.fixed, txn.ticks)
         for k, schema in () if txn is None else txn.creates:
             if k in creates and creates[k] != schema:
@@ -161,7 +163,7 @@ def prepare(path: WritePath, changes: Changes, tz: str) -> Correction | None:
             first, last = _span(step, calendar)
             s = first if s is None else s
             e = last if e is None else e
-            if s is not None and e is not None and key in path.catalog.buckets:
+            if s is not None and e is not None and existed:
                 steps.append(_Delete(key, s, e, str(key)))
         steps.append(step)
     if not any(isinstance(s, _Delete) or s.fixed or s.ticks for s in steps):

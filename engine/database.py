@@ -445,10 +445,17 @@ class Database:
         swapped in atomically, after a checkpoint (docs/format.md "Column changes")."""
         with pipeline.quiesced(), self._rw.write(), \
                 pipeline.fatal_io(f"migrating year files of {targets[0][0].key}"):
+            migrated = []
             for bucket, year in targets:
                 if year in bucket.stale:
                     alter.migrate_year(self.catalog, bucket, year)
                     self._writes.forget(bucket.key)
+                    migrated.append(bucket)
+            # no log record says a file was migrated: record the new bytes now, as
+            # compaction does, or a crash before the next checkpoint leaves a stale record
+            if migrated:
+                self.catalog.record_files(list({id(b): b for b in migrated}.values()),
+                                          settle=True)
 
     def backup(self, dest: str | os.PathLike[str]) -> BackupResult:
         """Copy the database into the directory `dest` while writers keep writing

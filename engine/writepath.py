@@ -20,7 +20,7 @@ import numpy as np
 from mkts.engine import alter, fastpath, ingest, journal
 from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.clears import CLEAR_TOMBSTONE, ClearWrite, DropYear
-from mkts.engine.columns import SchemaWrite, fill_values
+from mkts.engine.columns import ColumnTable, SchemaWrite, fill_values
 from mkts.engine.commit import CommitPipeline
 from mkts.engine.contracts import Write, Writes
 from mkts.engine.dispatch import Dispatcher
@@ -155,9 +155,12 @@ class WritePath:
             self._fast[key] = plan
         return plan
 
-    def plan(self, items: Mapping[str, Any], variable: bool | None) -> Transaction | None:
+    def plan(self, items: Mapping[str, Any], variable: bool | None,
+             pending: Mapping[BucketKey, Schema] | None = None) -> Transaction | None:
         """Validate and plan a write_many() call, the caller holding the catalog lock; None
-        when there are no rows. Invalid input anywhere raises, and nothing is written."""
+        when there are no rows. Invalid input anywhere raises, and nothing is written.
+        `pending`: buckets an earlier step of the same transaction creates, written as if
+        they existed (with their initial fills)."""
         fixed: list[SlotWrite | RowWrite] = []
         ticks: list[tuple[BucketKey, Schema, ingest.Batch]] = []
         creates: list[tuple[BucketKey, Schema]] = []
@@ -171,7 +174,14 @@ class WritePath:
             key = parse_key(key_text)
             cols = ingest.raw_columns(data, str(key))
             bucket = self.catalog.buckets.get(key)
-            if bucket is None:
+            created = None if bucket is not None or pending is None else pending.get(key)
+            if created is not None:
+                schema = created
+                if variable is not None and (schema.kind == VARIABLE) != variable:
+                    raise SchemaError(
+                        f"write to {key}: variable={variable} but an earlier step of the "
+                        f"transaction made it {schema.kind}; leave variable unset to follow it")
+            elif bucket is None:
                 kind = VARIABLE if variable else FIXED
                 schema = ingest.infer_schema(key.tf, kind, cols, str(key),
                                              nanos_column=variable is False)
@@ -182,7 +192,8 @@ class WritePath:
                         f"write to {key}: variable={variable} but the bucket is "
                         f"{schema.kind}; leave variable unset to follow the bucket"
                     )
-            if bucket is None and type(data) is np.ndarray and schema.kind == FIXED:
+            if bucket is None and created is None and type(data) is np.ndarray \
+                    and schema.kind == FIXED:
                 # A bucket's first write, from an array: the fast path's plan for the schema
                 # the rows create (not cached: the bucket does not exist yet).
                 fp = fastpath.input_plan(key, schema, data.dtype, self.calendar, MAX_TXN_BYTES)
@@ -195,6 +206,8 @@ class WritePath:
             fills = None
             if self.allow_missing_columns and bucket is not None:
                 fills = fill_values(schema, bucket.columns)
+            elif self.allow_missing_columns and created is not None:
+                fills = fill_values(schema, ColumnTable.initial(schema))
             batch = ingest.prepare(cols, schema, self.calendar, str(key), fills=fills)
             if len(batch) == 0:
                 continue
@@ -356,10 +369,10 @@ class WritePath:
         tomb = w.mode == CLEAR_TOMBSTONE
         if w.year not in bucket.years or w.last < w.first or (w.year in bucket.sealed) != tomb:
             return
-        bucket.touched.add(w.year)  # its bytes change: the file record is rewritten
         f = self.catalog.acquire(bucket, w.year, create=tomb)
         if f is None:
             return
+        bucket.touched.add(w.year)  # new contents: the file record's checksum is redone
         try:
             if tomb:
                 apply_tombstones(f, w.first, w.last)

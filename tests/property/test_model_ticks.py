@@ -11,6 +11,7 @@ import tempfile
 from typing import Any
 
 import numpy as np
+from harness.sparse import sparse_copy
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,23 +37,6 @@ SECONDS = [-86_401, -3_601, -61, -2, -1, 0, 1, 2, 59, 60, 3_599, 86_399]
 FRACTIONS = [0, 1, 250_000_000, 999_999_999]
 offsets = st.builds(lambda s, f: s * NS + f, st.sampled_from(SECONDS), st.sampled_from(FRACTIONS))
 PROJECTIONS = [None, ["Seq"], ["Price"], ["Nanoseconds", "Seq"], ["Price", "Seq"], ["Epoch"]]
-
-
-def sparse_copy(src: str, dst: str) -> None:
-    """Copy a file's data extents only, keeping holes (year files are mostly empty slots)."""
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        size = os.fstat(fin.fileno()).st_size
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(fin.fileno(), pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: nothing but a hole up to the end
-                break
-            pos = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
-            fin.seek(start)
-            fout.seek(start)
-            fout.write(fin.read(pos - start))
-        fout.truncate(size)
 
 
 class TickBucketMachine(RuleBasedStateMachine):
