@@ -18,6 +18,7 @@ import numpy as np
 from mkts.engine.catalog import Bucket
 from mkts.engine.errors import CorruptFileError, InvalidInputError
 from mkts.engine.keys import parse_key
+from mkts.engine.rootmeta import use_format_3
 from mkts.engine.schema import FIXED
 from mkts.engine.sealfile import SealMeta
 from mkts.engine.sealing import live_rows, sealed_name, write_sealed
@@ -129,6 +130,10 @@ def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int)
         if bucket.written.get(year, 0) != before:
             return False  # a write raced the snapshot: try again another time
         raise
+    # mkts.root says database format 2 before the first sealed file: an older mkts refuses the
+    # root instead of reading it without its sealed years (docs/format.md "Format 3: corrections,
+    # column changes and sealed years")
+    use_format_3(db._fs, db.root, db.timezone)
     write_sealed(db._fs, tmp, meta, keys, cols)
     with db._meta_lock, pipeline.quiesced(), db._rw.write():
         if cat.buckets.get(bucket.key) is not bucket or bucket.written.get(year, 0) != before \

@@ -33,6 +33,7 @@ from mkts.engine.errors import (
 from mkts.engine.events import WriteEvent
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite, plan_fixed
+from mkts.engine.rootmeta import use_format_3
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.sealfile import SealMeta
@@ -293,6 +294,7 @@ class WritePath:
             h = self.catalog.year_header(bucket, w.year)
             meta = SealMeta(bucket.schema, w.year, h.nslots, h.year_start, self.calendar.tz,
                             schema_version=bucket.schema_version, ids=bucket.columns.ids)
+            use_format_3(self.catalog.fs, self.catalog.root, self.calendar.tz)
             iid, size, crc = write_ingest(self.catalog.fs, bucket.path, meta, w.slots,
                                           w.records)
             out[i] = IngestWrite(w.key, w.year, w.slots, w.records, iid, size, crc)

@@ -279,3 +279,20 @@ def test_a_read_across_a_sealed_and_a_live_year_is_one_join(tmp_path: Path, n: i
     finally:
         db.close()
         ref.close()
+
+
+def test_sealing_records_the_database_format_an_older_mkts_refuses(tmp_path: Path) -> None:
+    """mkts.root says database format 2 once a year is sealed, so an mkts that knows only
+    format 1 refuses the root instead of reading it without its sealed years."""
+    from mkts.engine.rootmeta import ROOT_FORMAT_3, read_root_meta
+    from mkts.wal.fs import OsFileSystem
+
+    root = str(tmp_path / "db")
+    with engine.open(root) as db:
+        db.write("S/1Min/OHLCV", {"Epoch": np.array([1_672_669_800], "i8"),
+                                  "Close": np.array([1.0])})
+        meta = read_root_meta(OsFileSystem(), root)
+        assert meta is not None and meta.format != ROOT_FORMAT_3
+        assert db.seal("S/1Min/OHLCV", 2023) == ["S/1Min/OHLCV/2023"]
+    meta = read_root_meta(OsFileSystem(), root)
+    assert meta is not None and meta.format == ROOT_FORMAT_3
