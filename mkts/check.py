@@ -531,7 +531,9 @@ def _compare_aggregate(db: Any, base_key: str, out_key: str, names: list[str], k
                                             else ()))
     for year in years:
         lo, hi = cal.year_start(year), cal.year_start(year + 1)
-        base = db.read(base_key, lo, hi - 1, columns=cols)
+        # to `hi` (not `hi - 1`): a tick in the year's last second (23:59:59.5) is in range;
+        # rows at `hi` itself are the next year's and are dropped just below
+        base = db.read(base_key, lo, hi, columns=cols)
         rows = {c: np.asarray(base[c]) for c in base.columns}
         sel = (rows["Epoch"] >= lo) & (rows["Epoch"] < hi)
         rows = {c: v[sel] for c, v in rows.items()}
