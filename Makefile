@@ -31,10 +31,11 @@ test-all: lint
 	$(PY) -P -m pytest -q --durations=25 --run-slow $(PYTEST_ARGS)
 
 # The side-by-side comparison (benchmarks/README.md). Competitors live in a venv of their own:
-# ArcticDB pins pandas<3, which must not replace the test environment's pandas.
+# ArcticDB needs pandas<3 and protobuf<5 (the `bench` extra pins them), which must not replace
+# the test environment's; the `test` extra would upgrade both, so it is not installed here.
 bench:
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]'
 	$(BENCH_VENV)/bin/python -m benchmarks.compare $(BENCH_ARGS)
 
 # The pytest-benchmark scenarios of mkts itself, each beside its raw baseline.
