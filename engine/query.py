@@ -18,7 +18,7 @@ from mkts.engine.header import Header
 from mkts.engine.join import Part, concat_rows, fill_parts, take_limit, year_spans
 from mkts.engine.result import Result
 from mkts.engine.schema import SLOT_FIELD
-from mkts.engine.sealread import read_sealed_ticks, sealed_fixed_rows
+from mkts.engine.sealread import SealedRows, read_sealed_ticks, sealed_fixed_rows
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeframes import Timeframe
 from mkts.engine.timeutil import NS, Calendar
@@ -203,41 +203,6 @@ class _LiveSlots:
             labels += self.calendar.year_start(self.year) - tf.seconds
 
 
-class _SealedRows:
-    """The rows of a sealed year in a range (engine/sealread.py: decoded column by column,
-    merged with the year's overlay, translated to the bucket's columns): a `join.Part`
-    whose `fill` writes each decoded column straight into its place in the result."""
-
-    __slots__ = ("labels", "cols")
-
-    def __init__(self, labels: np.ndarray, cols: dict[str, np.ndarray]) -> None:
-        self.labels, self.cols = labels, cols
-
-    @property
-    def rows(self) -> int:
-        return len(self.labels)
-
-    def own_layout(self, bucket: Bucket) -> bool:
-        return True
-
-    def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
-        out = np.empty(self.rows, dtype=bucket.schema.result_dtype)
-        self.fill(out, None)
-        return out
-
-    def fill(self, out: np.ndarray, epochs: np.ndarray | None) -> None:
-        for name in out.dtype.names or ():
-            if name == "Epoch":
-                if epochs is None:
-                    out[name] = self.labels
-            elif name in self.cols:
-                out[name] = self.cols[name]
-            else:  # a column the read does not return: no stray bytes
-                out[name] = 0
-        if epochs is not None:
-            epochs[:] = self.labels
-
-
 def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
                limit: int | None = None, limit_from_start: bool = False,
                columns: Sequence[str] | None = None) -> Result:
@@ -251,15 +216,15 @@ def read_fixed(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
     full = schema.result_names
     cols = full if columns is None else resolve_columns(bucket, columns)
     backwards = limit is not None and not limit_from_start
-    parts: list[_LiveSlots | _SealedRows] = []
+    parts: list[_LiveSlots | SealedRows] = []
     pinned: list[YearFile] = []
     remaining = limit
     try:
         for y, lo, hi in year_spans(calendar, bucket, start_ns, end_ns, backwards):
-            part: _LiveSlots | _SealedRows
+            part: _LiveSlots | SealedRows
             if bucket.sealed and y in bucket.sealed:  # decoded and merged with its overlay
-                part = _SealedRows(*sealed_fixed_rows(catalog, bucket, y, lo, hi, remaining,
-                                                      backwards, cols))
+                part = sealed_fixed_rows(catalog, bucket, y, lo, hi, remaining, backwards,
+                                         cols)
             else:
                 # Year files open lazily; each stays pinned (the open-file cache closes no
                 # file in use) until its rows are copied.

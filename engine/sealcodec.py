@@ -6,14 +6,15 @@ bit-exact, then zstd). Pure; layout in docs/format.md "Sealed file (`MKTSSEAL`, 
 from __future__ import annotations
 
 import struct
+import threading
 
 import numpy as np
 import zstandard
 
 from mkts.engine.errors import CorruptFileError
 
-__all__ = ["encode_chunk", "decode_chunk", "decode_values", "stored_size", "scale_floats",
-           "unscale", "MAX_DIGITS", "T_PLANES",
+__all__ = ["encode_chunk", "decode_chunk", "decode_values", "decode_into", "payload_of",
+           "stored_size", "scale_floats", "unscale", "MAX_DIGITS", "T_PLANES", "PLAIN",
            "T_RAW", "T_FOR", "T_DELTA"]
 
 MAX_DIGITS = 4  # decimal digits a float column may be scaled by (prices in 1/10 000)
@@ -22,11 +23,30 @@ LEVEL = 1  # zstd level of every chunk
 # integers (base = the chunk's minimum); v[i] - v[i-1] as signed w-byte integers (base = v[0]);
 # byte planes (a float column that does not scale: byte 0 of every value, then byte 1, ...).
 T_RAW, T_FOR, T_DELTA, T_PLANES = 0, 1, 2, 3
+PLAIN = 1 << 10  # codec bit 10: the payload is stored as is, not as a zstd frame
+# zstd is kept only where it saves at least SAVED bytes per value: narrowed prices and volumes
+# shrink by less and would cost a decompression on every read; slot numbers and tick times
+# shrink by more.
+SAVED = 0.5
+SAMPLE = 4096  # payload bytes compressed first to decide whether to compress a chunk at all
 _BASE = struct.Struct("<q")
-_cctx = zstandard.ZstdCompressor(level=LEVEL, write_content_size=True)
-_dctx = zstandard.ZstdDecompressor()
+_local = threading.local()  # zstd contexts are not thread-safe: one pair per thread
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _SIGNED = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c: zstandard.ZstdCompressor | None = getattr(_local, "c", None)
+    if c is None:
+        c = _local.c = zstandard.ZstdCompressor(level=LEVEL, write_content_size=True)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d
 
 
 def unscale(k: np.ndarray, digits: int, dt: np.dtype) -> np.ndarray:
@@ -45,20 +65,20 @@ def scale_floats(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None
     if not len(col):
         return None
     bits = col.view(f"<u{dt.itemsize}")
-    c = col.astype(np.float64)
     for digits in range(MAX_DIGITS + 1):
         scale = 10.0**digits
         k = None
         for part in (slice(0, 64), slice(None)):  # a cheap sample first
-            k = c[part] * scale
+            k = np.multiply(col[part], scale, dtype=np.float64)
             np.rint(k, out=k)
             k += 0.0  # -0.0 becomes 0.0, as it does as an integer: -0.0 never scales
-            if not len(k) or not float(np.abs(k).max()) < 2.0**53:  # NaN and inf fail too
+            # NaN and inf fail here too (min and max propagate NaN)
+            if not len(k) or not -(2.0**53) < float(k.min()) or not float(k.max()) < 2.0**53:
                 break
-            back = k / scale  # k holds exact integers: this is unscale(k, digits)
+            back = np.divide(k, scale)  # k holds exact integers: this is unscale(k, digits)
             if dt != back.dtype:
                 back = back.astype(dt)
-            if not bool((back.view(bits.dtype) == bits[part]).all()):
+            if not np.array_equal(back.view(bits.dtype), bits[part]):
                 break
         else:
             assert k is not None
@@ -100,13 +120,29 @@ def _transform(v: np.ndarray) -> tuple[int, int, int, np.ndarray]:
     return T_FOR, w_for, lo, (v - np.int64(lo)).astype(_UNSIGNED[w_for])
 
 
+def _packed(payload: bytes | memoryview, n: int) -> tuple[bool, bytes]:
+    """(compressed, stored bytes) of the payload of `n` values: a zstd frame of it when that
+    saves at least SAVED bytes per value, else the payload itself (it then decodes with no
+    copy). A sample decides first: a chunk zstd barely shrinks is not compressed whole."""
+    size = len(payload)
+    if size > 2 * SAMPLE:
+        part = len(_compressor().compress(payload[:SAMPLE]))
+        if part > SAMPLE - SAVED * n * SAMPLE / size:
+            return False, bytes(payload)
+    data = _compressor().compress(payload)
+    if len(data) > size - SAVED * n:
+        return False, bytes(payload)
+    return True, data
+
+
 def encode_chunk(col: np.ndarray, dt: np.dtype) -> tuple[int, bytes]:
     """(codec, stored bytes) of one column chunk of `dt` values (at least one).
 
     codec: bits 0-3 width w of the stored integers (0 with T_RAW, T_PLANES), bits 4-7 s (0:
     none; 1..5: a float column stored as integers k with value k / 10^(s-1)), bits 8-9 the
-    transform. Stored bytes: zstd frame of [base i8][n stored values] (T_RAW: the values as
-    `dt`; T_PLANES: their byte planes)."""
+    transform, bit 10 (PLAIN) set when the stored bytes are the payload itself rather than
+    a zstd frame of it. Payload: [base i8][n stored values] (T_RAW: the values as `dt`;
+    T_PLANES: their byte planes)."""
     s = 0
     if dt.kind in "iu":
         v = _as_int64(col, dt)
@@ -118,67 +154,96 @@ def encode_chunk(col: np.ndarray, dt: np.dtype) -> tuple[int, bytes]:
         planes = np.empty((dt.itemsize, len(u)), dtype=np.uint8)
         for i in range(dt.itemsize):  # whole-array shifts: far faster than a byte transpose
             planes[i] = u >> (8 * i) if i else u
-        return T_PLANES << 8, _cctx.compress(planes.data.cast("B"))
+        z, data = _packed(planes.data.cast("B"), len(u))
+        return T_PLANES << 8 | (0 if z else PLAIN), data
     else:
         raw = np.ascontiguousarray(col, dtype=dt)
-        return T_RAW, _cctx.compress(raw.data.cast("B"))
+        z, data = _packed(raw.data.cast("B"), len(raw))
+        return T_RAW | (0 if z else PLAIN), data
     t, w, base, stored = _transform(v)
-    payload = _BASE.pack(base) + np.ascontiguousarray(stored).tobytes()
-    return w | (s << 4) | (t << 8), _cctx.compress(payload)
+    payload = np.empty(_BASE.size + len(stored) * w, dtype=np.uint8)
+    payload[: _BASE.size] = np.frombuffer(_BASE.pack(base), dtype=np.uint8)
+    payload[_BASE.size :] = np.ascontiguousarray(stored).view(np.uint8)
+    z, data = _packed(payload.data, len(stored))
+    return w | (s << 4) | (t << 8) | (0 if z else PLAIN), data
 
 
 def stored_size(codec: int, dt: np.dtype, n: int, where: str) -> int:
     """Bytes of the decompressed chunk of `n` values of `dt` stored with `codec`;
     CorruptFileError (`where` names file, column and row group) for a codec no writer uses."""
-    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
+    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, (codec >> 8) & 0x3
     whole = t in (T_RAW, T_PLANES)  # the values as they are (or their byte planes)
-    if t > T_PLANES or (not whole and w not in _SIGNED) or s > MAX_DIGITS + 1 or (whole and (w or s)) or \
-            (s and dt.kind != "f") or (not whole and not s and dt.kind not in "iu") or \
-            (t == T_PLANES and dt.kind != "f"):
+    if codec >> 11 or (not whole and w not in _SIGNED) or s > MAX_DIGITS + 1 or \
+            (whole and (w or s)) or (s and dt.kind != "f") or \
+            (not whole and not s and dt.kind not in "iu") or (t == T_PLANES and dt.kind != "f"):
         raise CorruptFileError(f"{where}: unknown chunk codec {codec:#x}; the file is damaged")
     return n * dt.itemsize if whole else _BASE.size + n * w
 
 
-def decode_values(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int, where: str
-                  ) -> np.ndarray:
-    """The `n` values of `dt` from a decompressed chunk (`stored_size` bytes)."""
+def payload_of(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where: str
+               ) -> bytes | memoryview:
+    """A chunk's payload (`stored_size` bytes): decompressed, or as stored when PLAIN."""
     want = stored_size(codec, dt, n, where)
+    if codec & PLAIN:
+        raw = data
+    else:
+        try:
+            raw = _decompressor().decompress(data, max_output_size=want)
+        except zstandard.ZstdError as exc:
+            raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
     if len(raw) != want:
         raise CorruptFileError(f"{where}: chunk holds {len(raw)} bytes, not {want}")
-    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, codec >> 8
+    return raw
+
+
+def decode_into(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int,
+                out: np.ndarray) -> None:
+    """Write the `n` values of a payload (checked by `payload_of`) into `out` (`n` values
+    of `dt`, any stride: a field of a structured result), in as few passes as numpy allows."""
+    w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, (codec >> 8) & 0x3
     if t == T_RAW:
-        return np.frombuffer(raw, dtype=dt, count=n)
+        out[...] = np.frombuffer(raw, dtype=dt, count=n)
+        return
     if t == T_PLANES:
         planes = np.frombuffer(raw, dtype=np.uint8).reshape(dt.itemsize, n)
         u = planes[-1].astype(_UNSIGNED[dt.itemsize])
         for i in range(dt.itemsize - 2, -1, -1):
             u <<= 8
             u |= planes[i]
-        out: np.ndarray = u.view(dt)
-        return out
+        out[...] = u.view(dt)
+        return
     (base,) = _BASE.unpack_from(raw, 0)
     stored = np.frombuffer(raw, dtype=(_SIGNED if t == T_DELTA else _UNSIGNED)[w], count=n,
                            offset=_BASE.size)
+    if s and t == T_FOR and w < 8:  # stored + base is exact in f8 (|value| < 2**53)
+        f = np.add(stored, float(base), dtype=np.float64)
+        np.divide(f, 10.0 ** (s - 1), out=out, casting="same_kind")
+        return
     if t == T_DELTA:
         v = np.cumsum(stored, dtype=np.int64)
-    elif w == 8:
-        v = stored.view(np.int64).copy()
-    else:
-        v = stored.astype(np.int64)
-    v += np.int64(base)
+        v += np.int64(base)
+    else:  # modulo 2**64, as the writer's v - base
+        v = np.add(stored.view(np.int64) if w == 8 else stored, np.int64(base), dtype=np.int64)
     if s:
-        return unscale(v, s - 1, dt)
-    if dt.kind == "u" and dt.itemsize == 8:
-        return v.view(np.uint64)
-    return v.astype(dt) if dt != v.dtype else v
+        np.divide(v, 10.0 ** (s - 1), out=out, dtype=np.float64, casting="same_kind")
+    elif dt.kind == "u" and dt.itemsize == 8:
+        np.copyto(out.view(np.int64), v)
+    else:
+        np.copyto(out, v, casting="unsafe")
+
+
+def decode_values(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int, where: str
+                  ) -> np.ndarray:
+    """The `n` values of `dt` from a payload (`stored_size` bytes)."""
+    want = stored_size(codec, dt, n, where)
+    if len(raw) != want:
+        raise CorruptFileError(f"{where}: chunk holds {len(raw)} bytes, not {want}")
+    out = np.empty(n, dtype=dt)
+    decode_into(codec, raw, dt, n, out)
+    return out
 
 
 def decode_chunk(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where: str
                  ) -> np.ndarray:
-    """The `n` values of a stored (compressed) chunk as `dt`."""
-    want = stored_size(codec, dt, n, where)
-    try:
-        raw = _dctx.decompress(data, max_output_size=want)
-    except zstandard.ZstdError as exc:
-        raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
-    return decode_values(codec, raw, dt, n, where)
+    """The `n` values of a stored chunk as `dt`."""
+    return decode_values(codec, payload_of(codec, data, dt, n, where), dt, n, where)

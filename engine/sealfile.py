@@ -5,22 +5,23 @@ Byte layout in docs/format.md "Sealed file (`MKTSSEAL`, version 1)"; codecs in s
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import zstandard
 
 from mkts.engine.columns import ColumnTable
 from mkts.engine.errors import CorruptFileError, SchemaError, UnsupportedFormatError
 from mkts.engine.schema import FIXED, MAX_COLUMNS, NAME_BYTES, VARIABLE, Schema, normalise_dtype
-from mkts.engine.sealcodec import decode_chunk, decode_values, encode_chunk, stored_size
-from mkts.engine.tickblock import decompress_frames
+from mkts.engine.sealcodec import decode_into, decode_values, encode_chunk, payload_of
 from mkts.engine.timeframes import parse_timeframe
 from mkts.wal.crc import crc32c
 
-__all__ = ["SealMeta", "SealedReader", "encode_sealed", "group_rows", "SEAL_MAGIC",
+__all__ = ["SealMeta", "SealedReader", "SealedSpan", "encode_sealed", "group_rows", "SEAL_MAGIC",
            "SEAL_VERSION", "FIXED_GROUP_ROWS", "TICK_GROUP_BYTES"]
 
 SEAL_MAGIC = b"MKTSSEAL"
@@ -28,6 +29,8 @@ SEAL_VERSION = 1
 PAGE = 4096
 FIXED_GROUP_ROWS = 1 << 14  # rows per row group of a fixed bucket (2 months of 1Min bars)
 TICK_GROUP_BYTES = 1 << 20  # raw bytes of tick columns per row group (about)
+THREADS = min(2, os.cpu_count() or 1)  # decoding threads of a large read
+PARALLEL_VALUES = 1 << 16  # values (rows x columns) from which a read decodes on two threads
 # magic, version, kind, header size, year, columns, timeframe seconds, schema version,
 # generation, slot count, year start, time zone, timeframe name, rows, footer offset,
 # footer length, footer CRC-32C, reserved
@@ -226,63 +229,60 @@ class SealedReader:
     def _where(self, g: int, c: int) -> str:
         return f"{self.path}: column {self._names[c]}, row group {g}"
 
-    def _chunk(self, g: int, c: int, buf: bytes, base: int) -> np.ndarray:
-        """One chunk, checked and decoded (`buf` holds the file from offset `base`)."""
+    def _payload(self, g: int, c: int, buf: bytes | memoryview, base: int
+                 ) -> bytes | memoryview:
+        """One chunk's payload, checked (`buf` holds the file from offset `base`)."""
         off, length = self._off[g][c] - base, self._len[g][c]
         data = memoryview(buf)[off : off + length]
         if len(data) != length or crc32c(data) != self._crc[g][c]:
             raise CorruptFileError(f"{self._where(g, c)}: chunk checksum does not match; "
                                    "the file is damaged")
-        return decode_chunk(self._codec[g][c], data, self._dtypes[c], self._rows[g],
-                            self._where(g, c))
+        return payload_of(self._codec[g][c], data, self._dtypes[c], self._rows[g],
+                          self._where(g, c))
 
-    def _chunks(self, items: list[tuple[int, int]], buf: bytes, base: int) -> list[np.ndarray]:
-        """Chunks (row group, column), checked, then decompressed in one batch (on two
-        threads when large, as tick blocks are) and decoded."""
-        view = memoryview(buf)
-        frames, sizes = [], []
-        for g, c in items:
-            off, length = self._off[g][c] - base, self._len[g][c]
-            data = view[off : off + length]
-            if len(data) != length or crc32c(data) != self._crc[g][c]:
-                raise CorruptFileError(f"{self._where(g, c)}: chunk checksum does not match; "
-                                       "the file is damaged")
-            frames.append(data)
-            sizes.append(stored_size(self._codec[g][c], self._dtypes[c], self._rows[g],
-                                     self._where(g, c)))
-        try:
-            raws = decompress_frames(frames, sizes)
-        except zstandard.ZstdError:  # name the chunk
-            for (g, c) in items:
-                self._chunk(g, c, buf, base)
-            raise
-        return [decode_values(self._codec[g][c], raw, self._dtypes[c], self._rows[g],
-                              self._where(g, c)) for (g, c), raw in zip(items, raws, strict=True)]
+    def _chunk(self, g: int, c: int, buf: bytes, base: int) -> np.ndarray:
+        """One chunk, checked and decoded."""
+        raw = self._payload(g, c, buf, base)
+        return decode_values(self._codec[g][c], raw, self._dtypes[c], self._rows[g],
+                             self._where(g, c))
+
+    def span(self, lo: int, hi: int, names: Sequence[str] | None = None) -> SealedSpan:
+        """The rows with lo <= key <= hi, located but not yet decoded: one `pread` of the
+        chunks of the row groups the range touches and the columns of `names` (default
+        all); the keys are decoded now, each column when `SealedSpan.fill` asks for it."""
+        want = [0] + [1 + self._names[1:].index(n) for n in (names if names is not None
+                                                                else self._names[1:])]
+        gr = self.groups_for(lo, hi)
+        columns = {self._names[c]: c for c in want[1:]}
+        if not len(gr):
+            return SealedSpan(self, gr, columns, b"", 0, np.zeros(0, np.int64), 0)
+        base = min(self._off[g][c] for g in gr for c in want)
+        end = max(self._off[g][c] + self._len[g][c] for g in gr for c in want)
+        buf = self._pread(base, end - base)
+        total = sum(self._rows[g] for g in gr)
+        keys = np.empty(total, dtype=np.int64)
+        pos = 0
+        for g in gr:
+            n = self._rows[g]
+            decode_into(self._codec[g][0], self._payload(g, 0, buf, base), self._dtypes[0], n,
+                        keys[pos : pos + n])
+            pos += n
+        first = self._rows[gr.start]
+        a = int(np.searchsorted(keys[:first], lo, "left"))
+        b = total - self._rows[gr.stop - 1] + int(np.searchsorted(
+            keys[total - self._rows[gr.stop - 1] :], hi, "right"))
+        return SealedSpan(self, gr, columns, buf, base, keys[a:b], a)
 
     def read(self, lo: int, hi: int, names: Sequence[str] | None = None
              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(keys, {column: values}) of the rows with lo <= key <= hi, in file order; only the
         row groups and columns (`names`, default all) the range needs are read and decoded."""
-        want = [0] + [1 + self._names[1:].index(n) for n in (names if names is not None
-                                                                else self._names[1:])]
-        gr = self.groups_for(lo, hi)
-        keys: list[np.ndarray] = []
-        cols: list[list[np.ndarray]] = [[] for _ in want[1:]]
-        if len(gr):
-            base = min(self._off[g][c] for g in gr for c in want)
-            end = max(self._off[g][c] + self._len[g][c] for g in gr for c in want)
-            buf = self._pread(base, end - base)
-            got = iter(self._chunks([(g, c) for g in gr for c in want], buf, base))
-            for g in gr:
-                k = next(got)
-                a = int(np.searchsorted(k, lo, "left")) if g == gr.start else 0
-                b = int(np.searchsorted(k, hi, "right")) if g == gr.stop - 1 else len(k)
-                keys.append(k[a:b])
-                for j in range(len(want) - 1):
-                    cols[j].append(next(got)[a:b])
-        out = {self._names[c]: _join(parts, self._dtypes[c]) for c, parts in zip(want[1:], cols,
-                                                                                  strict=True)}
-        return _join(keys, np.dtype("<i8")), out
+        sp = self.span(lo, hi, names)
+        out = {}
+        for name, c in sp.columns.items():
+            out[name] = np.empty(sp.rows, dtype=self._dtypes[c])
+            sp.fill(name, out[name])
+        return sp.keys, out
 
     def verify(self) -> list[str]:
         """Every chunk's checksum and decoding: a message per damaged chunk (file, column,
@@ -298,7 +298,77 @@ class SealedReader:
         return bad
 
 
-def _join(parts: list[np.ndarray], dt: np.dtype) -> np.ndarray:
-    if not parts:
-        return np.zeros(0, dtype=dt)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+class SealedSpan:
+    """Rows of a sealed file located by `SealedReader.span`: their keys, and each column
+    decoded on demand straight into the caller's array (one pass per chunk, no joins)."""
+
+    __slots__ = ("reader", "groups", "columns", "_buf", "_base", "keys", "_start")
+
+    def __init__(self, reader: SealedReader, groups: range, columns: dict[str, int],
+                 buf: bytes, base: int, keys: np.ndarray, start: int) -> None:
+        self.reader, self.groups, self.columns = reader, groups, columns
+        self._buf, self._base, self.keys, self._start = buf, base, keys, start
+
+    @property
+    def rows(self) -> int:
+        return len(self.keys)
+
+    def narrow(self, part: slice) -> None:
+        """Keep only rows `part` (a slice of `range(rows)` with step 1) of the span."""
+        a, b, _ = part.indices(self.rows)
+        self.keys = self.keys[a:b]
+        self._start += a
+
+    def fill(self, name: str, out: np.ndarray) -> None:
+        """Decode column `name` of the span's rows into `out` (`rows` values of its dtype,
+        any stride); only the row groups holding those rows are decoded."""
+        self.fill_many([(name, out)])
+
+    def fill_many(self, jobs: Sequence[tuple[str, np.ndarray]]) -> None:
+        """`fill` of several columns; a large span's chunks are decoded on two threads
+        (zstd and numpy release the GIL), each chunk straight into its slice of `out`."""
+        r = self.reader
+        lo, hi = self._start, self._start + self.rows  # rows of the groups, from the first
+        tasks: list[tuple[int, int, np.ndarray, int, int]] = []
+        for name, out in jobs:
+            c = self.columns[name]
+            pos = 0
+            for g in self.groups:
+                n = r._rows[g]
+                a, b = max(lo - pos, 0), min(hi - pos, n)
+                if a < b:
+                    tasks.append((g, c, out[pos + a - lo : pos + b - lo], a, b))
+                pos += n
+        if len(tasks) < 4 or self.rows * len(jobs) < PARALLEL_VALUES or THREADS < 2:
+            self._decode(tasks)
+            return
+        helper = _pool().submit(self._decode, tasks[1::2])
+        try:
+            self._decode(tasks[0::2])
+        finally:
+            helper.result()
+
+    def _decode(self, tasks: Sequence[tuple[int, int, np.ndarray, int, int]]) -> None:
+        r = self.reader
+        for g, c, dst, a, b in tasks:
+            n, dt = r._rows[g], r._dtypes[c]
+            raw = r._payload(g, c, self._buf, self._base)
+            if a == 0 and b == n:
+                decode_into(r._codec[g][c], raw, dt, n, dst)
+            else:  # a group the range cuts: decoded whole, then the rows taken
+                tmp = np.empty(n, dtype=dt)
+                decode_into(r._codec[g][c], raw, dt, n, tmp)
+                dst[...] = tmp[a:b]
+
+
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The one helper thread that decodes half of a large span's chunks."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(1, thread_name_prefix="mkts-seal-decode"))
+        return _POOL[0]

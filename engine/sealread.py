@@ -15,11 +15,12 @@ from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.columns import source_names, translate, translate_columns
 from mkts.engine.errors import CorruptFileError
 from mkts.engine.schema import SLOT_FIELD, TICK_BLOCK_COUNT, TICK_REPLACING
+from mkts.engine.sealfile import SealedSpan
 from mkts.engine.tickread import BlockSource, read_rows
 from mkts.engine.timeutil import NS
 from mkts.engine.yearfile import YearFile
 
-__all__ = ["sealed_fixed_rows", "read_sealed_ticks", "merged_fixed", "merged_ticks",
+__all__ = ["SealedRows", "sealed_fixed_rows", "read_sealed_ticks", "merged_fixed", "merged_ticks",
            "sealed_columns"]
 
 _LAST = np.iinfo(np.int64).max
@@ -154,20 +155,80 @@ def merged_ticks(catalog: Catalog, bucket: Bucket, year: int, start_ns: int, end
     return _merge(keys, cols, keep, okeys[inside], {n: rows[n][inside] for n in names})
 
 
+class SealedRows:
+    """The rows of a sealed year in a range, a `join.Part` whose `fill` writes each column
+    straight into its field of the result: decoded from the file's chunks (a `SealedSpan`:
+    no overlay, no column change) or copied from columns merged and translated before."""
+
+    __slots__ = ("labels", "cols", "span")
+
+    def __init__(self, labels: np.ndarray, cols: dict[str, np.ndarray],
+                 span: SealedSpan | None = None) -> None:
+        self.labels, self.cols, self.span = labels, cols, span
+
+    @property
+    def rows(self) -> int:
+        return len(self.labels)
+
+    def own_layout(self, bucket: Bucket) -> bool:
+        return True
+
+    def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
+        out = np.empty(self.rows, dtype=bucket.schema.result_dtype)
+        self.fill(out, None)
+        return out
+
+    def fill(self, out: np.ndarray, epochs: np.ndarray | None) -> None:
+        span = self.span
+        jobs = []
+        for name in out.dtype.names or ():
+            if name == "Epoch":
+                if epochs is None:
+                    out[name] = self.labels
+            elif span is not None and name in span.columns:
+                jobs.append((name, out[name]))
+            elif name in self.cols:
+                out[name] = self.cols[name]
+            else:  # a column the read does not return: no stray bytes
+                out[name] = 0
+        if epochs is not None:
+            epochs[:] = self.labels
+        if jobs:
+            assert span is not None
+            span.fill_many(jobs)
+
+
+def _plain_span(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int,
+                names: Sequence[str]) -> SealedSpan | None:
+    """The span of a sealed year read as it is stored (no overlay, the bucket's columns),
+    else None (the rows are merged or translated first)."""
+    if year in bucket.overlays:
+        return None
+    r = catalog.sealed_reader(bucket, year)
+    if r.meta.schema_version != bucket.schema_version:
+        return None
+    return r.span(lo, hi, names)
+
+
 def sealed_fixed_rows(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int,
                       remaining: int | None, backwards: bool, names: Sequence[str]
-                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(Epoch labels, {column: values}) of the rows in slots [lo, hi) (hi < 0: to the end
-    of the year), at most `remaining` (from the end when `backwards`); only the columns of
-    `names` are decoded. The caller writes them into its result (a `join.Part`)."""
+                      ) -> SealedRows:
+    """The rows in slots [lo, hi) (hi < 0: to the end of the year), at most `remaining`
+    (from the end when `backwards`), as a `join.Part` with their Epoch labels; only the
+    columns of `names` are decoded, each when the part fills the result."""
     schema = bucket.schema
     want = [n for n in names if n != "Epoch"]
-    keys, cols = merged_fixed(catalog, bucket, year, lo, _LAST if hi < 0 else hi - 1, want)
+    last = _LAST if hi < 0 else hi - 1
+    span = _plain_span(catalog, bucket, year, lo, last, want)
+    if span is not None:
+        span.narrow(_take(span.rows, remaining, backwards))
+        return SealedRows(catalog.calendar.labels(year, span.keys, schema.timeframe), {}, span)
+    keys, cols = merged_fixed(catalog, bucket, year, lo, last, want)
     part = _take(len(keys), remaining, backwards)
     if part != slice(0, len(keys)):
         keys = keys[part]
         cols = {n: c[part] for n, c in cols.items()}
-    return catalog.calendar.labels(year, keys, schema.timeframe), cols
+    return SealedRows(catalog.calendar.labels(year, keys, schema.timeframe), cols)
 
 
 def read_sealed_ticks(catalog: Catalog, bucket: Bucket, year: int, start_ns: int | None,
@@ -177,14 +238,24 @@ def read_sealed_ticks(catalog: Catalog, bucket: Bucket, year: int, start_ns: int
     returns them (Epoch, the columns, Nanoseconds)."""
     schema = bucket.schema
     want = [n for n in names if n not in ("Epoch", "Nanoseconds")]
-    keys, cols = merged_ticks(catalog, bucket, year, _FIRST if start_ns is None else start_ns,
-                              _LAST if end_ns is None else end_ns, want)
-    part = _take(len(keys), remaining, backwards)
-    keys = keys[part]
+    lo = _FIRST if start_ns is None else start_ns
+    hi = _LAST if end_ns is None else end_ns
+    span = _plain_span(catalog, bucket, year, lo, hi, want)
+    cols: dict[str, np.ndarray] = {}
+    if span is not None:
+        span.narrow(_take(span.rows, remaining, backwards))
+        keys = span.keys
+    else:
+        keys, cols = merged_ticks(catalog, bucket, year, lo, hi, want)
+        part = _take(len(keys), remaining, backwards)
+        keys = keys[part]
+        cols = {n: c[part] for n, c in cols.items()}
     out = _rows(schema.result_dtype, len(keys), len(want) == len(schema.columns))
     secs, nanos = np.divmod(keys, NS)
     out["Epoch"] = secs
     out["Nanoseconds"] = nanos
-    for n in want:
-        out[n] = cols[n][part]
+    if span is not None:
+        span.fill_many([(n, out[n]) for n in want])
+    for n in cols:
+        out[n] = cols[n]
     return out
