@@ -13,7 +13,7 @@ import zstandard
 
 from mkts.engine.errors import CorruptFileError
 
-__all__ = ["encode_chunk", "decode_chunk", "decode_values", "decode_into", "payload_of",
+__all__ = ["encode_chunk", "decode_chunk", "decode_values", "decode_into", "payload_of", "scratch",
            "stored_size", "scale_floats", "unscale", "MAX_DIGITS", "T_PLANES", "PLAIN",
            "T_RAW", "T_FOR", "T_DELTA"]
 
@@ -196,17 +196,34 @@ def payload_of(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where
     return raw
 
 
+def scratch(n: int, dt: np.dtype | type, slot: int = 0) -> np.ndarray:
+    """`n` values of `dt` in this thread's scratch buffer `slot` (0: the codecs',
+    1: their callers'), reused from chunk to chunk: a fresh 128 KiB temporary per chunk is
+    a fresh mapping of memory for glibc's malloc, whose page faults cost more than the
+    decoding on a VM."""
+    dt = np.dtype(dt)
+    words = -(-n * dt.itemsize // 8)
+    bufs: list[np.ndarray] | None = getattr(_local, "scratch", None)
+    if bufs is None:
+        bufs = _local.scratch = [np.empty(0, np.int64), np.empty(0, np.int64)]
+    if len(bufs[slot]) < words:
+        bufs[slot] = np.empty(max(words, 1 << 14), np.int64)
+    return bufs[slot][:words].view(np.uint8)[: n * dt.itemsize].view(dt)
+
+
 def decode_into(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int,
                 out: np.ndarray) -> None:
     """Write the `n` values of a payload (checked by `payload_of`) into `out` (`n` values
-    of `dt`, any stride: a field of a structured result), in as few passes as numpy allows."""
+    of `dt`, any stride: a field of a structured result), in as few passes as numpy allows
+    and with no temporary but this thread's scratch buffer."""
     w, s, t = codec & 0x0F, (codec >> 4) & 0x0F, (codec >> 8) & 0x3
     if t == T_RAW:
         out[...] = np.frombuffer(raw, dtype=dt, count=n)
         return
     if t == T_PLANES:
         planes = np.frombuffer(raw, dtype=np.uint8).reshape(dt.itemsize, n)
-        u = planes[-1].astype(_UNSIGNED[dt.itemsize])
+        u = scratch(n, _UNSIGNED[dt.itemsize])
+        u[...] = planes[-1]
         for i in range(dt.itemsize - 2, -1, -1):
             u <<= 8
             u |= planes[i]
@@ -216,14 +233,16 @@ def decode_into(codec: int, raw: bytes | memoryview, dt: np.dtype, n: int,
     stored = np.frombuffer(raw, dtype=(_SIGNED if t == T_DELTA else _UNSIGNED)[w], count=n,
                            offset=_BASE.size)
     if s and t == T_FOR and w < 8:  # stored + base is exact in f8 (|value| < 2**53)
-        f = np.add(stored, float(base), dtype=np.float64)
+        f = np.add(stored, float(base), out=scratch(n, np.float64), dtype=np.float64)
         np.divide(f, 10.0 ** (s - 1), out=out, casting="same_kind")
         return
+    v = scratch(n, np.int64)
     if t == T_DELTA:
-        v = np.cumsum(stored, dtype=np.int64)
+        np.cumsum(stored, dtype=np.int64, out=v)
         v += np.int64(base)
     else:  # modulo 2**64, as the writer's v - base
-        v = np.add(stored.view(np.int64) if w == 8 else stored, np.int64(base), dtype=np.int64)
+        np.add(stored.view(np.int64) if w == 8 else stored, np.int64(base), out=v,
+               dtype=np.int64)
     if s:
         np.divide(v, 10.0 ** (s - 1), out=out, dtype=np.float64, casting="same_kind")
     elif dt.kind == "u" and dt.itemsize == 8:

@@ -222,7 +222,13 @@ def sealed_fixed_rows(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: 
     span = _plain_span(catalog, bucket, year, lo, last, want)
     if span is not None:
         span.narrow(_take(span.rows, remaining, backwards))
-        return SealedRows(catalog.calendar.labels(year, span.keys, schema.timeframe), {}, span)
+        tf = schema.timeframe
+        if tf.is_daily:
+            return SealedRows(catalog.calendar.labels(year, span.keys, tf), {}, span)
+        labels = span.keys  # the span's own: slots become labels in place, no new array
+        labels *= tf.seconds
+        labels += catalog.calendar.year_start(year)
+        return SealedRows(labels, {}, span)
     keys, cols = merged_fixed(catalog, bucket, year, lo, last, want)
     part = _take(len(keys), remaining, backwards)
     if part != slice(0, len(keys)):

@@ -4,11 +4,12 @@ sealed file identical to the rows sealed (docs/format.md "Sealed file (`MKTSSEAL
 from __future__ import annotations
 
 import numpy as np
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mkts.engine.schema import FIXED, VARIABLE, Schema
-from mkts.engine.sealcodec import decode_chunk, encode_chunk
+from mkts.engine.sealcodec import PLAIN, decode_chunk, decode_into, encode_chunk, payload_of
 from mkts.engine.sealfile import SealedReader, SealMeta, encode_sealed
 from mkts.engine.timeframes import parse_timeframe
 
@@ -69,6 +70,16 @@ def test_sealed_file_reads_back_every_range_exactly(seed: int, n: int, types: li
     for name, _ in schema.columns:
         assert got[name].dtype == cols[name].dtype
         assert np.array_equal(_bits(got[name]), _bits(cols[name][sel]))
+    # A limit narrows the span; each column is decoded into a field of a structured result.
+    span = r.span(a, b)
+    cut = slice(int(lo * span.rows), int(lo * span.rows) + int(width * span.rows) + 1)
+    span.narrow(cut)
+    out = np.zeros(span.rows, dtype=[("pad", "u1")] + list(schema.columns))
+    span.fill_many([(name, out[name]) for name, _ in schema.columns])
+    assert np.array_equal(span.keys, keys[sel][cut])
+    for name, _ in schema.columns:
+        assert np.array_equal(_bits(np.ascontiguousarray(out[name])),
+                              _bits(cols[name][sel][cut]))
 
 
 @settings(max_examples=200, deadline=None)
@@ -80,6 +91,28 @@ def test_chunk_codec_round_trips_bit_for_bit(seed: int, t: str, style: int, n: i
     codec, data = encode_chunk(col, dt)
     back = decode_chunk(codec, data, dt, n, "x")
     assert back.dtype == dt and np.array_equal(_bits(back), _bits(col))
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), t=st.sampled_from(TYPES), style=st.integers(0, 2),
+       n=st.integers(1, 5000))
+def test_plain_and_zstd_chunks_decode_alike(seed: int, t: str, style: int, n: int) -> None:
+    """Codec bit 10 only says how the payload is stored: a chunk decodes to the same values
+    plain or as a zstd frame (files written before plain chunks hold only the latter), into
+    a contiguous array or a field of a structured one."""
+    dt = np.dtype(t).newbyteorder("<")
+    col = _values(np.random.default_rng(seed), dt, n, style)
+    codec, data = encode_chunk(col, dt)
+    payload = payload_of(codec, data, dt, n, "x")
+    forms = [(codec | PLAIN, payload),
+             (codec & ~PLAIN, zstandard.ZstdCompressor(level=1).compress(bytes(payload)))]
+    for c, stored in forms:
+        back = decode_chunk(c, stored, dt, n, "x")
+        assert back.dtype == dt and np.array_equal(_bits(back), _bits(col))
+        rows = np.zeros(n, dtype=[("a", "u1"), ("v", dt), ("b", "i8")])
+        decode_into(c, payload_of(c, stored, dt, n, "x"), dt, n, rows["v"])
+        assert np.array_equal(_bits(np.ascontiguousarray(rows["v"])), _bits(col))
+        assert not rows["a"].any() and not rows["b"].any()
 
 
 @given(codec=st.integers(0, 0xFFFF), t=st.sampled_from(TYPES[:10]), data=st.binary(max_size=64))
