@@ -259,6 +259,7 @@ class Worker:
         warm = [timed(lambda: eng.read_full(sym))[0] for _ in range(max(25, self.R * 8))]
         self.emit("9", "sealed full symbol-year read, warm", want / median(warm), "rows/s",
                   "higher", latency_ms=median(warm) * 1e3, rows=want, runs_s=warm)
+        self.sealed_ceilings(eng, sym, want)
         cold, resident = self.cold(root, eng.open_bars, lambda: eng.read_full(sym),
                                    max(3, self.R))
         self.emit("9", "sealed full symbol-year read, cold", want / median(cold), "rows/s",
@@ -280,6 +281,20 @@ class Worker:
         log(f"  sealed full read warm {want / median(warm) / 1e6:.1f} M rows/s; one-day "
             f"warm p50 {median(lat) * 1e6:.0f} µs, cold p50 {median(cold) * 1e6:.0f} µs")
         eng.close()
+
+    def sealed_ceilings(self, eng: Any, sym: str, rows: int) -> None:
+        """The sealed full-year read beside its ceilings, interleaved (benchmarks/sealceil.py)."""
+        from benchmarks.sealceil import sealed_read_ceilings
+
+        bucket = eng.db.catalog.get(eng.engine.parse_key(D.BAR_KEY.format(sym)))
+        path = os.path.join(bucket.path, f"{self.size.bar_start.year}.sealed")
+        got = sealed_read_ceilings(path, eng.db.read(D.BAR_KEY.format(sym)).array,
+                                   lambda: eng.read_full(sym), rounds=max(5, self.R * 3))
+        for case, secs in got.items():
+            self.emit("9", f"sealed full-year read, same rounds: {case}", rows / secs, "rows/s",
+                      "higher", latency_ms=secs * 1e3, rows=rows)
+        log("  sealed full-year read and ceilings: " + ", ".join(
+            f"{c} {s * 1e3:.2f} ms" for c, s in got.items()))
 
     # -- scenario 2 ------------------------------------------------------------------
     def appends(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from typing import Any
 
 import numpy as np
 import zstandard
@@ -65,25 +66,39 @@ def scale_floats(col: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int] | None
     if not len(col):
         return None
     bits = col.view(f"<u{dt.itemsize}")
-    for digits in range(MAX_DIGITS + 1):
-        scale = 10.0**digits
-        k = None
-        for part in (slice(0, 64), slice(None)):  # a cheap sample first
-            k = np.multiply(col[part], scale, dtype=np.float64)
-            np.rint(k, out=k)
-            k += 0.0  # -0.0 becomes 0.0, as it does as an integer: -0.0 never scales
-            # NaN and inf fail here too (min and max propagate NaN)
-            if not len(k) or not -(2.0**53) < float(k.min()) or not float(k.max()) < 2.0**53:
-                break
-            back = np.divide(k, scale)  # k holds exact integers: this is unscale(k, digits)
-            if dt != back.dtype:
-                back = back.astype(dt)
-            if not np.array_equal(back.view(bits.dtype), bits[part]):
-                break
-        else:
-            assert k is not None
-            return k.astype(np.int64), digits
+    # Every digit count on a sample of 64 values at once, then the whole column only for the
+    # counts the sample allows, fewest first.
+    sample = col[:64, None]
+    for digits in np.flatnonzero(_fits(sample, _SCALES, dt, bits[:64, None]).all(axis=0)):
+        scale = float(_SCALES[digits])
+        k = _scaled(col, scale)
+        if _fits(k, scale, dt, bits, scaled=True).all():
+            return k.astype(np.int64), int(digits)
     return None
+
+
+_SCALES = 10.0 ** np.arange(MAX_DIGITS + 1)
+
+
+def _scaled(col: np.ndarray, scale: Any) -> np.ndarray:
+    """rint(col * scale) in f8, -0.0 made 0.0 (as it is as an integer: -0.0 never scales)."""
+    k: np.ndarray = np.multiply(col, scale, dtype=np.float64)
+    np.rint(k, out=k)
+    k += 0.0
+    return k
+
+
+def _fits(col: np.ndarray, scale: Any, dt: np.dtype, bits: np.ndarray, scaled: bool = False
+          ) -> np.ndarray:
+    """Per value: whether k = `_scaled(col, scale)` (`col` itself if `scaled`) holds an exact
+    integer below 2**53 that `unscale` turns back into the same bits (NaN and inf fail)."""
+    k = col if scaled else _scaled(col, scale)
+    ok: np.ndarray = np.abs(k) < 2.0**53
+    back = k / scale  # k holds exact integers: this is unscale(k, digits)
+    if dt != back.dtype:
+        back = back.astype(dt)
+    ok &= back.view(bits.dtype) == bits
+    return ok
 
 
 def _width(span: int, signed: bool) -> int:

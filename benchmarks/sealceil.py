@@ -1,0 +1,87 @@
+"""Ceilings of a sealed full-year read on the machine at hand, measured in the same run as
+the read (benchmarks/compare.py scenario 9), cases interleaved round by round so a noisy
+minute hits all of them alike.
+
+On the symbol-year's own sealed file: zstd's decompression of the chunks a full read
+decompresses (those stored compressed), and of every chunk as if each were a zstd frame (the
+codec before plain chunks); numpy writing the decoded columns into the fields of a result of
+the read's dtype (the stores no decoder can avoid); numpy's copy of the result's bytes; and
+the disk's read of the file's bytes after its pages are dropped (the cold read's floor).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import zstandard
+
+__all__ = ["sealed_read_ceilings"]
+
+
+def _chunks(path: str) -> tuple[list[tuple[int, bytes]], int]:
+    """(codec, stored bytes) of every chunk of the sealed file, and the file's size."""
+    from mkts.engine.sealfile import SealedReader
+
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    r = SealedReader(lambda off, n: blob[off : off + n], len(blob), path)
+    out = [(int(c), blob[int(o) : int(o) + int(n)]) for o, n, c in
+           zip(r.chunks["offset"].ravel(), r.chunks["length"].ravel(),
+               r.chunks["codec"].ravel(), strict=True)]
+    return out, len(blob)
+
+
+def _cold_read(path: str, size: int) -> Callable[[], Any]:
+    def run() -> Any:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+    return run
+
+
+def sealed_read_ceilings(path: str, result: np.ndarray, read: Callable[[], Any],
+                         rounds: int = 15, burst: int = 5) -> dict[str, float]:
+    """Median seconds per call of the read and of each ceiling: `path` is the sealed file
+    the read decodes whole, `result` one result of it (a structured array)."""
+    from mkts.engine.sealcodec import PLAIN
+
+    chunks, size = _chunks(path)
+    z = [data for codec, data in chunks if not codec & PLAIN]
+    comp = zstandard.ZstdCompressor(level=1)
+    dec = zstandard.ZstdDecompressor()
+    every = [data if not codec & PLAIN else comp.compress(data) for codec, data in chunks]
+    names = list(result.dtype.names or ())
+    cols = {n: np.ascontiguousarray(result[n]) for n in names}
+    out = np.empty_like(result)
+    src = np.ascontiguousarray(result).view(np.uint8).ravel()
+    dst = np.empty_like(src)
+
+    def stores() -> None:
+        for n in names:
+            out[n] = cols[n]
+
+    cases: dict[str, Callable[[], Any]] = {
+        "the read (db.read)": read,
+        "zstd: the chunks stored compressed": lambda: [dec.decompress(c) for c in z],
+        "zstd: every chunk as a zstd frame (before plain chunks)":
+            lambda: [dec.decompress(c) for c in every],
+        "numpy: decoded columns written into the result's fields": stores,
+        "numpy: copy of the result's bytes": lambda: np.copyto(dst, src),
+        "disk: the file's bytes read cold": _cold_read(path, size),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            for _ in range(burst):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
