@@ -197,18 +197,26 @@ def stored_size(codec: int, dt: np.dtype, n: int, where: str) -> int:
 
 def payload_of(codec: int, data: bytes | memoryview, dt: np.dtype, n: int, where: str
                ) -> bytes | memoryview:
-    """A chunk's payload (`stored_size` bytes): decompressed, or as stored when PLAIN."""
+    """A chunk's payload (`stored_size` bytes): as stored when PLAIN, else decompressed into
+    this thread's scratch buffer 2 (valid until the thread's next `payload_of`)."""
     want = stored_size(codec, dt, n, where)
     if codec & PLAIN:
-        raw = data
-    else:
-        try:
-            raw = _decompressor().decompress(data, max_output_size=want)
-        except zstandard.ZstdError as exc:
-            raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
-    if len(raw) != want:
-        raise CorruptFileError(f"{where}: chunk holds {len(raw)} bytes, not {want}")
-    return raw
+        if len(data) != want:
+            raise CorruptFileError(f"{where}: chunk holds {len(data)} bytes, not {want}")
+        return data
+    out = scratch(want, np.uint8, 2).data
+    got = 0
+    try:
+        with _decompressor().stream_reader(data) as reader:
+            while got < want and (k := reader.readinto(out[got:])):
+                got += k
+            extra = reader.read(1)  # a frame holding more than the chunk's values is damage
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(f"{where}: chunk does not decompress ({exc})") from exc
+    if got != want or extra:
+        raise CorruptFileError(f"{where}: chunk holds {got + len(extra)}"
+                               f"{'+' if extra else ''} bytes, not {want}")
+    return out
 
 
 _F4 = np.dtype("<f4")
@@ -224,14 +232,14 @@ def _f32_exact(t: int, w: int, base: int, n: int) -> bool:
 
 def scratch(n: int, dt: np.dtype | type, slot: int = 0) -> np.ndarray:
     """`n` values of `dt` in this thread's scratch buffer `slot` (0: the codecs',
-    1: their callers'), reused from chunk to chunk: a fresh 128 KiB temporary per chunk is
+    1: their callers', 2: decompressed payloads), reused from chunk to chunk: a fresh 128 KiB temporary per chunk is
     a fresh mapping of memory for glibc's malloc, whose page faults cost more than the
     decoding on a VM."""
     dt = np.dtype(dt)
     words = -(-n * dt.itemsize // 8)
     bufs: list[np.ndarray] | None = getattr(_local, "scratch", None)
     if bufs is None:
-        bufs = _local.scratch = [np.empty(0, np.int64), np.empty(0, np.int64)]
+        bufs = _local.scratch = [np.empty(0, np.int64) for _ in range(3)]
     if len(bufs[slot]) < words:
         bufs[slot] = np.empty(max(words, 1 << 14), np.int64)
     return bufs[slot][:words].view(np.uint8)[: n * dt.itemsize].view(dt)
