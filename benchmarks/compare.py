@@ -290,11 +290,11 @@ class Worker:
         path = os.path.join(bucket.path, f"{self.size.bar_start.year}.sealed")
         got = sealed_read_ceilings(path, eng.db.read(D.BAR_KEY.format(sym)).array,
                                    lambda: eng.read_full(sym), rounds=max(5, self.R * 3))
-        for case, secs in got.items():
+        for case, (secs, faults) in got.items():
             self.emit("9", f"sealed full-year read, same rounds: {case}", rows / secs, "rows/s",
-                      "higher", latency_ms=secs * 1e3, rows=rows)
+                      "higher", latency_ms=secs * 1e3, rows=rows, minor_faults=faults)
         log("  sealed full-year read and ceilings: " + ", ".join(
-            f"{c} {s * 1e3:.2f} ms" for c, s in got.items()))
+            f"{c} {s * 1e3:.2f} ms ({f:.0f} minor faults)" for c, (s, f) in got.items()))
 
     # -- scenario 2 ------------------------------------------------------------------
     def appends(self) -> None:

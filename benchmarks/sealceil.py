@@ -12,6 +12,7 @@ the disk's read of the file's bytes after its pages are dropped (the cold read's
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -48,9 +49,12 @@ def _cold_read(path: str, size: int) -> Callable[[], Any]:
 
 
 def sealed_read_ceilings(path: str, result: np.ndarray, read: Callable[[], Any],
-                         rounds: int = 15, burst: int = 5) -> dict[str, float]:
-    """Median seconds per call of the read and of each ceiling: `path` is the sealed file
-    the read decodes whole, `result` one result of it (a structured array)."""
+                         rounds: int = 15, burst: int = 5
+                         ) -> dict[str, tuple[float, float]]:
+    """(median seconds per call, minor page faults per call) of the read and of each
+    ceiling: `path` is the sealed file the read decodes whole, `result` one result of it (a
+    structured array). The faults show memory the allocator handed back to the system
+    between calls and took again (each a trap into the kernel and a zeroed page)."""
     from mkts.engine.sealcodec import PLAIN
 
     chunks, size = _chunks(path)
@@ -78,10 +82,13 @@ def sealed_read_ceilings(path: str, result: np.ndarray, read: Callable[[], Any],
         "disk: the file's bytes read cold": _cold_read(path, size),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
+    faults = dict.fromkeys(cases, 0)
     for _ in range(rounds):
         for name, fn in cases.items():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(burst):
                 t = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return {k: (statistics.median(v), faults[k] / len(v)) for k, v in times.items()}
