@@ -65,6 +65,10 @@ def test_compare_runner_smoke(tmp_path: Path) -> None:
     assert all((s, c, "mkts") in got for s, c in MKTS_ONLY)
     # the minimal group commit baseline, measured in the mkts worker beside its threads
     assert all((s, c, "raw") in got for s, c in MKTS_ONLY)
+    # the sealed full-year read beside its same-round ceilings (benchmarks/sealceil.py)
+    assert {c for s, c, e in got if s == "9" and e == "mkts" and "same rounds" in c} >= {
+        "sealed full-year read, same rounds: the read (db.read)",
+        "sealed full-year read, same rounds: numpy: copy of the result's bytes"}
     assert any(r["scenario"] == "6b" for r in report["rows"])
     assert any(r["scenario"] == "2b" and r["engine"] == "raw" for r in report["rows"])
     raw_rows = [r for r in report["rows"] if r["engine"] == "raw"]
