@@ -1,6 +1,7 @@
 """Column chunk codecs of sealed year files: exact encodings of one column of one row group
 (integers narrowed by frame of reference or deltas, floats as decimal-scaled integers when
-bit-exact, then zstd). Pure; layout in docs/format.md "Sealed file (`MKTSSEAL`, version 1)".
+bit-exact, then zstd where it pays) and their decoding straight into a result's field.
+Layout in docs/format.md "Sealed file (`MKTSSEAL`, version 1)"; no I/O.
 """
 
 from __future__ import annotations
