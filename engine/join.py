@@ -83,9 +83,16 @@ def fill_parts(parts: Sequence[Part], dtype: np.dtype, separate_epochs: bool
 
     A read over several years thus costs what a read of one costs per row: each row is
     copied once, from the year file into its final place, where joining per-year chunks
-    copied it twice (and numpy copies structured arrays field by field)."""
+    copied it twice (and numpy copies structured arrays field by field). A lone part with an
+    `own_epochs()` (its labels: a contiguous int64 array made for this read alone) gives
+    that array as the Epoch column (its `fill` then gets that same array as `epochs`)."""
     total = sum(p.rows for p in parts)
     out = np.empty(total, dtype=dtype)
+    own = getattr(parts[0], "own_epochs", None) if separate_epochs and len(parts) == 1 else None
+    if own is not None:  # one part that made its labels for this read: no copy of them
+        epochs: np.ndarray | None = own()
+        parts[0].fill(out, epochs)
+        return out, epochs
     epochs = np.empty(total, dtype=np.int64) if separate_epochs else None
     pos = 0
     for p in parts:

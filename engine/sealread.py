@@ -173,6 +173,10 @@ class SealedRows:
     def own_layout(self, bucket: Bucket) -> bool:
         return True
 
+    def own_epochs(self) -> np.ndarray:
+        """The labels, made for this read alone: a lone part's Epoch column as it is."""
+        return self.labels
+
     def chunk(self, bucket: Bucket, cols: list[str]) -> np.ndarray:
         out = np.empty(self.rows, dtype=bucket.schema.result_dtype)
         self.fill(out, None)
@@ -191,7 +195,7 @@ class SealedRows:
                 out[name] = self.cols[name]
             else:  # a column the read does not return: no stray bytes
                 out[name] = 0
-        if epochs is not None:
+        if epochs is not None and epochs is not self.labels:
             epochs[:] = self.labels
         if jobs:
             assert span is not None
