@@ -92,3 +92,34 @@ def sealed_read_ceilings(path: str, result: np.ndarray, read: Callable[[], Any],
                 times[name].append(time.perf_counter() - t)
             faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     return {k: (statistics.median(v), faults[k] / len(v)) for k, v in times.items()}
+
+
+def sealing_ceilings(encode: Callable[[], Any], columns: dict[str, np.ndarray], group: int,
+                     rounds: int = 7) -> dict[str, float]:
+    """Median seconds per call of the encoding of one symbol-year (`encode`) and of parts of
+    it on the same columns, interleaved: the exactness check of each float chunk alone
+    (`scale_floats`, which every float chunk needs), numpy's copy of the columns' bytes, and
+    zstd (level 1) over every chunk's raw bytes (what compressing all of them would cost)."""
+    from mkts.engine.sealcodec import scale_floats
+
+    floats = [(c[a : a + group], c.dtype) for c in columns.values() if c.dtype.kind == "f"
+              for a in range(0, len(c), group)]
+    raw = [np.ascontiguousarray(c[a : a + group]).tobytes() for c in columns.values()
+           for a in range(0, len(c), group)]
+    src = np.concatenate([np.ascontiguousarray(c).view(np.uint8) for c in columns.values()])
+    dst = np.empty_like(src)
+    comp = zstandard.ZstdCompressor(level=1)
+    cases: dict[str, Callable[[], Any]] = {
+        "the encoding (encode_sealed)": encode,
+        "exactness check of the float chunks (scale_floats)":
+            lambda: [scale_floats(c, dt) for c, dt in floats],
+        "zstd level 1 over every chunk's raw bytes": lambda: [comp.compress(b) for b in raw],
+        "numpy: copy of the columns' bytes": lambda: np.copyto(dst, src),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
