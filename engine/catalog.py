@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from mkts.engine.blockcache import BlockCache
 from mkts.engine.clears import FILE_BIN, FILE_OVERLAY, FILE_SEALED
 from mkts.engine.columns import ColumnTable
 from mkts.engine.durable import atomic_write, makedirs_durable, remove_tree_durable
@@ -135,6 +136,8 @@ class Catalog:
         self.readonly = readonly
         self.buckets: dict[BucketKey, Bucket] = {}
         self.cache = FileCache(max_open_files or default_max_open_files(), on_sync_error)
+        # decoded chunks of sealed files (engine/blockcache.py; None: none kept), set by open
+        self.block_cache: BlockCache | None = None
         # Unpin a file `acquire` returned (the cache's, called directly: a hot path).
         self.release: Callable[[YearFile], None] = self.cache.release
 

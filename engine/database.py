@@ -16,6 +16,7 @@ from mkts.engine import alter, corrections, journal, query
 from mkts.engine import functions as _functions
 from mkts.engine.background import Background
 from mkts.engine.backup import BackupResult, backup_root
+from mkts.engine.blockcache import BlockCache
 from mkts.engine.catalog import Bucket, Catalog, any_bucket
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.commit import CommitPipeline
@@ -82,6 +83,7 @@ def open_database(
     allow_missing_columns: bool = DEFAULTS.allow_missing_columns,
     seal_after_days: float = DEFAULTS.seal_after_days,
     bulk_load_rows: int = DEFAULTS.bulk_load_rows,
+    block_cache_mb: int = DEFAULTS.block_cache_mb,
 ) -> Database:
     """Open the database at `root`, creating the directory if it is missing and `create` is
     true (a read-only open never creates; otherwise a missing root is `RootNotFoundError`).
@@ -98,13 +100,16 @@ def open_database(
     RLIMIT_NOFILE, see docs/format.md "Open files"); more are opened and closed as needed.
     `allow_missing_columns`: a write may leave out columns of an existing bucket, which then
     take their fill value (README.md "Changing columns"); otherwise that is a SchemaError.
+    `block_cache_mb`: MiB of decoded chunks of sealed years this handle keeps for repeated
+    reads (docs/format.md "The decoded block cache"; 0: none).
     """
     return Database(os.fspath(root), timezone=timezone, readonly=readonly, sync=sync,
                     sync_interval_ms=sync_interval_ms, checkpoint_interval_s=checkpoint_interval_s,
                     max_wal_mb=max_wal_mb, recovery=recovery, fs=fs, triggers=triggers,
                     workers=workers, create=create, max_open_files=max_open_files,
                     allow_missing_columns=allow_missing_columns,
-                    seal_after_days=seal_after_days, bulk_load_rows=bulk_load_rows)
+                    seal_after_days=seal_after_days, bulk_load_rows=bulk_load_rows,
+                    block_cache_mb=block_cache_mb)
 
 
 class Database:
@@ -122,7 +127,8 @@ class Database:
                  workers: Sequence[BgWorker] = (), create: bool = True,
                  max_open_files: int | None = None, allow_missing_columns: bool = False,
                  seal_after_days: float = DEFAULTS.seal_after_days,
-                 bulk_load_rows: int = DEFAULTS.bulk_load_rows) -> None:
+                 bulk_load_rows: int = DEFAULTS.bulk_load_rows,
+                 block_cache_mb: int = DEFAULTS.block_cache_mb) -> None:
         if sync not in SYNC_MODES:
             raise InvalidInputError(f"sync={sync!r} must be one of {', '.join(SYNC_MODES)}")
         if recovery not in RECOVERY_MODES:
@@ -142,6 +148,11 @@ class Database:
                 or bulk_load_rows < 0:
             raise InvalidInputError(f"bulk_load_rows={bulk_load_rows!r} must be an integer "
                                     ">= 0 (0: never write a bulk load sealed)")
+        if isinstance(block_cache_mb, bool) or not isinstance(block_cache_mb, int) \
+                or block_cache_mb < 0:
+            raise InvalidInputError(f"block_cache_mb={block_cache_mb!r} must be an integer "
+                                    ">= 0 (MiB of decoded sealed chunks kept; 0: none)")
+        self._block_cache_mb = block_cache_mb
         self._bulk_load_rows = bulk_load_rows
         self._max_open_files = max_open_files
         self._allow_missing = bool(allow_missing_columns)
@@ -185,6 +196,8 @@ class Database:
         self.catalog = Catalog(fs, root, get_calendar("UTC"), readonly=self.readonly,
                                max_open_files=self._max_open_files,
                                on_sync_error=self._data_sync_failed)
+        if self._block_cache_mb:
+            self.catalog.block_cache = BlockCache(self._block_cache_mb << 20, fs)
         self.catalog.load()
         self.timezone = root_timezone(
             fs, root, timezone, readonly=self.readonly,
@@ -688,7 +701,16 @@ class Database:
             "open_files": len(self.catalog.cache),
             "max_open_files": self.catalog.cache.capacity,
             "file_evictions": self.catalog.cache.evictions,
+            **self._block_cache_stats(),
         }
+
+    def _block_cache_stats(self) -> dict[str, int]:
+        """The decoded block cache's figures (docs/format.md "The decoded block cache"),
+        all 0 when it is off."""
+        bc = self.catalog.block_cache
+        s = bc.stats() if bc is not None else None
+        return {"block_cache_" + k: getattr(s, k) if s is not None else 0
+                for k in ("hits", "misses", "evictions", "entries", "bytes", "capacity")}
 
     def _data_sync_failed(self, exc: BaseException) -> None:
         """An evicted year file's fsync failed: fail the handle like a checkpoint would."""

@@ -40,6 +40,9 @@ class EngineOptions:
     # A write of at least this many rows into a closed year its fixed bucket does not hold
     # is written sealed directly (docs/format.md "Bulk loads"; 0: never, the default).
     bulk_load_rows: int = 0
+    # MiB of decoded column chunks of sealed files kept for repeated reads (0: none;
+    # docs/format.md "The decoded block cache").
+    block_cache_mb: int = 64
 
 
 DEFAULTS = EngineOptions()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from mkts.engine.schema import FIXED, MAX_COLUMNS, NAME_BYTES, VARIABLE, Schema,
 from mkts.engine.sealcodec import decode_into, decode_values, encode_chunk, payload_of, scratch
 from mkts.engine.timeframes import parse_timeframe
 from mkts.wal.crc import crc32c
+
+if TYPE_CHECKING:  # the cache module reads this one's readers
+    from mkts.engine.blockcache import BlockCache
 
 __all__ = ["SealMeta", "SealedReader", "SealedSpan", "encode_sealed", "group_rows", "SEAL_MAGIC",
            "SEAL_VERSION", "FIXED_GROUP_ROWS", "TICK_GROUP_BYTES"]
@@ -241,38 +245,56 @@ class SealedReader:
         return decode_values(self._codec[g][c], raw, self._dtypes[c], self._rows[g],
                              self._where(g, c))
 
-    def span(self, lo: int, hi: int, names: Sequence[str] | None = None) -> SealedSpan:
+    def span(self, lo: int, hi: int, names: Sequence[str] | None = None,
+             cache: BlockCache | None = None) -> SealedSpan:
         """The rows with lo <= key <= hi, located but not yet decoded: one `pread` of the
         chunks of the row groups the range touches and the columns of `names` (default
-        all); the keys are decoded now, each column when `SealedSpan.fill` asks for it."""
+        all); the keys are decoded now, each column when `SealedSpan.fill` asks for it.
+        With a `cache` (engine/blockcache.py), chunks it holds are copied, not read, and
+        the others are decoded whole and added to it."""
         want = [0] + [1 + self._names[1:].index(n) for n in (names if names is not None
                                                                 else self._names[1:])]
         gr = self.groups_for(lo, hi)
         columns = {self._names[c]: c for c in want[1:]}
         if not len(gr):
             return SealedSpan(self, gr, columns, b"", 0, np.zeros(0, np.int64), 0)
-        base = min(self._off[g][c] for g in gr for c in want)
-        end = max(self._off[g][c] + self._len[g][c] for g in gr for c in want)
-        buf = self._pread(base, end - base)
+        fid = cache.file_id(self) if cache is not None else 0
+        got = cache.lookup(fid, gr, want) if cache is not None else {}
+        need = [(g, c) for g in gr for c in want if (g, c) not in got]
+        base = end = 0
+        if need:
+            base = min(self._off[g][c] for g, c in need)
+            end = max(self._off[g][c] + self._len[g][c] for g, c in need)
+        buf = self._pread(base, end - base) if need else b""
         total = sum(self._rows[g] for g in gr)
         keys = np.empty(total, dtype=np.int64)
         pos = 0
         for g in gr:
             n = self._rows[g]
-            decode_into(self._codec[g][0], self._payload(g, 0, buf, base), self._dtypes[0], n,
-                        keys[pos : pos + n])
+            k = got.get((g, 0))
+            if k is None and cache is not None:
+                k = cache.add(fid, g, 0, self._chunk(g, 0, buf, base))
+            if k is not None:
+                keys[pos : pos + n] = k
+            else:
+                decode_into(self._codec[g][0], self._payload(g, 0, buf, base),
+                            self._dtypes[0], n, keys[pos : pos + n])
             pos += n
         first = self._rows[gr.start]
         a = int(np.searchsorted(keys[:first], lo, "left"))
         b = total - self._rows[gr.stop - 1] + int(np.searchsorted(
             keys[total - self._rows[gr.stop - 1] :], hi, "right"))
-        return SealedSpan(self, gr, columns, buf, base, keys[a:b], a)
+        sp = SealedSpan(self, gr, columns, buf, base, keys[a:b], a)
+        if cache is not None:
+            sp.cache, sp.fid, sp.got = cache, fid, got
+        return sp
 
-    def read(self, lo: int, hi: int, names: Sequence[str] | None = None
-             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def read(self, lo: int, hi: int, names: Sequence[str] | None = None,
+             cache: BlockCache | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(keys, {column: values}) of the rows with lo <= key <= hi, in file order; only the
-        row groups and columns (`names`, default all) the range needs are read and decoded."""
-        sp = self.span(lo, hi, names)
+        row groups and columns (`names`, default all) the range needs are read and decoded
+        (or copied from `cache`, as `span`)."""
+        sp = self.span(lo, hi, names, cache)
         out = {}
         for name, c in sp.columns.items():
             out[name] = np.empty(sp.rows, dtype=self._dtypes[c])
@@ -298,12 +320,17 @@ class SealedSpan:
     """Rows of a sealed file located by `SealedReader.span`: their keys, and each column
     decoded on demand straight into the caller's array (one pass per chunk, no joins)."""
 
-    __slots__ = ("reader", "groups", "columns", "_buf", "_base", "keys", "_start")
+    __slots__ = ("reader", "groups", "columns", "_buf", "_base", "keys", "_start", "cache",
+                 "fid", "got")
 
     def __init__(self, reader: SealedReader, groups: range, columns: dict[str, int],
                  buf: bytes, base: int, keys: np.ndarray, start: int) -> None:
         self.reader, self.groups, self.columns = reader, groups, columns
         self._buf, self._base, self.keys, self._start = buf, base, keys, start
+        # the block cache of the read (None: decode every chunk) and its chunks found
+        self.cache: BlockCache | None = None
+        self.fid = 0
+        self.got: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def rows(self) -> int:
@@ -333,7 +360,9 @@ class SealedSpan:
             for g in self.groups:
                 n = r._rows[g]
                 a, b = max(lo - pos, 0), min(hi - pos, n)
-                if a < b:
+                if a < b and (got := self._cached(g, c)) is not None:
+                    out[pos + a - lo : pos + b - lo] = got[a:b]  # the copy of a cached chunk
+                elif a < b:
                     raw = r._payload(g, c, self._buf, self._base)
                     dst = out[pos + a - lo : pos + b - lo]
                     if a == 0 and b == n:
@@ -343,3 +372,14 @@ class SealedSpan:
                         decode_into(r._codec[g][c], raw, dt, n, tmp)
                         dst[...] = tmp[a:b]
                 pos += n
+
+    def _cached(self, g: int, c: int) -> np.ndarray | None:
+        """Chunk (g, c) from the read's block cache, decoded into it first if it was not
+        there; None without a cache."""
+        cache = self.cache
+        if cache is None:
+            return None
+        got = self.got.get((g, c))
+        if got is None:
+            got = cache.add(self.fid, g, c, self.reader._chunk(g, c, self._buf, self._base))
+        return got

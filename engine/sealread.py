@@ -72,13 +72,14 @@ def sealed_columns(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int
                    names: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(keys, columns) of the sealed file's rows with lo <= key <= hi, as the bucket's
     columns `names`: a file sealed before a column change is translated by column id
-    (engine/columns.py; an added column reads its fill)."""
+    (engine/columns.py; an added column reads its fill). Chunks come through the
+    catalog's block cache (engine/blockcache.py), the overlay's rows never do."""
     r = catalog.sealed_reader(bucket, year)
     m = r.meta
     if m.schema_version == bucket.schema_version:
-        return r.read(lo, hi, names)
+        return r.read(lo, hi, names, catalog.block_cache)
     src, dst = (m.schema, m.columns), (bucket.schema, bucket.columns)
-    keys, cols = r.read(lo, hi, source_names(src, dst, names))
+    keys, cols = r.read(lo, hi, source_names(src, dst, names), catalog.block_cache)
     return keys, translate_columns(cols, len(keys), src, dst, names)
 
 
@@ -211,7 +212,7 @@ def _plain_span(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int,
     r = catalog.sealed_reader(bucket, year)
     if r.meta.schema_version != bucket.schema_version:
         return None
-    return r.span(lo, hi, names)
+    return r.span(lo, hi, names, catalog.block_cache)
 
 
 def sealed_fixed_rows(catalog: Catalog, bucket: Bucket, year: int, lo: int, hi: int,

@@ -82,6 +82,9 @@ class StorageConfig:
                                    metadata=rules(check=_days))  # 0: never
     bulk_load_rows: int = field(default=DEFAULTS.bulk_load_rows,
                                 metadata=rules(check=_not_negative))  # 0: never
+    # docs/format.md "The decoded block cache": MiB of decoded sealed chunks kept (0: none)
+    block_cache_mb: int = field(default=DEFAULTS.block_cache_mb,
+                                metadata=rules(check=_not_negative))
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ class Config:
                 "max_open_files": self.storage.max_open_files or None,
                 "allow_missing_columns": self.storage.allow_missing_columns,
                 "seal_after_days": self.storage.seal_after_days,
-                "bulk_load_rows": self.storage.bulk_load_rows}
+                "bulk_load_rows": self.storage.bulk_load_rows,
+                "block_cache_mb": self.storage.block_cache_mb}
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -150,6 +150,10 @@ class _DatabaseCollector:
             ("mkts_wal_bytes", "Bytes in the live write-ahead log segments",
              lambda s: float(s["wal_bytes"])),
             ("mkts_open_files", "Year files open now", lambda s: float(s["open_files"])),
+            ("mkts_block_cache_bytes", "Bytes of decoded sealed chunks kept (docs/format.md "
+             "\"The decoded block cache\")", lambda s: float(s.get("block_cache_bytes", 0))),
+            ("mkts_block_cache_capacity_bytes", "The block cache's bound in bytes (0: off)",
+             lambda s: float(s.get("block_cache_capacity", 0))),
             ("mkts_failed", "1 once an I/O error made the database refuse writes",
              lambda s: 0.0 if s["failed"] is None else 1.0),
         ]
@@ -159,6 +163,11 @@ class _DatabaseCollector:
                                   value=float(stats["triggers_fired"]))
         yield CounterMetricFamily("mkts_trigger_errors", "Trigger fire() calls that raised",
                                   value=float(stats["trigger_errors"]))
+        for what in ("hits", "misses"):
+            yield CounterMetricFamily(f"mkts_block_cache_{what}", f"Sealed chunks a read "
+                                      f"{'found in' if what == 'hits' else 'decoded into'} "
+                                      "the block cache",
+                                      value=float(stats.get(f"block_cache_{what}", 0)))
         yield CounterMetricFamily("mkts_wal_transactions", "Transactions logged (the last "
                                   "transaction number)", value=float(stats["last_txn"]))
 

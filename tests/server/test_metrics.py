@@ -72,6 +72,8 @@ def test_counters_move_with_calls_over_both_transports(server: ServerProcess) ->
     assert value(after, "mkts_wal_bytes") > 0
     assert value(after, "mkts_wal_transactions_total") >= 2
     assert value(after, "mkts_failed") == 0
+    assert value(after, "mkts_block_cache_capacity_bytes") == 64 << 20  # storage's default
+    assert value(after, "mkts_block_cache_hits_total") == 0  # nothing sealed yet
 
 
 def test_trigger_lag_and_fired_triggers_are_reported(server: ServerProcess) -> None:
