@@ -49,12 +49,14 @@ def _cold_read(path: str, size: int) -> Callable[[], Any]:
 
 
 def sealed_read_ceilings(path: str, result: np.ndarray, read: Callable[[], Any],
-                         rounds: int = 15, burst: int = 5
+                         rounds: int = 15, burst: int = 5,
+                         more: dict[str, Callable[[], Any]] | None = None
                          ) -> dict[str, tuple[float, float]]:
     """(median seconds per call, minor page faults per call) of the read and of each
     ceiling: `path` is the sealed file the read decodes whole, `result` one result of it (a
     structured array). The faults show memory the allocator handed back to the system
-    between calls and took again (each a trap into the kernel and a zeroed page)."""
+    between calls and took again (each a trap into the kernel and a zeroed page). `more`:
+    other reads measured in the same rounds (the read without the block cache)."""
     from mkts.engine.sealcodec import PLAIN
 
     chunks, size = _chunks(path)
@@ -74,6 +76,7 @@ def sealed_read_ceilings(path: str, result: np.ndarray, read: Callable[[], Any],
 
     cases: dict[str, Callable[[], Any]] = {
         "the read (db.read)": read,
+        **(more or {}),
         "zstd: the chunks stored compressed": lambda: [dec.decompress(c) for c in z],
         "zstd: every chunk as a zstd frame (before plain chunks)":
             lambda: [dec.decompress(c) for c in every],

@@ -68,7 +68,14 @@ def test_compare_runner_smoke(tmp_path: Path) -> None:
     # the sealed full-year read beside its same-round ceilings (benchmarks/sealceil.py)
     assert {c for s, c, e in got if s == "9" and e == "mkts" and "same rounds" in c} >= {
         "sealed full-year read, same rounds: the read (db.read)",
+        "sealed full-year read, same rounds: the read, block cache off (db.read)",
         "sealed full-year read, same rounds: numpy: copy of the result's bytes"}
+    # the sealed warm reads with the block cache and without, in the same run
+    assert {c for s, c, e in got if s == "9" and e == "mkts" and "warm" in c} >= {
+        "sealed full symbol-year read, warm, block cache on",
+        "sealed full symbol-year read, warm, block cache off",
+        "sealed one-day read, warm, block cache on, repeated",
+        "sealed one-day read, warm, block cache off"}
     assert any(r["scenario"] == "6b" for r in report["rows"])
     assert any(r["scenario"] == "2b" and r["engine"] == "raw" for r in report["rows"])
     raw_rows = [r for r in report["rows"] if r["engine"] == "raw"]
