@@ -27,8 +27,9 @@ _tokens = itertools.count(1)  # identities of files that cannot be stat'ed (neve
 
 @dataclass(frozen=True)
 class BlockCacheStats:
-    """What the cache holds and did: chunks found (`hits`), decoded (`misses`), dropped to
-    stay within `capacity` bytes (`evictions`); `bytes` counts values plus ENTRY_OVERHEAD."""
+    """What the cache holds and did: chunks found (`hits`), decoded for it (`misses`),
+    dropped to stay within `capacity` bytes (`evictions`); `bytes` counts values plus
+    ENTRY_OVERHEAD per entry."""
 
     hits: int
     misses: int
@@ -62,10 +63,11 @@ class BlockCache:
 
     def file_id(self, reader: SealedReader) -> int:
         """This cache's number for the file `reader` reads (see the class docstring)."""
-        fid = self._readers.get(reader)
+        with self._lock:
+            fid = self._readers.get(reader)
         if fid is not None:
             return fid
-        ident = self._identity(reader)
+        ident = self._identity(reader)  # a stat: outside the lock
         with self._lock:
             fid = self._files.setdefault(ident, len(self._files) + 1)
             self._readers[reader] = fid
@@ -86,7 +88,7 @@ class BlockCache:
     def lookup(self, fid: int, groups: range, cols: list[int]
                ) -> dict[tuple[int, int], np.ndarray]:
         """The cached chunks among `groups` x `cols`, by (group, column), each made the most
-        recently used; the others count as misses (their caller decodes and `add`s them)."""
+        recently used (the others are the caller's to decode and `add`)."""
         got: dict[tuple[int, int], np.ndarray] = {}
         m = self._map
         with self._lock:
@@ -97,20 +99,20 @@ class BlockCache:
                         m.move_to_end((fid, g, c))
                         got[(g, c)] = a
             self.hits += len(got)
-            self.misses += len(groups) * len(cols) - len(got)
         return got
 
     def add(self, fid: int, g: int, c: int, values: np.ndarray) -> np.ndarray:
         """Keep `values` (an array of its own, made read-only here) as chunk (g, c) of file
         `fid`, dropping the least recently used chunks to stay within the capacity; a chunk
-        larger than the whole capacity is not kept. Returns `values`."""
+        larger than the whole capacity is not kept. Returns `values`. Counts a miss."""
         values.flags.writeable = False
         size = values.nbytes + ENTRY_OVERHEAD
-        if size > self.capacity:
-            return values
         key = (fid, g, c)
         m = self._map
         with self._lock:
+            self.misses += 1
+            if size > self.capacity:
+                return values
             old = m.pop(key, None)
             if old is not None:
                 self._bytes -= old.nbytes + ENTRY_OVERHEAD
