@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from mkts.engine.blockcache import ENTRY_OVERHEAD, BlockCache
+from mkts.engine.schema import FIXED, Schema
 from mkts.engine.sealfile import SealMeta, encode_sealed
 from mkts.engine.sealing import open_sealed
-from mkts.engine.schema import FIXED, Schema
 from mkts.engine.timeframes import parse_timeframe
 from mkts.wal.fs import OsFileSystem
 
