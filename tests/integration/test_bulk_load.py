@@ -20,7 +20,7 @@ from mkts.engine.sealing import ingest_name
 
 KEY = "BULK/1Min/OHLCV"
 Y2023 = 1_672_531_200
-BULK = 10_000  # the bulk_load_rows these tests open with (off by default)
+BULK = 10_000  # the bulk_load_rows these tests open with (the default)
 
 
 def _bars(n: int) -> np.ndarray:
@@ -144,12 +144,16 @@ def test_a_bulk_load_whose_file_is_gone_is_reported(root: str) -> None:
         engine.open(root + ".crash", bulk_load_rows=BULK)
 
 
-def test_bulk_loads_are_off_by_default_and_refuse_bad_settings(root: str) -> None:
+def test_bulk_loads_are_on_by_default_off_at_zero_and_refuse_bad_settings(root: str) -> None:
     with pytest.raises(engine.InvalidInputError, match="bulk_load_rows"):
         engine.open(root, bulk_load_rows=-1)
-    db = engine.open(root)
-    try:
-        db.write(KEY, _bars(20_000))
+    with engine.open(root) as db:  # the default threshold: 10 000 rows
+        db.write(KEY, _bars(9_999))
         assert _files(root) == ["2023.bin", "bucket.hdr"]
-    finally:
-        db.close()
+        db.write("B/1Min/OHLCV", _bars(10_000))
+        assert sorted(os.listdir(os.path.join(root, "B/1Min/OHLCV"))) == ["2023.sealed",
+                                                                          "bucket.hdr"]
+    with engine.open(root, bulk_load_rows=0) as db:
+        db.write("C/1Min/OHLCV", _bars(20_000))
+        assert sorted(os.listdir(os.path.join(root, "C/1Min/OHLCV"))) == ["2023.bin",
+                                                                          "bucket.hdr"]
