@@ -268,6 +268,7 @@ class Database:
         # Bulk loads write their sealed files here, outside the lock (docs/format.md
         # "Bulk loads": a write that reached the year first is merged at apply).
         txn.fixed = self._writes.ingest(txn.fixed)
+        self._writes.ingest_ticks(txn)
         return pipeline.commit(txn.build)
 
     def delete(self, key: str, start: Any = None, end: Any = None) -> int:

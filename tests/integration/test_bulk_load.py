@@ -15,8 +15,8 @@ import pytest
 
 from mkts import engine
 from mkts.engine import journal
+from mkts.engine.bulkload import ingest_name
 from mkts.engine.plan import IngestWrite, plan_fixed
-from mkts.engine.sealing import ingest_name
 
 KEY = "BULK/1Min/OHLCV"
 Y2023 = 1_672_531_200
