@@ -105,6 +105,8 @@ class BulkLoads:
         # replay: op 7 records whose file is gone, until a later op 5 of the year explains it
         self._missing: dict[tuple[BucketKey, int], str] = {}
         self.replaying = False
+        # bucket directories whose rename of an `.ingest` file is not fsynced yet (`sync`)
+        self._renamed: set[str] = set()
 
     def _meta(self, bucket: Bucket, year: int) -> SealMeta:
         h = self.catalog.year_header(bucket, year)
@@ -211,8 +213,9 @@ class BulkLoads:
 
     # -- applying and replaying op 7 ------------------------------------------------------
     def install(self, bucket: Bucket, w: Ingest) -> None:
-        """Apply WAL op 7: the `.ingest` file becomes `<YYYY>.sealed` (rename, directory
-        fsync: durable before a checkpoint can retire the record). A fixed year that got a
+        """Apply WAL op 7: the `.ingest` file becomes `<YYYY>.sealed` (a rename, made durable
+        by the next checkpoint's `sync`, before it retires the record: until then a replay
+        redoes a rename a crash lost). A fixed year that got a
         file meanwhile (a write logged before this one) gets the rows written into that file
         instead, as any slot write, and the `.ingest` file stays until the next open.
         Replaying the record again finds the sealed file it made (same size and footer
@@ -223,7 +226,7 @@ class BulkLoads:
         if catalog.fs.exists(path):
             if year not in bucket.years:
                 catalog.fs.replace(path, os.path.join(bucket.path, sealed_name(year)))
-                catalog.fs.fsync_dir(bucket.path)
+                self._renamed.add(bucket.path)
                 bucket.years.add(year)
                 bucket.sealed[year] = None
                 return
@@ -248,6 +251,16 @@ class BulkLoads:
             raise CorruptFileError(msg)
         # A later record of the log may have dropped the year (op 5) since: decided there.
         self._missing[(w.key, year)] = msg
+
+    def sync(self) -> None:
+        """fsync each bucket directory an install renamed in since the last call: at a
+        checkpoint, before the log records that would redo the renames are retired (one
+        directory fsync per bucket, not one per op 7). A directory gone since (its bucket
+        destroyed) has nothing left to make durable."""
+        for path in sorted(self._renamed):
+            if self.catalog.fs.exists(path):
+                self.catalog.fs.fsync_dir(path)
+        self._renamed.clear()
 
     def _adopted(self, bucket: Bucket, w: Ingest) -> SealedReader | None:
         """The reader of `<YYYY>.sealed` if it is the file `w` installed."""

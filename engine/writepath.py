@@ -408,6 +408,7 @@ class WritePath:
         return w
 
     def sync_data(self) -> None:
+        self.bulk.sync()  # the renames of op 7 (engine/bulkload.py)
         self.catalog.sync_dirty()
         self.catalog.record_files()
 
