@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -138,6 +138,19 @@ class BulkLoads:
         return out
 
     # -- tick buckets: decided by the commit leader (docs/format.md "Bulk loads") -------
+    def split_ticks(self, batches: list[tuple[BucketKey, Schema, Batch]], with_rows: bool
+                    ) -> tuple[list[TickBulk], list[tuple[BucketKey, Schema, Batch]]]:
+        """`ticks` for each (key, schema, batch) of a transaction: (its bulk loads, the
+        batches left for ordinary tick writes)."""
+        found: list[TickBulk] = []
+        rest: list[tuple[BucketKey, Schema, Batch]] = []
+        for key, schema, batch in batches:
+            bulk, left = self.ticks(key, schema, batch, with_rows)
+            found.extend(bulk)
+            if left is not None:
+                rest.append((key, schema, left))
+        return found, rest
+
     def ticks(self, key: BucketKey, schema: Schema, batch: Batch, with_rows: bool
               ) -> tuple[list[TickBulk], Batch | None]:
         """Write the `.ingest` file of each closed, absent year `batch` brings at least
@@ -280,10 +293,13 @@ class BulkLoads:
         if self._missing:
             raise CorruptFileError(next(iter(self._missing.values())))
 
-    def replayed_rows(self, w: Ingest) -> Ingest | None:
+    def replayed_rows(self, w: Any) -> Any:
         """A replayed op 7 with its rows read back from the file it installed (or the
         `.ingest` file kept beside a year that had a file), for triggers; None when neither
-        holds them any more (a later record dropped the year and tells triggers so)."""
+        holds them any more (a later record dropped the year and tells triggers so). Any
+        other write is returned as it is."""
+        if type(w) is not IngestWrite and type(w) is not TickIngestWrite:
+            return w
         bucket = self.catalog.get(w.key)
         r = self._adopted(bucket, w)
         path = os.path.join(bucket.path, ingest_name(w.year, w.ingest_id))

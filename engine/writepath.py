@@ -287,24 +287,6 @@ class WritePath:
             for f in pinned:
                 self.catalog.release(f)
 
-    def ingest(self, writes: FixedWrites) -> list[SlotWrite | RowWrite]:
-        """`writes` with every fixed bulk load written sealed now, by the writer's thread
-        (engine/bulkload.py `BulkLoads.fixed`)."""
-        return self.bulk.fixed(list(writes))
-
-    def ingest_ticks(self, txn: Transaction) -> None:
-        """Write the `.ingest` files of `txn`'s tick bulk loads now, by the writer's thread;
-        the commit leader decides whether each is logged as op 7 (`Transaction.build`)."""
-        if not self.bulk.rows:
-            return
-        rest: list[tuple[BucketKey, Schema, ingest.Batch]] = []
-        for key, schema, batch in txn.ticks:
-            found, left = self.bulk.ticks(key, schema, batch, self._dispatcher.wants())
-            txn.bulk.extend(found)
-            if left is not None:
-                rest.append((key, schema, left))
-        txn.ticks = rest
-
     # -- the commit pipeline's target (stages 4-5) ---------------------------------------
     def admit(self, writes: Writes) -> None:
         """Every fixed write's bucket must still be the one it was planned for. A destroy
@@ -397,15 +379,10 @@ class WritePath:
                                 for w in writes):
                 # A replayed bulk load's rows are in the file it installed, not in its
                 # record: read back now (a later record of the log may remove the file).
-                writes = [r for w in writes if (r := self._replayed_rows(w)) is not None]
+                writes = [r for w in writes if (r := self.bulk.replayed_rows(w)) is not None]
                 if not writes:
                     return
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
-
-    def _replayed_rows(self, w: Write) -> Write | None:
-        if type(w) is IngestWrite or type(w) is TickIngestWrite:
-            return self.bulk.replayed_rows(w)
-        return w
 
     def sync_data(self) -> None:
         self.bulk.sync()  # the renames of op 7 (engine/bulkload.py)

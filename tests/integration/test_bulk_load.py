@@ -92,7 +92,7 @@ def test_a_write_that_reached_the_year_first_gets_the_bulk_rows_merged(root: str
     db = engine.open(root, bulk_load_rows=BULK)
     try:
         db.create(KEY, {"Close": "f8", "Volume": "i8"})
-        writes = db._writes.ingest(_planned(db, rows))  # the sealed file is written now
+        writes = db._writes.bulk.fixed(_planned(db, rows))  # the sealed file is written now
         assert [type(w) for w in writes] == [IngestWrite]
         db.write(KEY, rows[-1:])  # logged first: the year becomes a live file
         db._pipeline.commit_built(journal.encode_parts(list(writes)), writes)
@@ -116,7 +116,7 @@ def test_a_lost_rename_is_redone_and_an_orphan_is_removed(root: str) -> None:
     rows = _bars(20_000)
     db = engine.open(root, bulk_load_rows=BULK)
     db.create(KEY, {"Close": "f8", "Volume": "i8"})
-    writes = db._writes.ingest(_planned(db, rows))
+    writes = db._writes.bulk.fixed(_planned(db, rows))
     iid = writes[0].ingest_id
     Path(root, KEY, ingest_name(2024, 7)).write_bytes(b"never logged")
     db._pipeline.commit_built(journal.encode_parts(list(writes)), writes)
@@ -135,7 +135,7 @@ def test_a_lost_rename_is_redone_and_an_orphan_is_removed(root: str) -> None:
 def test_a_bulk_load_whose_file_is_gone_is_reported(root: str) -> None:
     db = engine.open(root, bulk_load_rows=BULK)
     db.create(KEY, {"Close": "f8", "Volume": "i8"})
-    writes = db._writes.ingest(_planned(db, _bars(20_000)))
+    writes = db._writes.bulk.fixed(_planned(db, _bars(20_000)))
     db._pipeline.commit_built(journal.encode_parts(list(writes)), writes)
     shutil.copytree(root, root + ".crash")
     db.close()

@@ -75,7 +75,7 @@ def test_a_tick_bulk_load_whose_year_got_rows_first_goes_through_the_log(root: s
         txn = db._writes.plan({KEY: rows}, True)
         for key, schema in txn.creates:
             db.catalog.create(key, schema)
-        db._writes.ingest_ticks(txn)  # the .ingest file is written now
+        txn.bulk, txn.ticks = db._writes.bulk.split_ticks(txn.ticks, False)  # .ingest now
         assert len(txn.bulk) == 1 and not txn.ticks
         assert any(n.endswith(".ingest") for n in _files(root))
         db.write(KEY, rows[:3], variable=True)  # logged first: 2023 becomes a live file
@@ -91,7 +91,7 @@ def test_an_ingest_file_no_record_names_leaves_no_trace(root: str) -> None:
     with engine.open(root, **QUIET) as db:
         db.write("TB2/1Min/TRADE", _ticks(10, Y2023 - 86_400 * 700), variable=True)  # 2021
         txn = db._writes.plan({"TB2/1Min/TRADE": _ticks(20_000, Y2023 - 86_400 * 100)}, True)
-        db._writes.ingest_ticks(txn)  # written, fsynced ... and the crash before op 7
+        txn.bulk, txn.ticks = db._writes.bulk.split_ticks(txn.ticks, False)  # then a crash
         (bulk,) = txn.bulk
         shutil.copytree(root, root + ".crash")
     assert bulk.write.year == 2022

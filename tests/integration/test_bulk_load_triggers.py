@@ -120,7 +120,7 @@ def test_a_replayed_bulk_load_merged_into_an_existing_year_reads_its_kept_file(
         db.create(BASE, {c: "f4" for c in ("Open", "High", "Low", "Close")} | {"Volume": "i8"})
         bucket = db.catalog.get(engine.parse_key(BASE))
         batch = prepare(raw_columns(rows, BASE), bucket.schema, db.calendar, BASE)
-        writes = db._writes.ingest(plan_fixed(bucket.key, bucket.schema, batch, db.calendar))
+        writes = db._writes.bulk.fixed(plan_fixed(bucket.key, bucket.schema, batch, db.calendar))
         db.write(BASE, rows[-1:])  # logged first: the year becomes a live file
         db._pipeline.commit_built(journal.encode_parts(list(writes)), writes)
         assert "2023.bin" in _files(root)
