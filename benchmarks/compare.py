@@ -491,7 +491,7 @@ class Worker:
         ticks["Size"] = 100
         key = "AAPL/1Min/TRADE"
         lat = np.empty(n)
-        with engine.open(root, sync="off") as db:
+        with engine.open(root, bulk_load_rows=0, sync="off") as db:
             for i in range(n):
                 row = ticks[i : i + 1]
                 t0 = time.perf_counter()
@@ -538,7 +538,7 @@ class Worker:
             root = fresh(os.path.join(self.work, f"agg{tag}{sync}{agg}"))
             trig = ([("*/1Min/OHLCV", ondiskagg.NewTrigger(
                 {"destinations": ["5Min", "15Min", "1H", "1D"]}))] if agg else [])
-            db = engine.open(root, sync=sync, triggers=trig)
+            db = engine.open(root, bulk_load_rows=0, sync=sync, triggers=trig)
             db.write(key, rows[:cut])  # the history the bars are computed from
             db.wait_for_triggers()
             return root, db
