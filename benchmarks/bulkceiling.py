@@ -2,7 +2,8 @@
 process, rounds interleaved so that the shared disk's load falls on every case alike:
 
 - mkts: `db.write` per symbol, `sync="always"`, bulk loads on (each symbol-year written as
-  a sealed file, WAL op 7 logged);
+  a sealed file, WAL op 7 logged); and all symbols in one `db.write_many` (one transaction,
+  one log record and one log fdatasync for all);
 - ArcticDB (LMDB, if installed): `lib.write` per symbol, as scenario 1 writes it;
 - raw protocol: plain os calls doing what a durable bulk load must do per symbol — write a
   file of the size of its sealed file and fsync it, fsync its directory, append a 64-byte
@@ -40,6 +41,13 @@ def _mkts(root: str, bars: dict[str, np.ndarray]) -> None:
     with engine.open(root, sync="always", bulk_load_rows=10_000) as db:
         for sym, rows in bars.items():
             db.write(KEY.format(sym), rows)
+
+
+def _mkts_many(root: str, bars: dict[str, np.ndarray]) -> None:
+    from mkts import engine
+
+    with engine.open(root, sync="always", bulk_load_rows=10_000) as db:
+        db.write_many({KEY.format(s): rows for s, rows in bars.items()})
 
 
 def _arctic(root: str, frames: dict[str, Any]) -> None:
@@ -138,6 +146,7 @@ def main() -> None:
         shutil.rmtree(probe)
         cases: dict[str, Callable[[str], None]] = {
             "mkts bulk load (sync=always)": lambda root: _mkts(root, bars),
+            "mkts bulk load, one write_many of all symbols": lambda root: _mkts_many(root, bars),
             "raw protocol: write+fsync file, fsync dir, log+fdatasync": lambda root: _raw(root,
                                                                                        sizes),
             "encode only (encode_sealed)": lambda root: _encode(inputs),

@@ -107,10 +107,17 @@ class BulkLoads:
         self.replaying = False
         # bucket directories whose rename of an `.ingest` file is not fsynced yet (`sync`)
         self._renamed: set[str] = set()
+        self._format_3 = False  # mkts.root is known to say database format 2
+
+    def _root_format(self) -> None:
+        """`mkts.root` records database format 2 before the first sealed file is written."""
+        if not self._format_3:
+            use_format_3(self.catalog.fs, self.catalog.root, self.calendar.tz)
+            self._format_3 = True
 
     def _meta(self, bucket: Bucket, year: int) -> SealMeta:
         h = self.catalog.year_header(bucket, year)
-        use_format_3(self.catalog.fs, self.catalog.root, self.calendar.tz)
+        self._root_format()
         return SealMeta(bucket.schema, year, h.nslots, h.year_start, self.calendar.tz,
                         schema_version=bucket.schema_version, ids=bucket.columns.ids)
 
@@ -126,14 +133,23 @@ class BulkLoads:
         its sealed file written and made durable now, by the writer's thread, so the log
         carries a small record instead of the rows (which triggers still get from memory)."""
         out = list(writes)
+        todo: list[tuple[int, SlotWrite, SealMeta, str]] = []
         for i, w in enumerate(out):
             if type(w) is not SlotWrite:
                 continue
             bucket = self._eligible(w.key, w.year, len(w.slots))
-            if bucket is None:
-                continue
-            iid, size, crc = write_ingest(self.catalog.fs, bucket.path, self._meta(bucket, w.year),
-                                          w.slots, {n: w.records[n] for n in bucket.schema.names})
+            if bucket is not None:
+                todo.append((i, w, self._meta(bucket, w.year), bucket.path))
+
+        def one(item: tuple[int, SlotWrite, SealMeta, str]) -> tuple[int, int, int, int]:
+            i, w, meta, path = item
+            return i, *write_ingest(self.catalog.fs, path, meta, w.slots,
+                                    {n: w.records[n] for n in meta.schema.names})
+
+        # One after the other: the sealed encoder's zstd context is one per process
+        # (engine/sealcodec.py), so two encodings must not run at once.
+        for i, iid, size, crc in map(one, todo):
+            w = out[i]
             out[i] = IngestWrite(w.key, w.year, w.slots, w.records, iid, size, crc)
         return out
 

@@ -157,3 +157,16 @@ def test_bulk_loads_are_on_by_default_off_at_zero_and_refuse_bad_settings(root: 
         db.write("C/1Min/OHLCV", _bars(20_000))
         assert sorted(os.listdir(os.path.join(root, "C/1Min/OHLCV"))) == ["2023.bin",
                                                                           "bucket.hdr"]
+
+
+def test_a_write_many_of_several_buckets_bulk_loads_each_and_replays(root: str) -> None:
+    rows = {f"S{i}/1Min/OHLCV": _bars(12_000 + 1_000 * i) for i in range(3)}
+    with engine.open(root, checkpoint_interval_s=1e9) as db:
+        db.write_many(rows)  # one transaction, three op 7 records
+        for k, v in rows.items():
+            assert sorted(os.listdir(os.path.join(root, k))) == ["2023.sealed", "bucket.hdr"]
+            assert db.read(k)["Volume"].tolist() == v["Volume"].tolist()
+        shutil.copytree(root, root + ".crash")
+    with engine.open(root + ".crash") as again:
+        for k, v in rows.items():
+            assert again.read(k)["Close"].tobytes() == v["Close"].tobytes()
