@@ -23,13 +23,13 @@ from mkts.engine.sealfile import SealedReader, SealMeta
 from mkts.engine.sealing import open_sealed, sealed_name, write_sealed
 from mkts.engine.ticks import TickPlanner, TickWrite
 from mkts.engine.timeutil import NS, Calendar
-from mkts.wal.fs import FileSystem
+from mkts.wal.fs import BackupFileSystem, FileSystem
 
 if TYPE_CHECKING:
     from mkts.engine.catalog import Bucket, Catalog
 
 __all__ = ["BulkLoads", "TickIngestWrite", "TickBulk", "ingest_name", "write_ingest",
-           "remove_ingests", "INGEST_SUFFIX"]
+           "remove_ingests", "ingest_sources", "INGEST_SUFFIX"]
 
 INGEST_SUFFIX = ".ingest"
 
@@ -37,6 +37,15 @@ INGEST_SUFFIX = ".ingest"
 def ingest_name(year: int, ingest_id: int) -> str:
     """`<YYYY>.sealed.<id>.ingest`: a bulk load's sealed file before WAL op 7 adopts it."""
     return f"{year}.sealed.{ingest_id:016x}{INGEST_SUFFIX}"
+
+
+def ingest_sources(fs: BackupFileSystem, root: str, key: str, year: int) -> list[str]:
+    """The files (relative to `root`) an op 7 of bucket `key`'s `year` may name: its
+    `.ingest` files and `<YYYY>.sealed` (a backup copies them with the records)."""
+    d = os.path.join(root, key)
+    names = fs.listdir(d) if fs.isdir(d) else []
+    return [f"{key}/{n}" for n in names if n == sealed_name(year)
+            or (n.startswith(f"{year}.sealed.") and n.endswith(INGEST_SUFFIX))]
 
 
 @dataclass
