@@ -30,7 +30,7 @@ from mkts.engine.backup import backup_root
 
 
 def build(root: str, size: D.Size) -> None:
-    with engine.open(root, sync="off") as db:
+    with engine.open(root, bulk_load_rows=0, sync="off") as db:
         for sym, rows in D.bar_set(size).items():
             db.write(D.BAR_KEY.format(sym), rows)
         for _, ticks in D.tick_days(size):
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     backup_root(root, dest)
     inc: list[float] = []
     copied = linked = 0
-    with engine.open(root) as db:
+    with engine.open(root, bulk_load_rows=0) as db:
         for k in range(args.repeats):
             for sym in list(D.bar_set(size))[:5]:
                 rows = np.array(D.bars(sym, size)[-390:])

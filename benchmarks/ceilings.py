@@ -126,7 +126,7 @@ def multiyear(size: D.Size, rounds: int, burst: int) -> dict[str, float]:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "db")
-        writer = engine.open(root, sync="off")
+        writer = engine.open(root, bulk_load_rows=0, sync="off")
         try:
             writer.write(MY_KEY, rows)
             writer.flush()
@@ -242,7 +242,7 @@ def dask_layers(size: D.Size, rounds: int, malloc_trim: bool = True) -> dict[str
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "db")
-        with engine.open(root, sync="off") as db:
+        with engine.open(root, bulk_load_rows=0, sync="off") as db:
             for sym, rows in bar_data.items():
                 db.write(D.BAR_KEY.format(sym), rows)
         with engine.open(root, readonly=True) as db:

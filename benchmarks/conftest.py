@@ -35,7 +35,7 @@ def bars_root(tmp_path_factory: pytest.TempPathFactory, bar_data: dict[str, np.n
     from mkts import engine
 
     root = os.fspath(tmp_path_factory.mktemp("bars") / "db")
-    with engine.open(root, sync="off") as db:
+    with engine.open(root, bulk_load_rows=0, sync="off") as db:
         for sym, rows in bar_data.items():
             db.write(D.BAR_KEY.format(sym), rows)
     return root

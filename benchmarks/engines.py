@@ -211,6 +211,12 @@ class Mkts(Engine):
         return len(self.db.read(TICK_KEY.format("AAPL"), start, end))
 
     # mkts-only extras
+    def tick_bulk_load(self, root: str, batches: list[np.ndarray]) -> None:
+        """The same ticks loaded as history, durably: one write of the (closed) year, so a
+        bulk load (sealed tick file + WAL op 7; the batches joined inside the timing)."""
+        self._open(root, "always", bulk=True)
+        self.db.write(TICK_KEY.format("AAPL"), np.concatenate(batches), variable=True)
+
     def threaded_appends(self, root: str, threads: int, rows: np.ndarray, seconds: float
                          ) -> tuple[int, float]:
         """`threads` writers, each appending 1-row writes to its own bucket under

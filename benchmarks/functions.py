@@ -43,7 +43,7 @@ def run(size: D.Size, rounds: int, tick_rounds: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "db")
-        with engine.open(root, sync="off") as db:
+        with engine.open(root, bulk_load_rows=0, sync="off") as db:
             db.write("AAPL/1Min/OHLCV", D.bars("AAPL", size))
             db.write("AAPL/1Sec/TRADE", D.tick_days(size)[0][1], variable=True)
         with engine.open(root, readonly=True) as db:

@@ -30,7 +30,7 @@ def altered_db(tmp_path_factory: pytest.TempPathFactory, bar_data: dict[str, np.
 
     rows = next(iter(bar_data.values()))
     root = os.fspath(tmp_path_factory.mktemp("columns") / "db")
-    with engine.open(root, sync="off") as db:
+    with engine.open(root, bulk_load_rows=0, sync="off") as db:
         for key in BUCKETS.values():
             db.write(key, rows)
         db.add_column(BUCKETS["after add_column"], "VWAP", "f8", fill=0)

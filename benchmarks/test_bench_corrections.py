@@ -33,7 +33,7 @@ def bars_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     from mkts import engine
 
     rows = D.bars("AAPL", size)
-    db = engine.open(os.fspath(tmp_path_factory.mktemp("corr-bars") / "db"),
+    db = engine.open(os.fspath(tmp_path_factory.mktemp("corr-bars") / "db"), bulk_load_rows=0,
                      sync=request.param, checkpoint_interval_s=3600)
     db.write(BAR_KEY, rows)
     day = D.trading_days(size.bar_start, size.bar_end)[len(D.trading_days(size.bar_start,
@@ -51,7 +51,7 @@ def ticks_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
     day, ticks = D.tick_days(size)[0]
     s, e = D.day_bounds(day)
-    db = engine.open(os.fspath(tmp_path_factory.mktemp("corr-ticks") / "db"),
+    db = engine.open(os.fspath(tmp_path_factory.mktemp("corr-ticks") / "db"), bulk_load_rows=0,
                      sync=request.param, checkpoint_interval_s=3600)
     db.write(TICK_KEY, ticks, variable=True)
     yield db, ticks, s, e

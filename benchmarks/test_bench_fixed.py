@@ -43,7 +43,7 @@ def test_bulk_write_mkts(benchmark: Any, size: D.Size, bar_data: dict[str, np.nd
         for h in handles:
             h.close()
         handles.clear()
-        handles.append(engine.open(fresh_root(), sync=sync))
+        handles.append(engine.open(fresh_root(), bulk_load_rows=0, sync=sync))
         return (handles[0],), {}
 
     def run(db: Any) -> None:

@@ -32,7 +32,7 @@ def fn_db(tmp_path_factory: pytest.TempPathFactory, size: D.Size) -> Iterator[An
     from mkts import engine
 
     root = os.fspath(tmp_path_factory.mktemp("functions") / "db")
-    with engine.open(root, sync="off") as db:
+    with engine.open(root, bulk_load_rows=0, sync="off") as db:
         db.write(BAR_KEY, D.bars("AAPL", size))
         _day, ticks = D.tick_days(size)[0]
         db.write(TICK_KEY, ticks, variable=True)

@@ -41,7 +41,7 @@ def multi_year_db(tmp_path_factory: pytest.TempPathFactory, size: D.Size) -> Any
     start = int(dt.datetime(size.bar_end.year, 1, 1, tzinfo=dt.UTC).timestamp())
     packed["Epoch"] = start + 60 * np.arange(len(rows), dtype=np.int64)
     root = os.fspath(tmp_path_factory.mktemp("multiyear") / "db")
-    writer = engine.open(root, sync="off")
+    writer = engine.open(root, bulk_load_rows=0, sync="off")
     writer.write(TWO, rows)
     writer.write(PACKED, packed)
     reader = engine.open(root, readonly=True)

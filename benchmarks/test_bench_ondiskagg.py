@@ -41,7 +41,7 @@ def _base(size: D.Size, root: str, sync: str, agg: bool) -> Iterator[tuple[Any, 
     rows = D.bars("AAPL", size)
     cut = len(rows) // 2
     triggers = [("*/1Min/OHLCV", ondiskagg.NewTrigger({"destinations": DESTS}))] if agg else []
-    with engine.open(root, sync=sync, triggers=triggers) as db:
+    with engine.open(root, bulk_load_rows=0, sync=sync, triggers=triggers) as db:
         db.write(KEY, rows[:cut])
         db.wait_for_triggers()
         yield db, rows, cut
@@ -112,7 +112,7 @@ def test_ondiskagg_fire(benchmark: Any, size: D.Size, tmp_path: Any, part: str) 
     rec = _Recorder()
     trig = ondiskagg.NewTrigger({"destinations": DESTS})
     key = "AAPL/1Min/OHLCV"
-    with engine.open(os.fspath(tmp_path / "db"), sync="off", triggers=[(key, rec)]) as db:
+    with engine.open(os.fspath(tmp_path / "db"), bulk_load_rows=0, sync="off", triggers=[(key, rec)]) as db:
         db.write(key, rows[:cut])
         db.write(key, rows[cut : cut + 1])
         db.wait_for_triggers()
@@ -146,7 +146,7 @@ def test_rebuild_aggregates(benchmark: Any, size: D.Size, bars_root: str, tmp_pa
         handles.clear()
         dst = os.fspath(tmp_path / f"copy{next(copies)}")
         subprocess.run(["cp", "-a", "--sparse=always", bars_root, dst], check=True)
-        handles.append(engine.open(dst, sync="off"))
+        handles.append(engine.open(dst, bulk_load_rows=0, sync="off"))
         return (handles[0],), {}
 
     def run(db: Any) -> int:

@@ -37,7 +37,7 @@ def test_tick_ingest_mkts(benchmark: Any, size: D.Size, tmp_path: Any) -> None:
         for h in handles:
             h.close()
         handles.clear()
-        handles.append(engine.open(os.fspath(tmp_path / f"db{next(roots)}"), sync="always"))
+        handles.append(engine.open(os.fspath(tmp_path / f"db{next(roots)}"), bulk_load_rows=0, sync="always"))
         return (handles[0],), {}
 
     def run(db: Any) -> None:
@@ -94,7 +94,7 @@ def test_single_tick_append(benchmark: Any, size: D.Size, tmp_path: Any, already
     ticks["Nanoseconds"] = ns % 1_000_000_000
     ticks["Price"] = 100.0
     ticks["Size"] = 100
-    with engine.open(os.fspath(tmp_path / "db"), sync="off") as db:
+    with engine.open(os.fspath(tmp_path / "db"), bulk_load_rows=0, sync="off") as db:
         db.write(key, ticks[:already], variable=True)
         nxt = iter(range(already, slots))
 
@@ -117,7 +117,7 @@ def busy_day(tmp_path_factory: pytest.TempPathFactory, size: D.Size
 
     day, ticks = D.tick_days(size)[0]
     root = os.fspath(tmp_path_factory.mktemp("ticks") / "db")
-    with engine.open(root, sync="off") as db:
+    with engine.open(root, bulk_load_rows=0, sync="off") as db:
         for i in range(0, len(ticks), size.tick_batch):
             db.write(TICK_KEY, ticks[i : i + size.tick_batch], variable=True)
     path = os.fspath(tmp_path_factory.mktemp("rawticks") / "ticks.bin")

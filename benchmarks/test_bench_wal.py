@@ -59,7 +59,7 @@ def _append_mkts(benchmark: Any, ring: np.ndarray, root: str, sync: str, batch: 
     from mkts import engine
 
     key = "APPEND/1Min/OHLCV"
-    with engine.open(root, sync=sync) as db:
+    with engine.open(root, bulk_load_rows=0, sync=sync) as db:
         db.write(key, ring[:batch])  # creates the bucket and the year file
         chunks = _appender(ring, batch)
         benchmark.extra_info["rows_per_call"] = batch
@@ -112,7 +112,7 @@ def test_writer_threads_always(benchmark: Any, size: D.Size, ring: np.ndarray, t
     from mkts import engine
 
     per_thread = PER_THREAD[size.name]
-    with engine.open(os.fspath(tmp_path / "db"), sync="always") as db:
+    with engine.open(os.fspath(tmp_path / "db"), bulk_load_rows=0, sync="always") as db:
         keys = [f"T{i}/1Min/OHLCV" for i in range(threads)]
         for k in keys:
             db.write(k, ring[:1])
@@ -186,7 +186,7 @@ def crash_images(tmp_path_factory: pytest.TempPathFactory, size: D.Size) -> dict
     for n in size.replay_txns:
         live = os.fspath(tmp_path_factory.mktemp(f"live{n}") / "db")
         image = os.fspath(tmp_path_factory.mktemp(f"image{n}") / "db")
-        with engine.open(live, sync="off", checkpoint_interval_s=3600, max_wal_mb=1 << 20) as db:
+        with engine.open(live, bulk_load_rows=0, sync="off", checkpoint_interval_s=3600, max_wal_mb=1 << 20) as db:
             for i in range(n):
                 a, b = months[i % len(months)]
                 db.write(D.BAR_KEY.format(syms[i // len(months)]),
@@ -223,7 +223,7 @@ def test_replay(benchmark: Any, size: D.Size, crash_images: dict[int, str], tmp_
         return (dst,), {}
 
     def run(root: str) -> None:
-        handles.append(engine.open(root))
+        handles.append(engine.open(root, bulk_load_rows=0))
 
     benchmark.extra_info.update(transactions=n, wal_mb=round(wal_bytes / 2**20, 1))
     benchmark.pedantic(run, setup=setup, rounds=size.repeats, iterations=1)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mkts.engine.backuplog import EVERY, HeldLog, copy_log, pin_segments
+from mkts.engine.bulkload import ingest_sources
 from mkts.engine.catalog import DESTROY_INTENT, TEMPLATE_NAME
 from mkts.engine.durable import atomic_write, remove_tree_durable
 from mkts.engine.errors import InvalidInputError, MktsError
@@ -252,6 +253,10 @@ def _copy_once(fs: BackupFileSystem, root: str, dest: str, staging: str,
     touched = copy_log(fs, staging, a.log, need_header)
     if touched is None:
         return False
+    for _ in range(2):  # the files of op 7 records made since the listing (a rename: again)
+        for rel in [r for k, y in sorted(touched - {EVERY}) for r in ingest_sources(fs, root, k, y)]:
+            if rel not in a.files:
+                _take(fs, root, dest, staging, rel, manifest, a)
     # The replay writes the files of these years (whatever their kind: `.bin`, and a sealed
     # year's files): never into a file the previous backup shares.
     for rel, shared in list(a.files.items()):

@@ -251,7 +251,7 @@ class Database:
             if pipeline is not None and pipeline.failed is None and not self._closed:
                 built = self._writes.fast(key, data)
                 if built is not None:
-                    writes: list[Write] = list(self._writes.ingest(built[1]))
+                    writes: list[Write] = list(self._writes.bulk.fixed(list(built[1])))
                     if any(type(w) is IngestWrite for w in writes):  # a bulk load
                         return pipeline.commit_built(journal.encode_parts(writes), writes)
                     return pipeline.commit_built(built[0], built[1])
@@ -280,7 +280,9 @@ class Database:
                 self._migrate(pipeline, stale)
         # Bulk loads write their sealed files here, outside the lock (docs/format.md
         # "Bulk loads": a write that reached the year first is merged at apply).
-        txn.fixed = self._writes.ingest(txn.fixed)
+        txn.fixed = self._writes.bulk.fixed(txn.fixed)
+        # tick bulk loads: the commit leader decides op 7 or ticks (Transaction.build)
+        txn.bulk, txn.ticks = self._writes.bulk.split_ticks(txn.ticks, self._dispatcher.wants())
         return pipeline.commit(txn.build)
 
     def delete(self, key: str, start: Any = None, end: Any = None) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from mkts.engine.bulkload import TickIngestWrite
 from mkts.engine.clears import CLEAR_TOMBSTONE, CLEAR_ZERO, FILE_ALL, ClearWrite, DropYear
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.errors import CorruptFileError, CorruptWALError
@@ -63,7 +64,7 @@ def encode_parts(writes: Sequence[Op]) -> tuple[bytes | memoryview, ...]:
             parts.append(w.header)
             continue
         assert not isinstance(w, SchemaWrite)
-        if type(w) is IngestWrite:
+        if type(w) is IngestWrite or type(w) is TickIngestWrite:
             parts.append(_OP.pack(OP_INGEST, len(key), w.year, 0, 0))
             parts.append(key)
             parts.append(_INGEST.pack(w.generation, w.ingest_id, w.size, w.footer_crc))
@@ -123,12 +124,18 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
                 out.append(w)
                 continue
             if op == OP_INGEST:
-                if schema.kind == "variable" or recsize or n:
+                if recsize or n:
                     raise ValueError(f"bulk load record for {key} is malformed")
                 gen, iid, size, crc = _INGEST.unpack_from(view, pos)
                 pos += _INGEST.size
-                out.append(IngestWrite(key, year, np.zeros(0, np.int64),
-                                       np.zeros(0, schema.record_dtype), iid, size, crc, gen))
+                if schema.kind == "variable":  # the rows are in the file, none here
+                    out.append(TickIngestWrite(key, year, 0, b"", np.zeros(0, np.int64),
+                                               np.zeros(0, TICK_SLOT_DTYPE), ingest_id=iid,
+                                               size=size, footer_crc=crc, generation=gen))
+                else:
+                    out.append(IngestWrite(key, year, np.zeros(0, np.int64),
+                                           np.zeros(0, schema.record_dtype), iid, size, crc,
+                                           gen))
                 continue
             if (op == OP_TICKS) != (schema.kind == "variable"):
                 raise ValueError(f"operation {op} does not match the kind of bucket {key}")

@@ -38,8 +38,8 @@ class EngineOptions:
     # docs/format.md "Sealing, re-sealing and the swap").
     seal_after_days: float = 7.0
     # A write of at least this many rows into a closed year its fixed bucket does not hold
-    # is written sealed directly (docs/format.md "Bulk loads"; 0: never, the default).
-    bulk_load_rows: int = 0
+    # is written sealed directly (docs/format.md "Bulk loads"; 0: never).
+    bulk_load_rows: int = 10_000
     # MiB of decoded column chunks of sealed files kept for repeated reads (0: none;
     # docs/format.md "The decoded block cache").
     block_cache_mb: int = 64

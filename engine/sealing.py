@@ -1,14 +1,12 @@
 """The files of a bucket-year's states: the rows of a live year file in read order, writing
-`<YYYY>.sealed` from them, opening one, bulk loads' `.ingest` files (WAL op 7), tombstones in
-an overlay (the apply side of WAL op 3 mode 1 that the delete path calls), and the open-time
-cleanup rules (docs/format.md "Sealing, re-sealing and the swap", "Bulk loads", "Deletes and
-updates").
+`<YYYY>.sealed` from them, opening one, tombstones in an overlay (the apply side of WAL op 3
+mode 1 that the delete path calls), and the open-time cleanup rules (docs/format.md "Sealing,
+re-sealing and the swap", "Deletes and updates"). Bulk loads' files: engine/bulkload.py.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,12 +19,7 @@ from mkts.engine.timeutil import NS, Calendar
 from mkts.engine.yearfile import YearFile
 from mkts.wal.fs import FileSystem
 
-if TYPE_CHECKING:
-    from mkts.engine.catalog import Bucket, Catalog
-    from mkts.engine.plan import IngestWrite
-
 __all__ = ["live_rows", "write_sealed", "open_sealed", "sealed_name", "overlay_name",
-           "ingest_name", "write_ingest", "install_ingest", "remove_ingests", "INGEST_SUFFIX",
            "live_name", "tidy_year_files", "SEALED_SUFFIX", "tombstone_records",
            "apply_tombstones"]
 
@@ -44,26 +37,6 @@ def live_name(year: int) -> str:
 
 def overlay_name(year: int) -> str:
     return f"{year}.overlay"
-
-
-INGEST_SUFFIX = ".ingest"
-
-
-def ingest_name(year: int, ingest_id: int) -> str:
-    """`<YYYY>.sealed.<id>.ingest`: a bulk load's sealed file before WAL op 7 adopts it."""
-    return f"{year}.sealed.{ingest_id:016x}{INGEST_SUFFIX}"
-
-
-def write_ingest(fs: FileSystem, directory: str, meta: SealMeta, slots: np.ndarray,
-                 records: np.ndarray) -> tuple[int, int, int]:
-    """Write the sealed file of a bulk load of fixed rows (`records` at ascending `slots`)
-    as a new `.ingest` file of `directory`, durable (file and directory fsynced) before the
-    caller logs it; (ingest id, size, footer CRC-32C)."""
-    ingest_id = int.from_bytes(os.urandom(8), "little")
-    path = os.path.join(directory, ingest_name(meta.year, ingest_id))
-    size = write_sealed(fs, path, meta, slots, {n: records[n] for n in meta.schema.names})
-    fs.fsync_dir(directory)
-    return ingest_id, size, open_sealed(fs, path).footer_crc
 
 
 def live_rows(f: YearFile, schema: Schema, calendar: Calendar
@@ -204,54 +177,3 @@ def apply_tombstones(f: YearFile, first: int, last: int) -> None:
     for a in range(first, last + 1, TOMBSTONE_CHUNK):
         slots = np.arange(a, min(last + 1, a + TOMBSTONE_CHUNK), dtype=np.int64)
         f.write_slots(slots, tombstone_records(h.schema, slots).data.cast("B"))
-
-
-def install_ingest(catalog: Catalog, bucket: Bucket, w: IngestWrite) -> None:
-    """Apply WAL op 7 (docs/format.md "Bulk loads"): the bulk load's `.ingest` file
-    becomes `<YYYY>.sealed` (rename, directory fsync: durable before a checkpoint can
-    retire the record). If the year got a file meanwhile (a write logged before this
-    one), its rows are written into that file instead, as any slot write, and the
-    `.ingest` file stays until the next open. Replaying the record again finds the
-    sealed file it made (same size and footer checksum) and does nothing."""
-    path = os.path.join(bucket.path, ingest_name(w.year, w.ingest_id))
-    year = w.year
-    if catalog.fs.exists(path):
-        if year not in bucket.years:
-            catalog.fs.replace(path, os.path.join(bucket.path, sealed_name(year)))
-            catalog.fs.fsync_dir(bucket.path)
-            bucket.years.add(year)
-            bucket.sealed[year] = None
-            return
-        keys, cols = open_sealed(catalog.fs, path).read(-(2**63), 2**63 - 1)
-        recs = np.zeros(len(keys), dtype=bucket.schema.record_dtype)
-        recs[SLOT_FIELD] = keys + 1
-        for n in bucket.schema.names:
-            recs[n] = cols[n]
-        f = catalog.acquire(bucket, year, create=True)
-        assert f is not None
-        try:
-            if len(keys):
-                f.write_slots(keys, recs.data.cast("B"))
-        finally:
-            catalog.release(f)
-        return
-    if year in bucket.sealed:
-        r = catalog.sealed_reader(bucket, year)
-        if r.file_size == w.size and r.footer_crc == w.footer_crc:
-            return  # applied before (the rename survived, the log was not retired)
-    raise CorruptFileError(f"{path}: the bulk load a log record names is missing; "
-                           "its rows are lost (the file was removed by hand?)")
-
-
-def remove_ingests(catalog: Catalog) -> int:
-    """Remove every `.ingest` file left (after replay: no log record still needs one);
-    how many (docs/format.md "Bulk loads")."""
-    total = 0
-    for bucket in catalog.buckets.values():
-        gone = [n for n in catalog.fs.listdir(bucket.path) if n.endswith(INGEST_SUFFIX)]
-        for name in gone:
-            catalog.fs.unlink(os.path.join(bucket.path, name))
-        if gone:
-            catalog.fs.fsync_dir(bucket.path)
-        total += len(gone)
-    return total

@@ -151,6 +151,11 @@ class TickPlanner:
         for k in [k for k in self._files if k[0] == key and (year is None or k[1] == year)]:
             del self._files[k]
 
+    def waiting(self, key: BucketKey, year: int) -> bool:
+        """Whether writes planned for the year file await apply (a bulk load then waits)."""
+        st = self._files.get((key, year))
+        return st is not None and bool(st.pending or st.blobs)
+
     def applied(self, w: TickWrite) -> None:
         st = self._files.get((w.key, w.year))
         if st is None:

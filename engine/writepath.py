@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mkts.engine import alter, fastpath, ingest, journal
+from mkts.engine.bulkload import BulkLoads, TickBulk, TickIngestWrite, remove_ingests
 from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.clears import CLEAR_TOMBSTONE, ClearWrite, DropYear
 from mkts.engine.columns import ColumnTable, SchemaWrite, fill_values
@@ -33,11 +34,9 @@ from mkts.engine.errors import (
 from mkts.engine.events import WriteEvent
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite, plan_fixed
-from mkts.engine.rootmeta import use_format_3
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
-from mkts.engine.sealfile import SealMeta
-from mkts.engine.sealing import apply_tombstones, install_ingest, remove_ingests, write_ingest
+from mkts.engine.sealing import apply_tombstones
 from mkts.engine.ticks import TickPlanner, TickWrite, plan_ticks
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile
@@ -57,10 +56,11 @@ FixedWrites = Sequence[SlotWrite | RowWrite]
 class Transaction:
     """One validated write_many() call. Its fixed writes are planned; its tick batches are
     planned by `build`, on the commit leader, in commit order (blob offsets depend on the
-    transactions before). `creates` are the buckets it writes first (the caller creates
+    transactions before), and so is the choice between op 7 and ordinary ticks for its tick
+    bulk loads (`bulk`). `creates` are the buckets it writes first (the caller creates
     them before committing)."""
 
-    __slots__ = ("fixed", "ticks", "creates", "_path")
+    __slots__ = ("fixed", "ticks", "creates", "bulk", "_path")
 
     def __init__(self, path: WritePath, fixed: list[SlotWrite | RowWrite],
                  ticks: list[tuple[BucketKey, Schema, ingest.Batch]],
@@ -69,12 +69,22 @@ class Transaction:
         self.fixed = fixed
         self.ticks = ticks
         self.creates = creates
+        self.bulk: list[TickBulk] = []
 
     def build(self) -> tuple[Payload, Writes]:
         """(log payload, writes): the pipeline's `Build`."""
         writes: list[Write] = list(self.fixed)
         planned: list[TickWrite] = []
+        accepted: list[TickIngestWrite] = []
         try:
+            for b in self.bulk:
+                if self._path.bulk.accept(b, self._path.ticks):
+                    accepted.append(b.write)
+                    writes.append(b.write)
+                else:  # the year got rows meanwhile: its ticks go through the log
+                    tick_writes = self._path.plan_ticks(b.write.key, b.schema, b.batch)
+                    planned.extend(tick_writes)
+                    writes.extend(tick_writes)
             for key, schema, batch in self.ticks:
                 tick_writes = self._path.plan_ticks(key, schema, batch)
                 planned.extend(tick_writes)
@@ -85,6 +95,8 @@ class Transaction:
             # first, so later writes never merge rows that were not written.
             for w in reversed(planned):
                 self._path.ticks.discard(w)
+            for a in accepted:
+                self._path.bulk.discard(a)
             raise
 
 
@@ -101,9 +113,9 @@ class WritePath:
         self.allow_missing_columns = allow_missing_columns
         self.ticks = TickPlanner()
         self._fast: dict[str, fastpath.InputPlan] = {}  # key text -> plan of its last input
-        # docs/format.md "Bulk loads": a fixed write of at least this many rows into a closed
-        # year its bucket does not hold is written sealed first; the log carries op 7 (0: off)
-        self.bulk_load_rows = bulk_load_rows
+        # docs/format.md "Bulk loads": a write of at least this many rows into a closed year
+        # its bucket does not hold is written sealed first; the log carries op 7 (0: off)
+        self.bulk = BulkLoads(catalog, calendar, bulk_load_rows)
 
     # -- stages 1-2 --------------------------------------------------------------------
     def fast(self, key: str, data: object) -> tuple[Payload, FixedWrites] | None:
@@ -275,31 +287,6 @@ class WritePath:
             for f in pinned:
                 self.catalog.release(f)
 
-    def ingest(self, writes: FixedWrites) -> list[SlotWrite | RowWrite]:
-        """`writes` with every bulk load of a closed, absent year turned into an IngestWrite:
-        its sealed file written and made durable now, by the writer's thread, so the log
-        carries a small record instead of the rows. Not while triggers or subscribers are
-        attached (they get the rows of every write, replayed ones included)."""
-        out = list(writes)
-        rows = self.bulk_load_rows
-        if not rows or self._dispatcher.wants():
-            return out
-        closed = self.calendar.year_of_one(int(time.time()))
-        for i, w in enumerate(out):
-            if type(w) is not SlotWrite or len(w.slots) < rows or w.year >= closed:
-                continue
-            bucket = self.catalog.buckets.get(w.key)
-            if bucket is None or w.year in bucket.years:
-                continue
-            h = self.catalog.year_header(bucket, w.year)
-            meta = SealMeta(bucket.schema, w.year, h.nslots, h.year_start, self.calendar.tz,
-                            schema_version=bucket.schema_version, ids=bucket.columns.ids)
-            use_format_3(self.catalog.fs, self.catalog.root, self.calendar.tz)
-            iid, size, crc = write_ingest(self.catalog.fs, bucket.path, meta, w.slots,
-                                          w.records)
-            out[i] = IngestWrite(w.key, w.year, w.slots, w.records, iid, size, crc)
-        return out
-
     # -- the commit pipeline's target (stages 4-5) ---------------------------------------
     def admit(self, writes: Writes) -> None:
         """Every fixed write's bucket must still be the one it was planned for. A destroy
@@ -333,8 +320,8 @@ class WritePath:
             if isinstance(w, (ClearWrite, DropYear)):
                 self._apply_clear(bucket, w)
                 continue
-            if type(w) is IngestWrite:
-                install_ingest(catalog, bucket, w)
+            if type(w) is IngestWrite or type(w) is TickIngestWrite:
+                self.bulk.install(bucket, w)
                 continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
@@ -342,8 +329,6 @@ class WritePath:
             try:
                 if type(w) is RowWrite:
                     f.write_row(w.slot, w.record)
-                elif type(w) is IngestWrite:
-                    pass  # installed below, with the file released
                 elif isinstance(w, TickWrite):
                     if w.region:
                         f.write_region(w.offset, w.region)
@@ -361,6 +346,7 @@ class WritePath:
         if isinstance(w, DropYear):
             self.catalog.drop_year(bucket, w.year, w.files)
             self.ticks.forget(w.key, w.year)
+            self.bulk.dropped(w.key, w.year)
             return
         if w.token is not None:
             self.ticks.applied(w.token)
@@ -389,11 +375,17 @@ class WritePath:
                 writes = [w for w in writes if type(w) is not SchemaWrite]
                 if not writes:
                     return
-            # A replayed bulk load carries no rows (they are in its sealed file).
-            writes = [w for w in writes if type(w) is not IngestWrite or len(w.slots)]
+            if replayed and any(type(w) is IngestWrite or type(w) is TickIngestWrite
+                                for w in writes):
+                # A replayed bulk load's rows are in the file it installed, not in its
+                # record: read back now (a later record of the log may remove the file).
+                writes = [r for w in writes if (r := self.bulk.replayed_rows(w)) is not None]
+                if not writes:
+                    return
             self._dispatcher.publish(WriteEvent(txn, writes, replayed))
 
     def sync_data(self) -> None:
+        self.bulk.sync()  # the renames of op 7 (engine/bulkload.py)
         self.catalog.sync_dirty()
         self.catalog.record_files()
 
@@ -410,7 +402,12 @@ class WritePath:
     def recover(self, wal: WriteAheadLog, *, rwlock: RWLock, sync: str,
                 max_log_bytes: int) -> CommitPipeline:
         """Replay the log (docs/design.md §6 steps 6-7), then the pipeline that commits after it."""
-        replayed = self.replay(wal)
+        self.bulk.replaying = True
+        try:
+            replayed = self.replay(wal)
+        finally:
+            self.bulk.replaying = False
+        self.bulk.end_replay()  # an op 7 whose file is gone and no later op 5 explains
         remove_ingests(self.catalog)  # bulk loads no log record names (docs/format.md)
         pipeline = CommitPipeline(wal, self, rwlock=rwlock, sync=sync,
                                   max_log_bytes=max_log_bytes)

@@ -25,7 +25,7 @@ def test_raw_gathers_return_the_records_mkts_reads(tmp_path: Path) -> None:
     size = D.SIZES["smoke"]
     rows = D.multi_year_bars(size)
     year = size.bar_end.year
-    with engine.open(os.fspath(tmp_path / "db"), sync="off") as db:
+    with engine.open(os.fspath(tmp_path / "db"), sync="off", bulk_load_rows=0) as db:  # live files
         db.write(ceilings.MY_KEY, rows)
         db.flush()
         folder = tmp_path / "db" / "MY" / "1Min" / "OHLCV"

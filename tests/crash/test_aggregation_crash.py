@@ -39,7 +39,7 @@ CHILD = textwrap.dedent("""\
     from test_aggregation_crash import workload, corrections, DESTS, TZ, BASE
 
     root, aggregate_first, write = sys.argv[1], int(sys.argv[2]), sys.argv[4] == "1"
-    correct = sys.argv[5] == "1"
+    correct, bulk = sys.argv[5] == "1", int(sys.argv[6])
 
     class Stalling:
         def __init__(self):
@@ -55,7 +55,7 @@ CHILD = textwrap.dedent("""\
             self.inner.fire(key_path, records)
 
     db = engine.open(root, timezone=TZ, sync="always", checkpoint_interval_s=600,
-                     triggers=[("*/1Min/OHLCV", Stalling())])
+                     bulk_load_rows=bulk, triggers=[("*/1Min/OHLCV", Stalling())])
     for rows in workload() if write else []:
         db.write(BASE, rows)
     for start, end, rows in corrections() if correct else []:
@@ -106,11 +106,12 @@ def corrections() -> list[tuple[int, int, np.ndarray | None]]:
 
 
 def run_child_and_kill(root: str, aggregate_first: int, write: bool = True,
-                       correct: bool = False) -> None:
+                       correct: bool = False, bulk: int = 0) -> None:
+    """`bulk`: the child's bulk_load_rows (0: every write through the log)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", CHILD, root, str(aggregate_first),
                              str(Path(__file__).parent), "1" if write else "0",
-                             "1" if correct else "0"], stdout=subprocess.PIPE,
+                             "1" if correct else "0", str(bulk)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
     watchdog = threading.Timer(60, proc.kill)
     watchdog.start()
@@ -150,11 +151,18 @@ def assert_aggregates_match_scratch(db: engine.Database, rows: int = 2 * 1440) -
             np.testing.assert_array_equal(np.asarray(got[c]), v, err_msg=f"{d} {c}")
 
 
-@pytest.mark.parametrize("aggregate_first", [0, 3])
+@pytest.mark.parametrize(("aggregate_first", "bulk"), [(0, 0), (3, 0), (0, 100)],
+                         ids=["all-replayed", "some-replayed", "bulk-loads-replayed"])
 def test_aggregates_are_recomputed_for_replayed_writes_after_kill(tmp_path: Path,
-                                                                  aggregate_first: int) -> None:
+                                                                  aggregate_first: int,
+                                                                  bulk: int) -> None:
+    """With `bulk` 100 the first write of each (closed) year is a bulk load (WAL op 7),
+    whose replayed rows come back from its sealed file; the later ones go to overlays."""
     root = str(tmp_path / "db")
-    run_child_and_kill(root, aggregate_first)
+    run_child_and_kill(root, aggregate_first, bulk=bulk)
+    if bulk:
+        assert sorted(os.listdir(os.path.join(root, BASE))) == [
+            "2023.overlay", "2023.sealed", "2024.overlay", "2024.sealed", "bucket.hdr"]
     seen = Replays()
     agg = ondiskagg.NewTrigger({"destinations": DESTS})
     with engine.open(root, triggers=[("*/1Min/OHLCV", agg), (BASE, seen)]) as db:

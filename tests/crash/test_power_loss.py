@@ -208,15 +208,18 @@ def test_random_crash_sweep_long() -> None:
     _sweep(_sweep_size(20000), int(os.environ.get("MKTS_CRASH_SEED", "1")) + 7)
 
 
-@pytest.mark.parametrize("sync", ["always", "interval"])
-def test_crash_during_bulk_loads(sync: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("sync", "profile"), [("always", "mixed"), ("interval", "mixed"),
+                                               ("always", "ticks")])
+def test_crash_during_bulk_loads(sync: str, profile: str,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/format.md "Bulk loads": with the threshold at one row, the first write of every
-    closed year a bucket lacks goes through an `.ingest` file and WAL op 7, later ones to the
-    year file or the overlay; a crash at any sync, rename or write keeps the promise."""
+    closed year a bucket (fixed or ticks) lacks goes through an `.ingest` file and WAL op 7,
+    later ones to the year file or the overlay; a crash at any sync, rename or write keeps
+    the promise."""
     import crash.crashrun as crashrun
 
     monkeypatch.setitem(crashrun.QUIET, "bulk_load_rows", 1)
-    steps = scenario("mixed", 16, 7, checkpoint_at=4, reopen_at=None)
+    steps = scenario(profile, 16, 7, checkpoint_at=4, reopen_at=None)
     counts = _count_ops(steps, sync)
     assert counts["replace"] > 3  # the ingests' renames happened
     failures = Failures()
@@ -229,6 +232,6 @@ def test_crash_during_bulk_loads(sync: str, monkeypatch: pytest.MonkeyPatch) -> 
             for mode in STRICT_MODES:
                 seed = case_seed("bulk", sync, op, k, mode)
                 with failures.case(lambda op=op, k=k, mode=mode, seed=seed: (
-                        f"bulk/{sync}: crash after {op} #{k}, {mode}, seed {seed}")):
+                        f"bulk/{sync}/{profile}: crash after {op} #{k}, {mode}, seed {seed}")):
                     check_crash(fs, runner, sync, mode, seed)
     failures.check()

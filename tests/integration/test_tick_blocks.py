@@ -70,7 +70,8 @@ def dt64(t: int) -> np.datetime64:
 
 @pytest.fixture
 def db(root: str) -> Iterator[engine.Database]:
-    with engine.open(root, sync="off") as d:
+    """The subject is the live tick format: no write is a bulk load (docs/format.md)."""
+    with engine.open(root, sync="off", bulk_load_rows=0) as d:
         yield d
 
 
@@ -104,7 +105,7 @@ def test_scattered_appends_into_shared_blocks_read_like_the_model(root: str, see
     pieces sit in blocks shared with other intervals."""
     rng = np.random.default_rng(seed)
     m = Model()
-    with engine.open(root, sync="off") as db:
+    with engine.open(root, sync="off", bulk_load_rows=0) as db:
         for _ in range(4):
             t = T0 + rng.integers(0, 600 * NS, 5_000)  # unsorted input
             db.write(KEY, m.add(t), variable=True)
@@ -183,7 +184,7 @@ def test_check_reads_shared_blocks_once_and_names_each_damaged_slot(root: str) -
     from mkts.check import check_root
 
     m = Model()
-    with engine.open(root, sync="off") as db:
+    with engine.open(root, sync="off", bulk_load_rows=0) as db:
         db.write(KEY, m.add(T0 + np.arange(2_000, dtype=np.int64) * 50_000_000), variable=True)
         db.write(KEY, m.add(T0 + 500 * NS + np.arange(3, dtype=np.int64)))
         f = db.catalog.year_file(db.catalog.get(parse_key(KEY)), 2024)

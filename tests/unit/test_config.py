@@ -128,7 +128,7 @@ def test_engine_options_carry_the_wal_settings(tmp_path: Path) -> None:
         "timezone": "America/New_York", "sync": "interval", "sync_interval_ms": 5,
         "checkpoint_interval_s": 2.5, "max_wal_mb": 8, "recovery": "point_in_time",
         "max_open_files": None, "allow_missing_columns": False, "seal_after_days": 7.0,
-        "bulk_load_rows": 0, "block_cache_mb": 64}
+        "bulk_load_rows": 10_000, "block_cache_mb": 64}
 
 
 def test_bare_yaml_on_key_is_the_trigger_glob(tmp_path: Path) -> None:
