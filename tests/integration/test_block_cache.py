@@ -56,7 +56,7 @@ def test_random_ranges_read_the_same_with_the_cache_on_off_and_never_sealed(
     bars, ticks = _bars(60_000, 1), _ticks(40_000)
     dbs = {}
     for name, opts in (("on", {}), ("off", {"block_cache_mb": 0}), ("live", {})):
-        db = engine.open(tmp_path / name, seal_after_days=0, **opts)  # type: ignore[arg-type]
+        db = engine.open(tmp_path / name, seal_after_days=0, bulk_load_rows=0, **opts)  # type: ignore[arg-type]
         _fill(db, bars, ticks)
         if name != "live":
             assert db.seal(year=2023)
@@ -85,7 +85,7 @@ def test_random_ranges_read_the_same_with_the_cache_on_off_and_never_sealed(
 
 def test_a_resealed_deleted_or_destroyed_year_is_never_served_from_old_entries(
         root: str) -> None:
-    db = engine.open(root, seal_after_days=0)
+    db = engine.open(root, seal_after_days=0, bulk_load_rows=0)
     first = _bars(30_000, 2)
     db.write(KEY, first)
     db.seal(year=2023)
@@ -109,7 +109,7 @@ def test_a_resealed_deleted_or_destroyed_year_is_never_served_from_old_entries(
 
 
 def test_the_cache_holds_at_most_its_budget_after_reading_more(root: str) -> None:
-    db = engine.open(root, seal_after_days=0, block_cache_mb=1)
+    db = engine.open(root, seal_after_days=0, bulk_load_rows=0, block_cache_mb=1)
     keys = [f"S{i}/1Min/OHLCV" for i in range(4)]
     for i, k in enumerate(keys):
         db.write(k, _bars(40_000, 10 + i))  # about 1 MiB of decoded values each
@@ -124,7 +124,7 @@ def test_the_cache_holds_at_most_its_budget_after_reading_more(root: str) -> Non
 
 
 def test_results_are_copies_and_cached_chunks_are_read_only(root: str) -> None:
-    db = engine.open(root, seal_after_days=0)
+    db = engine.open(root, seal_after_days=0, bulk_load_rows=0)
     bars = _bars(20_000, 4)
     db.write(KEY, bars)
     db.seal(year=2023)
@@ -140,7 +140,7 @@ def test_results_are_copies_and_cached_chunks_are_read_only(root: str) -> None:
 
 
 def test_a_readonly_handle_and_concurrent_readers_use_the_cache(root: str) -> None:
-    db = engine.open(root, seal_after_days=0)
+    db = engine.open(root, seal_after_days=0, bulk_load_rows=0)
     bars = _bars(50_000, 5)
     db.write(KEY, bars)
     db.seal(year=2023)
