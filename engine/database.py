@@ -516,9 +516,8 @@ class Database:
             self._settle(k)
         with self._rw.read():
             bucket = self.catalog.get(k)
-            fn = query.read_ticks if bucket.schema.kind == VARIABLE else query.read_fixed
-            result = fn(self.catalog, bucket, start_ns, end_ns, limit=limit,
-                        limit_from_start=limit_from_start, columns=columns)
+            result = query.read_bucket(self.catalog, bucket, start_ns, end_ns, limit=limit,
+                                       limit_from_start=limit_from_start, columns=columns)
         return result if chain is None else self._apply(chain, result)
 
     def query(self, pattern: str, start: Any = None, end: Any = None, *,

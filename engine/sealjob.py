@@ -23,6 +23,7 @@ from mkts.engine.schema import FIXED
 from mkts.engine.sealfile import SealMeta
 from mkts.engine.sealing import live_rows, sealed_name, write_sealed
 from mkts.engine.sealread import merged_fixed, merged_ticks
+from mkts.engine.sealswap import install_sealed
 
 if TYPE_CHECKING:
     from mkts.engine.commit import CommitPipeline
@@ -140,7 +141,7 @@ def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int)
                 or (year in bucket.sealed) != resealing:
             db._fs.unlink(tmp)
             return False
-        cat.install_sealed(bucket, year, tmp)
+        install_sealed(cat, bucket, year, tmp)
         db._writes.forget(bucket.key)
     return True
 
