@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mkts.engine import journal
 from mkts.engine.catalog import Bucket
 from mkts.engine.errors import CorruptFileError, InvalidInputError
 from mkts.engine.keys import parse_key
@@ -23,7 +24,7 @@ from mkts.engine.schema import FIXED
 from mkts.engine.sealfile import SealMeta
 from mkts.engine.sealing import live_rows, sealed_name, write_sealed
 from mkts.engine.sealread import merged_fixed, merged_ticks
-from mkts.engine.sealswap import install_sealed
+from mkts.engine.sealswap import rename_sealed
 
 if TYPE_CHECKING:
     from mkts.engine.commit import CommitPipeline
@@ -89,8 +90,8 @@ def _open(bucket: Bucket, year: int) -> bool:
 def seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) -> bool:
     """Seal one live year, or re-seal a sealed year with its overlay into the next
     generation. The new sealed file is built from the year as a checkpoint left it, with
-    writers running; the swap (rename, directory fsync, removal of the live file or the
-    overlay) happens with writers and readers held, and only if no write reached the year
+    writers running; the swap (rename, directory fsync, WAL op 6, removal of the live file
+    or the overlay) happens with writers held, and only if no write reached the year
     meanwhile (False then: nothing changed). One seal runs at a time."""
     with db._seal_lock:
         return _seal_one(db, pipeline, bucket, year)
@@ -136,13 +137,20 @@ def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int)
     # column changes and sealed years")
     use_format_3(db._fs, db.root, db.timezone)
     write_sealed(db._fs, tmp, meta, keys, cols)
-    with db._meta_lock, pipeline.quiesced(), db._rw.write():
-        if cat.buckets.get(bucket.key) is not bucket or bucket.written.get(year, 0) != before \
-                or (year in bucket.sealed) != resealing:
-            db._fs.unlink(tmp)
-            return False
-        install_sealed(cat, bucket, year, tmp)
-        db._writes.forget(bucket.key)
+    with db._meta_lock, pipeline.quiesced():
+        with db._rw.write():
+            if cat.buckets.get(bucket.key) is not bucket or \
+                    bucket.written.get(year, 0) != before or (year in bucket.sealed) != resealing:
+                db._fs.unlink(tmp)
+                return False
+            record = rename_sealed(cat, bucket, year, tmp)
+            db._writes.forget(bucket.key)
+        # WAL op 6, fsynced; applying it removes the live file or the merged overlay (the
+        # pipeline holds readers out meanwhile). A crash before it is durable leaves them
+        # for the open-time rules.
+        pipeline.commit_quiesced(journal.encode([record]), [record])
+        bucket.touched.add(year)  # the file record names the sealed file (and its checksum)
+        cat.record_files([bucket], settle=True)
     return True
 
 

@@ -38,6 +38,7 @@ from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.sealfile import SealMeta
 from mkts.engine.sealing import apply_tombstones, install_ingest, remove_ingests, write_ingest
+from mkts.engine.sealswap import SealYear, apply_seal, sealed_by_log, superseded
 from mkts.engine.ticks import TickPlanner, TickWrite, plan_ticks
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile
@@ -307,7 +308,7 @@ class WritePath:
         or records of the old size into a recreated bucket."""
         buckets = self.catalog.buckets
         for w in writes:
-            if isinstance(w, (TickWrite, SchemaWrite, ClearWrite, DropYear)):
+            if isinstance(w, (TickWrite, SchemaWrite, ClearWrite, DropYear, SealYear)):
                 continue  # planned by the leader itself, in commit order / under the commit lock
             bucket = buckets.get(w.key)
             if bucket is None:
@@ -336,6 +337,10 @@ class WritePath:
             if type(w) is IngestWrite:
                 install_ingest(catalog, bucket, w)
                 continue
+            if type(w) is SealYear:  # op 6 (docs/format.md "Sealing, re-sealing and the swap")
+                apply_seal(catalog, bucket, w)
+                self.ticks.forget(w.key, w.year)
+                continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
             bucket.touched.add(w.year)
@@ -350,7 +355,7 @@ class WritePath:
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
                     self.ticks.applied(w)
                 else:
-                    assert not isinstance(w, SchemaWrite)
+                    assert not isinstance(w, (SchemaWrite, SealYear))
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
             finally:
                 catalog.release(f)
@@ -385,8 +390,8 @@ class WritePath:
 
     def publish(self, txn: int, writes: Writes, replayed: bool) -> None:
         if self._dispatcher.wants():
-            if any(type(w) is SchemaWrite for w in writes):  # column changes fire nothing
-                writes = [w for w in writes if type(w) is not SchemaWrite]
+            if any(type(w) in (SchemaWrite, SealYear) for w in writes):  # these fire nothing
+                writes = [w for w in writes if type(w) not in (SchemaWrite, SealYear)]
                 if not writes:
                     return
             # A replayed bulk load carries no rows (they are in its sealed file).
@@ -427,6 +432,10 @@ class WritePath:
         """Apply and publish (as replayed) every transaction of the log; their number."""
         count = 0
         started = time.monotonic()
+        # writes to a year before the seal whose file is there (docs/format.md "Sealing,
+        # re-sealing and the swap"): one walk of the operation heads first
+        sealed = sealed_by_log(self.catalog, ((rec.txn, *m) for rec in wal.records()
+                                              for m in journal.seal_marks(rec.payload)))
         for rec in wal.records():
             if count == 0:
                 # WAL before data holds for replay too (docs/design.md §9 R3): after a kill -9
@@ -436,7 +445,7 @@ class WritePath:
                 wal.sync()
             writes = journal.decode(rec.payload, lambda k: self.catalog.get(k).schema,
                                     f"txn {rec.txn} in {rec.segment} at offset {rec.offset}")
-            self.apply(writes)
+            self.apply(superseded(rec.txn, writes, sealed))
             self.publish(rec.txn, writes, True)
             count += 1
             if count % 10_000 == 0:
