@@ -332,6 +332,8 @@ class WritePath:
                 continue
             bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
             if isinstance(w, (ClearWrite, DropYear)):
+                # a seal built from the year before this is not installed (engine/sealjob.py)
+                bucket.written[w.year] = bucket.written.get(w.year, 0) + 1
                 self._apply_clear(bucket, w)
                 continue
             if type(w) is IngestWrite:
