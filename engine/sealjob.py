@@ -148,7 +148,12 @@ def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int)
         # WAL op 6, fsynced; applying it removes the live file or the merged overlay (the
         # pipeline holds readers out meanwhile). A crash before it is durable leaves them
         # for the open-time rules.
-        pipeline.commit_quiesced(journal.encode([record]), [record])
+        txn = pipeline.commit_quiesced(journal.encode([record]), [record])
+        if pipeline.checkpointed_txn == txn - 1:
+            # applied and durable (its unlinks fsynced), and applying it again changes
+            # nothing: it needs no checkpoint of its own (the next seal's would write a new
+            # log base for it alone); the next checkpoint after a write retires it
+            pipeline.checkpointed_txn = txn
         bucket.touched.add(year)  # the file record names the sealed file (and its checksum)
         cat.record_files([bucket], settle=True)
     return True
