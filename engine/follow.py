@@ -23,8 +23,8 @@ from mkts.wal.fs import FileSystem
 __all__ = ["read_following", "refresh", "ATTEMPTS"]
 
 T = TypeVar("T")
-ATTEMPTS = 4  # reads of one call: a file replaced again between each is a writer sealing
-# the same year over and over, which a read-only handle does not wait for
+ATTEMPTS = 16  # reads of one call: a file replaced again between each is a writer sealing
+# the same year over and over, which a read-only handle does not wait for forever
 _lock = threading.Lock()  # one refresh at a time per process (they replace a bucket's sets)
 _detached: list[YearFile] = []  # files taken out of a cache while pinned: closed when free
 # A bucket directory whose modification time has not moved since a listing taken more than
@@ -86,11 +86,16 @@ def refresh(catalog: Catalog, bucket: Bucket, *, recheck: bool = False) -> bool:
             f = catalog.cache.detach(bucket.files, y)
             if f is not None:
                 _detached.append(f)
+            mine = [n for n in listing if n.startswith(f"{y}.")]
+            try:
+                kept = tidy_year_files(fs, bucket.path, mine, True)
+            except FileNotFoundError:  # changed again while read: the next refresh retries
+                listing = listing - set(mine)
+                continue
             years.discard(y)
             sealed.pop(y, None)
             overlays.discard(y)
-            mine = [n for n in listing if n.startswith(f"{y}.")]
-            for name in tidy_year_files(fs, bucket.path, mine, True):
+            for name in kept:
                 kind = name.rsplit(".", 1)[1]
                 if kind == "overlay":
                     overlays.add(y)

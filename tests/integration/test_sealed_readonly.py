@@ -60,6 +60,13 @@ elif step.startswith("seal "):
     assert db.seal(key, year=int(year)) == [f"{key}/{year}"]
 elif step.startswith("delete "):
     db.delete(step.split()[1], "2022-01-01T00:00:00Z", "2022-12-31T23:59:59Z")
+elif step.startswith("reseal-loop "):
+    for i in range(int(step.split()[1])):
+        rows = np.zeros(1, dtype=[("Epoch", "<i8"), ("Close", "<f8"), ("Volume", "<i8")])
+        rows["Epoch"] = Y2022 + 86_400 * 200 + 60 * i
+        rows["Close"] = 100.0 + i
+        db.write(KEY, rows)
+        assert db.seal(KEY, year=2022) == [f"{KEY}/2022"]
 db.close()
 """
 
@@ -109,6 +116,31 @@ def test_reader_in_another_process_reads_a_year_resealed_under_it(bars_root: str
         _writer(bars_root, f"seal {KEY} 2022")  # and generation 3 again
         assert _rows(reader, KEY) == after
     finally:
+        reader.close()
+
+
+def test_reader_reads_while_another_process_reseals_over_and_over(bars_root: str) -> None:
+    """Reads racing 30 re-seals (and the writes into the year between them) each return
+    the year as one of the writer's states: the 40 350 rows and some of the new ones."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    reader = engine.open(bars_root, readonly=True)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, bars_root, "reseal-loop 30", KEY,
+                               TICKS, str(Y2022)], env=env, stderr=subprocess.PIPE)
+    try:
+        seen = set()
+        while writer.poll() is None:
+            got = reader.read(KEY, Y2022, Y2022 + 86_400 * 365 - 1)
+            n = len(got) - 40_050
+            new = got["Close"][len(got) - n:].tolist()
+            assert 0 <= n <= 30 and new == [100.0 + i for i in range(n)]
+            seen.add(n)
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+        assert len(_rows(reader, KEY)) == 40_380 and len(seen) > 1
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        writer.communicate()
         reader.close()
 
 
