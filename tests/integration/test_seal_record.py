@@ -6,12 +6,14 @@ consistent year."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from harness.docpages import read_page, section
 
 from mkts import engine
 from mkts.check import check_root
@@ -79,10 +81,15 @@ def test_seal_record_round_trips_and_is_found_without_decoding() -> None:
 
 def test_seal_record_bytes_are_those_of_the_worked_example_in_docs_wal() -> None:
     """docs/wal.md §10, op 6: generation 2 of a 5 120-byte file, footer CRC 0x1234abcd."""
+    text = section(read_page("docs/wal.md"), "10")
+    m = re.search(r"Worked example: sealing generation 2.*?logs (\d+) bytes: (.*?)\.\n\n",
+                  text, re.S)
+    assert m is not None
+    parts = re.findall(r"`([^`]+)`", m.group(2))
+    doc = b"".join(KEY.encode() if p.startswith("the key") else bytes.fromhex(p)
+                   for p in [*parts[:2], "the key", *parts[2:]])
     payload = journal.encode([SealYear(engine.parse_key(KEY), 2023, 2, 5120, 0x1234ABCD)])
-    assert payload == bytes.fromhex("01000000" "060f00e707000000000000000000" "00"
-                                    ) + KEY.encode() + bytes.fromhex(
-        "02000000" "0014000000000000" "cdab3412")
+    assert payload == doc and len(doc) == int(m.group(1))
 
 
 def test_seal_record_of_generation_zero_is_refused_as_damage() -> None:
