@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mkts.engine.catalog import Bucket, Catalog
-from mkts.engine.errors import CorruptFileError
-from mkts.engine.keys import BucketKey
+from mkts.engine.errors import CorruptFileError, InvalidKeyError
+from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.sealing import live_name, open_sealed, overlay_name, read_header, sealed_name
 
 __all__ = ["SealYear", "rename_sealed", "apply_seal", "sealed_by_log", "superseded"]
@@ -103,9 +103,12 @@ def sealed_by_log(catalog: Catalog, marks: Iterable[tuple[int, str, int, tuple[i
         last[(key, year)] = (txn, ident)
     out: dict[tuple[str, int], int] = {}
     for (key, year), (txn, ident) in last.items():
-        bucket = next((b for b in catalog.buckets.values() if str(b.key) == key), None)
+        try:
+            bucket = catalog.buckets.get(parse_key(key))
+        except InvalidKeyError:
+            continue  # a damaged record: decoding it reports the damage
         if bucket is None:
-            continue
+            continue  # destroyed since: the log's later records say so
         try:
             r = open_sealed(catalog.fs, os.path.join(bucket.path, sealed_name(year)))
         except (FileNotFoundError, CorruptFileError):
