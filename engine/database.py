@@ -45,7 +45,7 @@ from mkts.engine.rootmeta import (
 )
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
-from mkts.engine.sealjob import AutoSealer, seal_years
+from mkts.engine.sealjob import AutoSealer, retire_seal_records, seal_years
 from mkts.engine.sealread import merged_fixed
 from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
@@ -714,6 +714,7 @@ class Database:
             self._sealer.stop()
         try:
             if self._pipeline is not None and self._pipeline.failed is None:
+                retire_seal_records(self._pipeline)  # WAL op 6 records (engine/sealjob.py)
                 self._pipeline.checkpoint()
                 # the checksums of closed years written lately (docs/format.md "File record")
                 with self._pipeline.fatal_io("recording the data files"):

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
     from mkts.engine.commit import CommitPipeline
     from mkts.engine.database import Database
 
-__all__ = ["seal_years", "due_years", "AutoSealer"]
+__all__ = ["seal_years", "due_years", "AutoSealer", "retire_seal_records"]
 
 log = logging.getLogger("mkts.engine")
+# pipelines whose log holds seal records no checkpoint retired yet (see `_seal_one`)
+_unretired: weakref.WeakKeyDictionary[CommitPipeline, int] = weakref.WeakKeyDictionary()
 _FIRST, _LAST = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 # A closed year written less than this long ago is not sealed by itself yet: a write into a
 # sealed year rebuilds its live file, so sealing in the middle of a backfill would repeat.
@@ -80,6 +83,19 @@ def seal_years(db: Database, pipeline: CommitPipeline, key: str | None, year: in
     todo = [(b, y) for b in buckets for y in b.sorted_years()
             if _open(b, y) and (y == year if year is not None else y < current)]
     return [f"{b.key}/{y}" for b, y in todo if seal_one(db, pipeline, b, y)]
+
+
+def retire_seal_records(pipeline: CommitPipeline) -> None:
+    """At close: one checkpoint retires the seal records swaps left in the log since the
+    last checkpoint (each needed none of its own, see `_seal_one`), so a clean close leaves
+    an empty log and the next open replays nothing. Nothing to do without such records."""
+    if _unretired.pop(pipeline, None) is None or pipeline.failed is not None:
+        return
+    with pipeline.quiesced():
+        if pipeline.checkpointed_txn != pipeline.applied_txn:
+            return  # a write since: any checkpoint retires them with it
+        pipeline.checkpointed_txn -= 1  # so that the checkpoint below is not skipped
+    pipeline.checkpoint()
 
 
 def _open(bucket: Bucket, year: int) -> bool:
@@ -152,8 +168,10 @@ def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int)
         if pipeline.checkpointed_txn == txn - 1:
             # applied and durable (its unlinks fsynced), and applying it again changes
             # nothing: it needs no checkpoint of its own (the next seal's would write a new
-            # log base for it alone); the next checkpoint after a write retires it
+            # log base for it alone); the next checkpoint after a write, or the one of
+            # `retire_seal_records` at close, retires it
             pipeline.checkpointed_txn = txn
+            _unretired[pipeline] = txn
         bucket.touched.add(year)  # the file record names the sealed file (and its checksum)
         cat.record_files([bucket], settle=True)
     return True
@@ -187,7 +205,7 @@ class AutoSealer:
         try:
             for bucket, year in due_years(self._db, self._days, self.quiet_s):
                 if self._stop.is_set() or self._pipeline.failed is not None:
-                    return
+                    break
                 if seal_one(self._db, self._pipeline, bucket, year):
                     self.sealed += 1
                     log.info("sealed %s/%d (closed for %g days or more)", bucket.key, year,
