@@ -32,6 +32,9 @@ _detached: list[YearFile] = []  # files taken out of a cache while pinned: close
 # changes within one tick leave the same time, and a listing between them must not be
 # trusted until the tick is long past (a stat per read instead of a listing).
 RACY_NS = 2_000_000_000
+# sealed reader -> (inode, size, time) of the file it was last found to read
+_idents: weakref.WeakKeyDictionary[SealedReader, tuple[int, int, int]] = \
+    weakref.WeakKeyDictionary()
 # catalog -> bucket path -> (directory stamp, time of the listing)
 _stamps: weakref.WeakKeyDictionary[Catalog, dict[str, tuple[tuple[int, int], int]]] = \
     weakref.WeakKeyDictionary()
@@ -54,9 +57,9 @@ def read_following(catalog: Catalog, bucket: Bucket, read: Callable[[], T]) -> T
 def refresh(catalog: Catalog, bucket: Bucket, *, recheck: bool = False) -> bool:
     """Make `bucket.years`, `.sealed` and `.overlays` say what its directory holds now, by the
     open-time rules (engine/sealing.py `tidy_year_files`, read-only: nothing is removed). A
-    year whose file names changed since the last listing, and with `recheck` a sealed year
-    whose cached reader no longer matches its file (generation, size, footer checksum),
-    loses its cached reader and open files. A stat of the directory per call, a listing when
+    year whose file names changed since the last listing, or whose cached sealed reader no
+    longer reads the file at its path (a stat; with `recheck`, or the first time, its
+    generation, size and footer checksum), loses its cached reader and open files. A stat of the directory per call, a listing when
     it changed (or recently); True if a year changed."""
     fs = catalog.fs
     seen = _stamps.setdefault(catalog, {})
@@ -74,9 +77,11 @@ def refresh(catalog: Catalog, bucket: Bucket, *, recheck: bool = False) -> bool:
         seen[bucket.path] = (stamp, now)
     listing = frozenset(n for n in names if YEAR_FILE.match(n))
     changed = {int(n[:4]) for n in listing ^ bucket.listing}
-    if recheck:
-        changed.update(y for y, r in list(bucket.sealed.items())
-                       if y not in changed and r is not None and not _same_file(catalog, bucket, y, r))
+    # a re-seal keeps the names: the directory changed, so each cached sealed reader is
+    # compared with the file at its path (a stat; the first time, its header and footer)
+    changed.update(y for y, r in list(bucket.sealed.items())
+                   if y not in changed and r is not None
+                   and not _still_there(catalog, bucket, y, r, recheck))
     if not changed:
         return False
     with _lock:
@@ -121,6 +126,30 @@ def _dir_stamp(fs: FileSystem, path: str) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return int(st.st_ino), int(st.st_mtime_ns)
+
+
+def _still_there(catalog: Catalog, bucket: Bucket, year: int, r: SealedReader,
+                 recheck: bool) -> bool:
+    """Whether the sealed file at the year's path is still the one `r` reads: the same
+    inode, size and time as when it was last found to be (`recheck`, or the first time:
+    the same generation, size and footer checksum, read from the file)."""
+    path = os.path.join(bucket.path, sealed_name(year))
+    stat = getattr(catalog.fs, "stat", None)
+    try:
+        st = stat(path) if stat is not None else None
+    except FileNotFoundError:
+        return False
+    ident = None if st is None else (int(st.st_ino), int(st.st_size), int(st.st_mtime_ns))
+    known = _idents.get(r)
+    if known is not None and ident is not None and not recheck:
+        return known == ident
+    if not _same_file(catalog, bucket, year, r):  # read after the stat: see below
+        return False
+    if ident is not None:
+        # stat'ed before the file was read: if it was replaced in between, the comparison
+        # above failed; if after, the next stat differs from this one
+        _idents[r] = ident
+    return True
 
 
 def _same_file(catalog: Catalog, bucket: Bucket, year: int, r: SealedReader) -> bool:
