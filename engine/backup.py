@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mkts.engine.backuplog import EVERY, HeldLog, copy_log, pin_segments
+from mkts.engine.backuplog import (
+    EVERY,
+    HeldLog,
+    copy_file,
+    copy_log,
+    copy_sealed,
+    pin_segments,
+    swapped,
+)
 from mkts.engine.bulkload import ingest_sources
 from mkts.engine.catalog import DESTROY_INTENT, TEMPLATE_NAME
 from mkts.engine.durable import atomic_write, remove_tree_durable
@@ -37,7 +45,6 @@ ATTEMPTS = 5  # a compaction or destroy during the copy starts the copy again, t
 # rewriting a file record during the copy is no reason to start again.
 _ASIDE_OF_LOG = frozenset({RECORD_NAME, ROOT_META, DESTROY_INTENT})
 RACY_NS = 2_000_000_000  # a file modified this recently may change without a new mtime
-_CHUNK = 8 << 20
 
 
 class BackupConflictError(MktsError, RuntimeError):
@@ -229,30 +236,46 @@ def _copy_once(fs: BackupFileSystem, root: str, dest: str, staging: str,
     a.captured_ns = time.time_ns()
     if not pin_segments(fs, wal_dir, a.log, first=False):
         return False
-    for rel, src in list(a.files.items()):
-        if os.path.basename(rel) in _ASIDE_OF_LOG:
-            continue
-        try:
-            st = fs.stat(os.path.join(root, rel))
-        except FileNotFoundError:
-            return False
-        if (st.st_dev, st.st_ino) != (src.st.st_dev, src.st.st_ino):
-            return False  # replaced outside the log (compaction) or destroyed and re-created
-        if src.linked and (st.st_size, st.st_mtime_ns) != (src.st.st_size, src.st.st_mtime_ns):
-            _unlink_copy(fs, root, staging, rel, a)
+
     def need_header(key: BucketKey) -> str:
         """The copy's `bucket.hdr` of `key`; a bucket created during the copy gets it now
         (the replay needs its schema)."""
         rel = f"{key}/{TEMPLATE_NAME}"
         if rel not in a.files:
             _makedirs(fs, os.path.join(staging, str(key)), staging)
-            _copy_file(fs, os.path.join(root, rel), os.path.join(staging, rel))
+            copy_file(fs, os.path.join(root, rel), os.path.join(staging, rel))
             a.files[rel] = _Source(rel, fs.stat(os.path.join(root, rel)))
         return os.path.join(staging, rel)
 
-    touched = copy_log(fs, staging, a.log, need_header)
+    seals: dict[tuple[str, int], tuple[int, int, int]] = {}
+    touched = copy_log(fs, staging, a.log, need_header, seals)
     if touched is None:
         return False
+    for rel, src in list(a.files.items()):
+        if os.path.basename(rel) in _ASIDE_OF_LOG:
+            continue
+        try:
+            st = fs.stat(os.path.join(root, rel))
+        except FileNotFoundError:
+            if swapped(rel, seals):
+                continue  # a seal removed it (op 6 in the copied log)
+            return False
+        if (st.st_dev, st.st_ino) != (src.st.st_dev, src.st.st_ino):
+            if swapped(rel, seals):
+                continue
+            return False  # replaced outside the log (compaction) or destroyed and re-created
+        if src.linked and (st.st_size, st.st_mtime_ns) != (src.st.st_size, src.st.st_mtime_ns):
+            _unlink_copy(fs, root, staging, rel, a)
+    taken = copy_sealed(fs, root, staging, seals)
+    if taken is None:
+        return False
+    for rel, st, nbytes in taken:
+        a.nbytes += nbytes
+        if rel in a.files and a.files[rel].linked:
+            a.linked -= 1
+        else:
+            a.copied += 1
+        a.files[rel] = _Source(rel, st)
     for _ in range(2):  # the files of op 7 records made since the listing (a rename: again)
         for rel in [r for k, y in sorted(touched - {EVERY}) for r in ingest_sources(fs, root, k, y)]:
             if rel not in a.files:
@@ -262,7 +285,7 @@ def _copy_once(fs: BackupFileSystem, root: str, dest: str, staging: str,
     for rel, shared in list(a.files.items()):
         name = os.path.basename(rel)
         year = DATA_FILE.match(name)
-        if shared.linked and year is not None and (
+        if shared.linked and year is not None and not swapped(rel, seals) and (
                 EVERY in touched or (os.path.dirname(rel), int(year.group(1))) in touched):
             _unlink_copy(fs, root, staging, rel, a)
     _fsync_tree(fs, staging)
@@ -309,7 +332,7 @@ def _take(fs: BackupFileSystem, root: str, dest: str, staging: str, rel: str,
         a.files[rel] = _Source(rel, st, linked=True)
         a.linked += 1
         return
-    a.nbytes += _copy_file(fs, src_path, dst_path)
+    a.nbytes += copy_file(fs, src_path, dst_path)
     a.files[rel] = _Source(rel, st)
     a.copied += 1
 
@@ -322,43 +345,9 @@ def _unlink_copy(fs: BackupFileSystem, root: str, staging: str, rel: str, a: _At
     src = a.files[rel]
     src.linked = False
     src.st = fs.stat(os.path.join(root, rel))  # before the copy: what the copy reflects
-    a.nbytes += _copy_file(fs, os.path.join(root, rel), dst)
+    a.nbytes += copy_file(fs, os.path.join(root, rel), dst)
     a.linked -= 1
     a.copied += 1
-
-
-def _copy_file(fs: BackupFileSystem, src_path: str, dst_path: str) -> int:
-    """Copy a file, keeping its holes (not fsynced yet). Returns the bytes copied."""
-    src = fs.open(src_path)
-    try:
-        out = fs.open(dst_path, create=True)
-        try:
-            size = src.size()
-            ranges = getattr(src, "data_ranges", None)
-            spans = ranges(0, size) if ranges is not None else [(0, size)]
-            done = 0
-            fast = getattr(src, "copy_range", None) if type(src) is type(out) else None
-            for lo, hi in spans:
-                if fast is not None:
-                    try:
-                        done += fast(out, lo, hi - lo)
-                        continue
-                    except OSError:  # not between these file systems: copy through memory
-                        fast = None
-                off = lo
-                while off < hi:
-                    chunk = src.pread(min(_CHUNK, hi - off), off)
-                    if not chunk:
-                        break
-                    out.pwrite(chunk, off)
-                    off += len(chunk)
-                    done += len(chunk)
-            out.truncate(size)  # fsynced with the whole copy (_fsync_tree): one wait, not one per file
-            return done
-        finally:
-            out.close()
-    finally:
-        src.close()
 
 
 def _makedirs(fs: BackupFileSystem, path: str, stop: str) -> None:

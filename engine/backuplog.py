@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 
 from mkts.engine.catalog import read_header
 from mkts.engine.errors import MktsError
+from mkts.engine.filerecord import DATA_FILE
 from mkts.engine.keys import BucketKey
 from mkts.engine.schema import Schema
+from mkts.engine.sealing import open_sealed, sealed_name
+from mkts.engine.sealswap import SealYear
 from mkts.wal.format import (
     FLAG_BASE,
     HeaderProblem,
@@ -24,7 +27,7 @@ from mkts.wal.fs import BackupFileSystem, File
 from mkts.wal.recovery import write_highest
 from mkts.wal.scan import read_header as read_segment_header
 
-__all__ = ["HeldLog", "pin_segments", "copy_log", "EVERY"]
+__all__ = ["HeldLog", "pin_segments", "copy_log", "copy_file", "copy_sealed", "swapped", "EVERY"]
 
 EVERY = ("*", -1)  # in the set copy_log returns: the records may write any year file
 
@@ -80,11 +83,14 @@ def pin_segments(fs: BackupFileSystem, wal_dir: str, a: HeldLog, *, first: bool)
 
 
 def copy_log(fs: BackupFileSystem, staging: str, a: HeldLog,
-             need_header: Callable[[BucketKey], str]) -> set[tuple[str, int]] | None:
+             need_header: Callable[[BucketKey], str],
+             seals: dict[tuple[str, int], tuple[int, int, int]] | None = None
+             ) -> set[tuple[str, int]] | None:
     """Copy the held segments into the copy's log (the base's BASE flag only: a checkpoint
     during the copy made a later base, whose records the copy still needs); returns the
-    (bucket key, year) of every year the copied records write; None when a bucket they
-    write is gone from the source (start again)."""
+    (bucket key, year) of every year the copied records write, and into `seals` the
+    last op-6 record of each year a seal swapped meanwhile; None when a bucket they write
+    is gone from the source (start again)."""
     from mkts.engine import journal
     from mkts.wal import WriteAheadLog
 
@@ -139,6 +145,78 @@ def copy_log(fs: BackupFileSystem, staging: str, a: HeldLog,
             # operations on the bucket rather than a year file (a column change) name none
             touched.update((str(w.key), int(y)) for w in writes
                            if (y := getattr(w, "year", None)) is not None)
+            if seals is not None:  # op 6: the last seal of each year (generation, size, CRC)
+                seals.update(((str(w.key), w.year), (w.generation, w.size, w.footer_crc))
+                             for w in writes if isinstance(w, SealYear))
     finally:
         log_.close()
     return touched
+
+
+def copy_file(fs: BackupFileSystem, src_path: str, dst_path: str) -> int:
+    """Copy a file, keeping its holes (not fsynced yet). Returns the bytes copied."""
+    src = fs.open(src_path)
+    try:
+        out = fs.open(dst_path, create=True)
+        try:
+            size = src.size()
+            ranges = getattr(src, "data_ranges", None)
+            spans = ranges(0, size) if ranges is not None else [(0, size)]
+            done = 0
+            fast = getattr(src, "copy_range", None) if type(src) is type(out) else None
+            for lo, hi in spans:
+                if fast is not None:
+                    try:
+                        done += fast(out, lo, hi - lo)
+                        continue
+                    except OSError:  # not between these file systems: copy through memory
+                        fast = None
+                off = lo
+                while off < hi:
+                    chunk = src.pread(min(_CHUNK, hi - off), off)
+                    if not chunk:
+                        break
+                    out.pwrite(chunk, off)
+                    off += len(chunk)
+                    done += len(chunk)
+            out.truncate(size)  # fsynced with the whole copy (_fsync_tree): one wait, not one per file
+            return done
+        finally:
+            out.close()
+    finally:
+        src.close()
+
+
+def swapped(rel: str, seals: dict[tuple[str, int], tuple[int, int, int]]) -> bool:
+    """Whether `rel` is a data file of a year a seal swapped during the copy."""
+    m = DATA_FILE.match(os.path.basename(rel))
+    return m is not None and (os.path.dirname(rel), int(m.group(1))) in seals
+
+
+def copy_sealed(fs: BackupFileSystem, root: str, staging: str,
+                seals: dict[tuple[str, int], tuple[int, int, int]]
+                ) -> list[tuple[str, os.stat_result, int]] | None:
+    """Copy the sealed file of every year a seal swapped during the copy, the one the last
+    op-6 record of the copied log names (replaying the log removes the `.bin` or old overlay
+    copied before the swap, and skips the writes the sealed file holds; docs/format.md
+    "Sealing, re-sealing and the swap"): (path, its stat, bytes copied) of each; None when
+    the source holds another file by now (sealed again, or dropped: start again)."""
+    out = []
+    for (key, year), ident in sorted(seals.items()):
+        rel = f"{key}/{sealed_name(year)}"
+        src, dst = os.path.join(root, rel), os.path.join(staging, rel)
+        try:
+            st = fs.stat(src)
+        except FileNotFoundError:
+            return None
+        if fs.exists(dst):
+            fs.unlink(dst)
+        n = copy_file(fs, src, dst)
+        try:
+            r = open_sealed(fs, dst)
+        except (FileNotFoundError, MktsError):
+            return None
+        if (r.meta.generation, r.file_size, r.footer_crc) != ident:
+            return None
+        out.append((rel, st, n))
+    return out

@@ -37,7 +37,8 @@ from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile, decode_size, not_a_file, pread_file
 from mkts.wal.fs import FileSystem
 
-__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "DESTROYING", "DESTROY_INTENT", "any_bucket"]
+__all__ = ["Bucket", "Catalog", "TEMPLATE_NAME", "DESTROYING", "DESTROY_INTENT", "any_bucket",
+           "YEAR_FILE"]
 
 TEMPLATE_NAME = "bucket.hdr"
 # docs/format.md "Durability": a bucket being destroyed is renamed `SYM/TF/.ATTR.destroying`
@@ -48,7 +49,7 @@ assert MAX_ATTR + len(f".{DESTROYING}") <= MAX_PART  # the aside name fits (engi
 # a trigger maintains from it) first writes their keys, one a line, to `<root>/.destroy`;
 # open finishes the destroy of every key listed there, then removes the file.
 DESTROY_INTENT = ".destroy"
-_YEAR_FILE = re.compile(r"^(\d{4})\.(bin|sealed|overlay)\Z")
+YEAR_FILE = re.compile(r"^(\d{4})\.(bin|sealed|overlay)\Z")
 PREFETCH_BYTES = 1 << 17  # a read of up to this many slot bytes is prefetched with the header
 
 
@@ -87,6 +88,7 @@ class Bucket:
     # the year's count did not move meanwhile (engine/sealjob.py).
     written: dict[int, int] = field(default_factory=dict)
     last_write: dict[int, float] = field(default_factory=dict)  # time.monotonic() per year
+    listing: frozenset[str] = frozenset()  # year files last listed (readonly: engine/follow.py)
 
     def sorted_years(self) -> list[int]:
         return sorted(self.years)
@@ -196,9 +198,10 @@ class Catalog:
         header = read_header(self.fs, os.path.join(path, TEMPLATE_NAME))
         bucket = Bucket(key, header.schema, path, timezone=header.timezone, table=header.table)
         readers: dict[str, SealedReader] = {}
-        for name in tidy_year_files(self.fs, path, self.fs.listdir(path), self.readonly,
-                                    readers):
-            m = _YEAR_FILE.match(name)
+        names = self.fs.listdir(path)
+        bucket.listing = frozenset(n for n in names if YEAR_FILE.match(n))
+        for name in tidy_year_files(self.fs, path, names, self.readonly, readers):
+            m = YEAR_FILE.match(name)
             if m:
                 y = int(m.group(1))
                 if m.group(2) == "overlay":
@@ -326,26 +329,6 @@ class Catalog:
                 f"{r.path}: header says year {m.year} / a different schema than the bucket")
         bucket.sealed[year] = r
         return r
-
-    def install_sealed(self, bucket: Bucket, year: int, tmp: str) -> None:
-        """Make the fsynced sealed file `tmp` the year's (the swap of docs/format.md
-        "Sealing, re-sealing and the swap"): rename, fsync the directory, then remove the
-        live file or the overlay it merged. The caller holds writers and readers out and
-        checkpointed first."""
-        self.fs.replace(tmp, os.path.join(bucket.path, sealed_name(year)))
-        self.fs.fsync_dir(bucket.path)
-        self.cache.drop(bucket.files, year)
-        bucket.sealed[year] = None
-        bucket.overlays.discard(year)
-        # No directory fsync after the removal: a crash that loses it leaves a `.bin` beside
-        # a valid `.sealed`, or an overlay of an older generation, which open removes.
-        for name in (live_name(year), overlay_name(year)):
-            path = os.path.join(bucket.path, name)
-            if self.fs.exists(path):
-                self.fs.unlink(path)
-        # the file record names the sealed file (with its checksum) from now on
-        bucket.touched.add(year)
-        self.record_files([bucket], settle=True)
 
     def _create_overlay(self, bucket: Bucket, year: int) -> None:
         """Create the overlay of a sealed year durably, empty, as a live file is created; its

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 from mkts.engine.clears import ClearWrite, DropYear
 from mkts.engine.columns import SchemaWrite
 from mkts.engine.plan import RowWrite, SlotWrite
+from mkts.engine.sealswap import SealYear
 from mkts.engine.ticks import TickWrite
 
 if TYPE_CHECKING:
@@ -21,10 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Write", "Writes", "Trigger", "BgWorker"]
 
-Write: TypeAlias = SlotWrite | RowWrite | TickWrite | SchemaWrite | ClearWrite | DropYear
+Write: TypeAlias = (SlotWrite | RowWrite | TickWrite | SchemaWrite | ClearWrite | DropYear
+                    | SealYear)
 """One year file's share of a transaction, as planned, logged, applied and published (a
-bucket's column change, SchemaWrite, is logged and applied but not published to triggers;
-ClearWrite and DropYear: a range delete's, engine/clears.py)."""
+bucket's column change, SchemaWrite, and a seal's swap, SealYear, are logged and applied but
+not published to triggers; ClearWrite and DropYear: a range delete's, engine/clears.py)."""
 
 Writes: TypeAlias = Sequence[Write]
 """Everything one transaction writes, in plan (and log) order."""

@@ -46,7 +46,7 @@ from mkts.engine.rootmeta import (
 )
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
-from mkts.engine.sealjob import AutoSealer, seal_years
+from mkts.engine.sealjob import AutoSealer, retire_seal_records, seal_years
 from mkts.engine.sealread import merged_fixed
 from mkts.engine.ticks import compact_bucket, tick_usage
 from mkts.engine.timeutil import get_calendar, to_epoch_ns
@@ -531,9 +531,8 @@ class Database:
             self._settle(k)
         with self._rw.read():
             bucket = self.catalog.get(k)
-            fn = query.read_ticks if bucket.schema.kind == VARIABLE else query.read_fixed
-            result = fn(self.catalog, bucket, start_ns, end_ns, limit=limit,
-                        limit_from_start=limit_from_start, columns=columns)
+            result = query.read_bucket(self.catalog, bucket, start_ns, end_ns, limit=limit,
+                                       limit_from_start=limit_from_start, columns=columns)
         return result if chain is None else self._apply(chain, result)
 
     def query(self, pattern: str, start: Any = None, end: Any = None, *,
@@ -739,6 +738,7 @@ class Database:
             self._sealer.stop()
         try:
             if self._pipeline is not None and self._pipeline.failed is None:
+                retire_seal_records(self._pipeline)  # WAL op 6 records (engine/sealjob.py)
                 self._pipeline.checkpoint()
                 # the checksums of closed years written lately (docs/format.md "File record")
                 with self._pipeline.fatal_io("recording the data files"):

@@ -22,6 +22,7 @@ from mkts.engine.contracts import Writes
 from mkts.engine.dispatch import Records
 from mkts.engine.plan import RowWrite, SlotWrite
 from mkts.engine.schema import Schema
+from mkts.engine.sealswap import SealYear
 from mkts.engine.ticks import TickWrite, tick_event_rows
 from mkts.engine.timeutil import NS, Calendar
 
@@ -54,7 +55,7 @@ def event_records(catalog: Catalog, calendar: Calendar, event: WriteEvent) -> li
         if isinstance(w, TickWrite):
             out.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
             continue
-        if isinstance(w, SchemaWrite):  # pragma: no cover - never published (writepath)
+        if isinstance(w, (SchemaWrite, SealYear)):  # pragma: no cover - never published
             continue
         epochs = calendar.labels(w.year, w.slots, schema.timeframe)
         out.append(Records(w.key, w.year, event.txn, event.replayed, w.slots, w.records,
@@ -79,7 +80,7 @@ def merged_records(catalog: Catalog, calendar: Calendar, events: Sequence[WriteE
                 schema = catalog.get(w.key).schema
                 ticks.append(_tick_records(w, schema, calendar, event.txn, event.replayed))
                 continue
-            if isinstance(w, SchemaWrite):  # pragma: no cover - never published (writepath)
+            if isinstance(w, (SchemaWrite, SealYear)):  # pragma: no cover - never published
                 continue
             fixed.setdefault((w.key, w.year, event.replayed, w.dtype), []).append((event.txn, w))
     out = []

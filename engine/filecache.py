@@ -132,6 +132,20 @@ class FileCache:
                     self._lru.pop(f, None)
                     f.close()
 
+    def detach(self, files: Files, year: int) -> YearFile | None:
+        """Take the cached file of `year` out of the cache (a read-only handle whose file was
+        replaced on disk): closed now if unpinned, else returned for the caller to close
+        once its pins are released (it can no longer be pinned)."""
+        with self._lock:
+            f = files.pop(year, None)
+            if f is None:
+                return None
+            self._lru.pop(f, None)
+            if f.pins:
+                return f
+            f.close()
+            return None
+
     def close(self) -> None:
         """Close every file (the database is closing; its checkpoint has synced them)."""
         with self._lock:

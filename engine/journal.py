@@ -19,10 +19,11 @@ from mkts.engine.header import decode_header
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite
 from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
+from mkts.engine.sealswap import SealYear
 from mkts.engine.ticks import TickWrite
 
-__all__ = ["encode", "encode_parts", "decode", "fixed_prefix", "OP_FIXED_SLOTS", "OP_CLEAR",
-           "OP_SCHEMA", "OP_DROP_YEAR"]
+__all__ = ["encode", "encode_parts", "decode", "seal_marks", "fixed_prefix", "OP_FIXED_SLOTS", "OP_CLEAR",
+           "OP_SCHEMA", "OP_DROP_YEAR", "OP_SEAL"]
 
 OP_FIXED_SLOTS = 1
 OP_TICKS = 2
@@ -31,6 +32,8 @@ OP_SCHEMA = 4  # docs/wal.md §10: a column change, the bucket's new bucket.hdr
 OP_DROP_YEAR = 5
 _CLEAR = struct.Struct("<qqBqq")  # first slot, last slot, mode, removed start ns, end ns
 _DROP = struct.Struct("<Bqq")  # which files (FILE_* bits), removed start ns, end ns
+OP_SEAL = 6  # docs/wal.md §10: a sealed file replaced the year's live file or overlay
+_SEAL = struct.Struct("<IQI")  # generation, file size, footer CRC-32C
 OP_INGEST = 7  # docs/wal.md §10: a bulk-loaded sealed file becomes the year's
 _INGEST = struct.Struct("<IQQI")  # generation, ingest id, file size, footer CRC-32C
 _TXN = struct.Struct("<I")
@@ -46,7 +49,8 @@ def fixed_prefix(key: BucketKey, year: int, record_size: int, rows: int) -> byte
     return _TXN.pack(1) + _OP.pack(OP_FIXED_SLOTS, len(kb), year, record_size, rows) + kb
 
 
-Op = SlotWrite | RowWrite | TickWrite | SchemaWrite | ClearWrite | DropYear
+Op = SlotWrite | RowWrite | TickWrite | SchemaWrite | ClearWrite | DropYear | SealYear
+Decoded = SlotWrite | TickWrite | SchemaWrite | ClearWrite | DropYear | SealYear
 
 
 def encode(writes: Sequence[Op]) -> bytes:
@@ -84,6 +88,11 @@ def encode_parts(writes: Sequence[Op]) -> tuple[bytes | memoryview, ...]:
             parts.append(key)
             parts.append(_DROP.pack(w.files, w.start_ns, w.end_ns))
             continue
+        if isinstance(w, SealYear):
+            parts.append(_OP.pack(OP_SEAL, len(key), w.year, 0, 0))
+            parts.append(key)
+            parts.append(_SEAL.pack(w.generation, w.size, w.footer_crc))
+            continue
         rec = np.ascontiguousarray(w.records)
         op = OP_TICKS if isinstance(w, TickWrite) else OP_FIXED_SLOTS
         parts.append(_OP.pack(op, len(key), w.year, rec.dtype.itemsize, len(rec)))
@@ -96,7 +105,7 @@ def encode_parts(writes: Sequence[Op]) -> tuple[bytes | memoryview, ...]:
 
 
 def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema],
-           where: str = "") -> list[SlotWrite | TickWrite | SchemaWrite | ClearWrite | DropYear]:
+           where: str = "") -> list[Decoded]:
     """Decode a payload; `schema_of(key)` gives each bucket's schema (raises if unknown).
     A transaction with a column change (op 4) holds only column changes (docs/wal.md §10),
     so every operation decodes with the schema its bucket has before the payload."""
@@ -104,12 +113,12 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
     try:
         (count,) = _TXN.unpack_from(view, 0)
         pos = _TXN.size
-        out: list[SlotWrite | TickWrite | SchemaWrite | ClearWrite | DropYear] = []
+        out: list[Decoded] = []
         for _ in range(count):
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size
             if op not in (OP_FIXED_SLOTS, OP_TICKS, OP_CLEAR, OP_SCHEMA,
-                          OP_DROP_YEAR, OP_INGEST):
+                          OP_DROP_YEAR, OP_SEAL, OP_INGEST):
                 raise ValueError(f"unknown operation {op}")
             key = parse_key(bytes(view[pos : pos + klen]).decode("utf-8"))
             pos += klen
@@ -122,6 +131,13 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
             if op in (OP_CLEAR, OP_DROP_YEAR):
                 w, pos = _decode_clear(view, pos, op, key, year, recsize, n, schema)
                 out.append(w)
+                continue
+            if op == OP_SEAL:
+                gen, size, crc = _SEAL.unpack_from(view, pos)
+                pos += _SEAL.size
+                if recsize or n or gen < 1:
+                    raise ValueError(f"seal record for {key}/{year} is malformed")
+                out.append(SealYear(key, year, gen, size, crc))
                 continue
             if op == OP_INGEST:
                 if recsize or n:
@@ -174,6 +190,31 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
         ) from exc
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise CorruptWALError(f"log record {where} cannot be decoded: {exc}") from exc
+
+
+def seal_marks(payload: bytes | memoryview) -> list[tuple[str, int, tuple[int, int, int]]]:
+    """The op-6 records of a payload as (bucket key, year, (generation, size, footer
+    CRC-32C)), found by walking the operation heads without decoding any records (replay
+    looks for them before applying anything); [] for a payload it cannot walk (decoding
+    it reports why)."""
+    view = memoryview(payload)
+    out: list[tuple[str, int, tuple[int, int, int]]] = []
+    try:
+        (count,) = _TXN.unpack_from(view, 0)
+        pos = _TXN.size
+        for _ in range(count):
+            op, klen, year, recsize, n = _OP.unpack_from(view, pos)
+            pos += _OP.size + klen
+            if op == OP_SEAL:
+                key = bytes(view[pos - klen : pos]).decode("utf-8")
+                out.append((key, year, _SEAL.unpack_from(view, pos)))
+            if op == OP_TICKS:
+                pos += _REGION.size + _REGION.unpack_from(view, pos)[1]
+            pos += {OP_CLEAR: _CLEAR.size, OP_DROP_YEAR: _DROP.size, OP_SEAL: _SEAL.size,
+                    OP_INGEST: _INGEST.size}.get(op, recsize * n)
+    except (struct.error, UnicodeDecodeError):
+        return []
+    return out
 
 
 def _schema_write(key: BucketKey, header: bytes, schema: Schema, size: int, n: int

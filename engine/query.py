@@ -14,6 +14,7 @@ import numpy as np
 from mkts.engine.catalog import Bucket, Catalog
 from mkts.engine.columns import translate, view_dtype
 from mkts.engine.errors import CorruptFileError, UnknownColumnError
+from mkts.engine.follow import read_following
 from mkts.engine.header import Header
 from mkts.engine.join import Part, concat_rows, fill_parts, take_limit, year_spans
 from mkts.engine.result import Result
@@ -377,6 +378,12 @@ def read_ticks(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: i
 def read_bucket(catalog: Catalog, bucket: Bucket, start_ns: int | None, end_ns: int | None, *,
                 limit: int | None = None, limit_from_start: bool = False,
                 columns: Sequence[str] | None = None) -> Result:
+    """The rows of any bucket (`read_ticks` or `read_fixed`); a read-only handle first
+    follows what a writer did to the year files meanwhile (engine/follow.py)."""
     fn = read_ticks if bucket.schema.kind == "variable" else read_fixed
-    return fn(catalog, bucket, start_ns, end_ns, limit=limit, limit_from_start=limit_from_start,
-              columns=columns)
+
+    def read() -> Result:
+        return fn(catalog, bucket, start_ns, end_ns, limit=limit,
+                  limit_from_start=limit_from_start, columns=columns)
+
+    return read_following(catalog, bucket, read) if catalog.readonly else read()

@@ -10,11 +10,13 @@ import logging
 import os
 import threading
 import time
+import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mkts.engine import journal
 from mkts.engine.catalog import Bucket
 from mkts.engine.errors import CorruptFileError, InvalidInputError
 from mkts.engine.keys import parse_key
@@ -23,14 +25,17 @@ from mkts.engine.schema import FIXED
 from mkts.engine.sealfile import SealMeta
 from mkts.engine.sealing import live_rows, sealed_name, write_sealed
 from mkts.engine.sealread import merged_fixed, merged_ticks
+from mkts.engine.sealswap import rename_sealed
 
 if TYPE_CHECKING:
     from mkts.engine.commit import CommitPipeline
     from mkts.engine.database import Database
 
-__all__ = ["seal_years", "due_years", "AutoSealer"]
+__all__ = ["seal_years", "due_years", "AutoSealer", "retire_seal_records"]
 
 log = logging.getLogger("mkts.engine")
+# pipelines whose log holds seal records no checkpoint retired yet (see `_seal_one`)
+_unretired: weakref.WeakKeyDictionary[CommitPipeline, int] = weakref.WeakKeyDictionary()
 _FIRST, _LAST = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 # A closed year written less than this long ago is not sealed by itself yet: a write into a
 # sealed year rebuilds its live file, so sealing in the middle of a backfill would repeat.
@@ -80,6 +85,19 @@ def seal_years(db: Database, pipeline: CommitPipeline, key: str | None, year: in
     return [f"{b.key}/{y}" for b, y in todo if seal_one(db, pipeline, b, y)]
 
 
+def retire_seal_records(pipeline: CommitPipeline) -> None:
+    """At close: one checkpoint retires the seal records swaps left in the log since the
+    last checkpoint (each needed none of its own, see `_seal_one`), so a clean close leaves
+    an empty log and the next open replays nothing. Nothing to do without such records."""
+    if _unretired.pop(pipeline, None) is None or pipeline.failed is not None:
+        return
+    with pipeline.quiesced():
+        if pipeline.checkpointed_txn != pipeline.applied_txn:
+            return  # a write since: any checkpoint retires them with it
+        pipeline.checkpointed_txn -= 1  # so that the checkpoint below is not skipped
+    pipeline.checkpoint()
+
+
 def _open(bucket: Bucket, year: int) -> bool:
     """Whether the year has something to seal: it is live, or sealed with an overlay."""
     return year not in bucket.sealed or year in bucket.overlays
@@ -88,8 +106,8 @@ def _open(bucket: Bucket, year: int) -> bool:
 def seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int) -> bool:
     """Seal one live year, or re-seal a sealed year with its overlay into the next
     generation. The new sealed file is built from the year as a checkpoint left it, with
-    writers running; the swap (rename, directory fsync, removal of the live file or the
-    overlay) happens with writers and readers held, and only if no write reached the year
+    writers running; the swap (rename, directory fsync, WAL op 6, removal of the live file
+    or the overlay) happens with writers held, and only if no write reached the year
     meanwhile (False then: nothing changed). One seal runs at a time."""
     with db._seal_lock:
         return _seal_one(db, pipeline, bucket, year)
@@ -135,13 +153,27 @@ def _seal_one(db: Database, pipeline: CommitPipeline, bucket: Bucket, year: int)
     # column changes and sealed years")
     use_format_3(db._fs, db.root, db.timezone)
     write_sealed(db._fs, tmp, meta, keys, cols)
-    with db._meta_lock, pipeline.quiesced(), db._rw.write():
-        if cat.buckets.get(bucket.key) is not bucket or bucket.written.get(year, 0) != before \
-                or (year in bucket.sealed) != resealing:
-            db._fs.unlink(tmp)
-            return False
-        cat.install_sealed(bucket, year, tmp)
-        db._writes.forget(bucket.key)
+    with db._meta_lock, pipeline.quiesced():
+        with db._rw.write():
+            if cat.buckets.get(bucket.key) is not bucket or \
+                    bucket.written.get(year, 0) != before or (year in bucket.sealed) != resealing:
+                db._fs.unlink(tmp)
+                return False
+            record = rename_sealed(cat, bucket, year, tmp)
+            db._writes.forget(bucket.key)
+        # WAL op 6, fsynced; applying it removes the live file or the merged overlay (the
+        # pipeline holds readers out meanwhile). A crash before it is durable leaves them
+        # for the open-time rules.
+        txn = pipeline.commit_quiesced(journal.encode([record]), [record])
+        if pipeline.checkpointed_txn == txn - 1:
+            # applied and durable (its unlinks fsynced), and applying it again changes
+            # nothing: it needs no checkpoint of its own (the next seal's would write a new
+            # log base for it alone); the next checkpoint after a write, or the one of
+            # `retire_seal_records` at close, retires it
+            pipeline.checkpointed_txn = txn
+            _unretired[pipeline] = txn
+        bucket.touched.add(year)  # the file record names the sealed file (and its checksum)
+        cat.record_files([bucket], settle=True)
     return True
 
 
@@ -173,7 +205,7 @@ class AutoSealer:
         try:
             for bucket, year in due_years(self._db, self._days, self.quiet_s):
                 if self._stop.is_set() or self._pipeline.failed is not None:
-                    return
+                    break
                 if seal_one(self._db, self._pipeline, bucket, year):
                     self.sealed += 1
                     log.info("sealed %s/%d (closed for %g days or more)", bucket.key, year,

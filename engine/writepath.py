@@ -37,6 +37,7 @@ from mkts.engine.plan import IngestWrite, RowWrite, SlotWrite, plan_fixed
 from mkts.engine.rwlock import RWLock
 from mkts.engine.schema import FIXED, VARIABLE, Schema
 from mkts.engine.sealing import apply_tombstones
+from mkts.engine.sealswap import SealYear, apply_seal, sealed_by_log, superseded
 from mkts.engine.ticks import TickPlanner, TickWrite, plan_ticks
 from mkts.engine.timeutil import Calendar
 from mkts.engine.yearfile import YearFile
@@ -294,7 +295,7 @@ class WritePath:
         or records of the old size into a recreated bucket."""
         buckets = self.catalog.buckets
         for w in writes:
-            if isinstance(w, (TickWrite, SchemaWrite, ClearWrite, DropYear)):
+            if isinstance(w, (TickWrite, SchemaWrite, ClearWrite, DropYear, SealYear)):
                 continue  # planned by the leader itself, in commit order / under the commit lock
             bucket = buckets.get(w.key)
             if bucket is None:
@@ -318,10 +319,16 @@ class WritePath:
                 continue
             bucket = catalog.buckets.get(w.key) or catalog.get(w.key)
             if isinstance(w, (ClearWrite, DropYear)):
+                # a seal built from the year before this is not installed (engine/sealjob.py)
+                bucket.written[w.year] = bucket.written.get(w.year, 0) + 1
                 self._apply_clear(bucket, w)
                 continue
             if type(w) is IngestWrite or type(w) is TickIngestWrite:
                 self.bulk.install(bucket, w)
+                continue
+            if type(w) is SealYear:  # op 6 (docs/format.md "Sealing, re-sealing and the swap")
+                apply_seal(catalog, bucket, w)
+                self.ticks.forget(w.key, w.year)
                 continue
             f = catalog.acquire(bucket, w.year, create=True)  # pinned while written
             assert f is not None
@@ -335,7 +342,7 @@ class WritePath:
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
                     self.ticks.applied(w)
                 else:
-                    assert not isinstance(w, SchemaWrite)
+                    assert not isinstance(w, (SchemaWrite, SealYear))
                     f.write_slots(w.slots, np.ascontiguousarray(w.records).data.cast("B"))
             finally:
                 catalog.release(f)
@@ -371,8 +378,8 @@ class WritePath:
 
     def publish(self, txn: int, writes: Writes, replayed: bool) -> None:
         if self._dispatcher.wants():
-            if any(type(w) is SchemaWrite for w in writes):  # column changes fire nothing
-                writes = [w for w in writes if type(w) is not SchemaWrite]
+            if any(type(w) in (SchemaWrite, SealYear) for w in writes):  # these fire nothing
+                writes = [w for w in writes if type(w) not in (SchemaWrite, SealYear)]
                 if not writes:
                     return
             if replayed and any(type(w) is IngestWrite or type(w) is TickIngestWrite
@@ -424,6 +431,10 @@ class WritePath:
         """Apply and publish (as replayed) every transaction of the log; their number."""
         count = 0
         started = time.monotonic()
+        # writes to a year before the seal whose file is there (docs/format.md "Sealing,
+        # re-sealing and the swap"): one walk of the operation heads first
+        sealed = sealed_by_log(self.catalog, ((rec.txn, *m) for rec in wal.records()
+                                              for m in journal.seal_marks(rec.payload)))
         for rec in wal.records():
             if count == 0:
                 # WAL before data holds for replay too (docs/design.md §9 R3): after a kill -9
@@ -433,7 +444,7 @@ class WritePath:
                 wal.sync()
             writes = journal.decode(rec.payload, lambda k: self.catalog.get(k).schema,
                                     f"txn {rec.txn} in {rec.segment} at offset {rec.offset}")
-            self.apply(writes)
+            self.apply(superseded(rec.txn, writes, sealed))
             self.publish(rec.txn, writes, True)
             count += 1
             if count % 10_000 == 0:

@@ -272,11 +272,19 @@ def with_spare_capacity(fs: FaultFS, extra: int = 1 << 20) -> FaultFS:
 
 def wal_synced_appends(trace: list[TraceEntry]) -> int:
     """How many log appends (pwrites to a segment past its header) a successful log fsync
-    covered, reading the FaultFS trace. One transaction is one append in these workloads."""
+    covered, reading the FaultFS trace. One transaction is one append in these workloads,
+    except a seal's record (WAL op 6): the first append after a `.sealed.tmp` is renamed,
+    which is not a transaction of the workload and is not counted."""
     appends = covered = 0
+    seal_record = False
     for i, e in enumerate(trace):
-        if e.op == "pwrite" and e.path.endswith(".wal") and e.detail[0] > 0:  # type: ignore[index]
-            appends += 1
+        if e.op == "replace" and e.path.endswith(".sealed.tmp"):
+            seal_record = True
+        elif e.op == "pwrite" and e.path.endswith(".wal") and e.detail[0] > 0:  # type: ignore[index]
+            if seal_record:
+                seal_record = False
+            else:
+                appends += 1
         elif e.op == "sync" and e.path.endswith(".wal"):
             failed = i + 1 < len(trace) and trace[i + 1].op == "fault"
             if not failed:

@@ -8,6 +8,8 @@ child prints goes to stdout with one os.write (atomic on a pipe) and starts with
     <job> R                  writer: the database is open
     <job> A <t> <tid> <txn>  writer thread t: write_many() of transaction <tid> returned
     <job> C                  writer: a checkpoint() (or a seal(), which checkpoints) returned
+    <job> S <new|re> <thread>  writer: a seal (new) or re-seal (re) of a year begins, on the
+                             thread named (`mkts-seal`: the background sealer)
     <job> O                  replay job: about to open the database (replay, checkpoint)
     <job> D                  replay job: open and close returned
     <job> E <error>          the job failed
@@ -25,12 +27,14 @@ import random
 import sys
 import threading
 import time
+from typing import Any
 
 sys.path[1:1] = [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))]
 
 import crashwork  # noqa: E402  (beside this file)
 
 from mkts import engine  # noqa: E402
+from mkts.engine import sealjob  # noqa: E402
 
 _out_lock = threading.Lock()
 
@@ -45,7 +49,18 @@ def writer(job: dict) -> None:
     jid = job["job"]
     threads = job["threads"]
     db = engine.open(job["root"], sync=job["sync"], checkpoint_interval_s=job["checkpoint_s"],
-                     sync_interval_ms=job.get("sync_interval_ms", 100))
+                     sync_interval_ms=job.get("sync_interval_ms", 100),
+                     seal_after_days=job.get("seal_after_days", 7))
+    if job.get("seal_after_days"):  # closed years are sealed however recently written
+        db._sealer.quiet_s = 0.0
+    real_seal_one = sealjob.seal_one
+
+    def traced_seal_one(db_: Any, pipeline: Any, bucket: Any, year: int) -> bool:
+        kind = "re" if year in bucket.sealed else "new"
+        out(f"{jid} S {kind} {threading.current_thread().name}")
+        return real_seal_one(db_, pipeline, bucket, year)
+
+    sealjob.seal_one = traced_seal_one
     for t in range(threads):
         crashwork.ensure_tick_bucket(db, job["prefixes"][t])
     out(f"{jid} R")

@@ -28,6 +28,7 @@ from crash.crashrun import (
     Failures,
     Runner,
     SectorAtomicRandom,
+    Step,
     case_seed,
     crash_fs,
     fresh_fs,
@@ -36,7 +37,9 @@ from crash.crashrun import (
     recover,
     scenario,
 )
+from crash.crashwork import ensure_tick_bucket
 from harness.crashmodes import CrashMode
+from harness.crashpoints import SimulatedCrash
 from harness.faultfs import FaultFS
 
 from mkts import engine
@@ -235,3 +238,93 @@ def test_crash_during_bulk_loads(sync: str, profile: str,
                         f"bulk/{sync}/{profile}: crash after {op} #{k}, {mode}, seed {seed}")):
                     check_crash(fs, runner, sync, mode, seed)
     failures.check()
+
+
+SWAP_OPS = ("pwrite", "sync", "fsync_dir", "replace", "unlink")  # every call that changes the FS
+TWICE_MODES = ("PROCESS_CRASH", "DROP_UNSYNCED_DIRENTS")  # where replay-twice is also checked
+
+
+def _seal_and_reseal() -> list[Step]:
+    """The `sealed` workload with a second seal after three transactions wrote into the
+    sealed year: it seals the years still live and re-seals those with an overlay."""
+    steps = _steps("sealed")
+    at = [i for i, st in enumerate(steps) if st.txn is not None][6]
+    return [*steps[:at], Step("seal"), *steps[at:]]
+
+
+def _seal_calls(steps: list[Step], sync: str) -> list[tuple[str, int]]:
+    """(op, nth call of that op in the run) of every FS-changing call made by the seal
+    steps: the checkpoints, the build's writes and fsyncs, the rename, the directory fsyncs,
+    the op-6 record and its fsync, the unlinks of `.bin` and overlays, the file records."""
+    fs = fresh_fs()
+    runner = Runner(fs, steps, sync)
+    runner.db = open_db(fs, sync)
+    ensure_tick_bucket(runner.db)
+    spans = []
+    for st in steps:
+        start = len(fs.trace)
+        runner.do(st)
+        if st.op == "seal":
+            spans.append((start, len(fs.trace)))
+    runner.close()
+    seen: dict[str, int] = {}
+    out = []
+    for i, e in enumerate(fs.trace):
+        seen[e.op] = seen.get(e.op, 0) + 1
+        if e.op in SWAP_OPS and any(a <= i < b for a, b in spans):
+            out.append((e.op, seen[e.op]))
+    return out
+
+
+@pytest.mark.parametrize("sync", ["always", "interval"])
+def test_crash_at_every_call_of_a_seal_and_a_reseal(sync: str) -> None:
+    """docs/format.md "Sealing, re-sealing and the swap": a power loss or process crash
+    after any call of a seal or re-seal (WAL op 6 and the unlinks it makes included) reopens
+    to the model, with the year whole, once; and the reopened year files are those a second
+    recovery of the same disk leaves (replaying the log again changes no byte)."""
+    steps = _seal_and_reseal()
+    calls = _seal_calls(steps, sync)
+    assert {op for op, _ in calls} == set(SWAP_OPS) and len(calls) > 60
+    failures = Failures()
+    for op, k in calls:
+        fs = fresh_fs()
+        runner = Runner(fs, steps, sync)
+        fs.crash_at(op, k)
+        assert runner.run_to_crash(), f"{op} #{k} was never reached"
+        for mode in STRICT_MODES:
+            seed = case_seed("seal-reseal", sync, op, k, mode)
+            with failures.case(lambda op=op, k=k, mode=mode, seed=seed: (
+                    f"seal-reseal/{sync}: crash after {op} #{k}, {mode}, seed {seed}")):
+                check_crash(fs, runner, sync, mode, seed)
+                if mode in TWICE_MODES:
+                    _recover_twice_same_bytes(crash_fs(fs, mode, seed), sync)
+    failures.check()
+
+
+def _data_files(fs: FaultFS) -> dict[str, bytes | None]:
+    return {p: b for p, b in fs.snapshot().items()
+            if p.endswith((".bin", ".sealed", ".overlay"))}
+
+
+def _recover_twice_same_bytes(fs: FaultFS, sync: str) -> None:
+    """Recover a copy of `fs` once; recover another copy but stop it after the replay and
+    the data fsyncs, just before the checkpoint writes the log's new base (the log still
+    holds every record), then recover that again: replaying the records a second time over
+    files they were applied to leaves the same data-file bytes."""
+    once = fs.peek_crash(CrashMode.PROCESS_CRASH)
+    try:
+        open_db(once, sync).close()
+    except engine.MktsError:
+        return  # judged by check_crash
+    synced = [i for i, e in enumerate(once.trace) if e.op == "sync" and e.path.endswith(".wal")]
+    heads = [i for i, e in enumerate(once.trace) if e.op == "pwrite" and e.path.endswith(".wal")
+             and e.detail[0] == 0 and synced and i > synced[0]]  # type: ignore[index]
+    if not heads:
+        return  # nothing was replayed
+    disk = fs.peek_crash(CrashMode.PROCESS_CRASH)
+    disk.crash_at("*", heads[0])  # after the call before the new base's header
+    with pytest.raises(SimulatedCrash):
+        open_db(disk, sync).close()
+    again = disk.peek_crash(CrashMode.PROCESS_CRASH)
+    open_db(again, sync).close()
+    assert _data_files(again) == _data_files(once), "replaying twice changed data-file bytes"

@@ -32,27 +32,34 @@ from harness.faultfs import FaultFS
 
 CRASH_OPS = ("sync", "fsync_dir", "replace", "pwrite", "unlink")
 LOGS = {
-    # name: (profile, seed, transactions); no checkpoint, so all of them are in the log
+    # name: (profile, seed, transactions[, seal before txn #]); no checkpoint, so all of them
+    # are in the log (after a seal: its op-6 records and the transactions after it)
     "multi": ("multi", 21, 6),
     "mixed": ("mixed", 22, 10),
     "ticks": ("ticks", 23, 8),
     "corrections": ("corrections", 24, 10),
+    "sealed": ("mixed", 25, 10, 3),
 }
+
+
+def _scenario(name: str) -> list:
+    profile, seed, n, *seal = LOGS[name]
+    return scenario(profile, seed, n, seal_at=seal[0] if seal else None)
 
 
 def _left_in_log(name: str, sync: str = "always") -> tuple[FaultFS, Runner]:
     """A workload's FS frozen with every transaction logged and applied, nothing checkpointed
     (the handle is abandoned, as by a crash right after the last write returned)."""
-    profile, seed, n = LOGS[name]
     fs = fresh_fs()
-    runner = Runner(fs, scenario(profile, seed, n), sync)
+    runner = Runner(fs, _scenario(name), sync)
     runner.run(close=False)
     runner.stop_here()
     return fs, runner
 
 
 def _year_files(fs: FaultFS) -> dict[str, bytes | None]:
-    return {p: b for p, b in fs.snapshot().items() if p.endswith(".bin")}
+    return {p: b for p, b in fs.snapshot().items()
+            if p.endswith((".bin", ".sealed", ".overlay"))}
 
 
 def _recover_times(fs: FaultFS, times: int, sync: str = "always") -> list[tuple[object, dict]]:
@@ -111,8 +118,7 @@ def test_power_loss_during_replay_of_a_log_still_in_the_page_cache(log: str, syn
     acknowledged ones under interval) in the page cache, not yet synced. The next open replays
     it; a power loss during that replay must still leave a prefix, never a part of a
     transaction (WAL before data, docs/design.md §9 R3, holds for replay too)."""
-    profile, seed, n = LOGS[log]
-    steps = scenario(profile, seed, n)
+    steps = _scenario(log)
     probe = fresh_fs()
     Runner(probe, steps, sync).run()
     wal_writes = [e for e in probe.trace if e.op == "pwrite" and e.path.endswith(".wal")]

@@ -218,3 +218,16 @@ def test_readers_and_an_opener_on_other_threads_never_see_a_closed_file() -> Non
 ])
 def test_default_capacity_follows_the_descriptor_limit(soft: int, files: int) -> None:
     assert default_max_open_files(soft) == files
+
+
+def test_detach_closes_an_unpinned_file_and_hands_back_a_pinned_one() -> None:
+    s = Store(4)
+    a = s.acquire("a")
+    s.cache.release(a)
+    b = s.acquire("b")  # stays pinned: a read in another thread
+    assert s.cache.detach(s.maps["a"], 0) is None and a.closed
+    got = s.cache.detach(s.maps["b"], 0)
+    assert got is b and not b.closed and 0 not in s.maps["b"] and len(s.cache) == 0
+    b.use()
+    c = s.acquire("b")  # the next acquire opens the file again
+    assert c is not b and s.opened == ["a", "b", "b"]
