@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mkts import csvimport, engine
+from mkts import csvimport, csvreader, engine
 from mkts.csvimport import CsvProblem, import_csv, read_csv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,7 +195,7 @@ def test_large_files_go_in_several_transactions(tmp_path: Path, db: Any,
 
 def test_chunked_parsing_keeps_line_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                             ) -> None:
-    monkeypatch.setattr(csvimport, "_CHUNK_ROWS", 7)
+    monkeypatch.setattr(csvreader, "_CHUNK_ROWS", 7)
     text = "time,V\n" + "".join(f"{T0 + 60 * i},{'x' if i == 40 else i}\n" for i in range(50))
     with pytest.raises(CsvProblem) as info:
         read_csv(write(tmp_path, text))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mkts import csvimport, engine
+from mkts import csvimport, csvreader, engine
 from mkts.csvimport import CsvProblem, import_csv, read_csv
 from mkts.plugins import ondiskagg
 
@@ -118,7 +118,7 @@ def test_whole_valued_floats_go_into_integer_columns(tmp_path: Path, db: Any) ->
 
 def test_text_columns_are_as_wide_as_the_whole_file(tmp_path: Path, db: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csvimport, "_CHUNK_ROWS", 2)
+    monkeypatch.setattr(csvreader, "_CHUNK_ROWS", 2)
     text = "time,Close,Venue\n" + "".join(
         f"{T0 + 60 * i},1.5,{'X' if i < 4 else 'LONGER'}\n" for i in range(6))
     res = import_csv(db, "TX/1Min/Q", write(tmp_path, text))
@@ -292,7 +292,7 @@ def test_mkts_import_with_a_key_column_and_no_key(tmp_path: Path) -> None:
 
 def test_empty_values_are_no_text(tmp_path: Path, db: Any,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csvimport, "_CHUNK_ROWS", 2)
+    monkeypatch.setattr(csvreader, "_CHUNK_ROWS", 2)
     text = f"time,Close,Note,Volume\n{T0},1,,\n{T0 + 60},1,,\n{T0 + 120},1,later,\n"
     with pytest.raises(CsvProblem, match="column 'Volume' is empty on every row; leave it out "
                                          "with --skip Volume"):
