@@ -1,6 +1,6 @@
 """`mkts check`'s look at each bucket's data files against its file record (`bucket.files`,
 docs/format.md "File record"): a file that is gone, a closed year whose size or checksum
-changed. The rest of the check is mkts/check.py's.
+changed. The rest of the check is mkts/check.py's (and its check* modules).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from mkts.engine.filerecord import DATA_FILE, RECORD_NAME, file_crc
 from mkts.wal.fs import OsFileSystem
 
 if TYPE_CHECKING:
-    from mkts.check import Report
+    from mkts.checkreport import Report
 
 __all__ = ["check_records"]
 
