@@ -4,6 +4,7 @@
     loader     load_trigger / load_worker: module path, entry point or `ondiskagg.so`
     errors     PluginError
     aggfuncs   the aggregation math (pure numpy)
+    sessionfilter  the exchange-session filter of aggregation (exchange_calendars)
     ondiskagg  trigger: keep downsampled bars on disk up to date; rebuild()
     stream     trigger: push new rows to in-process subscribers (Hub)
     feed       example background worker: synthetic or CSV 1Min bars
