@@ -6,6 +6,7 @@
     aggfuncs   the aggregation math (pure numpy)
     sessionfilter  the exchange-session filter of aggregation (exchange_calendars)
     ondiskagg  trigger: keep downsampled bars on disk up to date; rebuild()
+    ondiskconfig   ondiskagg's `config:` schema
     stream     trigger: push new rows to in-process subscribers (Hub)
     feed       example background worker: synthetic or CSV 1Min bars
     synth      deterministic synthetic market data

@@ -2,7 +2,7 @@
 
 Owns choosing which destination bars a write touched, re-reading their base rows and writing
 the recomputed bars (plus `rebuild`, the from-scratch pass). The math is in
-`plugins.aggfuncs`; the contract a trigger follows is in `plugins.base`.
+`plugins.aggfuncs`, the `config:` schema in `plugins.ondiskconfig`; the contract a trigger follows is in `plugins.base`.
 
     triggers:
       - module: ondiskagg.so              # or mkts.plugins.ondiskagg
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mkts.engine import NS, InvalidKeyError, SchemaError, parse_pattern, parse_timeframe
+from mkts.engine import NS, SchemaError, parse_pattern
 from mkts.plugins import aggfuncs
 from mkts.plugins.aggfuncs import BARS, OHLC, TICKS, SessionFilter
 from mkts.plugins.errors import PluginConfigError, PluginError
+from mkts.plugins.ondiskconfig import OnDiskAggConfig, parse_config
 from mkts.plugins.progress import track
-from mkts.plugins.settings import between, build, nonempty, rules
 
 __all__ = ["NewTrigger", "OnDiskAgg", "OnDiskAggConfig", "PluginConfigError", "parse_config",
            "rebuild", "TICK_OUTPUT_ATTR"]
@@ -36,44 +35,6 @@ __all__ = ["NewTrigger", "OnDiskAgg", "OnDiskAggConfig", "PluginConfigError", "p
 log = logging.getLogger("mkts.plugins.ondiskagg")
 
 TICK_OUTPUT_ATTR = "OHLCV"  # ticks (e.g. AAPL/1Sec/TRADE) aggregate into AAPL/<dest>/OHLCV
-DEFAULT_BATCH_MS = 10.0
-
-
-def _timeframe(v: str) -> str | None:
-    try:
-        parse_timeframe(v)
-    except InvalidKeyError as exc:
-        return f"is not a timeframe: {exc}"
-    return None
-
-
-def _calendar(v: str | None) -> str | None:
-    if not v:
-        return None
-    try:
-        aggfuncs.session_filter(v)
-    except (ValueError, ImportError) as exc:
-        return str(exc).removeprefix(f"filter {v!r} ")
-    return None
-
-
-@dataclass(frozen=True)
-class OnDiskAggConfig:
-    """ondiskagg's `config:` (docs/plugins.md "ondiskagg"), checked like mkts.yml."""
-
-    destinations: tuple[str, ...] = field(metadata=rules(
-        check=nonempty, each=_timeframe,
-        help="a list of timeframes such as [5Min, 15Min, 1H, 1D]"))
-    filter: str | None = field(default=None, metadata=rules(
-        check=_calendar, help="an exchange calendar such as XNYS or nasdaq; daily bars only"))
-    batch_ms: float = field(default=DEFAULT_BATCH_MS, metadata=rules(
-        check=between(0, 1000),
-        help="milliseconds a burst of writes may gather before one recompute; 0 fires at once"))
-
-
-def parse_config(config: Any, *, source: str = "ondiskagg config") -> OnDiskAggConfig:
-    """The checked config; PluginConfigError (a PluginError and a ConfigError) names the key."""
-    return build(OnDiskAggConfig, config, source=source, error=PluginConfigError)
 
 
 def NewTrigger(config: Mapping[str, Any]) -> OnDiskAgg:
