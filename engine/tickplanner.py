@@ -86,7 +86,7 @@ class TickPlanner:
         if st.end == w.offset + len(w.region):
             st.end = w.offset
 
-    # -- range deletes (engine/corrections.py) -----------------------------------------
+    # -- range deletes (engine/deleteplan.py) ------------------------------------------
     def view(self, key: BucketKey, year: int, f: YearFile | None, data_start: int
              ) -> tuple[np.ndarray, np.ndarray]:
         """(occupied slots, their records) as the log will leave the file: the file's
