@@ -1,7 +1,6 @@
-"""The plan of one range delete, as physical redo: per year the range touches, the plan for
-that year's state (live: cleared slots or a dropped file; sealed: engine/sealdelete.py), and
-the `_Context` that lets a transaction's later steps see its earlier ones (docs/format.md
-"Deletes and updates"). Validating and running the steps is engine/corrections.py's.
+"""The plan of one range delete as physical redo (docs/format.md "Deletes and updates"): per
+year, the plan for its state (live here, sealed in engine/sealdelete.py), with the `_Context`
+that shows a transaction's later steps its earlier ones; the steps are engine/corrections.py's.
 """
 
 from __future__ import annotations

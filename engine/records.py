@@ -1,6 +1,6 @@
 """`Records`: what a trigger's `fire` receives, the records one transaction wrote into one year
-file (or the range it removed), and how the records of several transactions are merged for
-a coalescing trigger. Decoding events into them is engine/events.py's; firing, engine/dispatch.py's.
+file (or the range it removed), merged across transactions for a coalescing trigger.
+Decoding events into them is engine/events.py's; firing them, engine/dispatch.py's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""A tick write: the blocks a write appends (`build_blocks`: intervals cut into blocks of
-about BLOCK_TARGET bytes, engine/tickblock.py encodes them), the `TickWrite` redo record for
-one year file, and the rows it added as triggers see them. Planning is engine/tickplanner.py's.
+"""A tick write: the blocks it appends (`build_blocks`: intervals cut into blocks of about
+BLOCK_TARGET bytes, encoded by engine/tickblock.py), its `TickWrite` redo record for one year
+file, and the rows it added as triggers see them. Planning is engine/tickplanner.py's.
 """
 
 from __future__ import annotations
