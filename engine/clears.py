@@ -1,8 +1,8 @@
 """The two physical records of a range delete: clear a run of slots (WAL op 3) and drop a
 year file (WAL op 5), as planned, logged, applied and published (docs/wal.md §10).
 
-Owns only the types; planning is engine/corrections.py, the bytes engine/journal.py, the
-apply engine/writepath.py.
+Owns only the types; planning is engine/corrections.py and engine/deleteplan.py, the bytes
+engine/journal.py, the apply engine/writeapply.py.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ queued since its last round at once: a trigger that sets `coalesce = True` gets 
 per year file for all of them (its records merged in write order), so a burst of small
 writes costs it one fire instead of one per write; its events may also wait a window
 (`coalesce_window_s`) for more. Plain triggers and subscribers never wait for a window.
+What `fire` receives is engine/records.py's; the subscribers' queues and threads are
+engine/subscriptions.py's.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import numpy as np
 
 from mkts.engine.contracts import Trigger
 from mkts.engine.errors import InvalidKeyError
-from mkts.engine.keys import BucketKey
 from mkts.engine.patterns import KeyPattern, parse_pattern
+from mkts.engine.records import Records
+from mkts.engine.subscriptions import Subscription, _Subscription
 
 if TYPE_CHECKING:
     from mkts.engine.database import Database
@@ -32,139 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher", "Records", "Subscription"]
 
 log = logging.getLogger("mkts.triggers")
-
-
-class Records:
-    """The records one transaction wrote into one year file, as handed to `fire`.
-
-    `slots` (slot index of each record), `rows` (the stored records), `epochs` (each row's
-    time in epoch seconds), `columns()` ({name: array} with Epoch first), `txn`, `replayed`.
-    `removed`: None, or (start_ns, end_ns) when a range delete or update removed every row
-    of this year file whose time (interval label for fixed buckets) lies in that inclusive
-    range of nanoseconds; such records carry no rows, and are never merged with others.
-    """
-
-    __slots__ = ("key", "year", "txn", "replayed", "slots", "rows", "epochs", "nanos", "_names",
-                 "removed")
-
-    def __init__(self, key: BucketKey, year: int, txn: int, replayed: bool, slots: np.ndarray,
-                 rows: np.ndarray, epochs: np.ndarray, names: Sequence[str],
-                 nanos: np.ndarray | None = None,
-                 removed: tuple[int, int] | None = None) -> None:
-        self.removed = removed
-        self.key = key
-        self.year = year
-        self.txn = txn
-        self.replayed = replayed
-        self.slots = slots
-        self.rows = rows
-        self.epochs = epochs
-        self.nanos = nanos
-        self._names = list(names)
-
-    @property
-    def key_path(self) -> str:
-        return f"{self.key}/{self.year}.bin"
-
-    def columns(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {"Epoch": self.epochs}
-        for n in self._names:
-            out[n] = self.rows[n]
-        if self.nanos is not None:
-            out["Nanoseconds"] = self.nanos
-        return out
-
-    def __len__(self) -> int:
-        return len(self.slots)
-
-    @staticmethod
-    def merge(parts: Sequence[Records]) -> list[Records]:
-        """Join the records of consecutive transactions per year file (and replayed flag
-        and row type), in write order; `txn` is the last transaction's. Files appear in
-        the order of their first records."""
-        groups: dict[tuple[Any, ...], list[Records]] = {}
-        for r in parts:
-            removal = None if r.removed is None else id(r)  # removals stay apart
-            groups.setdefault((r.key, r.year, r.replayed, r.rows.dtype, removal), []).append(r)
-        out = []
-        for g in groups.values():
-            if len(g) == 1:
-                out.append(g[0])
-                continue
-            last = g[-1]
-            nanos = None if last.nanos is None else np.concatenate([r.nanos for r in g])
-            out.append(Records(last.key, last.year, last.txn, last.replayed,
-                               np.concatenate([r.slots for r in g]),
-                               np.concatenate([r.rows for r in g]),
-                               np.concatenate([r.epochs for r in g]), last._names, nanos))
-        return out
-
-    def __repr__(self) -> str:
-        rm = "" if self.removed is None else f" removed={self.removed}"
-        return (f"<Records {self.key_path} txn={self.txn} n={len(self)} "
-                f"replayed={self.replayed}{rm}>")
-
-
-class _Subscription:
-    def __init__(self, pattern: KeyPattern, callback: Callable[[str, dict[str, np.ndarray]], Any],
-                 max_pending: int) -> None:
-        self.pattern = pattern
-        self.callback = callback
-        self.max_pending = max_pending
-        self.queue: deque[tuple[str, dict[str, np.ndarray]]] = deque()
-        self.cond = threading.Condition()
-        self.dropped = 0
-        self.active = True
-        self.thread = threading.Thread(target=self._run, name="mkts-subscriber", daemon=True)
-        self.thread.start()
-
-    def offer(self, key: str, cols: dict[str, np.ndarray]) -> None:
-        with self.cond:
-            if len(self.queue) >= self.max_pending:
-                self.queue.popleft()
-                self.dropped += 1
-            self.queue.append((key, cols))
-            self.cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self.cond:
-                while self.active and not self.queue:
-                    self.cond.wait()
-                if not self.active:
-                    return
-                key, cols = self.queue.popleft()
-            try:
-                self.callback(key, cols)
-            except Exception:
-                log.exception("subscriber %r failed", self.callback)
-
-    def cancel(self) -> None:
-        with self.cond:
-            self.active = False
-            self.cond.notify()
-
-
-class Subscription:
-    """Returned by `Database.subscribe`; call `unsubscribe()` (or use as a context manager)."""
-
-    def __init__(self, dispatcher: Dispatcher, sub: _Subscription) -> None:
-        self._dispatcher = dispatcher
-        self._sub = sub
-
-    @property
-    def dropped(self) -> int:
-        """Batches dropped because this subscriber fell more than max_pending behind."""
-        return self._sub.dropped
-
-    def unsubscribe(self) -> None:
-        self._dispatcher._unsubscribe(self._sub)
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.unsubscribe()
 
 
 def _coalesces(trigger: Trigger) -> bool:

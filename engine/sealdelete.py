@@ -13,7 +13,7 @@ import numpy as np
 from mkts.engine.catalog import Bucket
 from mkts.engine.clears import CLEAR_TOMBSTONE, FILE_OVERLAY, FILE_SEALED, ClearWrite, DropYear
 from mkts.engine.contracts import Write
-from mkts.engine.corrections import plan_fixed, year_range
+from mkts.engine.deleteplan import plan_fixed, year_range
 from mkts.engine.schema import (
     SLOT_FIELD,
     TICK_BLOCK_COUNT,
@@ -27,7 +27,7 @@ from mkts.engine.timeutil import NS
 from mkts.engine.yearfile import YearFile
 
 if TYPE_CHECKING:
-    from mkts.engine.corrections import _Context
+    from mkts.engine.deleteplan import _Context
 
 __all__ = ["plan_sealed"]
 

@@ -25,7 +25,7 @@ naming the plugin. The trigger object has:
       until every queued ``fire`` has returned, including fires caused by writes made inside
       ``fire`` (it is no durability barrier; ``db.checkpoint()`` is).
     * **Arguments**: ``key_path`` is the year file relative to the root,
-      ``"AAPL/1Min/OHLCV/2024.bin"``; ``records`` is an `engine.dispatch.Records`:
+      ``"AAPL/1Min/OHLCV/2024.bin"``; ``records`` is an `engine.records.Records`:
       ``records.key`` (the bucket key; ``str(records.key)`` is ``"AAPL/1Min/OHLCV"``),
       ``.year``, ``.txn``, ``.replayed``, ``.slots`` (slot index of each record),
       ``.rows`` (the stored rows), ``.epochs`` (each row's label in epoch seconds) and
