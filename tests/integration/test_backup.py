@@ -20,6 +20,7 @@ from harness.waiting import wait_until
 import mkts
 from mkts import engine
 from mkts.check import check_root
+from mkts.engine import backup as backup_module
 from mkts.engine.backup import MANIFEST, backup_root
 from mkts.wal.crc import crc32c
 from mkts.wal.fs import OsFileSystem
@@ -104,9 +105,20 @@ def _written(w: Writer, n: int) -> None:
     assert wait_until(lambda: len(w.log) >= n, timeout=30), f"{n} writes"
 
 
-def test_backup_while_writing_equals_source_at_its_txn(tmp_path: Path) -> None:
+def test_backup_while_writing_equals_source_at_its_txn(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     db = mkts.open(tmp_path / "db", sync="off")  # what is logged is what counts here
     w = Writer(db)
+    take = backup_module._take
+    during: list[int] = []
+
+    def take_while_writing(*args: Any, **kwargs: Any) -> Any:
+        if not during:  # the first file copied: writes land while the copy runs
+            during.append(len(w.log))
+            _written(w, during[0] + 20)
+        return take(*args, **kwargs)
+
+    monkeypatch.setattr(backup_module, "_take", take_while_writing)
     w.thread.start()
     try:
         _written(w, 200)
@@ -116,7 +128,7 @@ def test_backup_while_writing_equals_source_at_its_txn(tmp_path: Path) -> None:
         w.stop.set()
         w.thread.join()
     db.close()
-    assert result.txn > result.base_txn > 0
+    assert during and result.txn > result.base_txn > 0
     with mkts.open(tmp_path / "bk", readonly=True) as copy:
         got = _read(copy, _keys(w))
     assert got == w.model(result.txn)
