@@ -432,7 +432,7 @@ class WritePath:
         count = 0
         started = time.monotonic()
         # writes to a year before its last drop, or before the seal or bulk load whose file
-        # is there (docs/wal.md "Replaying after a drop, a seal or a bulk load"): one walk
+        # is there (docs/wal.md §10, "Replay floors"): one walk
         # of the operation heads first
         floors = replay_floors(self.catalog, ((rec.txn, *m) for rec in wal.records()
                                               for m in journal.year_marks(rec.payload)))
