@@ -2,7 +2,8 @@
 `<YYYY>.sealed.tmp` becomes the year's sealed file (rename, directory fsync), the record
 names it (generation, size, footer checksum), and applying the record, live or on replay,
 removes the live file or the merged overlay beside that file (docs/format.md "Sealing,
-re-sealing and the swap", docs/wal.md §10).
+re-sealing and the swap", docs/wal.md §10); and the replay floors of ops 5-7 (which writes
+of the log a year's files on disk already account for).
 """
 
 from __future__ import annotations
@@ -104,10 +105,18 @@ def replay_floors(catalog: Catalog,
     write that went to an overlay to a `.bin` the drop does not name, a write to a `.bin`
     into the overlay of a later bulk load) or doubled (ticks in an overlay; a backup copies
     its files while the log runs on, docs/backup.md)."""
-    floors: dict[tuple[str, int], int] = {}
+    found: dict[tuple[str, int], list[tuple[int, tuple[int, int, int] | None]]] = {}
     for txn, _op, key, year, ident in marks:
-        if ident is None or _installed(catalog, key, year, ident):
-            floors[(key, year)] = txn
+        if ident is None:
+            found[(key, year)] = [(txn, None)]  # nothing before a drop counts
+        else:
+            found.setdefault((key, year), []).append((txn, ident))
+    floors: dict[tuple[str, int], int] = {}
+    for (key, year), seen in found.items():
+        for txn, ident in reversed(seen):  # the newest first: one file open, mostly
+            if ident is None or _installed(catalog, key, year, ident):
+                floors[(key, year)] = txn
+                break
     return floors
 
 
