@@ -282,7 +282,10 @@ class BulkLoads:
                     f.write_slots(keys, recs.data.cast("B"))
             return
         if self._adopted(bucket, w) is not None:
-            return  # applied before (the rename survived, the log was not retired)
+            # applied before (the rename survived, the log was not retired); the file
+            # record may still name the year's files of before (a drop, an older seal)
+            bucket.touched.add(year)
+            return
         msg = (f"{path}: the bulk load a log record names is missing; its rows are lost "
                "(the file was removed by hand?)")
         if not self.replaying:

@@ -22,7 +22,7 @@ from mkts.engine.schema import SLOT_FIELD, TICK_SLOT_DTYPE, Schema
 from mkts.engine.sealswap import SealYear
 from mkts.engine.ticks import TickWrite
 
-__all__ = ["encode", "encode_parts", "decode", "seal_marks", "fixed_prefix", "OP_FIXED_SLOTS", "OP_CLEAR",
+__all__ = ["encode", "encode_parts", "decode", "year_marks", "fixed_prefix", "OP_FIXED_SLOTS", "OP_CLEAR",
            "OP_SCHEMA", "OP_DROP_YEAR", "OP_SEAL"]
 
 OP_FIXED_SLOTS = 1
@@ -192,22 +192,30 @@ def decode(payload: bytes | memoryview, schema_of: Callable[[BucketKey], Schema]
         raise CorruptWALError(f"log record {where} cannot be decoded: {exc}") from exc
 
 
-def seal_marks(payload: bytes | memoryview) -> list[tuple[str, int, tuple[int, int, int]]]:
-    """The op-6 records of a payload as (bucket key, year, (generation, size, footer
-    CRC-32C)), found by walking the operation heads without decoding any records (replay
-    looks for them before applying anything); [] for a payload it cannot walk (decoding
-    it reports why)."""
+def year_marks(payload: bytes | memoryview
+               ) -> list[tuple[int, str, int, tuple[int, int, int] | None]]:
+    """The records of a payload that set a year's files whatever came before them, as (op,
+    bucket key, year, file identity): op 5 (the year emptied; identity None), op 6 and op 7
+    (the sealed file a seal or a bulk load installed: (generation, size, footer CRC-32C)).
+    Found by walking the operation heads without decoding any records (replay looks for them
+    before applying anything); [] for a payload it cannot walk (decoding it reports why)."""
     view = memoryview(payload)
-    out: list[tuple[str, int, tuple[int, int, int]]] = []
+    out: list[tuple[int, str, int, tuple[int, int, int] | None]] = []
     try:
         (count,) = _TXN.unpack_from(view, 0)
         pos = _TXN.size
         for _ in range(count):
             op, klen, year, recsize, n = _OP.unpack_from(view, pos)
             pos += _OP.size + klen
-            if op == OP_SEAL:
+            if op in (OP_DROP_YEAR, OP_SEAL, OP_INGEST):
                 key = bytes(view[pos - klen : pos]).decode("utf-8")
-                out.append((key, year, _SEAL.unpack_from(view, pos)))
+                ident: tuple[int, int, int] | None = None
+                if op == OP_SEAL:
+                    ident = _SEAL.unpack_from(view, pos)
+                elif op == OP_INGEST:
+                    gen, _, size, crc = _INGEST.unpack_from(view, pos)
+                    ident = (gen, size, crc)
+                out.append((op, key, year, ident))
             if op == OP_TICKS:
                 pos += _REGION.size + _REGION.unpack_from(view, pos)[1]
             pos += {OP_CLEAR: _CLEAR.size, OP_DROP_YEAR: _DROP.size, OP_SEAL: _SEAL.size,

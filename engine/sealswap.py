@@ -2,7 +2,8 @@
 `<YYYY>.sealed.tmp` becomes the year's sealed file (rename, directory fsync), the record
 names it (generation, size, footer checksum), and applying the record, live or on replay,
 removes the live file or the merged overlay beside that file (docs/format.md "Sealing,
-re-sealing and the swap", docs/wal.md §10).
+re-sealing and the swap", docs/wal.md §10); and the replay floors of ops 5-7 (which writes
+of the log a year's files on disk already account for).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mkts.engine.errors import CorruptFileError, InvalidKeyError
 from mkts.engine.keys import BucketKey, parse_key
 from mkts.engine.sealing import live_name, open_sealed, overlay_name, read_header, sealed_name
 
-__all__ = ["SealYear", "rename_sealed", "apply_seal", "sealed_by_log", "superseded"]
+__all__ = ["SealYear", "rename_sealed", "apply_seal", "replay_floors", "superseded"]
 
 
 @dataclass
@@ -90,39 +91,56 @@ def apply_seal(catalog: Catalog, bucket: Bucket, w: SealYear) -> None:
     bucket.touched.add(w.year)  # the file record stops listing what went
 
 
-def sealed_by_log(catalog: Catalog, marks: Iterable[tuple[int, str, int, tuple[int, int, int]]]
+def replay_floors(catalog: Catalog,
+                  marks: Iterable[tuple[int, int, str, int, tuple[int, int, int] | None]]
                   ) -> dict[tuple[str, int], int]:
-    """From the op-6 records of the log to replay, (txn, bucket key, year, (generation,
-    size, footer checksum)) in log order: the transaction of the last seal of each year
-    whose sealed file is on disk now. That file holds every write the log makes to the
-    year before it (a seal builds it from the year as of the record), so replay skips those
-    writes: they would go to a `.bin` the record removes, or duplicate ticks in an overlay
-    (a backup copies its files while the log runs on, docs/backup.md)."""
-    last: dict[tuple[str, int], tuple[int, tuple[int, int, int]]] = {}
-    for txn, key, year, ident in marks:
-        last[(key, year)] = (txn, ident)
-    out: dict[tuple[str, int], int] = {}
-    for (key, year), (txn, ident) in last.items():
-        try:
-            bucket = catalog.buckets.get(parse_key(key))
-        except InvalidKeyError:
-            continue  # a damaged record: decoding it reports the damage
-        if bucket is None:
-            continue  # destroyed since: the log's later records say so
-        try:
-            r = open_sealed(catalog.fs, os.path.join(bucket.path, sealed_name(year)))
-        except (FileNotFoundError, CorruptFileError):
-            continue
-        if (r.meta.generation, r.file_size, r.footer_crc) == ident:
-            out[(key, year)] = txn
-    return out
+    """From the records of the log to replay that set a year's files (`journal.year_marks`
+    with their transaction: (txn, op, bucket key, year, identity), in log order): for each
+    year, the transaction before which no write of the log to it counts. That is its last
+    op 5 (the delete left the year empty: what came before it is gone whatever it was), or
+    a later op 6 or op 7 whose sealed file is on disk now (the seal built that file from the
+    year as of the record, the bulk load filled an empty year with it: the file holds the
+    year's state then). Replay skips those earlier writes: a year's files on disk are as the
+    log's last records left them, so an earlier write would be applied to the wrong file (a
+    write that went to an overlay to a `.bin` the drop does not name, a write to a `.bin`
+    into the overlay of a later bulk load) or doubled (ticks in an overlay; a backup copies
+    its files while the log runs on, docs/backup.md)."""
+    found: dict[tuple[str, int], list[tuple[int, tuple[int, int, int] | None]]] = {}
+    for txn, _op, key, year, ident in marks:
+        if ident is None:
+            found[(key, year)] = [(txn, None)]  # nothing before a drop counts
+        else:
+            found.setdefault((key, year), []).append((txn, ident))
+    floors: dict[tuple[str, int], int] = {}
+    for (key, year), seen in found.items():
+        for txn, ident in reversed(seen):  # the newest first: one file open, mostly
+            if ident is None or _installed(catalog, key, year, ident):
+                floors[(key, year)] = txn
+                break
+    return floors
 
 
-def superseded(txn: int, writes: Sequence[Any], sealed: dict[tuple[str, int], int]
+def _installed(catalog: Catalog, key: str, year: int, ident: tuple[int, int, int]) -> bool:
+    """Whether the year's `<YYYY>.sealed` is the file an op 6 or op 7 record names
+    (generation, size, footer checksum; a bulk load's file is of generation 1)."""
+    try:
+        bucket = catalog.buckets.get(parse_key(key))
+    except InvalidKeyError:
+        return False  # a damaged record: decoding it reports the damage
+    if bucket is None:
+        return False  # destroyed since: the log's later records say so
+    try:
+        r = open_sealed(catalog.fs, os.path.join(bucket.path, sealed_name(year)))
+    except (FileNotFoundError, CorruptFileError):
+        return False
+    return (r.meta.generation, r.file_size, r.footer_crc) == ident
+
+
+def superseded(txn: int, writes: Sequence[Any], floors: dict[tuple[str, int], int]
                ) -> list[Any]:
-    """`writes` of transaction `txn` without those a later seal's file already holds
-    (`sealed_by_log`)."""
-    if not sealed:
+    """`writes` of transaction `txn` without those to a year a later drop, seal or bulk
+    load set anew (`replay_floors`)."""
+    if not floors:
         return list(writes)
     return [w for w in writes if (y := getattr(w, "year", None)) is None
-            or sealed.get((str(w.key), int(y)), -1) <= txn]
+            or floors.get((str(w.key), int(y)), -1) <= txn]

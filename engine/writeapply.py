@@ -25,7 +25,7 @@ from mkts.engine.keys import BucketKey
 from mkts.engine.plan import IngestWrite, RowWrite
 from mkts.engine.rwlock import RWLock
 from mkts.engine.sealing import apply_tombstones
-from mkts.engine.sealswap import SealYear, apply_seal, sealed_by_log, superseded
+from mkts.engine.sealswap import SealYear, apply_seal, replay_floors, superseded
 from mkts.engine.ticks import TickPlanner, TickWrite
 from mkts.wal import WriteAheadLog
 
@@ -181,10 +181,10 @@ class ApplyTarget:
         """Apply and publish (as replayed) every transaction of the log; their number."""
         count = 0
         started = time.monotonic()
-        # writes to a year before the seal whose file is there (docs/format.md "Sealing,
-        # re-sealing and the swap"): one walk of the operation heads first
-        sealed = sealed_by_log(self.catalog, ((rec.txn, *m) for rec in wal.records()
-                                              for m in journal.seal_marks(rec.payload)))
+        # writes to a year before its last drop, or before the seal or bulk load whose file
+        # is there (docs/wal.md §10, "Replay floors"): one walk of the operation heads first
+        floors = replay_floors(self.catalog, ((rec.txn, *m) for rec in wal.records()
+                                              for m in journal.year_marks(rec.payload)))
         for rec in wal.records():
             if count == 0:
                 # WAL before data holds for replay too (docs/design.md §9 R3): after a kill -9
@@ -194,7 +194,7 @@ class ApplyTarget:
                 wal.sync()
             writes = journal.decode(rec.payload, lambda k: self.catalog.get(k).schema,
                                     f"txn {rec.txn} in {rec.segment} at offset {rec.offset}")
-            self.apply(superseded(rec.txn, writes, sealed))
+            self.apply(superseded(rec.txn, writes, floors))
             self.publish(rec.txn, writes, True)
             count += 1
             if count % 10_000 == 0:

@@ -76,7 +76,7 @@ def test_seal_record_round_trips_and_is_found_without_decoding() -> None:
     assert len(payload) == 4 + 15 + len(KEY) + 16
     [back] = journal.decode(payload, lambda k: None)  # type: ignore[arg-type,return-value]
     assert back == w
-    assert journal.seal_marks(payload) == [(KEY, 2022, (3, 123_456, 0xDEADBEEF))]
+    assert journal.year_marks(payload) == [(journal.OP_SEAL, KEY, 2022, (3, 123_456, 0xDEADBEEF))]
 
 
 def test_seal_record_bytes_are_those_of_the_worked_example_in_docs_wal() -> None:
