@@ -40,7 +40,7 @@ PATTERN = "*/1Min/OHLCV"
 GOAL = 0.8
 
 
-def _timed_rounds(cases: dict[str, Callable[[], Any]], rounds: int, burst: int
+def timed_rounds(cases: dict[str, Callable[[], Any]], rounds: int, burst: int
                   ) -> dict[str, float]:
     """Median time per call of each case over `rounds` rounds of `burst` calls each, the
     cases taking turns round by round; each call timed on its own, so the first calls of a
@@ -155,7 +155,7 @@ def multiyear(size: D.Size, rounds: int, burst: int) -> dict[str, float]:
                     want = n_two if name.endswith("two years") else n_one
                     if got != want:
                         raise AssertionError(f"{name}: {got} rows, expected {want}")
-                out.update(_timed_rounds(cases, rounds, burst))
+                out.update(timed_rounds(cases, rounds, burst))
             finally:
                 reader.close()
         finally:
@@ -319,7 +319,7 @@ def dask_layers(size: D.Size, rounds: int, malloc_trim: bool = True) -> dict[str
                     if not name.endswith(("no work", "client only")) and \
                             (volume, n) != (want_volume, nrows):
                         raise AssertionError(f"{name}: {(volume, n)} != {(want_volume, nrows)}")
-                out.update(_timed_rounds(cases, rounds, 1))
+                out.update(timed_rounds(cases, rounds, 1))
         finally:
             reader.close()
     base = out["one process db.read"]

@@ -14,27 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from typing import Any
 
 from benchmarks import data as D
+from benchmarks.ceilings import timed_rounds
 
 CANDLE = "candlecandler('1H',Open,High,Low,Close,Sum::Volume)"
 TICKS = "tickcandler('1Min',Price,Sum::Size)"
 AGG = {"Open": "first", "High": "max", "Low": "min", "Close": "last", "Volume": "sum"}
-
-
-def _rounds(cases: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def run(size: D.Size, rounds: int, tick_rounds: int) -> dict[str, float]:
@@ -53,16 +41,16 @@ def run(size: D.Size, rounds: int, tick_rounds: int) -> dict[str, float]:
                 out = df.resample("1h", label="left", closed="left").agg(AGG)
                 return out[out["Open"].notna()]
 
-            medians = _rounds({
+            medians = timed_rounds({
                 "bars read": lambda: db.read("AAPL/1Min/OHLCV"),
                 "candlecandler 1H": lambda: db.read("AAPL/1Min/OHLCV", functions=[CANDLE]),
                 "db.resample 1H": lambda: db.resample("AAPL/1Min/OHLCV", "1H"),
                 "pandas resample 1H (in memory)": pandas_resample,
-            }, rounds)
-            medians.update(_rounds({
+            }, rounds, 1)
+            medians.update(timed_rounds({
                 "ticks read": lambda: db.read("AAPL/1Sec/TRADE"),
                 "tickcandler 1Min": lambda: db.read("AAPL/1Sec/TRADE", functions=[TICKS]),
-            }, tick_rounds))
+            }, tick_rounds, 1))
     medians["candlecandler / read (goal <= 2)"] = (medians["candlecandler 1H"]
                                                    / medians["bars read"])
     medians["tickcandler / read (goal <= 2)"] = (medians["tickcandler 1Min"]

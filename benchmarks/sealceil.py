@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import zstandard
 
+from benchmarks.ceilings import timed_rounds
+
 __all__ = ["sealed_read_ceilings"]
 
 
@@ -119,10 +121,4 @@ def sealing_ceilings(encode: Callable[[], Any], columns: dict[str, np.ndarray], 
         "zstd level 1 over every chunk's raw bytes": lambda: [comp.compress(b) for b in raw],
         "numpy: copy of the columns' bytes": lambda: np.copyto(dst, src),
     }
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return timed_rounds(cases, rounds, 1)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.backuphooks import during_copy
 from harness.waiting import wait_until
 
 import mkts
@@ -247,7 +248,7 @@ def test_bucket_compacted_during_the_copy_is_copied_again(tmp_path: Path,
         for i in range(5):  # the same interval again and again: garbage to reclaim
             db.write("T/1Sec/TICK", _tick(T0, i, float(i)), variable=True)
         compacted: list[dict[str, int]] = []
-        _during_copy(monkeypatch, lambda: compacted.append(db.compact("T/1Sec/TICK")))
+        during_copy(monkeypatch, lambda: compacted.append(db.compact("T/1Sec/TICK")))
         result = backup_root(str(src), str(tmp_path / "bk"))
     finally:
         db.close()
@@ -383,22 +384,6 @@ def test_swap_by_two_renames_and_a_crash_between_them(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["bk", "db"]
 
 
-def _during_copy(monkeypatch: pytest.MonkeyPatch, action: Any) -> list[int]:
-    """Run `action()` once, after the data files were copied and before the log is
-    captured (docs/backup.md step 4)."""
-    from mkts.engine import backup
-
-    real = backup.pin_segments
-    done: list[int] = []
-
-    def pin(fs: Any, wal_dir: str, a: Any, *, first: bool) -> bool:
-        if not first and not done:
-            done.append(1)
-            action()
-        return real(fs, wal_dir, a, first=first)
-
-    monkeypatch.setattr(backup, "pin_segments", pin)
-    return done
 
 
 def test_buckets_and_years_created_during_the_copy_are_in_it(
@@ -412,7 +397,7 @@ def test_buckets_and_years_created_during_the_copy_are_in_it(
             db.write("AAPL/1Min/OHLCV", _bar(Y2024, 2.0))  # a new year file
             db.write("T/1Sec/TICK", _tick(T0, 5, 1.5), variable=True)
 
-        _during_copy(monkeypatch, create)
+        during_copy(monkeypatch, create)
         result = backup_root(str(src), str(tmp_path / "bk"))
         want = _read(db, ["AAPL/1Min/OHLCV", "NEW/1Min/OHLCV", "T/1Sec/TICK"])
     assert result.attempts == 1 and result.txn == 4
@@ -429,7 +414,7 @@ def test_a_bucket_destroyed_during_the_copy_is_not_in_it(
         db.write("GONE/1Min/OHLCV", _bar(T0, 2.0))
         db.write("GONE/1Min/OHLCV", _bar(T0 + 60, 3.0))  # a logged write to the bucket
 
-        _during_copy(monkeypatch, lambda: db.destroy("GONE/1Min/OHLCV"))
+        during_copy(monkeypatch, lambda: db.destroy("GONE/1Min/OHLCV"))
         result = backup_root(str(src), str(tmp_path / "bk"))
     assert result.attempts == 2
     with mkts.open(tmp_path / "bk", readonly=True) as copy:
@@ -460,7 +445,7 @@ def test_a_checkpoint_during_the_copy_does_not_start_it_again(
             db.checkpoint()
             db.write("AAPL/1Min/OHLCV", _bar(T0 + 60, 3.0))
 
-        _during_copy(monkeypatch, write_and_checkpoint)
+        during_copy(monkeypatch, write_and_checkpoint)
         result = backup_root(str(src), str(tmp_path / "bk"))
     assert result.attempts == 1 and result.txn == 3 and result.base_txn == 0
     with mkts.open(tmp_path / "bk", readonly=True) as copy:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.backuphooks import during_copy
 from harness.docpages import read_page, section
 
 from mkts import engine
@@ -145,21 +146,6 @@ def test_replaying_op_6_removes_a_live_file_and_an_older_overlay_only_beside_its
         assert _state(db) == want
 
 
-def _during_copy(monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
-    """Run `action()` once, after the backup copied the data files and before it takes
-    the log (docs/backup.md)."""
-    from mkts.engine import backup
-
-    real = backup.pin_segments
-    done: list[int] = []
-
-    def pin(fs: Any, wal_dir: str, a: Any, *, first: bool) -> bool:
-        if not first and not done:
-            done.append(1)
-            action()
-        return real(fs, wal_dir, a, first=first)
-
-    monkeypatch.setattr(backup, "pin_segments", pin)
 
 
 @pytest.mark.parametrize("reseal", [False, True])
@@ -188,7 +174,7 @@ def test_backup_taken_across_a_seal_holds_the_year_once(
             db.write(TICKS, _ticks(4, 50, 3.0), variable=True)  # into the new overlay
             db.write(KEY, _bars(3, 50, 3.0))
 
-        _during_copy(monkeypatch, seal_between_writes)
+        during_copy(monkeypatch, seal_between_writes)
         result = backup_root(src, str(tmp_path / "bk"))
         want = _state(db)
     finally:
