@@ -24,7 +24,7 @@ from mkts.engine.backuplog import (
 )
 from mkts.engine.bulkload import ingest_sources
 from mkts.engine.catalog import DESTROY_INTENT, TEMPLATE_NAME
-from mkts.engine.durable import atomic_write, remove_tree_durable
+from mkts.engine.durable import atomic_write, read_small, remove_tree_durable
 from mkts.engine.errors import InvalidInputError, MktsError
 from mkts.engine.filerecord import DATA_FILE, RECORD_NAME
 from mkts.engine.keys import BucketKey
@@ -172,13 +172,9 @@ def _recover_leftovers(fs: BackupFileSystem, dest: str) -> None:
 
 def _read_manifest(fs: BackupFileSystem, dest: str) -> dict[str, dict[str, int]]:
     path = os.path.join(dest, MANIFEST)
-    if not fs.exists(path):
+    raw = read_small(fs, path)
+    if raw is None:
         return {}
-    f = fs.open(path)
-    try:
-        raw = f.pread(f.size(), 0)
-    finally:
-        f.close()
     try:
         doc = json.loads(raw.decode("utf-8"))
         return {str(k): {kk: int(vv) for kk, vv in v.items()} for k, v in doc["files"].items()

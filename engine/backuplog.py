@@ -102,13 +102,7 @@ def copy_log(fs: BackupFileSystem, staging: str, a: HeldLog,
         dst = fs.open(os.path.join(wal_dir, segment_name(seq)), create=True)
         try:
             size = f.size()
-            off = 0
-            while off < size:
-                chunk = f.pread(min(_CHUNK, size - off), off)
-                if not chunk:
-                    break
-                dst.pwrite(chunk, off)
-                off += len(chunk)
+            _copy_span(f, dst, 0, size)
             header = read_segment_header(f, size)
             if seq != a.base_seq and header.is_base:
                 dst.pwrite(encode_segment_header(seq, header.first_txn,
@@ -153,6 +147,19 @@ def copy_log(fs: BackupFileSystem, staging: str, a: HeldLog,
     return touched
 
 
+def _copy_span(src: File, dst: File, lo: int, hi: int) -> int:
+    """Copy bytes lo..hi of `src` to the same offsets of `dst` through memory, in chunks;
+    the bytes copied (fewer if `src` ends first)."""
+    off = lo
+    while off < hi:
+        chunk = src.pread(min(_CHUNK, hi - off), off)
+        if not chunk:
+            break
+        dst.pwrite(chunk, off)
+        off += len(chunk)
+    return off - lo
+
+
 def copy_file(fs: BackupFileSystem, src_path: str, dst_path: str) -> int:
     """Copy a file, keeping its holes (not fsynced yet). Returns the bytes copied."""
     src = fs.open(src_path)
@@ -171,14 +178,7 @@ def copy_file(fs: BackupFileSystem, src_path: str, dst_path: str) -> int:
                         continue
                     except OSError:  # not between these file systems: copy through memory
                         fast = None
-                off = lo
-                while off < hi:
-                    chunk = src.pread(min(_CHUNK, hi - off), off)
-                    if not chunk:
-                        break
-                    out.pwrite(chunk, off)
-                    off += len(chunk)
-                    done += len(chunk)
+                done += _copy_span(src, out, lo, hi)
             out.truncate(size)  # fsynced with the whole copy (_fsync_tree): one wait, not one per file
             return done
         finally:

@@ -1,4 +1,5 @@
-"""Durable filesystem steps built on the I/O seam: atomic file replace, directory creation.
+"""Durable filesystem steps built on the I/O seam: atomic file replace, directory creation,
+and reading back a small file written that way.
 
 Every create or rename is followed by an fsync of its directory (docs/format.md "Durability").
 """
@@ -9,7 +10,7 @@ import os
 
 from mkts.wal.fs import FileSystem
 
-__all__ = ["atomic_write", "makedirs_durable", "remove_tree_durable"]
+__all__ = ["atomic_write", "makedirs_durable", "read_small", "remove_tree_durable"]
 
 
 def atomic_write(fs: FileSystem, path: str, data: bytes, *, size: int | None = None) -> None:
@@ -27,6 +28,18 @@ def atomic_write(fs: FileSystem, path: str, data: bytes, *, size: int | None = N
         f.close()
     fs.replace(tmp, path)
     fs.fsync_dir(os.path.dirname(path))
+
+
+def read_small(fs: FileSystem, path: str) -> bytes | None:
+    """The whole content of the small file `path` (a record or manifest written by
+    `atomic_write`), or None when there is none."""
+    if not fs.exists(path):
+        return None
+    f = fs.open(path)
+    try:
+        return f.pread(f.size(), 0)
+    finally:
+        f.close()
 
 
 def makedirs_durable(fs: FileSystem, path: str, stop: str) -> None:

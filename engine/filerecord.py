@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from mkts.engine.durable import atomic_write
+from mkts.engine.durable import atomic_write, read_small
 from mkts.engine.errors import CorruptFileError
 from mkts.wal.crc import crc32c
 from mkts.wal.fs import FileSystem
@@ -91,13 +91,9 @@ def read_record(fs: FileSystem, bucket_dir: str) -> dict[str, FileEntry] | None:
     bucket written before the record existed, or never checkpointed). A record that cannot
     be decoded raises CorruptFileError."""
     path = os.path.join(bucket_dir, RECORD_NAME)
-    if not fs.exists(path):
+    raw = read_small(fs, path)
+    if raw is None:
         return None
-    f = fs.open(path)
-    try:
-        raw = f.pread(f.size(), 0)
-    finally:
-        f.close()
     try:
         doc = json.loads(raw.decode("utf-8"))
         if int(doc["format"]) != RECORD_FORMAT:

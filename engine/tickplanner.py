@@ -77,12 +77,10 @@ class TickPlanner:
     def discard(self, w: TickWrite) -> None:
         """Undo the plan of a write that will never be logged (its transaction failed to
         build); discard in reverse plan order."""
+        self.applied(w)  # forget it as planned, then give its region back
         st = self._files.get((w.key, w.year))
         if st is None:
             return
-        st.pending = [p for p in st.pending if p is not w]
-        for off in [o for o, (tok, _) in st.blobs.items() if tok is w]:
-            del st.blobs[off]
         if st.end == w.offset + len(w.region):
             st.end = w.offset
 
